@@ -1,0 +1,12 @@
+/* pact: a Node-style event loop on libevent. Include this for everything. */
+#ifndef PACT_H
+#define PACT_H
+
+#include "pact/abort.h"
+#include "pact/common.h"
+#include "pact/errno.h"
+#include "pact/error.h"
+#include "pact/loop.h"
+#include "pact/version.h"
+
+#endif

@@ -1,0 +1,66 @@
+/* Error objects: what asynchronous operations pass first to callbacks.
+ * Reference-counted (atomically: errors may cross threads with pool results);
+ * immutable once made. */
+#ifndef PACT_ERROR_H
+#define PACT_ERROR_H
+
+#include <stdio.h>
+
+#include "pact/common.h"
+#include "pact/errno.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/**
+ * Make an error. Prefer the PACT_ERROR macros, which fill in file and line.
+ * @param file, line  where the error was made (static strings; may be NULL).
+ * @param cause  borrowed: the new error takes its own reference; may be NULL.
+ * @param code   a PACT_E* code (negative).
+ * @param fmt    printf format of the message; NULL or "" uses
+ *   pact_strerror(code).
+ * @return a new reference, or NULL only when out of memory.
+ */
+PACT_API pact_error *pact_error_new_at(const char *file, int line,
+                                       pact_error *cause, int code,
+                                       const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 5, 6)))
+#endif
+    ;
+
+/** PACT_ERROR(code) or PACT_ERROR(code, "fmt", args...): a new reference. */
+#define PACT_ERROR(code, ...)                                                  \
+    pact_error_new_at(__FILE__, __LINE__, NULL, (code), "" __VA_ARGS__)
+/** As PACT_ERROR, with a cause (borrowed). */
+#define PACT_ERROR_CAUSE(cause, code, ...)                                     \
+    pact_error_new_at(__FILE__, __LINE__, (cause), (code), "" __VA_ARGS__)
+
+/** Take a reference. @return @p err (NULL-safe). */
+PACT_API pact_error *pact_error_ref(pact_error *err);
+/** Drop a reference; frees the error (and its cause's reference) at zero.
+ * NULL-safe. */
+PACT_API void pact_error_unref(pact_error *err);
+
+/** @return the PACT_E* code. */
+PACT_API int pact_error_code(const pact_error *err);
+/** @return the message, owned by the error. */
+PACT_API const char *pact_error_message(const pact_error *err);
+/** @return the cause, borrowed, or NULL. */
+PACT_API pact_error *pact_error_cause(const pact_error *err);
+/** @return the file where the error was made (may be NULL), and its line. */
+PACT_API const char *pact_error_file(const pact_error *err);
+PACT_API int pact_error_line(const pact_error *err);
+
+/**
+ * Print the error and its cause chain, one line each:
+ * "ECANCELED: operation canceled (at src/timer.c:120)" then
+ * "  caused by: ..." lines.
+ */
+PACT_API void pact_error_print(const pact_error *err, FILE *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

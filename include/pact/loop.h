@@ -1,0 +1,178 @@
+/* Layer 1: the event loop. One macrotask at a time in Node's phases (timers,
+ * I/O, immediates, close callbacks); after every macrotask callback the
+ * nextTick queue and then the microtask queue are drained, as in Node v20.
+ * Every function here must be called on the loop's thread (the thread that
+ * created it, or that last ran it) except pact_loop_post, pact_loop_hold and
+ * pact_loop_release; others return PACT_ETHREAD and name themselves on
+ * stderr. */
+#ifndef PACT_LOOP_H
+#define PACT_LOOP_H
+
+#include "pact/common.h"
+
+struct event_base;
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- the loop ---------------------------------------------------------- */
+
+typedef enum pact_run_mode {
+    /** until no referenced handle or work is left, or stopped */
+    PACT_RUN_DEFAULT = 0,
+    /** one iteration; waits for I/O if nothing is ready */
+    PACT_RUN_ONCE,
+    /** one iteration without waiting */
+    PACT_RUN_NOWAIT
+} pact_run_mode;
+
+/**
+ * Make a loop with its own event_base.
+ * @param out receives the loop (free with pact_loop_free).
+ */
+PACT_API int pact_loop_new(pact_loop **out);
+/**
+ * Make a loop on an event_base the program already owns (borrowed: it must
+ * outlive the loop, which never frees it). The program's own events on that
+ * base are dispatched in the I/O phase of pact_loop_run and keep the loop
+ * alive while added.
+ */
+PACT_API int pact_loop_from_base(struct event_base *base, pact_loop **out);
+
+/**
+ * Run the loop. Before the first phase the tick and microtask queues are
+ * drained (the end of the main program's first turn).
+ * @return 1 if work remains (after ONCE, NOWAIT or pact_loop_stop), 0 if none,
+ *   PACT_EBUSY if the loop is already running, or the (negative) code of an
+ *   uncaught error that stopped it (see pact_loop_raise).
+ */
+PACT_API int pact_loop_run(pact_loop *loop, pact_run_mode mode);
+/** Make pact_loop_run return after the current callback and its microtasks. */
+PACT_API int pact_loop_stop(pact_loop *loop);
+/**
+ * Free the loop. Queued ticks, microtasks and posts are dropped.
+ * @return 0, or PACT_EBUSY (nothing freed) while it runs or has open handles
+ *   (referenced or not): clear or close them first, or pact_loop_close_all.
+ */
+PACT_API int pact_loop_free(pact_loop *loop);
+/** Clear every open handle without calling its callbacks (for shutdown). */
+PACT_API int pact_loop_close_all(pact_loop *loop);
+/** @return whether referenced handles or pending work would keep it running. */
+PACT_API bool pact_loop_alive(pact_loop *loop);
+/** @return the loop's event_base (borrowed). */
+PACT_API struct event_base *pact_loop_base(pact_loop *loop);
+/** @return the loop's clock in ms (monotonic, cached per iteration). */
+PACT_API uint64_t pact_loop_now(pact_loop *loop);
+/** Refresh the cached clock. @return the new value. */
+PACT_API uint64_t pact_loop_update_time(pact_loop *loop);
+
+/* ---- macrotasks -------------------------------------------------------- */
+
+/** Timer options; zero-initialise and set what you need. */
+typedef struct pact_timer_opts {
+    uint64_t delay_ms;  /**< first expiry; 0 is 1 ms, as in Node */
+    uint64_t repeat_ms; /**< 0: one-shot; else the interval (0 < repeat) */
+    pact_abort *abort;  /**< borrowed; when aborted the timer is cleared and its
+                             callback gets PACT_ECANCELED (cause: the reason) */
+    bool unref;         /**< start unreferenced: does not keep the loop alive */
+} pact_timer_opts;
+
+/**
+ * setTimeout: call @p cb after @p ms (0 is 1 ms). Equal delays fire in the
+ * order they were set. @param out  if not NULL, receives the handle; it stays
+ * valid until the callback starts (one-shot) or the timer is cleared.
+ * @return 0, PACT_EINVAL (NULL callback), PACT_ENOMEM, PACT_ETHREAD.
+ */
+PACT_API int pact_timeout(pact_loop *loop, uint64_t ms, pact_cb cb, void *ud,
+                          pact_handle *out);
+/** setInterval: call @p cb every @p ms (0 is 1 ms) until cleared. */
+PACT_API int pact_interval(pact_loop *loop, uint64_t ms, pact_cb cb, void *ud,
+                           pact_handle *out);
+/** The general form of pact_timeout and pact_interval. */
+PACT_API int pact_timer_start(pact_loop *loop, const pact_timer_opts *opts,
+                              pact_cb cb, void *ud, pact_handle *out);
+/** timeout.refresh(): restart a pending timer's delay from now. */
+PACT_API int pact_timer_refresh(pact_loop *loop, pact_handle timer);
+
+/** setImmediate: call @p cb in the next check phase (after I/O). */
+PACT_API int pact_immediate(pact_loop *loop, pact_cb cb, void *ud,
+                            pact_handle *out);
+
+/** Signal callback: runs on the loop thread in the I/O phase. */
+typedef void (*pact_signal_cb)(pact_error *err, int signum, void *ud);
+/** Watch a signal (through libevent; one loop per process may watch
+ * signals). */
+PACT_API int pact_signal(pact_loop *loop, int signum, pact_signal_cb cb,
+                         void *ud, pact_handle *out);
+
+#define PACT_READABLE 0x02 /**< same bit as EV_READ */
+#define PACT_WRITABLE 0x04 /**< same bit as EV_WRITE */
+/** fd poller callback: @p events is what is ready
+ * (PACT_READABLE|PACT_WRITABLE). */
+typedef void (*pact_poll_cb)(pact_error *err, int fd, int events, void *ud);
+/** Watch @p fd (not owned) for @p events until cleared (uv_poll_t). */
+PACT_API int pact_poll(pact_loop *loop, int fd, int events, pact_poll_cb cb,
+                       void *ud, pact_handle *out);
+
+/**
+ * clearTimeout / clearInterval / clearImmediate, and stop for signals and
+ * pollers: the handle's callback is not called again and the handle is gone.
+ * Safe from inside the handle's own callback.
+ * @return 0, or PACT_ENOENT if it already fired, was cleared or never existed,
+ *   PACT_EALREADY if it is closing.
+ */
+PACT_API int pact_clear(pact_loop *loop, pact_handle h);
+/** As pact_clear, then call @p cb (may be NULL) in the close phase. */
+PACT_API int pact_close(pact_loop *loop, pact_handle h, pact_fn cb, void *ud);
+/** Let the handle keep the loop alive (the default). */
+PACT_API int pact_ref(pact_loop *loop, pact_handle h);
+/** Stop the handle from keeping the loop alive; it still fires while the
+ * loop runs. */
+PACT_API int pact_unref(pact_loop *loop, pact_handle h);
+/** @return 1 if referenced, 0 if not, or PACT_ENOENT. */
+PACT_API int pact_has_ref(pact_loop *loop, pact_handle h);
+
+/* ---- microtasks -------------------------------------------------------- */
+
+/** process.nextTick: runs before microtasks, after the current callback. */
+PACT_API int pact_next_tick(pact_loop *loop, pact_fn fn, void *ud);
+/** queueMicrotask: runs after the nextTick queue, before the next macrotask. */
+PACT_API int pact_queue_microtask(pact_loop *loop, pact_fn fn, void *ud);
+
+/* ---- the thread-safe doors --------------------------------------------- */
+
+/**
+ * Run @p fn(@p ud) on the loop's thread, in its I/O phase, from any thread.
+ * Posts that arrive together share one wake-up. A queued post keeps the loop
+ * alive; to keep it alive for posts not yet made, hold it (pact_loop_hold).
+ * The loop must not be freed while another thread may still post.
+ */
+PACT_API int pact_loop_post(pact_loop *loop, pact_fn fn, void *ud);
+/** Keep the loop alive (from any thread) until a matching pact_loop_release. */
+PACT_API void pact_loop_hold(pact_loop *loop);
+PACT_API void pact_loop_release(pact_loop *loop);
+
+/* ---- uncaught errors --------------------------------------------------- */
+
+/**
+ * Hand over an error a callback cannot handle (the analogue of an uncaught
+ * exception). @p err is borrowed. Unless the hook handles it, the error and its
+ * cause chain are printed to stderr, the loop stops after the current callback
+ * and pact_loop_run returns the error's code.
+ */
+PACT_API void pact_loop_raise(pact_loop *loop, pact_error *err);
+/** Decide about uncaught errors: return true to handle it (the loop goes
+ * on). */
+typedef bool (*pact_uncaught_hook)(pact_loop *loop, pact_error *err, void *ud);
+/** Install (or with NULL remove) the hook. */
+PACT_API int pact_loop_on_uncaught(pact_loop *loop, pact_uncaught_hook hook,
+                                   void *ud);
+/** @return the uncaught error that stopped the last run, or one raised
+ *  since and not yet returned by a run (borrowed), or NULL. */
+PACT_API pact_error *pact_loop_error(pact_loop *loop);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

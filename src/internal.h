@@ -1,0 +1,233 @@
+/* Private to libpact: the loop's structure, handle slots, and the calls the
+ * subsystem files make to one another (pact__ prefix). */
+#ifndef PACT_INTERNAL_H
+#define PACT_INTERNAL_H
+
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+
+#include "pact.h"
+
+struct event;
+struct event_base;
+
+/* ---- misuse reporting ---------------------------------------------------- */
+
+/* Report misuse of a public function and yield @code. Debug builds print the
+ * function and the reason; thread misuse is always printed (it is a bug that
+ * corrupts state silently otherwise). */
+int pact__misuse(const char *fn, int code, const char *why);
+
+#define PACT_CHECK_ARG(cond, fn)                                               \
+    do {                                                                       \
+        if (!(cond))                                                           \
+            return pact__misuse(fn, PACT_EINVAL, #cond " is false");          \
+    } while (0)
+
+/* ---- handle slots -------------------------------------------------------- */
+
+enum slot_kind { SLOT_FREE, SLOT_TIMER, SLOT_IMMEDIATE, SLOT_SIGNAL, SLOT_POLL };
+
+enum slot_flags {
+    SLOT_REF = 1,      /* counts toward keeping the loop alive while ACTIVE */
+    SLOT_ACTIVE = 2,   /* armed: queued, listed or added to libevent */
+    SLOT_CLOSING = 4,  /* on the close list; the id still names it */
+    SLOT_CANCEL = 8,   /* timer aborted: its ECANCELED delivery is queued */
+    SLOT_RUNNING = 16, /* an interval inside its own callback */
+};
+
+struct tlist;
+
+/* Slots live in fixed chunks, so pointers stay valid while the table grows;
+ * an id is (generation << 32 | index + 1). */
+struct slot {
+    uint32_t gen;
+    uint32_t index;
+    uint8_t kind;
+    uint8_t flags;
+    pact_loop *loop; /* for callbacks that get only the slot */
+    void (*cb)(void);
+    void *ud;
+    union {
+        struct {
+            struct slot *prev, *next; /* in its duration list */
+            struct tlist *list;
+            uint64_t start, msecs, repeat;
+            pact_abort *abort;
+            uint64_t abort_id;
+            pact_error *cancel; /* the ECANCELED error, while queued */
+        } timer;
+        struct {
+            struct slot *prev, *next;
+            uint64_t epoch; /* the check phase count when it was queued */
+        } imm;
+        struct {
+            struct event *ev;
+            int num; /* signal number or fd */
+        } io;
+        uint32_t next_free;
+    } u;
+    pact_fn close_cb; /* while SLOT_CLOSING */
+    void *close_ud;
+    struct slot *close_next;
+};
+
+#define SLOT_CHUNK 1024
+
+/* A FIFO of (fn, ud) jobs in a growable ring: no allocation per job. */
+struct job {
+    pact_fn fn;
+    void *ud;
+};
+struct jobq {
+    struct job *v;
+    size_t head, len, cap; /* cap is a power of two */
+};
+int pact__jobq_push(struct jobq *q, pact_fn fn, void *ud);
+void pact__jobq_free(struct jobq *q);
+
+static inline bool pact__jobq_pop(struct jobq *q, struct job *out)
+{
+    if (!q->len)
+        return false;
+    *out = q->v[q->head];
+    q->head = (q->head + 1) & (q->cap - 1);
+    q->len--;
+    return true;
+}
+
+/* Per-duration timer list, as Node's TimersList. */
+struct tlist {
+    uint64_t msecs, expiry, id;
+    size_t heap_idx;
+    struct slot *head, *tail;
+    bool running; /* being fired: emptying it must not free it */
+};
+
+struct pact_loop {
+    struct event_base *base;
+    bool own_base;
+    bool running;
+    bool stop;
+    pthread_t thread;
+
+    uint64_t now; /* ms, CLOCK_MONOTONIC */
+
+    /* handle slots */
+    struct slot **chunks;
+    uint32_t nchunks;
+    uint32_t free_head; /* index + 1, 0 = none */
+    uint32_t nslots;    /* slots handed out so far (high-water) */
+    size_t live;        /* allocated slots, for pact_loop_free */
+    size_t nref;        /* slots with SLOT_REF|SLOT_ACTIVE */
+
+    /* microtasks */
+    struct jobq ticks, micro;
+    bool draining;
+
+    /* timers */
+    struct tlist **heap;
+    size_t heap_len, heap_cap;
+    struct tlist **map; /* open addressing on msecs */
+    size_t map_len, map_cap;
+    uint64_t next_list_id;
+    struct event *timer_ev;
+    uint64_t armed_ns; /* when timer_ev is pending: its deadline, else 0 */
+
+    /* immediates */
+    struct slot *imm_head, *imm_tail;
+    size_t imm_count;
+    uint64_t imm_epoch;
+
+    /* close phase */
+    struct slot *closing_head, *closing_tail;
+
+    /* events of ours on the base, to tell the program's own from them */
+    int own_events;
+
+    /* posts (thread-safe door); lock order: post_lock is a leaf */
+    pthread_mutex_t post_lock;
+    struct jobq posts;      /* filled by producers, under post_lock */
+    struct jobq post_batch; /* being run; loop thread only */
+    bool post_wake_pending;
+    int post_fd[2]; /* eventfd in [0] (and [1] = -1), or a pipe */
+    struct event *post_ev;
+    atomic_long holds;
+    atomic_size_t post_queued;
+
+    /* uncaught errors */
+    pact_uncaught_hook uncaught_hook;
+    void *uncaught_ud;
+    pact_error *uncaught;   /* set: stop now and return its code */
+    pact_error *last_error; /* the one that stopped the last run */
+};
+
+/* The calling thread must be the loop's. */
+#define PACT_CHECK_THREAD(loop, fn)                                            \
+    do {                                                                       \
+        if (!pthread_equal((loop)->thread, pthread_self()))                    \
+            return pact__misuse(fn, PACT_ETHREAD, "called off the loop thread"); \
+    } while (0)
+
+/* For functions that return no code: true (and reported) when off-thread. */
+static inline bool pact__misuse_thread(pact_loop *loop, const char *fn)
+{
+    if (pthread_equal(loop->thread, pthread_self()))
+        return false;
+    pact__misuse(fn, PACT_ETHREAD, "called off the loop thread");
+    return true;
+}
+
+#define PACT_CHECK_LOOP(loop, fn)                                              \
+    do {                                                                       \
+        if (!(loop))                                                           \
+            return pact__misuse(fn, PACT_EINVAL, "loop is NULL");              \
+        PACT_CHECK_THREAD(loop, fn);                                           \
+    } while (0)
+
+/* handle.c */
+struct slot *pact__slot_alloc(pact_loop *loop, int kind, void (*cb)(void),
+                              void *ud);
+void pact__slot_free(pact_loop *loop, struct slot *s);
+struct slot *pact__slot_get(pact_loop *loop, pact_handle h);
+pact_handle pact__slot_handle(const struct slot *s);
+void pact__slot_activate(pact_loop *loop, struct slot *s);
+void pact__slot_deactivate(pact_loop *loop, struct slot *s);
+void pact__slots_release_all(pact_loop *loop);
+void pact__run_closing(pact_loop *loop);
+
+/* tick.c: run after every macrotask callback */
+void pact__drain(pact_loop *loop);
+
+/* timer.c */
+int pact__timers_init(pact_loop *loop);
+void pact__timers_free(pact_loop *loop);
+void pact__run_timers(pact_loop *loop);
+void pact__timer_stop(pact_loop *loop, struct slot *s);
+/* ns from now until the earliest timer is due; UINT64_MAX if none */
+uint64_t pact__timers_wait_ns(pact_loop *loop, uint64_t now_ns);
+void pact__timers_arm(pact_loop *loop, uint64_t deadline_ns);
+
+/* immediate.c */
+void pact__run_immediates(pact_loop *loop);
+void pact__immediate_stop(pact_loop *loop, struct slot *s);
+
+/* io.c */
+void pact__io_stop(pact_loop *loop, struct slot *s);
+
+/* post.c */
+int pact__post_init(pact_loop *loop);
+void pact__post_free(pact_loop *loop);
+
+/* abort.c */
+pact_loop *pact__abort_loop(const pact_abort *a);
+
+/* loop.c */
+uint64_t pact__now_ns(void);
+
+#endif

@@ -1,0 +1,77 @@
+/* Signal watchers and fd pollers: libevent events whose callbacks run in the
+ * I/O phase, each followed by the microtask drain. */
+#include <event2/event.h>
+
+#include "internal.h"
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    struct slot *s = arg;
+    pact_loop *loop = s->loop;
+    ((pact_signal_cb)s->cb)(NULL, (int)sig, s->ud);
+    pact__drain(loop);
+}
+
+static void poll_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct slot *s = arg;
+    pact_loop *loop = s->loop;
+    int events = what & (PACT_READABLE | PACT_WRITABLE);
+    ((pact_poll_cb)s->cb)(NULL, (int)fd, events, s->ud);
+    pact__drain(loop);
+}
+
+static int start(pact_loop *loop, int kind, int num, short what,
+                 event_callback_fn fn, void (*cb)(void), void *ud,
+                 pact_handle *out)
+{
+    struct slot *s = pact__slot_alloc(loop, kind, cb, ud);
+    if (!s)
+        return PACT_ENOMEM;
+    s->u.io.num = num;
+    s->u.io.ev = event_new(loop->base, num, what, fn, s);
+    if (!s->u.io.ev || event_add(s->u.io.ev, NULL) < 0) {
+        if (s->u.io.ev)
+            event_free(s->u.io.ev);
+        pact__slot_free(loop, s);
+        return kind == SLOT_SIGNAL ? PACT_EINVAL : PACT_EBADF;
+    }
+    loop->own_events++;
+    pact__slot_activate(loop, s);
+    if (out)
+        *out = pact__slot_handle(s);
+    return 0;
+}
+
+int pact_signal(pact_loop *loop, int signum, pact_signal_cb cb, void *ud,
+                pact_handle *out)
+{
+    static const char fn[] = "pact_signal";
+    PACT_CHECK_LOOP(loop, fn);
+    PACT_CHECK_ARG(cb, fn);
+    PACT_CHECK_ARG(signum > 0 && signum < 65, fn);
+    return start(loop, SLOT_SIGNAL, signum, EV_SIGNAL | EV_PERSIST, signal_cb,
+                 (void (*)(void))cb, ud, out);
+}
+
+int pact_poll(pact_loop *loop, int fd, int events, pact_poll_cb cb, void *ud,
+              pact_handle *out)
+{
+    static const char fn[] = "pact_poll";
+    PACT_CHECK_LOOP(loop, fn);
+    PACT_CHECK_ARG(cb, fn);
+    PACT_CHECK_ARG(fd >= 0, fn);
+    PACT_CHECK_ARG(events && !(events & ~(PACT_READABLE | PACT_WRITABLE)), fn);
+    return start(loop, SLOT_POLL, fd, (short)(events | EV_PERSIST), poll_cb,
+                 (void (*)(void))cb, ud, out);
+}
+
+void pact__io_stop(pact_loop *loop, struct slot *s)
+{
+    if (s->u.io.ev) {
+        event_free(s->u.io.ev);
+        s->u.io.ev = NULL;
+        loop->own_events--;
+    }
+}

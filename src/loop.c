@@ -1,0 +1,244 @@
+/* The loop: construction, the run loop's phases (timers, I/O poll, check,
+ * close, as libuv >= 1.45 orders them for Node), liveness, and uncaught
+ * errors. */
+#include <event2/event.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "internal.h"
+
+uint64_t pact__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int init(pact_loop *loop)
+{
+    int rc;
+    loop->thread = pthread_self();
+    loop->next_list_id = 1;
+    atomic_init(&loop->holds, 0);
+    atomic_init(&loop->post_queued, 0);
+    loop->now = pact__now_ns() / 1000000;
+    if ((rc = pact__timers_init(loop)) < 0 || (rc = pact__post_init(loop)) < 0)
+        return rc;
+    return 0;
+}
+
+static void teardown(pact_loop *loop)
+{
+    pact__post_free(loop);
+    pact__timers_free(loop);
+    pact__jobq_free(&loop->ticks);
+    pact__jobq_free(&loop->micro);
+    pact__slots_release_all(loop);
+    pact_error_unref(loop->uncaught);
+    pact_error_unref(loop->last_error);
+    if (loop->own_base)
+        event_base_free(loop->base);
+    free(loop);
+}
+
+static int make(struct event_base *base, bool own, pact_loop **out)
+{
+    pact_loop *loop = calloc(1, sizeof *loop);
+    if (!loop) {
+        if (own)
+            event_base_free(base);
+        return PACT_ENOMEM;
+    }
+    loop->base = base;
+    loop->own_base = own;
+    loop->post_fd[0] = loop->post_fd[1] = -1;
+    int rc = init(loop);
+    if (rc < 0) {
+        teardown(loop);
+        return rc;
+    }
+    *out = loop;
+    return 0;
+}
+
+int pact_loop_new(pact_loop **out)
+{
+    PACT_CHECK_ARG(out, "pact_loop_new");
+    struct event_config *cfg = event_config_new();
+    if (!cfg)
+        return PACT_ENOMEM;
+    /* CLOCK_MONOTONIC, not the coarse clock: timers are in whole ms */
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
+    struct event_base *base = event_base_new_with_config(cfg);
+    event_config_free(cfg);
+    if (!base)
+        return PACT_ENOMEM;
+    return make(base, true, out);
+}
+
+int pact_loop_from_base(struct event_base *base, pact_loop **out)
+{
+    PACT_CHECK_ARG(base, "pact_loop_from_base");
+    PACT_CHECK_ARG(out, "pact_loop_from_base");
+    return make(base, false, out);
+}
+
+int pact_loop_free(pact_loop *loop)
+{
+    PACT_CHECK_LOOP(loop, "pact_loop_free");
+    if (loop->running)
+        return pact__misuse("pact_loop_free", PACT_EBUSY, "the loop is running");
+    if (loop->live)
+        return pact__misuse("pact_loop_free", PACT_EBUSY,
+                            "handles are open: clear or close them first");
+    teardown(loop);
+    return 0;
+}
+
+struct event_base *pact_loop_base(pact_loop *loop)
+{
+    return loop ? loop->base : NULL;
+}
+
+uint64_t pact_loop_now(pact_loop *loop)
+{
+    return loop ? loop->now : 0;
+}
+
+uint64_t pact_loop_update_time(pact_loop *loop)
+{
+    if (!loop)
+        return 0;
+    return loop->now = pact__now_ns() / 1000000;
+}
+
+/* Events the program added to a borrowed base keep the loop alive. */
+static bool foreign_events(pact_loop *loop)
+{
+    if (loop->own_base)
+        return false;
+    return event_base_get_num_events(loop->base, EVENT_BASE_COUNT_ADDED) >
+           loop->own_events;
+}
+
+static bool alive(pact_loop *loop)
+{
+    return loop->nref || loop->closing_head || loop->ticks.len ||
+           loop->micro.len || loop->post_batch.len ||
+           atomic_load_explicit(&loop->post_queued, memory_order_relaxed) ||
+           atomic_load_explicit(&loop->holds, memory_order_relaxed) ||
+           foreign_events(loop);
+}
+
+bool pact_loop_alive(pact_loop *loop)
+{
+    return loop && alive(loop);
+}
+
+/* The poll phase: wait for I/O until the next timer, or not at all. */
+static void poll_io(pact_loop *loop, bool can_block)
+{
+    int flags = EVLOOP_ONCE;
+    if (!can_block || loop->imm_head || loop->closing_head || loop->stop) {
+        flags |= EVLOOP_NONBLOCK;
+    } else {
+        uint64_t now = pact__now_ns();
+        uint64_t wait = pact__timers_wait_ns(loop, now);
+        if (wait == 0)
+            flags |= EVLOOP_NONBLOCK;
+        else if (wait != UINT64_MAX)
+            pact__timers_arm(loop, now + wait);
+    }
+    event_base_loop(loop->base, flags);
+}
+
+static int finish(pact_loop *loop, bool more)
+{
+    loop->running = false;
+    if (loop->uncaught) {
+        /* reported once; the loop may be run again */
+        int code = pact_error_code(loop->uncaught);
+        pact_error_unref(loop->last_error);
+        loop->last_error = loop->uncaught;
+        loop->uncaught = NULL;
+        return code < 0 ? code : PACT_EUNKNOWN;
+    }
+    return more;
+}
+
+int pact_loop_run(pact_loop *loop, pact_run_mode mode)
+{
+    static const char fn[] = "pact_loop_run";
+    PACT_CHECK_ARG(loop, fn);
+    if (loop->running)
+        return pact__misuse(fn, PACT_EBUSY, "the loop is already running");
+    PACT_CHECK_ARG(mode >= PACT_RUN_DEFAULT && mode <= PACT_RUN_NOWAIT, fn);
+    /* whoever runs the loop owns it from now on (a worker's loop is made on
+     * one thread and run on another) */
+    loop->thread = pthread_self();
+    loop->running = true;
+    loop->stop = false;
+    pact__drain(loop); /* the end of the main program's turn */
+    bool more = alive(loop);
+    if (mode == PACT_RUN_DEFAULT && more && !loop->stop && !loop->uncaught)
+        pact__run_timers(loop);
+    while (more && !loop->stop && !loop->uncaught) {
+        poll_io(loop, mode != PACT_RUN_NOWAIT);
+        if (!loop->uncaught)
+            pact__run_immediates(loop);
+        if (!loop->uncaught)
+            pact__run_closing(loop);
+        if (!loop->uncaught)
+            pact__run_timers(loop);
+        more = alive(loop);
+        if (mode != PACT_RUN_DEFAULT)
+            break;
+    }
+    return finish(loop, more);
+}
+
+int pact_loop_stop(pact_loop *loop)
+{
+    PACT_CHECK_LOOP(loop, "pact_loop_stop");
+    loop->stop = true;
+    return 0;
+}
+
+void pact_loop_raise(pact_loop *loop, pact_error *err)
+{
+    if (!loop || pact__misuse_thread(loop, "pact_loop_raise"))
+        return;
+    if (!err)
+        err = PACT_ERROR(PACT_EUNKNOWN, "pact_loop_raise() without an error");
+    else
+        pact_error_ref(err);
+    if (loop->uncaught_hook && loop->uncaught_hook(loop, err, loop->uncaught_ud)) {
+        pact_error_unref(err);
+        return;
+    }
+    if (loop->uncaught) { /* already stopping for another: report, keep the first */
+        fputs("pact: another uncaught error while stopping:\n", stderr);
+        pact_error_print(err, stderr);
+        pact_error_unref(err);
+        return;
+    }
+    fputs("pact: uncaught error:\n", stderr);
+    pact_error_print(err, stderr);
+    loop->uncaught = err;
+}
+
+int pact_loop_on_uncaught(pact_loop *loop, pact_uncaught_hook hook, void *ud)
+{
+    PACT_CHECK_LOOP(loop, "pact_loop_on_uncaught");
+    loop->uncaught_hook = hook;
+    loop->uncaught_ud = ud;
+    return 0;
+}
+
+pact_error *pact_loop_error(pact_loop *loop)
+{
+    if (!loop)
+        return NULL;
+    return loop->uncaught ? loop->uncaught : loop->last_error;
+}

@@ -1,0 +1,119 @@
+/* pact_loop_post: the loop's thread-safe door. Producers append to a
+ * mutex-protected queue and write the wake-up fd only when no wake-up is
+ * pending, so a burst of posts costs one wake-up; the loop takes the whole
+ * queue at once and runs it in its I/O phase.
+ * Lock order: post_lock is a leaf; no callback runs while it is held. */
+#include "internal.h"
+
+#include <event2/event.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+#ifdef HAVE_SYS_EVENTFD_H
+#include <sys/eventfd.h>
+#endif
+
+static void wake(pact_loop *loop)
+{
+    uint64_t one = 1;
+    int fd = loop->post_fd[1] >= 0 ? loop->post_fd[1] : loop->post_fd[0];
+    /* EAGAIN means a wake-up is already buffered, which is all we need */
+    ssize_t n = write(fd, &one, loop->post_fd[1] >= 0 ? 1 : sizeof one);
+    (void)n;
+}
+
+static void consume_wakeup(pact_loop *loop)
+{
+    char buf[64];
+    while (read(loop->post_fd[0], buf, sizeof buf) > 0 && loop->post_fd[1] >= 0)
+        ;
+}
+
+/* Run the taken batch; what an uncaught error leaves stays for next time. */
+static void run_batch(pact_loop *loop)
+{
+    struct job j;
+    while (!loop->uncaught && pact__jobq_pop(&loop->post_batch, &j)) {
+        atomic_fetch_sub_explicit(&loop->post_queued, 1, memory_order_relaxed);
+        j.fn(j.ud);
+        pact__drain(loop);
+    }
+}
+
+static void post_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    pact_loop *loop = arg;
+    consume_wakeup(loop);
+    run_batch(loop);
+    if (!loop->uncaught) {
+        /* swap the buffers: the producers' next batch reuses our memory */
+        pthread_mutex_lock(&loop->post_lock);
+        struct jobq taken = loop->posts;
+        loop->posts = loop->post_batch;
+        loop->post_batch = taken;
+        loop->post_wake_pending = false;
+        pthread_mutex_unlock(&loop->post_lock);
+        run_batch(loop);
+    }
+    if (loop->uncaught && loop->post_batch.len)
+        wake(loop); /* resume the rest when the loop runs again */
+}
+
+int pact_loop_post(pact_loop *loop, pact_fn fn, void *ud)
+{
+    if (!loop || !fn)
+        return pact__misuse("pact_loop_post", PACT_EINVAL,
+                            "loop and fn must not be NULL");
+    pthread_mutex_lock(&loop->post_lock);
+    int rc = pact__jobq_push(&loop->posts, fn, ud);
+    bool need_wake = rc == 0 && !loop->post_wake_pending;
+    if (need_wake)
+        loop->post_wake_pending = true;
+    if (rc == 0)
+        atomic_fetch_add_explicit(&loop->post_queued, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&loop->post_lock);
+    if (need_wake)
+        wake(loop);
+    return rc;
+}
+
+void pact_loop_hold(pact_loop *loop)
+{
+    atomic_fetch_add(&loop->holds, 1);
+}
+
+void pact_loop_release(pact_loop *loop)
+{
+    atomic_fetch_sub(&loop->holds, 1);
+}
+
+int pact__post_init(pact_loop *loop)
+{
+    pthread_mutex_init(&loop->post_lock, NULL);
+    loop->post_fd[0] = loop->post_fd[1] = -1;
+#ifdef HAVE_SYS_EVENTFD_H
+    loop->post_fd[0] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+#endif
+    if (loop->post_fd[0] < 0 && pipe2(loop->post_fd, O_NONBLOCK | O_CLOEXEC) < 0)
+        return -errno;
+    loop->post_ev = event_new(loop->base, loop->post_fd[0], EV_READ | EV_PERSIST,
+                              post_cb, loop);
+    if (!loop->post_ev || event_add(loop->post_ev, NULL) < 0)
+        return PACT_ENOMEM;
+    loop->own_events++;
+    return 0;
+}
+
+void pact__post_free(pact_loop *loop)
+{
+    if (loop->post_ev)
+        event_free(loop->post_ev);
+    for (int i = 0; i < 2; i++)
+        if (loop->post_fd[i] >= 0)
+            close(loop->post_fd[i]);
+    pact__jobq_free(&loop->posts);
+    pact__jobq_free(&loop->post_batch);
+    pthread_mutex_destroy(&loop->post_lock);
+}

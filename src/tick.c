@@ -1,0 +1,69 @@
+/* The nextTick and microtask queues and their drain, which runs after every
+ * macrotask callback: all ticks (including ones queued meanwhile), then all
+ * microtasks (likewise), and again while ticks were queued by microtasks, as
+ * Node's processTicksAndRejections does. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+int pact__jobq_push(struct jobq *q, pact_fn fn, void *ud)
+{
+    if (q->len == q->cap) {
+        size_t cap = q->cap ? q->cap * 2 : 64;
+        struct job *v = malloc(cap * sizeof *v);
+        if (!v)
+            return PACT_ENOMEM;
+        /* unwrap the ring into the new array */
+        size_t first = q->cap - q->head;
+        if (first > q->len)
+            first = q->len;
+        if (q->len) {
+            memcpy(v, q->v + q->head, first * sizeof *v);
+            memcpy(v + first, q->v, (q->len - first) * sizeof *v);
+        }
+        free(q->v);
+        q->v = v;
+        q->cap = cap;
+        q->head = 0;
+    }
+    struct job *j = &q->v[(q->head + q->len++) & (q->cap - 1)];
+    j->fn = fn;
+    j->ud = ud;
+    return 0;
+}
+
+void pact__jobq_free(struct jobq *q)
+{
+    free(q->v);
+    memset(q, 0, sizeof *q);
+}
+
+int pact_next_tick(pact_loop *loop, pact_fn fn, void *ud)
+{
+    PACT_CHECK_LOOP(loop, "pact_next_tick");
+    PACT_CHECK_ARG(fn, "pact_next_tick");
+    return pact__jobq_push(&loop->ticks, fn, ud);
+}
+
+int pact_queue_microtask(pact_loop *loop, pact_fn fn, void *ud)
+{
+    PACT_CHECK_LOOP(loop, "pact_queue_microtask");
+    PACT_CHECK_ARG(fn, "pact_queue_microtask");
+    return pact__jobq_push(&loop->micro, fn, ud);
+}
+
+void pact__drain(pact_loop *loop)
+{
+    if (loop->draining) /* a nested drain would reorder the queues */
+        return;
+    loop->draining = true;
+    struct job j;
+    do {
+        while (!loop->uncaught && pact__jobq_pop(&loop->ticks, &j))
+            j.fn(j.ud);
+        while (!loop->uncaught && pact__jobq_pop(&loop->micro, &j))
+            j.fn(j.ud);
+    } while (loop->ticks.len && !loop->uncaught);
+    loop->draining = false;
+}

@@ -1,0 +1,458 @@
+/* Timers as Node keeps them: one FIFO list per duration (so equal delays fire
+ * in insertion order and adding is O(1)), a binary heap of those lists keyed
+ * by (expiry, id), and one libevent timer armed for the earliest list. With
+ * many timers and few distinct durations this costs far less per timer than
+ * one heap entry each. */
+#include <event2/event.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+/* ---- the heap of lists --------------------------------------------------- */
+
+static bool before(const struct tlist *a, const struct tlist *b)
+{
+    return a->expiry != b->expiry ? a->expiry < b->expiry : a->id < b->id;
+}
+
+static void heap_set(pact_loop *loop, size_t i, struct tlist *l)
+{
+    loop->heap[i] = l;
+    l->heap_idx = i;
+}
+
+static void sift_up(pact_loop *loop, size_t i)
+{
+    struct tlist *l = loop->heap[i];
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!before(l, loop->heap[p]))
+            break;
+        heap_set(loop, i, loop->heap[p]);
+        i = p;
+    }
+    heap_set(loop, i, l);
+}
+
+static void sift_down(pact_loop *loop, size_t i)
+{
+    struct tlist *l = loop->heap[i];
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= loop->heap_len)
+            break;
+        if (c + 1 < loop->heap_len && before(loop->heap[c + 1], loop->heap[c]))
+            c++;
+        if (!before(loop->heap[c], l))
+            break;
+        heap_set(loop, i, loop->heap[c]);
+        i = c;
+    }
+    heap_set(loop, i, l);
+}
+
+static int heap_push(pact_loop *loop, struct tlist *l)
+{
+    if (loop->heap_len == loop->heap_cap) {
+        size_t cap = loop->heap_cap ? loop->heap_cap * 2 : 16;
+        struct tlist **h = realloc(loop->heap, cap * sizeof *h);
+        if (!h)
+            return PACT_ENOMEM;
+        loop->heap = h;
+        loop->heap_cap = cap;
+    }
+    loop->heap[loop->heap_len] = l;
+    sift_up(loop, loop->heap_len++);
+    return 0;
+}
+
+static void heap_remove(pact_loop *loop, struct tlist *l)
+{
+    size_t i = l->heap_idx;
+    struct tlist *last = loop->heap[--loop->heap_len];
+    if (last == l)
+        return;
+    heap_set(loop, i, last);
+    if (i > 0 && before(last, loop->heap[(i - 1) / 2]))
+        sift_up(loop, i);
+    else
+        sift_down(loop, i);
+}
+
+/* ---- duration -> list map (open addressing, backward-shift deletion) ----- */
+
+static size_t map_slot(const pact_loop *loop, uint64_t msecs)
+{
+    return (size_t)((msecs * 0x9E3779B97F4A7C15ull) >> 17) &
+           (loop->map_cap - 1);
+}
+
+static struct tlist *map_get(const pact_loop *loop, uint64_t msecs)
+{
+    if (!loop->map_cap)
+        return NULL;
+    for (size_t i = map_slot(loop, msecs);; i = (i + 1) & (loop->map_cap - 1)) {
+        struct tlist *l = loop->map[i];
+        if (!l || l->msecs == msecs)
+            return l;
+    }
+}
+
+static void map_insert(pact_loop *loop, struct tlist *l)
+{
+    size_t i = map_slot(loop, l->msecs);
+    while (loop->map[i])
+        i = (i + 1) & (loop->map_cap - 1);
+    loop->map[i] = l;
+    loop->map_len++;
+}
+
+static int map_put(pact_loop *loop, struct tlist *l)
+{
+    if ((loop->map_len + 1) * 2 > loop->map_cap) {
+        size_t cap = loop->map_cap ? loop->map_cap * 2 : 64;
+        struct tlist **old = loop->map;
+        size_t oldcap = loop->map_cap;
+        loop->map = calloc(cap, sizeof *loop->map);
+        if (!loop->map) {
+            loop->map = old;
+            return PACT_ENOMEM;
+        }
+        loop->map_cap = cap;
+        loop->map_len = 0;
+        for (size_t i = 0; i < oldcap; i++)
+            if (old[i])
+                map_insert(loop, old[i]);
+        free(old);
+    }
+    map_insert(loop, l);
+    return 0;
+}
+
+static void map_del(pact_loop *loop, struct tlist *l)
+{
+    size_t mask = loop->map_cap - 1, i = map_slot(loop, l->msecs);
+    while (loop->map[i] != l)
+        i = (i + 1) & mask;
+    loop->map[i] = NULL;
+    loop->map_len--;
+    /* close the gap so later probes still find their entries */
+    for (size_t j = (i + 1) & mask; loop->map[j]; j = (j + 1) & mask) {
+        size_t home = map_slot(loop, loop->map[j]->msecs);
+        if (((j - home) & mask) >= ((j - i) & mask)) {
+            loop->map[i] = loop->map[j];
+            loop->map[j] = NULL;
+            i = j;
+        }
+    }
+}
+
+/* ---- lists --------------------------------------------------------------- */
+
+static void list_drop(pact_loop *loop, struct tlist *l)
+{
+    heap_remove(loop, l);
+    map_del(loop, l);
+    free(l);
+}
+
+static void unlink_timer(pact_loop *loop, struct slot *s)
+{
+    struct tlist *l = s->u.timer.list;
+    struct slot *prev = s->u.timer.prev, *next = s->u.timer.next;
+    if (prev)
+        prev->u.timer.next = next;
+    else
+        l->head = next;
+    if (next)
+        next->u.timer.prev = prev;
+    else
+        l->tail = prev;
+    s->u.timer.list = NULL;
+    if (!l->head && !l->running)
+        list_drop(loop, l);
+}
+
+static int link_timer(pact_loop *loop, struct slot *s, uint64_t msecs,
+                      uint64_t start)
+{
+    struct tlist *l = map_get(loop, msecs);
+    if (!l) {
+        l = calloc(1, sizeof *l);
+        if (!l)
+            return PACT_ENOMEM;
+        l->msecs = msecs;
+        l->expiry = start + msecs;
+        l->id = loop->next_list_id++;
+        if (heap_push(loop, l) < 0) {
+            free(l);
+            return PACT_ENOMEM;
+        }
+        if (map_put(loop, l) < 0) {
+            heap_remove(loop, l);
+            free(l);
+            return PACT_ENOMEM;
+        }
+    }
+    s->u.timer.list = l;
+    s->u.timer.start = start;
+    s->u.timer.msecs = msecs;
+    s->u.timer.next = NULL;
+    s->u.timer.prev = l->tail;
+    if (l->tail)
+        l->tail->u.timer.next = s;
+    else
+        l->head = s;
+    l->tail = s;
+    return 0;
+}
+
+/* ---- cancellation through an abort token --------------------------------- */
+
+static void deliver_cancel(void *ud)
+{
+    struct slot *s = ud;
+    if (s->kind != SLOT_TIMER || !(s->flags & SLOT_CANCEL))
+        return; /* closed by pact_loop_close_all meanwhile */
+    pact_cb cb = (pact_cb)s->cb;
+    void *cb_ud = s->ud;
+    pact_error *err = s->u.timer.cancel;
+    s->u.timer.cancel = NULL;
+    s->flags &= (uint8_t)~SLOT_CANCEL;
+    if (!(s->flags & SLOT_CLOSING))
+        pact__slot_free(s->loop, s);
+    if (cb)
+        cb(err, cb_ud);
+    pact_error_unref(err);
+}
+
+static void abort_off(struct slot *s)
+{
+    if (s->u.timer.abort) {
+        pact_abort_off(s->u.timer.abort, s->u.timer.abort_id);
+        pact_abort_unref(s->u.timer.abort);
+        s->u.timer.abort = NULL;
+    }
+}
+
+/* The timer ends with ECANCELED on the next tick, never inside abort(). */
+static int queue_cancel(struct slot *s, pact_error *reason)
+{
+    pact_error *err =
+        PACT_ERROR_CAUSE(reason, PACT_ECANCELED, "The operation was aborted");
+    if (!err)
+        return PACT_ENOMEM;
+    int rc = pact_next_tick(s->loop, deliver_cancel, s);
+    if (rc < 0) {
+        pact_error_unref(err);
+        return rc;
+    }
+    s->u.timer.cancel = err;
+    s->flags |= SLOT_CANCEL;
+    return 0;
+}
+
+static void on_abort(pact_error *reason, void *ud)
+{
+    struct slot *s = ud;
+    pact__timer_stop(s->loop, s);
+    if (queue_cancel(s, reason) < 0) {
+        /* out of memory: the timer cannot report; it just ends */
+        if (s->flags & SLOT_RUNNING)
+            s->cb = NULL;
+        else if (!(s->flags & SLOT_CLOSING))
+            pact__slot_free(s->loop, s);
+    }
+}
+
+void pact__timer_stop(pact_loop *loop, struct slot *s)
+{
+    if (s->u.timer.list)
+        unlink_timer(loop, s);
+    abort_off(s);
+    if (s->flags & SLOT_ACTIVE)
+        pact__slot_deactivate(loop, s);
+}
+
+/* ---- public -------------------------------------------------------------- */
+
+int pact_timer_start(pact_loop *loop, const pact_timer_opts *opts, pact_cb cb,
+                     void *ud, pact_handle *out)
+{
+    static const char fn[] = "pact_timer_start";
+    PACT_CHECK_LOOP(loop, fn);
+    PACT_CHECK_ARG(opts, fn);
+    PACT_CHECK_ARG(cb, fn);
+    struct slot *s = pact__slot_alloc(loop, SLOT_TIMER, (void (*)(void))cb, ud);
+    if (!s)
+        return PACT_ENOMEM;
+    s->u.timer.list = NULL;
+    s->u.timer.abort = NULL;
+    s->u.timer.cancel = NULL;
+    s->u.timer.repeat = opts->repeat_ms;
+    if (opts->unref)
+        s->flags &= (uint8_t)~SLOT_REF;
+    int rc;
+    if (opts->abort && pact_abort_aborted(opts->abort)) {
+        rc = queue_cancel(s, pact_abort_reason(opts->abort));
+    } else {
+        uint64_t msecs = opts->delay_ms ? opts->delay_ms : 1;
+        rc = link_timer(loop, s, msecs, pact_loop_update_time(loop));
+        if (rc == 0 && opts->abort) {
+            rc = pact_abort_on(opts->abort, on_abort, s, &s->u.timer.abort_id);
+            if (rc == 0)
+                s->u.timer.abort = pact_abort_ref(opts->abort);
+            else
+                unlink_timer(loop, s);
+        }
+        if (rc == 0)
+            pact__slot_activate(loop, s);
+    }
+    if (rc < 0) {
+        pact__slot_free(loop, s);
+        return rc;
+    }
+    if (out)
+        *out = pact__slot_handle(s);
+    return 0;
+}
+
+int pact_timeout(pact_loop *loop, uint64_t ms, pact_cb cb, void *ud,
+                 pact_handle *out)
+{
+    pact_timer_opts o = {.delay_ms = ms};
+    return pact_timer_start(loop, &o, cb, ud, out);
+}
+
+int pact_interval(pact_loop *loop, uint64_t ms, pact_cb cb, void *ud,
+                  pact_handle *out)
+{
+    pact_timer_opts o = {.delay_ms = ms, .repeat_ms = ms ? ms : 1};
+    return pact_timer_start(loop, &o, cb, ud, out);
+}
+
+int pact_timer_refresh(pact_loop *loop, pact_handle h)
+{
+    static const char fn[] = "pact_timer_refresh";
+    PACT_CHECK_LOOP(loop, fn);
+    struct slot *s = pact__slot_get(loop, h);
+    if (!s || s->kind != SLOT_TIMER || (s->flags & (SLOT_CANCEL | SLOT_CLOSING)))
+        return pact__misuse(fn, PACT_ENOENT, "not a pending timer");
+    if (!s->u.timer.list)
+        return 0; /* an interval in its callback: it re-arms from now anyway */
+    uint64_t msecs = s->u.timer.msecs;
+    unlink_timer(loop, s);
+    return link_timer(loop, s, msecs, pact_loop_update_time(loop));
+}
+
+/* ---- the timers phase ---------------------------------------------------- */
+
+/* Fire one timer; the list stays at the top of the heap meanwhile. */
+static void fire(pact_loop *loop, struct slot *s)
+{
+    pact_cb cb = (pact_cb)s->cb;
+    void *ud = s->ud;
+    unlink_timer(loop, s);
+    if (!s->u.timer.repeat) {
+        abort_off(s);
+        pact__slot_free(loop, s);
+        cb(NULL, ud);
+        pact__drain(loop);
+        return;
+    }
+    uint64_t start = pact_loop_update_time(loop);
+    s->flags |= SLOT_RUNNING;
+    cb(NULL, ud);
+    s->flags &= (uint8_t)~SLOT_RUNNING;
+    if (s->flags & (SLOT_CANCEL | SLOT_CLOSING)) {
+        /* aborted or closed in its callback: that path frees it */
+    } else if (!s->cb) { /* cleared in its callback */
+        pact__slot_free(loop, s);
+    } else if (link_timer(loop, s, s->u.timer.repeat, start) < 0) {
+        pact__timer_stop(loop, s);
+        pact__slot_free(loop, s);
+        pact_error *err = PACT_ERROR(PACT_ENOMEM, "cannot re-arm interval");
+        pact_loop_raise(loop, err);
+        pact_error_unref(err);
+    }
+    pact__drain(loop);
+}
+
+/* listOnTimeout: fire the due timers at the head of @p l, then re-key it. */
+static void run_list(pact_loop *loop, struct tlist *l, uint64_t now)
+{
+    l->running = true;
+    struct slot *s;
+    while ((s = l->head) && !loop->uncaught) {
+        if (now - s->u.timer.start < l->msecs) {
+            uint64_t due = s->u.timer.start + l->msecs;
+            l->expiry = due > now + 1 ? due : now + 1;
+            l->id = loop->next_list_id++;
+            sift_down(loop, l->heap_idx);
+            l->running = false;
+            return;
+        }
+        fire(loop, s);
+    }
+    l->running = false;
+    if (!l->head)
+        list_drop(loop, l);
+}
+
+void pact__run_timers(pact_loop *loop)
+{
+    uint64_t now = pact_loop_update_time(loop);
+    while (loop->heap_len && loop->heap[0]->expiry <= now && !loop->uncaught)
+        run_list(loop, loop->heap[0], now);
+}
+
+uint64_t pact__timers_wait_ns(pact_loop *loop, uint64_t now_ns)
+{
+    if (!loop->heap_len)
+        return UINT64_MAX;
+    uint64_t due = loop->heap[0]->expiry * 1000000ull;
+    return due > now_ns ? due - now_ns : 0;
+}
+
+static void timer_ev_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    pact_loop *loop = arg;
+    loop->armed_ns = 0;
+    loop->own_events--;
+}
+
+/* Make the poll phase wake up by @p deadline_ns (absolute, CLOCK_MONOTONIC). */
+void pact__timers_arm(pact_loop *loop, uint64_t deadline_ns)
+{
+    if (loop->armed_ns == deadline_ns)
+        return;
+    uint64_t now = pact__now_ns();
+    uint64_t d = deadline_ns > now ? deadline_ns - now : 0;
+    struct timeval tv = {(time_t)(d / 1000000000ull),
+                         (suseconds_t)((d % 1000000000ull + 999) / 1000)};
+    if (tv.tv_usec >= 1000000) {
+        tv.tv_sec++;
+        tv.tv_usec -= 1000000;
+    }
+    if (!loop->armed_ns)
+        loop->own_events++;
+    event_add(loop->timer_ev, &tv);
+    loop->armed_ns = deadline_ns;
+}
+
+int pact__timers_init(pact_loop *loop)
+{
+    loop->timer_ev = event_new(loop->base, -1, 0, timer_ev_cb, loop);
+    return loop->timer_ev ? 0 : PACT_ENOMEM;
+}
+
+void pact__timers_free(pact_loop *loop)
+{
+    if (loop->timer_ev)
+        event_free(loop->timer_ev);
+    /* lists are dropped as their last timer goes; none are left here */
+    free(loop->heap);
+    free(loop->map);
+}

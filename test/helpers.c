@@ -1,0 +1,79 @@
+#include "helpers.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+pact_loop *t_loop;
+
+void t_setup(void)
+{
+    ck_assert_int_eq(pact_loop_new(&t_loop), 0);
+    trace_reset();
+}
+
+void t_teardown(void)
+{
+    ck_assert_int_eq(pact_loop_free(t_loop), 0);
+    t_loop = NULL;
+}
+
+static char *buf;
+static size_t len, cap;
+
+void trace_reset(void)
+{
+    free(buf);
+    buf = NULL;
+    len = cap = 0;
+}
+
+void trace(const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n > sizeof line - 2)
+        n = (int)sizeof line - 2;
+    line[n++] = '\n';
+    if (len + (size_t)n + 1 > cap) {
+        cap = (len + (size_t)n + 1) * 2;
+        buf = realloc(buf, cap);
+        ck_assert_ptr_nonnull(buf);
+    }
+    memcpy(buf + len, line, (size_t)n);
+    len += (size_t)n;
+    buf[len] = '\0';
+}
+
+const char *trace_text(void)
+{
+    return buf ? buf : "";
+}
+
+char *t_read_fixture(const char *relpath)
+{
+    const char *dir = getenv("PACT_FIXTURES");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir ? dir : "test/fixtures", relpath);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) {
+        free(s);
+        s = NULL;
+    }
+    if (s)
+        s[n] = '\0';
+    fclose(f);
+    return s;
+}

@@ -1,0 +1,21 @@
+/* Every Check suite of the runner; one per subsystem (test/test_<name>.c). */
+#ifndef PACT_TEST_SUITES_H
+#define PACT_TEST_SUITES_H
+
+#include <check.h>
+
+Suite *suite_error(void);
+Suite *suite_loop(void);
+Suite *suite_timer(void);
+Suite *suite_tick(void);
+Suite *suite_io(void);
+Suite *suite_post(void);
+Suite *suite_abort(void);
+Suite *suite_uncaught(void);
+Suite *suite_order(void);
+
+#define PACT_TEST_SUITES(X)                                                    \
+    X(error) X(loop) X(timer) X(tick) X(io) X(post) X(abort) X(uncaught)     \
+    X(order)
+
+#endif
