@@ -57,7 +57,8 @@ struct slot {
         struct {
             struct slot *prev, *next; /* in its duration list */
             struct tlist *list;
-            uint64_t start, msecs, repeat;
+            uint64_t start; /* ns */
+            uint64_t msecs, repeat;
             pact_abort *abort;
             uint64_t abort_id;
             pact_error *cancel; /* the ECANCELED error, while queued */
@@ -101,7 +102,7 @@ static inline bool pact__jobq_pop(struct jobq *q, struct job *out)
     return true;
 }
 
-/* Per-duration timer list, as Node's TimersList. */
+/* Per-duration timer list, as Node's TimersList; times in ns. */
 struct tlist {
     uint64_t msecs, expiry, id;
     size_t heap_idx;
@@ -137,7 +138,8 @@ struct pact_loop {
     size_t map_len, map_cap;
     uint64_t next_list_id;
     struct event *timer_ev;
-    uint64_t armed_ns; /* when timer_ev is pending: its deadline, else 0 */
+    int timer_fd;      /* timerfd behind timer_ev, or -1 */
+    uint64_t armed_ns; /* the alarm's deadline while set, else 0 */
 
     /* immediates */
     struct slot *imm_head, *imm_tail;

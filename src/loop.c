@@ -52,6 +52,7 @@ static int make(struct event_base *base, bool own, pact_loop **out)
     loop->base = base;
     loop->own_base = own;
     loop->post_fd[0] = loop->post_fd[1] = -1;
+    loop->timer_fd = -1;
     int rc = init(loop);
     if (rc < 0) {
         teardown(loop);
@@ -67,8 +68,6 @@ int pact_loop_new(pact_loop **out)
     struct event_config *cfg = event_config_new();
     if (!cfg)
         return PACT_ENOMEM;
-    /* CLOCK_MONOTONIC, not the coarse clock: timers are in whole ms */
-    event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
     event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
     struct event_base *base = event_base_new_with_config(cfg);
     event_config_free(cfg);

@@ -69,6 +69,9 @@ PACT_API uint64_t pact_loop_update_time(pact_loop *loop);
 
 /* ---- macrotasks -------------------------------------------------------- */
 
+/** The longest delay a timer takes (as Node's TIMEOUT_MAX); more is PACT_ERANGE. */
+#define PACT_TIMEOUT_MAX 2147483647u
+
 /** Timer options; zero-initialise and set what you need. */
 typedef struct pact_timer_opts {
     uint64_t delay_ms;  /**< first expiry; 0 is 1 ms, as in Node */
@@ -79,10 +82,11 @@ typedef struct pact_timer_opts {
 } pact_timer_opts;
 
 /**
- * setTimeout: call @p cb after @p ms (0 is 1 ms). Equal delays fire in the
- * order they were set. @param out  if not NULL, receives the handle; it stays
+ * setTimeout: call @p cb after @p ms (0 is 1 ms), never earlier. Equal delays
+ * fire in the order they were set. @param out  if not NULL, receives the handle; it stays
  * valid until the callback starts (one-shot) or the timer is cleared.
- * @return 0, PACT_EINVAL (NULL callback), PACT_ENOMEM, PACT_ETHREAD.
+ * @return 0, PACT_EINVAL (NULL callback), PACT_ERANGE (delay above
+ *   PACT_TIMEOUT_MAX), PACT_ENOMEM, PACT_ETHREAD.
  */
 PACT_API int pact_timeout(pact_loop *loop, uint64_t ms, pact_cb cb, void *ud,
                           pact_handle *out);

@@ -1,0 +1,21 @@
+'use strict';
+// microtask.hop anchor: a chain of N queueMicrotask callbacks, each queuing the next,
+// started from an immediate so the drain runs inside the loop, as bench.c
+// does. Prints wall ns per hop, from queuing the first to running the last.
+const { bestOf, nowNs } = require('./common');
+
+const N = 10000000;
+
+bestOf((done) => {
+  let count = 0;
+  let t0;
+  const hop = () => {
+    if (++count < N) return queueMicrotask(hop);
+    const ns = (nowNs() - t0) / N;
+    setImmediate(() => done(ns));
+  };
+  setImmediate(() => {
+    t0 = nowNs();
+    queueMicrotask(hop);
+  });
+});
