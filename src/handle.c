@@ -166,7 +166,7 @@ void pact__run_closing(pact_loop *loop)
 {
     struct slot *s = loop->closing_head;
     loop->closing_head = loop->closing_tail = NULL;
-    while (s && !loop->uncaught) {
+    while (s && !pact__halted(loop)) {
         struct slot *next = s->close_next;
         pact_fn cb = s->close_cb;
         void *ud = s->close_ud;
@@ -179,7 +179,7 @@ void pact__run_closing(pact_loop *loop)
         }
         s = next;
     }
-    /* an uncaught error stopped us: keep the rest for the next run */
+    /* stopped: keep the rest for the next run */
     if (s) {
         struct slot *tail = s;
         while (tail->close_next)

@@ -50,7 +50,8 @@ void pact__run_immediates(pact_loop *loop)
 {
     uint64_t epoch = loop->imm_epoch++;
     struct slot *s;
-    while ((s = loop->imm_head) && s->u.imm.epoch <= epoch && !loop->uncaught) {
+    while ((s = loop->imm_head) && s->u.imm.epoch <= epoch &&
+           !pact__halted(loop)) {
         pact_cb cb = (pact_cb)s->cb;
         void *ud = s->ud;
         unlink_imm(loop, s);

@@ -169,6 +169,13 @@ struct pact_loop {
     pact_error *last_error; /* the one that stopped the last run */
 };
 
+/* Phases stop between callbacks after pact_loop_stop or an uncaught error;
+ * the microtask drain stops only for the latter. */
+static inline bool pact__halted(const pact_loop *loop)
+{
+    return loop->uncaught || loop->stop;
+}
+
 /* The calling thread must be the loop's. */
 #define PACT_CHECK_THREAD(loop, fn)                                            \
     do {                                                                       \

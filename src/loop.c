@@ -178,18 +178,19 @@ int pact_loop_run(pact_loop *loop, pact_run_mode mode)
     loop->thread = pthread_self();
     loop->running = true;
     loop->stop = false;
+    pact_error_unref(loop->last_error); /* it described the last run */
+    loop->last_error = NULL;
     pact__drain(loop); /* the end of the main program's turn */
     bool more = alive(loop);
-    if (mode == PACT_RUN_DEFAULT && more && !loop->stop && !loop->uncaught)
+    if (mode == PACT_RUN_DEFAULT && more && !pact__halted(loop)) {
         pact__run_timers(loop);
-    while (more && !loop->stop && !loop->uncaught) {
+        more = alive(loop);
+    }
+    while (more && !pact__halted(loop)) {
         poll_io(loop, mode != PACT_RUN_NOWAIT);
-        if (!loop->uncaught)
-            pact__run_immediates(loop);
-        if (!loop->uncaught)
-            pact__run_closing(loop);
-        if (!loop->uncaught)
-            pact__run_timers(loop);
+        pact__run_immediates(loop);
+        pact__run_closing(loop);
+        pact__run_timers(loop);
         more = alive(loop);
         if (mode != PACT_RUN_DEFAULT)
             break;

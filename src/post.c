@@ -33,7 +33,7 @@ static void consume_wakeup(pact_loop *loop)
 static void run_batch(pact_loop *loop)
 {
     struct job j;
-    while (!loop->uncaught && pact__jobq_pop(&loop->post_batch, &j)) {
+    while (!pact__halted(loop) && pact__jobq_pop(&loop->post_batch, &j)) {
         atomic_fetch_sub_explicit(&loop->post_queued, 1, memory_order_relaxed);
         j.fn(j.ud);
         pact__drain(loop);
@@ -47,7 +47,7 @@ static void post_cb(evutil_socket_t fd, short what, void *arg)
     pact_loop *loop = arg;
     consume_wakeup(loop);
     run_batch(loop);
-    if (!loop->uncaught) {
+    if (!pact__halted(loop)) {
         /* swap the buffers: the producers' next batch reuses our memory */
         pthread_mutex_lock(&loop->post_lock);
         struct jobq taken = loop->posts;
@@ -57,7 +57,7 @@ static void post_cb(evutil_socket_t fd, short what, void *arg)
         pthread_mutex_unlock(&loop->post_lock);
         run_batch(loop);
     }
-    if (loop->uncaught && loop->post_batch.len)
+    if (pact__halted(loop) && loop->post_batch.len)
         wake(loop); /* resume the rest when the loop runs again */
 }
 
@@ -84,9 +84,18 @@ void pact_loop_hold(pact_loop *loop)
     atomic_fetch_add(&loop->holds, 1);
 }
 
+/* The last release wakes the loop, which may have nothing else to wait for
+ * and must notice that it can return. */
 void pact_loop_release(pact_loop *loop)
 {
-    atomic_fetch_sub(&loop->holds, 1);
+    if (atomic_fetch_sub(&loop->holds, 1) != 1)
+        return;
+    pthread_mutex_lock(&loop->post_lock);
+    bool need_wake = !loop->post_wake_pending;
+    loop->post_wake_pending = true;
+    pthread_mutex_unlock(&loop->post_lock);
+    if (need_wake)
+        wake(loop);
 }
 
 int pact__post_init(pact_loop *loop)

@@ -290,10 +290,10 @@ void pact__timer_stop(pact_loop *loop, struct slot *s)
 
 /* ---- public -------------------------------------------------------------- */
 
-int pact_timer_start(pact_loop *loop, const pact_timer_opts *opts, pact_cb cb,
-                     void *ud, pact_handle *out)
+/* @p fn: the public function the user called, for misuse reports */
+static int timer_start(pact_loop *loop, const pact_timer_opts *opts, pact_cb cb,
+                       void *ud, pact_handle *out, const char *fn)
 {
-    static const char fn[] = "pact_timer_start";
     PACT_CHECK_LOOP(loop, fn);
     PACT_CHECK_ARG(opts, fn);
     PACT_CHECK_ARG(cb, fn);
@@ -333,18 +333,24 @@ int pact_timer_start(pact_loop *loop, const pact_timer_opts *opts, pact_cb cb,
     return 0;
 }
 
+int pact_timer_start(pact_loop *loop, const pact_timer_opts *opts, pact_cb cb,
+                     void *ud, pact_handle *out)
+{
+    return timer_start(loop, opts, cb, ud, out, "pact_timer_start");
+}
+
 int pact_timeout(pact_loop *loop, uint64_t ms, pact_cb cb, void *ud,
                  pact_handle *out)
 {
     pact_timer_opts o = {.delay_ms = ms};
-    return pact_timer_start(loop, &o, cb, ud, out);
+    return timer_start(loop, &o, cb, ud, out, "pact_timeout");
 }
 
 int pact_interval(pact_loop *loop, uint64_t ms, pact_cb cb, void *ud,
                   pact_handle *out)
 {
     pact_timer_opts o = {.delay_ms = ms, .repeat_ms = ms ? ms : 1};
-    return pact_timer_start(loop, &o, cb, ud, out);
+    return timer_start(loop, &o, cb, ud, out, "pact_interval");
 }
 
 int pact_timer_refresh(pact_loop *loop, pact_handle h)
@@ -399,7 +405,7 @@ static void run_list(pact_loop *loop, struct tlist *l, uint64_t now)
 {
     l->running = true;
     struct slot *s;
-    while ((s = l->head) && !loop->uncaught) {
+    while ((s = l->head) && !pact__halted(loop)) {
         /* start may be after now: re-armed intervals and new timers */
         uint64_t due = s->u.timer.start + l->msecs * MS;
         if (due > now) {
@@ -419,7 +425,8 @@ static void run_list(pact_loop *loop, struct tlist *l, uint64_t now)
 void pact__run_timers(pact_loop *loop)
 {
     uint64_t now = clock_ns(loop);
-    while (loop->heap_len && loop->heap[0]->expiry <= now && !loop->uncaught)
+    while (loop->heap_len && loop->heap[0]->expiry <= now &&
+           !pact__halted(loop))
         run_list(loop, loop->heap[0], now);
 }
 
