@@ -132,8 +132,9 @@ int pact_abort_off(pact_abort *a, uint64_t id)
     PACT_CHECK_THREAD(a->loop, "pact_abort_off");
     struct listener *l = find(a, id);
     if (!l)
-        return a->aborted ? 0 : pact__misuse("pact_abort_off", PACT_ENOENT,
-                                             "no such listener");
+        return a->aborted ? 0
+                          : pact__misuse("pact_abort_off", PACT_ENOENT,
+                                         "no such listener");
     l->cb = NULL;
     a->dead++;
     if (a->dead > 32 && a->dead * 2 > a->len && !a->dispatching)
@@ -147,8 +148,9 @@ int pact_abort_abort(pact_abort *a, pact_error *reason)
     PACT_CHECK_THREAD(a->loop, "pact_abort_abort");
     if (a->aborted)
         return PACT_EALREADY;
-    a->reason = reason ? pact_error_ref(reason)
-                       : PACT_ERROR(PACT_ECANCELED, "This operation was aborted");
+    a->reason = reason
+                    ? pact_error_ref(reason)
+                    : PACT_ERROR(PACT_ECANCELED, "This operation was aborted");
     if (!a->reason)
         return PACT_ENOMEM;
     a->aborted = true;
@@ -177,8 +179,8 @@ static void on_timeout(pact_error *err, void *ud)
     (void)err;
     pact_abort *a = ud;
     a->timer.id = 0; /* fired: nothing to clear any more */
-    pact_error *reason = PACT_ERROR(
-        PACT_ETIMEDOUT, "The operation was aborted due to timeout");
+    pact_error *reason =
+        PACT_ERROR(PACT_ETIMEDOUT, "The operation was aborted due to timeout");
     pact_abort_abort(a, reason);
     pact_error_unref(reason);
 }

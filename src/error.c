@@ -82,8 +82,8 @@ pact_error *pact_error_ref(pact_error *err)
 void pact_error_unref(pact_error *err)
 {
     /* iterative, so a long cause chain cannot overflow the stack */
-    while (err &&
-           atomic_fetch_sub_explicit(&err->refs, 1, memory_order_acq_rel) == 1) {
+    while (err && atomic_fetch_sub_explicit(&err->refs, 1,
+                                            memory_order_acq_rel) == 1) {
         pact_error *cause = err->cause;
         free(err);
         err = cause;

@@ -202,8 +202,8 @@ static int set_ref(pact_loop *loop, pact_handle h, bool ref, const char *fn)
         return 0;
     if (s->flags & SLOT_ACTIVE)
         loop->nref += ref ? 1 : (size_t)-1;
-    s->flags = ref ? (uint8_t)(s->flags | SLOT_REF)
-                   : (uint8_t)(s->flags & ~SLOT_REF);
+    s->flags =
+        ref ? (uint8_t)(s->flags | SLOT_REF) : (uint8_t)(s->flags & ~SLOT_REF);
     return 0;
 }
 

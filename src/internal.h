@@ -26,12 +26,18 @@ int pact__misuse(const char *fn, int code, const char *why);
 #define PACT_CHECK_ARG(cond, fn)                                               \
     do {                                                                       \
         if (!(cond))                                                           \
-            return pact__misuse(fn, PACT_EINVAL, #cond " is false");          \
+            return pact__misuse(fn, PACT_EINVAL, #cond " is false");           \
     } while (0)
 
 /* ---- handle slots -------------------------------------------------------- */
 
-enum slot_kind { SLOT_FREE, SLOT_TIMER, SLOT_IMMEDIATE, SLOT_SIGNAL, SLOT_POLL };
+enum slot_kind {
+    SLOT_FREE,
+    SLOT_TIMER,
+    SLOT_IMMEDIATE,
+    SLOT_SIGNAL,
+    SLOT_POLL
+};
 
 enum slot_flags {
     SLOT_REF = 1,      /* counts toward keeping the loop alive while ACTIVE */
@@ -180,7 +186,8 @@ static inline bool pact__halted(const pact_loop *loop)
 #define PACT_CHECK_THREAD(loop, fn)                                            \
     do {                                                                       \
         if (!pthread_equal((loop)->thread, pthread_self()))                    \
-            return pact__misuse(fn, PACT_ETHREAD, "called off the loop thread"); \
+            return pact__misuse(fn, PACT_ETHREAD,                              \
+                                "called off the loop thread");                 \
     } while (0)
 
 /* For functions that return no code: true (and reported) when off-thread. */

@@ -87,7 +87,8 @@ int pact_loop_free(pact_loop *loop)
 {
     PACT_CHECK_LOOP(loop, "pact_loop_free");
     if (loop->running)
-        return pact__misuse("pact_loop_free", PACT_EBUSY, "the loop is running");
+        return pact__misuse("pact_loop_free", PACT_EBUSY,
+                            "the loop is running");
     if (loop->live)
         return pact__misuse("pact_loop_free", PACT_EBUSY,
                             "handles are open: clear or close them first");
@@ -213,11 +214,13 @@ void pact_loop_raise(pact_loop *loop, pact_error *err)
         err = PACT_ERROR(PACT_EUNKNOWN, "pact_loop_raise() without an error");
     else
         pact_error_ref(err);
-    if (loop->uncaught_hook && loop->uncaught_hook(loop, err, loop->uncaught_ud)) {
+    if (loop->uncaught_hook &&
+        loop->uncaught_hook(loop, err, loop->uncaught_ud)) {
         pact_error_unref(err);
         return;
     }
-    if (loop->uncaught) { /* already stopping for another: report, keep the first */
+    if (loop->uncaught) { /* already stopping for another: report, keep the
+                             first */
         fputs("pact: another uncaught error while stopping:\n", stderr);
         pact_error_print(err, stderr);
         pact_error_unref(err);

@@ -105,10 +105,11 @@ int pact__post_init(pact_loop *loop)
 #ifdef HAVE_SYS_EVENTFD_H
     loop->post_fd[0] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 #endif
-    if (loop->post_fd[0] < 0 && pipe2(loop->post_fd, O_NONBLOCK | O_CLOEXEC) < 0)
+    if (loop->post_fd[0] < 0 &&
+        pipe2(loop->post_fd, O_NONBLOCK | O_CLOEXEC) < 0)
         return -errno;
-    loop->post_ev = event_new(loop->base, loop->post_fd[0], EV_READ | EV_PERSIST,
-                              post_cb, loop);
+    loop->post_ev = event_new(loop->base, loop->post_fd[0],
+                              EV_READ | EV_PERSIST, post_cb, loop);
     if (!loop->post_ev || event_add(loop->post_ev, NULL) < 0)
         return PACT_ENOMEM;
     loop->own_events++;

@@ -358,7 +358,8 @@ int pact_timer_refresh(pact_loop *loop, pact_handle h)
     static const char fn[] = "pact_timer_refresh";
     PACT_CHECK_LOOP(loop, fn);
     struct slot *s = pact__slot_get(loop, h);
-    if (!s || s->kind != SLOT_TIMER || (s->flags & (SLOT_CANCEL | SLOT_CLOSING)))
+    if (!s || s->kind != SLOT_TIMER ||
+        (s->flags & (SLOT_CANCEL | SLOT_CLOSING)))
         return pact__misuse(fn, PACT_ENOENT, "not a pending timer");
     if (!s->u.timer.list)
         return 0; /* an interval in its callback: it re-arms from now anyway */
@@ -467,9 +468,8 @@ void pact__timers_arm(pact_loop *loop, uint64_t deadline_ns)
         return;
     loop->armed_ns = deadline_ns;
 #ifdef HAVE_SYS_TIMERFD_H
-    struct itimerspec its = {
-        .it_value = {(time_t)(deadline_ns / 1000000000ull),
-                     (long)(deadline_ns % 1000000000ull)}};
+    struct itimerspec its = {.it_value = {(time_t)(deadline_ns / 1000000000ull),
+                                          (long)(deadline_ns % 1000000000ull)}};
     timerfd_settime(loop->timer_fd, TFD_TIMER_ABSTIME, &its, NULL);
 #else
     uint64_t now = pact__now_ns();
@@ -489,7 +489,8 @@ void pact__timers_arm(pact_loop *loop, uint64_t deadline_ns)
 int pact__timers_init(pact_loop *loop)
 {
 #ifdef HAVE_SYS_TIMERFD_H
-    loop->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    loop->timer_fd =
+        timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     if (loop->timer_fd < 0)
         return -errno;
     loop->timer_ev = event_new(loop->base, loop->timer_fd, EV_READ | EV_PERSIST,

@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 pact_loop *t_loop;
 
@@ -75,5 +77,66 @@ char *t_read_fixture(const char *relpath)
     if (s)
         s[n] = '\0';
     fclose(f);
+    return s;
+}
+
+void trace_cb(pact_error *err, void *ud)
+{
+    ck_assert_ptr_null(err);
+    trace("%s", (const char *)ud);
+}
+
+void trace_fn(void *ud)
+{
+    trace("%s", (const char *)ud);
+}
+
+void count_cb(pact_error *err, void *ud)
+{
+    ck_assert_ptr_null(err);
+    ++*(int *)ud;
+}
+
+void count_fn(void *ud)
+{
+    ++*(int *)ud;
+}
+
+uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+void capture_begin(struct capture *c)
+{
+    fflush(stderr);
+    c->file = tmpfile();
+    ck_assert_ptr_nonnull(c->file);
+    c->saved = dup(2);
+    ck_assert_int_ge(c->saved, 0);
+    ck_assert_int_eq(dup2(fileno(c->file), 2), 2);
+}
+
+char *capture_end(struct capture *c)
+{
+    fflush(stderr);
+    dup2(c->saved, 2);
+    close(c->saved);
+    long n = ftell(c->file);
+    char *s = malloc((size_t)n + 1);
+    ck_assert_ptr_nonnull(s);
+    rewind(c->file);
+    size_t got = fread(s, 1, (size_t)n, c->file);
+    s[got] = '\0';
+    fclose(c->file);
     return s;
 }

@@ -4,6 +4,8 @@
 
 #include <check.h>
 #include <pact.h>
+#include <stdint.h>
+#include <stdio.h>
 
 /* The fixture's loop: made in t_setup, and t_teardown asserts that
  * pact_loop_free succeeds (every handle closed). */
@@ -16,6 +18,26 @@ void trace_reset(void);
 void trace(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* @return the trace so far, lines joined with '\n' (each line ends in '\n'). */
 const char *trace_text(void);
+
+/* Callbacks that trace their ud (a string) or count into it (an int);
+ * the error-first ones assert that no error came. */
+void trace_cb(pact_error *err, void *ud);
+void trace_fn(void *ud);
+void count_cb(pact_error *err, void *ud);
+void count_fn(void *ud);
+
+/* Monotonic clock in µs, and a sleep that resumes after signals. */
+uint64_t now_us(void);
+void sleep_ms(unsigned ms);
+
+/* Redirect fd 2 to a temporary file so a test can read what was printed. */
+struct capture {
+    FILE *file;
+    int saved;
+};
+void capture_begin(struct capture *c);
+/* @return what was written to stderr since capture_begin (malloc'd). */
+char *capture_end(struct capture *c);
 
 /* Read a whole file under $PACT_FIXTURES (malloc'd; NULL if missing). */
 char *t_read_fixture(const char *relpath);

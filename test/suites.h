@@ -15,7 +15,7 @@ Suite *suite_uncaught(void);
 Suite *suite_order(void);
 
 #define PACT_TEST_SUITES(X)                                                    \
-    X(error) X(loop) X(timer) X(tick) X(io) X(post) X(abort) X(uncaught)     \
-    X(order)
+    X(error)                                                                   \
+    X(loop) X(timer) X(tick) X(io) X(post) X(abort) X(uncaught) X(order)
 
 #endif

@@ -30,12 +30,31 @@ PACT_API pact_error *pact_error_new_at(const char *file, int line,
 #endif
     ;
 
-/** PACT_ERROR(code) or PACT_ERROR(code, "fmt", args...): a new reference. */
-#define PACT_ERROR(code, ...)                                                  \
-    pact_error_new_at(__FILE__, __LINE__, NULL, (code), "" __VA_ARGS__)
-/** As PACT_ERROR, with a cause (borrowed). */
-#define PACT_ERROR_CAUSE(cause, code, ...)                                     \
-    pact_error_new_at(__FILE__, __LINE__, (cause), (code), "" __VA_ARGS__)
+/**
+ * PACT_ERROR(code) or PACT_ERROR(code, "fmt", args...): a new reference made
+ * here (file:line). The one-argument form uses pact_strerror(code).
+ */
+#define PACT_ERROR(...)                                                        \
+    PACT_ERROR_PICK_(__VA_ARGS__, PACT_ERROR_FMT_, PACT_ERROR_FMT_,            \
+                     PACT_ERROR_FMT_, PACT_ERROR_FMT_, PACT_ERROR_FMT_,        \
+                     PACT_ERROR_FMT_, PACT_ERROR_FMT_, PACT_ERROR_FMT_,        \
+                     PACT_ERROR_FMT_, PACT_ERROR_CODE_, unused)                \
+    (NULL, __VA_ARGS__)
+/** As PACT_ERROR, with a cause (borrowed: the new error takes a reference). */
+#define PACT_ERROR_CAUSE(cause, ...)                                           \
+    PACT_ERROR_PICK_(__VA_ARGS__, PACT_ERROR_FMT_, PACT_ERROR_FMT_,            \
+                     PACT_ERROR_FMT_, PACT_ERROR_FMT_, PACT_ERROR_FMT_,        \
+                     PACT_ERROR_FMT_, PACT_ERROR_FMT_, PACT_ERROR_FMT_,        \
+                     PACT_ERROR_FMT_, PACT_ERROR_CODE_, unused)                \
+    ((cause), __VA_ARGS__)
+/* Picks the code-only or the format form by counting arguments (up to 9
+ * format arguments), so the code-only form passes no empty format. */
+#define PACT_ERROR_PICK_(a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, name, ...)   \
+    name
+#define PACT_ERROR_CODE_(cause, code)                                          \
+    pact_error_new_at(__FILE__, __LINE__, (cause), (code), NULL)
+#define PACT_ERROR_FMT_(cause, code, ...)                                      \
+    pact_error_new_at(__FILE__, __LINE__, (cause), (code), __VA_ARGS__)
 
 /** Take a reference. @return @p err (NULL-safe). */
 PACT_API pact_error *pact_error_ref(pact_error *err);

@@ -69,22 +69,27 @@ PACT_API uint64_t pact_loop_update_time(pact_loop *loop);
 
 /* ---- macrotasks -------------------------------------------------------- */
 
-/** The longest delay a timer takes (as Node's TIMEOUT_MAX); more is PACT_ERANGE. */
+/** The longest delay a timer takes (as Node's TIMEOUT_MAX); more is
+ * PACT_ERANGE. */
 #define PACT_TIMEOUT_MAX 2147483647u
 
 /** Timer options; zero-initialise and set what you need. */
 typedef struct pact_timer_opts {
     uint64_t delay_ms;  /**< first expiry; 0 is 1 ms, as in Node */
     uint64_t repeat_ms; /**< 0: one-shot; else the interval (0 < repeat) */
-    pact_abort *abort;  /**< borrowed; when aborted the timer is cleared and its
-                             callback gets PACT_ECANCELED (cause: the reason) */
+    pact_abort *abort;  /**< borrowed; when aborted the timer stops and its
+                             callback gets PACT_ECANCELED (cause: the reason)
+                             on the next tick, never inside the abort call.
+                             A token aborted already: the start succeeds and
+                             the cancellation comes on the next tick too. */
     bool unref;         /**< start unreferenced: does not keep the loop alive */
 } pact_timer_opts;
 
 /**
  * setTimeout: call @p cb after @p ms (0 is 1 ms), never earlier. Equal delays
- * fire in the order they were set. @param out  if not NULL, receives the handle; it stays
- * valid until the callback starts (one-shot) or the timer is cleared.
+ * fire in the order they were set. @param out  if not NULL, receives the
+ * handle; it stays valid until the callback starts (one-shot) or the timer is
+ * cleared.
  * @return 0, PACT_EINVAL (NULL callback), PACT_ERANGE (delay above
  *   PACT_TIMEOUT_MAX), PACT_ENOMEM, PACT_ETHREAD.
  */
