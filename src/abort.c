@@ -25,11 +25,6 @@ struct pact_abort {
     pact_handle timer; /* of pact_abort_timeout */
 };
 
-pact_loop *pact__abort_loop(const pact_abort *a)
-{
-    return a->loop;
-}
-
 int pact_abort_new(pact_loop *loop, pact_abort **out)
 {
     PACT_CHECK_LOOP(loop, "pact_abort_new");

@@ -14,7 +14,6 @@ static void unlink_imm(pact_loop *loop, struct slot *s)
         next->u.imm.prev = prev;
     else
         loop->imm_tail = prev;
-    loop->imm_count--;
 }
 
 int pact_immediate(pact_loop *loop, pact_cb cb, void *ud, pact_handle *out)
@@ -33,7 +32,6 @@ int pact_immediate(pact_loop *loop, pact_cb cb, void *ud, pact_handle *out)
     else
         loop->imm_head = s;
     loop->imm_tail = s;
-    loop->imm_count++;
     pact__slot_activate(loop, s);
     if (out)
         *out = pact__slot_handle(s);

@@ -149,7 +149,6 @@ struct pact_loop {
 
     /* immediates */
     struct slot *imm_head, *imm_tail;
-    size_t imm_count;
     uint64_t imm_epoch;
 
     /* close phase */
@@ -166,7 +165,7 @@ struct pact_loop {
     int post_fd[2]; /* eventfd in [0] (and [1] = -1), or a pipe */
     struct event *post_ev;
     atomic_long holds;
-    atomic_size_t post_queued;
+    atomic_size_t post_queued; /* posted and not yet run, batch included */
 
     /* uncaught errors */
     pact_uncaught_hook uncaught_hook;
@@ -239,9 +238,6 @@ void pact__io_stop(pact_loop *loop, struct slot *s);
 /* post.c */
 int pact__post_init(pact_loop *loop);
 void pact__post_free(pact_loop *loop);
-
-/* abort.c */
-pact_loop *pact__abort_loop(const pact_abort *a);
 
 /* loop.c */
 uint64_t pact__now_ns(void);

@@ -125,7 +125,7 @@ static bool foreign_events(pact_loop *loop)
 static bool alive(pact_loop *loop)
 {
     return loop->nref || loop->closing_head || loop->ticks.len ||
-           loop->micro.len || loop->post_batch.len ||
+           loop->micro.len ||
            atomic_load_explicit(&loop->post_queued, memory_order_relaxed) ||
            atomic_load_explicit(&loop->holds, memory_order_relaxed) ||
            foreign_events(loop);
