@@ -116,6 +116,10 @@ static int lookup(pact_loop *loop, pact_handle h, const char *fn,
 {
     PACT_CHECK_LOOP(loop, fn);
     struct slot *s = pact__slot_get(loop, h);
+    /* a timer cleared in its own callback, or while its cancellation is
+     * queued, keeps its slot until that ends, but is gone for the user */
+    if (s && s->kind == SLOT_TIMER && !s->cb)
+        s = NULL;
     if (!s)
         return pact__misuse(fn, PACT_ENOENT,
                             "no such handle: it fired, was cleared or closed");

@@ -172,8 +172,12 @@ static void ticker_cb(pact_error *err, void *ud)
     t->n++;
     /* the k-th call comes no sooner than k intervals after the start */
     ck_assert_uint_ge(now_us() - t->start_us, t->n * t->ms * 1000);
-    if (t->n == t->stop_at)
+    if (t->n == t->stop_at) {
         ck_assert_int_eq(pact_clear(t_loop, t->h), 0);
+        /* gone at once, though its callback is still running */
+        ck_assert_int_eq(pact_clear(t_loop, t->h), PACT_ENOENT);
+        ck_assert_int_eq(pact_has_ref(t_loop, t->h), PACT_ENOENT);
+    }
 }
 
 START_TEST(interval_repeats_and_clears_itself)
@@ -210,6 +214,25 @@ START_TEST(clear_twice)
     ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
     ck_assert_uint_lt(now_us() - t0, 50000);
     ck_assert_int_eq(n, 0);
+}
+END_TEST
+
+/* Aborted: the ECANCELED delivery is queued; one clear suppresses it and the
+ * handle is gone from then on. */
+START_TEST(clear_twice_while_cancel_queued)
+{
+    int n = 0;
+    pact_abort *a;
+    pact_handle h;
+    ck_assert_int_eq(pact_abort_new(t_loop, &a), 0);
+    pact_timer_opts o = {.delay_ms = 100, .abort = a};
+    ck_assert_int_eq(pact_timer_start(t_loop, &o, count_cb, &n, &h), 0);
+    ck_assert_int_eq(pact_abort_abort(a, NULL), 0);
+    ck_assert_int_eq(pact_clear(t_loop, h), 0);
+    ck_assert_int_eq(pact_clear(t_loop, h), PACT_ENOENT);
+    ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
+    ck_assert_int_eq(n, 0); /* count_cb would also fail on the error */
+    pact_abort_unref(a);
 }
 END_TEST
 
@@ -635,6 +658,7 @@ Suite *suite_timer(void)
     TCase *cl = tcase_create("clear");
     tcase_add_checked_fixture(cl, t_setup, t_teardown);
     tcase_add_test(cl, clear_twice);
+    tcase_add_test(cl, clear_twice_while_cancel_queued);
     tcase_add_test(cl, clear_after_fire);
     tcase_add_test(cl, clear_inside_own_timeout);
     tcase_add_test(cl, clear_from_other_timer);
