@@ -203,6 +203,8 @@ int pact_loop_stop(pact_loop *loop)
 {
     PACT_CHECK_LOOP(loop, "pact_loop_stop");
     loop->stop = true;
+    /* in the I/O phase, leave the other ready events for the next run */
+    event_base_loopbreak(loop->base);
     return 0;
 }
 
@@ -229,6 +231,7 @@ void pact_loop_raise(pact_loop *loop, pact_error *err)
     fputs("pact: uncaught error:\n", stderr);
     pact_error_print(err, stderr);
     loop->uncaught = err;
+    event_base_loopbreak(loop->base);
 }
 
 int pact_loop_on_uncaught(pact_loop *loop, pact_uncaught_hook hook, void *ud)

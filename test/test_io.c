@@ -120,6 +120,41 @@ START_TEST(poll_cleared_never_called)
 }
 END_TEST
 
+/* Each of two ready pollers stops the loop: the run returns after the first
+ * callback, and the second runs in the next run, as pact_loop_stop says. */
+static void stop_on_ready(pact_error *err, int fd, int events, void *ud)
+{
+    (void)fd;
+    (void)events;
+    ck_assert_ptr_null(err);
+    struct watch *w = ud;
+    w->calls++;
+    ck_assert_int_eq(pact_clear(t_loop, w->h), 0);
+    ck_assert_int_eq(pact_loop_stop(t_loop), 0);
+}
+
+START_TEST(stop_in_io_phase_leaves_other_ready_events)
+{
+    struct watch a = {0}, b = {0};
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, a.fds), 0);
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, b.fds), 0);
+    ck_assert_int_eq(
+        pact_poll(t_loop, a.fds[0], PACT_WRITABLE, stop_on_ready, &a, &a.h), 0);
+    ck_assert_int_eq(
+        pact_poll(t_loop, b.fds[0], PACT_WRITABLE, stop_on_ready, &b, &b.h), 0);
+    ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 1);
+    ck_assert_int_eq(a.calls + b.calls, 1);
+    /* nothing is left once the second has run and cleared itself */
+    ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
+    ck_assert_int_eq(a.calls, 1);
+    ck_assert_int_eq(b.calls, 1);
+    for (int i = 0; i < 2; i++) {
+        close(a.fds[i]);
+        close(b.fds[i]);
+    }
+}
+END_TEST
+
 static void io_then_schedule(pact_error *err, int fd, int events, void *ud)
 {
     ck_assert_ptr_null(err);
@@ -398,6 +433,7 @@ Suite *suite_io(void)
     tcase_add_test(poll, poll_reports_both_events);
     tcase_add_test(poll, poll_cleared_never_called);
     tcase_add_test(poll, io_callback_then_immediate_before_timeout);
+    tcase_add_test(poll, stop_in_io_phase_leaves_other_ready_events);
     suite_add_tcase(s, poll);
 
     TCase *sig = tcase_create("signal");
