@@ -154,6 +154,10 @@ struct pact_loop {
     /* close phase */
     struct slot *closing_head, *closing_tail;
 
+    /* external dispatch (external.c) */
+    struct event *kick_ev;
+    bool kick_pending;
+
     /* events of ours on the base, to tell the program's own from them */
     int own_events;
 
@@ -226,6 +230,8 @@ void pact__run_timers(pact_loop *loop);
 void pact__timer_stop(pact_loop *loop, struct slot *s);
 /* ns from now until the earliest timer is due; UINT64_MAX if none */
 uint64_t pact__timers_wait_ns(pact_loop *loop, uint64_t now_ns);
+/* when the alarm should ring for the earliest timer (ns, whole ms); 0: none */
+uint64_t pact__timers_deadline(pact_loop *loop);
 void pact__timers_arm(pact_loop *loop, uint64_t deadline_ns);
 
 /* immediate.c */
@@ -238,6 +244,11 @@ void pact__io_stop(pact_loop *loop, struct slot *s);
 /* post.c */
 int pact__post_init(pact_loop *loop);
 void pact__post_free(pact_loop *loop);
+
+/* external.c: phases for a base the program dispatches itself */
+void pact__external_kick(pact_loop *loop);
+void pact__external_arm(pact_loop *loop);
+void pact__external_free(pact_loop *loop);
 
 /* loop.c */
 uint64_t pact__now_ns(void);

@@ -29,6 +29,7 @@ static int init(pact_loop *loop)
 
 static void teardown(pact_loop *loop)
 {
+    pact__external_free(loop);
     pact__post_free(loop);
     pact__timers_free(loop);
     pact__jobq_free(&loop->ticks);
@@ -202,7 +203,8 @@ int pact_loop_run(pact_loop *loop, pact_run_mode mode)
 int pact_loop_stop(pact_loop *loop)
 {
     PACT_CHECK_LOOP(loop, "pact_loop_stop");
-    loop->stop = true;
+    /* outside pact_loop_run this only ends the program's own dispatch */
+    loop->stop = loop->running;
     /* in the I/O phase, leave the other ready events for the next run */
     event_base_loopbreak(loop->base);
     return 0;

@@ -43,6 +43,8 @@ int pact_next_tick(pact_loop *loop, pact_fn fn, void *ud)
 {
     PACT_CHECK_LOOP(loop, "pact_next_tick");
     PACT_CHECK_ARG(fn, "pact_next_tick");
+    if (!loop->running)
+        pact__external_kick(loop);
     return pact__jobq_push(&loop->ticks, fn, ud);
 }
 
@@ -50,6 +52,8 @@ int pact_queue_microtask(pact_loop *loop, pact_fn fn, void *ud)
 {
     PACT_CHECK_LOOP(loop, "pact_queue_microtask");
     PACT_CHECK_ARG(fn, "pact_queue_microtask");
+    if (!loop->running)
+        pact__external_kick(loop);
     return pact__jobq_push(&loop->micro, fn, ud);
 }
 

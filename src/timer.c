@@ -323,6 +323,8 @@ static int timer_start(pact_loop *loop, const pact_timer_opts *opts, pact_cb cb,
         }
         if (rc == 0)
             pact__slot_activate(loop, s);
+        if (rc == 0 && !loop->running)
+            pact__external_arm(loop);
     }
     if (rc < 0) {
         pact__slot_free(loop, s);
@@ -431,13 +433,20 @@ void pact__run_timers(pact_loop *loop)
         run_list(loop, loop->heap[0], now);
 }
 
-uint64_t pact__timers_wait_ns(pact_loop *loop, uint64_t now_ns)
+uint64_t pact__timers_deadline(pact_loop *loop)
 {
     if (!loop->heap_len)
-        return UINT64_MAX;
+        return 0;
     /* wake on whole ms: timers due within one ms fire in one batch (as with
      * Node's ms clock) instead of one wake-up each, and still never early */
-    uint64_t due = (loop->heap[0]->expiry + MS - 1) / MS * MS;
+    return (loop->heap[0]->expiry + MS - 1) / MS * MS;
+}
+
+uint64_t pact__timers_wait_ns(pact_loop *loop, uint64_t now_ns)
+{
+    uint64_t due = pact__timers_deadline(loop);
+    if (!due)
+        return UINT64_MAX;
     return due > now_ns ? due - now_ns : 0;
 }
 
@@ -459,6 +468,10 @@ static void timer_ev_cb(evutil_socket_t fd, short what, void *arg)
     loop->own_events--;
 #endif
     loop->armed_ns = 0;
+    if (!loop->running && !pact__halted(loop)) { /* dispatched by the program */
+        pact__run_timers(loop);
+        pact__external_arm(loop);
+    }
 }
 
 /* Make the poll phase wake up by @p deadline_ns (absolute, CLOCK_MONOTONIC). */

@@ -409,6 +409,79 @@ START_TEST(from_base_not_freed_with_loop)
 }
 END_TEST
 
+/* The program dispatches the base itself: pact's phases still run, in Node's
+ * order within each callback (ticks, then microtasks), immediates after the
+ * timer that queued them, close callbacks, intervals; pact_loop_stop ends the
+ * program's dispatch. */
+struct ext {
+    pact_loop *loop;
+    pact_handle iv;
+    int ticks;
+};
+
+static void ext_interval(pact_error *err, void *ud);
+
+static void ext_close(void *ud)
+{
+    struct ext *x = ud;
+    trace("close");
+    ck_assert_int_eq(pact_loop_stop(x->loop), 0);
+}
+
+static void ext_immediate(pact_error *err, void *ud)
+{
+    ck_assert_ptr_null(err);
+    struct ext *x = ud;
+    trace("immediate");
+    ck_assert_int_eq(pact_interval(x->loop, 2, ext_interval, x, &x->iv), 0);
+}
+
+static void ext_interval(pact_error *err, void *ud)
+{
+    ck_assert_ptr_null(err);
+    struct ext *x = ud;
+    trace("interval %d", ++x->ticks);
+    if (x->ticks == 3)
+        ck_assert_int_eq(pact_close(x->loop, x->iv, ext_close, x), 0);
+}
+
+static void ext_timer(pact_error *err, void *ud)
+{
+    ck_assert_ptr_null(err);
+    struct ext *x = ud;
+    trace("timer");
+    ck_assert_int_eq(pact_queue_microtask(x->loop, trace_fn, "microtask"), 0);
+    ck_assert_int_eq(pact_next_tick(x->loop, trace_fn, "tick"), 0);
+    ck_assert_int_eq(pact_immediate(x->loop, ext_immediate, x, NULL), 0);
+}
+
+START_TEST(from_base_dispatched_by_program)
+{
+    struct event_base *base = event_base_new();
+    struct ext x = {NULL, {0}, 0};
+    ck_assert_int_eq(pact_loop_from_base(base, &x.loop), 0);
+    ck_assert_int_eq(pact_next_tick(x.loop, trace_fn, "main tick"), 0);
+    ck_assert_int_eq(pact_timeout(x.loop, 5, trace_cb, "second timer", NULL),
+                     0);
+    ck_assert_int_eq(pact_timeout(x.loop, 3, ext_timer, &x, NULL), 0);
+    uint64_t t0 = now_us();
+    ck_assert_int_eq(event_base_dispatch(base), 0);
+    ck_assert_uint_ge(now_us() - t0, 5000); /* never early, here too */
+    ck_assert_str_eq(trace_text(), "main tick\n"
+                                   "timer\n"
+                                   "tick\n"
+                                   "microtask\n"
+                                   "immediate\n"
+                                   "second timer\n"
+                                   "interval 1\n"
+                                   "interval 2\n"
+                                   "interval 3\n"
+                                   "close\n");
+    ck_assert_int_eq(pact_loop_free(x.loop), 0);
+    event_base_free(base);
+}
+END_TEST
+
 START_TEST(from_base_null)
 {
     pact_loop *loop = NULL;
@@ -817,6 +890,7 @@ Suite *suite_loop(void)
     tcase_add_test(base, from_base_own_event_keeps_alive);
     tcase_add_test(base, from_base_own_io_dispatched);
     tcase_add_test(base, from_base_not_freed_with_loop);
+    tcase_add_test(base, from_base_dispatched_by_program);
     tcase_add_test(base, from_base_null);
     suite_add_tcase(s, base);
 

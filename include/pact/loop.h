@@ -34,9 +34,11 @@ typedef enum pact_run_mode {
 PACT_API int pact_loop_new(pact_loop **out);
 /**
  * Make a loop on an event_base the program already owns (borrowed: it must
- * outlive the loop, which never frees it). The program's own events on that
- * base are dispatched in the I/O phase of pact_loop_run and keep the loop
- * alive while added.
+ * outlive the loop, which never frees it). Run it with pact_loop_run: the
+ * program's own events on that base are dispatched in its I/O phase and keep
+ * it alive while added. Or dispatch the base yourself: pact's phases then run
+ * from libevent callbacks (see doc/loop.md), and pact_loop_stop ends that
+ * dispatch.
  */
 PACT_API int pact_loop_from_base(struct event_base *base, pact_loop **out);
 
@@ -48,7 +50,8 @@ PACT_API int pact_loop_from_base(struct event_base *base, pact_loop **out);
  *   uncaught error that stopped it (see pact_loop_raise).
  */
 PACT_API int pact_loop_run(pact_loop *loop, pact_run_mode mode);
-/** Make pact_loop_run return after the current callback and its microtasks. */
+/** Make pact_loop_run return after the current callback and its microtasks
+ * (or, on a base the program dispatches, end that dispatch). */
 PACT_API int pact_loop_stop(pact_loop *loop);
 /**
  * Free the loop. Queued ticks, microtasks and posts are dropped.
