@@ -39,22 +39,28 @@ void pact__jobq_free(struct jobq *q)
     memset(q, 0, sizeof *q);
 }
 
-int pact_next_tick(pact_loop *loop, pact_fn fn, void *ud)
+/* @p fn_name: the public function called, for misuse reports */
+static int enqueue(pact_loop *loop, struct jobq *q, pact_fn fn, void *ud,
+                   const char *fn_name)
 {
-    PACT_CHECK_LOOP(loop, "pact_next_tick");
-    PACT_CHECK_ARG(fn, "pact_next_tick");
+    PACT_CHECK_LOOP(loop, fn_name);
+    PACT_CHECK_ARG(fn, fn_name);
+    /* kick first so the push is a tail call: this is the microtask hot path,
+     * and a kick for a failed push costs only one empty external phase */
     if (!loop->running)
         pact__external_kick(loop);
-    return pact__jobq_push(&loop->ticks, fn, ud);
+    return pact__jobq_push(q, fn, ud);
+}
+
+int pact_next_tick(pact_loop *loop, pact_fn fn, void *ud)
+{
+    return enqueue(loop, loop ? &loop->ticks : NULL, fn, ud, "pact_next_tick");
 }
 
 int pact_queue_microtask(pact_loop *loop, pact_fn fn, void *ud)
 {
-    PACT_CHECK_LOOP(loop, "pact_queue_microtask");
-    PACT_CHECK_ARG(fn, "pact_queue_microtask");
-    if (!loop->running)
-        pact__external_kick(loop);
-    return pact__jobq_push(&loop->micro, fn, ud);
+    return enqueue(loop, loop ? &loop->micro : NULL, fn, ud,
+                   "pact_queue_microtask");
 }
 
 void pact__drain(pact_loop *loop)
