@@ -7,6 +7,8 @@
 #include "pact/errno.h"
 #include "pact/error.h"
 #include "pact/loop.h"
+#include "pact/promise.h"
+#include "pact/value.h"
 #include "pact/version.h"
 
 #endif

@@ -12,7 +12,10 @@ struct pact_error {
     int line;
     const char *file;
     pact_error *cause;
-    char message[]; /* NUL-terminated, allocated with the error */
+    size_t nerrs; /* an aggregate's errors (owned references) */
+    pact_error **errs;
+    const char *message; /* text, or a literal for the shared ENOMEM */
+    char text[];         /* NUL-terminated, allocated with the error */
 };
 
 const char *pact_strerror(int code)
@@ -39,24 +42,22 @@ const char *pact_err_name(int code)
     return "EUNKNOWN";
 }
 
-pact_error *pact_error_new_at(const char *file, int line, pact_error *cause,
-                              int code, const char *fmt, ...)
+static pact_error *make(const char *file, int line, pact_error *cause, int code,
+                        const char *fmt, va_list ap)
 {
     char small[256];
     const char *msg = pact_strerror(code);
     char *big = NULL;
     if (fmt && *fmt) {
-        va_list ap;
-        va_start(ap, fmt);
+        va_list again;
+        va_copy(again, ap);
         int n = vsnprintf(small, sizeof small, fmt, ap);
-        va_end(ap);
         msg = small;
         if (n >= (int)sizeof small && (big = malloc((size_t)n + 1))) {
-            va_start(ap, fmt);
-            vsnprintf(big, (size_t)n + 1, fmt, ap);
-            va_end(ap);
+            vsnprintf(big, (size_t)n + 1, fmt, again);
             msg = big;
         }
+        va_end(again);
     }
     size_t len = strlen(msg);
     pact_error *err = malloc(sizeof *err + len + 1);
@@ -66,10 +67,54 @@ pact_error *pact_error_new_at(const char *file, int line, pact_error *cause,
         err->file = file;
         err->line = line;
         err->cause = pact_error_ref(cause);
-        memcpy(err->message, msg, len + 1);
+        err->nerrs = 0;
+        err->errs = NULL;
+        memcpy(err->text, msg, len + 1);
+        err->message = err->text;
     }
     free(big);
     return err;
+}
+
+pact_error *pact_error_new_at(const char *file, int line, pact_error *cause,
+                              int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    pact_error *err = make(file, line, cause, code, fmt, ap);
+    va_end(ap);
+    return err;
+}
+
+pact_error *pact_error_aggregate_at(const char *file, int line,
+                                    pact_error *const *errs, size_t n,
+                                    const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    pact_error *err = make(file, line, NULL, PACT_EAGGREGATE, fmt, ap);
+    va_end(ap);
+    if (!err || !n)
+        return err;
+    err->errs = malloc(n * sizeof *err->errs);
+    if (!err->errs) {
+        free(err);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++)
+        err->errs[i] = pact_error_ref(errs[i]);
+    err->nerrs = n;
+    return err;
+}
+
+size_t pact_error_count(const pact_error *err)
+{
+    return err ? err->nerrs : 0;
+}
+
+pact_error *pact_error_at(const pact_error *err, size_t i)
+{
+    return err && i < err->nerrs ? err->errs[i] : NULL;
 }
 
 pact_error *pact_error_ref(pact_error *err)
@@ -85,6 +130,9 @@ void pact_error_unref(pact_error *err)
     while (err && atomic_fetch_sub_explicit(&err->refs, 1,
                                             memory_order_acq_rel) == 1) {
         pact_error *cause = err->cause;
+        for (size_t i = 0; i < err->nerrs; i++)
+            pact_error_unref(err->errs[i]);
+        free(err->errs);
         free(err);
         err = cause;
     }
@@ -115,15 +163,39 @@ int pact_error_line(const pact_error *err)
     return err ? err->line : 0;
 }
 
-void pact_error_print(const pact_error *err, FILE *out)
+static void print_at(const pact_error *err, FILE *out, int indent)
 {
     for (int depth = 0; err; err = err->cause, depth++) {
-        fprintf(out, "%s%s: %s", depth ? "  caused by: " : "",
+        fprintf(out, "%*s%s%s: %s", indent, "", depth ? "  caused by: " : "",
                 pact_err_name(err->code), err->message);
         if (err->file)
             fprintf(out, " (at %s:%d)", err->file, err->line);
         fputc('\n', out);
+        for (size_t i = 0; i < err->nerrs; i++) {
+            fprintf(out, "%*s  [%zu]:\n", indent, "", i);
+            print_at(err->errs[i], out, indent + 4);
+        }
     }
+}
+
+void pact_error_print(const pact_error *err, FILE *out)
+{
+    print_at(err, out, 0);
+}
+
+/* Its own reference is never dropped, so it is never freed. */
+static pact_error enomem = {
+    .refs = 1, .code = PACT_ENOMEM, .message = "out of memory"};
+
+pact_error *pact__enomem(void)
+{
+    return pact_error_ref(&enomem);
+}
+
+int pact__misuse_always(const char *fn, int code, const char *why)
+{
+    fprintf(stderr, "pact: %s(): %s (%s)\n", fn, why, pact_err_name(code));
+    return code;
 }
 
 int pact__misuse(const char *fn, int code, const char *why)

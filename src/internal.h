@@ -22,6 +22,11 @@ struct event_base;
  * function and the reason; thread misuse is always printed (it is a bug that
  * corrupts state silently otherwise). */
 int pact__misuse(const char *fn, int code, const char *why);
+/* As pact__misuse, printed in every build: for misuse that would otherwise
+ * corrupt state or free memory twice. */
+int pact__misuse_always(const char *fn, int code, const char *why);
+/* A shared PACT_ENOMEM error (a new reference) for when making one fails. */
+pact_error *pact__enomem(void);
 
 #define PACT_CHECK_ARG(cond, fn)                                               \
     do {                                                                       \
@@ -171,6 +176,19 @@ struct pact_loop {
     atomic_long holds;
     atomic_size_t post_queued; /* posted and not yet run, batch included */
 
+    /* promises (promise.c, reject.c) */
+    struct pact__slab *slabs; /* node chunks, freed with the loop */
+    pact_promise *pfree;      /* free nodes, linked through u.w.next */
+    size_t plive;             /* nodes handed out and not freed */
+    pact_promise **unhandled; /* rejected without a handler (refs), FIFO */
+    size_t unhandled_len, unhandled_cap;
+    pact_promise **late; /* reported, then handled (refs), FIFO */
+    size_t late_len, late_cap;
+    int unhandled_mode; /* pact_unhandled_mode */
+    pact_rejection_hook rejection_hook;
+    void *rejection_ud;
+    uint64_t rejection_ids;
+
     /* uncaught errors */
     pact_uncaught_hook uncaught_hook;
     void *uncaught_ud;
@@ -222,6 +240,20 @@ void pact__run_closing(pact_loop *loop);
 
 /* tick.c: run after every macrotask callback */
 void pact__drain(pact_loop *loop);
+/* Queue a job the promise layer cannot fail to queue (out of memory there is
+ * fatal: a reaction that never runs would hang its chain silently). */
+void pact__micro_must(pact_loop *loop, pact_fn fn, void *ud);
+
+/* reject.c: Node's processPromiseRejections, run when a drain empties the
+ * queues. @return whether anything ran that may have queued more work. */
+bool pact__rejections(pact_loop *loop);
+void pact__rejections_init(pact_loop *loop);
+void pact__rejections_free(pact_loop *loop);
+
+/* promise.c: pact_loop_free's part. @return the promises still referenced
+ * once queued promise jobs are dropped (then the loop cannot be freed). */
+size_t pact__promises_release(pact_loop *loop);
+void pact__promises_free(pact_loop *loop);
 
 /* timer.c */
 int pact__timers_init(pact_loop *loop);

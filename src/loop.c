@@ -22,6 +22,7 @@ static int init(pact_loop *loop)
     atomic_init(&loop->holds, 0);
     atomic_init(&loop->post_queued, 0);
     loop->now = pact__now_ns() / 1000000;
+    pact__rejections_init(loop);
     if ((rc = pact__timers_init(loop)) < 0 || (rc = pact__post_init(loop)) < 0)
         return rc;
     return 0;
@@ -34,6 +35,8 @@ static void teardown(pact_loop *loop)
     pact__timers_free(loop);
     pact__jobq_free(&loop->ticks);
     pact__jobq_free(&loop->micro);
+    pact__rejections_free(loop);
+    pact__promises_free(loop);
     pact__slots_release_all(loop);
     pact_error_unref(loop->uncaught);
     pact_error_unref(loop->last_error);
@@ -93,6 +96,9 @@ int pact_loop_free(pact_loop *loop)
     if (loop->live)
         return pact__misuse("pact_loop_free", PACT_EBUSY,
                             "handles are open: clear or close them first");
+    if (pact__promises_release(loop))
+        return pact__misuse("pact_loop_free", PACT_EBUSY,
+                            "promises are still referenced: unref them first");
     teardown(loop);
     return 0;
 }

@@ -1,7 +1,8 @@
 /* The nextTick and microtask queues and their drain, which runs after every
  * macrotask callback: all ticks (including ones queued meanwhile), then all
  * microtasks (likewise), and again while ticks were queued by microtasks, as
- * Node's processTicksAndRejections does. */
+ * Node's processTicksAndRejections does; between rounds, unhandled promise
+ * rejections are processed (reject.c), which may queue more. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,6 +64,16 @@ int pact_queue_microtask(pact_loop *loop, pact_fn fn, void *ud)
                    "pact_queue_microtask");
 }
 
+void pact__micro_must(pact_loop *loop, pact_fn fn, void *ud)
+{
+    if (!loop->running)
+        pact__external_kick(loop);
+    if (pact__jobq_push(&loop->micro, fn, ud) < 0) {
+        fputs("pact: out of memory queueing a promise reaction\n", stderr);
+        abort();
+    }
+}
+
 void pact__drain(pact_loop *loop)
 {
     if (loop->draining) /* a nested drain would reorder the queues */
@@ -74,6 +85,6 @@ void pact__drain(pact_loop *loop)
             j.fn(j.ud);
         while (!loop->uncaught && pact__jobq_pop(&loop->micro, &j))
             j.fn(j.ud);
-    } while (loop->ticks.len && !loop->uncaught);
+    } while (!loop->uncaught && (loop->ticks.len || pact__rejections(loop)));
     loop->draining = false;
 }

@@ -13,9 +13,15 @@ Suite *suite_post(void);
 Suite *suite_abort(void);
 Suite *suite_uncaught(void);
 Suite *suite_order(void);
+Suite *suite_aplus(void);
+Suite *suite_promise(void);
+Suite *suite_combine(void);
+Suite *suite_unhandled(void);
+Suite *suite_porder(void);
 
 #define PACT_TEST_SUITES(X)                                                    \
     X(error)                                                                   \
-    X(loop) X(timer) X(tick) X(io) X(post) X(abort) X(uncaught) X(order)
+    X(loop) X(timer) X(tick) X(io) X(post) X(abort) X(uncaught) X(order)   \
+        X(aplus) X(promise) X(combine) X(unhandled) X(porder)
 
 #endif

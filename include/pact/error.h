@@ -56,6 +56,30 @@ PACT_API pact_error *pact_error_new_at(const char *file, int line,
 #define PACT_ERROR_FMT_(cause, code, ...)                                      \
     pact_error_new_at(__FILE__, __LINE__, (cause), (code), __VA_ARGS__)
 
+/**
+ * Make a PACT_EAGGREGATE error (JavaScript's AggregateError) holding @p n
+ * errors, in order. Prefer PACT_ERROR_AGGREGATE, which fills in file:line.
+ * @param errs  borrowed: the new error takes a reference to each (NULL
+ *   entries are kept as NULL).
+ * @param fmt   as pact_error_new_at.
+ * @return a new reference, or NULL only when out of memory.
+ */
+PACT_API pact_error *pact_error_aggregate_at(const char *file, int line,
+                                             pact_error *const *errs, size_t n,
+                                             const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 5, 6)))
+#endif
+    ;
+/** PACT_ERROR_AGGREGATE(errs, n): a new PACT_EAGGREGATE reference made
+ * here. */
+#define PACT_ERROR_AGGREGATE(errs, n)                                          \
+    pact_error_aggregate_at(__FILE__, __LINE__, (errs), (n), NULL)
+/** @return how many errors an aggregate holds (0 for any other error). */
+PACT_API size_t pact_error_count(const pact_error *err);
+/** @return the @p i-th error of an aggregate (borrowed), or NULL. */
+PACT_API pact_error *pact_error_at(const pact_error *err, size_t i);
+
 /** Take a reference. @return @p err (NULL-safe). */
 PACT_API pact_error *pact_error_ref(pact_error *err);
 /** Drop a reference; frees the error (and its cause's reference) at zero.
@@ -75,7 +99,8 @@ PACT_API int pact_error_line(const pact_error *err);
 /**
  * Print the error and its cause chain, one line each:
  * "ECANCELED: operation canceled (at src/timer.c:120)" then
- * "  caused by: ..." lines.
+ * "  caused by: ..." lines; an aggregate's errors follow it, each under a "
+ * [i]:" line and indented by four more spaces.
  */
 PACT_API void pact_error_print(const pact_error *err, FILE *out);
 

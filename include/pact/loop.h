@@ -56,7 +56,9 @@ PACT_API int pact_loop_stop(pact_loop *loop);
 /**
  * Free the loop. Queued ticks, microtasks and posts are dropped.
  * @return 0, or PACT_EBUSY (nothing freed) while it runs or has open handles
- *   (referenced or not): clear or close them first, or pact_loop_close_all.
+ *   (referenced or not): clear or close them first, or pact_loop_close_all;
+ *   PACT_EBUSY too while promises of the loop are still referenced (queued
+ *   promise reactions, which will then never run, are dropped first).
  */
 PACT_API int pact_loop_free(pact_loop *loop);
 /** Clear every open handle without calling its callbacks (for shutdown). */

@@ -1,0 +1,232 @@
+/* Promises (Promises/A+ 1.1, with Node v20's microtask timing), their
+ * combinators, unhandled-rejection reporting, and the adapter between
+ * error-first callbacks and promises.
+ *
+ * Ownership: promises are reference-counted. A function that returns a
+ * promise gives the caller a new reference (drop it with pact_promise_unref);
+ * a promise passed in is borrowed unless the comment says "steals". A promise
+ * nobody holds any more is freed once its pending reactions have run; the
+ * reactions it feeds keep what they need alive. Handlers get the value or
+ * error borrowed for the call; what a handler returns is moved into the
+ * derived promise.
+ *
+ * Everything here runs on the loop's thread; handlers always run as
+ * microtasks, never inside the call that attaches or settles. Functions that
+ * return a promise return NULL only for misuse (NULL arguments, wrong thread:
+ * reported on stderr, the function named) or when out of memory. */
+#ifndef PACT_PROMISE_H
+#define PACT_PROMISE_H
+
+#include "pact/common.h"
+#include "pact/error.h"
+#include "pact/value.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** A promise's state. */
+typedef enum pact_state {
+    PACT_PENDING = 0,
+    PACT_FULFILLED,
+    PACT_REJECTED,
+} pact_state;
+
+/* ---- producers ----------------------------------------------------------- */
+
+/**
+ * Make a pending promise and its resolver (a deferred).
+ * @param out  receives a new reference to the promise (may be NULL if the
+ *   caller only needs the resolver: then only the deferred holds it).
+ * @return a new reference to the deferred, or NULL (misuse, no memory).
+ */
+PACT_API pact_deferred *pact_deferred_new(pact_loop *loop, pact_promise **out);
+/**
+ * Resolve: fulfil with @p v, or for PACT_PROMISE / PACT_THENABLE adopt that
+ * outcome, or for PACT_ERROR reject. Steals @p v whatever the result.
+ * @return 0; PACT_EALREADY if this deferred already resolved (the promise is
+ *   unchanged; @p v is released); PACT_EINVAL for NULL.
+ */
+PACT_API int pact_deferred_resolve(pact_deferred *d, pact_value v);
+/** Reject with @p err (stolen; NULL is PACT_ENOMEM). Returns as
+ * pact_deferred_resolve. */
+PACT_API int pact_deferred_reject(pact_deferred *d, pact_error *err);
+/** @return whether this deferred has resolved its promise (the promise may
+ * still be pending while it adopts another). */
+PACT_API bool pact_deferred_done(const pact_deferred *d);
+/** Take a reference. @return @p d. */
+PACT_API pact_deferred *pact_deferred_ref(pact_deferred *d);
+/**
+ * Drop a reference. Dropping the last one of an unresolved deferred rejects
+ * its promise with PACT_ECANCELED ("broken promise", as C++'s
+ * std::promise), so a consumer never waits on a producer that is gone.
+ */
+PACT_API void pact_deferred_unref(pact_deferred *d);
+
+/** Promise.resolve(@p v): a promise resolved with @p v (stolen). A
+ * PACT_PROMISE value is returned as is. */
+PACT_API pact_promise *pact_resolved(pact_loop *loop, pact_value v);
+/** Promise.reject(@p err): a rejected promise. Steals @p err. */
+PACT_API pact_promise *pact_rejected(pact_loop *loop, pact_error *err);
+
+/* ---- consumers ----------------------------------------------------------- */
+
+/** A fulfilment handler: @p v borrowed; returns the derived promise's
+ * resolution (a value, pact_promise_v(q) to adopt q, or pact_throw(err)). */
+typedef pact_value (*pact_on_fulfilled)(const pact_value *v, void *ud);
+/** A rejection handler: @p err borrowed; returns as pact_on_fulfilled. */
+typedef pact_value (*pact_on_rejected)(pact_error *err, void *ud);
+/** A finally handler: its value is ignored unless it is a promise (waited
+ * for) or an error (which replaces the outcome). */
+typedef pact_value (*pact_on_finally)(void *ud);
+/** An error-first handler for either outcome: @p err is NULL and @p v the
+ * value when fulfilled; @p v is NULL when rejected. */
+typedef pact_value (*pact_on_settled)(pact_error *err, const pact_value *v,
+                                      void *ud);
+/** An error-first callback that consumes an outcome (callbackify). */
+typedef void (*pact_value_cb)(pact_error *err, const pact_value *v, void *ud);
+
+/**
+ * p.then(@p ok, @p fail): a new promise resolved with what the handler that
+ * runs returns. A NULL handler passes the value or error through.
+ * @return a new reference.
+ */
+PACT_API pact_promise *pact_then(pact_promise *p, pact_on_fulfilled ok,
+                                 pact_on_rejected fail, void *ud);
+/** p.catch(@p fail). */
+PACT_API pact_promise *pact_catch(pact_promise *p, pact_on_rejected fail,
+                                  void *ud);
+/** p.finally(@p fn): runs @p fn on either outcome, then passes the outcome
+ * through (after the promise @p fn returns, if any, settles); an error from
+ * @p fn or its promise replaces it. Same microtask turns as Node. */
+PACT_API pact_promise *pact_finally(pact_promise *p, pact_on_finally fn,
+                                    void *ud);
+/** then with one error-first handler for both outcomes. */
+PACT_API pact_promise *pact_then_cb(pact_promise *p, pact_on_settled fn,
+                                    void *ud);
+/**
+ * callbackify: call @p cb (err, value) when @p p settles, as a microtask.
+ * Marks @p p handled. No derived promise.
+ * @return 0, PACT_EINVAL, PACT_ENOMEM, PACT_ETHREAD.
+ */
+PACT_API int pact_promise_callback(pact_promise *p, pact_value_cb cb, void *ud);
+
+/* ---- inspection and references ------------------------------------------ */
+
+/** Take a reference. @return @p p. */
+PACT_API pact_promise *pact_promise_ref(pact_promise *p);
+/** Drop a reference. A promise nobody holds is freed once its pending
+ * reactions have run. */
+PACT_API void pact_promise_unref(pact_promise *p);
+/** @return the promise's state (PACT_PENDING for NULL). */
+PACT_API pact_state pact_promise_state(const pact_promise *p);
+/** @return the value (borrowed, valid while @p p lives) if fulfilled, else
+ * NULL. */
+PACT_API const pact_value *pact_promise_value(const pact_promise *p);
+/** @return the error (borrowed) if rejected, else NULL. */
+PACT_API pact_error *pact_promise_error(const pact_promise *p);
+/** @return the promise's loop. */
+PACT_API pact_loop *pact_promise_loop(const pact_promise *p);
+
+/* ---- combinators --------------------------------------------------------- */
+/* Each takes @p n promises (borrowed; n may be 0; @p ps may be NULL when n
+ * is 0) and attaches its reactions in array order, as Node does. */
+
+/** Promise.all: fulfils with a list of the inputs (all fulfilled, in input
+ * order) or rejects with the first error. */
+PACT_API pact_promise *pact_all(pact_loop *loop, pact_promise *const *ps,
+                                size_t n);
+/** Promise.allSettled: fulfils with a list of the inputs once all settled. */
+PACT_API pact_promise *pact_all_settled(pact_loop *loop,
+                                        pact_promise *const *ps, size_t n);
+/** Promise.race: settles as the first input to settle (never, for 0). */
+PACT_API pact_promise *pact_race(pact_loop *loop, pact_promise *const *ps,
+                                 size_t n);
+/** Promise.any: fulfils with the first value, or rejects with a
+ * PACT_EAGGREGATE error holding every reason in input order (see
+ * pact_error_count). */
+PACT_API pact_promise *pact_any(pact_loop *loop, pact_promise *const *ps,
+                                size_t n);
+/** Settles as @p p, or rejects with PACT_ETIMEDOUT after @p ms. */
+PACT_API pact_promise *pact_promise_timeout(pact_promise *p, uint64_t ms);
+/** Settles as @p p, or rejects with @p abort's reason once it is aborted
+ * (at once if it already is). @p abort is borrowed. */
+PACT_API pact_promise *pact_promise_abortable(pact_promise *p,
+                                              pact_abort *abort);
+
+/* ---- the adapter: callbacks <-> promises -------------------------------- */
+
+/**
+ * Start a callback operation for pact_promisify: call it with
+ * pact_deferred_cb (or pact_deferred_value_cb) and @p d as its callback and
+ * user data, and return its result. The callback then owns the reference to
+ * @p d. On a negative return the adapter rejects the promise with that code
+ * (the operation, as every pact call that fails synchronously, never calls
+ * its callback).
+ */
+typedef int (*pact_start_fn)(pact_loop *loop, void *args, pact_deferred *d);
+/** util.promisify: the promise of one callback operation. @p args is
+ * borrowed for the call to @p start. @return a new reference. */
+PACT_API pact_promise *pact_promisify(pact_loop *loop, pact_start_fn start,
+                                      void *args);
+/** A pact_cb that settles the deferred @p d (fulfils with nothing, or rejects
+ * with @p err) and drops the operation's reference to it. */
+PACT_API void pact_deferred_cb(pact_error *err, void *d);
+/** As pact_deferred_cb for callbacks with a value (borrowed). The promise
+ * keeps a copy: scalars and pointers as they are, a new reference for JSON and
+ * lists, a copy of bytes. A PACT_OWNED value cannot be shared and rejects with
+ * PACT_EINVAL: operations that make one resolve the deferred themselves. */
+PACT_API void pact_deferred_value_cb(pact_error *err, const pact_value *v,
+                                     void *d);
+
+/** setTimeout's promise twin (timers/promises setTimeout): fulfils with
+ * nothing after @p ms, or rejects with PACT_ECANCELED when @p abort (may be
+ * NULL, borrowed) is aborted first. */
+PACT_API pact_promise *pact_delay(pact_loop *loop, uint64_t ms,
+                                  pact_abort *abort);
+/** setImmediate's promise twin: fulfils with nothing in the next check
+ * phase, or rejects with PACT_ECANCELED (its cause: the reason) once @p abort
+ * (may be NULL, borrowed) is aborted first. */
+PACT_API pact_promise *pact_immediate_p(pact_loop *loop, pact_abort *abort);
+
+/* ---- unhandled rejections ------------------------------------------------ */
+
+/** What to do with a rejection nobody handled by the end of a microtask
+ * drain (Node's --unhandled-rejections). */
+typedef enum pact_unhandled_mode {
+    /** Default: unless the hook handles it, an uncaught PACT_EUNHANDLED error
+     * (caused by the rejection) stops the loop (see pact_loop_raise). */
+    PACT_UNHANDLED_THROW = 0,
+    /** Print a warning to stderr (even when the hook handled it) and go on. */
+    PACT_UNHANDLED_WARN,
+    /** Only the hook hears of it. */
+    PACT_UNHANDLED_NONE,
+} pact_unhandled_mode;
+
+/** What the hook is told. */
+typedef enum pact_rejection_event {
+    /** process 'unhandledRejection': @p p is rejected and unhandled. */
+    PACT_REJECTION_UNHANDLED,
+    /** process 'rejectionHandled': a handler was attached to @p p after it
+     * had been reported. */
+    PACT_REJECTION_HANDLED,
+} pact_rejection_event;
+
+/**
+ * The program's say on rejections (@p p borrowed). Return true if handled:
+ * in THROW mode the loop then goes on; for PACT_REJECTION_HANDLED, true
+ * silences the warning that is printed otherwise.
+ */
+typedef bool (*pact_rejection_hook)(pact_loop *loop, pact_rejection_event ev,
+                                    pact_promise *p, void *ud);
+/** Set the mode (also read from the environment variable
+ * PACT_UNHANDLED_REJECTIONS=throw|warn|none when the loop is made). */
+PACT_API int pact_loop_set_unhandled(pact_loop *loop, pact_unhandled_mode mode);
+/** Install (or with NULL remove) the rejection hook. */
+PACT_API int pact_loop_on_rejection(pact_loop *loop, pact_rejection_hook hook,
+                                    void *ud);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

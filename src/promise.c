@@ -1,0 +1,705 @@
+/* Promises: the per-loop node slabs, settling, reaction jobs, and the
+ * resolution procedure (Promises/A+ 2.3) with V8's microtask turns: adopting
+ * a promise costs a job that attaches to it, then the reaction job, exactly
+ * as NewPromiseResolveThenableJob does in Node. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "promise_internal.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define PACT_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PACT_ASAN 1
+#endif
+#endif
+#ifdef PACT_ASAN
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+/* A freed node keeps this state, so a stale unref is reported, not obeyed. */
+#define STATE_DEAD 0xdd
+
+/* ---- nodes --------------------------------------------------------------- */
+
+#define SLAB_NODES 256
+
+struct pact__slab {
+    struct pact__slab *next;
+    pact_promise nodes[SLAB_NODES];
+};
+
+/* Free nodes are linked through the header, which stays readable (and
+ * unpoisoned under ASan) so that a stale reference is caught. */
+#define FREE_NEXT(n) ((n)->free_next)
+#define BODY_OFF offsetof(pact_promise, u)
+
+static void node_release(pact_loop *loop, pact_promise *n)
+{
+    n->state = STATE_DEAD;
+    n->refs = 0;
+    FREE_NEXT(n) = loop->pfree;
+    loop->pfree = n;
+    loop->plive--;
+    POISON((char *)n + BODY_OFF, sizeof *n - BODY_OFF);
+}
+
+static pact_promise *node_new(pact_loop *loop, uint8_t role, uint8_t hkind)
+{
+    pact_promise *n = loop->pfree;
+    if (n) {
+        loop->pfree = FREE_NEXT(n);
+    } else {
+        struct pact__slab *s = malloc(sizeof *s);
+        if (!s)
+            return NULL;
+        s->next = loop->slabs;
+        loop->slabs = s;
+        for (size_t i = SLAB_NODES - 1; i > 0; i--) {
+            s->nodes[i].state = STATE_DEAD;
+            s->nodes[i].refs = 0;
+            FREE_NEXT(&s->nodes[i]) = loop->pfree;
+            loop->pfree = &s->nodes[i];
+            POISON((char *)&s->nodes[i] + BODY_OFF, sizeof *n - BODY_OFF);
+        }
+        n = &s->nodes[0];
+    }
+    UNPOISON((char *)n + BODY_OFF, sizeof *n - BODY_OFF);
+    loop->plive++;
+    n->refs = 1;
+    n->state = PACT_PENDING;
+    n->role = role;
+    n->hkind = hkind;
+    n->flags = 0;
+    n->loop = loop;
+    memset(&n->u.w, 0, sizeof n->u.w);
+    return n;
+}
+
+void pact__node_free(pact_promise *n)
+{
+    node_release(n->loop, n);
+}
+
+pact_promise *pact__promise_new(pact_loop *loop)
+{
+    return node_new(loop, NODE_THEN, H_THEN);
+}
+
+pact_promise *pact__node_cb(pact_loop *loop, pact__react_fn fn, void *ud,
+                            uintptr_t aux)
+{
+    pact_promise *n = node_new(loop, NODE_CB, H_INTERNAL);
+    if (n) {
+        n->u.w.on_ok.internal = fn;
+        n->u.w.on_err.aux = aux;
+        n->u.w.ud = ud;
+    }
+    return n;
+}
+
+/* A pending node that can never run: give back what its handlers hold. */
+static void discard_handlers(pact_promise *n)
+{
+    if (n->hkind == H_INTERNAL)
+        n->u.w.on_ok.internal(NULL, n->u.w.ud, n->u.w.on_err.aux);
+    else if (n->hkind == H_THUNK)
+        pact__unref(n->u.w.ud);
+}
+
+/* Free a node whose last reference went. A pending one frees the reactions
+ * that waited on it and nobody else holds, iteratively (chains are long). */
+static void destroy(pact_promise *p)
+{
+    pact_loop *loop = p->loop;
+    if (p->state == PACT_FULFILLED) {
+        pact_value_release(&p->u.v);
+        node_release(loop, p);
+        return;
+    }
+    if (p->state == PACT_REJECTED) {
+        pact_error_unref(p->u.r.err);
+        node_release(loop, p);
+        return;
+    }
+    pact_promise *work = p;
+    p->u.w.next = NULL;
+    while (work) {
+        pact_promise *n = work;
+        work = n->u.w.next;
+        for (pact_promise *c = n->u.w.head, *nx; c; c = nx) {
+            nx = c->u.w.next;
+            if (--c->refs == 0) {
+                c->u.w.next = work;
+                work = c;
+            }
+        }
+        discard_handlers(n);
+        node_release(loop, n);
+    }
+}
+
+void pact__unref(pact_promise *p)
+{
+    if (p && --p->refs == 0)
+        destroy(p);
+}
+
+/* ---- settling ------------------------------------------------------------ */
+
+static void run_reaction(void *arg);
+
+/* Queue one job per reaction, in the order they were attached. */
+static void trigger(pact_promise *p, pact_promise *head)
+{
+    pact_promise *fifo = NULL, *nx;
+    for (; head; head = nx) {
+        nx = head->u.w.next;
+        head->u.w.next = fifo;
+        fifo = head;
+    }
+    for (; fifo; fifo = nx) {
+        nx = fifo->u.w.next;
+        fifo->u.w.next = p;
+        p->refs++;
+        pact__micro_must(p->loop, run_reaction, fifo);
+    }
+}
+
+static bool fulfillable(pact_kind k)
+{
+    return k <= PACT_LIST || k == PACT__LINK;
+}
+
+void pact__fulfil(pact_promise *p, pact_value v)
+{
+    if (!fulfillable(v.kind)) {
+        pact_value_release(&v);
+        pact__reject(
+            p, PACT_ERROR(PACT_EINVAL, "unknown value kind %d", (int)v.kind));
+        return;
+    }
+    pact_promise *head = p->u.w.head;
+    p->u.v = v;
+    p->state = PACT_FULFILLED;
+    trigger(p, head);
+}
+
+void pact__reject(pact_promise *p, pact_error *err)
+{
+    pact_promise *head = p->u.w.head;
+    p->u.r.err = err ? err : pact__enomem();
+    p->u.r.id = 0;
+    p->state = PACT_REJECTED;
+    if (!head && !(p->flags & P_HANDLED))
+        pact__rejection_unhandled(p);
+    trigger(p, head);
+}
+
+void pact__attach(pact_promise *p, pact_promise *node)
+{
+    bool had = p->flags & P_HANDLED;
+    p->flags |= P_HANDLED;
+    if (p->state == PACT_PENDING) {
+        node->u.w.next = p->u.w.head;
+        p->u.w.head = node;
+        return;
+    }
+    node->u.w.next = p;
+    p->refs++;
+    pact__micro_must(p->loop, run_reaction, node);
+    if (p->state == PACT_REJECTED && !had)
+        pact__rejection_handled(p);
+}
+
+pact_value pact__share(pact_promise *p)
+{
+    if (p->state == PACT_REJECTED)
+        return pact_throw(pact_error_ref(p->u.r.err));
+    pact_value v = p->u.v;
+    switch ((int)v.kind) {
+    case PACT_JSON:
+        json_incref(v.u.json);
+        break;
+    case PACT_LIST:
+        v.u.list->refs++;
+        break;
+    case PACT_OWNED:
+    case PACT_BYTES:
+        v.kind = PACT__LINK;
+        v.u.promise = p;
+        p->refs++;
+        break;
+    case PACT__LINK:
+        v.u.promise->refs++;
+        break;
+    }
+    return v;
+}
+
+const pact_value *pact__value(const pact_promise *p)
+{
+    const pact_value *v = &p->u.v;
+    return v->kind == PACT__LINK ? &v->u.promise->u.v : v;
+}
+
+/* ---- the resolution procedure ------------------------------------------- */
+
+/* NewPromiseResolveThenableJob for a pact promise: wait on it as a
+ * pass-through reaction (the job's reference moves to its list). */
+static void adopt_job(void *arg)
+{
+    pact_promise *p = arg, *q = p->u.w.ud;
+    p->flags &= ~P_ADOPTING;
+    p->u.w.ud = NULL;
+    pact__attach(q, p);
+    pact__unref(q);
+}
+
+/* The same for a foreign thenable: call its then once with a resolver. */
+static void thenable_job(void *arg)
+{
+    pact_promise *p = arg;
+    void *obj = p->u.w.ud;
+    const pact_thenable_vt *vt = p->u.w.on_err.vt;
+    p->flags &= ~P_ADOPTING;
+    p->u.w.ud = NULL;
+    p->u.w.on_err.vt = NULL;
+    pact_deferred *d = malloc(sizeof *d);
+    if (!d) {
+        pact__reject(p, NULL);
+        pact__unref(p);
+    } else {
+        *d = (pact_deferred){.refs = 1, .done = false, .p = p};
+        int rc = vt->then(obj, d);
+        if (rc < 0 && !d->done)
+            pact_deferred_reject(
+                d, PACT_ERROR(rc, "the thenable's then failed (%s)",
+                              pact_err_name(rc)));
+    }
+    if (vt->release)
+        vt->release(obj);
+    if (d)
+        pact_deferred_unref(d);
+}
+
+void pact__resolve(pact_promise *p, pact_value v)
+{
+    switch (v.kind) {
+    case PACT_PROMISE:
+        if (!v.u.promise) {
+            pact__reject(p, PACT_ERROR(PACT_EINVAL, "resolved with NULL "
+                                                    "promise"));
+        } else if (v.u.promise == p) {
+            pact__unref(p);
+            pact__reject(p, PACT_ERROR(PACT_ETYPE, "a promise cannot be "
+                                                   "resolved with itself"));
+        } else {
+            p->flags |= P_ADOPTING;
+            p->hkind = H_THEN;
+            p->u.w.on_ok.ok = NULL;
+            p->u.w.on_err.fail = NULL;
+            p->u.w.ud = v.u.promise;
+            p->refs++;
+            pact__micro_must(p->loop, adopt_job, p);
+        }
+        return;
+    case PACT_THENABLE:
+        if (!v.u.thenable.vt || !v.u.thenable.vt->then) {
+            pact_value_release(&v);
+            pact__reject(p, PACT_ERROR(PACT_EINVAL, "thenable without then"));
+            return;
+        }
+        p->flags |= P_ADOPTING;
+        p->hkind = H_THEN;
+        p->u.w.on_ok.ok = NULL;
+        p->u.w.on_err.vt = v.u.thenable.vt;
+        p->u.w.ud = v.u.thenable.obj;
+        p->refs++;
+        pact__micro_must(p->loop, thenable_job, p);
+        return;
+    case PACT_ERROR:
+        pact__reject(p, v.u.error);
+        return;
+    default:
+        pact__fulfil(p, v);
+    }
+}
+
+/* ---- reactions ----------------------------------------------------------- */
+
+/* finally's first step (thenFinally / catchFinally): call the handler, then
+ * wait for what it returned with a thunk that yields the original outcome. */
+static pact_value finally_step(pact_promise *n, pact_promise *src)
+{
+    pact_value r = n->u.w.on_ok.fin(n->u.w.ud);
+    if (r.kind == PACT_ERROR)
+        return r;
+    pact_promise *q;
+    if (r.kind == PACT_PROMISE && r.u.promise) {
+        q = r.u.promise;
+    } else if (!(q = pact__promise_new(n->loop))) {
+        pact_value_release(&r);
+        return pact_throw(NULL);
+    } else {
+        pact__resolve(q, r);
+    }
+    pact_promise *t = pact__promise_new(n->loop);
+    if (!t) {
+        pact__unref(q);
+        return pact_throw(NULL);
+    }
+    t->hkind = H_THUNK;
+    t->u.w.ud = src;
+    src->refs++;
+    t->refs++; /* one for q's list, one for the resolution */
+    pact__attach(q, t);
+    pact__unref(q);
+    return pact_promise_v(t);
+}
+
+/* What a then-node's handler makes of its source's outcome. */
+static pact_value react(pact_promise *n, pact_promise *src)
+{
+    void *ud = n->u.w.ud;
+    bool ok = src->state == PACT_FULFILLED;
+    switch (n->hkind) {
+    case H_SETTLED:
+        return n->u.w.on_ok.settled(ok ? NULL : src->u.r.err,
+                                    ok ? pact__value(src) : NULL, ud);
+    case H_FINALLY:
+        return finally_step(n, src);
+    case H_THUNK: {
+        pact_value r = pact__share(ok ? (pact_promise *)ud : src);
+        n->u.w.ud = NULL;
+        pact__unref(ud);
+        return r;
+    }
+    default:
+        if (ok && n->u.w.on_ok.ok)
+            return n->u.w.on_ok.ok(pact__value(src), ud);
+        if (!ok && n->u.w.on_err.fail)
+            return n->u.w.on_err.fail(src->u.r.err, ud);
+        return pact__share(src);
+    }
+}
+
+static void run_reaction(void *arg)
+{
+    pact_promise *n = arg, *src = n->u.w.next;
+    if (n->role == NODE_CB) {
+        if (n->hkind == H_CALLBACK) {
+            bool ok = src->state == PACT_FULFILLED;
+            n->u.w.on_ok.cb(ok ? NULL : src->u.r.err,
+                            ok ? pact__value(src) : NULL, n->u.w.ud);
+        } else {
+            n->u.w.on_ok.internal(src, n->u.w.ud, n->u.w.on_err.aux);
+        }
+        node_release(n->loop, n);
+        pact__unref(src);
+        return;
+    }
+    pact_value r = react(n, src);
+    n->hkind = H_THEN;
+    n->u.w.on_ok.ok = NULL;
+    n->u.w.on_err.fail = NULL;
+    n->u.w.next = NULL;
+    pact__unref(src);
+    pact__resolve(n, r);
+    pact__unref(n);
+}
+
+/* ---- loop teardown ------------------------------------------------------- */
+
+static bool is_promise_job(pact_fn fn)
+{
+    return fn == run_reaction || fn == adopt_job || fn == thenable_job;
+}
+
+/* Drop a queued job's references as if it ran and found nothing to do. */
+static void drop_job(pact_fn fn, void *ud)
+{
+    pact_promise *n = ud;
+    if (fn == run_reaction) {
+        pact_promise *src = n->u.w.next;
+        n->u.w.next = NULL;
+        if (n->role == NODE_CB) {
+            discard_handlers(n);
+            node_release(n->loop, n);
+        } else {
+            pact__unref(n);
+        }
+        pact__unref(src);
+    } else if (fn == adopt_job) {
+        pact_promise *q = n->u.w.ud;
+        n->u.w.ud = NULL;
+        pact__unref(q);
+        pact__unref(n);
+    } else {
+        const pact_thenable_vt *vt = n->u.w.on_err.vt;
+        if (vt->release)
+            vt->release(n->u.w.ud);
+        n->u.w.ud = NULL;
+        pact__unref(n);
+    }
+}
+
+size_t pact__promises_release(pact_loop *loop)
+{
+    struct jobq *q = &loop->micro, keep = {0};
+    struct job j;
+    /* dropping one job may free nodes that other jobs no longer name */
+    while (pact__jobq_pop(q, &j)) {
+        if (is_promise_job(j.fn))
+            drop_job(j.fn, j.ud);
+        else if (pact__jobq_push(&keep, j.fn, j.ud) < 0)
+            break;
+    }
+    pact__jobq_free(q);
+    *q = keep;
+    pact__rejections_free(loop);
+    return loop->plive;
+}
+
+void pact__promises_free(pact_loop *loop)
+{
+    for (struct pact__slab *s = loop->slabs, *nx; s; s = nx) {
+        nx = s->next;
+        UNPOISON(s, sizeof *s);
+        free(s);
+    }
+    loop->slabs = NULL;
+    loop->pfree = NULL;
+}
+
+/* ---- the public calls ---------------------------------------------------- */
+
+/* The common checks of the calls on a promise: 0, or the code (reported). */
+static int check(const pact_promise *p, const char *fn)
+{
+    if (!p)
+        return pact__misuse(fn, PACT_EINVAL, "promise is NULL");
+    if (p->state == STATE_DEAD) {
+        char why[96];
+        snprintf(why, sizeof why, "promise %p was already freed", (void *)p);
+        return pact__misuse_always(fn, PACT_EINVAL, why);
+    }
+    if (pact__misuse_thread(p->loop, fn))
+        return PACT_ETHREAD;
+    return 0;
+}
+
+static bool loop_ok(pact_loop *loop, const char *fn)
+{
+    if (!loop) {
+        pact__misuse(fn, PACT_EINVAL, "loop is NULL");
+        return false;
+    }
+    return !pact__misuse_thread(loop, fn);
+}
+
+pact_deferred *pact_deferred_new(pact_loop *loop, pact_promise **out)
+{
+    if (!loop_ok(loop, "pact_deferred_new"))
+        return NULL;
+    pact_deferred *d = malloc(sizeof *d);
+    pact_promise *p = d ? pact__promise_new(loop) : NULL;
+    if (!p) {
+        free(d);
+        return NULL;
+    }
+    *d = (pact_deferred){.refs = 1, .done = false, .p = p};
+    if (out)
+        *out = pact_promise_ref(p);
+    return d;
+}
+
+int pact_deferred_resolve(pact_deferred *d, pact_value v)
+{
+    if (!d) {
+        pact_value_release(&v);
+        return pact__misuse("pact_deferred_resolve", PACT_EINVAL,
+                            "deferred is NULL");
+    }
+    if (d->done) {
+        pact_value_release(&v);
+        return pact__misuse("pact_deferred_resolve", PACT_EALREADY,
+                            "the deferred already resolved its promise");
+    }
+    pact_promise *p = d->p;
+    if (pact__misuse_thread(p->loop, "pact_deferred_resolve")) {
+        pact_value_release(&v);
+        return PACT_ETHREAD;
+    }
+    d->done = true;
+    d->p = NULL;
+    pact__resolve(p, v);
+    pact__unref(p);
+    return 0;
+}
+
+int pact_deferred_reject(pact_deferred *d, pact_error *err)
+{
+    return pact_deferred_resolve(d, pact_throw(err ? err : pact__enomem()));
+}
+
+bool pact_deferred_done(const pact_deferred *d)
+{
+    return d && d->done;
+}
+
+pact_deferred *pact_deferred_ref(pact_deferred *d)
+{
+    if (d)
+        d->refs++;
+    return d;
+}
+
+void pact_deferred_unref(pact_deferred *d)
+{
+    if (!d || --d->refs)
+        return;
+    if (!d->done)
+        pact_deferred_reject(d, PACT_ERROR(PACT_ECANCELED,
+                                           "broken promise: its deferred was "
+                                           "dropped unresolved"));
+    free(d);
+}
+
+pact_promise *pact_resolved(pact_loop *loop, pact_value v)
+{
+    if (!loop_ok(loop, "pact_resolved")) {
+        pact_value_release(&v);
+        return NULL;
+    }
+    if (v.kind == PACT_PROMISE && v.u.promise)
+        return v.u.promise;
+    pact_promise *p = pact__promise_new(loop);
+    if (!p) {
+        pact_value_release(&v);
+        return NULL;
+    }
+    pact__resolve(p, v);
+    return p;
+}
+
+pact_promise *pact_rejected(pact_loop *loop, pact_error *err)
+{
+    return pact_resolved(loop, pact_throw(err ? err : pact__enomem()));
+}
+
+/* A then-node on @p p: one reference for the caller, one for the list. */
+static pact_promise *then_node(pact_promise *p, uint8_t hkind, void *ud)
+{
+    pact_promise *n = node_new(p->loop, NODE_THEN, hkind);
+    if (!n)
+        return NULL;
+    n->u.w.ud = ud;
+    n->refs = 2;
+    return n;
+}
+
+pact_promise *pact_then(pact_promise *p, pact_on_fulfilled ok,
+                        pact_on_rejected fail, void *ud)
+{
+    if (check(p, "pact_then") < 0)
+        return NULL;
+    pact_promise *n = then_node(p, H_THEN, ud);
+    if (n) {
+        n->u.w.on_ok.ok = ok;
+        n->u.w.on_err.fail = fail;
+        pact__attach(p, n);
+    }
+    return n;
+}
+
+pact_promise *pact_catch(pact_promise *p, pact_on_rejected fail, void *ud)
+{
+    if (check(p, "pact_catch") < 0)
+        return NULL;
+    return pact_then(p, NULL, fail, ud);
+}
+
+pact_promise *pact_finally(pact_promise *p, pact_on_finally fn, void *ud)
+{
+    if (check(p, "pact_finally") < 0)
+        return NULL;
+    if (!fn)
+        return pact__misuse("pact_finally", PACT_EINVAL, "fn is NULL"), NULL;
+    pact_promise *n = then_node(p, H_FINALLY, ud);
+    if (n) {
+        n->u.w.on_ok.fin = fn;
+        pact__attach(p, n);
+    }
+    return n;
+}
+
+pact_promise *pact_then_cb(pact_promise *p, pact_on_settled fn, void *ud)
+{
+    if (check(p, "pact_then_cb") < 0)
+        return NULL;
+    if (!fn)
+        return pact__misuse("pact_then_cb", PACT_EINVAL, "fn is NULL"), NULL;
+    pact_promise *n = then_node(p, H_SETTLED, ud);
+    if (n) {
+        n->u.w.on_ok.settled = fn;
+        pact__attach(p, n);
+    }
+    return n;
+}
+
+int pact_promise_callback(pact_promise *p, pact_value_cb cb, void *ud)
+{
+    int rc = check(p, "pact_promise_callback");
+    if (rc < 0)
+        return rc;
+    PACT_CHECK_ARG(cb, "pact_promise_callback");
+    pact_promise *n = node_new(p->loop, NODE_CB, H_CALLBACK);
+    if (!n)
+        return PACT_ENOMEM;
+    n->u.w.on_ok.cb = cb;
+    n->u.w.ud = ud;
+    pact__attach(p, n);
+    return 0;
+}
+
+pact_promise *pact_promise_ref(pact_promise *p)
+{
+    if (check(p, "pact_promise_ref") == 0)
+        p->refs++;
+    return p;
+}
+
+void pact_promise_unref(pact_promise *p)
+{
+    if (p && check(p, "pact_promise_unref") == 0)
+        pact__unref(p);
+}
+
+pact_state pact_promise_state(const pact_promise *p)
+{
+    return p && p->state != STATE_DEAD ? (pact_state)p->state : PACT_PENDING;
+}
+
+const pact_value *pact_promise_value(const pact_promise *p)
+{
+    return pact_promise_state(p) == PACT_FULFILLED ? pact__value(p) : NULL;
+}
+
+pact_error *pact_promise_error(const pact_promise *p)
+{
+    return pact_promise_state(p) == PACT_REJECTED ? p->u.r.err : NULL;
+}
+
+pact_loop *pact_promise_loop(const pact_promise *p)
+{
+    return p && p->state != STATE_DEAD ? p->loop : NULL;
+}

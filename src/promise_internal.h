@@ -1,0 +1,147 @@
+/* Private to the promise layer (value.c, promise.c, combine.c, adapt.c,
+ * reject.c): the promise's layout and the calls those files share.
+ *
+ * One 56-byte node is both a promise and the reaction that feeds it: the
+ * promise made by then() waits on its source's list as that reaction, with the
+ * handlers stored in it until they have run, so a then() costs one
+ * allocation. Callback reactions (pact_promise_callback, the combinators' and
+ * later the await layer's) are nodes with role NODE_CB: not promises, but
+ * listed and run the same way. */
+#ifndef PACT_PROMISE_INTERNAL_H
+#define PACT_PROMISE_INTERNAL_H
+
+#include "internal.h"
+
+/* A value kind that never leaves the layer: "the value of promise u.promise"
+ * (one reference), for values that cannot be copied (PACT_OWNED, PACT_BYTES)
+ * and are shared by pass-through or adoption. Its target is never a link. */
+#define PACT__LINK ((pact_kind)64)
+
+/* An internal reaction: @p src is the settled promise (borrowed), or NULL when
+ * the node is discarded because its source can never settle (release @p ud's
+ * resources then). */
+typedef void (*pact__react_fn)(pact_promise *src, void *ud, uintptr_t aux);
+
+enum node_role {
+    NODE_THEN, /* a promise (made by then(), a deferred, a combinator...) */
+    NODE_CB,   /* a callback reaction only */
+};
+
+/* What a node's handler slots hold. */
+enum node_handler {
+    H_THEN,     /* on_ok.ok / on_err.fail, each may be NULL (pass through) */
+    H_SETTLED,  /* on_ok.settled: one error-first handler */
+    H_FINALLY,  /* on_ok.fin: finally's handler */
+    H_THUNK,    /* finally's second step: ud is the original source (a ref)
+                   whose outcome becomes this promise's */
+    H_CALLBACK, /* NODE_CB: on_ok.cb, a pact_value_cb */
+    H_INTERNAL, /* NODE_CB: on_ok.internal with on_err.aux */
+};
+
+enum node_flags {
+    P_HANDLED = 1,  /* a reaction was attached once (V8's has_handler) */
+    P_LISTED = 2,   /* on the loop's pending-unhandled list (holds a ref) */
+    P_WARNED = 4,   /* reported as unhandled; a late handler is news */
+    P_ADOPTING = 8, /* a resolve job is queued: ud is what it adopts */
+};
+
+union pact_handler_ok {
+    pact_on_fulfilled ok;
+    pact_on_settled settled;
+    pact_on_finally fin;
+    pact_value_cb cb;
+    pact__react_fn internal;
+};
+
+union pact_handler_err {
+    pact_on_rejected fail;
+    uintptr_t aux;
+    const pact_thenable_vt *vt; /* while adopting a thenable */
+};
+
+struct pact_promise {
+    uint32_t refs;
+    uint8_t state; /* pact_state */
+    uint8_t role;  /* node_role */
+    uint8_t hkind; /* node_handler */
+    uint8_t flags; /* node_flags */
+    union {
+        pact_loop *loop;
+        pact_promise *free_next; /* while free: the header stays readable */
+    };
+    union {
+        struct {
+            /* reactions waiting on this promise, newest first */
+            pact_promise *head;
+            /* as a reaction: the next one on its source's list; once its
+             * source settled and its job is queued, the source (a ref) */
+            pact_promise *next;
+            union pact_handler_ok on_ok;
+            union pact_handler_err on_err;
+            void *ud;
+        } w;          /* pending */
+        pact_value v; /* fulfilled */
+        struct {
+            pact_error *err;
+            uint64_t id; /* rejection id, once reported */
+        } r;             /* rejected */
+    } u;
+};
+
+struct pact_deferred {
+    uint32_t refs;
+    bool done;
+    pact_promise *p; /* a reference until done */
+};
+
+struct pact_list {
+    uint32_t refs;
+    size_t len;
+    pact_promise *items[]; /* references */
+};
+
+/* ---- promise.c ----------------------------------------------------------- */
+
+/* A pending promise (role NODE_THEN, no handlers), or NULL without memory. */
+pact_promise *pact__promise_new(pact_loop *loop);
+/* A callback reaction node. */
+pact_promise *pact__node_cb(pact_loop *loop, pact__react_fn fn, void *ud,
+                            uintptr_t aux);
+/* Free a node never attached, without running or discarding its handler. */
+void pact__node_free(pact_promise *n);
+/* Attach a reaction node (its reference moves to @p p's list, or to the job
+ * when @p p is settled already). */
+void pact__attach(pact_promise *p, pact_promise *node);
+/* The resolution procedure; steals @p v. @p p must be unresolved. */
+void pact__resolve(pact_promise *p, pact_value v);
+/* Settle at once (no adoption); steals @p v / @p err. */
+void pact__fulfil(pact_promise *p, pact_value v);
+void pact__reject(pact_promise *p, pact_error *err);
+/* @p p's outcome (settled) as a resolution of its own: a copy or link of the
+ * value, or a new reference to the error. */
+pact_value pact__share(pact_promise *p);
+/* The value a fulfilled promise holds, links followed. */
+const pact_value *pact__value(const pact_promise *p);
+/* Drop a reference from inside the layer (no thread check). */
+void pact__unref(pact_promise *p);
+
+/* ---- combine.c ----------------------------------------------------------- */
+
+/* pact_promise_abortable; with @p wrap the rejection is PACT_ECANCELED caused
+ * by the reason (as the timers' twins reject). */
+pact_promise *pact__abortable(pact_promise *p, pact_abort *abort, bool wrap,
+                              const char *fn);
+
+/* ---- value.c ------------------------------------------------------------- */
+
+pact_list *pact__list_new(size_t len);
+void pact__list_unref(pact_list *l);
+
+/* ---- reject.c ------------------------------------------------------------ */
+
+/* A promise was rejected with no handler (V8's kPromiseRejectWithNoHandler). */
+void pact__rejection_unhandled(pact_promise *p);
+/* A handler was attached to a rejected promise that had none. */
+void pact__rejection_handled(pact_promise *p);
+
+#endif

@@ -1,0 +1,90 @@
+/* The value model: releasing what a pact_value owns, the constructors that
+ * need jansson or malloc, and the combinators' lists. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "promise_internal.h"
+
+pact_value pact_json(json_t *json)
+{
+    pact_value v = {PACT_JSON, {0}};
+    v.u.json = json ? json : json_null();
+    return v;
+}
+
+pact_value pact_bytes_copy(const void *data, size_t len)
+{
+    void *copy = malloc(len ? len : 1);
+    if (!copy)
+        return pact_throw(pact__enomem());
+    if (len)
+        memcpy(copy, data, len);
+    return pact_bytes(copy, len);
+}
+
+void pact_value_release(pact_value *v)
+{
+    if (!v)
+        return;
+    switch ((int)v->kind) {
+    case PACT_OWNED:
+        if (v->u.owned.free)
+            v->u.owned.free(v->u.owned.ptr);
+        break;
+    case PACT_JSON:
+        json_decref(v->u.json);
+        break;
+    case PACT_BYTES:
+        free(v->u.bytes.data);
+        break;
+    case PACT_LIST:
+        pact__list_unref(v->u.list);
+        break;
+    case PACT_PROMISE:
+    case PACT__LINK:
+        pact__unref(v->u.promise);
+        break;
+    case PACT_THENABLE:
+        if (v->u.thenable.vt && v->u.thenable.vt->release)
+            v->u.thenable.vt->release(v->u.thenable.obj);
+        break;
+    case PACT_ERROR:
+        pact_error_unref(v->u.error);
+        break;
+    }
+    *v = pact_nothing();
+}
+
+pact_list *pact__list_new(size_t len)
+{
+    if (len > (SIZE_MAX - sizeof(pact_list)) / sizeof(pact_promise *))
+        return NULL;
+    pact_list *l = malloc(sizeof *l + len * sizeof l->items[0]);
+    if (l) {
+        l->refs = 1;
+        l->len = len;
+        memset(l->items, 0, len * sizeof l->items[0]);
+    }
+    return l;
+}
+
+void pact__list_unref(pact_list *l)
+{
+    if (!l || --l->refs)
+        return;
+    for (size_t i = 0; i < l->len; i++)
+        pact__unref(l->items[i]);
+    free(l);
+}
+
+size_t pact_list_len(const pact_list *list)
+{
+    return list ? list->len : 0;
+}
+
+pact_promise *pact_list_at(const pact_list *list, size_t i)
+{
+    return list && i < list->len ? list->items[i] : NULL;
+}

@@ -1,0 +1,7 @@
+/* Placeholder: being written (issue 3). */
+#include "suites.h"
+
+Suite *suite_promise(void)
+{
+    return suite_create("promise");
+}
