@@ -16,10 +16,16 @@
 #define PACT_ASAN 1
 #endif
 #endif
+/* Recycled nodes are marked as freed for ASan and valgrind, so a use after
+ * the last unref is still reported although the memory stays in a slab. */
 #ifdef PACT_ASAN
 #include <sanitizer/asan_interface.h>
 #define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
 #define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#elif defined(HAVE_VALGRIND_MEMCHECK_H)
+#include <valgrind/memcheck.h>
+#define POISON(p, n) VALGRIND_MAKE_MEM_NOACCESS((p), (n))
+#define UNPOISON(p, n) VALGRIND_MAKE_MEM_UNDEFINED((p), (n))
 #else
 #define POISON(p, n) ((void)(p), (void)(n))
 #define UNPOISON(p, n) ((void)(p), (void)(n))
@@ -278,7 +284,7 @@ static void thenable_job(void *arg)
         pact__reject(p, NULL);
         pact__unref(p);
     } else {
-        *d = (pact_deferred){.refs = 1, .done = false, .p = p};
+        *d = (pact_deferred){.refs = 1, .done = false, .p = p, .was = p};
         int rc = vt->then(obj, d);
         if (rc < 0 && !d->done)
             pact_deferred_reject(
@@ -516,26 +522,27 @@ pact_deferred *pact_deferred_new(pact_loop *loop, pact_promise **out)
         free(d);
         return NULL;
     }
-    *d = (pact_deferred){.refs = 1, .done = false, .p = p};
+    *d = (pact_deferred){.refs = 1, .done = false, .p = p, .was = p};
     if (out)
         *out = pact_promise_ref(p);
     return d;
 }
 
-int pact_deferred_resolve(pact_deferred *d, pact_value v)
+static int settle(pact_deferred *d, pact_value v, const char *fn)
 {
     if (!d) {
         pact_value_release(&v);
-        return pact__misuse("pact_deferred_resolve", PACT_EINVAL,
-                            "deferred is NULL");
+        return pact__misuse(fn, PACT_EINVAL, "deferred is NULL");
     }
     if (d->done) {
+        char why[96];
         pact_value_release(&v);
-        return pact__misuse("pact_deferred_resolve", PACT_EALREADY,
-                            "the deferred already resolved its promise");
+        snprintf(why, sizeof why, "the deferred already resolved promise %p",
+                 (const void *)d->was);
+        return pact__misuse(fn, PACT_EALREADY, why);
     }
     pact_promise *p = d->p;
-    if (pact__misuse_thread(p->loop, "pact_deferred_resolve")) {
+    if (pact__misuse_thread(p->loop, fn)) {
         pact_value_release(&v);
         return PACT_ETHREAD;
     }
@@ -546,9 +553,15 @@ int pact_deferred_resolve(pact_deferred *d, pact_value v)
     return 0;
 }
 
+int pact_deferred_resolve(pact_deferred *d, pact_value v)
+{
+    return settle(d, v, "pact_deferred_resolve");
+}
+
 int pact_deferred_reject(pact_deferred *d, pact_error *err)
 {
-    return pact_deferred_resolve(d, pact_throw(err ? err : pact__enomem()));
+    return settle(d, pact_throw(err ? err : pact__enomem()),
+                  "pact_deferred_reject");
 }
 
 bool pact_deferred_done(const pact_deferred *d)

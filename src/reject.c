@@ -118,8 +118,8 @@ bool pact__rejections(pact_loop *loop)
     /* handled late: each one added meanwhile is announced in this round too */
     for (size_t i = 0; i < loop->late_len; i++) {
         pact_promise *p = loop->late[i];
-        if (!hook(loop, PACT_REJECTION_HANDLED, p) &&
-            loop->unhandled_mode != PACT_UNHANDLED_NONE)
+        /* printed in every mode, "none" included, as Node does */
+        if (!hook(loop, PACT_REJECTION_HANDLED, p))
             fprintf(stderr,
                     "pact: promise rejection was handled asynchronously "
                     "(rejection id: %llu)\n",

@@ -199,7 +199,8 @@ typedef enum pact_unhandled_mode {
     PACT_UNHANDLED_THROW = 0,
     /** Print a warning to stderr (even when the hook handled it) and go on. */
     PACT_UNHANDLED_WARN,
-    /** Only the hook hears of it. */
+    /** Only the hook hears of it (a handler attached after the report is
+     * still announced on stderr unless the hook takes it, as in Node). */
     PACT_UNHANDLED_NONE,
 } pact_unhandled_mode;
 
