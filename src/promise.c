@@ -284,7 +284,7 @@ static void thenable_job(void *arg)
         pact__reject(p, NULL);
         pact__unref(p);
     } else {
-        *d = (pact_deferred){.refs = 1, .done = false, .p = p, .was = p};
+        *d = (pact_deferred){.refs = 1, .quiet = true, .p = p, .was = p};
         int rc = vt->then(obj, d);
         if (rc < 0 && !d->done)
             pact_deferred_reject(
@@ -537,6 +537,8 @@ static int settle(pact_deferred *d, pact_value v, const char *fn)
     if (d->done) {
         char why[96];
         pact_value_release(&v);
+        if (d->quiet)
+            return PACT_EALREADY;
         snprintf(why, sizeof why, "the deferred already resolved promise %p",
                  (const void *)d->was);
         return pact__misuse(fn, PACT_EALREADY, why);

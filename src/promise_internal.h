@@ -91,7 +91,8 @@ struct pact_promise {
 struct pact_deferred {
     uint32_t refs;
     bool done;
-    pact_promise *p;         /* a reference until done */
+    bool quiet;      /* a thenable's resolver: settling twice is allowed (A+) */
+    pact_promise *p; /* a reference until done */
     const pact_promise *was; /* the promise, for misuse reports */
 };
 
