@@ -5,14 +5,15 @@
 
 #include "promise_internal.h"
 
-pact_promise *pact_promisify(pact_loop *loop, pact_start_fn start, void *args)
+pact_promise *pact__promisify(pact_loop *loop, pact_start_fn start, void *args,
+                              const char *fn)
 {
     if (!start) {
-        pact__misuse("pact_promisify", PACT_EINVAL, "start is NULL");
+        pact__misuse(fn, PACT_EINVAL, "start is NULL");
         return NULL;
     }
     pact_promise *p;
-    pact_deferred *d = pact_deferred_new(loop, &p);
+    pact_deferred *d = pact__deferred_new(loop, &p, fn);
     if (!d)
         return NULL;
     int rc = start(loop, args, d);
@@ -23,14 +24,22 @@ pact_promise *pact_promisify(pact_loop *loop, pact_start_fn start, void *args)
     return p;
 }
 
+pact_promise *pact_promisify(pact_loop *loop, pact_start_fn start, void *args)
+{
+    return pact__promisify(loop, start, args, "pact_promisify");
+}
+
+/* Settle @p d from a callback's outcome and drop the operation's reference. */
+static void complete(pact_deferred *d, pact_error *err, pact_value v,
+                     const char *fn)
+{
+    pact__settle(d, err ? pact_throw(pact_error_ref(err)) : v, fn);
+    pact_deferred_unref(d);
+}
+
 void pact_deferred_cb(pact_error *err, void *ud)
 {
-    pact_deferred *d = ud;
-    if (err)
-        pact_deferred_reject(d, pact_error_ref(err));
-    else
-        pact_deferred_resolve(d, pact_nothing());
-    pact_deferred_unref(d);
+    complete(ud, err, pact_nothing(), "pact_deferred_cb");
 }
 
 /* A resolution of our own from a borrowed value. */
@@ -66,12 +75,8 @@ static pact_value copy(const pact_value *v)
 
 void pact_deferred_value_cb(pact_error *err, const pact_value *v, void *ud)
 {
-    pact_deferred *d = ud;
-    if (err)
-        pact_deferred_reject(d, pact_error_ref(err));
-    else
-        pact_deferred_resolve(d, v ? copy(v) : pact_nothing());
-    pact_deferred_unref(d);
+    complete(ud, err, !err && v ? copy(v) : pact_nothing(),
+             "pact_deferred_value_cb");
 }
 
 /* ---- the timers' twins --------------------------------------------------- */
@@ -91,7 +96,7 @@ static int start_delay(pact_loop *loop, void *args, pact_deferred *d)
 pact_promise *pact_delay(pact_loop *loop, uint64_t ms, pact_abort *abort)
 {
     struct delay_args a = {ms, abort};
-    return pact_promisify(loop, start_delay, &a);
+    return pact__promisify(loop, start_delay, &a, "pact_delay");
 }
 
 static int start_immediate(pact_loop *loop, void *args, pact_deferred *d)
@@ -102,7 +107,8 @@ static int start_immediate(pact_loop *loop, void *args, pact_deferred *d)
 
 pact_promise *pact_immediate_p(pact_loop *loop, pact_abort *abort)
 {
-    pact_promise *p = pact_promisify(loop, start_immediate, NULL);
+    pact_promise *p =
+        pact__promisify(loop, start_immediate, NULL, "pact_immediate_p");
     if (!p || !abort)
         return p;
     pact_promise *q = pact__abortable(p, abort, true, "pact_immediate_p");

@@ -512,9 +512,10 @@ static bool loop_ok(pact_loop *loop, const char *fn)
     return !pact__misuse_thread(loop, fn);
 }
 
-pact_deferred *pact_deferred_new(pact_loop *loop, pact_promise **out)
+pact_deferred *pact__deferred_new(pact_loop *loop, pact_promise **out,
+                                  const char *fn)
 {
-    if (!loop_ok(loop, "pact_deferred_new"))
+    if (!loop_ok(loop, fn))
         return NULL;
     pact_deferred *d = malloc(sizeof *d);
     pact_promise *p = d ? pact__promise_new(loop) : NULL;
@@ -528,7 +529,12 @@ pact_deferred *pact_deferred_new(pact_loop *loop, pact_promise **out)
     return d;
 }
 
-static int settle(pact_deferred *d, pact_value v, const char *fn)
+pact_deferred *pact_deferred_new(pact_loop *loop, pact_promise **out)
+{
+    return pact__deferred_new(loop, out, "pact_deferred_new");
+}
+
+int pact__settle(pact_deferred *d, pact_value v, const char *fn)
 {
     if (!d) {
         pact_value_release(&v);
@@ -557,13 +563,13 @@ static int settle(pact_deferred *d, pact_value v, const char *fn)
 
 int pact_deferred_resolve(pact_deferred *d, pact_value v)
 {
-    return settle(d, v, "pact_deferred_resolve");
+    return pact__settle(d, v, "pact_deferred_resolve");
 }
 
 int pact_deferred_reject(pact_deferred *d, pact_error *err)
 {
-    return settle(d, pact_throw(err ? err : pact__enomem()),
-                  "pact_deferred_reject");
+    return pact__settle(d, pact_throw(err ? err : pact__enomem()),
+                        "pact_deferred_reject");
 }
 
 bool pact_deferred_done(const pact_deferred *d)
@@ -589,9 +595,9 @@ void pact_deferred_unref(pact_deferred *d)
     free(d);
 }
 
-pact_promise *pact_resolved(pact_loop *loop, pact_value v)
+static pact_promise *resolved(pact_loop *loop, pact_value v, const char *fn)
 {
-    if (!loop_ok(loop, "pact_resolved")) {
+    if (!loop_ok(loop, fn)) {
         pact_value_release(&v);
         return NULL;
     }
@@ -606,9 +612,15 @@ pact_promise *pact_resolved(pact_loop *loop, pact_value v)
     return p;
 }
 
+pact_promise *pact_resolved(pact_loop *loop, pact_value v)
+{
+    return resolved(loop, v, "pact_resolved");
+}
+
 pact_promise *pact_rejected(pact_loop *loop, pact_error *err)
 {
-    return pact_resolved(loop, pact_throw(err ? err : pact__enomem()));
+    return resolved(loop, pact_throw(err ? err : pact__enomem()),
+                    "pact_rejected");
 }
 
 /* A then-node on @p p: one reference for the caller, one for the list. */

@@ -109,6 +109,11 @@ pact_promise *pact__promise_new(pact_loop *loop);
 /* A callback reaction node. */
 pact_promise *pact__node_cb(pact_loop *loop, pact__react_fn fn, void *ud,
                             uintptr_t aux);
+/* pact_deferred_new and the deferred's settle, naming @p fn in misuse
+ * reports. */
+pact_deferred *pact__deferred_new(pact_loop *loop, pact_promise **out,
+                                  const char *fn);
+int pact__settle(pact_deferred *d, pact_value v, const char *fn);
 /* Free a node never attached, without running or discarding its handler. */
 void pact__node_free(pact_promise *n);
 /* Attach a reaction node (its reference moves to @p p's list, or to the job
@@ -126,6 +131,12 @@ pact_value pact__share(pact_promise *p);
 const pact_value *pact__value(const pact_promise *p);
 /* Drop a reference from inside the layer (no thread check). */
 void pact__unref(pact_promise *p);
+
+/* ---- adapt.c ------------------------------------------------------------- */
+
+/* pact_promisify, naming @p fn in misuse reports. */
+pact_promise *pact__promisify(pact_loop *loop, pact_start_fn start, void *args,
+                              const char *fn);
 
 /* ---- combine.c ----------------------------------------------------------- */
 
