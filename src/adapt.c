@@ -1,8 +1,6 @@
 /* The adapter between the callback and promise styles (util.promisify and
  * callbackify's halves), and the promise twins of layer 1's timers, which
  * are its first users: each twin is a start function and one call. */
-#include <jansson.h>
-
 #include "promise_internal.h"
 
 pact_promise *pact__promisify(pact_loop *loop, pact_start_fn start, void *args,
@@ -42,44 +40,27 @@ void pact_deferred_cb(pact_error *err, void *ud)
     complete(ud, err, pact_nothing(), "pact_deferred_cb");
 }
 
-/* A resolution of our own from a borrowed value. */
-static pact_value copy(const pact_value *v)
-{
-    pact_value c = *v;
-    switch (v->kind) {
-    case PACT_JSON:
-        json_incref(c.u.json);
-        return c;
-    case PACT_LIST:
-        c.u.list->refs++;
-        return c;
-    case PACT_BYTES:
-        return pact_bytes_copy(v->u.bytes.data, v->u.bytes.len);
-    case PACT_PROMISE:
-        pact_promise_ref(c.u.promise);
-        return c;
-    case PACT_ERROR:
-        pact_error_ref(c.u.error);
-        return c;
-    case PACT_OWNED:
-    case PACT_THENABLE:
-        return pact_throw(
-            PACT_ERROR(PACT_EINVAL,
-                       "a callback's %s value cannot be shared "
-                       "with a promise",
-                       v->kind == PACT_OWNED ? "owned" : "thenable"));
-    default:
-        return c;
-    }
-}
-
 void pact_deferred_value_cb(pact_error *err, const pact_value *v, void *ud)
 {
-    complete(ud, err, !err && v ? copy(v) : pact_nothing(),
+    complete(ud, err, !err && v ? pact_value_copy(v) : pact_nothing(),
              "pact_deferred_value_cb");
 }
 
 /* ---- the timers' twins --------------------------------------------------- */
+
+/* A handle dropped unrun by pact_loop_close_all: its promise is broken. */
+static void drop_deferred(void *d)
+{
+    pact_deferred_unref(d);
+}
+
+/* The deferred belongs to the handle's callback from here on. */
+static int owned_by(pact_loop *loop, int rc, pact_handle h)
+{
+    if (rc == 0)
+        pact__slot_owns_ud(loop, h, drop_deferred);
+    return rc;
+}
 
 struct delay_args {
     uint64_t ms;
@@ -90,7 +71,9 @@ static int start_delay(pact_loop *loop, void *args, pact_deferred *d)
 {
     const struct delay_args *a = args;
     pact_timer_opts o = {.delay_ms = a->ms, .abort = a->abort};
-    return pact_timer_start(loop, &o, pact_deferred_cb, d, NULL);
+    pact_handle h;
+    return owned_by(loop, pact_timer_start(loop, &o, pact_deferred_cb, d, &h),
+                    h);
 }
 
 pact_promise *pact_delay(pact_loop *loop, uint64_t ms, pact_abort *abort)
@@ -102,7 +85,8 @@ pact_promise *pact_delay(pact_loop *loop, uint64_t ms, pact_abort *abort)
 static int start_immediate(pact_loop *loop, void *args, pact_deferred *d)
 {
     (void)args;
-    return pact_immediate(loop, pact_deferred_cb, d, NULL);
+    pact_handle h;
+    return owned_by(loop, pact_immediate(loop, pact_deferred_cb, d, &h), h);
 }
 
 pact_promise *pact_immediate_p(pact_loop *loop, pact_abort *abort)

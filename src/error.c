@@ -171,9 +171,11 @@ static void print_at(const pact_error *err, FILE *out, int indent)
         if (err->file)
             fprintf(out, " (at %s:%d)", err->file, err->line);
         fputc('\n', out);
+        /* under its own line, deeper than a "caused by:" at this level */
+        int base = indent + (depth ? 2 : 0);
         for (size_t i = 0; i < err->nerrs; i++) {
-            fprintf(out, "%*s  [%zu]:\n", indent, "", i);
-            print_at(err->errs[i], out, indent + 4);
+            fprintf(out, "%*s  [%zu]:\n", base, "", i);
+            print_at(err->errs[i], out, base + 4);
         }
     }
 }

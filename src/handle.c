@@ -230,6 +230,16 @@ int pact_has_ref(pact_loop *loop, pact_handle h)
     return rc < 0 ? rc : (s->flags & SLOT_REF) != 0;
 }
 
+int pact__slot_owns_ud(pact_loop *loop, pact_handle h, pact_fn drop)
+{
+    struct slot *s = pact__slot_get(loop, h);
+    if (!s)
+        return PACT_ENOENT;
+    s->flags |= SLOT_OWNS_UD;
+    loop->ud_drop = drop;
+    return 0;
+}
+
 int pact_loop_close_all(pact_loop *loop)
 {
     PACT_CHECK_LOOP(loop, "pact_loop_close_all");
@@ -241,7 +251,12 @@ int pact_loop_close_all(pact_loop *loop)
         pact_error_unref(s->kind == SLOT_TIMER ? s->u.timer.cancel : NULL);
         if (s->kind == SLOT_TIMER)
             s->u.timer.cancel = NULL;
+        bool drop = (s->flags & SLOT_OWNS_UD) && s->cb;
+        void *ud = s->ud;
         pact__slot_free(loop, s);
+        /* after the free: what it runs may not find the handle again */
+        if (drop)
+            loop->ud_drop(ud);
     }
     loop->closing_head = loop->closing_tail = NULL;
     return 0;

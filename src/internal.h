@@ -50,6 +50,7 @@ enum slot_flags {
     SLOT_CLOSING = 4,  /* on the close list; the id still names it */
     SLOT_CANCEL = 8,   /* timer aborted: its ECANCELED delivery is queued */
     SLOT_RUNNING = 16, /* an interval inside its own callback */
+    SLOT_OWNS_UD = 32, /* ud is released by loop->ud_drop if never called */
 };
 
 struct tlist;
@@ -189,6 +190,9 @@ struct pact_loop {
     void *rejection_ud;
     uint64_t rejection_ids;
 
+    /* releases the ud of a SLOT_OWNS_UD handle that will never call back */
+    pact_fn ud_drop;
+
     /* uncaught errors */
     pact_uncaught_hook uncaught_hook;
     void *uncaught_ud;
@@ -237,6 +241,10 @@ void pact__slot_activate(pact_loop *loop, struct slot *s);
 void pact__slot_deactivate(pact_loop *loop, struct slot *s);
 void pact__slots_release_all(pact_loop *loop);
 void pact__run_closing(pact_loop *loop);
+/* Mark @p h's ud as owned by its callback: pact_loop_close_all, which drops
+ * callbacks unrun, releases it with @p drop (one function per loop: the
+ * promise adapter's). */
+int pact__slot_owns_ud(pact_loop *loop, pact_handle h, pact_fn drop);
 
 /* tick.c: run after every macrotask callback */
 void pact__drain(pact_loop *loop);

@@ -24,6 +24,39 @@ pact_value pact_bytes_copy(const void *data, size_t len)
     return pact_bytes(copy, len);
 }
 
+pact_value pact_value_copy(const pact_value *v)
+{
+    if (!v)
+        return pact_nothing();
+    pact_value c = *v;
+    switch ((int)v->kind) {
+    case PACT_JSON:
+        json_incref(c.u.json);
+        return c;
+    case PACT_LIST:
+        c.u.list->refs++;
+        return c;
+    case PACT_BYTES:
+        return pact_bytes_copy(v->u.bytes.data, v->u.bytes.len);
+    case PACT_PROMISE:
+        pact_promise_ref(c.u.promise);
+        return c;
+    case PACT_ERROR:
+        pact_error_ref(c.u.error);
+        return c;
+    case PACT_OWNED:
+    case PACT_THENABLE:
+    case PACT__LINK:
+        return pact_throw(
+            PACT_ERROR(PACT_EINVAL,
+                       "a%s value has one owner and cannot be "
+                       "copied",
+                       v->kind == PACT_THENABLE ? " thenable" : "n owned"));
+    default:
+        return c;
+    }
+}
+
 void pact_value_release(pact_value *v)
 {
     if (!v)

@@ -232,6 +232,34 @@ START_TEST(print_cause_chain)
 }
 END_TEST
 
+/* An aggregate's errors sit under it; under a "caused by:" line they sit
+ * deeper than that line, so the nesting reads unambiguously. */
+START_TEST(print_aggregate_nested)
+{
+    pact_error *e1 = pact_error_new_at(NULL, 0, NULL, PACT_EIO, "one");
+    pact_error *e2 = pact_error_new_at(NULL, 0, NULL, PACT_EPIPE, "two");
+    pact_error *errs[] = {e1, e2};
+    pact_error *agg = pact_error_aggregate_at(NULL, 0, errs, 2, "all failed");
+    pact_error *top = pact_error_new_at(NULL, 0, agg, PACT_EUNHANDLED, "top");
+    ck_assert_uint_eq(pact_error_count(agg), 2);
+    ck_assert_ptr_eq(pact_error_at(agg, 1), e2);
+    ck_assert_ptr_null(pact_error_at(agg, 2));
+    ck_assert_uint_eq(pact_error_count(top), 0);
+    char *got = print_to_string(top);
+    ck_assert_str_eq(got, "EUNHANDLED: top\n"
+                          "  caused by: EAGGREGATE: all failed\n"
+                          "    [0]:\n"
+                          "      EIO: one\n"
+                          "    [1]:\n"
+                          "      EPIPE: two\n");
+    free(got);
+    pact_error_unref(e1);
+    pact_error_unref(e2);
+    pact_error_unref(agg);
+    pact_error_unref(top); /* frees the aggregate and its errors */
+}
+END_TEST
+
 /* Without a file there is no location to print, and no "(null)". */
 START_TEST(print_without_location)
 {
@@ -298,6 +326,7 @@ Suite *suite_error(void)
     TCase *print = tcase_create("print");
     tcase_add_test(print, print_single);
     tcase_add_test(print, print_cause_chain);
+    tcase_add_test(print, print_aggregate_nested);
     tcase_add_test(print, print_without_location);
     suite_add_tcase(s, print);
     return s;

@@ -1663,6 +1663,91 @@ START_TEST(wrong_thread)
 }
 END_TEST
 
+/* pact_loop_close_all drops the twins' handles unrun: their promises are
+ * broken (ECANCELED) instead of stranded, so the loop can still be freed. */
+START_TEST(close_all_breaks_twins)
+{
+    struct seen a = {0}, b = {0};
+    pact_promise *d = pact_delay(t_loop, 1000, NULL);
+    pact_promise *i = pact_immediate_p(t_loop, NULL);
+    pact_promise *dc = pact_catch(d, record_fail, &a);
+    pact_promise *ic = pact_catch(i, record_fail, &b);
+    ck_assert_int_eq(pact_loop_close_all(t_loop), 0);
+    ck_assert_int_eq(pact_promise_state(d), PACT_REJECTED);
+    ck_assert_int_eq(pact_error_code(pact_promise_error(d)), PACT_ECANCELED);
+    ck_assert_int_eq(pact_promise_state(i), PACT_REJECTED);
+    run_ok(); /* the catch handlers still run as microtasks */
+    ck_assert_int_eq(a.calls, 1);
+    ck_assert_int_eq(a.code, PACT_ECANCELED);
+    ck_assert_int_eq(b.calls, 1);
+    pact_promise_unref(d);
+    pact_promise_unref(i);
+    pact_promise_unref(dc);
+    pact_promise_unref(ic);
+}
+END_TEST
+
+/* pact_value_copy: what can be shared is, what has one owner is refused. */
+START_TEST(value_copy_each_kind)
+{
+    pact_value c = pact_value_copy(&(pact_value){PACT_INT, {.i = 7}});
+    ck_assert_int_eq(c.kind, PACT_INT);
+    ck_assert_int_eq(c.u.i, 7);
+
+    json_t *j = json_integer(1);
+    pact_value jv = pact_json(j);
+    c = pact_value_copy(&jv);
+    ck_assert_ptr_eq(c.u.json, j);
+    ck_assert_uint_eq(j->refcount, 2);
+    pact_value_release(&c);
+    ck_assert_uint_eq(j->refcount, 1);
+    pact_value_release(&jv);
+
+    pact_value bv = pact_bytes_copy("abc", 3);
+    c = pact_value_copy(&bv);
+    ck_assert_int_eq(c.kind, PACT_BYTES);
+    ck_assert_ptr_ne(c.u.bytes.data, bv.u.bytes.data);
+    ck_assert_mem_eq(c.u.bytes.data, "abc", 3);
+    pact_value_release(&c);
+    pact_value_release(&bv);
+
+    int freed = 0;
+    pact_value ov = pact_owned(&freed, count_free);
+    c = pact_value_copy(&ov);
+    ck_assert_int_eq(c.kind, PACT_ERROR);
+    ck_assert_int_eq(pact_error_code(c.u.error), PACT_EINVAL);
+    pact_value_release(&c);
+    ck_assert_int_eq(freed, 0);
+    pact_value_release(&ov);
+    ck_assert_int_eq(freed, 1);
+
+    c = pact_value_copy(NULL);
+    ck_assert_int_eq(c.kind, PACT_NOTHING);
+}
+END_TEST
+
+/* A handler passes its value on with pact_value_copy. */
+static pact_value pass_copy(const pact_value *v, void *ud)
+{
+    (void)ud;
+    return pact_value_copy(v);
+}
+
+START_TEST(handler_passes_copy)
+{
+    json_t *j = json_string("x");
+    pact_promise *p = pact_resolved(t_loop, pact_json(j));
+    pact_promise *q = pact_then(p, pass_copy, NULL, NULL);
+    run_ok();
+    ck_assert_int_eq(pact_promise_state(q), PACT_FULFILLED);
+    ck_assert_ptr_eq(pact_promise_value(q)->u.json, j);
+    ck_assert_uint_eq(j->refcount, 2);
+    pact_promise_unref(p);
+    ck_assert_uint_eq(j->refcount, 1);
+    pact_promise_unref(q);
+}
+END_TEST
+
 Suite *suite_promise(void)
 {
     Suite *s = suite_create("promise");
@@ -1716,6 +1801,9 @@ Suite *suite_promise(void)
     tcase_add_test(tc, timeout_expires);
     tcase_add_test(tc, abortable);
     tcase_add_test(tc, abortable_p_first);
+    tcase_add_test(tc, close_all_breaks_twins);
+    tcase_add_test(tc, value_copy_each_kind);
+    tcase_add_test(tc, handler_passes_copy);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("misuse");

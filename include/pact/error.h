@@ -99,8 +99,8 @@ PACT_API int pact_error_line(const pact_error *err);
 /**
  * Print the error and its cause chain, one line each:
  * "ECANCELED: operation canceled (at src/timer.c:120)" then
- * "  caused by: ..." lines; an aggregate's errors follow it, each under a "
- * [i]:" line and indented by four more spaces.
+ * "  caused by: ..." lines. An aggregate's errors follow it, each under an
+ * "[i]:" line two spaces deeper than the aggregate's text, and two more.
  */
 PACT_API void pact_error_print(const pact_error *err, FILE *out);
 

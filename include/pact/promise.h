@@ -4,11 +4,12 @@
  *
  * Ownership: promises are reference-counted. A function that returns a
  * promise gives the caller a new reference (drop it with pact_promise_unref);
- * a promise passed in is borrowed unless the comment says "steals". A promise
- * nobody holds any more is freed once its pending reactions have run; the
- * reactions it feeds keep what they need alive. Handlers get the value or
- * error borrowed for the call; what a handler returns is moved into the
- * derived promise.
+ * a promise passed in is borrowed unless the comment says "steals". A settled
+ * promise nobody holds any more is freed once its queued reactions have run;
+ * a pending one that nobody holds can never settle (whatever could settle it
+ * holds it), so it is freed at once and its reactions are dropped unrun.
+ * Handlers get the value or error borrowed for the call; what a handler returns
+ * is moved into the derived promise.
  *
  * Everything here runs on the loop's thread; handlers always run as
  * microtasks, never inside the call that attaches or settles. Functions that
@@ -115,8 +116,7 @@ PACT_API int pact_promise_callback(pact_promise *p, pact_value_cb cb, void *ud);
 
 /** Take a reference. @return @p p. */
 PACT_API pact_promise *pact_promise_ref(pact_promise *p);
-/** Drop a reference. A promise nobody holds is freed once its pending
- * reactions have run. */
+/** Drop a reference (see the top of this file for when it is freed). */
 PACT_API void pact_promise_unref(pact_promise *p);
 /** @return the promise's state (PACT_PENDING for NULL). */
 PACT_API pact_state pact_promise_state(const pact_promise *p);
@@ -172,21 +172,24 @@ PACT_API pact_promise *pact_promisify(pact_loop *loop, pact_start_fn start,
 /** A pact_cb that settles the deferred @p d (fulfils with nothing, or rejects
  * with @p err) and drops the operation's reference to it. */
 PACT_API void pact_deferred_cb(pact_error *err, void *d);
-/** As pact_deferred_cb for callbacks with a value (borrowed). The promise
- * keeps a copy: scalars and pointers as they are, a new reference for JSON and
- * lists, a copy of bytes. A PACT_OWNED value cannot be shared and rejects with
- * PACT_EINVAL: operations that make one resolve the deferred themselves. */
+/** As pact_deferred_cb for callbacks with a value (borrowed): the promise
+ * keeps pact_value_copy(v), so a PACT_OWNED or PACT_THENABLE value rejects
+ * with PACT_EINVAL; operations that make one resolve the deferred
+ * themselves. */
 PACT_API void pact_deferred_value_cb(pact_error *err, const pact_value *v,
                                      void *d);
 
 /** setTimeout's promise twin (timers/promises setTimeout): fulfils with
- * nothing after @p ms, or rejects with PACT_ECANCELED when @p abort (may be
- * NULL, borrowed) is aborted first. */
+ * nothing after @p ms, or rejects with PACT_ECANCELED (its cause: the reason)
+ * when @p abort (may be NULL, borrowed) is aborted first. If
+ * pact_loop_close_all drops its timer, it rejects with PACT_ECANCELED. */
 PACT_API pact_promise *pact_delay(pact_loop *loop, uint64_t ms,
                                   pact_abort *abort);
 /** setImmediate's promise twin: fulfils with nothing in the next check
  * phase, or rejects with PACT_ECANCELED (its cause: the reason) once @p abort
- * (may be NULL, borrowed) is aborted first. */
+ * (may be NULL, borrowed) is aborted first; the immediate itself still runs
+ * (and keeps the loop alive until then). Dropped by pact_loop_close_all, it
+ * rejects with PACT_ECANCELED. */
 PACT_API pact_promise *pact_immediate_p(pact_loop *loop, pact_abort *abort);
 
 /* ---- unhandled rejections ------------------------------------------------ */

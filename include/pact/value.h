@@ -157,6 +157,15 @@ static inline pact_value pact_throw(pact_error *err)
  * NULL-safe. */
 PACT_API void pact_value_release(pact_value *v);
 
+/**
+ * A value of your own from a borrowed one, e.g. to pass a handler's value on:
+ * scalars and pointers as they are, a new reference for JSON, lists, promises
+ * and errors, a copy of bytes. A PACT_OWNED or PACT_THENABLE value has one
+ * owner and cannot be copied: the result is then pact_throw(PACT_EINVAL) (to
+ * pass an owned value down a chain, let it pass through: a NULL handler).
+ */
+PACT_API pact_value pact_value_copy(const pact_value *v);
+
 /** @return the number of promises in @p list. */
 PACT_API size_t pact_list_len(const pact_list *list);
 /** @return the @p i-th promise of @p list (borrowed, settled: its value or
