@@ -22,8 +22,10 @@ typedef struct bench_def {
     void (*run)(void);
 } bench_def;
 
-/* The registry, terminated by a zero entry (bench_core.c). */
+/* The registries, each terminated by a zero entry: the loop core
+ * (bench_core.c) and the promises (bench_promise.c). */
 extern const bench_def bench_core[];
+extern const bench_def bench_promise[];
 
 /* One system's result for one figure; value < 0 means "not measured". */
 typedef struct bench_anchor {
@@ -51,7 +53,7 @@ void bench_best(bench_run_fn fn, void *ctx, double best[BENCH_MAX_FIGS]);
 /**
  * Print the lines for one figure: one per anchor that has a value (>= 0),
  * with its ratio, or one line without anchor fields if none has.
- * Lower is better for every figure here (all are costs in ns).
+ * Lower is better for every figure here (all are costs: ns, or B of memory).
  */
 void bench_print(const char *name, const char *unit, double value,
                  const bench_anchor *anchors, size_t nanchors);
