@@ -127,7 +127,7 @@ struct pact_loop {
     bool own_base;
     bool running;
     bool stop;
-    pthread_t thread;
+    const char *thread; /* &pact__thread_tag of its thread (see below) */
 
     uint64_t now; /* ms, CLOCK_MONOTONIC */
 
@@ -207,10 +207,20 @@ static inline bool pact__halted(const pact_loop *loop)
     return loop->uncaught || loop->stop;
 }
 
+/* One byte per thread whose address names the thread: comparing addresses
+ * costs no call, where pthread_self() costs one per public entry (and with
+ * PACT_TLS_MODEL, from configure, no __tls_get_addr call either). */
+extern _Thread_local char pact__thread_tag PACT_TLS_MODEL;
+
+static inline bool pact__on_thread(const pact_loop *loop)
+{
+    return loop->thread == &pact__thread_tag;
+}
+
 /* The calling thread must be the loop's. */
 #define PACT_CHECK_THREAD(loop, fn)                                            \
     do {                                                                       \
-        if (!pthread_equal((loop)->thread, pthread_self()))                    \
+        if (!pact__on_thread(loop))                                            \
             return pact__misuse(fn, PACT_ETHREAD,                              \
                                 "called off the loop thread");                 \
     } while (0)
@@ -218,7 +228,7 @@ static inline bool pact__halted(const pact_loop *loop)
 /* For functions that return no code: true (and reported) when off-thread. */
 static inline bool pact__misuse_thread(pact_loop *loop, const char *fn)
 {
-    if (pthread_equal(loop->thread, pthread_self()))
+    if (pact__on_thread(loop))
         return false;
     pact__misuse(fn, PACT_ETHREAD, "called off the loop thread");
     return true;

@@ -14,10 +14,12 @@ uint64_t pact__now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+_Thread_local char pact__thread_tag;
+
 static int init(pact_loop *loop)
 {
     int rc;
-    loop->thread = pthread_self();
+    loop->thread = &pact__thread_tag;
     loop->next_list_id = 1;
     atomic_init(&loop->holds, 0);
     atomic_init(&loop->post_queued, 0);
@@ -183,7 +185,7 @@ int pact_loop_run(pact_loop *loop, pact_run_mode mode)
     PACT_CHECK_ARG(mode >= PACT_RUN_DEFAULT && mode <= PACT_RUN_NOWAIT, fn);
     /* whoever runs the loop owns it from now on (a worker's loop is made on
      * one thread and run on another) */
-    loop->thread = pthread_self();
+    loop->thread = &pact__thread_tag;
     loop->running = true;
     loop->stop = false;
     pact_error_unref(loop->last_error); /* it described the last run */

@@ -21,7 +21,8 @@ Suite *suite_porder(void);
 
 #define PACT_TEST_SUITES(X)                                                    \
     X(error)                                                                   \
-    X(loop) X(timer) X(tick) X(io) X(post) X(abort) X(uncaught) X(order)   \
-        X(aplus) X(promise) X(combine) X(unhandled) X(porder)
+    X(loop)                                                                    \
+    X(timer) X(tick) X(io) X(post) X(abort) X(uncaught) X(order) X(aplus)      \
+        X(promise) X(combine) X(unhandled) X(porder)
 
 #endif
