@@ -32,15 +32,6 @@ static void comb_done(struct comb *c)
     free(c);
 }
 
-/* Settle the target with @p v (stolen) and let it go. */
-static void comb_settle(struct comb *c, pact_value v)
-{
-    pact_promise *t = c->target;
-    c->target = NULL;
-    pact__resolve(t, v);
-    pact__unref(t);
-}
-
 static pact_value list_value(pact_list *l)
 {
     pact_value v = {PACT_LIST, {0}};
@@ -57,25 +48,26 @@ static void on_input(pact_promise *src, void *ud, uintptr_t i)
         switch (c->kind) {
         case C_ALL:
             if (!ok)
-                comb_settle(c, pact__share(src));
+                pact__settle_take(&c->target, pact__share(src));
             else if (--c->remaining == 0)
-                comb_settle(c, list_value(c->list));
+                pact__settle_take(&c->target, list_value(c->list));
             break;
         case C_SETTLED:
             if (--c->remaining == 0)
-                comb_settle(c, list_value(c->list));
+                pact__settle_take(&c->target, list_value(c->list));
             break;
         case C_RACE:
-            comb_settle(c, pact__share(src));
+            pact__settle_take(&c->target, pact__share(src));
             break;
         case C_ANY:
             if (ok) {
-                comb_settle(c, pact__share(src));
+                pact__settle_take(&c->target, pact__share(src));
             } else {
                 c->errs[i] = pact_error_ref(src->u.r.err);
                 if (--c->remaining == 0)
-                    comb_settle(
-                        c, pact_throw(PACT_ERROR_AGGREGATE(c->errs, c->n)));
+                    pact__settle_take(
+                        &c->target,
+                        pact_throw(PACT_ERROR_AGGREGATE(c->errs, c->n)));
             }
             break;
         }
@@ -209,20 +201,12 @@ static void guard_drop(struct guard *g)
     free(g);
 }
 
-static void guard_settle(struct guard *g, pact_value v)
-{
-    pact_promise *t = g->target;
-    g->target = NULL;
-    pact__resolve(t, v);
-    pact__unref(t);
-}
-
 static void guard_input(pact_promise *src, void *ud, uintptr_t aux)
 {
     struct guard *g = ud;
     (void)aux;
     if (src && g->target) {
-        guard_settle(g, pact__share(src));
+        pact__settle_take(&g->target, pact__share(src));
         /* the other side will not fire now: its hold goes with this one */
         if (g->timer.id && pact_clear(src->loop, g->timer) == 0)
             g->holds--;
@@ -240,9 +224,10 @@ static void guard_timer(pact_error *err, void *ud)
     struct guard *g = ud;
     g->timer.id = 0;
     if (!err && g->target)
-        guard_settle(g, pact_throw(PACT_ERROR(PACT_ETIMEDOUT,
-                                              "the promise did not settle in "
-                                              "time")));
+        pact__settle_take(&g->target,
+                          pact_throw(PACT_ERROR(PACT_ETIMEDOUT,
+                                                "the promise did not settle in "
+                                                "time")));
     guard_drop(g);
 }
 
@@ -259,7 +244,7 @@ static void guard_abort(pact_error *reason, void *ud)
     pact_abort_unref(g->abort);
     g->abort = NULL;
     if (g->target)
-        guard_settle(g, aborted(g, reason));
+        pact__settle_take(&g->target, aborted(g, reason));
     guard_drop(g);
 }
 
@@ -316,12 +301,12 @@ pact_promise *pact__abortable(pact_promise *p, pact_abort *abort, bool wrap,
     g->holds = 1;
     pact_promise *t = pact_promise_ref(g->target);
     if (pact_abort_aborted(abort)) {
-        guard_settle(g, aborted(g, pact_abort_reason(abort)));
+        pact__settle_take(&g->target, aborted(g, pact_abort_reason(abort)));
     } else if (pact_abort_on(abort, guard_abort, g, &g->listener) == 0) {
         g->abort = pact_abort_ref(abort);
         g->holds++;
     } else {
-        guard_settle(g, pact_throw(pact__enomem()));
+        pact__settle_take(&g->target, pact_throw(pact__enomem()));
     }
     pact__attach(p, node);
     return t;

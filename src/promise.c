@@ -226,6 +226,14 @@ void pact__attach(pact_promise *p, pact_promise *node)
         pact__rejection_handled(p);
 }
 
+void pact__settle_take(pact_promise **slot, pact_value v)
+{
+    pact_promise *p = *slot;
+    *slot = NULL;
+    pact__resolve(p, v);
+    pact__unref(p);
+}
+
 pact_value pact__share(pact_promise *p)
 {
     if (p->state == PACT_REJECTED)
@@ -623,9 +631,15 @@ pact_promise *pact_rejected(pact_loop *loop, pact_error *err)
                     "pact_rejected");
 }
 
-/* A then-node on @p p: one reference for the caller, one for the list. */
-static pact_promise *then_node(pact_promise *p, uint8_t hkind, void *ud)
+/* A then-node on @p p after the checks of public call @p fn (@p missing: its
+ * handler is NULL): one reference for the caller, one for the list. */
+static pact_promise *then_node(pact_promise *p, const char *fn, bool missing,
+                               uint8_t hkind, void *ud)
 {
+    if (check(p, fn) < 0)
+        return NULL;
+    if (missing)
+        return pact__misuse(fn, PACT_EINVAL, "the handler is NULL"), NULL;
     pact_promise *n = node_new(p->loop, NODE_THEN, hkind);
     if (!n)
         return NULL;
@@ -637,9 +651,7 @@ static pact_promise *then_node(pact_promise *p, uint8_t hkind, void *ud)
 pact_promise *pact_then(pact_promise *p, pact_on_fulfilled ok,
                         pact_on_rejected fail, void *ud)
 {
-    if (check(p, "pact_then") < 0)
-        return NULL;
-    pact_promise *n = then_node(p, H_THEN, ud);
+    pact_promise *n = then_node(p, "pact_then", false, H_THEN, ud);
     if (n) {
         n->u.w.on_ok.ok = ok;
         n->u.w.on_err.fail = fail;
@@ -650,18 +662,17 @@ pact_promise *pact_then(pact_promise *p, pact_on_fulfilled ok,
 
 pact_promise *pact_catch(pact_promise *p, pact_on_rejected fail, void *ud)
 {
-    if (check(p, "pact_catch") < 0)
-        return NULL;
-    return pact_then(p, NULL, fail, ud);
+    pact_promise *n = then_node(p, "pact_catch", false, H_THEN, ud);
+    if (n) {
+        n->u.w.on_err.fail = fail;
+        pact__attach(p, n);
+    }
+    return n;
 }
 
 pact_promise *pact_finally(pact_promise *p, pact_on_finally fn, void *ud)
 {
-    if (check(p, "pact_finally") < 0)
-        return NULL;
-    if (!fn)
-        return pact__misuse("pact_finally", PACT_EINVAL, "fn is NULL"), NULL;
-    pact_promise *n = then_node(p, H_FINALLY, ud);
+    pact_promise *n = then_node(p, "pact_finally", !fn, H_FINALLY, ud);
     if (n) {
         n->u.w.on_ok.fin = fn;
         pact__attach(p, n);
@@ -671,11 +682,7 @@ pact_promise *pact_finally(pact_promise *p, pact_on_finally fn, void *ud)
 
 pact_promise *pact_then_cb(pact_promise *p, pact_on_settled fn, void *ud)
 {
-    if (check(p, "pact_then_cb") < 0)
-        return NULL;
-    if (!fn)
-        return pact__misuse("pact_then_cb", PACT_EINVAL, "fn is NULL"), NULL;
-    pact_promise *n = then_node(p, H_SETTLED, ud);
+    pact_promise *n = then_node(p, "pact_then_cb", !fn, H_SETTLED, ud);
     if (n) {
         n->u.w.on_ok.settled = fn;
         pact__attach(p, n);

@@ -121,6 +121,9 @@ void pact__node_free(pact_promise *n);
 void pact__attach(pact_promise *p, pact_promise *node);
 /* The resolution procedure; steals @p v. @p p must be unresolved. */
 void pact__resolve(pact_promise *p, pact_value v);
+/* Resolve *@p slot with @p v (stolen), then drop the reference the slot
+ * held and clear it: how a combinator lets go of its target. */
+void pact__settle_take(pact_promise **slot, pact_value v);
 /* Settle at once (no adoption); steals @p v / @p err. */
 void pact__fulfil(pact_promise *p, pact_value v);
 void pact__reject(pact_promise *p, pact_error *err);
