@@ -188,9 +188,9 @@ static bool fulfillable(pact_kind k)
 void pact__fulfil(pact_promise *p, pact_value v)
 {
     if (!fulfillable(v.kind)) {
+        int kind = (int)v.kind;
         pact_value_release(&v);
-        pact__reject(
-            p, PACT_ERROR(PACT_EINVAL, "unknown value kind %d", (int)v.kind));
+        pact__reject(p, PACT_ERROR(PACT_EINVAL, "unknown value kind %d", kind));
         return;
     }
     pact_promise *head = p->u.w.head;
@@ -272,7 +272,6 @@ const pact_value *pact__value(const pact_promise *p)
 static void adopt_job(void *arg)
 {
     pact_promise *p = arg, *q = p->u.w.ud;
-    p->flags &= ~P_ADOPTING;
     p->u.w.ud = NULL;
     pact__attach(q, p);
     pact__unref(q);
@@ -284,7 +283,6 @@ static void thenable_job(void *arg)
     pact_promise *p = arg;
     void *obj = p->u.w.ud;
     const pact_thenable_vt *vt = p->u.w.on_err.vt;
-    p->flags &= ~P_ADOPTING;
     p->u.w.ud = NULL;
     p->u.w.on_err.vt = NULL;
     pact_deferred *d = malloc(sizeof *d);
@@ -312,12 +310,15 @@ void pact__resolve(pact_promise *p, pact_value v)
         if (!v.u.promise) {
             pact__reject(p, PACT_ERROR(PACT_EINVAL, "resolved with NULL "
                                                     "promise"));
+        } else if (v.u.promise->loop != p->loop) {
+            pact__unref(v.u.promise);
+            pact__reject(p, PACT_ERROR(PACT_EINVAL, "resolved with a promise "
+                                                    "of another loop"));
         } else if (v.u.promise == p) {
             pact__unref(p);
             pact__reject(p, PACT_ERROR(PACT_ETYPE, "a promise cannot be "
                                                    "resolved with itself"));
         } else {
-            p->flags |= P_ADOPTING;
             p->hkind = H_THEN;
             p->u.w.on_ok.ok = NULL;
             p->u.w.on_err.fail = NULL;
@@ -332,7 +333,6 @@ void pact__resolve(pact_promise *p, pact_value v)
             pact__reject(p, PACT_ERROR(PACT_EINVAL, "thenable without then"));
             return;
         }
-        p->flags |= P_ADOPTING;
         p->hkind = H_THEN;
         p->u.w.on_ok.ok = NULL;
         p->u.w.on_err.vt = v.u.thenable.vt;

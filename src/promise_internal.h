@@ -39,10 +39,8 @@ enum node_handler {
 };
 
 enum node_flags {
-    P_HANDLED = 1,  /* a reaction was attached once (V8's has_handler) */
-    P_LISTED = 2,   /* on the loop's pending-unhandled list (holds a ref) */
-    P_WARNED = 4,   /* reported as unhandled; a late handler is news */
-    P_ADOPTING = 8, /* a resolve job is queued: ud is what it adopts */
+    P_HANDLED = 1, /* a reaction was attached once (V8's has_handler) */
+    P_WARNED = 2,  /* reported as unhandled; a late handler is news */
 };
 
 union pact_handler_ok {

@@ -27,10 +27,8 @@ void pact__rejections_init(pact_loop *loop)
 
 static void drop_all(pact_promise **v, size_t len)
 {
-    for (size_t i = 0; i < len; i++) {
-        v[i]->flags &= ~P_LISTED;
+    for (size_t i = 0; i < len; i++)
         pact__unref(v[i]);
-    }
 }
 
 void pact__rejections_free(pact_loop *loop)
@@ -67,8 +65,7 @@ static bool push(pact_promise ***v, size_t *len, size_t *cap, pact_promise *p)
 void pact__rejection_unhandled(pact_promise *p)
 {
     pact_loop *loop = p->loop;
-    if (push(&loop->unhandled, &loop->unhandled_len, &loop->unhandled_cap, p))
-        p->flags |= P_LISTED;
+    push(&loop->unhandled, &loop->unhandled_len, &loop->unhandled_cap, p);
 }
 
 void pact__rejection_handled(pact_promise *p)
@@ -132,7 +129,6 @@ bool pact__rejections(pact_loop *loop)
     size_t n = loop->unhandled_len, done = 0;
     while (done < n && !loop->uncaught) {
         pact_promise *p = loop->unhandled[done++];
-        p->flags &= ~P_LISTED;
         if (!(p->flags & P_HANDLED)) {
             report(loop, p);
             did = true;
