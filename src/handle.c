@@ -162,8 +162,7 @@ int pact_close(pact_loop *loop, pact_handle h, pact_fn cb, void *ud)
     else
         loop->closing_head = s;
     loop->closing_tail = s;
-    if (!loop->running)
-        pact__external_kick(loop);
+    pact__kick(loop);
     return 0;
 }
 

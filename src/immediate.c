@@ -33,8 +33,7 @@ int pact_immediate(pact_loop *loop, pact_cb cb, void *ud, pact_handle *out)
         loop->imm_head = s;
     loop->imm_tail = s;
     pact__slot_activate(loop, s);
-    if (!loop->running)
-        pact__external_kick(loop);
+    pact__kick(loop);
     if (out)
         *out = pact__slot_handle(s);
     return 0;

@@ -297,6 +297,13 @@ void pact__post_free(pact_loop *loop);
 
 /* external.c: phases for a base the program dispatches itself */
 void pact__external_kick(pact_loop *loop);
+/* Work was queued: with no pact_loop_run on the stack, the program may be
+ * dispatching the base itself, so make that dispatch run the phases. */
+static inline void pact__kick(pact_loop *loop)
+{
+    if (!loop->running)
+        pact__external_kick(loop);
+}
 void pact__external_arm(pact_loop *loop);
 void pact__external_free(pact_loop *loop);
 

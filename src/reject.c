@@ -57,8 +57,7 @@ static bool push(pact_promise ***v, size_t *len, size_t *cap, pact_promise *p)
     }
     (*v)[(*len)++] = p;
     p->refs++;
-    if (!p->loop->running)
-        pact__external_kick(p->loop);
+    pact__kick(p->loop);
     return true;
 }
 

@@ -48,8 +48,7 @@ static int enqueue(pact_loop *loop, struct jobq *q, pact_fn fn, void *ud,
     PACT_CHECK_ARG(fn, fn_name);
     /* kick first so the push is a tail call: this is the microtask hot path,
      * and a kick for a failed push costs only one empty external phase */
-    if (!loop->running)
-        pact__external_kick(loop);
+    pact__kick(loop);
     return pact__jobq_push(q, fn, ud);
 }
 
@@ -66,8 +65,7 @@ int pact_queue_microtask(pact_loop *loop, pact_fn fn, void *ud)
 
 void pact__micro_must(pact_loop *loop, pact_fn fn, void *ud)
 {
-    if (!loop->running)
-        pact__external_kick(loop);
+    pact__kick(loop);
     if (pact__jobq_push(&loop->micro, fn, ud) < 0) {
         fputs("pact: out of memory queueing a promise reaction\n", stderr);
         abort();

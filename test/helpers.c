@@ -82,6 +82,8 @@ char *t_read_fixture(const char *relpath)
 
 void trace_cb(pact_error *err, void *ud)
 {
+    if (err)
+        pact_error_print(err, stderr);
     ck_assert_ptr_null(err);
     trace("%s", (const char *)ud);
 }
@@ -139,4 +141,37 @@ char *capture_end(struct capture *c)
     s[got] = '\0';
     fclose(c->file);
     return s;
+}
+
+char *t_error_text(const pact_error *e)
+{
+    /* a temporary file, not open_memstream: gcc -O2 takes the stream's
+     * buffer pointer for a dangling one (-Wdangling-pointer) */
+    FILE *f = tmpfile();
+    ck_assert_ptr_nonnull(f);
+    pact_error_print(e, f);
+    long n = ftell(f);
+    ck_assert_int_ge(n, 0);
+    char *s = malloc((size_t)n + 1);
+    ck_assert_ptr_nonnull(s);
+    rewind(f);
+    ck_assert_uint_eq(fread(s, 1, (size_t)n, f), (size_t)n);
+    s[n] = '\0';
+    fclose(f);
+    return s;
+}
+
+int t_count(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+void t_spin_ms(int ms)
+{
+    uint64_t until = now_us() + (uint64_t)ms * 1000;
+    while (now_us() < until)
+        ;
 }

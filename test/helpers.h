@@ -26,6 +26,14 @@ void trace_fn(void *ud);
 void count_cb(pact_error *err, void *ud);
 void count_fn(void *ud);
 
+/* pact_error_print's text for @p e (malloc'd). */
+char *t_error_text(const pact_error *e);
+/* How many times @p needle occurs in @p hay. */
+int t_count(const char *hay, const char *needle);
+
+/* Busy-wait @p ms, so that timers are already due when the loop next looks. */
+void t_spin_ms(int ms);
+
 /* Monotonic clock in µs, and a sleep that resumes after signals. */
 uint64_t now_us(void);
 void sleep_ms(unsigned ms);

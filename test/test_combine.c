@@ -588,21 +588,6 @@ START_TEST(any_first_fulfilment)
 }
 END_TEST
 
-static char *printed(const pact_error *e)
-{
-    FILE *f = tmpfile();
-    ck_assert_ptr_nonnull(f);
-    pact_error_print(e, f);
-    long n = ftell(f);
-    ck_assert_int_ge(n, 0);
-    char *s = malloc((size_t)n + 1);
-    ck_assert_ptr_nonnull(s);
-    rewind(f);
-    s[fread(s, 1, (size_t)n, f)] = '\0';
-    fclose(f);
-    return s;
-}
-
 /* Every input rejected: PACT_EAGGREGATE holding each reason in INPUT order
  * (not settle order), only after the last one; pact_error_print shows them. */
 START_TEST(any_all_rejected_aggregate_in_input_order)
@@ -634,7 +619,7 @@ START_TEST(any_all_rejected_aggregate_in_input_order)
     ck_assert_ptr_null(pact_error_at(agg, N));
 
     /* "EAGGREGATE: ...", then each reason under "  [i]:", in input order */
-    char *out = printed(agg);
+    char *out = t_error_text(agg);
     ck_assert_msg(strncmp(out, "EAGGREGATE: ", 12) == 0, "printed: '%s'", out);
     size_t off = 0;
     char idx[16];

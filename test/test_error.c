@@ -184,17 +184,6 @@ END_TEST
 
 /* ---- printing ---------------------------------------------------------- */
 
-static char *print_to_string(const pact_error *e)
-{
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    ck_assert_ptr_nonnull(f);
-    pact_error_print(e, f);
-    fclose(f);
-    return buf;
-}
-
 START_TEST(print_single)
 {
     pact_error *e = PACT_ERROR(PACT_ECANCELED);
@@ -202,7 +191,7 @@ START_TEST(print_single)
     char want[1024];
     snprintf(want, sizeof want, "ECANCELED: operation canceled (at %s:%d)\n",
              __FILE__, line);
-    char *got = print_to_string(e);
+    char *got = t_error_text(e);
     ck_assert_str_eq(got, want);
     free(got);
     pact_error_unref(e);
@@ -223,7 +212,7 @@ START_TEST(print_cause_chain)
              "  caused by: EIO: read sock (at %s:%d)\n"
              "  caused by: ECONNRESET: connection reset by peer (at %s:%d)\n",
              __FILE__, lc, __FILE__, lb, __FILE__, la);
-    char *got = print_to_string(c);
+    char *got = t_error_text(c);
     ck_assert_str_eq(got, want);
     free(got);
     pact_error_unref(a);
@@ -245,7 +234,7 @@ START_TEST(print_aggregate_nested)
     ck_assert_ptr_eq(pact_error_at(agg, 1), e2);
     ck_assert_ptr_null(pact_error_at(agg, 2));
     ck_assert_uint_eq(pact_error_count(top), 0);
-    char *got = print_to_string(top);
+    char *got = t_error_text(top);
     ck_assert_str_eq(got, "EUNHANDLED: top\n"
                           "  caused by: EAGGREGATE: all failed\n"
                           "    [0]:\n"
@@ -264,7 +253,7 @@ END_TEST
 START_TEST(print_without_location)
 {
     pact_error *e = pact_error_new_at(NULL, 0, NULL, PACT_EPIPE, "gone");
-    char *got = print_to_string(e);
+    char *got = t_error_text(e);
     ck_assert_msg(strncmp(got, "EPIPE: gone", 11) == 0, "got '%s'", got);
     ck_assert_ptr_null(strstr(got, "(null)"));
     ck_assert_int_eq(got[strlen(got) - 1], '\n');

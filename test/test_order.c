@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -73,32 +72,6 @@ static void expect_ok(pact_error *err)
     if (err)
         pact_error_print(err, stderr);
     ck_assert_ptr_null(err);
-}
-
-/* log(ud) as a tick or microtask. */
-static void log_fn(void *ud)
-{
-    trace("%s", (const char *)ud);
-}
-
-/* log(ud) as a timer or immediate callback. */
-static void log_cb(pact_error *err, void *ud)
-{
-    expect_ok(err);
-    trace("%s", (const char *)ud);
-}
-
-/* Busy-wait, so that timers are already due when the loop next looks. */
-static void spin(int ms)
-{
-    struct timespec t0, t;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    int64_t ns;
-    do {
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        ns = (int64_t)(t.tv_sec - t0.tv_sec) * 1000000000 +
-             (t.tv_nsec - t0.tv_nsec);
-    } while (ns < (int64_t)ms * 1000000);
 }
 
 /* Start the I/O of a case: a pipe with a byte in it is readable at once. */
@@ -204,10 +177,10 @@ static void run_case(const char *name, void (*main_turn)(void),
 static void sync_tick_micro_main(void)
 {
     trace("sync 1");
-    queue_microtask(log_fn, "micro 1");
-    next_tick(log_fn, "tick 1");
-    queue_microtask(log_fn, "micro 2");
-    next_tick(log_fn, "tick 2");
+    queue_microtask(trace_fn, "micro 1");
+    next_tick(trace_fn, "tick 1");
+    queue_microtask(trace_fn, "micro 2");
+    next_tick(trace_fn, "tick 2");
     trace("sync 2");
 }
 ORDER_CASE(sync_tick_micro)
@@ -216,7 +189,7 @@ static void nested_tick_1_1(void *ud)
 {
     (void)ud;
     trace("tick 1.1");
-    next_tick(log_fn, "tick 1.1.1");
+    next_tick(trace_fn, "tick 1.1.1");
 }
 
 static void nested_tick_1(void *ud)
@@ -224,14 +197,14 @@ static void nested_tick_1(void *ud)
     (void)ud;
     trace("tick 1");
     next_tick(nested_tick_1_1, NULL);
-    next_tick(log_fn, "tick 1.2");
+    next_tick(trace_fn, "tick 1.2");
 }
 
 static void nested_ticks_main(void)
 {
     next_tick(nested_tick_1, NULL);
-    next_tick(log_fn, "tick 2");
-    queue_microtask(log_fn, "micro");
+    next_tick(trace_fn, "tick 2");
+    queue_microtask(trace_fn, "micro");
     trace("sync");
 }
 ORDER_CASE(nested_ticks)
@@ -240,8 +213,8 @@ static void levels_micro_a2(void *ud)
 {
     (void)ud;
     trace("micro A2");
-    next_tick(log_fn, "tick A3");
-    queue_microtask(log_fn, "micro A3");
+    next_tick(trace_fn, "tick A3");
+    queue_microtask(trace_fn, "micro A3");
 }
 
 static void levels_tick_a1(void *ud)
@@ -249,7 +222,7 @@ static void levels_tick_a1(void *ud)
     (void)ud;
     trace("tick A1");
     queue_microtask(levels_micro_a2, NULL);
-    next_tick(log_fn, "tick A2");
+    next_tick(trace_fn, "tick A2");
 }
 
 static void levels_micro_a(void *ud)
@@ -257,14 +230,14 @@ static void levels_micro_a(void *ud)
     (void)ud;
     trace("micro A");
     next_tick(levels_tick_a1, NULL);
-    queue_microtask(log_fn, "micro A1");
+    queue_microtask(trace_fn, "micro A1");
 }
 
 static void levels_micro_b1(void *ud)
 {
     (void)ud;
     trace("micro B1");
-    next_tick(log_fn, "tick B2");
+    next_tick(trace_fn, "tick B2");
 }
 
 static void levels_tick_b(void *ud)
@@ -272,7 +245,7 @@ static void levels_tick_b(void *ud)
     (void)ud;
     trace("tick B");
     queue_microtask(levels_micro_b1, NULL);
-    next_tick(log_fn, "tick B1");
+    next_tick(trace_fn, "tick B1");
 }
 
 static void micro_tick_levels_main(void)
@@ -307,7 +280,7 @@ static void chain_tick(void *ud)
 {
     (void)ud;
     trace("tick from micro 10");
-    queue_microtask(log_fn, "micro from tick");
+    queue_microtask(trace_fn, "micro from tick");
 }
 
 static void chain_step(void *ud)
@@ -333,7 +306,7 @@ static void timers_equal_delay_main(void)
     static const char *const names[] = {"timer a", "timer b", "timer c",
                                         "timer d", "timer e"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        set_timeout(10, log_cb, (void *)names[i]);
+        set_timeout(10, trace_cb, (void *)names[i]);
 }
 ORDER_CASE(timers_equal_delay)
 
@@ -353,11 +326,11 @@ ORDER_CASE(timers_different_delay)
 
 static void timeout_zero_is_one_main(void)
 {
-    set_timeout(50, log_cb, "timer 50");
-    set_timeout(1, log_cb, "timer a (1 ms)");
-    set_timeout(0, log_cb, "timer b (0 ms)");
-    set_timeout(1, log_cb, "timer c (1 ms)");
-    set_timeout(0, log_cb, "timer d (0 ms)");
+    set_timeout(50, trace_cb, "timer 50");
+    set_timeout(1, trace_cb, "timer a (1 ms)");
+    set_timeout(0, trace_cb, "timer b (0 ms)");
+    set_timeout(1, trace_cb, "timer c (1 ms)");
+    set_timeout(0, trace_cb, "timer d (0 ms)");
 }
 ORDER_CASE(timeout_zero_is_one)
 
@@ -365,7 +338,7 @@ static void drain_a_micro(void *ud)
 {
     (void)ud;
     trace("a micro");
-    next_tick(log_fn, "a micro tick");
+    next_tick(trace_fn, "a micro tick");
 }
 
 static void drain_timer_a(pact_error *err, void *ud)
@@ -373,7 +346,7 @@ static void drain_timer_a(pact_error *err, void *ud)
     (void)ud;
     expect_ok(err);
     trace("timer a");
-    next_tick(log_fn, "a tick");
+    next_tick(trace_fn, "a tick");
     queue_microtask(drain_a_micro, NULL);
 }
 
@@ -382,15 +355,15 @@ static void drain_timer_b(pact_error *err, void *ud)
     (void)ud;
     expect_ok(err);
     trace("timer b");
-    queue_microtask(log_fn, "b micro");
-    next_tick(log_fn, "b tick");
+    queue_microtask(trace_fn, "b micro");
+    next_tick(trace_fn, "b tick");
 }
 
 static void timers_drain_between_main(void)
 {
     set_timeout(5, drain_timer_a, NULL);
     set_timeout(5, drain_timer_b, NULL);
-    spin(15);
+    t_spin_ms(15);
 }
 ORDER_CASE(timers_drain_between)
 
@@ -412,7 +385,7 @@ static void timers_due_together_main(void)
     set_timeout(100, named_timer, "b (100 ms)");
     set_timeout(10, named_timer, "a (10 ms)");
     set_timeout(10, named_timer, "c (10 ms)");
-    spin(120);
+    t_spin_ms(120);
 }
 ORDER_CASE(timers_due_together)
 
@@ -421,7 +394,7 @@ static void nested_timer_b(pact_error *err, void *ud)
     (void)ud;
     expect_ok(err);
     trace("timer B (from A)");
-    set_timeout(1, log_cb, "timer D (from B)");
+    set_timeout(1, trace_cb, "timer D (from B)");
 }
 
 static void nested_timer_a(pact_error *err, void *ud)
@@ -429,9 +402,9 @@ static void nested_timer_a(pact_error *err, void *ud)
     (void)ud;
     expect_ok(err);
     trace("timer A");
-    next_tick(log_fn, "A tick");
+    next_tick(trace_fn, "A tick");
     set_timeout(1, nested_timer_b, NULL);
-    set_timeout(100, log_cb, "timer C (100 ms from A)");
+    set_timeout(100, trace_cb, "timer C (100 ms from A)");
 }
 
 static void nested_timers_main(void)
@@ -443,21 +416,21 @@ ORDER_CASE(nested_timers)
 static void timers_from_main_ticks_b(void *ud)
 {
     (void)ud;
-    set_timeout(5, log_cb, "timer B (from tick)");
+    set_timeout(5, trace_cb, "timer B (from tick)");
 }
 
 static void timers_from_main_ticks_c(void *ud)
 {
     (void)ud;
-    set_timeout(5, log_cb, "timer C (from micro)");
+    set_timeout(5, trace_cb, "timer C (from micro)");
 }
 
 static void timers_from_main_ticks_main(void)
 {
-    set_timeout(5, log_cb, "timer A");
+    set_timeout(5, trace_cb, "timer A");
     next_tick(timers_from_main_ticks_b, NULL);
     queue_microtask(timers_from_main_ticks_c, NULL);
-    set_timeout(5, log_cb, "timer D");
+    set_timeout(5, trace_cb, "timer D");
 }
 ORDER_CASE(timers_from_main_ticks)
 
@@ -466,14 +439,14 @@ static void snapshot_timer_10(pact_error *err, void *ud)
     (void)ud;
     expect_ok(err);
     trace("timer 10 spins past 200 ms");
-    set_immediate(log_cb, "immediate from timer 10");
-    spin(220);
+    set_immediate(trace_cb, "immediate from timer 10");
+    t_spin_ms(220);
 }
 
 static void timers_pass_snapshot_main(void)
 {
     set_timeout(10, snapshot_timer_10, NULL);
-    set_timeout(200, log_cb, "timer 200");
+    set_timeout(200, trace_cb, "timer 200");
 }
 ORDER_CASE(timers_pass_snapshot)
 
@@ -487,17 +460,17 @@ static void refresh_timer_80(pact_error *err, void *ud)
 
 static void timer_refresh_main(void)
 {
-    set_timeout(100, log_cb, "timer 100");
+    set_timeout(100, trace_cb, "timer 100");
     set_timeout(40, refresh_timer_80, NULL);
-    S.h[0] = set_timeout(80, log_cb, "timer 80 (refreshed at 40)");
+    S.h[0] = set_timeout(80, trace_cb, "timer 80 (refreshed at 40)");
 }
 ORDER_CASE(timer_refresh)
 
 static void unref_timer_exit_main(void)
 {
-    S.h[0] = set_timeout(200, log_cb, "unref timer: must not run");
+    S.h[0] = set_timeout(200, trace_cb, "unref timer: must not run");
     ck_assert_int_eq(pact_unref(t_loop, S.h[0]), 0);
-    set_timeout(5, log_cb, "timer 5");
+    set_timeout(5, trace_cb, "timer 5");
 }
 
 /* The loop ended with the unreferenced timer still pending: clear it. */
@@ -510,9 +483,9 @@ ORDER_CASE_EXIT(unref_timer_exit)
 
 static void unref_timer_fires_main(void)
 {
-    S.h[0] = set_timeout(5, log_cb, "unref timer 5");
+    S.h[0] = set_timeout(5, trace_cb, "unref timer 5");
     ck_assert_int_eq(pact_unref(t_loop, S.h[0]), 0);
-    set_timeout(50, log_cb, "timer 50");
+    set_timeout(50, trace_cb, "timer 50");
 }
 
 /* It fired, so its handle is gone. */
@@ -534,8 +507,8 @@ static void clear_from_tick(void *ud)
 
 static void clear_timeout_from_tick_main(void)
 {
-    S.h[0] = set_timeout(5, log_cb, "cleared timer: must not run");
-    set_timeout(20, log_cb, "timer 20");
+    S.h[0] = set_timeout(5, trace_cb, "cleared timer: must not run");
+    set_timeout(20, trace_cb, "timer 20");
     next_tick(clear_from_tick, NULL);
 }
 ORDER_CASE(clear_timeout_from_tick)
@@ -551,9 +524,9 @@ static void timer_a_clears_b(pact_error *err, void *ud)
 static void clear_timeout_from_timer_main(void)
 {
     set_timeout(10, timer_a_clears_b, NULL);
-    S.h[0] = set_timeout(10, log_cb, "timer b: must not run");
-    set_timeout(10, log_cb, "timer c");
-    spin(15);
+    S.h[0] = set_timeout(10, trace_cb, "timer b: must not run");
+    set_timeout(10, trace_cb, "timer c");
+    t_spin_ms(15);
 }
 ORDER_CASE(clear_timeout_from_timer)
 
@@ -568,9 +541,9 @@ static void timer_x_clears_y(pact_error *err, void *ud)
 static void clear_due_timer_other_delay_main(void)
 {
     set_timeout(10, timer_x_clears_y, NULL);
-    S.h[0] = set_timeout(20, log_cb, "timer y: must not run");
-    set_timeout(60, log_cb, "timer z");
-    spin(30);
+    S.h[0] = set_timeout(20, trace_cb, "timer y: must not run");
+    set_timeout(60, trace_cb, "timer z");
+    t_spin_ms(30);
 }
 ORDER_CASE(clear_due_timer_other_delay)
 
@@ -592,9 +565,9 @@ static void between_timer_a(pact_error *err, void *ud)
 static void clear_timer_from_tick_between_main(void)
 {
     set_timeout(5, between_timer_a, NULL);
-    S.h[0] = set_timeout(5, log_cb, "timer b: must not run");
-    set_timeout(5, log_cb, "timer c");
-    spin(15);
+    S.h[0] = set_timeout(5, trace_cb, "timer b: must not run");
+    set_timeout(5, trace_cb, "timer c");
+    t_spin_ms(15);
 }
 ORDER_CASE(clear_timer_from_tick_between)
 
@@ -608,8 +581,8 @@ static void immediate_clears_200(pact_error *err, void *ud)
 
 static void immediate_clears_timer_main(void)
 {
-    S.h[0] = set_timeout(200, log_cb, "timer 200: must not run");
-    set_timeout(210, log_cb, "timer 210");
+    S.h[0] = set_timeout(200, trace_cb, "timer 200: must not run");
+    set_timeout(210, trace_cb, "timer 210");
     set_immediate(immediate_clears_200, NULL);
 }
 ORDER_CASE(immediate_clears_timer)
@@ -659,7 +632,7 @@ static void interval_then_tick(pact_error *err, void *ud)
 
 static void interval_clear_from_tick_main(void)
 {
-    set_timeout(100, log_cb, "timeout 100");
+    set_timeout(100, trace_cb, "timeout 100");
     S.h[0] = set_interval(5, interval_then_tick, NULL);
 }
 ORDER_CASE(interval_clear_from_tick)
@@ -671,7 +644,7 @@ static void reinsert_interval(pact_error *err, void *ud)
     S.n++;
     trace("interval %d", S.n);
     if (S.n == 1)
-        set_timeout(10, log_cb, "timeout set in interval 1");
+        set_timeout(10, trace_cb, "timeout set in interval 1");
     if (S.n == 2)
         clear(S.h[0]);
 }
@@ -679,7 +652,7 @@ static void reinsert_interval(pact_error *err, void *ud)
 static void interval_reinsert_after_callback_main(void)
 {
     S.h[0] = set_interval(10, reinsert_interval, NULL);
-    set_timeout(10, log_cb, "timeout set after the interval");
+    set_timeout(10, trace_cb, "timeout set after the interval");
 }
 ORDER_CASE(interval_reinsert_after_callback)
 
@@ -689,7 +662,7 @@ static void mixed_interval(pact_error *err, void *ud)
     expect_ok(err);
     S.n++;
     if (S.n == 2)
-        set_timeout(5, log_cb, "timeout 5 (set in interval 2)");
+        set_timeout(5, trace_cb, "timeout 5 (set in interval 2)");
     trace("interval %d", S.n);
     if (S.n == 3) {
         clear(S.h[0]);
@@ -699,8 +672,8 @@ static void mixed_interval(pact_error *err, void *ud)
 
 static void interval_and_timeouts_main(void)
 {
-    set_timeout(1, log_cb, "timeout 1");
-    set_timeout(75, log_cb, "timeout 75");
+    set_timeout(1, trace_cb, "timeout 1");
+    set_timeout(75, trace_cb, "timeout 75");
     S.h[0] = set_interval(50, mixed_interval, NULL);
 }
 ORDER_CASE(interval_and_timeouts)
@@ -733,7 +706,7 @@ static void from_imm_a_tick(void *ud)
 {
     (void)ud;
     trace("A tick");
-    set_immediate(log_cb, "immediate D (from A tick)");
+    set_immediate(trace_cb, "immediate D (from A tick)");
 }
 
 static void from_imm_a(pact_error *err, void *ud)
@@ -741,14 +714,14 @@ static void from_imm_a(pact_error *err, void *ud)
     (void)ud;
     expect_ok(err);
     trace("immediate A");
-    set_immediate(log_cb, "immediate C (from A)");
+    set_immediate(trace_cb, "immediate C (from A)");
     next_tick(from_imm_a_tick, NULL);
 }
 
 static void immediate_from_immediate_main(void)
 {
     set_immediate(from_imm_a, NULL);
-    set_immediate(log_cb, "immediate B");
+    set_immediate(trace_cb, "immediate B");
 }
 ORDER_CASE(immediate_from_immediate)
 
@@ -757,15 +730,15 @@ static void between_imm_a(pact_error *err, void *ud)
     (void)ud;
     expect_ok(err);
     trace("immediate A");
-    queue_microtask(log_fn, "A micro");
-    next_tick(log_fn, "A tick");
+    queue_microtask(trace_fn, "A micro");
+    next_tick(trace_fn, "A tick");
 }
 
 static void between_imm_b_tick(void *ud)
 {
     (void)ud;
     trace("B tick");
-    queue_microtask(log_fn, "B tick micro");
+    queue_microtask(trace_fn, "B tick micro");
 }
 
 static void between_imm_b(pact_error *err, void *ud)
@@ -780,7 +753,7 @@ static void ticks_between_immediates_main(void)
 {
     set_immediate(between_imm_a, NULL);
     set_immediate(between_imm_b, NULL);
-    set_immediate(log_cb, "immediate C");
+    set_immediate(trace_cb, "immediate C");
 }
 ORDER_CASE(ticks_between_immediates)
 
@@ -803,30 +776,30 @@ static void imm_a_clears_b(pact_error *err, void *ud)
 static void clear_immediate_main(void)
 {
     set_immediate(imm_a_clears_b, NULL);
-    S.h[0] = set_immediate(log_cb, "immediate B: must not run");
-    S.h[1] = set_immediate(log_cb, "immediate C: must not run");
-    set_immediate(log_cb, "immediate D");
+    S.h[0] = set_immediate(trace_cb, "immediate B: must not run");
+    S.h[1] = set_immediate(trace_cb, "immediate C: must not run");
+    set_immediate(trace_cb, "immediate D");
 }
 ORDER_CASE(clear_immediate)
 
 static void imm_from_tick(void *ud)
 {
     (void)ud;
-    set_immediate(log_cb, "immediate B (from tick)");
+    set_immediate(trace_cb, "immediate B (from tick)");
 }
 
 static void imm_from_micro(void *ud)
 {
     (void)ud;
-    set_immediate(log_cb, "immediate C (from micro)");
+    set_immediate(trace_cb, "immediate C (from micro)");
 }
 
 static void immediates_from_main_ticks_main(void)
 {
-    set_immediate(log_cb, "immediate A");
+    set_immediate(trace_cb, "immediate A");
     next_tick(imm_from_tick, NULL);
     queue_microtask(imm_from_micro, NULL);
-    set_immediate(log_cb, "immediate D");
+    set_immediate(trace_cb, "immediate D");
 }
 ORDER_CASE(immediates_from_main_ticks)
 
@@ -835,8 +808,8 @@ static void timers_imm_a(pact_error *err, void *ud)
     (void)ud;
     expect_ok(err);
     trace("immediate A");
-    set_timeout(5, log_cb, "timer 1 (from A)");
-    set_timeout(5, log_cb, "timer 2 (from A)");
+    set_timeout(5, trace_cb, "timer 1 (from A)");
+    set_timeout(5, trace_cb, "timer 2 (from A)");
 }
 
 static void timers_imm_b(pact_error *err, void *ud)
@@ -844,7 +817,7 @@ static void timers_imm_b(pact_error *err, void *ud)
     (void)ud;
     expect_ok(err);
     trace("immediate B");
-    set_timeout(5, log_cb, "timer 3 (from B)");
+    set_timeout(5, trace_cb, "timer 3 (from B)");
 }
 
 static void timers_from_immediates_main(void)
@@ -856,9 +829,9 @@ ORDER_CASE(timers_from_immediates)
 
 static void unref_immediate_exit_main(void)
 {
-    S.h[0] = set_immediate(log_cb, "unref immediate: must not run");
+    S.h[0] = set_immediate(trace_cb, "unref immediate: must not run");
     ck_assert_int_eq(pact_unref(t_loop, S.h[0]), 0);
-    next_tick(log_fn, "tick");
+    next_tick(trace_fn, "tick");
 }
 
 /* The loop ended with the unreferenced immediate still queued: clear it. */
@@ -871,9 +844,9 @@ ORDER_CASE_EXIT(unref_immediate_exit)
 
 static void unref_immediate_runs_main(void)
 {
-    S.h[0] = set_immediate(log_cb, "unref immediate");
+    S.h[0] = set_immediate(trace_cb, "unref immediate");
     ck_assert_int_eq(pact_unref(t_loop, S.h[0]), 0);
-    set_timeout(200, log_cb, "timer 200");
+    set_timeout(200, trace_cb, "timer 200");
 }
 
 static void unref_immediate_runs_exit(void)
@@ -886,9 +859,9 @@ ORDER_CASE_EXIT(unref_immediate_runs)
 
 static void timeout_immediate_main_spin_main(void)
 {
-    set_immediate(log_cb, "immediate");
-    set_timeout(0, log_cb, "timeout 0");
-    spin(10);
+    set_immediate(trace_cb, "immediate");
+    set_timeout(0, trace_cb, "timeout 0");
+    t_spin_ms(10);
 }
 ORDER_CASE(timeout_immediate_main_spin)
 
@@ -897,15 +870,15 @@ static void new_timeout_timer_a(pact_error *err, void *ud)
     (void)ud;
     expect_ok(err);
     trace("timer a");
-    set_timeout(0, log_cb, "timeout 0 from a");
-    set_immediate(log_cb, "immediate from a");
+    set_timeout(0, trace_cb, "timeout 0 from a");
+    set_immediate(trace_cb, "immediate from a");
 }
 
 static void timer_immediate_before_new_timeout_main(void)
 {
     set_timeout(5, new_timeout_timer_a, NULL);
-    set_timeout(5, log_cb, "timer b");
-    spin(15);
+    set_timeout(5, trace_cb, "timer b");
+    t_spin_ms(15);
 }
 ORDER_CASE(timer_immediate_before_new_timeout)
 
@@ -913,15 +886,15 @@ static void timer_sched_tick(void *ud)
 {
     (void)ud;
     trace("tick");
-    set_immediate(log_cb, "immediate from tick");
-    set_timeout(0, log_cb, "timeout 0 from tick");
+    set_immediate(trace_cb, "immediate from tick");
+    set_timeout(0, trace_cb, "timeout 0 from tick");
 }
 
 static void timer_sched_micro(void *ud)
 {
     (void)ud;
     trace("micro");
-    set_immediate(log_cb, "immediate from micro");
+    set_immediate(trace_cb, "immediate from micro");
 }
 
 static void timer_sched(pact_error *err, void *ud)
@@ -944,9 +917,9 @@ static void due_imm_a(pact_error *err, void *ud)
     (void)ud;
     expect_ok(err);
     trace("immediate A");
-    set_timeout(0, log_cb, "timeout 0 from A");
-    set_immediate(log_cb, "immediate B from A");
-    spin(5);
+    set_timeout(0, trace_cb, "timeout 0 from A");
+    set_immediate(trace_cb, "immediate B from A");
+    t_spin_ms(5);
 }
 
 static void immediate_timeout_due_main(void)
@@ -960,7 +933,7 @@ static void later_imm_b(pact_error *err, void *ud)
     (void)ud;
     expect_ok(err);
     trace("immediate B from A");
-    set_immediate(log_cb, "immediate C from B");
+    set_immediate(trace_cb, "immediate C from B");
 }
 
 static void later_imm_a(pact_error *err, void *ud)
@@ -968,7 +941,7 @@ static void later_imm_a(pact_error *err, void *ud)
     (void)ud;
     expect_ok(err);
     trace("immediate A");
-    set_timeout(200, log_cb, "timeout 200 from A");
+    set_timeout(200, trace_cb, "timeout 200 from A");
     set_immediate(later_imm_b, NULL);
 }
 
@@ -985,10 +958,10 @@ static void io_then_both(pact_error *err, int fd, int events, void *ud)
     (void)fd, (void)ud;
     io_done(err, events);
     trace("io");
-    set_timeout(0, log_cb, "timeout 0");
-    set_immediate(log_cb, "immediate");
-    next_tick(log_fn, "io tick");
-    queue_microtask(log_fn, "io micro");
+    set_timeout(0, trace_cb, "timeout 0");
+    set_immediate(trace_cb, "immediate");
+    next_tick(trace_fn, "io tick");
+    queue_microtask(trace_fn, "io micro");
 }
 
 static void io_immediate_before_timeout_main(void)
@@ -1002,16 +975,16 @@ static void io_sched_tick(void *ud)
 {
     (void)ud;
     trace("io tick");
-    set_timeout(0, log_cb, "timeout from tick");
-    set_immediate(log_cb, "immediate from tick");
+    set_timeout(0, trace_cb, "timeout from tick");
+    set_immediate(trace_cb, "immediate from tick");
 }
 
 static void io_sched_micro(void *ud)
 {
     (void)ud;
     trace("io micro");
-    set_timeout(0, log_cb, "timeout from micro");
-    set_immediate(log_cb, "immediate from micro");
+    set_timeout(0, trace_cb, "timeout from micro");
+    set_immediate(trace_cb, "immediate from micro");
 }
 
 static void io_sched(pact_error *err, int fd, int events, void *ud)
@@ -1021,8 +994,8 @@ static void io_sched(pact_error *err, int fd, int events, void *ud)
     trace("io");
     next_tick(io_sched_tick, NULL);
     queue_microtask(io_sched_micro, NULL);
-    set_timeout(0, log_cb, "timeout from io");
-    set_immediate(log_cb, "immediate from io");
+    set_timeout(0, trace_cb, "timeout from io");
+    set_immediate(trace_cb, "immediate from io");
 }
 
 static void io_ticks_schedule_main(void)

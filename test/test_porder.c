@@ -31,7 +31,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "helpers.h"
 #include "suites.h"
@@ -78,32 +77,6 @@ static void expect_ok(pact_error *err)
     if (err)
         pact_error_print(err, stderr);
     ck_assert_ptr_null(err);
-}
-
-/* log(ud) as a tick or microtask. */
-static void log_fn(void *ud)
-{
-    trace("%s", (const char *)ud);
-}
-
-/* log(ud) as a timer or immediate callback. */
-static void log_cb(pact_error *err, void *ud)
-{
-    expect_ok(err);
-    trace("%s", (const char *)ud);
-}
-
-/* Busy-wait, so that timers are already due when the loop next looks. */
-static void spin(int ms)
-{
-    struct timespec t0, t;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    int64_t ns;
-    do {
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        ns = (int64_t)(t.tv_sec - t0.tv_sec) * 1000000000 +
-             (t.tv_nsec - t0.tv_nsec);
-    } while (ns < (int64_t)ms * 1000000);
 }
 
 /* A JS string value, and the string a value holds. */
@@ -822,8 +795,8 @@ static pact_value tick_micro_then_1(const pact_value *v, void *ud)
     (void)v;
     (void)ud;
     trace("then 1");
-    next_tick(log_fn, "tick from then");
-    queue_microtask(log_fn, "micro from then");
+    next_tick(trace_fn, "tick from then");
+    queue_microtask(trace_fn, "micro from then");
     return pact_nothing();
 }
 
@@ -837,11 +810,11 @@ static void tick_micro_then_tick2(void *ud)
 static void tick_micro_then_main(void)
 {
     trace("sync");
-    next_tick(log_fn, "tick 1");
+    next_tick(trace_fn, "tick 1");
     P *p = resolved(pact_nothing());
     p = then(p, tick_micro_then_1, NULL, NULL);
     drop(then(p, ok_log, NULL, "then 2"));
-    queue_microtask(log_fn, "micro 1");
+    queue_microtask(trace_fn, "micro 1");
     next_tick(tick_micro_then_tick2, NULL);
 }
 PORDER_CASE(tick_micro_then)
@@ -859,7 +832,7 @@ static pact_value tick_after_chain_1(const pact_value *v, void *ud)
     (void)ud;
     trace("then 1 queues a tick");
     next_tick(tick_after_chain_a, NULL);
-    next_tick(log_fn, "tick B");
+    next_tick(trace_fn, "tick B");
     return pact_nothing();
 }
 
@@ -888,7 +861,7 @@ static void timers_drain_promises_1(pact_error *err, void *ud)
     P *p = resolved(pact_nothing());
     p = then(p, ok_log, NULL, "timeout 1 then 1");
     drop(then(p, ok_log, NULL, "timeout 1 then 2"));
-    next_tick(log_fn, "timeout 1 tick");
+    next_tick(trace_fn, "timeout 1 tick");
     set_immediate(timers_drain_promises_immediate, NULL);
 }
 
@@ -904,7 +877,7 @@ static void timers_drain_promises_main(void)
 {
     set_timeout(0, timers_drain_promises_1, NULL);
     set_timeout(0, timers_drain_promises_2, NULL);
-    spin(10);
+    t_spin_ms(10);
 }
 PORDER_CASE(timers_drain_promises)
 
@@ -913,8 +886,8 @@ static pact_value resolve_from_timer_then(const pact_value *v, void *ud)
 {
     (void)ud;
     trace("then %s", sv(v));
-    set_immediate(log_cb, "immediate from then");
-    set_timeout(0, log_cb, "timeout from then");
+    set_immediate(trace_cb, "immediate from then");
+    set_timeout(0, trace_cb, "timeout from then");
     return pact_nothing();
 }
 
@@ -933,8 +906,8 @@ static void resolve_from_timer_main(void)
     p = then(p, resolve_from_timer_then, NULL, NULL);
     drop(then(p, ok_log, NULL, "then 2"));
     set_timeout(5, resolve_from_timer_1, NULL);
-    set_timeout(5, log_cb, "timer 2");
-    spin(15);
+    set_timeout(5, trace_cb, "timer 2");
+    t_spin_ms(15);
 }
 PORDER_CASE(resolve_from_timer)
 
@@ -955,7 +928,7 @@ static void resolve_from_immediate_main(void)
     a = then(a, ok_log, NULL, "a then 2");
     drop(then(a, ok_log, NULL, "a then 3"));
     set_immediate(resolve_from_immediate_1, NULL);
-    set_immediate(log_cb, "immediate 2");
+    set_immediate(trace_cb, "immediate 2");
 }
 PORDER_CASE(resolve_from_immediate)
 
@@ -1377,7 +1350,7 @@ static bool unhandled_event_hook(pact_loop *loop, pact_rejection_event ev, P *p,
     (void)ud;
     ck_assert_int_eq(ev, PACT_REJECTION_UNHANDLED);
     trace("unhandledRejection %s", msg(pact_promise_error(p)));
-    next_tick(log_fn, "tick from listener");
+    next_tick(trace_fn, "tick from listener");
     drop(then(resolved(pact_nothing()), ok_log, NULL, "then from listener"));
     return true;
 }
@@ -1386,9 +1359,9 @@ static void unhandled_event_main(void)
 {
     on_rejection(unhandled_event_hook, NULL);
     drop(rejected("r1"));
-    next_tick(log_fn, "tick");
+    next_tick(trace_fn, "tick");
     drop(then(resolved(pact_nothing()), ok_log, NULL, "then"));
-    set_timeout(0, log_cb, "timeout");
+    set_timeout(0, trace_cb, "timeout");
     trace("sync");
 }
 PORDER_CASE(unhandled_event)
@@ -1440,7 +1413,7 @@ static void rejection_handled_later_1(pact_error *err, void *ud)
     expect_ok(err);
     trace("timeout 1 attaches a catch");
     drop(catch_(ref(S.p[0]), fail_log_e, "caught"));
-    next_tick(log_fn, "tick after attach");
+    next_tick(trace_fn, "tick after attach");
 }
 
 static void rejection_handled_later_main(void)
@@ -1448,7 +1421,7 @@ static void rejection_handled_later_main(void)
     on_rejection(log_hook, NAMED);
     S.p[0] = rejected("late");
     set_timeout(1, rejection_handled_later_1, NULL);
-    set_timeout(1, log_cb, "timeout 2");
+    set_timeout(1, trace_cb, "timeout 2");
 }
 PORDER_CASE(rejection_handled_later)
 
@@ -1483,16 +1456,16 @@ static void unhandled_in_macrotasks_3(pact_error *err, void *ud)
     expect_ok(err);
     trace("timer 3");
     set_immediate(unhandled_in_macrotasks_imm, NULL);
-    set_immediate(log_cb, "immediate 2");
+    set_immediate(trace_cb, "immediate 2");
 }
 
 static void unhandled_in_macrotasks_main(void)
 {
     on_rejection(log_hook, NAMED);
     set_timeout(5, unhandled_in_macrotasks_1, NULL);
-    set_timeout(5, log_cb, "timer 2");
+    set_timeout(5, trace_cb, "timer 2");
     set_timeout(5, unhandled_in_macrotasks_3, NULL);
-    spin(15);
+    t_spin_ms(15);
 }
 PORDER_CASE(unhandled_in_macrotasks)
 
@@ -1532,9 +1505,9 @@ static void unhandled_exit_main(void)
 {
     trace("sync");
     drop(rejected("boom"));
-    next_tick(log_fn, "tick");
+    next_tick(trace_fn, "tick");
     drop(then(resolved(pact_nothing()), ok_log, NULL, "then"));
-    set_timeout(0, log_cb, "timeout: must not run");
+    set_timeout(0, trace_cb, "timeout: must not run");
 }
 PORDER_CASE_STDERR(unhandled_exit, "EUNHANDLED", "boom")
 
@@ -1553,13 +1526,13 @@ static void unhandled_exit_in_timer_1(pact_error *err, void *ud)
     trace("timer 1");
     drop(then(resolved(pact_nothing()), unhandled_exit_in_timer_throw, NULL,
               NULL));
-    next_tick(log_fn, "tick");
+    next_tick(trace_fn, "tick");
 }
 
 static void unhandled_exit_in_timer_main(void)
 {
     set_timeout(5, unhandled_exit_in_timer_1, NULL);
-    set_timeout(5, log_cb, "timer 2: must not run");
+    set_timeout(5, trace_cb, "timer 2: must not run");
 }
 PORDER_CASE_STDERR(unhandled_exit_in_timer, "EUNHANDLED", "thrown in then")
 
@@ -1568,8 +1541,8 @@ static void unhandled_warn_main(void)
     ck_assert_int_eq(pact_loop_set_unhandled(t_loop, PACT_UNHANDLED_WARN), 0);
     trace("sync");
     drop(rejected("w1"));
-    next_tick(log_fn, "tick");
-    set_timeout(0, log_cb, "timeout");
+    next_tick(trace_fn, "tick");
+    set_timeout(0, trace_cb, "timeout");
 }
 PORDER_CASE_STDERR(unhandled_warn, "w1", NULL)
 

@@ -10,24 +10,6 @@
 #include "helpers.h"
 #include "suites.h"
 
-static char *printed(const pact_error *e)
-{
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    pact_error_print(e, f);
-    fclose(f);
-    return buf;
-}
-
-static int occurrences(const char *hay, const char *needle)
-{
-    int n = 0;
-    for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
-        n++;
-    return n;
-}
-
 /* ---- the default: print, stop, return the code ------------------------- */
 
 struct raiser {
@@ -63,10 +45,10 @@ START_TEST(raise_stops_run_and_prints)
     ck_assert_int_eq(r.calls, 1);
     ck_assert_int_eq(same_phase, 0); /* stopped after the raising callback */
     ck_assert_int_eq(later, 0);
-    char *want = printed(r.err);
+    char *want = t_error_text(r.err);
     ck_assert_ptr_nonnull(
         strstr(want, "  caused by: ECONNRESET: peer went away"));
-    ck_assert_msg(occurrences(out, want) == 1, "stderr: '%s'\nwant: '%s'", out,
+    ck_assert_msg(t_count(out, want) == 1, "stderr: '%s'\nwant: '%s'", out,
                   want);
     free(want);
     free(out);
@@ -100,8 +82,8 @@ START_TEST(raise_from_main_turn)
     char *out = capture_end(&cap);
     ck_assert_int_eq(rc, PACT_EPIPE);
     ck_assert_int_eq(n, 0);
-    char *want = printed(e);
-    ck_assert_msg(occurrences(out, want) == 1, "stderr: '%s'", out);
+    char *want = t_error_text(e);
+    ck_assert_msg(t_count(out, want) == 1, "stderr: '%s'", out);
     free(want);
     free(out);
     ck_assert_ptr_eq(pact_loop_error(t_loop), e);

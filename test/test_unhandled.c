@@ -20,24 +20,6 @@ static void u_setup(void)
     t_setup();
 }
 
-static char *printed(const pact_error *e)
-{
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    pact_error_print(e, f);
-    fclose(f);
-    return buf;
-}
-
-static int occurrences(const char *hay, const char *needle)
-{
-    int n = 0;
-    for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
-        n++;
-    return n;
-}
-
 /* Run @p loop with stderr captured; *out receives what was printed. */
 static int run_captured(pact_loop *loop, char **out)
 {
@@ -112,10 +94,10 @@ START_TEST(throw_stops_and_prints_chain)
     ck_assert_ptr_nonnull(u);
     ck_assert_int_eq(pact_error_code(u), PACT_EUNHANDLED);
     ck_assert_ptr_eq(pact_error_cause(u), pact_promise_error(p));
-    char *want = printed(u);
+    char *want = t_error_text(u);
     ck_assert_ptr_nonnull(strstr(want, "EUNHANDLED"));
     ck_assert_ptr_nonnull(strstr(want, "  caused by: EIO: disk on fire"));
-    ck_assert_msg(occurrences(out, want) == 1, "stderr: '%s'\nwant: '%s'", out,
+    ck_assert_msg(t_count(out, want) == 1, "stderr: '%s'\nwant: '%s'", out,
                   want);
     free(want);
     free(out);
