@@ -3,11 +3,13 @@
 #define PACT_H
 
 #include "pact/abort.h"
+#include "pact/async.h"
 #include "pact/common.h"
 #include "pact/errno.h"
 #include "pact/error.h"
 #include "pact/loop.h"
 #include "pact/promise.h"
+#include "pact/task.h"
 #include "pact/value.h"
 #include "pact/version.h"
 

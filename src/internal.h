@@ -55,6 +55,19 @@ enum slot_flags {
 
 struct tlist;
 
+/* A layer above the core with per-loop state (the tasks; later the pool
+ * and workers) joins the loop's shutdown through these, so that layer 1
+ * calls up without knowing what is above it. */
+struct pact__service_ops {
+    /* pact_loop_close_all: end what is pending (with PACT_ECANCELED) */
+    void (*close_all)(pact_loop *loop, void *state);
+    /* pact_loop_free: why it must refuse (a reason), or NULL */
+    const char *(*busy)(pact_loop *loop, void *state);
+    /* pact_loop_free, once nothing is busy: free @p state */
+    void (*free)(pact_loop *loop, void *state);
+};
+#define PACT__SERVICES 4
+
 /* Slots live in fixed chunks, so pointers stay valid while the table grows;
  * an id is (generation << 32 | index + 1). */
 struct slot {
@@ -193,6 +206,12 @@ struct pact_loop {
     /* releases the ud of a SLOT_OWNS_UD handle that will never call back */
     pact_fn ud_drop;
 
+    /* upper layers' per-loop state (pact__service) */
+    struct {
+        const struct pact__service_ops *ops;
+        void *state;
+    } services[PACT__SERVICES];
+
     /* uncaught errors */
     pact_uncaught_hook uncaught_hook;
     void *uncaught_ud;
@@ -309,5 +328,12 @@ void pact__external_free(pact_loop *loop);
 
 /* loop.c */
 uint64_t pact__now_ns(void);
+/* The state @p ops keeps on @p loop, made by @p make_state on first use.
+ * @return NULL when make_state fails (out of memory) or every service slot is
+ * taken. */
+void *pact__service(pact_loop *loop, const struct pact__service_ops *ops,
+                    void *(*make_state)(pact_loop *loop));
+/* The state, or NULL if the service never ran on @p loop. */
+void *pact__service_find(pact_loop *loop, const struct pact__service_ops *ops);
 
 #endif

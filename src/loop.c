@@ -32,6 +32,9 @@ static int init(pact_loop *loop)
 
 static void teardown(pact_loop *loop)
 {
+    for (int i = PACT__SERVICES - 1; i >= 0; i--)
+        if (loop->services[i].ops)
+            loop->services[i].ops->free(loop, loop->services[i].state);
     pact__external_free(loop);
     pact__post_free(loop);
     pact__timers_free(loop);
@@ -98,11 +101,45 @@ int pact_loop_free(pact_loop *loop)
     if (loop->live)
         return pact__misuse("pact_loop_free", PACT_EBUSY,
                             "handles are open: clear or close them first");
+    for (int i = 0; i < PACT__SERVICES; i++) {
+        const char *why =
+            loop->services[i].ops
+                ? loop->services[i].ops->busy(loop, loop->services[i].state)
+                : NULL;
+        if (why)
+            return pact__misuse("pact_loop_free", PACT_EBUSY, why);
+    }
     if (pact__promises_release(loop))
         return pact__misuse("pact_loop_free", PACT_EBUSY,
                             "promises are still referenced: unref them first");
     teardown(loop);
     return 0;
+}
+
+void *pact__service_find(pact_loop *loop, const struct pact__service_ops *ops)
+{
+    for (int i = 0; i < PACT__SERVICES; i++)
+        if (loop->services[i].ops == ops)
+            return loop->services[i].state;
+    return NULL;
+}
+
+void *pact__service(pact_loop *loop, const struct pact__service_ops *ops,
+                    void *(*make_state)(pact_loop *loop))
+{
+    void *state = pact__service_find(loop, ops);
+    if (state)
+        return state;
+    for (int i = 0; i < PACT__SERVICES; i++) {
+        if (loop->services[i].ops)
+            continue;
+        if (!(state = make_state(loop)))
+            return NULL;
+        loop->services[i].ops = ops;
+        loop->services[i].state = state;
+        return state;
+    }
+    return NULL;
 }
 
 struct event_base *pact_loop_base(pact_loop *loop)

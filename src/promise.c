@@ -265,6 +265,36 @@ const pact_value *pact__value(const pact_promise *p)
     return v->kind == PACT__LINK ? &v->u.promise->u.v : v;
 }
 
+/* The value held by @p p (fulfilled), moved out if nobody else can see it. */
+static pact_value take_value(pact_promise *p)
+{
+    pact_promise *holder = p;
+    if (p->u.v.kind == PACT__LINK)
+        holder = p->u.v.u.promise;
+    if (p->refs == 1 && (holder == p || holder->refs == 1)) {
+        pact_value v = holder->u.v;
+        holder->u.v = pact_nothing();
+        return v;
+    }
+    return pact_value_copy(pact__value(p));
+}
+
+pact_error *pact__await_take(pact_promise *src, pact_value *out)
+{
+    pact_error *err = NULL;
+    if (src->state == PACT_REJECTED) {
+        err = pact_error_ref(src->u.r.err);
+    } else if (out) {
+        *out = take_value(src);
+        if (out->kind == PACT_ERROR) { /* an owned value others still hold */
+            err = out->u.error;
+            *out = pact_nothing();
+        }
+    }
+    pact__unref(src);
+    return err;
+}
+
 /* ---- the resolution procedure ------------------------------------------- */
 
 /* NewPromiseResolveThenableJob for a pact promise: wait on it as a

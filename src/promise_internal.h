@@ -132,6 +132,11 @@ pact_value pact__share(pact_promise *p);
 const pact_value *pact__value(const pact_promise *p);
 /* Drop a reference from inside the layer (no thread check). */
 void pact__unref(pact_promise *p);
+/* What an await gives back from the settled @p src (a reference, consumed):
+ * NULL and *@p out (may be NULL) set to the value -- moved out when @p src
+ * held the last reference to it, else a copy -- or the rejection (a new
+ * reference). */
+pact_error *pact__await_take(pact_promise *src, pact_value *out);
 
 /* ---- adapt.c ------------------------------------------------------------- */
 

@@ -46,6 +46,7 @@
     X(ETYPE, -4002, "type error")                                              \
     X(EUNHANDLED, -4003, "unhandled rejection")                                \
     X(EAGGREGATE, -4004, "all promises were rejected")                         \
+    X(ENOTASK, -4005, "await outside a task")                                  \
     X(EOF, -4095, "end of file")                                               \
     X(EUNKNOWN, -4094, "unknown error")
 

@@ -1,0 +1,165 @@
+/* Stackful tasks: colourless await, as goroutines.
+ *
+ * A task runs a function on a stack of its own. Inside it, PACT_AWAIT and
+ * its forms suspend the task until a promise settles; any function the task
+ * calls, at any depth, may await, so nothing has to be written "async"
+ * (no function colouring). The loop thread switches between tasks and its
+ * own stack; tasks never run in parallel and never leave their loop's thread.
+ *
+ * An await always suspends, even on a settled promise, and resumes as a
+ * microtask, as JavaScript's await does: what was queued before it runs
+ * first. Await is the only place a task gives up the thread.
+ *
+ * Stacks are mmap'd with a guard page below them, their size set per loop
+ * or per task, and kept in a per-loop pool for reuse. Overflowing into the
+ * guard page prints the task's name and spawn site and ends the process with
+ * SIGSEGV (the fault cannot be recovered from: the stack is gone). Each
+ * stack with its guard page is two kernel mappings, so live tasks are bounded
+ * by vm.max_map_count / 2 (about 32,000 with the default 65530): raise it
+ * with `sysctl vm.max_map_count=N`, or turn the guard pages off per loop
+ * (then overflow is caught later, by a canary checked at every switch). */
+#ifndef PACT_TASK_H
+#define PACT_TASK_H
+
+#include "pact/common.h"
+#include "pact/error.h"
+#include "pact/value.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** A running or suspended task (owned by its loop; see pact_task_current). */
+typedef struct pact_task pact_task;
+
+/**
+ * A task's body. @p result starts as nothing; what the body stores there
+ * becomes the value of the task's promise (ownership moves to it; it may be
+ * a promise to adopt). Return NULL to fulfil the promise, or an error (a
+ * reference, stolen) to reject it, in which case @p result is released.
+ */
+typedef pact_error *(*pact_task_fn)(void *arg, pact_value *result);
+
+/** Options for pact_task_spawn; NULL means all defaults. */
+typedef struct pact_task_opts {
+    /** For reports (borrowed: static storage, or alive as long as the
+     *  task). NULL: the body's spawn site is the name. */
+    const char *name;
+    /** Usable stack in bytes, rounded up to whole pages; 0: the loop's
+     *  (pact_loop_set_stack_size, 256 KiB unless set). */
+    size_t stack_size;
+} pact_task_opts;
+
+/**
+ * Start @p fn(@p arg, result) as a task. It begins as a microtask (as `go f()`
+ * begins later, not inside the call); @p arg is borrowed by the body.
+ * @return a new reference to the promise of its result; NULL only for misuse
+ * or when out of memory. When no stack can be had (mmap failed: memory, or
+ * vm.max_map_count), the promise comes back already rejected with
+ * PACT_ENOMEM and @p fn never runs.
+ */
+PACT_API pact_promise *pact_task_spawn_at(pact_loop *loop, pact_task_fn fn,
+                                          void *arg, const pact_task_opts *opts,
+                                          const char *file, int line);
+/** pact_task_spawn_at with the caller's file:line as the spawn site. */
+#define pact_task_spawn(loop, fn, arg, opts)                                   \
+    pact_task_spawn_at((loop), (fn), (arg), (opts), __FILE__, __LINE__)
+
+/* ---- awaiting -------------------------------------------------------------
+ * Three forms, all stealing the promise (so PACT_AWAIT(pact_delay(...))
+ * leaks nothing):
+ *   v = PACT_AWAIT(p);              the value; a rejection "throws"
+ *   err = PACT_AWAIT_ERR(p, &v);    the error, for the caller to handle
+ *   PACT_AWAIT_TRY(p, &v);          on rejection, `return err;` from here
+ * The value (&v may be NULL to drop it) is the caller's own: a copy, a new
+ * reference, or the value itself when the task held the last reference to the
+ * promise. A PACT_OWNED value still shared with other holders cannot be
+ * copied: the await then fails with PACT_EINVAL.
+ *
+ * "Throws" means what an uncaught exception does in an async function: the
+ * task unwinds at once (longjmp) to its body's caller and its promise rejects
+ * with the error. Frames between are skipped, so what they own leaks: in code
+ * that holds resources use the ERR or TRY forms.
+ *
+ * Awaiting outside a task is misuse: reported on stderr, the ERR and TRY
+ * forms give PACT_ENOTASK and PACT_AWAIT a PACT_ERROR value holding it.
+ * After pact_loop_close_all a suspended await gives PACT_ECANCELED, and so
+ * does every later await in that task, so its code can unwind. */
+
+/** The error form: NULL and *@p out set, or the rejection (a new reference;
+ *  *@p out is then nothing). */
+PACT_API pact_error *pact_await_at(pact_promise *p, pact_value *out,
+                                   const char *file, int line);
+/** The throwing form's function (see PACT_AWAIT). */
+PACT_API pact_value pact_await_value_at(pact_promise *p, const char *file,
+                                        int line);
+
+#define PACT_AWAIT(p) pact_await_value_at((p), __FILE__, __LINE__)
+#define PACT_AWAIT_ERR(p, out) pact_await_at((p), (out), __FILE__, __LINE__)
+/** A statement: on rejection, return the error from the enclosing function
+ *  (which must return pact_error *), as Rust's `?`. */
+#define PACT_AWAIT_TRY(p, out)                                                 \
+    do {                                                                       \
+        pact_error *pact_await_err__ =                                         \
+            pact_await_at((p), (out), __FILE__, __LINE__);                     \
+        if (pact_await_err__)                                                  \
+            return pact_await_err__;                                           \
+    } while (0)
+
+/**
+ * Wait for the first of @p n promises to settle (Go's select over receives,
+ * Promise.race with the winner's index). The promises are borrowed: the
+ * others stay yours, still pending or settled, to await again or drop.
+ * @param index  receives the winner's position (may be NULL).
+ * @param out    as pact_await_at.
+ * @return as pact_await_at; PACT_EINVAL when @p n is 0.
+ */
+PACT_API pact_error *pact_await_any_at(pact_promise *const *ps, size_t n,
+                                       size_t *index, pact_value *out,
+                                       const char *file, int line);
+#define pact_await_any(ps, n, index, out)                                      \
+    pact_await_any_at((ps), (n), (index), (out), __FILE__, __LINE__)
+
+/** Suspend the current task for @p ms (pact_delay). @return NULL, or
+ *  PACT_ENOTASK / PACT_ECANCELED (a new reference). */
+PACT_API pact_error *pact_sleep_at(uint64_t ms, const char *file, int line);
+#define pact_sleep(ms) pact_sleep_at((ms), __FILE__, __LINE__)
+/** Let the loop run a turn (timers, I/O, immediates) before going on: the
+ *  task resumes in the next check phase, as `await setImmediate()`.
+ *  @return as pact_sleep. */
+PACT_API pact_error *pact_yield_at(const char *file, int line);
+#define pact_yield() pact_yield_at(__FILE__, __LINE__)
+
+/* ---- introspection and settings ------------------------------------------ */
+
+/** @return the task running now on this thread, or NULL on a loop's own
+ *  stack. */
+PACT_API pact_task *pact_task_current(void);
+/** @return the task's loop. */
+PACT_API pact_loop *pact_task_loop(const pact_task *t);
+/** @return its name: the option, else "file:line" of the spawn. */
+PACT_API const char *pact_task_name(const pact_task *t);
+/** @return where it was spawned (static strings from __FILE__). */
+PACT_API const char *pact_task_file(const pact_task *t);
+PACT_API int pact_task_line(const pact_task *t);
+/** @return its usable stack size in bytes. */
+PACT_API size_t pact_task_stack_size(const pact_task *t);
+/** @return the number of tasks started and not yet finished on @p loop. */
+PACT_API size_t pact_loop_tasks(pact_loop *loop);
+
+/** The stack size of tasks spawned from now on without their own (bytes,
+ *  rounded up to pages; at least 16 KiB). @return 0 or PACT_EINVAL. */
+PACT_API int pact_loop_set_stack_size(pact_loop *loop, size_t bytes);
+/** How many finished tasks' stacks the loop keeps for reuse (default 64);
+ *  the rest are unmapped. @return 0. */
+PACT_API int pact_loop_set_stack_pool(pact_loop *loop, size_t stacks);
+/** Guard pages (the default) or not. Without them a stack is one mapping
+ *  (no vm.max_map_count ceiling on live tasks), and an overflow is found
+ *  only at the task's next switch, by a canary, and aborts the process.
+ *  Applies to stacks mapped from now on. @return 0. */
+PACT_API int pact_loop_set_stack_guard(pact_loop *loop, bool guard);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,199 @@
+/* Stackless async functions: the driver behind the PACT_ASYNC macros.
+ *
+ * A frame is its header (pact_async) and the user's fields after it. Each
+ * step calls the body, which either returns for good or returns from an
+ * await after pact_async_await_ attached a callback node to the awaited
+ * promise; that node's wake-up stores the settled promise in the header and
+ * steps again, and the body's switch jumps to the await's line. Every
+ * failure to await (a NULL promise, another loop's, no memory) still
+ * suspends and resumes as a microtask, so the macros need no second path. */
+#include "internal.h"
+
+#include <stdlib.h>
+
+#include "promise_internal.h"
+
+enum async_flags {
+    A_STARTED = 1,
+    A_SUSPENDED = 2,
+    /* why the await has no settled promise to give */
+    A_DISCARDED = 4, /* it can never settle: nothing holds it */
+    A_NOMEM = 8,
+    A_BADARG = 16, /* NULL, or another loop's */
+    A_WHY = A_DISCARDED | A_NOMEM | A_BADARG,
+};
+
+static pact_loop *loop_of(const pact_async *a)
+{
+    return a->promise->loop;
+}
+
+void *pact_async_new(pact_loop *loop, size_t size, pact_async_fn body)
+{
+    if (!loop || !body || size < sizeof(pact_async)) {
+        pact__misuse("pact_async_new", PACT_EINVAL,
+                     !loop   ? "loop is NULL"
+                     : !body ? "body is NULL"
+                             : "size is smaller than the frame header "
+                               "(PACT_ASYNC_FRAME first in the struct)");
+        return NULL;
+    }
+    if (pact__misuse_thread(loop, "pact_async_new"))
+        return NULL;
+    pact_async *a = calloc(1, size);
+    if (!a)
+        return NULL;
+    if (!(a->promise = pact__promise_new(loop))) {
+        free(a);
+        return NULL;
+    }
+    a->body = body;
+    return a;
+}
+
+/* Run the body once; settle the promise if it returned for good. */
+static void step(pact_async *a)
+{
+    pact_value result = pact_nothing();
+    a->flags &= ~A_SUSPENDED;
+    pact_error *err = a->body(a, &result);
+    if (a->flags & A_SUSPENDED) {
+        pact_value_release(&result); /* stored before an await: see the rules */
+        pact_error_unref(err);
+        return;
+    }
+    pact_promise *p = a->promise;
+    pact__unref(a->settled); /* taken already, unless the body skipped it */
+    free(a);
+    if (err) {
+        pact_value_release(&result);
+        pact__reject(p, err);
+    } else {
+        pact__resolve(p, result);
+    }
+    pact__unref(p);
+}
+
+pact_promise *pact_async_start(void *frame)
+{
+    pact_async *a = frame;
+    if (!a || !a->promise) {
+        pact__misuse("pact_async_start", PACT_EINVAL,
+                     "frame is NULL or not from pact_async_new");
+        return NULL;
+    }
+    if (pact__misuse_thread(loop_of(a), "pact_async_start"))
+        return NULL;
+    if (a->flags & A_STARTED) {
+        pact__misuse_always("pact_async_start", PACT_EINVAL,
+                            "the frame was started already");
+        return NULL;
+    }
+    a->flags |= A_STARTED;
+    pact_promise *p = a->promise;
+    p->refs++; /* the caller's */
+    step(a);
+    return p;
+}
+
+void pact_async_drop(void *frame)
+{
+    pact_async *a = frame;
+    if (!a)
+        return;
+    if (a->flags & A_STARTED) {
+        pact__misuse_always("pact_async_drop", PACT_EINVAL,
+                            "the frame was started: it frees itself");
+        return;
+    }
+    pact__unref(a->promise);
+    free(a);
+}
+
+pact_loop *pact_async_loop(const pact_async *a)
+{
+    return a && a->promise ? loop_of(a) : NULL;
+}
+
+static void resume_job(void *ud)
+{
+    step(ud);
+}
+
+static void wake(pact_promise *src, void *ud, uintptr_t aux)
+{
+    (void)aux;
+    pact_async *a = ud;
+    if (!src) {
+        /* inside a promise's destruction, maybe before the body has even
+         * returned from the await: step later */
+        a->flags |= A_DISCARDED;
+        pact__micro_must(loop_of(a), resume_job, a);
+        return;
+    }
+    src->refs++;
+    a->settled = src;
+    step(a);
+}
+
+void pact_async_await_(pact_async *a, pact_promise *p, int line)
+{
+    pact_loop *loop = loop_of(a);
+    a->resume = line;
+    a->flags = (a->flags | A_SUSPENDED) & ~A_WHY;
+    a->settled = NULL;
+    if (!p || p->loop != loop) {
+        pact__misuse_always("PACT_ASYNC_AWAIT", PACT_EINVAL,
+                            p ? "the promise belongs to another loop"
+                              : "promise is NULL");
+        if (p)
+            pact_promise_unref(p);
+        a->flags |= A_BADARG;
+        pact__micro_must(loop, resume_job, a);
+        return;
+    }
+    pact_promise *n = pact__node_cb(loop, wake, a, 0);
+    if (!n) {
+        pact__unref(p);
+        a->flags |= A_NOMEM;
+        pact__micro_must(loop, resume_job, a);
+        return;
+    }
+    pact__attach(p, n);
+    /* nothing else holding it: it can never settle, and the drop discards
+     * the node, which resumes the body with PACT_ECANCELED */
+    pact__unref(p);
+}
+
+pact_error *pact_async_take_(pact_async *a, pact_value *out)
+{
+    if (out)
+        *out = pact_nothing();
+    pact_promise *src = a->settled;
+    a->settled = NULL;
+    if (src)
+        return pact__await_take(src, out);
+    int why = a->flags & A_WHY;
+    a->flags &= ~A_WHY;
+    if (why & A_DISCARDED)
+        return PACT_ERROR(PACT_ECANCELED, "the awaited promise can never "
+                                          "settle: nothing holds it");
+    if (why & A_BADARG)
+        return PACT_ERROR(PACT_EINVAL, "await of a NULL promise or of "
+                                       "another loop's");
+    return pact__enomem();
+}
+
+pact_error *pact_async_lost_(pact_async *a)
+{
+    pact__misuse_always("PACT_ASYNC_BEGIN", PACT_EINVAL,
+                        "resumed at an await the body's switch cannot reach: "
+                        "an await inside a switch statement of its own?");
+    pact__unref(a->settled);
+    a->settled = NULL;
+    return PACT_ERROR(PACT_EINVAL,
+                      "async body resumed at line %d, which is "
+                      "not reachable from PACT_ASYNC_BEGIN (an "
+                      "await inside a switch statement?)",
+                      a->resume);
+}

@@ -1,0 +1,248 @@
+/* Task stacks: mmap'd, a PROT_NONE guard page below each, kept in a per-loop
+ * pool for reuse; and the SIGSEGV handler that turns a fault in a guard page
+ * into a report naming the task, instead of silent corruption. */
+#include "task_internal.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#ifdef HAVE_VALGRIND_MEMCHECK_H
+#include <valgrind/memcheck.h>
+#else
+#define VALGRIND_STACK_REGISTER(lo, hi) 0
+#define VALGRIND_STACK_DEREGISTER(id) ((void)(id))
+#endif
+
+#if defined(__SANITIZE_ADDRESS__) && defined(HAVE_SANITIZER_ASAN_INTERFACE_H)
+#include <sanitizer/asan_interface.h>
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+#define MIN_STACK (16 * 1024)
+#define CANARY 0x70616374u /* "pact" */
+
+_Thread_local const struct pact__where *pact__where_now PACT_TLS_MODEL;
+
+static size_t page_size(void)
+{
+    static size_t page;
+    if (!page) {
+        long p = sysconf(_SC_PAGESIZE);
+        page = p > 0 ? (size_t)p : 4096;
+    }
+    return page;
+}
+
+size_t pact__stack_round(size_t size)
+{
+    size_t page = page_size();
+    if (size < MIN_STACK)
+        size = MIN_STACK;
+    if (size > SIZE_MAX / 2)
+        size = SIZE_MAX / 2;
+    return (size + page - 1) / page * page;
+}
+
+static struct pact__stack *stack_map(size_t size, bool guard)
+{
+    size_t page = page_size();
+    /* the header takes the top of one extra page */
+    size_t len = size + page + (guard ? page : 0);
+    char *map =
+        mmap(NULL, len, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (map == MAP_FAILED)
+        return NULL;
+    if (guard && mprotect(map, page, PROT_NONE) != 0) {
+        int e = errno; /* ENOMEM: vm.max_map_count is reached */
+        munmap(map, len);
+        errno = e;
+        return NULL;
+    }
+    struct pact__stack *s = (struct pact__stack *)(map + len) - 1;
+    s->map = map;
+    s->len = len;
+    s->lo = map + (guard ? page : 0);
+    s->size = (size_t)((char *)s - s->lo);
+    s->guard = guard;
+    s->next = NULL;
+    s->vg = VALGRIND_STACK_REGISTER(s->lo, (char *)s);
+    memcpy(s->lo, &(uint32_t){CANARY}, sizeof(uint32_t));
+    return s;
+}
+
+static void stack_unmap(struct pact__stack *s)
+{
+    VALGRIND_STACK_DEREGISTER(s->vg);
+    UNPOISON(s->lo, s->size);
+    munmap(s->map, s->len);
+}
+
+bool pact__stack_ok(const struct pact__stack *s)
+{
+    uint32_t c;
+    memcpy(&c, s->lo, sizeof c);
+    return c == CANARY;
+}
+
+struct pact__stack *pact__stack_get(struct pact__tasks *ts, size_t size)
+{
+    if (size == ts->stack_size && ts->pool && ts->pool->guard == ts->guard) {
+        struct pact__stack *s = ts->pool;
+        ts->pool = s->next;
+        ts->pooled--;
+        s->next = NULL;
+        return s;
+    }
+    /* a pool of the other guard setting is of no use any more */
+    if (ts->pool && ts->pool->guard != ts->guard)
+        pact__stack_drain(ts);
+    return stack_map(size, ts->guard);
+}
+
+void pact__stack_put(struct pact__tasks *ts, struct pact__stack *s)
+{
+    /* frames that never returned (the task's entry) leave poisoned bytes
+     * that the next task's frames would trip on */
+    UNPOISON(s->lo, s->size);
+    if (s->size == ts->stack_size && s->guard == ts->guard &&
+        ts->pooled < ts->pool_max) {
+        s->next = ts->pool;
+        ts->pool = s;
+        ts->pooled++;
+        return;
+    }
+    stack_unmap(s);
+}
+
+void pact__stack_drain(struct pact__tasks *ts)
+{
+    for (struct pact__stack *s = ts->pool, *nx; s; s = nx) {
+        nx = s->next;
+        stack_unmap(s);
+    }
+    ts->pool = NULL;
+    ts->pooled = 0;
+}
+
+/* ---- overflow reports ---------------------------------------------------- */
+
+static struct sigaction prev_segv;
+static pthread_once_t handler_once = PTHREAD_ONCE_INIT;
+static pthread_key_t altstack_key;
+static _Thread_local bool watching;
+
+#define ALTSTACK_SIZE (64 * 1024)
+
+/* Async-signal-safe formatting: the handler may not call stdio. */
+static size_t put_str(char *buf, size_t at, size_t cap, const char *s)
+{
+    while (s && *s && at + 1 < cap)
+        buf[at++] = *s++;
+    return at;
+}
+
+static size_t put_num(char *buf, size_t at, size_t cap, unsigned long n)
+{
+    char digits[24];
+    int k = 0;
+    do {
+        digits[k++] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n && k < (int)sizeof digits);
+    while (k && at + 1 < cap)
+        buf[at++] = digits[--k];
+    return at;
+}
+
+static void report(const struct pact__where *w)
+{
+    char msg[512];
+    size_t n = put_str(msg, 0, sizeof msg, "pact: task '");
+    if (w->name) {
+        n = put_str(msg, n, sizeof msg, w->name);
+    } else {
+        n = put_str(msg, n, sizeof msg, w->file);
+        n = put_str(msg, n, sizeof msg, ":");
+        n = put_num(msg, n, sizeof msg, (unsigned long)w->line);
+    }
+    n = put_str(msg, n, sizeof msg, "' (spawned at ");
+    n = put_str(msg, n, sizeof msg, w->file);
+    n = put_str(msg, n, sizeof msg, ":");
+    n = put_num(msg, n, sizeof msg, (unsigned long)w->line);
+    n = put_str(msg, n, sizeof msg, ") overflowed its stack of ");
+    n = put_num(msg, n, sizeof msg, (unsigned long)w->stack->size);
+    n = put_str(msg, n, sizeof msg,
+                " bytes; give it a larger one (pact_task_opts.stack_size or "
+                "pact_loop_set_stack_size)\n");
+    ssize_t r = write(STDERR_FILENO, msg, n);
+    (void)r;
+}
+
+static void on_segv(int sig, siginfo_t *info, void *uctx)
+{
+    const struct pact__where *w = pact__where_now;
+    const char *addr = info ? (const char *)info->si_addr : NULL;
+    if (w && w->stack && w->stack->guard && addr >= w->stack->map &&
+        addr < w->stack->lo) {
+        report(w);
+        /* the stack is gone: die of the fault, as without us */
+        signal(SIGSEGV, SIG_DFL);
+        return;
+    }
+    /* not ours: whoever was there before us decides */
+    if (prev_segv.sa_flags & SA_SIGINFO) {
+        prev_segv.sa_sigaction(sig, info, uctx);
+    } else if (prev_segv.sa_handler == SIG_DFL ||
+               prev_segv.sa_handler == SIG_IGN) {
+        signal(SIGSEGV, SIG_DFL); /* the fault repeats and ends the process */
+    } else {
+        prev_segv.sa_handler(sig);
+    }
+}
+
+static void altstack_free(void *p)
+{
+    stack_t off = {.ss_flags = SS_DISABLE};
+    sigaltstack(&off, NULL);
+    munmap(p, ALTSTACK_SIZE);
+}
+
+static void install_handler(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_segv;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &prev_segv);
+    pthread_key_create(&altstack_key, altstack_free);
+}
+
+void pact__stack_watch(void)
+{
+    if (watching)
+        return;
+    watching = true;
+    pthread_once(&handler_once, install_handler);
+    /* a fault in a guard page has no stack left to run the handler on */
+    stack_t old;
+    if (sigaltstack(NULL, &old) == 0 && !(old.ss_flags & SS_DISABLE))
+        return; /* the thread has one (ASan's, or the program's) */
+    void *p = mmap(NULL, ALTSTACK_SIZE, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return; /* no report then; the fault still ends the process */
+    stack_t ss = {.ss_sp = p, .ss_size = ALTSTACK_SIZE, .ss_flags = 0};
+    if (sigaltstack(&ss, NULL) != 0) {
+        munmap(p, ALTSTACK_SIZE);
+        return;
+    }
+    pthread_setspecific(altstack_key, p);
+}

@@ -1,0 +1,641 @@
+/* Stackful tasks: spawn, the switch in and out, and await.
+ *
+ * A task runs on its own stack (stack.c) and is resumed from whatever stack
+ * runs the microtask that wakes it -- a loop's own, in practice -- and goes
+ * back there when it awaits or ends. Await attaches one callback node to the
+ * promise (no derived promise); the node's wake-up switches into the task.
+ *
+ * A task is freed once it has finished and no wake-up still names it: an
+ * await_any leaves its losers' nodes on their promises, and a cancelled
+ * await its node, so each node holds a reference (refs), and a stale one --
+ * its await number (gen) is not the task's current one -- only drops it. */
+#include "task_internal.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "context.h"
+#include "promise_internal.h"
+
+#if defined(__SANITIZE_ADDRESS__) && defined(HAVE_SANITIZER_ASAN_INTERFACE_H)
+#include <sanitizer/common_interface_defs.h>
+#define PACT_ASAN 1
+#endif
+#if defined(__SANITIZE_THREAD__) && defined(HAVE_SANITIZER_TSAN_INTERFACE_H)
+#include <sanitizer/tsan_interface.h>
+#define PACT_TSAN 1
+#endif
+
+#define DEFAULT_STACK (256 * 1024)
+#define DEFAULT_POOL 64
+
+enum task_state {
+    T_NEW,       /* queued to start */
+    T_RUNNING,   /* on the CPU, or suspended inside a nested resume */
+    T_SUSPENDED, /* in an await */
+    T_DONE,      /* its body returned: to be settled and unmapped */
+};
+
+struct pact_task {
+    pact__ctx ctx;   /* saved while not running */
+    pact__ctx *back; /* the resumer's, while running */
+    struct pact__tasks *ts;
+    struct pact__stack *stack;
+    pact_task_fn fn;
+    void *arg;
+    pact_promise *promise; /* its result: a reference until settled */
+    pact_value result;
+    pact_error *err;
+    struct pact__where where; /* name and spawn site for overflow reports */
+    char *label;              /* "file:line" once asked for, without a name */
+    const char *await_file;   /* the await it is suspended in */
+    int await_line;
+    uint32_t refs; /* 1 until finished, +1 per wake-up that may name it */
+    uint32_t gen;  /* the current await's number */
+    uint8_t state; /* task_state */
+    bool cancelled;
+    pact_promise *settled; /* handed over by the wake-up (a reference) */
+    pact_error *fail;      /* or why it woke without one */
+    size_t index;          /* await_any's winner */
+    jmp_buf *unwind;       /* where a throwing await lands */
+    pact_error *thrown;
+    pact_task *prev, *next; /* in ts->live */
+#ifdef PACT_ASAN
+    void *fake;          /* ASan's fake stack while switched out */
+    const void *back_lo; /* the resumer's stack, as ASan reported it */
+    size_t back_size;
+#endif
+#ifdef PACT_TSAN
+    void *fiber, *back_fiber;
+#endif
+};
+
+static _Thread_local pact_task *current;
+
+/* ---- per-loop state ------------------------------------------------------ */
+
+static const char *tasks_busy(pact_loop *loop, void *state)
+{
+    (void)loop;
+    struct pact__tasks *ts = state;
+    if (!ts->nlive)
+        return NULL;
+    pact_task *t = ts->live;
+    snprintf(ts->why, sizeof ts->why,
+             "%zu task(s) not finished (one spawned at %s:%d); "
+             "pact_loop_close_all cancels their awaits",
+             ts->nlive, t->where.file, t->where.line);
+    return ts->why;
+}
+
+static void tasks_close_all(pact_loop *loop, void *state);
+
+static void tasks_free(pact_loop *loop, void *state)
+{
+    (void)loop;
+    struct pact__tasks *ts = state;
+    pact__stack_drain(ts);
+    free(ts);
+}
+
+static const struct pact__service_ops tasks_ops = {
+    tasks_close_all,
+    tasks_busy,
+    tasks_free,
+};
+
+static void *tasks_make(pact_loop *loop)
+{
+    struct pact__tasks *ts = calloc(1, sizeof *ts);
+    if (ts) {
+        ts->loop = loop;
+        ts->stack_size = pact__stack_round(DEFAULT_STACK);
+        ts->pool_max = DEFAULT_POOL;
+        ts->guard = true;
+    }
+    return ts;
+}
+
+static struct pact__tasks *tasks_of(pact_loop *loop)
+{
+    return pact__service(loop, &tasks_ops, tasks_make);
+}
+
+/* ---- switching ----------------------------------------------------------- */
+
+static void task_unref(pact_task *t)
+{
+    if (--t->refs)
+        return;
+    free(t->label);
+    free(t);
+}
+
+/* Sanitizers must hear of every switch, or they take the task's stack for a
+ * wild one (ASan) or its accesses for another thread's (TSan). */
+static inline void san_to_task(pact_task *t, void **fake)
+{
+#ifdef PACT_ASAN
+    __sanitizer_start_switch_fiber(fake, t->stack->lo, t->stack->size);
+#else
+    (void)fake;
+#endif
+#ifdef PACT_TSAN
+    t->back_fiber = __tsan_get_current_fiber();
+    __tsan_switch_to_fiber(t->fiber, 0);
+#else
+    (void)t;
+#endif
+}
+
+static inline void san_in_task(pact_task *t)
+{
+#ifdef PACT_ASAN
+    __sanitizer_finish_switch_fiber(t->fake, &t->back_lo, &t->back_size);
+#else
+    (void)t;
+#endif
+}
+
+static inline void san_from_task(pact_task *t, bool for_good)
+{
+#ifdef PACT_ASAN
+    /* NULL: the task's fake stack can go, it never comes back */
+    __sanitizer_start_switch_fiber(for_good ? NULL : &t->fake, t->back_lo,
+                                   t->back_size);
+#else
+    (void)for_good;
+#endif
+#ifdef PACT_TSAN
+    __tsan_switch_to_fiber(t->back_fiber, 0);
+#else
+    (void)t;
+#endif
+}
+
+static inline void san_back(void *fake)
+{
+#ifdef PACT_ASAN
+    __sanitizer_finish_switch_fiber(fake, NULL, NULL);
+#else
+    (void)fake;
+#endif
+}
+
+static void overflowed(pact_task *t)
+{
+    fprintf(stderr,
+            "pact: task '%s' (spawned at %s:%d) overflowed its stack of %zu "
+            "bytes (its canary is overwritten); give it a larger one\n",
+            pact_task_name(t), t->where.file, t->where.line, t->stack->size);
+    abort();
+}
+
+static void finish(pact_task *t);
+
+/* Continue @p t until it awaits or ends (on the resumer's stack). */
+static void run(pact_task *t)
+{
+    pact__ctx back;
+    void *fake = NULL;
+    pact_task *outer = current;
+    const struct pact__where *outer_where = pact__where_now;
+    t->back = &back;
+    t->state = T_RUNNING;
+    current = t;
+    pact__where_now = &t->where;
+    san_to_task(t, &fake);
+    pact__ctx_swap(&back, &t->ctx);
+    san_back(fake);
+    current = outer;
+    pact__where_now = outer_where;
+    if (!pact__stack_ok(t->stack))
+        overflowed(t);
+    if (t->state == T_DONE)
+        finish(t);
+}
+
+/* Give the thread back to the resumer until a wake-up runs us again. */
+static void suspend(pact_task *t)
+{
+    t->state = T_SUSPENDED;
+    san_from_task(t, false);
+    pact__ctx_swap(&t->ctx, t->back);
+    san_in_task(t);
+}
+
+static void entry(void *arg)
+{
+    pact_task *t = arg;
+    san_in_task(t);
+    jmp_buf jb;
+    pact_error *err;
+    t->unwind = &jb;
+    if (setjmp(jb) == 0) {
+        err = t->fn(t->arg, &t->result);
+    } else {
+        err = t->thrown; /* a throwing await unwound the body */
+        t->thrown = NULL;
+    }
+    t->unwind = NULL;
+    t->err = err;
+    t->state = T_DONE;
+    san_from_task(t, true);
+    pact__ctx_swap(&t->ctx, t->back);
+    abort(); /* a finished task is never resumed */
+}
+
+/* Settle its promise and let go of its stack (back on the resumer's). */
+static void finish(pact_task *t)
+{
+    struct pact__tasks *ts = t->ts;
+    if (t->err) {
+        pact_value_release(&t->result);
+        pact__reject(t->promise, t->err);
+    } else {
+        pact__resolve(t->promise, t->result);
+    }
+    t->err = NULL;
+    t->result = pact_nothing();
+    pact__unref(t->promise);
+    t->promise = NULL;
+    pact__stack_put(ts, t->stack);
+    t->stack = NULL;
+    t->where.stack = NULL;
+#ifdef PACT_TSAN
+    __tsan_destroy_fiber(t->fiber);
+#endif
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        ts->live = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    ts->nlive--;
+    task_unref(t);
+}
+
+/* ---- spawning ------------------------------------------------------------ */
+
+static void start_job(void *ud)
+{
+    pact_task *t = ud;
+    if (t->state == T_NEW)
+        run(t);
+    task_unref(t);
+}
+
+static pact_promise *spawn_failed(pact_promise *p, pact_task *t, size_t size,
+                                  int e)
+{
+    pact__reject(p, PACT_ERROR(PACT_ENOMEM,
+                               "no stack for a task of %zu bytes: mmap "
+                               "failed (%s); with guard pages, live tasks "
+                               "are bounded by vm.max_map_count / 2",
+                               size, strerror(e)));
+    free(t);
+    return p;
+}
+
+pact_promise *pact_task_spawn_at(pact_loop *loop, pact_task_fn fn, void *arg,
+                                 const pact_task_opts *opts, const char *file,
+                                 int line)
+{
+    if (!loop || !fn) {
+        pact__misuse("pact_task_spawn", PACT_EINVAL,
+                     loop ? "fn is NULL" : "loop is NULL");
+        return NULL;
+    }
+    if (pact__misuse_thread(loop, "pact_task_spawn"))
+        return NULL;
+    struct pact__tasks *ts = tasks_of(loop);
+    pact_task *t = ts ? calloc(1, sizeof *t) : NULL;
+    pact_promise *p = t ? pact__promise_new(loop) : NULL;
+    if (!p) {
+        free(t);
+        return NULL;
+    }
+    pact__stack_watch();
+    t->ts = ts;
+    t->fn = fn;
+    t->arg = arg;
+    t->where.name = opts ? opts->name : NULL;
+    t->where.file = file ? file : "?";
+    t->where.line = line;
+    size_t size = opts && opts->stack_size ? pact__stack_round(opts->stack_size)
+                                           : ts->stack_size;
+    t->stack = pact__stack_get(ts, size);
+    if (!t->stack)
+        return spawn_failed(p, t, size, errno);
+    t->where.stack = t->stack;
+    pact__ctx_make(&t->ctx, t->stack->lo, t->stack->size, entry, t);
+#ifdef PACT_TSAN
+    t->fiber = __tsan_create_fiber(0);
+#endif
+    p->refs++; /* the caller's */
+    t->promise = p;
+    t->refs = 2; /* until finished, and the start job's */
+    t->next = ts->live;
+    if (ts->live)
+        ts->live->prev = t;
+    ts->live = t;
+    ts->nlive++;
+    pact__micro_must(loop, start_job, t);
+    pact__kick(loop);
+    return p;
+}
+
+/* ---- awaiting ------------------------------------------------------------ */
+
+/* Resume a task whose await ended without a settled promise (cancelled,
+ * or the promise can never settle). */
+static void resume_job(void *ud)
+{
+    pact_task *t = ud;
+    if (t->state == T_SUSPENDED)
+        run(t);
+    task_unref(t);
+}
+
+/* A promise a task awaits settled (src), or can never settle (NULL). */
+static void wake(pact_promise *src, void *ud, uintptr_t aux)
+{
+    pact_task *t = ud;
+    uint32_t gen = (uint32_t)(aux >> 32);
+    if (gen != t->gen || t->state == T_DONE) {
+        task_unref(t); /* a loser of await_any, or a cancelled await */
+        return;
+    }
+    t->gen++; /* the await's other nodes are stale now */
+    t->index = (size_t)(aux & 0xffffffffu);
+    if (src) {
+        src->refs++;
+        t->settled = src;
+        run(t);
+        task_unref(t);
+        return;
+    }
+    /* called from inside a promise's destruction, maybe while the task is
+     * still on its way to suspending: continue it later */
+    t->fail = PACT_ERROR(PACT_ECANCELED, "the awaited promise can never "
+                                         "settle: nothing holds it");
+    pact__micro_must(t->ts->loop, resume_job, t); /* the node's ref moves */
+}
+
+static pact_error *not_in_task(const char *fn)
+{
+    pact__misuse_always(fn, PACT_ENOTASK,
+                        "called outside a task (on a loop's own stack): "
+                        "spawn a task with pact_task_spawn");
+    return PACT_ERROR(PACT_ENOTASK, "%s outside a task", fn);
+}
+
+/* Suspend @p t until a wake-up; what it was woken with, as an await. */
+static pact_error *wait_woken(pact_task *t, pact_value *out, const char *file,
+                              int line)
+{
+    t->await_file = file;
+    t->await_line = line;
+    suspend(t);
+    t->await_file = NULL;
+    pact_promise *src = t->settled;
+    t->settled = NULL;
+    if (!src) {
+        pact_error *err = t->fail;
+        t->fail = NULL;
+        return err ? err : pact__enomem();
+    }
+    return pact__await_take(src, out);
+}
+
+/* Attach a wake-up for the current await to @p p. */
+static bool attach(pact_task *t, pact_promise *p, size_t index)
+{
+    pact_promise *n =
+        pact__node_cb(t->ts->loop, wake, t, ((uintptr_t)t->gen << 32) | index);
+    if (!n)
+        return false;
+    t->refs++;
+    pact__attach(p, n);
+    return true;
+}
+
+static pact_error *cancelled(void)
+{
+    return PACT_ERROR(PACT_ECANCELED, "the task's awaits were cancelled "
+                                      "(pact_loop_close_all)");
+}
+
+pact_error *pact_await_at(pact_promise *p, pact_value *out, const char *file,
+                          int line)
+{
+    if (out)
+        *out = pact_nothing();
+    if (!p) {
+        pact__misuse("PACT_AWAIT", PACT_EINVAL, "promise is NULL");
+        return PACT_ERROR(PACT_EINVAL, "await of a NULL promise");
+    }
+    pact_task *t = current;
+    if (!t) {
+        pact_promise_unref(p);
+        return not_in_task("PACT_AWAIT");
+    }
+    if (p->loop != t->ts->loop) {
+        pact__misuse_always("PACT_AWAIT", PACT_EINVAL,
+                            "the promise belongs to another loop");
+        pact_promise_unref(p);
+        return PACT_ERROR(PACT_EINVAL, "await of another loop's promise");
+    }
+    if (t->cancelled) {
+        pact__unref(p);
+        return cancelled();
+    }
+    bool ok = attach(t, p, 0);
+    /* With nothing else holding @p p it can never settle: the drop then
+     * discards the node, whose wake-up resumes us with PACT_ECANCELED. */
+    pact__unref(p);
+    if (!ok)
+        return pact__enomem();
+    return wait_woken(t, out, file, line);
+}
+
+pact_value pact_await_value_at(pact_promise *p, const char *file, int line)
+{
+    pact_value v;
+    pact_error *err = pact_await_at(p, &v, file, line);
+    if (!err)
+        return v;
+    pact_task *t = current;
+    if (!t || !t->unwind)
+        return pact_throw(err);
+    t->thrown = err;
+    longjmp(*t->unwind, 1);
+}
+
+pact_error *pact_await_any_at(pact_promise *const *ps, size_t n, size_t *index,
+                              pact_value *out, const char *file, int line)
+{
+    if (out)
+        *out = pact_nothing();
+    if (index)
+        *index = 0;
+    pact_task *t = current;
+    if (!t)
+        return not_in_task("pact_await_any");
+    if (!ps || !n || n > UINT32_MAX) {
+        pact__misuse("pact_await_any", PACT_EINVAL, "no promises to await");
+        return PACT_ERROR(PACT_EINVAL, "pact_await_any of %zu promises", n);
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!ps[i] || ps[i]->loop != t->ts->loop) {
+            pact__misuse("pact_await_any", PACT_EINVAL,
+                         "a promise is NULL or another loop's");
+            return PACT_ERROR(PACT_EINVAL,
+                              "pact_await_any: promise %zu is "
+                              "NULL or another loop's",
+                              i);
+        }
+    if (t->cancelled)
+        return cancelled();
+    for (size_t i = 0; i < n; i++)
+        if (!attach(t, ps[i], i)) {
+            t->gen++; /* the nodes attached so far are stale */
+            return pact__enomem();
+        }
+    pact_error *err = wait_woken(t, out, file, line);
+    if (index)
+        *index = t->index;
+    return err;
+}
+
+pact_error *pact_sleep_at(uint64_t ms, const char *file, int line)
+{
+    pact_task *t = current;
+    if (!t)
+        return not_in_task("pact_sleep");
+    pact_promise *p = pact_delay(t->ts->loop, ms, NULL);
+    return p ? pact_await_at(p, NULL, file, line) : pact__enomem();
+}
+
+pact_error *pact_yield_at(const char *file, int line)
+{
+    pact_task *t = current;
+    if (!t)
+        return not_in_task("pact_yield");
+    pact_promise *p = pact_immediate_p(t->ts->loop, NULL);
+    return p ? pact_await_at(p, NULL, file, line) : pact__enomem();
+}
+
+/* ---- cancellation at pact_loop_close_all --------------------------------- */
+
+static void tasks_close_all(pact_loop *loop, void *state)
+{
+    struct pact__tasks *ts = state;
+    for (pact_task *t = ts->live; t; t = t->next) {
+        t->cancelled = true;
+        if (t->state != T_SUSPENDED || t->fail)
+            continue;
+        t->gen++; /* its node, when it fires, is stale */
+        t->fail = cancelled();
+        t->refs++;
+        pact__micro_must(loop, resume_job, t);
+    }
+    pact__kick(loop);
+}
+
+/* ---- introspection and settings ------------------------------------------ */
+
+pact_task *pact_task_current(void)
+{
+    return current;
+}
+
+pact_loop *pact_task_loop(const pact_task *t)
+{
+    return t ? t->ts->loop : NULL;
+}
+
+const char *pact_task_name(const pact_task *t)
+{
+    if (!t)
+        return NULL;
+    if (t->where.name)
+        return t->where.name;
+    if (!t->label) {
+        pact_task *m = (pact_task *)t; /* a cache, not a change */
+        size_t len = strlen(t->where.file) + 16;
+        if ((m->label = malloc(len)))
+            snprintf(m->label, len, "%s:%d", t->where.file, t->where.line);
+    }
+    return t->label ? t->label : t->where.file;
+}
+
+const char *pact_task_file(const pact_task *t)
+{
+    return t ? t->where.file : NULL;
+}
+
+int pact_task_line(const pact_task *t)
+{
+    return t ? t->where.line : 0;
+}
+
+size_t pact_task_stack_size(const pact_task *t)
+{
+    return t && t->stack ? t->stack->size : 0;
+}
+
+size_t pact_loop_tasks(pact_loop *loop)
+{
+    if (!loop)
+        return 0;
+    struct pact__tasks *ts = pact__service_find(loop, &tasks_ops);
+    return ts ? ts->nlive : 0;
+}
+
+int pact_loop_set_stack_size(pact_loop *loop, size_t bytes)
+{
+    PACT_CHECK_LOOP(loop, "pact_loop_set_stack_size");
+    PACT_CHECK_ARG(bytes > 0, "pact_loop_set_stack_size");
+    struct pact__tasks *ts = tasks_of(loop);
+    if (!ts)
+        return PACT_ENOMEM;
+    size_t size = pact__stack_round(bytes);
+    if (size != ts->stack_size) {
+        pact__stack_drain(ts); /* pooled stacks are the old size */
+        ts->stack_size = size;
+    }
+    return 0;
+}
+
+int pact_loop_set_stack_pool(pact_loop *loop, size_t stacks)
+{
+    PACT_CHECK_LOOP(loop, "pact_loop_set_stack_pool");
+    struct pact__tasks *ts = tasks_of(loop);
+    if (!ts)
+        return PACT_ENOMEM;
+    ts->pool_max = stacks;
+    while (ts->pooled > stacks) {
+        struct pact__stack *s = ts->pool;
+        ts->pool = s->next;
+        ts->pooled--;
+        s->next = NULL;
+        size_t keep = ts->pool_max;
+        ts->pool_max = 0; /* so that put unmaps it */
+        pact__stack_put(ts, s);
+        ts->pool_max = keep;
+    }
+    return 0;
+}
+
+int pact_loop_set_stack_guard(pact_loop *loop, bool guard)
+{
+    PACT_CHECK_LOOP(loop, "pact_loop_set_stack_guard");
+    struct pact__tasks *ts = tasks_of(loop);
+    if (!ts)
+        return PACT_ENOMEM;
+    ts->guard = guard;
+    return 0;
+}

@@ -1,0 +1,59 @@
+/* Private to the await layer (stack.c, task.c): task stacks and the
+ * per-loop task state. */
+#ifndef PACT_TASK_INTERNAL_H
+#define PACT_TASK_INTERNAL_H
+
+#include "internal.h"
+
+/* One task stack: a mapping holding, from low to high, the guard page (if
+ * any), the usable stack, and this header, so a stack costs no allocation
+ * beside its mapping. */
+struct pact__stack {
+    char *map;                /* the mapping */
+    size_t len;               /* its length */
+    char *lo;                 /* lowest usable byte; a canary sits there */
+    size_t size;              /* usable bytes, from lo up to this header */
+    bool guard;               /* [map, lo) is a PROT_NONE guard */
+    unsigned vg;              /* valgrind's id for it */
+    struct pact__stack *next; /* in the pool */
+};
+
+/* A loop's task state (a pact__service). */
+struct pact__tasks {
+    pact_loop *loop;
+    size_t stack_size; /* default usable size */
+    size_t pool_max, pooled;
+    bool guard;
+    struct pact__stack *pool; /* of stack_size stacks, guarded as `guard` */
+    pact_task *live;          /* started or queued, not finished */
+    size_t nlive;
+    char why[160]; /* pact_loop_free's refusal */
+};
+
+/* stack.c */
+/* A stack of at least @p size usable bytes (pooled if it is the default),
+ * or NULL with errno set. */
+struct pact__stack *pact__stack_get(struct pact__tasks *ts, size_t size);
+/* Give it back: to the pool, or unmapped. */
+void pact__stack_put(struct pact__tasks *ts, struct pact__stack *s);
+/* Unmap the pool. */
+void pact__stack_drain(struct pact__tasks *ts);
+/* Whether its canary is intact (false: it overflowed). */
+bool pact__stack_ok(const struct pact__stack *s);
+/* Round to whole pages, at least the minimum. */
+size_t pact__stack_round(size_t size);
+/* Set up overflow reports for this thread (once per process for the
+ * handler, once per thread for its alternate stack). */
+void pact__stack_watch(void);
+/* What the overflow report names: the running task's stack, name and spawn
+ * site. task.c points pact__where_now at the running task's (NULL on a
+ * loop's own stack) at every switch. */
+struct pact__where {
+    const struct pact__stack *stack;
+    const char *name; /* may be NULL */
+    const char *file;
+    int line;
+};
+extern _Thread_local const struct pact__where *pact__where_now PACT_TLS_MODEL;
+
+#endif
