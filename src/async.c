@@ -131,8 +131,7 @@ static void wake(pact_promise *src, void *ud, uintptr_t aux)
         pact__micro_must(loop_of(a), resume_job, a);
         return;
     }
-    src->refs++;
-    a->settled = src;
+    a->settled = src; /* the job's reference (P_TAKE) */
     step(a);
 }
 
@@ -159,6 +158,7 @@ void pact_async_await_(pact_async *a, pact_promise *p, int line)
         pact__micro_must(loop, resume_job, a);
         return;
     }
+    n->flags |= P_TAKE;
     pact__attach(p, n);
     /* nothing else holding it: it can never settle, and the drop discards
      * the node, which resumes the body with PACT_ECANCELED */

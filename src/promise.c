@@ -447,8 +447,10 @@ static void run_reaction(void *arg)
         } else {
             n->u.w.on_ok.internal(src, n->u.w.ud, n->u.w.on_err.aux);
         }
+        bool take = n->flags & P_TAKE;
         node_release(n->loop, n);
-        pact__unref(src);
+        if (!take)
+            pact__unref(src);
         return;
     }
     pact_value r = react(n, src);

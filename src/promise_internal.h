@@ -41,6 +41,9 @@ enum node_handler {
 enum node_flags {
     P_HANDLED = 1, /* a reaction was attached once (V8's has_handler) */
     P_WARNED = 2,  /* reported as unhandled; a late handler is news */
+    P_TAKE = 4,    /* NODE_CB: its callback takes over the job's reference to
+                      the source (an await moving the value out needs to hold
+                      the last one) */
 };
 
 union pact_handler_ok {

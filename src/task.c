@@ -365,14 +365,14 @@ static void wake(pact_promise *src, void *ud, uintptr_t aux)
     pact_task *t = ud;
     uint32_t gen = (uint32_t)(aux >> 32);
     if (gen != t->gen || t->state == T_DONE) {
-        task_unref(t); /* a loser of await_any, or a cancelled await */
+        pact__unref(src); /* a loser of await_any, or a cancelled await */
+        task_unref(t);
         return;
     }
     t->gen++; /* the await's other nodes are stale now */
     t->index = (size_t)(aux & 0xffffffffu);
     if (src) {
-        src->refs++;
-        t->settled = src;
+        t->settled = src; /* the job's reference (P_TAKE) */
         run(t);
         task_unref(t);
         return;
@@ -417,6 +417,7 @@ static bool attach(pact_task *t, pact_promise *p, size_t index)
         pact__node_cb(t->ts->loop, wake, t, ((uintptr_t)t->gen << 32) | index);
     if (!n)
         return false;
+    n->flags |= P_TAKE;
     t->refs++;
     pact__attach(p, n);
     return true;
