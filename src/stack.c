@@ -25,7 +25,6 @@
 #endif
 
 #define MIN_STACK (16 * 1024)
-#define CANARY 0x70616374u /* "pact" */
 
 _Thread_local const struct pact__where *pact__where_now PACT_TLS_MODEL;
 
@@ -73,7 +72,7 @@ static struct pact__stack *stack_map(size_t size, bool guard)
     s->guard = guard;
     s->next = NULL;
     s->vg = VALGRIND_STACK_REGISTER(s->lo, (char *)s);
-    memcpy(s->lo, &(uint32_t){CANARY}, sizeof(uint32_t));
+    memcpy(s->lo, &(uint32_t){PACT__CANARY}, sizeof(uint32_t));
     return s;
 }
 
@@ -82,13 +81,6 @@ static void stack_unmap(struct pact__stack *s)
     VALGRIND_STACK_DEREGISTER(s->vg);
     UNPOISON(s->lo, s->size);
     munmap(s->map, s->len);
-}
-
-bool pact__stack_ok(const struct pact__stack *s)
-{
-    uint32_t c;
-    memcpy(&c, s->lo, sizeof c);
-    return c == CANARY;
 }
 
 struct pact__stack *pact__stack_get(struct pact__tasks *ts, size_t size)

@@ -72,7 +72,8 @@ struct pact_task {
 #endif
 };
 
-static _Thread_local pact_task *current;
+/* initial-exec where configure found it: no __tls_get_addr per switch */
+static _Thread_local pact_task *current PACT_TLS_MODEL;
 
 /* ---- per-loop state ------------------------------------------------------ */
 

@@ -3,6 +3,8 @@
 #ifndef PACT_TASK_INTERNAL_H
 #define PACT_TASK_INTERNAL_H
 
+#include <string.h>
+
 #include "internal.h"
 
 /* One task stack: a mapping holding, from low to high, the guard page (if
@@ -38,8 +40,15 @@ struct pact__stack *pact__stack_get(struct pact__tasks *ts, size_t size);
 void pact__stack_put(struct pact__tasks *ts, struct pact__stack *s);
 /* Unmap the pool. */
 void pact__stack_drain(struct pact__tasks *ts);
+/* The word at the bottom of every stack, checked at each switch back. */
+#define PACT__CANARY 0x70616374u /* "pact" */
 /* Whether its canary is intact (false: it overflowed). */
-bool pact__stack_ok(const struct pact__stack *s);
+static inline bool pact__stack_ok(const struct pact__stack *s)
+{
+    uint32_t c;
+    memcpy(&c, s->lo, sizeof c);
+    return c == PACT__CANARY;
+}
 /* Round to whole pages, at least the minimum. */
 size_t pact__stack_round(size_t size);
 /* Set up overflow reports for this thread (once per process for the
