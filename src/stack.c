@@ -17,7 +17,7 @@
 #define VALGRIND_STACK_DEREGISTER(id) ((void)(id))
 #endif
 
-#if defined(__SANITIZE_ADDRESS__) && defined(HAVE_SANITIZER_ASAN_INTERFACE_H)
+#if defined(PACT__ASAN_BUILD) && defined(HAVE_SANITIZER_ASAN_INTERFACE_H)
 #include <sanitizer/asan_interface.h>
 #define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
 #else

@@ -19,13 +19,19 @@
 #include "context.h"
 #include "promise_internal.h"
 
-#if defined(__SANITIZE_ADDRESS__) && defined(HAVE_SANITIZER_ASAN_INTERFACE_H)
+#if defined(PACT__ASAN_BUILD) && defined(HAVE_SANITIZER_ASAN_INTERFACE_H)
 #include <sanitizer/common_interface_defs.h>
 #define PACT_ASAN 1
 #endif
-#if defined(__SANITIZE_THREAD__) && defined(HAVE_SANITIZER_TSAN_INTERFACE_H)
+#if defined(PACT__TSAN_BUILD) && defined(HAVE_SANITIZER_TSAN_INTERFACE_H)
 #include <sanitizer/tsan_interface.h>
 #define PACT_TSAN 1
+#endif
+
+#if (defined(PACT__ASAN_BUILD) && !defined(PACT_ASAN)) ||                      \
+    (defined(PACT__TSAN_BUILD) && !defined(PACT_TSAN))
+#error                                                                         \
+    "a sanitizer build without its <sanitizer/*_interface.h>: task switches could not be announced to it"
 #endif
 
 #define DEFAULT_STACK (256 * 1024)

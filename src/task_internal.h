@@ -7,6 +7,23 @@
 
 #include "internal.h"
 
+/* Which sanitizer this file is built with: gcc says so with macros, clang
+ * with __has_feature. Every stack switch must be announced to it. */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PACT__ASAN_BUILD 1
+#endif
+#if __has_feature(thread_sanitizer)
+#define PACT__TSAN_BUILD 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define PACT__ASAN_BUILD 1
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define PACT__TSAN_BUILD 1
+#endif
+
 /* One task stack: a mapping holding, from low to high, the guard page (if
  * any), the usable stack, and this header, so a stack costs no allocation
  * beside its mapping. */
