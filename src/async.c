@@ -19,8 +19,10 @@ enum async_flags {
     /* why the await has no settled promise to give */
     A_DISCARDED = 4, /* it can never settle: nothing holds it */
     A_NOMEM = 8,
-    A_BADARG = 16, /* NULL, or another loop's */
-    A_WHY = A_DISCARDED | A_NOMEM | A_BADARG,
+    A_BADARG = 16,    /* NULL, or another loop's */
+    A_CANCELLED = 32, /* pact_loop_close_all ran since the start */
+    A_WHY = A_DISCARDED | A_NOMEM | A_BADARG | A_CANCELLED,
+    A_WAS_CANCELLED = 64, /* an await failed so: ECANCELED is no news */
 };
 
 static pact_loop *loop_of(const pact_async *a)
@@ -48,6 +50,7 @@ void *pact_async_new(pact_loop *loop, size_t size, pact_async_fn body)
         return NULL;
     }
     a->body = body;
+    a->epoch = loop->close_epoch;
     return a;
 }
 
@@ -63,10 +66,14 @@ static void step(pact_async *a)
         return;
     }
     pact_promise *p = a->promise;
+    int flags = a->flags;
     pact__unref(a->settled); /* taken already, unless the body skipped it */
     free(a);
     if (err) {
         pact_value_release(&result);
+        /* ended by pact_loop_close_all: not an unhandled failure */
+        if ((flags & A_WAS_CANCELLED) && pact_error_code(err) == PACT_ECANCELED)
+            p->flags |= P_HANDLED;
         pact__reject(p, err);
     } else {
         pact__resolve(p, result);
@@ -151,6 +158,12 @@ void pact_async_await_(pact_async *a, pact_promise *p, int line)
         pact__micro_must(loop, resume_job, a);
         return;
     }
+    if (loop->close_epoch != a->epoch) {
+        pact__unref(p);
+        a->flags |= A_CANCELLED;
+        pact__micro_must(loop, resume_job, a);
+        return;
+    }
     pact_promise *n = pact__node_cb(loop, wake, a, 0);
     if (!n) {
         pact__unref(p);
@@ -178,6 +191,11 @@ pact_error *pact_async_take_(pact_async *a, pact_value *out)
     if (why & A_DISCARDED)
         return PACT_ERROR(PACT_ECANCELED, "the awaited promise can never "
                                           "settle: nothing holds it");
+    if (why & A_CANCELLED) {
+        a->flags |= A_WAS_CANCELLED;
+        return PACT_ERROR(PACT_ECANCELED, "the async function's awaits were "
+                                          "cancelled (pact_loop_close_all)");
+    }
     if (why & A_BADARG)
         return PACT_ERROR(PACT_EINVAL, "await of a NULL promise or of "
                                        "another loop's");

@@ -258,6 +258,7 @@ int pact_loop_close_all(pact_loop *loop)
             loop->ud_drop(ud);
     }
     loop->closing_head = loop->closing_tail = NULL;
+    loop->close_epoch++;
     for (int i = 0; i < PACT__SERVICES; i++)
         if (loop->services[i].ops)
             loop->services[i].ops->close_all(loop, loop->services[i].state);

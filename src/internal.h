@@ -206,6 +206,10 @@ struct pact_loop {
     /* releases the ud of a SLOT_OWNS_UD handle that will never call back */
     pact_fn ud_drop;
 
+    /* counts pact_loop_close_all calls: what started before one is
+     * cancelled (an async function's later awaits fail) */
+    uint32_t close_epoch;
+
     /* upper layers' per-loop state (pact__service) */
     struct {
         const struct pact__service_ops *ops;

@@ -51,27 +51,33 @@ size_t pact__stack_round(size_t size)
 static struct pact__stack *stack_map(size_t size, bool guard)
 {
     size_t page = page_size();
-    /* the header takes the top of one extra page */
-    size_t len = size + page + (guard ? page : 0);
+    size_t len = size + (guard ? page : 0);
+    /* the header lives apart: below an unguarded stack is the top of the
+     * next one, and an overflow must reach a canary, not our bookkeeping */
+    struct pact__stack *s = malloc(sizeof *s);
+    if (!s)
+        return NULL;
     char *map =
         mmap(NULL, len, PROT_READ | PROT_WRITE,
              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
-    if (map == MAP_FAILED)
+    if (map == MAP_FAILED) {
+        free(s);
         return NULL;
+    }
     if (guard && mprotect(map, page, PROT_NONE) != 0) {
         int e = errno; /* ENOMEM: vm.max_map_count is reached */
         munmap(map, len);
+        free(s);
         errno = e;
         return NULL;
     }
-    struct pact__stack *s = (struct pact__stack *)(map + len) - 1;
     s->map = map;
     s->len = len;
     s->lo = map + (guard ? page : 0);
-    s->size = (size_t)((char *)s - s->lo);
+    s->size = size;
     s->guard = guard;
     s->next = NULL;
-    s->vg = VALGRIND_STACK_REGISTER(s->lo, (char *)s);
+    s->vg = VALGRIND_STACK_REGISTER(s->lo, s->lo + size);
     memcpy(s->lo, &(uint32_t){PACT__CANARY}, sizeof(uint32_t));
     return s;
 }
@@ -81,6 +87,7 @@ static void stack_unmap(struct pact__stack *s)
     VALGRIND_STACK_DEREGISTER(s->vg);
     UNPOISON(s->lo, s->size);
     munmap(s->map, s->len);
+    free(s);
 }
 
 struct pact__stack *pact__stack_get(struct pact__tasks *ts, size_t size)

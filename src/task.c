@@ -260,6 +260,9 @@ static void finish(pact_task *t)
     struct pact__tasks *ts = t->ts;
     if (t->err) {
         pact_value_release(&t->result);
+        /* ended by pact_loop_close_all: not an unhandled failure */
+        if (t->cancelled && pact_error_code(t->err) == PACT_ECANCELED)
+            t->promise->flags |= P_HANDLED;
         pact__reject(t->promise, t->err);
     } else {
         pact__resolve(t->promise, t->result);

@@ -24,14 +24,13 @@
 #define PACT__TSAN_BUILD 1
 #endif
 
-/* One task stack: a mapping holding, from low to high, the guard page (if
- * any), the usable stack, and this header, so a stack costs no allocation
- * beside its mapping. */
+/* One task stack: a mapping holding the guard page (if any) and then the
+ * usable stack; this header is allocated apart from it. */
 struct pact__stack {
     char *map;                /* the mapping */
     size_t len;               /* its length */
     char *lo;                 /* lowest usable byte; a canary sits there */
-    size_t size;              /* usable bytes, from lo up to this header */
+    size_t size;              /* usable bytes, from lo up */
     bool guard;               /* [map, lo) is a PROT_NONE guard */
     unsigned vg;              /* valgrind's id for it */
     struct pact__stack *next; /* in the pool */

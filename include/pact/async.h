@@ -7,15 +7,19 @@
  * manner of protothreads). A suspended function costs its frame and two
  * promise nodes, not a stack.
  *
- *     struct countdown { PACT_ASYNC_FRAME; int n; };    // the frame
+ *     struct countdown {  // the frame: what crosses an await
+ *         PACT_ASYNC_FRAME;
+ *         pact_loop *loop;
+ *         int n;
+ *     };
  *
  *     static pact_error *countdown_body(pact_async *a, pact_value *result)
  *     {
  *         struct countdown *f = (struct countdown *)a;
  *         PACT_ASYNC_BEGIN(a);
  *         while (f->n > 0) {
- *             PACT_ASYNC_TRY(a, pact_delay(pact_async_loop(a), 10, NULL),
- * NULL); f->n--;
+ *             PACT_ASYNC_TRY(a, pact_delay(f->loop, 10, NULL), NULL);
+ *             f->n--;
  *         }
  *         *result = pact_int(42);
  *         PACT_ASYNC_END(a);
@@ -23,8 +27,13 @@
  *
  *     pact_promise *countdown(pact_loop *loop, int n)
  *     {
- *         struct countdown *f = pact_async_new(loop, sizeof *f,
- * countdown_body); if (!f) return NULL; f->n = n; return pact_async_start(f);
+ *         struct countdown *f =
+ *             pact_async_new(loop, sizeof *f, countdown_body);
+ *         if (!f)
+ *             return NULL;
+ *         f->loop = loop;
+ *         f->n = n;
+ *         return pact_async_start(f);
  *     }
  *
  * The rules, since the body is re-entered rather than resumed:
@@ -72,6 +81,7 @@ struct pact_async {
     pact_promise *settled; /* the awaited promise after a resume (a ref) */
     int resume;            /* the __LINE__ of the await to resume; 0: start */
     int flags;
+    uint32_t epoch; /* the loop's pact_loop_close_all count at the start */
 };
 
 /** Declares the header as the first member of a frame struct. */
@@ -96,7 +106,8 @@ PACT_API pact_loop *pact_async_loop(const pact_async *a);
 
 /* The macros' calls. */
 PACT_API void pact_async_await_(pact_async *a, pact_promise *p, int line);
-PACT_API pact_error *pact_async_take_(pact_async *a, pact_value *out);
+PACT_NODISCARD PACT_API pact_error *pact_async_take_(pact_async *a,
+                                                     pact_value *out);
 PACT_API pact_error *pact_async_lost_(pact_async *a);
 
 #if defined(__GNUC__) && !defined(__clang__)

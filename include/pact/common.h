@@ -15,6 +15,14 @@
 #define PACT_API
 #endif
 
+/* On functions whose result must be used: ignoring it leaks (an error
+ * reference, say). */
+#if defined(__GNUC__)
+#define PACT_NODISCARD __attribute__((warn_unused_result))
+#else
+#define PACT_NODISCARD
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif

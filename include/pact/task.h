@@ -88,8 +88,8 @@ PACT_API pact_promise *pact_task_spawn_at(pact_loop *loop, pact_task_fn fn,
 
 /** The error form: NULL and *@p out set, or the rejection (a new reference;
  *  *@p out is then nothing). */
-PACT_API pact_error *pact_await_at(pact_promise *p, pact_value *out,
-                                   const char *file, int line);
+PACT_NODISCARD PACT_API pact_error *
+pact_await_at(pact_promise *p, pact_value *out, const char *file, int line);
 /** The throwing form's function (see PACT_AWAIT). */
 PACT_API pact_value pact_await_value_at(pact_promise *p, const char *file,
                                         int line);
@@ -114,20 +114,21 @@ PACT_API pact_value pact_await_value_at(pact_promise *p, const char *file,
  * @param out    as pact_await_at.
  * @return as pact_await_at; PACT_EINVAL when @p n is 0.
  */
-PACT_API pact_error *pact_await_any_at(pact_promise *const *ps, size_t n,
-                                       size_t *index, pact_value *out,
-                                       const char *file, int line);
+PACT_NODISCARD PACT_API pact_error *
+pact_await_any_at(pact_promise *const *ps, size_t n, size_t *index,
+                  pact_value *out, const char *file, int line);
 #define pact_await_any(ps, n, index, out)                                      \
     pact_await_any_at((ps), (n), (index), (out), __FILE__, __LINE__)
 
 /** Suspend the current task for @p ms (pact_delay). @return NULL, or
  *  PACT_ENOTASK / PACT_ECANCELED (a new reference). */
-PACT_API pact_error *pact_sleep_at(uint64_t ms, const char *file, int line);
+PACT_NODISCARD PACT_API pact_error *pact_sleep_at(uint64_t ms, const char *file,
+                                                  int line);
 #define pact_sleep(ms) pact_sleep_at((ms), __FILE__, __LINE__)
 /** Let the loop run a turn (timers, I/O, immediates) before going on: the
  *  task resumes in the next check phase, as `await setImmediate()`.
  *  @return as pact_sleep. */
-PACT_API pact_error *pact_yield_at(const char *file, int line);
+PACT_NODISCARD PACT_API pact_error *pact_yield_at(const char *file, int line);
 #define pact_yield() pact_yield_at(__FILE__, __LINE__)
 
 /* ---- introspection and settings ------------------------------------------ */
