@@ -1,0 +1,52 @@
+#!/bin/sh
+# One job, four styles: examples/styles/{callbacks,promises,task,async} must
+# each exit 0 with nothing on stderr and print exactly the trace kept in
+# test/fixtures/styles.out -- so the four versions stay the same job, and the
+# await layer keeps the ordering the other two styles give. `make check` runs
+# this with top_builddir and top_srcdir set (the programs are noinst programs
+# of the build tree; the libtool wrappers run them).
+
+builddir=${top_builddir:-.}
+srcdir=${top_srcdir:-.}
+expected="$srcdir/test/fixtures/styles.out"
+tmp=${TMPDIR:-/tmp}/check-styles.$$
+trap 'rm -f "$tmp.out" "$tmp.err"' EXIT INT TERM
+
+if [ ! -f "$expected" ]; then
+    echo "check-styles: $expected is missing" >&2
+    exit 1
+fi
+
+rc=0
+for style in callbacks promises task async; do
+    prog="$builddir/examples/styles/$style"
+    if [ ! -x "$prog" ]; then
+        echo "check-styles: FAIL: $prog not built"
+        rc=1
+        continue
+    fi
+    "$prog" >"$tmp.out" 2>"$tmp.err"
+    status=$?
+    ok=yes
+    if [ "$status" -ne 0 ]; then
+        echo "check-styles: FAIL: $style exited with $status"
+        ok=no
+    fi
+    if [ -s "$tmp.err" ]; then
+        echo "check-styles: FAIL: $style wrote to stderr:"
+        sed 's/^/  /' "$tmp.err"
+        ok=no
+    fi
+    if ! diff -u "$expected" "$tmp.out" >"$tmp.err"; then
+        echo "check-styles: FAIL: $style's trace differs from $expected:"
+        cat "$tmp.err"
+        ok=no
+    fi
+    if [ "$ok" = yes ]; then
+        echo "check-styles: $style: the trace, exit 0"
+    else
+        rc=1
+    fi
+done
+[ "$rc" -eq 0 ] && echo "check-styles: the four styles print the same trace"
+exit "$rc"
