@@ -22,7 +22,6 @@ enum async_flags {
     A_BADARG = 16,    /* NULL, or another loop's */
     A_CANCELLED = 32, /* pact_loop_close_all ran since the start */
     A_WHY = A_DISCARDED | A_NOMEM | A_BADARG | A_CANCELLED,
-    A_WAS_CANCELLED = 64, /* an await failed so: ECANCELED is no news */
 };
 
 static pact_loop *loop_of(const pact_async *a)
@@ -66,13 +65,13 @@ static void step(pact_async *a)
         return;
     }
     pact_promise *p = a->promise;
-    int flags = a->flags;
+    bool closed = p->loop->close_epoch != a->epoch;
     pact__unref(a->settled); /* taken already, unless the body skipped it */
     free(a);
     if (err) {
         pact_value_release(&result);
         /* ended by pact_loop_close_all: not an unhandled failure */
-        if ((flags & A_WAS_CANCELLED) && pact_error_code(err) == PACT_ECANCELED)
+        if (closed && pact_error_code(err) == PACT_ECANCELED)
             p->flags |= P_HANDLED;
         pact__reject(p, err);
     } else {
@@ -191,11 +190,9 @@ pact_error *pact_async_take_(pact_async *a, pact_value *out)
     if (why & A_DISCARDED)
         return PACT_ERROR(PACT_ECANCELED, "the awaited promise can never "
                                           "settle: nothing holds it");
-    if (why & A_CANCELLED) {
-        a->flags |= A_WAS_CANCELLED;
+    if (why & A_CANCELLED)
         return PACT_ERROR(PACT_ECANCELED, "the async function's awaits were "
                                           "cancelled (pact_loop_close_all)");
-    }
     if (why & A_BADARG)
         return PACT_ERROR(PACT_EINVAL, "await of a NULL promise or of "
                                        "another loop's");

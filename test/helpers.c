@@ -58,12 +58,27 @@ const char *trace_text(void)
     return buf ? buf : "";
 }
 
-char *t_read_fixture(const char *relpath)
+/* $PACT_FIXTURES/@p relpath; without PACT_FIXTURES, test/fixtures/ under the
+ * current directory, else the fixtures beside this file's source (__FILE__
+ * is absolute in an out-of-tree build), so that `./test/runner porder` works
+ * from a build tree as well as from `make check`. */
+static FILE *open_fixture(const char *relpath)
 {
     const char *dir = getenv("PACT_FIXTURES");
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", dir ? dir : "test/fixtures", relpath);
     FILE *f = fopen(path, "rb");
+    const char *slash = strrchr(__FILE__, '/');
+    if (f || dir || !slash)
+        return f;
+    snprintf(path, sizeof path, "%.*s/fixtures/%s", (int)(slash - __FILE__),
+             __FILE__, relpath);
+    return fopen(path, "rb");
+}
+
+char *t_read_fixture(const char *relpath)
+{
+    FILE *f = open_fixture(relpath);
     if (!f)
         return NULL;
     fseek(f, 0, SEEK_END);
