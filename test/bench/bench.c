@@ -133,6 +133,23 @@ static const char *node_path(void)
     return node && *node ? node : NULL;
 }
 
+/* Run @p cmd with the shell and read the @p n numbers it prints. */
+static size_t read_numbers(const char *cmd, double *out, size_t n)
+{
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        bench_fail("cannot run %s", cmd);
+    size_t got = 0;
+    while (got < n && fscanf(p, "%lf", &out[got]) == 1)
+        got++;
+    int status = pclose(p);
+    if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        bench_fail("%s: exit status %d", cmd, status);
+    if (got != n)
+        bench_fail("%s: printed %zu numbers, expected %zu", cmd, got, n);
+    return got;
+}
+
 size_t bench_node(const char *script, double *out, size_t n)
 {
     const char *node = node_path();
@@ -146,19 +163,77 @@ size_t bench_node(const char *script, double *out, size_t n)
     shell_quote(cmd, sizeof cmd, node);
     strcat(cmd, " ");
     shell_quote(cmd, sizeof cmd, path);
+    return read_numbers(cmd, out, n);
+}
 
-    FILE *p = popen(cmd, "r");
-    if (!p)
-        bench_fail("cannot run %s", cmd);
-    size_t got = 0;
-    while (got < n && fscanf(p, "%lf", &out[got]) == 1)
-        got++;
-    int status = pclose(p);
-    if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        bench_fail("%s: exit status %d", cmd, status);
-    if (got != n)
-        bench_fail("%s: printed %zu numbers, expected %zu", cmd, got, n);
-    return got;
+/* ---- Go anchors -------------------------------------------------------------
+ */
+
+static char go_dir[1024]; /* the temporary build directory, once made */
+static char go_bin[1100]; /* the program in it */
+
+static void go_cleanup(void)
+{
+    char cmd[2048] = "rm -rf ";
+    shell_quote(cmd, sizeof cmd, go_dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "bench: could not remove %s\n", go_dir);
+}
+
+/* Build the anchors program once: `go build` of every .go file in
+ * $PACT_BENCH_GOSRC, with a cache in the temporary directory unless GOCACHE
+ * is set (Go 1.20 and later then compile the standard library there once per
+ * run), and GOPATH there too, so that the build needs no HOME and writes
+ * nothing outside it. @return its path, or NULL when Go is not configured. */
+static const char *go_anchors(void)
+{
+    const char *go = getenv("PACT_BENCH_GO");
+    const char *src = getenv("PACT_BENCH_GOSRC");
+    const char *tmp = getenv("TMPDIR");
+    char dir[1200], cmd[8192] = "cd ";
+
+    if (!go || !*go)
+        return NULL;
+    if (*go_bin)
+        return go_bin;
+    snprintf(go_dir, sizeof go_dir, "%s/pact-bench-go.XXXXXX",
+             tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(go_dir))
+        bench_fail("mkdtemp %s failed", go_dir);
+    atexit(go_cleanup);
+    snprintf(go_bin, sizeof go_bin, "%s/anchors", go_dir);
+
+    shell_quote(cmd, sizeof cmd, src && *src ? src : "test/bench/go");
+    strcat(cmd, " && GOPATH=");
+    snprintf(dir, sizeof dir, "%s/gopath", go_dir);
+    shell_quote(cmd, sizeof cmd, dir);
+    const char *cache = getenv("GOCACHE");
+    if (!cache || !*cache) {
+        strcat(cmd, " GOCACHE=");
+        snprintf(dir, sizeof dir, "%s/cache", go_dir);
+        shell_quote(cmd, sizeof cmd, dir);
+    }
+    strcat(cmd, " ");
+    shell_quote(cmd, sizeof cmd, go);
+    strcat(cmd, " build -o ");
+    shell_quote(cmd, sizeof cmd, go_bin);
+    strcat(cmd, " ./*.go >&2"); /* stdout holds only result lines */
+    if (system(cmd) != 0)
+        bench_fail("%s: the Go anchors did not build", cmd);
+    return go_bin;
+}
+
+size_t bench_go(const char *args, double *out, size_t n)
+{
+    const char *bin = go_anchors();
+    char cmd[4096] = "";
+
+    if (!bin)
+        return 0;
+    shell_quote(cmd, sizeof cmd, bin);
+    strcat(cmd, " ");
+    strcat(cmd, args);
+    return read_numbers(cmd, out, n);
 }
 
 /* ---- shared workload -------------------------------------------------------
@@ -181,7 +256,8 @@ void bench_delays(uint32_t *ms, size_t n)
 /* The registries in the order they run. bench_core comes last: its last
  * benchmark (post.hop) turns on libevent's locking for the whole process,
  * which would also slow every pact loop measured after it. */
-static const bench_def *const registries[] = {bench_promise, bench_core};
+static const bench_def *const registries[] = {bench_promise, bench_task,
+                                              bench_core};
 #define NREGISTRIES (sizeof registries / sizeof registries[0])
 
 static const bench_def *find(const char *name)

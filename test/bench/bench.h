@@ -23,9 +23,11 @@ typedef struct bench_def {
 } bench_def;
 
 /* The registries, each terminated by a zero entry: the loop core
- * (bench_core.c) and the promises (bench_promise.c). */
+ * (bench_core.c), the promises (bench_promise.c) and the await layer
+ * (bench_task.c). */
 extern const bench_def bench_core[];
 extern const bench_def bench_promise[];
+extern const bench_def bench_task[];
 
 /* One system's result for one figure; value < 0 means "not measured". */
 typedef struct bench_anchor {
@@ -76,6 +78,16 @@ void bench_check_(long rc, const char *what, const char *file, int line);
  *   numbers aborts the run: a broken anchor must not pass as a missing one.
  */
 size_t bench_node(const char *script, double *out, size_t n);
+
+/**
+ * Run the Go anchors' program as `anchors @p args` and read the numbers it
+ * prints into @p out. The program is built on first use from the sources in
+ * $PACT_BENCH_GOSRC with $PACT_BENCH_GO (`go build` into a temporary
+ * directory, removed at exit). @p args is a fixed string of this program's.
+ * @return as bench_node: 0 when Go is not configured (the anchor is skipped);
+ *   a failed build or run aborts.
+ */
+size_t bench_go(const char *args, double *out, size_t n);
 
 /* ---- shared workload -------------------------------------------------------
  */
