@@ -78,7 +78,6 @@ static struct pact__stack *stack_map(size_t size, bool guard)
     s->guard = guard;
     s->next = NULL;
     s->vg = VALGRIND_STACK_REGISTER(s->lo, s->lo + size);
-    memcpy(s->lo, &(uint32_t){PACT__CANARY}, sizeof(uint32_t));
     return s;
 }
 

@@ -203,7 +203,7 @@ static void overflowed(pact_task *t)
 static void finish(pact_task *t);
 
 /* Continue @p t until it awaits or ends (on the resumer's stack). */
-static void run(pact_task *t)
+static PACT__ALWAYS_INLINE void run(pact_task *t)
 {
     pact__ctx back;
     void *fake = NULL;
@@ -439,8 +439,8 @@ static pact_error *cancelled(void)
                                       "(pact_loop_close_all)");
 }
 
-pact_error *pact_await_at(pact_promise *p, pact_value *out, const char *file,
-                          int line)
+static PACT__ALWAYS_INLINE pact_error *
+await_impl(pact_promise *p, pact_value *out, const char *file, int line)
 {
     if (out)
         *out = pact_nothing();
@@ -472,10 +472,16 @@ pact_error *pact_await_at(pact_promise *p, pact_value *out, const char *file,
     return wait_woken(t, out, file, line);
 }
 
+pact_error *pact_await_at(pact_promise *p, pact_value *out, const char *file,
+                          int line)
+{
+    return await_impl(p, out, file, line);
+}
+
 pact_value pact_await_value_at(pact_promise *p, const char *file, int line)
 {
     pact_value v;
-    pact_error *err = pact_await_at(p, &v, file, line);
+    pact_error *err = await_impl(p, &v, file, line);
     if (!err)
         return v;
     pact_task *t = current;
