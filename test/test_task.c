@@ -1656,6 +1656,54 @@ START_TEST(await_unheld_promise_cancelled)
 }
 END_TEST
 
+/* When no stack can be mapped (here: more address space than a process
+ * has; in practice vm.max_map_count or memory), the promise comes back
+ * already rejected with PACT_ENOMEM naming the likely ceiling, and the body
+ * never runs. */
+static int nostack_runs;
+
+static pact_error *nostack_body(void *arg, pact_value *result)
+{
+    (void)arg;
+    (void)result;
+    nostack_runs++;
+    return NULL;
+}
+
+static void nostack_seen(pact_error *err, const pact_value *v, void *ud)
+{
+    (void)v;
+    ck_assert_int_eq(pact_error_code(err), PACT_ENOMEM);
+    ++*(int *)ud;
+}
+
+START_TEST(no_stack_rejects_at_once)
+{
+    nostack_runs = 0;
+    pact_task_opts o = {.name = "huge", .stack_size = (size_t)1 << 60};
+    pact_promise *p = pact_task_spawn(t_loop, nostack_body, NULL, &o);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_int_eq(pact_promise_state(p), PACT_REJECTED);
+    pact_error *e = pact_promise_error(p);
+    ck_assert_int_eq(pact_error_code(e), PACT_ENOMEM);
+    ck_assert_msg(strstr(pact_error_message(e), "vm.max_map_count"),
+                  "message: %s", pact_error_message(e));
+    ck_assert_int_eq(pact_loop_tasks(t_loop), 0);
+    int handled = 0;
+    ck_assert_int_eq(pact_promise_callback(p, nostack_seen, &handled), 0);
+    pact_promise_unref(p);
+    ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
+    ck_assert_int_eq(handled, 1);
+    ck_assert_int_eq(nostack_runs, 0);
+    /* the loop still spawns tasks of a possible size */
+    p = pact_task_spawn(t_loop, nostack_body, NULL, NULL);
+    ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
+    ck_assert_int_eq(pact_promise_state(p), PACT_FULFILLED);
+    ck_assert_int_eq(nostack_runs, 1);
+    pact_promise_unref(p);
+}
+END_TEST
+
 /* ---- options and introspection ------------------------------------------ */
 
 struct seen_task {
@@ -2170,6 +2218,7 @@ Suite *suite_task(void)
     tcase_add_test(opt, stack_size_rounding);
     tcase_add_test(opt, stack_pool_reuse);
     tcase_add_test(opt, rounding_mode_per_task);
+    tcase_add_test(opt, no_stack_rejects_at_once);
     suite_add_tcase(s, opt);
 
     return s;
