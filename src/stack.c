@@ -89,18 +89,22 @@ static void stack_unmap(struct pact__stack *s)
     free(s);
 }
 
+static struct pact__stack *pool_pop(struct pact__tasks *ts)
+{
+    struct pact__stack *s = ts->pool;
+    ts->pool = s->next;
+    ts->pooled--;
+    s->next = NULL;
+    return s;
+}
+
 struct pact__stack *pact__stack_get(struct pact__tasks *ts, size_t size)
 {
-    if (size == ts->stack_size && ts->pool && ts->pool->guard == ts->guard) {
-        struct pact__stack *s = ts->pool;
-        ts->pool = s->next;
-        ts->pooled--;
-        s->next = NULL;
-        return s;
-    }
+    if (size == ts->stack_size && ts->pool && ts->pool->guard == ts->guard)
+        return pool_pop(ts);
     /* a pool of the other guard setting is of no use any more */
     if (ts->pool && ts->pool->guard != ts->guard)
-        pact__stack_drain(ts);
+        pact__stack_trim(ts, 0);
     return stack_map(size, ts->guard);
 }
 
@@ -119,14 +123,10 @@ void pact__stack_put(struct pact__tasks *ts, struct pact__stack *s)
     stack_unmap(s);
 }
 
-void pact__stack_drain(struct pact__tasks *ts)
+void pact__stack_trim(struct pact__tasks *ts, size_t keep)
 {
-    for (struct pact__stack *s = ts->pool, *nx; s; s = nx) {
-        nx = s->next;
-        stack_unmap(s);
-    }
-    ts->pool = NULL;
-    ts->pooled = 0;
+    while (ts->pooled > keep)
+        stack_unmap(pool_pop(ts));
 }
 
 /* ---- overflow reports ---------------------------------------------------- */

@@ -103,7 +103,7 @@ static void tasks_free(pact_loop *loop, void *state)
 {
     (void)loop;
     struct pact__tasks *ts = state;
-    pact__stack_drain(ts);
+    pact__stack_trim(ts, 0);
     free(ts);
 }
 
@@ -621,7 +621,7 @@ int pact_loop_set_stack_size(pact_loop *loop, size_t bytes)
         return PACT_ENOMEM;
     size_t size = pact__stack_round(bytes);
     if (size != ts->stack_size) {
-        pact__stack_drain(ts); /* pooled stacks are the old size */
+        pact__stack_trim(ts, 0); /* pooled stacks are the old size */
         ts->stack_size = size;
     }
     return 0;
@@ -634,16 +634,7 @@ int pact_loop_set_stack_pool(pact_loop *loop, size_t stacks)
     if (!ts)
         return PACT_ENOMEM;
     ts->pool_max = stacks;
-    while (ts->pooled > stacks) {
-        struct pact__stack *s = ts->pool;
-        ts->pool = s->next;
-        ts->pooled--;
-        s->next = NULL;
-        size_t keep = ts->pool_max;
-        ts->pool_max = 0; /* so that put unmaps it */
-        pact__stack_put(ts, s);
-        ts->pool_max = keep;
-    }
+    pact__stack_trim(ts, stacks);
     return 0;
 }
 

@@ -63,8 +63,8 @@ struct pact__tasks {
 struct pact__stack *pact__stack_get(struct pact__tasks *ts, size_t size);
 /* Give it back: to the pool, or unmapped. */
 void pact__stack_put(struct pact__tasks *ts, struct pact__stack *s);
-/* Unmap the pool. */
-void pact__stack_drain(struct pact__tasks *ts);
+/* Unmap pooled stacks until at most @p keep are left. */
+void pact__stack_trim(struct pact__tasks *ts, size_t keep);
 /* The word at the bottom of every stack is its canary, checked at each
  * switch back: the zero the kernel gave, never written by us, so that the
  * check reads the shared zero page instead of making a second page of each
