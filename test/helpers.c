@@ -184,6 +184,43 @@ int t_count(const char *hay, const char *needle)
     return n;
 }
 
+pact_promise *t_pending(pact_deferred **d)
+{
+    pact_promise *p = NULL;
+    *d = pact_deferred_new(t_loop, &p);
+    ck_assert_ptr_nonnull(*d);
+    ck_assert_ptr_nonnull(p);
+    return p;
+}
+
+struct later {
+    pact_deferred *d;
+    pact_value v;
+    const char *label;
+};
+
+static void later_cb(pact_error *err, void *ud)
+{
+    ck_assert_ptr_null(err);
+    struct later *l = ud;
+    if (l->label)
+        trace("%s", l->label);
+    ck_assert_int_eq(pact_deferred_resolve(l->d, l->v), 0);
+    pact_deferred_unref(l->d);
+    free(l);
+}
+
+void t_settle_later(pact_deferred *d, uint64_t ms, pact_value v,
+                    const char *label)
+{
+    struct later *l = malloc(sizeof *l);
+    ck_assert_ptr_nonnull(l);
+    l->d = d;
+    l->v = v;
+    l->label = label;
+    ck_assert_int_eq(pact_timeout(t_loop, ms, later_cb, l, NULL), 0);
+}
+
 void t_spin_ms(int ms)
 {
     uint64_t until = now_us() + (uint64_t)ms * 1000;

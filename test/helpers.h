@@ -31,6 +31,13 @@ char *t_error_text(const pact_error *e);
 /* How many times @p needle occurs in @p hay. */
 int t_count(const char *hay, const char *needle);
 
+/* A pending promise; its deferred goes to *d. */
+pact_promise *t_pending(pact_deferred **d);
+/* After @p ms, resolve @p d (stolen) with @p v (stolen; pact_throw(e)
+ * rejects), tracing @p label (may be NULL) first. */
+void t_settle_later(pact_deferred *d, uint64_t ms, pact_value v,
+                    const char *label);
+
 /* Busy-wait @p ms, so that timers are already due when the loop next looks. */
 void t_spin_ms(int ms);
 

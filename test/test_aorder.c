@@ -38,167 +38,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "helpers.h"
+#include "jsish.h"
 #include "suites.h"
 
 typedef pact_promise P;
 
-/* What a case's callbacks share; zeroed before each case, and whatever it
- * still holds is dropped after the run. */
-static struct {
-    P *p[4];             /* promises a later callback uses */
-    pact_deferred *d[4]; /* resolve functions a later callback calls */
-    struct capture cap;  /* stderr during the case */
-    bool capturing;
-} S;
+/* What a case's callbacks share (S.p: promises, S.d: resolve functions a
+ * later callback uses). */
+static struct js_case S;
 
-/* ---- the JavaScript vocabulary, each call asserted to succeed ---------- */
-
-static void set_timeout(uint64_t ms, pact_cb cb, void *ud)
-{
-    ck_assert_int_eq(pact_timeout(t_loop, ms, cb, ud, NULL), 0);
-}
-
-static void set_immediate(pact_cb cb, void *ud)
-{
-    ck_assert_int_eq(pact_immediate(t_loop, cb, ud, NULL), 0);
-}
-
-static void next_tick(pact_fn fn, void *ud)
-{
-    ck_assert_int_eq(pact_next_tick(t_loop, fn, ud), 0);
-}
-
-static void queue_microtask(pact_fn fn, void *ud)
-{
-    ck_assert_int_eq(pact_queue_microtask(t_loop, fn, ud), 0);
-}
-
-/* A JS string value, and the string a value holds. */
-static pact_value str(const char *s)
-{
-    return pact_ptr((void *)s);
-}
-
-static const char *sv(const pact_value *v)
-{
-    ck_assert_ptr_nonnull(v);
-    ck_assert_int_eq(v->kind, PACT_PTR);
-    return (const char *)v->u.ptr;
-}
-
-/* new Error(msg) */
-static pact_error *error(const char *msg)
-{
-    pact_error *e = PACT_ERROR(PACT_EIO, "%s", msg);
-    ck_assert_ptr_nonnull(e);
-    return e;
-}
-
-static const char *msg(pact_error *e)
-{
-    ck_assert_ptr_nonnull(e);
-    return pact_error_message(e);
-}
-
-static P *nonnull(P *p)
-{
-    ck_assert_ptr_nonnull(p);
-    return p;
-}
-
-/* Promise.resolve(v), Promise.reject(new Error(m)). */
-static P *resolved(pact_value v)
-{
-    return nonnull(pact_resolved(t_loop, v));
-}
-
-static P *rejected(const char *m)
-{
-    return nonnull(pact_rejected(t_loop, error(m)));
-}
-
-/* p.then(ok), p.catch(fail): each consumes @p p and returns the derived
- * promise. */
-static P *then(P *p, pact_on_fulfilled ok, pact_on_rejected fail, void *ud)
-{
-    P *q = nonnull(pact_then(p, ok, fail, ud));
-    pact_promise_unref(p);
-    return q;
-}
-
-static P *catch_(P *p, pact_on_rejected fail, void *ud)
-{
-    P *q = nonnull(pact_catch(p, fail, ud));
-    pact_promise_unref(p);
-    return q;
-}
-
-static P *ref(P *p)
-{
-    return pact_promise_ref(p);
-}
-
-static void drop(P *p)
-{
-    pact_promise_unref(p);
-}
-
-/* new Promise((resolve) => ...): the resolver, and the promise in *out. */
-static pact_deferred *defer(P **out)
-{
-    pact_deferred *d = pact_deferred_new(t_loop, out);
-    ck_assert_ptr_nonnull(d);
-    return d;
-}
-
-/* resolve(v) once; then the case forgets the resolver. */
-static void resolve(pact_deferred **d, pact_value v)
-{
-    ck_assert_int_eq(pact_deferred_resolve(*d, v), 0);
-    pact_deferred_unref(*d);
-    *d = NULL;
-}
-
-/* () => log(ud) */
-static pact_value ok_log(const pact_value *v, void *ud)
-{
-    (void)v;
-    trace("%s", (const char *)ud);
-    return pact_nothing();
-}
-
-/* (v) => log(ud + ' ' + v) */
-static pact_value ok_log_v(const pact_value *v, void *ud)
-{
-    trace("%s %s", (const char *)ud, sv(v));
-    return pact_nothing();
-}
-
-/* (e) => log(ud + ' ' + e.message) */
-static pact_value fail_log_e(pact_error *e, void *ud)
-{
-    trace("%s %s", (const char *)ud, msg(e));
-    return pact_nothing();
-}
-
-/* A plain chain: one line per microtask turn, to count turns by.
- *   let p = Promise.resolve();
- *   for (let i = 1; i <= n; i++) p = p.then(() => log('turn ' + i)); */
-static pact_value turns_step(const pact_value *v, void *ud)
-{
-    (void)v;
-    trace("turn %d", (int)(intptr_t)ud);
-    return pact_nothing();
-}
-
-static void turns(int n)
-{
-    P *p = resolved(pact_nothing());
-    for (int i = 1; i <= n; i++)
-        p = then(p, turns_step, NULL, (void *)(intptr_t)i);
-    drop(p);
-}
+/* ---- more of the JavaScript vocabulary (the rest: jsish.h) --------------- */
 
 /* Promise.resolve().then(() => log(a)).then(() => log(b))...: @p n lines,
  * "<prefix> 1" to "<prefix> n" (static strings). */
@@ -212,26 +61,6 @@ static void then_chain(const char *const *lines, int n)
 
 static const char *const then_lines[] = {"then 1", "then 2", "then 3", "then 4",
                                          "then 5"};
-
-/* process.on('unhandledRejection', (e) => log('unhandledRejection ' +
- * e.message)) and process.on('rejectionHandled', () =>
- * log('rejectionHandled')). */
-static bool log_hook(pact_loop *loop, pact_rejection_event ev, P *p, void *ud)
-{
-    (void)ud;
-    ck_assert_ptr_eq(loop, t_loop);
-    ck_assert_int_eq(pact_promise_state(p), PACT_REJECTED);
-    if (ev == PACT_REJECTION_UNHANDLED)
-        trace("unhandledRejection %s", msg(pact_promise_error(p)));
-    else
-        trace("rejectionHandled");
-    return true;
-}
-
-static void on_rejection(void)
-{
-    ck_assert_int_eq(pact_loop_on_rejection(t_loop, log_hook, NULL), 0);
-}
 
 /* ---- async functions and tasks ------------------------------------------- */
 
@@ -269,147 +98,23 @@ static P *spawn(pact_task_fn fn, const char *arg)
 
 /* ---- the driver ---------------------------------------------------------- */
 
-/* The 1-based number of the first line where @p a and @p b differ. */
-static int first_diff_line(const char *a, const char *b)
-{
-    int line = 1;
-    for (; *a && *a == *b; a++, b++)
-        if (*a == '\n')
-            line++;
-    return line;
-}
-
-/* Copy line @p n (1-based) of @p s into @p buf, or "(end)" past the end. */
-static const char *nth_line(const char *s, int n, char *buf, size_t len)
-{
-    for (; n > 1 && *s; s++)
-        if (*s == '\n')
-            n--;
-    if (!*s)
-        return "(end)";
-    size_t k = strcspn(s, "\n");
-    snprintf(buf, len, "%.*s", (int)k, s);
-    return buf;
-}
-
-static char *read_fixture(const char *name, const char *ext)
-{
-    char rel[128];
-    snprintf(rel, sizeof rel, "async/%s.%s", name, ext);
-    return t_read_fixture(rel);
-}
-
-/* pact's trace must be @p want (Node's, unless a case says otherwise). */
-static void expect_trace(const char *name, const char *want)
-{
-    char want_line[256], got_line[256];
-    const char *got = trace_text();
-    if (strcmp(want, got) == 0)
-        return;
-    int line = first_diff_line(want, got);
-    fprintf(stderr,
-            "async/%s: pact's trace differs from Node's at line %d\n"
-            "--- node\n%s--- pact\n%s---\n",
-            name, line, want, got);
-    const char *w = nth_line(want, line, want_line, sizeof want_line);
-    const char *g = nth_line(got, line, got_line, sizeof got_line);
-    ck_abort_msg("%s: line %d: node '%s', pact '%s'", name, line, w, g);
-}
-
-static void expect_fixture(const char *name)
-{
-    char *want = read_fixture(name, "txt");
-    ck_assert_msg(want != NULL,
-                  "no fixture async/%s.txt (is PACT_FIXTURES "
-                  "set?)",
-                  name);
-    expect_trace(name, want);
-    free(want);
-}
-
-/* Node's exit status for the case: <case>.exit, or 0 without one. */
-static int fixture_exit(const char *name)
-{
-    char *s = read_fixture(name, "exit");
-    if (!s)
-        return 0;
-    int status = atoi(s);
-    free(s);
-    return status;
-}
-
-/* Drop what the case still holds. */
-static void release_held(void)
-{
-    for (size_t i = 0; i < sizeof S.p / sizeof S.p[0]; i++) {
-        if (S.p[i])
-            pact_promise_unref(S.p[i]);
-        S.p[i] = NULL;
-    }
-    for (size_t i = 0; i < sizeof S.d / sizeof S.d[0]; i++) {
-        if (S.d[i])
-            pact_deferred_unref(S.d[i]);
-        S.d[i] = NULL;
-    }
-}
-
-/* Run one case: its main turn and the loop, with stderr captured. @p err1
- * and @p err2 (may be NULL) are what pact must print on stderr; with both
- * NULL, nothing. The trace is left for the caller to compare. */
+/* Run one case (jsish.h); the trace is left for the caller to compare. */
 static void run_only(const char *name, void (*main_turn)(void),
                      const char *err1, const char *err2)
 {
-    memset(&S, 0, sizeof S);
-    int want_exit = fixture_exit(name);
-    capture_begin(&S.cap);
-    S.capturing = true;
-    main_turn();
-    int rc = pact_loop_run(t_loop, PACT_RUN_DEFAULT);
-    S.capturing = false;
-    char *err = capture_end(&S.cap);
-    release_held();
-    if (want_exit != 0)
-        pact_loop_close_all(t_loop); /* the process ended there */
-    /* what the release let go of (a task's stale wake-ups) */
-    ck_assert_int_ge(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
-
-    int want_rc = want_exit == 0 ? 0 : PACT_EUNHANDLED;
-    bool err_ok = err1 ? strstr(err, err1) && (!err2 || strstr(err, err2))
-                       : err[0] == '\0';
-    if (rc != want_rc || !err_ok)
-        fprintf(stderr,
-                "async/%s: pact_loop_run returned %d (node exits %d); "
-                "trace:\n%s--- stderr:\n%s---\n",
-                name, rc, want_exit, trace_text(), err);
-    free(err);
-    ck_assert_msg(want_exit == 0 || want_exit == 1, "%s: exit %d", name,
-                  want_exit);
-    ck_assert_int_eq(rc, want_rc);
-    if (err1)
-        ck_assert_msg(err_ok, "%s: pact's stderr lacks '%s'%s%s", name, err1,
-                      err2 ? " or " : "", err2 ? err2 : "");
-    else
-        ck_assert_msg(err_ok, "%s: pact wrote to stderr, node did not", name);
-    ck_assert_uint_eq(pact_loop_tasks(t_loop), 0);
+    js_run(&S, "async", JS_RUN_TASKS, name, main_turn, err1, err2);
 }
 
 static void run_case(const char *name, void (*main_turn)(void),
                      const char *err1, const char *err2)
 {
     run_only(name, main_turn, err1, err2);
-    expect_fixture(name);
+    js_expect_fixture("async", name);
 }
 
 static void aorder_teardown(void)
 {
-    if (S.capturing) { /* the case failed inside its run */
-        S.capturing = false;
-        char *err = capture_end(&S.cap);
-        fputs(err, stderr);
-        free(err);
-    }
-    release_held();
-    t_teardown();
+    js_teardown(&S);
 }
 
 /* One Check test per case, named after it. */
@@ -720,7 +425,7 @@ static pact_error *reject_through_c(pact_async *a, pact_value *result)
     trace("c start");
     AWAIT_NULL(a);
     trace("c throws");
-    return error("boom");
+    return new_error("boom");
     PACT_ASYNC_END(a);
 }
 
@@ -755,7 +460,7 @@ static pact_error *reject_through_s(pact_async *a, pact_value *result)
     (void)result;
     PACT_ASYNC_BEGIN(a);
     trace("s throws at once");
-    return error("sync");
+    return new_error("sync");
     PACT_ASYNC_END(a);
 }
 
@@ -778,7 +483,7 @@ static pact_error *fails(pact_async *a, pact_value *result)
     PACT_ASYNC_BEGIN(a);
     AWAIT_NULL(a);
     trace("fails %s", f->name);
-    return error(f->name);
+    return new_error(f->name);
     PACT_ASYNC_END(a);
 }
 
@@ -787,7 +492,7 @@ static pact_error *unhandled_fails_at_once(pact_async *a, pact_value *result)
     (void)result;
     PACT_ASYNC_BEGIN(a);
     trace("failsAtOnce throws");
-    return error("at once");
+    return new_error("at once");
     PACT_ASYNC_END(a);
 }
 
@@ -814,7 +519,7 @@ static pact_value unhandled_then3(const pact_value *v, void *ud)
 
 static void unhandled_main(void)
 {
-    on_rejection();
+    on_rejection(log_hook, NULL);
     drop(call(fails, "nobody", NULL));
     drop(call(unhandled_fails_at_once, NULL, NULL));
     S.p[0] = call(fails, "late", NULL);
@@ -835,7 +540,7 @@ static pact_error *unhandled_exit_f(pact_async *a, pact_value *result)
     trace("f start");
     AWAIT_NULL(a);
     trace("f throws");
-    return error("unawaited");
+    return new_error("unawaited");
     PACT_ASYNC_END(a);
 }
 
@@ -868,7 +573,7 @@ static pact_error *await_handles_late_f(pact_async *a, pact_value *result)
 
 static void await_handles_late_main(void)
 {
-    on_rejection();
+    on_rejection(log_hook, NULL);
     S.p[0] = rejected("early");
     drop(call(await_handles_late_f, NULL, NULL));
 }
@@ -1099,7 +804,7 @@ static pact_error *task_throw_inner(pact_async *a, pact_value *result)
     trace("inner starts");
     AWAIT_NULL(a);
     trace("inner throws");
-    return error("inner");
+    return new_error("inner");
     PACT_ASYNC_END(a);
 }
 
@@ -1135,12 +840,12 @@ static pact_error *task_throw_lonely(void *arg, pact_value *result)
     (void)result;
     trace("lonely starts");
     PACT_AWAIT(resolved(pact_nothing()));
-    return error("lonely");
+    return new_error("lonely");
 }
 
 static void task_throw_main(void)
 {
-    on_rejection();
+    on_rejection(log_hook, NULL);
     drop(then(spawn(task_throw_outer, NULL), ok_log_v, NULL, "outer result"));
     drop(catch_(spawn(task_throw_thrower, NULL), fail_log_e,
                 "thrower rejected"));
@@ -1233,12 +938,12 @@ static void task_await_any_main(void)
 
 START_TEST(task_await_any)
 {
-    char *node = read_fixture("task_await_any", "txt");
+    char *node = js_read_fixture("async", "task_await_any", "txt");
     ck_assert_msg(node != NULL, "no fixture async/task_await_any.txt");
     ck_assert_str_eq(node, task_await_any_node);
     free(node);
     run_only("task_await_any", task_await_any_main, NULL, NULL);
-    expect_trace("task_await_any", task_await_any_pact);
+    js_expect_trace("async", "task_await_any", task_await_any_pact);
 }
 END_TEST
 

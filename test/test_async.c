@@ -44,6 +44,33 @@ static void run_loop(void)
     ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
 }
 
+/* Run the loop until nothing is left, with stderr captured. @return what
+ * was printed (malloc'd); the run's result goes to *rc. */
+static char *run_captured(int *rc)
+{
+    struct capture cap;
+    capture_begin(&cap);
+    *rc = pact_loop_run(t_loop, PACT_RUN_DEFAULT);
+    return capture_end(&cap);
+}
+
+/* run_captured, which must return 0 and print nothing. */
+static void run_quiet(void)
+{
+    int rc;
+    char *err = run_captured(&rc);
+    ck_assert_msg(rc == 0 && !err[0], "rc %d, stderr: %s", rc, err);
+    free(err);
+}
+
+/* One turn that leaves work (the frames' awaits), then
+ * pact_loop_close_all. */
+static void close_all_after_a_turn(void)
+{
+    ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_NOWAIT), 1);
+    ck_assert_int_eq(pact_loop_close_all(t_loop), 0);
+}
+
 static void expect_int(P *p, int64_t want)
 {
     ck_assert_int_eq(pact_promise_state(p), PACT_FULFILLED);
@@ -218,10 +245,8 @@ START_TEST(unawaited_rejection_reported)
     P *p = start(new_frame(sizeof(pact_async), fails_sync_body));
     expect_error(p, PACT_EIO, "nobody awaits this");
     pact_promise_unref(p);
-    struct capture cap;
-    capture_begin(&cap);
-    int rc = pact_loop_run(t_loop, PACT_RUN_DEFAULT);
-    char *err = capture_end(&cap);
+    int rc;
+    char *err = run_captured(&rc);
     ck_assert_int_eq(rc, PACT_EUNHANDLED);
     ck_assert_msg(strstr(err, "nobody awaits this"), "stderr: %s", err);
     free(err);
@@ -592,15 +617,9 @@ START_TEST(close_all_cancels_later_awaits)
     struct shutdown *f = new_frame(sizeof *f, shutdown_body);
     f->gate = pact_promise_ref(gate);
     P *p = start(f);
-    ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_NOWAIT), 1);
-    ck_assert_int_eq(pact_loop_close_all(t_loop), 0);
+    close_all_after_a_turn();
     P *later = basic(1); /* started after: not cancelled */
-    struct capture cap;
-    capture_begin(&cap);
-    int rc = pact_loop_run(t_loop, PACT_RUN_DEFAULT);
-    char *err = capture_end(&cap);
-    ck_assert_msg(rc == 0 && !err[0], "rc %d, stderr: %s", rc, err);
-    free(err);
+    run_quiet();
     ck_assert_int_eq(C.after, 2);
     ck_assert_int_eq(C.done, 1); /* basic's only */
     ck_assert_int_eq(pact_promise_state(gate), PACT_PENDING);
@@ -635,12 +654,9 @@ START_TEST(close_all_other_error_reported)
 {
     P *p = start(new_frame(sizeof(struct shutdown), shutdown_fails_body));
     pact_promise_unref(p);
-    ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_NOWAIT), 1);
-    ck_assert_int_eq(pact_loop_close_all(t_loop), 0);
-    struct capture cap;
-    capture_begin(&cap);
-    int rc = pact_loop_run(t_loop, PACT_RUN_DEFAULT);
-    char *err = capture_end(&cap);
+    close_all_after_a_turn();
+    int rc;
+    char *err = run_captured(&rc);
     ck_assert_msg(rc == PACT_EUNHANDLED && strstr(err, "cleanup failed"),
                   "rc %d, stderr: %s", rc, err);
     free(err);
@@ -664,14 +680,8 @@ START_TEST(close_all_current_await_quiet)
 {
     P *p = start(new_frame(sizeof(pact_async), shutdown_try_body));
     pact_promise_unref(p);
-    ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_NOWAIT), 1);
-    ck_assert_int_eq(pact_loop_close_all(t_loop), 0);
-    struct capture cap;
-    capture_begin(&cap);
-    int rc = pact_loop_run(t_loop, PACT_RUN_DEFAULT);
-    char *err = capture_end(&cap);
-    ck_assert_msg(rc == 0 && !err[0], "rc %d, stderr: %s", rc, err);
-    free(err);
+    close_all_after_a_turn();
+    run_quiet();
     ck_assert_int_eq(C.entries, 2);
     ck_assert_int_eq(C.done, 0);
 }

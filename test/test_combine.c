@@ -30,46 +30,6 @@ enum { NCOMB = sizeof combinators / sizeof combinators[0] };
 
 /* ---- helpers ----------------------------------------------------------- */
 
-/* A pending promise; its deferred goes to *d. */
-static pact_promise *pending(pact_deferred **d)
-{
-    pact_promise *p = NULL;
-    *d = pact_deferred_new(t_loop, &p);
-    ck_assert_ptr_nonnull(*d);
-    ck_assert_ptr_nonnull(p);
-    return p;
-}
-
-struct later {
-    pact_deferred *d;
-    pact_value v;
-    const char *label;
-};
-
-static void later_cb(pact_error *err, void *ud)
-{
-    ck_assert_ptr_null(err);
-    struct later *l = ud;
-    if (l->label)
-        trace("%s", l->label);
-    ck_assert_int_eq(pact_deferred_resolve(l->d, l->v), 0);
-    pact_deferred_unref(l->d);
-    free(l);
-}
-
-/* After @p ms, resolve @p d (stolen) with @p v (stolen; pact_throw(e)
- * rejects), tracing @p label first. */
-static void settle_later(pact_deferred *d, uint64_t ms, pact_value v,
-                         const char *label)
-{
-    struct later *l = malloc(sizeof *l);
-    ck_assert_ptr_nonnull(l);
-    l->d = d;
-    l->v = v;
-    l->label = label;
-    ck_assert_int_eq(pact_timeout(t_loop, ms, later_cb, l, NULL), 0);
-}
-
 /* What a combinator's promise delivered to pact_promise_callback. */
 struct got {
     int calls;
@@ -304,8 +264,8 @@ START_TEST(all_results_in_input_order)
     pact_promise *ps[N];
     for (int i = 0; i < N; i++) {
         pact_deferred *d;
-        ps[i] = pending(&d);
-        settle_later(d, 2 + 4 * (uint64_t)(N - i), pact_int(10 * i), NULL);
+        ps[i] = t_pending(&d);
+        t_settle_later(d, 2 + 4 * (uint64_t)(N - i), pact_int(10 * i), NULL);
     }
     struct got g = {0};
     pact_promise *p = pact_all(t_loop, ps, N);
@@ -333,9 +293,9 @@ static void assert_pending_cb(pact_error *err, void *ud)
 START_TEST(all_waits_for_every_input)
 {
     pact_deferred *d1, *d2;
-    pact_promise *ps[2] = {pending(&d1), pending(&d2)};
-    settle_later(d1, 2, pact_int(1), "settle 1");
-    settle_later(d2, 30, pact_int(2), "settle 2");
+    pact_promise *ps[2] = {t_pending(&d1), t_pending(&d2)};
+    t_settle_later(d1, 2, pact_int(1), "settle 1");
+    t_settle_later(d2, 30, pact_int(2), "settle 2");
     pact_promise *p = pact_all(t_loop, ps, 2);
     struct got g = {0};
     watch(p, &g);
@@ -362,11 +322,11 @@ START_TEST(all_settled_keeps_states)
     pact_promise *ps[N];
     pact_deferred *d[N];
     for (int i = 0; i < N; i++)
-        ps[i] = pending(&d[i]);
-    settle_later(d[0], 20, pact_int(0), "settle 0");
-    settle_later(d[1], 15, pact_throw(pact_error_ref(e1)), "settle 1");
-    settle_later(d[2], 10, pact_int(2), "settle 2");
-    settle_later(d[3], 5, pact_throw(pact_error_ref(e3)), "settle 3");
+        ps[i] = t_pending(&d[i]);
+    t_settle_later(d[0], 20, pact_int(0), "settle 0");
+    t_settle_later(d[1], 15, pact_throw(pact_error_ref(e1)), "settle 1");
+    t_settle_later(d[2], 10, pact_int(2), "settle 2");
+    t_settle_later(d[3], 5, pact_throw(pact_error_ref(e3)), "settle 3");
     struct got g = {0};
     pact_promise *p = pact_all_settled(t_loop, ps, N);
     watch(p, &g);
@@ -422,11 +382,11 @@ START_TEST(all_rejects_with_first_rejection)
     pact_deferred *d[4];
     pact_promise *ps[4];
     for (int i = 0; i < 4; i++)
-        ps[i] = pending(&d[i]);
-    settle_later(d[0], 40, pact_throw(pact_error_ref(ea)), "settle a");
-    settle_later(d[1], 2, pact_int(1), "settle 1");
-    settle_later(d[2], 10, pact_throw(pact_error_ref(eb)), "settle b");
-    settle_later(d[3], 25, pact_throw(pact_error_ref(ec)), "settle c");
+        ps[i] = t_pending(&d[i]);
+    t_settle_later(d[0], 40, pact_throw(pact_error_ref(ea)), "settle a");
+    t_settle_later(d[1], 2, pact_int(1), "settle 1");
+    t_settle_later(d[2], 10, pact_throw(pact_error_ref(eb)), "settle b");
+    t_settle_later(d[3], 25, pact_throw(pact_error_ref(ec)), "settle c");
     struct got g = {0};
     pact_promise *p = pact_all(t_loop, ps, 4);
     watch(p, &g);
@@ -474,10 +434,10 @@ START_TEST(race_first_to_settle)
     pact_deferred *d[3];
     pact_promise *ps[3];
     for (int i = 0; i < 3; i++)
-        ps[i] = pending(&d[i]);
-    settle_later(d[0], 30, pact_int(0), "settle 0");
-    settle_later(d[1], 5, pact_throw(pact_error_ref(e)), "settle 1");
-    settle_later(d[2], 15, pact_int(2), "settle 2");
+        ps[i] = t_pending(&d[i]);
+    t_settle_later(d[0], 30, pact_int(0), "settle 0");
+    t_settle_later(d[1], 5, pact_throw(pact_error_ref(e)), "settle 1");
+    t_settle_later(d[2], 15, pact_int(2), "settle 2");
     struct got g = {0};
     pact_promise *p = pact_race(t_loop, ps, 3);
     watch(p, &g);
@@ -491,9 +451,9 @@ START_TEST(race_first_to_settle)
     /* a fulfilment first wins too; the later rejection is handled */
     trace_reset();
     for (int i = 0; i < 2; i++)
-        ps[i] = pending(&d[i]);
-    settle_later(d[0], 15, pact_throw(pact_error_ref(e)), "settle 0");
-    settle_later(d[1], 5, pact_int(11), "settle 1");
+        ps[i] = t_pending(&d[i]);
+    t_settle_later(d[0], 15, pact_throw(pact_error_ref(e)), "settle 0");
+    t_settle_later(d[1], 5, pact_int(11), "settle 1");
     struct got g2 = {0};
     p = pact_race(t_loop, ps, 2);
     watch(p, &g2);
@@ -517,9 +477,9 @@ START_TEST(race_already_settled_first_in_array_order)
     pact_deferred *d;
     pact_promise *ps[3];
     ps[2] = pact_resolved(t_loop, pact_int(2)); /* settled first in time */
-    ps[0] = pending(&d);
+    ps[0] = t_pending(&d);
     ps[1] = pact_rejected(t_loop, pact_error_ref(e));
-    settle_later(d, 2, pact_int(0), NULL);
+    t_settle_later(d, 2, pact_int(0), NULL);
     pact_promise *p = pact_race(t_loop, ps, 3);
     struct got g = {0};
     watch(p, &g);
@@ -535,7 +495,7 @@ START_TEST(race_already_settled_first_in_array_order)
      * the loop */
     pact_deferred *d2;
     pact_promise *q[2];
-    q[0] = pending(&d2);
+    q[0] = t_pending(&d2);
     ck_assert_int_eq(pact_deferred_resolve(d2, pact_int(5)), 0);
     pact_deferred_unref(d2);
     q[1] = pact_rejected(t_loop, pact_error_ref(e));
@@ -559,10 +519,10 @@ START_TEST(any_first_fulfilment)
     pact_deferred *d[3];
     pact_promise *ps[3];
     for (int i = 0; i < 3; i++)
-        ps[i] = pending(&d[i]);
-    settle_later(d[0], 2, pact_throw(PACT_ERROR(PACT_EIO, "x")), "settle 0");
-    settle_later(d[1], 25, pact_int(1), "settle 1");
-    settle_later(d[2], 10, pact_int(2), "settle 2");
+        ps[i] = t_pending(&d[i]);
+    t_settle_later(d[0], 2, pact_throw(PACT_ERROR(PACT_EIO, "x")), "settle 0");
+    t_settle_later(d[1], 25, pact_int(1), "settle 1");
+    t_settle_later(d[2], 10, pact_int(2), "settle 2");
     struct got g = {0};
     pact_promise *p = pact_any(t_loop, ps, 3);
     watch(p, &g);
@@ -599,9 +559,9 @@ START_TEST(any_all_rejected_aggregate_in_input_order)
     pact_promise *ps[N];
     for (int i = 0; i < N; i++) {
         es[i] = PACT_ERROR(PACT_EIO, "%s", names[i]);
-        ps[i] = pending(&d[i]);
-        settle_later(d[i], 2 + 8 * (uint64_t)(N - i),
-                     pact_throw(pact_error_ref(es[i])), names[i]);
+        ps[i] = t_pending(&d[i]);
+        t_settle_later(d[i], 2 + 8 * (uint64_t)(N - i),
+                       pact_throw(pact_error_ref(es[i])), names[i]);
     }
     struct got g = {0};
     pact_promise *p = pact_any(t_loop, ps, N);
@@ -646,9 +606,9 @@ END_TEST
 START_TEST(duplicate_inputs)
 {
     pact_deferred *d;
-    pact_promise *p7 = pending(&d);
+    pact_promise *p7 = t_pending(&d);
     pact_promise *p8 = pact_resolved(t_loop, pact_int(8));
-    settle_later(d, 2, pact_int(7), NULL);
+    t_settle_later(d, 2, pact_int(7), NULL);
     pact_promise *ps[3] = {p7, p8, p7};
     pact_promise *all = pact_all(t_loop, ps, 3);
     pact_promise *settled = pact_all_settled(t_loop, ps, 3);
@@ -898,8 +858,8 @@ START_TEST(drop_all_references_list)
                 ps[i] = pact_resolved(t_loop, counted(i));
             } else {
                 pact_deferred *d;
-                ps[i] = pending(&d);
-                settle_later(d, 2 + 3 * (uint64_t)(N - i), counted(i), NULL);
+                ps[i] = t_pending(&d);
+                t_settle_later(d, 2 + 3 * (uint64_t)(N - i), counted(i), NULL);
             }
         }
         struct seen_list s = {0};
@@ -926,10 +886,10 @@ START_TEST(drop_all_references_race_any)
         pact_deferred *d[3];
         pact_promise *ps[3];
         for (int i = 0; i < 3; i++)
-            ps[i] = pending(&d[i]);
-        settle_later(d[0], 20, pact_int(0), NULL);
-        settle_later(d[1], 2, pact_throw(PACT_ERROR(PACT_EIO, "no")), NULL);
-        settle_later(d[2], 10, pact_int(2), NULL);
+            ps[i] = t_pending(&d[i]);
+        t_settle_later(d[0], 20, pact_int(0), NULL);
+        t_settle_later(d[1], 2, pact_throw(PACT_ERROR(PACT_EIO, "no")), NULL);
+        t_settle_later(d[2], 10, pact_int(2), NULL);
         pact_promise *p =
             k == 0 ? pact_race(t_loop, ps, 3) : pact_any(t_loop, ps, 3);
         struct got g = {0};
@@ -971,10 +931,10 @@ START_TEST(drop_all_references_any_rejected)
     pact_promise *ps[N];
     for (int i = 0; i < N; i++) {
         pact_deferred *d;
-        ps[i] = pending(&d);
+        ps[i] = t_pending(&d);
         pact_error *e =
             pact_error_new_at("marker", 1000 + i, NULL, PACT_EIO, NULL);
-        settle_later(d, 2 + 3 * (uint64_t)(N - i), pact_throw(e), NULL);
+        t_settle_later(d, 2 + 3 * (uint64_t)(N - i), pact_throw(e), NULL);
     }
     struct seen_list s = {0};
     pact_promise *p = pact_any(t_loop, ps, N);
@@ -1018,7 +978,7 @@ END_TEST
 START_TEST(dropped_producers_reject_all)
 {
     pact_deferred *d1, *d2;
-    pact_promise *ps[2] = {pending(&d1), pending(&d2)};
+    pact_promise *ps[2] = {t_pending(&d1), t_pending(&d2)};
     struct got g = {0};
     pact_promise *p = pact_all(t_loop, ps, 2);
     watch(p, &g);
@@ -1039,9 +999,9 @@ END_TEST
 START_TEST(timeout_around_race)
 {
     pact_deferred *d1, *d2;
-    pact_promise *ps[2] = {pending(&d1), pending(&d2)};
-    settle_later(d1, 60, pact_int(1), "settle 1");
-    settle_later(d2, 80, pact_throw(PACT_ERROR(PACT_EIO)), "settle 2");
+    pact_promise *ps[2] = {t_pending(&d1), t_pending(&d2)};
+    t_settle_later(d1, 60, pact_int(1), "settle 1");
+    t_settle_later(d2, 80, pact_throw(PACT_ERROR(PACT_EIO)), "settle 2");
     pact_promise *race = pact_race(t_loop, ps, 2);
     uint64_t t0 = now_us();
     pact_promise *p = pact_promise_timeout(race, 10);
@@ -1069,9 +1029,9 @@ END_TEST
 START_TEST(timeout_not_reached)
 {
     pact_deferred *d1, *d2;
-    pact_promise *ps[2] = {pending(&d1), pending(&d2)};
-    settle_later(d1, 5, pact_int(1), NULL);
-    settle_later(d2, 2, pact_int(2), NULL);
+    pact_promise *ps[2] = {t_pending(&d1), t_pending(&d2)};
+    t_settle_later(d1, 5, pact_int(1), NULL);
+    t_settle_later(d2, 2, pact_int(2), NULL);
     pact_promise *all = pact_all(t_loop, ps, 2);
     pact_promise *p = pact_promise_timeout(all, 3000);
     ck_assert_ptr_nonnull(p);
@@ -1093,8 +1053,8 @@ START_TEST(race_with_delay)
 {
     pact_deferred *d;
     pact_promise *ps[2];
-    ps[0] = pending(&d);
-    settle_later(d, 50, pact_int(1), "work done");
+    ps[0] = t_pending(&d);
+    t_settle_later(d, 50, pact_int(1), "work done");
     ps[1] = pact_delay(t_loop, 5, NULL);
     ck_assert_ptr_nonnull(ps[1]);
     struct got g = {0};
@@ -1132,9 +1092,9 @@ START_TEST(abortable_around_any)
     pact_error *reason = PACT_ERROR(PACT_EPIPE, "user gave up");
     struct aborter ab = {tok, reason};
     pact_deferred *d1, *d2;
-    pact_promise *ps[2] = {pending(&d1), pending(&d2)};
-    settle_later(d1, 30, pact_throw(PACT_ERROR(PACT_EIO)), "settle 1");
-    settle_later(d2, 40, pact_throw(PACT_ERROR(PACT_EIO)), "settle 2");
+    pact_promise *ps[2] = {t_pending(&d1), t_pending(&d2)};
+    t_settle_later(d1, 30, pact_throw(PACT_ERROR(PACT_EIO)), "settle 1");
+    t_settle_later(d2, 40, pact_throw(PACT_ERROR(PACT_EIO)), "settle 2");
     ck_assert_int_eq(pact_timeout(t_loop, 5, abort_cb, &ab, NULL), 0);
     pact_promise *any = pact_any(t_loop, ps, 2);
     pact_promise *p = pact_promise_abortable(any, tok);
@@ -1162,8 +1122,8 @@ START_TEST(abortable_already_aborted)
     ck_assert_int_eq(pact_abort_new(t_loop, &tok), 0);
     ck_assert_int_eq(pact_abort_abort(tok, NULL), 0);
     pact_deferred *d;
-    pact_promise *ps[1] = {pending(&d)};
-    settle_later(d, 20, pact_int(1), "settle");
+    pact_promise *ps[1] = {t_pending(&d)};
+    t_settle_later(d, 20, pact_int(1), "settle");
     pact_promise *all = pact_all(t_loop, ps, 1);
     pact_promise *p = pact_promise_abortable(all, tok);
     ck_assert_ptr_nonnull(p);
@@ -1188,8 +1148,8 @@ START_TEST(abortable_abort_after_settle)
     ck_assert_int_eq(pact_abort_new(t_loop, &tok), 0);
     struct aborter ab = {tok, NULL};
     pact_deferred *d;
-    pact_promise *ps[1] = {pending(&d)};
-    settle_later(d, 2, pact_int(4), NULL);
+    pact_promise *ps[1] = {t_pending(&d)};
+    t_settle_later(d, 2, pact_int(4), NULL);
     ck_assert_int_eq(pact_timeout(t_loop, 20, abort_cb, &ab, NULL), 0);
     pact_promise *race = pact_race(t_loop, ps, 1);
     pact_promise *p = pact_promise_abortable(race, tok);
@@ -1212,8 +1172,8 @@ START_TEST(abortable_token_outlives_nothing)
     pact_abort *tok;
     ck_assert_int_eq(pact_abort_new(t_loop, &tok), 0);
     pact_deferred *d;
-    pact_promise *ps[1] = {pending(&d)};
-    settle_later(d, 2, pact_int(6), NULL);
+    pact_promise *ps[1] = {t_pending(&d)};
+    t_settle_later(d, 2, pact_int(6), NULL);
     pact_promise *all = pact_all(t_loop, ps, 1);
     pact_promise *p = pact_promise_abortable(all, tok);
     ck_assert_ptr_nonnull(p);
@@ -1319,8 +1279,8 @@ START_TEST(misuse_null_entry_takes_nothing)
     for (size_t k = 0; k < NCOMB; k++) {
         freed = 0;
         pact_deferred *dd;
-        pact_promise *ps[3] = {pact_resolved(t_loop, counted(0)), pending(&dd),
-                               NULL};
+        pact_promise *ps[3] = {pact_resolved(t_loop, counted(0)),
+                               t_pending(&dd), NULL};
         struct capture cap;
         capture_begin(&cap);
         pact_promise *p = combinators[k].fn(t_loop, ps, 3);

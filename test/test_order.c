@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "helpers.h"
+#include "jsish.h"
 #include "suites.h"
 
 #define I2P(i) ((void *)(intptr_t)(i))
@@ -28,51 +28,7 @@ static struct {
     pact_handle poll; /* its poller: a one-shot read, as fs.readFile is */
 } S;
 
-/* ---- the JavaScript vocabulary, each call asserted to succeed ---------- */
-
-static pact_handle set_timeout(uint64_t ms, pact_cb cb, void *ud)
-{
-    pact_handle h = {0};
-    ck_assert_int_eq(pact_timeout(t_loop, ms, cb, ud, &h), 0);
-    return h;
-}
-
-static pact_handle set_interval(uint64_t ms, pact_cb cb, void *ud)
-{
-    pact_handle h = {0};
-    ck_assert_int_eq(pact_interval(t_loop, ms, cb, ud, &h), 0);
-    return h;
-}
-
-static pact_handle set_immediate(pact_cb cb, void *ud)
-{
-    pact_handle h = {0};
-    ck_assert_int_eq(pact_immediate(t_loop, cb, ud, &h), 0);
-    return h;
-}
-
-static void clear(pact_handle h)
-{
-    ck_assert_int_eq(pact_clear(t_loop, h), 0);
-}
-
-static void next_tick(pact_fn fn, void *ud)
-{
-    ck_assert_int_eq(pact_next_tick(t_loop, fn, ud), 0);
-}
-
-static void queue_microtask(pact_fn fn, void *ud)
-{
-    ck_assert_int_eq(pact_queue_microtask(t_loop, fn, ud), 0);
-}
-
-/* A macrotask callback: no scenario here expects an error. */
-static void expect_ok(pact_error *err)
-{
-    if (err)
-        pact_error_print(err, stderr);
-    ck_assert_ptr_null(err);
-}
+/* ---- a pipe for fs.readFile (the JavaScript vocabulary: jsish.h) --------- */
 
 /* Start the I/O of a case: a pipe with a byte in it is readable at once. */
 static void start_io(pact_poll_cb cb)
@@ -93,51 +49,6 @@ static void io_done(pact_error *err, int events)
 
 /* ---- the driver ---------------------------------------------------------- */
 
-/* The 1-based number of the first line where @p a and @p b differ. */
-static int first_diff_line(const char *a, const char *b)
-{
-    int line = 1;
-    for (; *a && *a == *b; a++, b++)
-        if (*a == '\n')
-            line++;
-    return line;
-}
-
-/* Copy line @p n (1-based) of @p s into @p buf, or "(end)" past the end. */
-static const char *nth_line(const char *s, int n, char *buf, size_t len)
-{
-    for (; n > 1 && *s; s++)
-        if (*s == '\n')
-            n--;
-    if (!*s)
-        return "(end)";
-    size_t k = strcspn(s, "\n");
-    snprintf(buf, len, "%.*s", (int)k, s);
-    return buf;
-}
-
-static void expect_fixture(const char *name)
-{
-    char rel[128], want_line[256], got_line[256];
-    snprintf(rel, sizeof rel, "order/%s.txt", name);
-    char *want = t_read_fixture(rel);
-    ck_assert_msg(want != NULL, "no fixture %s (is PACT_FIXTURES set?)", rel);
-    const char *got = trace_text();
-    if (strcmp(want, got) == 0) {
-        free(want);
-        return;
-    }
-    int line = first_diff_line(want, got);
-    fprintf(stderr,
-            "order/%s: pact's trace differs from Node's at line %d\n"
-            "--- node\n%s--- pact\n%s---\n",
-            name, line, want, got);
-    const char *w = nth_line(want, line, want_line, sizeof want_line);
-    const char *g = nth_line(got, line, got_line, sizeof got_line);
-    free(want);
-    ck_abort_msg("%s: line %d: node '%s', pact '%s'", name, line, w, g);
-}
-
 /* Run one case: its main turn, the loop, then what runs at exit. */
 static void run_case(const char *name, void (*main_turn)(void),
                      void (*at_exit)(void))
@@ -155,7 +66,7 @@ static void run_case(const char *name, void (*main_turn)(void),
     for (int i = 0; i < 2; i++)
         if (S.fds[i] >= 0)
             close(S.fds[i]);
-    expect_fixture(name);
+    js_expect_fixture("order", name);
 }
 
 /* One Check test per case, named after it; <case>_exit runs at exit. */

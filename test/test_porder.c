@@ -17,7 +17,7 @@
  * "x") and e.message its pact_error_message.
  *
  * References: a chain link that JS leaves to the garbage collector is dropped
- * as soon as the next link is made (then/catch_/finally_ below consume their
+ * as soon as the next link is made (then/catch_/finally_ consume their
  * argument), so pact's "freed once its reactions have run" is exercised; a
  * promise or resolver that a later callback still uses is kept in S and
  * dropped after the run.
@@ -32,113 +32,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "helpers.h"
+#include "jsish.h"
 #include "suites.h"
 
 #define I2P(i) ((void *)(intptr_t)(i))
-#define P2I(p) ((int)(intptr_t)(p))
 
 typedef pact_promise P;
 
-/* What a case's callbacks share; zeroed before each case, and whatever it
- * still holds is dropped after the run. */
-static struct {
-    P *p[4];             /* promises a later callback uses */
-    pact_deferred *d[4]; /* resolve/reject functions a later callback calls */
-    struct capture cap;  /* stderr during the case */
-    bool capturing;
-} S;
+/* What a case's callbacks share (S.p: promises, S.d: resolve/reject
+ * functions a later callback uses). */
+static struct js_case S;
 
-/* ---- the JavaScript vocabulary, each call asserted to succeed ---------- */
+/* ---- more of the JavaScript vocabulary (the rest: jsish.h) --------------- */
 
-static void set_timeout(uint64_t ms, pact_cb cb, void *ud)
-{
-    ck_assert_int_eq(pact_timeout(t_loop, ms, cb, ud, NULL), 0);
-}
-
-static void set_immediate(pact_cb cb, void *ud)
-{
-    ck_assert_int_eq(pact_immediate(t_loop, cb, ud, NULL), 0);
-}
-
-static void next_tick(pact_fn fn, void *ud)
-{
-    ck_assert_int_eq(pact_next_tick(t_loop, fn, ud), 0);
-}
-
-static void queue_microtask(pact_fn fn, void *ud)
-{
-    ck_assert_int_eq(pact_queue_microtask(t_loop, fn, ud), 0);
-}
-
-/* A macrotask callback: no scenario here expects an error. */
-static void expect_ok(pact_error *err)
-{
-    if (err)
-        pact_error_print(err, stderr);
-    ck_assert_ptr_null(err);
-}
-
-/* A JS string value, and the string a value holds. */
-static pact_value str(const char *s)
-{
-    return pact_ptr((void *)s);
-}
-
-static const char *sv(const pact_value *v)
-{
-    ck_assert_ptr_nonnull(v);
-    ck_assert_int_eq(v->kind, PACT_PTR);
-    return (const char *)v->u.ptr;
-}
-
-/* new Error(msg) */
-static pact_error *error(const char *msg)
-{
-    pact_error *e = PACT_ERROR(PACT_EIO, "%s", msg);
-    ck_assert_ptr_nonnull(e);
-    return e;
-}
-
-static const char *msg(pact_error *e)
-{
-    ck_assert_ptr_nonnull(e);
-    return pact_error_message(e);
-}
-
-static P *nonnull(P *p)
-{
-    ck_assert_ptr_nonnull(p);
-    return p;
-}
-
-/* Promise.resolve(v), Promise.reject(new Error(m)). */
-static P *resolved(pact_value v)
-{
-    return nonnull(pact_resolved(t_loop, v));
-}
-
-static P *rejected(const char *m)
-{
-    return nonnull(pact_rejected(t_loop, error(m)));
-}
-
-/* p.then(ok, fail), p.catch(fail), p.finally(fn): each consumes @p p and
- * returns the derived promise. */
-static P *then(P *p, pact_on_fulfilled ok, pact_on_rejected fail, void *ud)
-{
-    P *q = nonnull(pact_then(p, ok, fail, ud));
-    pact_promise_unref(p);
-    return q;
-}
-
-static P *catch_(P *p, pact_on_rejected fail, void *ud)
-{
-    P *q = nonnull(pact_catch(p, fail, ud));
-    pact_promise_unref(p);
-    return q;
-}
-
+/* p.finally(fn): consumes @p p and returns the derived promise, as then and
+ * catch_ do. */
 static P *finally_(P *p, pact_on_finally fn, void *ud)
 {
     P *q = nonnull(pact_finally(p, fn, ud));
@@ -146,37 +54,10 @@ static P *finally_(P *p, pact_on_finally fn, void *ud)
     return q;
 }
 
-static P *ref(P *p)
-{
-    return pact_promise_ref(p);
-}
-
-static void drop(P *p)
-{
-    pact_promise_unref(p);
-}
-
-/* new Promise((resolve, reject) => ...): the resolver, and the promise in
- * *out. */
-static pact_deferred *defer(P **out)
-{
-    pact_deferred *d = pact_deferred_new(t_loop, out);
-    ck_assert_ptr_nonnull(d);
-    return d;
-}
-
-/* resolve(v) / reject(new Error(m)) once; then the case forgets the
- * resolver (*d is dropped and set to NULL). */
-static void resolve(pact_deferred **d, pact_value v)
-{
-    ck_assert_int_eq(pact_deferred_resolve(*d, v), 0);
-    pact_deferred_unref(*d);
-    *d = NULL;
-}
-
+/* reject(new Error(m)) once, as resolve. */
 static void reject(pact_deferred **d, const char *m)
 {
-    ck_assert_int_eq(pact_deferred_reject(*d, error(m)), 0);
+    ck_assert_int_eq(pact_deferred_reject(*d, new_error(m)), 0);
     pact_deferred_unref(*d);
     *d = NULL;
 }
@@ -191,21 +72,6 @@ static P *new_resolved(pact_value v)
 }
 
 /* ---- handlers ------------------------------------------------------------ */
-
-/* () => log(ud) */
-static pact_value ok_log(const pact_value *v, void *ud)
-{
-    (void)v;
-    trace("%s", (const char *)ud);
-    return pact_nothing();
-}
-
-/* (v) => log(ud + ' ' + v) */
-static pact_value ok_log_v(const pact_value *v, void *ud)
-{
-    trace("%s %s", (const char *)ud, sv(v));
-    return pact_nothing();
-}
 
 /* (v) => log(v) */
 static pact_value ok_log_value(const pact_value *v, void *ud)
@@ -237,13 +103,6 @@ static pact_value fail_log(pact_error *e, void *ud)
     return pact_nothing();
 }
 
-/* (e) => log(ud + ' ' + e.message) */
-static pact_value fail_log_e(pact_error *e, void *ud)
-{
-    trace("%s %s", (const char *)ud, msg(e));
-    return pact_nothing();
-}
-
 /* () => log(ud) as a finally callback */
 static pact_value fin_log(void *ud)
 {
@@ -269,193 +128,21 @@ static pact_value two_fail_log_e(pact_error *e, void *ud)
     return pact_nothing();
 }
 
-/* A plain chain: one line per microtask turn, to count turns by.
- *   let p = Promise.resolve();
- *   for (let i = 1; i <= n; i++) p = p.then(() => log('turn ' + i)); */
-static pact_value turns_step(const pact_value *v, void *ud)
-{
-    (void)v;
-    trace("turn %d", P2I(ud));
-    return pact_nothing();
-}
-
-static void turns(int n)
-{
-    P *p = resolved(pact_nothing());
-    for (int i = 1; i <= n; i++)
-        p = then(p, turns_step, NULL, I2P(i));
-    drop(p);
-}
-
-/* process.on('unhandledRejection', (e) => log('unhandledRejection ' +
- * e.message)) and process.on('rejectionHandled', (p) =>
- * log('rejectionHandled ' + names.get(p))), where a promise's name is its
- * reason's message; with ud NULL the rejectionHandled line has no name. */
-static bool log_hook(pact_loop *loop, pact_rejection_event ev, P *p, void *ud)
-{
-    ck_assert_ptr_eq(loop, t_loop);
-    ck_assert_int_eq(pact_promise_state(p), PACT_REJECTED);
-    if (ev == PACT_REJECTION_UNHANDLED)
-        trace("unhandledRejection %s", msg(pact_promise_error(p)));
-    else if (ud)
-        trace("rejectionHandled %s", msg(pact_promise_error(p)));
-    else
-        trace("rejectionHandled");
-    return true;
-}
-
 #define NAMED I2P(1)
-
-static void on_rejection(pact_rejection_hook hook, void *ud)
-{
-    ck_assert_int_eq(pact_loop_on_rejection(t_loop, hook, ud), 0);
-}
 
 /* ---- the driver ---------------------------------------------------------- */
 
-/* The 1-based number of the first line where @p a and @p b differ. */
-static int first_diff_line(const char *a, const char *b)
-{
-    int line = 1;
-    for (; *a && *a == *b; a++, b++)
-        if (*a == '\n')
-            line++;
-    return line;
-}
-
-/* Copy line @p n (1-based) of @p s into @p buf, or "(end)" past the end. */
-static const char *nth_line(const char *s, int n, char *buf, size_t len)
-{
-    for (; n > 1 && *s; s++)
-        if (*s == '\n')
-            n--;
-    if (!*s)
-        return "(end)";
-    size_t k = strcspn(s, "\n");
-    snprintf(buf, len, "%.*s", (int)k, s);
-    return buf;
-}
-
-static void expect_fixture(const char *name)
-{
-    char rel[128], want_line[256], got_line[256];
-    snprintf(rel, sizeof rel, "promise/%s.txt", name);
-    char *want = t_read_fixture(rel);
-    ck_assert_msg(want != NULL, "no fixture %s (is PACT_FIXTURES set?)", rel);
-    const char *got = trace_text();
-    if (strcmp(want, got) == 0) {
-        free(want);
-        return;
-    }
-    int line = first_diff_line(want, got);
-    fprintf(stderr,
-            "promise/%s: pact's trace differs from Node's at line %d\n"
-            "--- node\n%s--- pact\n%s---\n",
-            name, line, want, got);
-    const char *w = nth_line(want, line, want_line, sizeof want_line);
-    const char *g = nth_line(got, line, got_line, sizeof got_line);
-    free(want);
-    ck_abort_msg("%s: line %d: node '%s', pact '%s'", name, line, w, g);
-}
-
-/* Node's exit status for the case: <case>.exit, or 0 without one. */
-static int fixture_exit(const char *name)
-{
-    char rel[128];
-    snprintf(rel, sizeof rel, "promise/%s.exit", name);
-    char *s = t_read_fixture(rel);
-    if (!s)
-        return 0;
-    int status = atoi(s);
-    free(s);
-    return status;
-}
-
-/* Drop what the case still holds. */
-static void release_held(void)
-{
-    for (size_t i = 0; i < sizeof S.p / sizeof S.p[0]; i++) {
-        if (S.p[i])
-            pact_promise_unref(S.p[i]);
-        S.p[i] = NULL;
-    }
-    for (size_t i = 0; i < sizeof S.d / sizeof S.d[0]; i++) {
-        if (S.d[i])
-            pact_deferred_unref(S.d[i]);
-        S.d[i] = NULL;
-    }
-}
-
-/* Drop the lines a debug build (--enable-debug) prints for a deferred settled
- * twice: JavaScript's resolving functions ignore that silently, pact returns
- * PACT_EALREADY and, in debug builds only, says so. */
-static void drop_debug_lines(char *err)
-{
-    static const char tag[] = "pact: pact_deferred_";
-    char *line = err, *out = err;
-    while (*line) {
-        char *end = strchr(line, '\n');
-        size_t len = end ? (size_t)(end - line) + 1 : strlen(line);
-        bool drop = strncmp(line, tag, sizeof tag - 1) == 0 &&
-                    strstr(line, "(EALREADY)") && strstr(line, "already");
-        if (!drop) {
-            memmove(out, line, len);
-            out += len;
-        }
-        line += len;
-    }
-    *out = '\0';
-}
-
-/* Run one case: its main turn and the loop, with stderr captured. @p err1
- * and @p err2 (may be NULL) are what pact must print on stderr; with both
- * NULL, nothing. */
+/* Run one case (jsish.h) and compare its trace with Node's. */
 static void run_case(const char *name, void (*main_turn)(void),
                      const char *err1, const char *err2)
 {
-    memset(&S, 0, sizeof S);
-    int want_exit = fixture_exit(name);
-    capture_begin(&S.cap);
-    S.capturing = true;
-    main_turn();
-    int rc = pact_loop_run(t_loop, PACT_RUN_DEFAULT);
-    S.capturing = false;
-    char *err = capture_end(&S.cap);
-    drop_debug_lines(err);
-    release_held();
-    if (want_exit != 0)
-        pact_loop_close_all(t_loop); /* the process ended there */
-
-    int want_rc = want_exit == 0 ? 0 : PACT_EUNHANDLED;
-    bool err_ok = err1 ? strstr(err, err1) && (!err2 || strstr(err, err2))
-                       : err[0] == '\0';
-    if (rc != want_rc || !err_ok)
-        fprintf(stderr,
-                "promise/%s: pact_loop_run returned %d (node exits %d); "
-                "trace:\n%s--- stderr:\n%s---\n",
-                name, rc, want_exit, trace_text(), err);
-    free(err);
-    ck_assert_msg(want_exit == 0 || want_exit == 1, "%s: exit %d", name,
-                  want_exit);
-    ck_assert_int_eq(rc, want_rc);
-    if (err1)
-        ck_assert_msg(err_ok, "%s: pact's stderr lacks '%s'%s%s", name, err1,
-                      err2 ? " or " : "", err2 ? err2 : "");
-    else
-        ck_assert_msg(err_ok, "%s: pact wrote to stderr, node did not", name);
-    expect_fixture(name);
+    js_run(&S, "promise", JS_RUN_DEBUG_EALREADY, name, main_turn, err1, err2);
+    js_expect_fixture("promise", name);
 }
 
 static void porder_teardown(void)
 {
-    if (S.capturing) { /* the case failed inside its run */
-        S.capturing = false;
-        char *err = capture_end(&S.cap);
-        fputs(err, stderr);
-        free(err);
-    }
-    release_held();
-    t_teardown();
+    js_teardown(&S);
 }
 
 /* One Check test per case, named after it. */
@@ -549,7 +236,7 @@ static pact_value adopt_rejected_b1(const pact_value *v, void *ud)
     (void)v;
     (void)ud;
     trace("b1 throws");
-    return pact_throw(error("thrown"));
+    return pact_throw(new_error("thrown"));
 }
 
 static const struct two adopt_rejected_a2 = {"a2: must not run", "a2 rejected"};
@@ -637,7 +324,8 @@ static void adopt_late_main(void)
     P *p = NULL;
     pact_deferred *d = defer(&p);
     ck_assert_int_eq(pact_deferred_resolve(d, pact_promise_v(ref(S.p[0]))), 0);
-    ck_assert_int_eq(pact_deferred_reject(d, error("ignored")), PACT_EALREADY);
+    ck_assert_int_eq(pact_deferred_reject(d, new_error("ignored")),
+                     PACT_EALREADY);
     pact_deferred_unref(d);
     drop(then(p, ok_log_v, NULL, "p"));
     drop(then(ref(S.p[0]), ok_log_v, NULL, "q"));
@@ -672,7 +360,7 @@ static pact_value then_both_handlers_catch(pact_error *e, void *ud)
 {
     (void)ud;
     trace("catch %s throws e2", msg(e));
-    return pact_throw(error("e2"));
+    return pact_throw(new_error("e2"));
 }
 
 static void then_both_handlers_main(void)
@@ -763,7 +451,7 @@ static pact_value finally_throws_1(void *ud)
 {
     (void)ud;
     trace("finally 1 throws f1");
-    return pact_throw(error("f1"));
+    return pact_throw(new_error("f1"));
 }
 
 static pact_value finally_throws_2(void *ud)
@@ -976,7 +664,7 @@ static int thenable_async_bad(void *obj, pact_deferred *resolver)
 {
     (void)obj;
     trace("bad.then called");
-    ck_assert_int_eq(pact_deferred_reject(resolver, error("bad")), 0);
+    ck_assert_int_eq(pact_deferred_reject(resolver, new_error("bad")), 0);
     return 0;
 }
 
@@ -1003,7 +691,7 @@ static int thenable_twice(void *obj, pact_deferred *resolver)
     ck_assert_int_eq(pact_deferred_resolve(resolver, str("first")), 0);
     ck_assert_int_eq(pact_deferred_resolve(resolver, str("second")),
                      PACT_EALREADY);
-    ck_assert_int_eq(pact_deferred_reject(resolver, error("third")),
+    ck_assert_int_eq(pact_deferred_reject(resolver, new_error("third")),
                      PACT_EALREADY);
     return 0;
 }
@@ -1438,7 +1126,7 @@ static pact_value unhandled_in_macrotasks_throw(const pact_value *v, void *ud)
 {
     (void)v;
     (void)ud;
-    return pact_throw(error("i1"));
+    return pact_throw(new_error("i1"));
 }
 
 static void unhandled_in_macrotasks_imm(pact_error *err, void *ud)
@@ -1516,7 +1204,7 @@ static pact_value unhandled_exit_in_timer_throw(const pact_value *v, void *ud)
     (void)v;
     (void)ud;
     trace("then throws");
-    return pact_throw(error("thrown in then"));
+    return pact_throw(new_error("thrown in then"));
 }
 
 static void unhandled_exit_in_timer_1(pact_error *err, void *ud)

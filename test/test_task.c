@@ -72,46 +72,6 @@ static pact_promise *spawn(pact_task_fn fn, void *arg)
     return p;
 }
 
-/* A pending promise; its deferred goes to *d. */
-static pact_promise *pending(pact_deferred **d)
-{
-    pact_promise *p = NULL;
-    *d = pact_deferred_new(t_loop, &p);
-    ck_assert_ptr_nonnull(*d);
-    ck_assert_ptr_nonnull(p);
-    return p;
-}
-
-struct later {
-    pact_deferred *d;
-    pact_value v;
-    const char *label;
-};
-
-static void later_cb(pact_error *err, void *ud)
-{
-    ck_assert_ptr_null(err);
-    struct later *l = ud;
-    if (l->label)
-        trace("%s", l->label);
-    ck_assert_int_eq(pact_deferred_resolve(l->d, l->v), 0);
-    pact_deferred_unref(l->d);
-    free(l);
-}
-
-/* After @p ms, resolve @p d (stolen) with @p v (stolen; pact_throw(e)
- * rejects), tracing @p label (may be NULL) first. */
-static void settle_later(pact_deferred *d, uint64_t ms, pact_value v,
-                         const char *label)
-{
-    struct later *l = malloc(sizeof *l);
-    ck_assert_ptr_nonnull(l);
-    l->d = d;
-    l->v = v;
-    l->label = label;
-    ck_assert_int_eq(pact_timeout(t_loop, ms, later_cb, l, NULL), 0);
-}
-
 /* What a task's promise delivered to pact_promise_callback. */
 struct got {
     int calls;
@@ -646,8 +606,8 @@ START_TEST(try_through_three_levels)
     int line = __LINE__ + 1;
     pact_error *e = PACT_ERROR(PACT_EIO, "disk on fire");
     pact_deferred *d;
-    struct try_ctx c = {pending(&d)};
-    settle_later(d, 2, pact_throw(pact_error_ref(e)), "rejected");
+    struct try_ctx c = {t_pending(&d)};
+    t_settle_later(d, 2, pact_throw(pact_error_ref(e)), "rejected");
     pact_promise *p = spawn(try_level1, &c);
     struct got g = {0};
     watch(p, &g);
@@ -706,8 +666,8 @@ START_TEST(try_through_plain_calls)
     int line = __LINE__ + 1;
     pact_error *e = PACT_ERROR(PACT_EPIPE, "pipe gone");
     pact_deferred *d;
-    pact_promise *failing = pending(&d);
-    settle_later(d, 5, pact_throw(pact_error_ref(e)), NULL);
+    pact_promise *failing = t_pending(&d);
+    t_settle_later(d, 5, pact_throw(pact_error_ref(e)), NULL);
     pact_promise *p = spawn(plain1_task, failing);
     struct got g = {0};
     watch(p, &g);
@@ -752,8 +712,8 @@ START_TEST(await_err_form)
 {
     pact_error *e = PACT_ERROR(PACT_ETIMEDOUT, "late");
     pact_deferred *d;
-    struct err_ctx c = {.failing = pending(&d)};
-    settle_later(d, 2, pact_throw(pact_error_ref(e)), "rejected");
+    struct err_ctx c = {.failing = t_pending(&d)};
+    t_settle_later(d, 2, pact_throw(pact_error_ref(e)), "rejected");
     pact_promise *p = spawn(err_form_task, &c);
     run_ok();
     ck_assert_str_eq(trace_text(), "rejected\nafter the failed await\n");
@@ -797,8 +757,8 @@ START_TEST(await_throw_unwinds)
 {
     pact_error *e = PACT_ERROR(PACT_ECONNRESET, "peer left");
     pact_deferred *d;
-    pact_promise *failing = pending(&d);
-    settle_later(d, 2, pact_throw(pact_error_ref(e)), "rejected");
+    pact_promise *failing = t_pending(&d);
+    t_settle_later(d, 2, pact_throw(pact_error_ref(e)), "rejected");
     pact_promise *p = spawn(thrower_task, failing);
     struct got g = {0};
     watch(p, &g);
@@ -1121,8 +1081,8 @@ START_TEST(owned_value_from_deferred_moves_out)
     freed = 0;
     int *x = new_int(6);
     pact_deferred *d;
-    struct val_ctx c = {.p = pending(&d), .ptr = x};
-    settle_later(d, 2, pact_owned(x, counted_free), NULL);
+    struct val_ctx c = {.p = t_pending(&d), .ptr = x};
+    t_settle_later(d, 2, pact_owned(x, counted_free), NULL);
     pact_promise *p = spawn(await_ctx_task, &c);
     run_ok();
     ck_assert_ptr_null(c.err);
@@ -1255,8 +1215,8 @@ START_TEST(task_result_values)
     struct result_case rcs[5];
     pact_promise *ps[5];
     pact_deferred *d;
-    pact_promise *later = pending(&d);
-    settle_later(d, 3, pact_int(77), NULL);
+    pact_promise *later = t_pending(&d);
+    t_settle_later(d, 3, pact_int(77), NULL);
     for (int i = 0; i < 5; i++) {
         rcs[i].which = i;
         rcs[i].adopt = i == 3 ? later : NULL;
@@ -1318,9 +1278,9 @@ static pact_error *any_task(void *arg, pact_value *result)
 START_TEST(await_any_first_wins)
 {
     pact_deferred *d0, *d1;
-    struct any_ctx c = {.ps = {pending(&d0), pending(&d1)}};
-    settle_later(d0, 30, pact_int(10), "settle 0");
-    settle_later(d1, 5, pact_int(11), "settle 1");
+    struct any_ctx c = {.ps = {t_pending(&d0), t_pending(&d1)}};
+    t_settle_later(d0, 30, pact_int(10), "settle 0");
+    t_settle_later(d1, 5, pact_int(11), "settle 1");
     pact_promise *p = spawn(any_task, &c);
     run_ok();
     ck_assert_str_eq(trace_text(), "settle 1\nany: index 1\nsettle 0\n"
@@ -1340,9 +1300,9 @@ START_TEST(await_any_rejected_winner)
 {
     pact_error *e = PACT_ERROR(PACT_EACCES, "no entry");
     pact_deferred *d0, *d1;
-    struct any_ctx c = {.ps = {pending(&d0), pending(&d1)}};
-    settle_later(d0, 20, pact_int(20), "settle 0");
-    settle_later(d1, 5, pact_throw(pact_error_ref(e)), "reject 1");
+    struct any_ctx c = {.ps = {t_pending(&d0), t_pending(&d1)}};
+    t_settle_later(d0, 20, pact_int(20), "settle 0");
+    t_settle_later(d1, 5, pact_throw(pact_error_ref(e)), "reject 1");
     pact_promise *p = spawn(any_task, &c);
     run_ok();
     ck_assert_str_eq(trace_text(), "reject 1\nany: index 1\nsettle 0\n"
@@ -1483,7 +1443,7 @@ START_TEST(await_outside_a_task)
 {
     ck_assert_ptr_null(pact_task_current());
     pact_deferred *d;
-    pact_promise *held = pending(&d);
+    pact_promise *held = t_pending(&d);
     struct capture cap;
     capture_begin(&cap);
     pact_value v = pact_int(4);
@@ -1562,7 +1522,7 @@ static pact_error *cancel_task(void *arg, pact_value *result)
 START_TEST(close_all_cancels_suspended_task)
 {
     pact_deferred *d;
-    struct cancel_ctx c = {.never = pending(&d)};
+    struct cancel_ctx c = {.never = t_pending(&d)};
     pact_promise *p = spawn(cancel_task, &c);
     struct got g = {0};
     watch(p, &g);
@@ -1605,7 +1565,7 @@ END_TEST
 START_TEST(close_all_then_free_at_once)
 {
     pact_deferred *d;
-    struct cancel_ctx c = {.never = pending(&d)};
+    struct cancel_ctx c = {.never = t_pending(&d)};
     pact_promise *p = spawn(cancel_task, &c);
     struct got g = {0};
     watch(p, &g);

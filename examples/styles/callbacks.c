@@ -101,8 +101,5 @@ int main(void)
     printf("styles: read records 1 to 3, one after another\n");
     next_record(&j);
 
-    int rc = pact_loop_run(j.loop, PACT_RUN_DEFAULT);
-    int freed = pact_loop_free(j.loop);
-    printf("done: pact_loop_run %d, pact_loop_free %d\n", rc, freed);
-    return rc != 0 || freed != 0;
+    return run_job(j.loop, NULL);
 }

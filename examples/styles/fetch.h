@@ -43,6 +43,13 @@ void print_record(const struct record *rec);
 void print_failure(int id, const char *what, const pact_error *err);
 void print_summary(int read, int failed, int64_t total);
 
+/* The end of every version's main: run @p loop until nothing is left; then
+ * say so if the job's promise @p done did not end fulfilled, and drop it
+ * (NULL: callbacks.c has none); free the loop, and print the trace's last
+ * line. @return main's exit status: 0 when the run and the free both
+ * succeeded. */
+int run_job(pact_loop *loop, pact_promise *done);
+
 /* Stop on an error code a call should never return here (out of memory,
  * misuse), naming the call. */
 #define TRY(call)                                                              \

@@ -97,11 +97,5 @@ int main(void)
     pact_promise *done = must(pact_then(reads, summarise, NULL, &j));
     pact_promise_unref(reads); /* the chain holds itself together */
 
-    int rc = pact_loop_run(j.loop, PACT_RUN_DEFAULT);
-    if (pact_promise_state(done) != PACT_FULFILLED)
-        printf("  the job did not end fulfilled\n");
-    pact_promise_unref(done); /* the last reference: the loop can go */
-    int freed = pact_loop_free(j.loop);
-    printf("done: pact_loop_run %d, pact_loop_free %d\n", rc, freed);
-    return rc != 0 || freed != 0;
+    return run_job(j.loop, done);
 }

@@ -77,11 +77,5 @@ int main(void)
     /* The task starts as a microtask, once the loop runs. */
     pact_promise *done = must(pact_task_spawn(loop, job, loop, NULL));
 
-    int rc = pact_loop_run(loop, PACT_RUN_DEFAULT);
-    if (pact_promise_state(done) != PACT_FULFILLED)
-        printf("  the job did not end fulfilled\n");
-    pact_promise_unref(done);
-    int freed = pact_loop_free(loop);
-    printf("done: pact_loop_run %d, pact_loop_free %d\n", rc, freed);
-    return rc != 0 || freed != 0;
+    return run_job(loop, done);
 }

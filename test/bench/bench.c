@@ -6,12 +6,19 @@
 
 #include "bench.h"
 
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
+
+#if defined(__GLIBC__) &&                                                      \
+    (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+#define HAVE_MALLINFO2_ 1
+#endif
 
 /* ---- timing -------------------------------------------------------------- */
 
@@ -50,6 +57,28 @@ void bench_best(bench_run_fn fn, void *ctx, double best[BENCH_MAX_FIGS])
             if (best[f] < 0 || figs[f] < best[f])
                 best[f] = figs[f];
     }
+}
+
+/* ---- memory -------------------------------------------------------------- */
+
+double bench_rss_bytes(void)
+{
+    unsigned long size, resident;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f || fscanf(f, "%lu %lu", &size, &resident) != 2)
+        bench_fail("cannot read /proc/self/statm");
+    fclose(f);
+    return (double)resident * (double)sysconf(_SC_PAGESIZE);
+}
+
+double bench_heap_bytes(void)
+{
+#ifdef HAVE_MALLINFO2_
+    struct mallinfo2 mi = mallinfo2();
+    return (double)mi.uordblks + (double)mi.hblkhd;
+#else
+    return bench_rss_bytes();
+#endif
 }
 
 /* ---- output -------------------------------------------------------------- */

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <pact.h>
+
 /* Warm-up runs, then measured runs of which the best is reported: a shared
  * machine only ever adds time, so the minimum is the least noisy figure. */
 #define BENCH_WARMUP 1
@@ -66,6 +68,56 @@ void bench_fail(const char *fmt, ...)
 /** Abort with the call's text when @p rc (a pact or libuv code) is negative. */
 #define BENCH_CHECK(rc) bench_check_((rc), #rc, __FILE__, __LINE__)
 void bench_check_(long rc, const char *what, const char *file, int line);
+
+/* ---- pact, each call checked ----------------------------------------------
+ * Inline: they stand in the timed loops, where a call each would add to
+ * the figures. */
+
+static inline pact_loop *bench_new_loop(void)
+{
+    pact_loop *loop = NULL;
+    BENCH_CHECK(pact_loop_new(&loop));
+    return loop;
+}
+
+/* Run until no work is left: a pending promise is not work, nor a task or
+ * function suspended on one, as in Node. */
+static inline void bench_run_loop(pact_loop *loop)
+{
+    int rc = pact_loop_run(loop, PACT_RUN_DEFAULT);
+    BENCH_CHECK(rc);
+    if (rc != 0)
+        bench_fail("pact_loop_run returned %d, expected 0", rc);
+}
+
+/* @p p, or fail naming @p what when it is NULL. */
+static inline pact_promise *bench_must(pact_promise *p, const char *what)
+{
+    if (!p)
+        bench_fail("%s returned NULL", what);
+    return p;
+}
+
+static inline pact_deferred *bench_new_deferred(pact_loop *loop,
+                                                pact_promise **out)
+{
+    pact_deferred *d = pact_deferred_new(loop, out);
+    if (!d || !*out)
+        bench_fail("pact_deferred_new failed");
+    return d;
+}
+
+/* ---- memory -------------------------------------------------------------- */
+
+/** @return resident bytes of the whole process (/proc/self/statm). */
+double bench_rss_bytes(void);
+/**
+ * @return heap bytes in use as the allocator counts them (mallinfo2:
+ *   uordblks + hblkhd, so slabs and mmap'd blocks count whole, not the
+ *   number of mallocs); without mallinfo2 (glibc before 2.33), the resident
+ *   bytes.
+ */
+double bench_heap_bytes(void);
 
 /* ---- anchors run elsewhere -------------------------------------------------
  */

@@ -9,52 +9,13 @@
 
 #include "bench.h"
 
-#include <malloc.h>
 #include <pact.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <unistd.h>
-
-#if defined(__GLIBC__) &&                                                      \
-    (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
-#define HAVE_MALLINFO2_ 1
-#endif
 
 #define CHAIN 1000000u   /* promise.chain: reactions in one then chain */
 #define FANOUT 1000000u  /* promise.fanout: independent reactions */
 #define PENDING 1000000u /* promise.pending_bytes: pending promises */
 #define ALL 100000u      /* promise.all: inputs of one pact_all */
-
-static pact_loop *new_loop(void)
-{
-    pact_loop *loop = NULL;
-    BENCH_CHECK(pact_loop_new(&loop));
-    return loop;
-}
-
-/* Run until no work is left; a pending promise is not work, as in Node. */
-static void run_loop(pact_loop *loop)
-{
-    int rc = pact_loop_run(loop, PACT_RUN_DEFAULT);
-    BENCH_CHECK(rc);
-    if (rc != 0)
-        bench_fail("pact_loop_run returned %d, expected 0", rc);
-}
-
-static pact_promise *must(pact_promise *p, const char *what)
-{
-    if (!p)
-        bench_fail("%s returned NULL", what);
-    return p;
-}
-
-static pact_deferred *new_deferred(pact_loop *loop, pact_promise **out)
-{
-    pact_deferred *d = pact_deferred_new(loop, out);
-    if (!d || !*out)
-        bench_fail("pact_deferred_new failed");
-    return d;
-}
 
 static void expect_count(const char *what, size_t got, size_t want)
 {
@@ -90,7 +51,7 @@ static double per_reaction(const reactions *r)
 static void best_on_loop(bench_run_fn fn, reactions *r, void *ctx,
                          double best[BENCH_MAX_FIGS])
 {
-    r->loop = new_loop();
+    r->loop = bench_new_loop();
     bench_best(fn, ctx, best);
     BENCH_CHECK(pact_loop_free(r->loop));
     r->loop = NULL;
@@ -120,15 +81,16 @@ static void pact_chain_run(void *ctx, double figs[BENCH_MAX_FIGS])
 
     r->count = 0;
     r->t0 = bench_wall_ns();
-    pact_deferred *d = new_deferred(r->loop, &p);
+    pact_deferred *d = bench_new_deferred(r->loop, &p);
     for (size_t i = 0; i < r->n; i++) {
-        pact_promise *q = must(pact_then(p, chain_step, NULL, r), "pact_then");
+        pact_promise *q =
+            bench_must(pact_then(p, chain_step, NULL, r), "pact_then");
         pact_promise_unref(p); /* the reaction keeps what it needs */
         p = q;
     }
     BENCH_CHECK(pact_deferred_resolve(d, pact_int(0)));
     pact_deferred_unref(d);
-    run_loop(r->loop);
+    bench_run_loop(r->loop);
 
     expect_count("promise.chain", r->count, r->n);
     const pact_value *v = pact_promise_value(p);
@@ -184,13 +146,14 @@ static void pact_fanout_run(void *ctx, double figs[BENCH_MAX_FIGS])
     r->sum = 0;
     r->t0 = bench_wall_ns();
     for (size_t i = 0; i < r->n; i++) {
-        pact_promise *p =
-            must(pact_resolved(r->loop, pact_int((int64_t)i)), "pact_resolved");
-        pact_promise *q = must(pact_then(p, sum_step, NULL, r), "pact_then");
+        pact_promise *p = bench_must(
+            pact_resolved(r->loop, pact_int((int64_t)i)), "pact_resolved");
+        pact_promise *q =
+            bench_must(pact_then(p, sum_step, NULL, r), "pact_then");
         pact_promise_unref(p);
         pact_promise_unref(q);
     }
-    run_loop(r->loop);
+    bench_run_loop(r->loop);
 
     expect_count("promise.fanout", r->count, r->n);
     expect_sum("promise.fanout", r);
@@ -225,39 +188,21 @@ typedef struct pending_ctx {
     pact_promise **p, **q;
 } pending_ctx;
 
-#ifdef HAVE_MALLINFO2_
-static double heap_bytes(void)
-{
-    struct mallinfo2 mi = mallinfo2();
-    return (double)mi.uordblks + (double)mi.hblkhd;
-}
-#else
-/* Without mallinfo2: the resident set (/proc/self/statm, in pages). */
-static double heap_bytes(void)
-{
-    unsigned long size, resident;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (!f || fscanf(f, "%lu %lu", &size, &resident) != 2)
-        bench_fail("cannot read /proc/self/statm");
-    fclose(f);
-    return (double)resident * (double)sysconf(_SC_PAGESIZE);
-}
-#endif
-
 static void pact_pending_run(void *ctx, double figs[BENCH_MAX_FIGS])
 {
     pending_ctx *c = ctx;
     size_t n = c->r.n;
-    pact_loop *loop = new_loop();
+    pact_loop *loop = bench_new_loop();
 
     c->r.count = 0;
     c->r.sum = 0;
-    double before = heap_bytes();
+    double before = bench_heap_bytes();
     for (size_t i = 0; i < n; i++) {
-        c->d[i] = new_deferred(loop, &c->p[i]);
-        c->q[i] = must(pact_then(c->p[i], sum_step, NULL, &c->r), "pact_then");
+        c->d[i] = bench_new_deferred(loop, &c->p[i]);
+        c->q[i] =
+            bench_must(pact_then(c->p[i], sum_step, NULL, &c->r), "pact_then");
     }
-    figs[0] = (heap_bytes() - before) / (double)n;
+    figs[0] = (bench_heap_bytes() - before) / (double)n;
 
     for (size_t i = 0; i < n; i++) {
         if (pact_promise_state(c->p[i]) != PACT_PENDING)
@@ -265,7 +210,7 @@ static void pact_pending_run(void *ctx, double figs[BENCH_MAX_FIGS])
         BENCH_CHECK(pact_deferred_resolve(c->d[i], pact_int((int64_t)i)));
         pact_deferred_unref(c->d[i]);
     }
-    run_loop(loop);
+    bench_run_loop(loop);
     expect_count("promise.pending_bytes", c->r.count, n);
     expect_sum("promise.pending_bytes", &c->r);
     for (size_t i = 0; i < n; i++) {
@@ -335,16 +280,17 @@ static void pact_all_run(void *ctx, double figs[BENCH_MAX_FIGS])
 
     c->r.count = 0;
     for (size_t i = 0; i < n; i++)
-        c->d[i] = new_deferred(loop, &c->p[i]);
+        c->d[i] = bench_new_deferred(loop, &c->p[i]);
 
     c->r.t0 = bench_wall_ns();
-    pact_promise *all = must(pact_all(loop, c->p, n), "pact_all");
-    pact_promise *done = must(pact_then(all, all_done, NULL, c), "pact_then");
+    pact_promise *all = bench_must(pact_all(loop, c->p, n), "pact_all");
+    pact_promise *done =
+        bench_must(pact_then(all, all_done, NULL, c), "pact_then");
     for (size_t i = 0; i < n; i++) {
         BENCH_CHECK(pact_deferred_resolve(c->d[i], pact_int((int64_t)i)));
         pact_deferred_unref(c->d[i]);
     }
-    run_loop(loop);
+    bench_run_loop(loop);
 
     expect_count("promise.all", c->r.count, 1);
     figs[0] = per_reaction(&c->r);

@@ -16,19 +16,13 @@
 
 #include <malloc.h>
 #include <pact.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
-#include <unistd.h>
 
 #include "context.h"
 
 #if defined(__x86_64__) || defined(__aarch64__)
 #define HAVE_ASM_SWITCH_ 1 /* Makefile.am compiles it in: ASM_X86_64 etc. */
-#endif
-#if defined(__GLIBC__) &&                                                      \
-    (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
-#define HAVE_MALLINFO2_ 1
 #endif
 
 #define SWITCH_ASM 2000000u /* task.switch: round trips (two swaps each) */
@@ -39,38 +33,6 @@
 #define SUSPENDED_MANY 100000u /* task.suspended_bytes_100k_noguard, async */
 #define SPAWN_BATCH 1000u      /* tasks spawned between loop runs */
 #define SWITCH_STACK (64 * 1024)
-
-static pact_loop *new_loop(void)
-{
-    pact_loop *loop = NULL;
-    BENCH_CHECK(pact_loop_new(&loop));
-    return loop;
-}
-
-/* Run until no work is left: a task or function suspended on a pending
- * promise is not work, as in Node. */
-static void run_loop(pact_loop *loop)
-{
-    int rc = pact_loop_run(loop, PACT_RUN_DEFAULT);
-    BENCH_CHECK(rc);
-    if (rc != 0)
-        bench_fail("pact_loop_run returned %d, expected 0", rc);
-}
-
-static pact_promise *must(pact_promise *p, const char *what)
-{
-    if (!p)
-        bench_fail("%s returned NULL", what);
-    return p;
-}
-
-static pact_deferred *new_deferred(pact_loop *loop, pact_promise **out)
-{
-    pact_deferred *d = pact_deferred_new(loop, out);
-    if (!d || !*out)
-        bench_fail("pact_deferred_new failed");
-    return d;
-}
 
 static void expect_value(const char *what, const pact_value *v, int64_t want)
 {
@@ -99,7 +61,7 @@ static void expect_result(const char *what, pact_promise *p, int64_t want)
 static void best_on_loop(bench_run_fn fn, pact_loop **loop, void *ctx,
                          double best[BENCH_MAX_FIGS])
 {
-    *loop = new_loop();
+    *loop = bench_new_loop();
     bench_best(fn, ctx, best);
     BENCH_CHECK(pact_loop_free(*loop));
     *loop = NULL;
@@ -230,10 +192,11 @@ static void settled_task_run(void *ctx, double figs[BENCH_MAX_FIGS])
 {
     await_ctx *c = ctx;
     c->count = 0;
-    c->settled = must(pact_resolved(c->loop, pact_int(7)), "pact_resolved");
+    c->settled =
+        bench_must(pact_resolved(c->loop, pact_int(7)), "pact_resolved");
     pact_promise *p =
-        must(pact_task_spawn(c->loop, settled_task, c, NULL), "spawn");
-    run_loop(c->loop);
+        bench_must(pact_task_spawn(c->loop, settled_task, c, NULL), "spawn");
+    bench_run_loop(c->loop);
     expect_result("task.await_settled", p, (int64_t)c->n);
     pact_promise_unref(c->settled);
     figs[0] = (c->t1 - c->t0) / (double)c->n;
@@ -269,13 +232,14 @@ static void settled_async_run(void *ctx, double figs[BENCH_MAX_FIGS])
 {
     await_ctx *c = ctx;
     c->count = 0;
-    c->settled = must(pact_resolved(c->loop, pact_int(7)), "pact_resolved");
+    c->settled =
+        bench_must(pact_resolved(c->loop, pact_int(7)), "pact_resolved");
     settled_frame *f = pact_async_new(c->loop, sizeof *f, settled_body);
     if (!f)
         bench_fail("pact_async_new failed");
     f->c = c;
-    pact_promise *p = must(pact_async_start(f), "pact_async_start");
-    run_loop(c->loop);
+    pact_promise *p = bench_must(pact_async_start(f), "pact_async_start");
+    bench_run_loop(c->loop);
     expect_result("async.await_settled", p, (int64_t)c->n);
     pact_promise_unref(c->settled);
     figs[0] = (c->t1 - c->t0) / (double)c->n;
@@ -338,7 +302,7 @@ static pact_promise *pp_wait(pp_ctx *c, int side)
     pact_promise *p = NULL;
     if (c->next[side])
         bench_fail("%s: a deferred is made twice", c->name);
-    c->next[side] = new_deferred(c->loop, &p);
+    c->next[side] = bench_new_deferred(c->loop, &p);
     return p;
 }
 
@@ -436,7 +400,7 @@ static pact_promise *pp_start(pp_ctx *c, pact_async_fn body)
     if (!f)
         bench_fail("pact_async_new failed");
     f->c = c;
-    return must(pact_async_start(f), "pact_async_start");
+    return bench_must(pact_async_start(f), "pact_async_start");
 }
 
 static void pp_run(void *ctx, double figs[BENCH_MAX_FIGS], bool tasks)
@@ -447,13 +411,15 @@ static void pp_run(void *ctx, double figs[BENCH_MAX_FIGS], bool tasks)
     c->count[PING] = c->count[PONG] = 0;
     /* pong first: it waits before ping sends */
     if (tasks) {
-        pong = must(pact_task_spawn(c->loop, pong_task, c, NULL), "spawn");
-        ping = must(pact_task_spawn(c->loop, ping_task, c, NULL), "spawn");
+        pong =
+            bench_must(pact_task_spawn(c->loop, pong_task, c, NULL), "spawn");
+        ping =
+            bench_must(pact_task_spawn(c->loop, ping_task, c, NULL), "spawn");
     } else {
         pong = pp_start(c, pong_body);
         ping = pp_start(c, ping_body);
     }
-    run_loop(c->loop);
+    bench_run_loop(c->loop);
     expect_result(c->name, ping, (int64_t)c->n);
     expect_result(c->name, pong, (int64_t)c->n);
     if (c->next[PING] || c->next[PONG])
@@ -522,32 +488,6 @@ typedef struct susp_ctx {
     pact_promise *gate;
 } susp_ctx;
 
-/* Resident bytes of the whole process (/proc/self/statm). */
-static double rss_bytes(void)
-{
-    unsigned long size, resident;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (!f || fscanf(f, "%lu %lu", &size, &resident) != 2)
-        bench_fail("cannot read /proc/self/statm");
-    fclose(f);
-    return (double)resident * (double)sysconf(_SC_PAGESIZE);
-}
-
-#ifdef HAVE_MALLINFO2_
-/* Heap bytes in use as the allocator counts them (as promise.pending_bytes:
- * uordblks + hblkhd, so slabs and mmap'd blocks count whole). */
-static double heap_bytes(void)
-{
-    struct mallinfo2 mi = mallinfo2();
-    return (double)mi.uordblks + (double)mi.hblkhd;
-}
-#else
-static double heap_bytes(void)
-{
-    return rss_bytes();
-}
-#endif
-
 static pact_error *susp_task(void *arg, pact_value *result)
 {
     susp_ctx *c = arg;
@@ -563,7 +503,7 @@ static void susp_finish(susp_ctx *c, pact_loop *loop, pact_deferred *d)
 {
     BENCH_CHECK(pact_deferred_resolve(d, pact_int(1)));
     pact_deferred_unref(d);
-    run_loop(loop);
+    bench_run_loop(loop);
     if (c->count != c->n)
         bench_fail("%s: %zu of %zu woke", c->name, c->count, c->n);
     pact_promise_unref(c->gate);
@@ -580,25 +520,25 @@ static void susp_finish(susp_ctx *c, pact_loop *loop, pact_deferred *d)
 static void susp_task_run(void *ctx, double figs[BENCH_MAX_FIGS])
 {
     susp_ctx *c = ctx;
-    pact_loop *loop = new_loop();
+    pact_loop *loop = bench_new_loop();
     if (!c->guard)
         BENCH_CHECK(pact_loop_set_stack_guard(loop, false));
-    pact_deferred *d = new_deferred(loop, &c->gate);
+    pact_deferred *d = bench_new_deferred(loop, &c->gate);
     c->count = 0;
 
     malloc_trim(0);
-    double before = rss_bytes();
+    double before = bench_rss_bytes();
     for (size_t i = 0; i < c->n; i++) {
         pact_promise *p =
-            must(pact_task_spawn(loop, susp_task, c, NULL), "spawn");
+            bench_must(pact_task_spawn(loop, susp_task, c, NULL), "spawn");
         if (pact_promise_state(p) == PACT_REJECTED)
             bench_fail("%s: task %zu got no stack (vm.max_map_count?)", c->name,
                        i);
         pact_promise_unref(p); /* the task keeps it until it ends */
         if ((i + 1) % SPAWN_BATCH == 0 || i + 1 == c->n)
-            run_loop(loop);
+            bench_run_loop(loop);
     }
-    figs[0] = (rss_bytes() - before) / (double)c->n;
+    figs[0] = (bench_rss_bytes() - before) / (double)c->n;
     if (pact_loop_tasks(loop) != c->n || c->count)
         bench_fail("%s: %zu of %zu tasks suspended", c->name,
                    pact_loop_tasks(loop), c->n);
@@ -625,25 +565,25 @@ static pact_error *susp_body(pact_async *a, pact_value *result)
     PACT_ASYNC_END(a);
 }
 
-/* Figure: heap bytes per suspended function (heap_bytes: mallinfo2): its
+/* Figure: heap bytes per suspended function (bench_heap_bytes: mallinfo2): its
  * frame, and the promise nodes of its result and its await. Calling an
  * async function runs it to its first await, so no microtask is queued. */
 static void susp_async_run(void *ctx, double figs[BENCH_MAX_FIGS])
 {
     susp_ctx *c = ctx;
-    pact_loop *loop = new_loop();
-    pact_deferred *d = new_deferred(loop, &c->gate);
+    pact_loop *loop = bench_new_loop();
+    pact_deferred *d = bench_new_deferred(loop, &c->gate);
     c->count = 0;
 
-    double before = heap_bytes();
+    double before = bench_heap_bytes();
     for (size_t i = 0; i < c->n; i++) {
         susp_frame *f = pact_async_new(loop, sizeof *f, susp_body);
         if (!f)
             bench_fail("pact_async_new failed");
         f->c = c;
-        pact_promise_unref(must(pact_async_start(f), "pact_async_start"));
+        pact_promise_unref(bench_must(pact_async_start(f), "pact_async_start"));
     }
-    figs[0] = (heap_bytes() - before) / (double)c->n;
+    figs[0] = (bench_heap_bytes() - before) / (double)c->n;
     if (c->count)
         bench_fail("%s: %zu functions did not suspend", c->name, c->count);
     susp_finish(c, loop, d);
