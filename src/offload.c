@@ -8,7 +8,8 @@
  * loop takes the whole list at once in its I/O phase. Before the loop blocks
  * with jobs on pool threads it spins briefly on the list (the loop's spin
  * hook), and a worker that sees it spinning skips the fd: a round trip then
- * costs no system call at all. Submissions are batched the other way: jobs
+ * costs no wake-up at all (and the worker, told the loop was waiting, spins
+ * for the next job in turn). Submissions are batched the other way: jobs
  * submitted in one turn wait on a per-loop list and are handed to their lane
  * by one microtask (or every FLUSH_BATCH jobs), under one lane lock.
  * The lock order is in pool_internal.h. */
@@ -18,6 +19,7 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 #ifdef HAVE_SYS_EVENTFD_H
@@ -38,21 +40,26 @@ struct slab {
     pact_job jobs[SLAB_JOBS];
 };
 
+/* Three parts, each on its own cache lines: what the pool threads only read,
+ * what they write (under lock), and the loop thread's own. */
 struct offq {
+    /* read by the pool threads */
     pact_loop *loop;
+    atomic_uint epoch; /* bumped by pact_loop_close_all: older jobs are
+                          cancelled (pact_job_cancelled reads it per job) */
+    int fd[2];         /* eventfd in [0] (and [1] = -1), or a pipe */
     /* shared with the pool threads, under lock */
-    pthread_mutex_t lock;
+    _Alignas(64) pthread_mutex_t lock;
     pthread_cond_t drained; /* a job was published while free waits */
     struct jlist done;      /* run, not yet taken back by the loop */
     bool wake_pending;      /* fd written; the list not taken since */
     bool spinning;          /* the loop spins on `ready`: skip the fd */
     bool waiting;           /* pact_loop_free waits on `drained` */
     atomic_bool ready;      /* done is not empty (for the spinning loop) */
-    atomic_uint epoch;      /* bumped by pact_loop_close_all: older jobs are
-                               cancelled */
-    int fd[2];              /* eventfd in [0] (and [1] = -1), or a pipe */
-    struct event *ev;
-    /* loop thread only */
+    atomic_bool listening;  /* a hint: the loop is awake with jobs out and
+                               will look for results before it sleeps */
+    /* the loop thread's */
+    _Alignas(64) struct event *ev;
     struct jlist pending[PACT_LANES]; /* submitted, not handed to the lane */
     bool flush_queued;
     bool lane_ready[PACT_LANES]; /* the lane has a thread (until we leave) */
@@ -63,8 +70,10 @@ struct offq {
     size_t in_lanes; /* handed to a lane, not taken back from done */
     size_t current;  /* in flight and submitted since the last close_all */
     uint64_t shutdown_ms;
-    pact_job *free_jobs;
-    struct slab *slabs;
+    struct slab *slabs; /* newest first; jobs[0..slab_used) handed out */
+    size_t slab_used;
+    pact_job **spare; /* jobs to reuse, the last freed last */
+    size_t nspare, spare_cap;
     char why[200];
 };
 
@@ -93,29 +102,34 @@ static void activate(struct offq *q)
 
 /* ---- jobs ---------------------------------------------------------------- */
 
+/* Jobs come from slabs, handed out in address order, and go back to an
+ * array of spares, reused newest first (still in this core's cache): no
+ * allocation per job, and no pointer chase through cold jobs to find one. */
 static pact_job *job_alloc(struct offq *q)
 {
-    pact_job *j = q->free_jobs;
-    if (j) {
-        q->free_jobs = j->next;
-        return j;
+    if (q->nspare)
+        return q->spare[--q->nspare];
+    if (!q->slabs || q->slab_used == SLAB_JOBS) {
+        /* room for every job to be a spare at once, so freeing never fails */
+        size_t cap = q->spare_cap + SLAB_JOBS;
+        pact_job **v = realloc(q->spare, cap * sizeof *v);
+        if (!v)
+            return NULL;
+        q->spare = v;
+        struct slab *s = aligned_alloc(_Alignof(struct slab), sizeof *s);
+        if (!s)
+            return NULL;
+        q->spare_cap = cap;
+        s->next = q->slabs;
+        q->slabs = s;
+        q->slab_used = 0;
     }
-    struct slab *s = malloc(sizeof *s);
-    if (!s)
-        return NULL;
-    s->next = q->slabs;
-    q->slabs = s;
-    for (size_t i = SLAB_JOBS - 1; i > 0; i--) {
-        s->jobs[i].next = q->free_jobs;
-        q->free_jobs = &s->jobs[i];
-    }
-    return &s->jobs[0];
+    return &q->slabs->jobs[q->slab_used++];
 }
 
 static void job_free(struct offq *q, pact_job *j)
 {
-    j->next = q->free_jobs;
-    q->free_jobs = j;
+    q->spare[q->nspare++] = j;
 }
 
 static void abort_off(pact_job *j)
@@ -196,11 +210,12 @@ static void drop(struct offq *q, pact_job *j)
 
 /* ---- completions --------------------------------------------------------- */
 
-void pact__offq_publish(pact_job *j)
+bool pact__offq_publish(struct offq *q, struct jlist *jobs)
 {
-    struct offq *q = j->q;
     pthread_mutex_lock(&q->lock);
-    jlist_push(&q->done, j);
+    bool awaited = q->spinning ||
+                   atomic_load_explicit(&q->listening, memory_order_relaxed);
+    jlist_append(&q->done, jobs);
     atomic_store_explicit(&q->ready, true, memory_order_relaxed);
     if (q->waiting) {
         pthread_cond_signal(&q->drained);
@@ -211,6 +226,7 @@ void pact__offq_publish(pact_job *j)
         wake(q);
     }
     pthread_mutex_unlock(&q->lock);
+    return awaited;
 }
 
 /* Move the done list to the loop's todo list. */
@@ -237,6 +253,7 @@ static void on_ready(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct offq *q = arg;
     pact_loop *loop = q->loop;
+    atomic_store_explicit(&q->listening, true, memory_order_relaxed);
     for (int round = 0;; round++) {
         take_done(q);
         pact_job *j;
@@ -245,12 +262,14 @@ static void on_ready(evutil_socket_t fd, short what, void *arg)
         if (pact__halted(loop)) {
             if (q->todo.len)
                 activate(q); /* resume when the loop runs again */
-            return;
+            break;
         }
         if (round + 1 == DRAIN_ROUNDS ||
             !atomic_load_explicit(&q->ready, memory_order_relaxed))
-            return;
+            break;
     }
+    atomic_store_explicit(&q->listening, q->in_lanes && loop->running,
+                          memory_order_relaxed);
 }
 
 /* The loop's spin hook: with jobs on pool threads, spin briefly for their
@@ -261,9 +280,11 @@ static bool offq_spin(pact_loop *loop, void *state, uint64_t wait_ns)
     struct offq *q = state;
     if (q->todo.len)
         return true; /* activated already */
-    uint64_t ns = pact__spin_ns(LOOP_SPIN_NS);
-    if (!q->in_lanes || !ns)
+    uint64_t ns = pact__spin_ns(LOOP_SPIN_NS, 1);
+    if (!q->in_lanes || !ns) {
+        atomic_store_explicit(&q->listening, false, memory_order_relaxed);
         return false;
+    }
     if (ns > wait_ns)
         ns = wait_ns;
     pthread_mutex_lock(&q->lock);
@@ -283,6 +304,8 @@ static bool offq_spin(pact_loop *loop, void *state, uint64_t wait_ns)
     pthread_mutex_unlock(&q->lock);
     if (have)
         activate(q);
+    else /* it sleeps now */
+        atomic_store_explicit(&q->listening, false, memory_order_relaxed);
     return have;
 }
 
@@ -358,13 +381,18 @@ static int submit(pact_loop *loop, pact_offload_fn fn, void *arg,
     pact_job *j = job_alloc(q);
     if (!j)
         return PACT_ENOMEM;
-    *j = (pact_job){.fn = fn,
-                    .arg = arg,
-                    .cb = cb,
-                    .ud = ud,
-                    .q = q,
-                    .lane = (uint8_t)lane,
-                    .owns_ud = owns_ud};
+    /* field by field: a compound literal would clear the padding too */
+    j->fn = fn;
+    j->arg = arg;
+    j->q = q;
+    j->result = pact_nothing();
+    j->lane = (uint8_t)lane;
+    j->owns_ud = owns_ud;
+    j->cb = cb;
+    j->ud = ud;
+    j->err = NULL;
+    j->abort = NULL;
+    j->abort_id = 0;
     j->epoch = atomic_load_explicit(&q->epoch, memory_order_relaxed);
     atomic_store_explicit(&j->cancelled, false, memory_order_relaxed);
     job_set_state(j, J_PENDING);
@@ -540,6 +568,7 @@ static void offq_free(pact_loop *loop, void *state)
         q->slabs = s->next;
         free(s);
     }
+    free(q->spare);
     pthread_mutex_destroy(&q->lock);
     pthread_cond_destroy(&q->drained);
     pact__pool_leave();
@@ -575,9 +604,10 @@ static int open_fd(struct offq *q)
 
 static void *offq_make(pact_loop *loop)
 {
-    struct offq *q = calloc(1, sizeof *q);
+    struct offq *q = aligned_alloc(_Alignof(struct offq), sizeof *q);
     if (!q)
         return NULL;
+    memset(q, 0, sizeof *q);
     q->loop = loop;
     q->fd[0] = q->fd[1] = -1;
     pthread_mutexattr_t ma;
@@ -593,6 +623,7 @@ static void *offq_make(pact_loop *loop)
     pthread_cond_init(&q->drained, &ca);
     pthread_condattr_destroy(&ca);
     atomic_init(&q->ready, false);
+    atomic_init(&q->listening, false);
     atomic_init(&q->epoch, 0);
     q->shutdown_ms = DEFAULT_SHUTDOWN_MS;
     q->limit[0] = q->limit[1] = env_limit();

@@ -4,14 +4,18 @@
  * does not multiply its threads; each job carries its loop's side (offload.c)
  * to hand its result back to.
  *
- * Threads start one at a time, when a job is queued that no idle thread can
- * take, up to the lane's size; they stop when the last loop that used the
- * pool is freed. A thread with nothing to do spins briefly before it sleeps
- * on the lane's condition variable -- one spinner per lane, as Go's
- * scheduler keeps one spinning thread: a futex wake-up costs microseconds,
- * a job handed to a spinning thread well under one. A thread that takes a job
- * while more wait and nobody spins wakes the next sleeper, so the loop thread
- * pays at most one wake-up per batch of jobs it queues.
+ * Threads start one at a time, when jobs are queued that no thread will come
+ * for, up to the lane's size; they stop when the last loop that used the
+ * pool is freed. A CPU thread takes several short jobs at once (one lock for
+ * many, their results handed back together), one as soon as they are not
+ * short. A thread with nothing to do sleeps on the lane's condition
+ * variable, but first spins briefly when the loop it served was waiting on
+ * its results (a round trip: the next job follows at once) and a core is
+ * free for it: a futex wake-up costs microseconds, a job handed to a
+ * spinning thread well under one, and a spinner on a core a busy thread
+ * needs only slows that thread down. Sleepers are woken one at a time, and
+ * only while the work waiting is worth a wake-up; the thread woken passes
+ * the wake-up on, so the loop thread pays at most one per batch it queues.
  * The lock order is in pool_internal.h. */
 #include "pool_internal.h"
 
@@ -30,6 +34,17 @@
  * spinning thread costs well under a microsecond, to a sleeping one a futex
  * wake-up and a reschedule (several). */
 #define WORKER_SPIN_NS 50000
+/* A CPU thread takes up to MAX_BATCH jobs at once while they average under
+ * SHORT_JOB_NS each: one lock for many trivial jobs, and their results go
+ * back together. */
+#define MAX_BATCH 32
+#define SHORT_JOB_NS 2000
+/* What waking a sleeping thread costs (the futex, the reschedule, the
+ * competition for a core): more work than this per thread already coming
+ * for it pays for one more. Until jobs have been timed, each counts as
+ * JOB_NS_GUESS. */
+#define WAKE_WORTH_NS 20000
+#define JOB_NS_GUESS 1000000
 
 #ifdef PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
 /* spins briefly before sleeping: the critical sections are a few loads */
@@ -40,28 +55,35 @@
 
 struct lane {
     pthread_mutex_t lock;
-    pthread_cond_t work;  /* idle threads sleep here */
-    struct jlist q;       /* queued jobs, oldest first */
-    atomic_size_t queued; /* q.len, for a spinning thread to read unlocked */
-    unsigned max;         /* threads it may have */
-    unsigned nthreads;    /* started */
-    unsigned sleeping;    /* waiting on work */
-    unsigned starting;    /* started, not yet looking for work */
-    bool spinner;         /* a thread spins for work (one at a time) */
-    bool stop;            /* the last loop left: threads exit */
+    pthread_cond_t work;     /* idle threads sleep here */
+    struct jlist q;          /* queued jobs, oldest first */
+    atomic_size_t queued;    /* q.len, for a spinning thread to read unlocked */
+    unsigned max;            /* threads it may have */
+    unsigned nthreads;       /* started */
+    unsigned sleeping;       /* waiting on work */
+    unsigned starting;       /* started, not yet looking for work */
+    atomic_uint running;     /* running jobs (raised under the lock) */
+    _Atomic uint64_t job_ns; /* a job's running time, moving average */
+    bool spinner;            /* a thread spins for work (one at a time) */
+    bool stop;               /* the last loop left: threads exit */
     pthread_t *threads;
     unsigned cap;
 };
 
 static struct {
+    unsigned ncpu;             /* cores we may run on (at the first user) */
     pthread_mutex_t lock;      /* users and sizes; taken before a lane's lock */
     unsigned users;            /* loops with offload state */
     unsigned size[PACT_LANES]; /* pact_pool_set_threads; 0: the default */
     struct lane lanes[PACT_LANES];
 } pool = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
-    .lanes = {{.lock = LANE_LOCK_INIT, .work = PTHREAD_COND_INITIALIZER},
-              {.lock = LANE_LOCK_INIT, .work = PTHREAD_COND_INITIALIZER}},
+    .lanes = {{.lock = LANE_LOCK_INIT,
+               .work = PTHREAD_COND_INITIALIZER,
+               .job_ns = JOB_NS_GUESS},
+              {.lock = LANE_LOCK_INIT,
+               .work = PTHREAD_COND_INITIALIZER,
+               .job_ns = JOB_NS_GUESS}},
 };
 
 /* ---- spinning ------------------------------------------------------------ */
@@ -75,7 +97,7 @@ void pact__cpu_relax(void)
 #endif
 }
 
-uint64_t pact__spin_ns(uint64_t ns)
+uint64_t pact__spin_ns(uint64_t ns, unsigned spinners)
 {
 #ifdef RUNNING_ON_VALGRIND
     /* valgrind runs one thread at a time: a spinner only holds up the
@@ -83,7 +105,14 @@ uint64_t pact__spin_ns(uint64_t ns)
     if (RUNNING_ON_VALGRIND)
         return 0;
 #endif
-    return ns;
+    /* a core for each thread running jobs, one for the loop (taken to be
+     * busy) and one for each spinner, or spinning steals the time of the
+     * very threads it waits for */
+    unsigned busy = 0;
+    for (int i = 0; i < PACT_LANES; i++)
+        busy +=
+            atomic_load_explicit(&pool.lanes[i].running, memory_order_relaxed);
+    return busy + spinners <= pool.ncpu ? ns : 0;
 }
 
 /* Spin until a job is queued or @p ns have passed. */
@@ -165,41 +194,147 @@ unsigned pact_pool_threads(pact_lane lane)
 
 /* ---- the threads --------------------------------------------------------- */
 
+/* Threads that will look for work without being woken (ln's lock held):
+ * starting, spinning, or back from running jobs and about to look. */
+static size_t coming(struct lane *ln)
+{
+    unsigned running = atomic_load_explicit(&ln->running, memory_order_relaxed);
+    return ln->nthreads - ln->sleeping - running;
+}
+
+/* Wake a sleeper when jobs wait and no thread is coming for them, or when
+ * the work waiting, shared among the threads coming (plus @p self: the
+ * caller, which comes back for more), is worth more than a wake-up: for
+ * trivial jobs one thread keeps up and a second only competes for the cores
+ * (ln's lock held). The thread woken does the same when it takes jobs, so
+ * one wake-up is passed on rather than many made at once. */
+static void wake_one(struct lane *ln, size_t self)
+{
+    if (!ln->sleeping || !ln->q.len)
+        return;
+    size_t c = coming(ln) + self;
+    uint64_t ns = atomic_load_explicit(&ln->job_ns, memory_order_relaxed);
+    if (!c || ln->q.len * ns > WAKE_WORTH_NS * c)
+        pthread_cond_signal(&ln->work);
+}
+
+/* Take up to @p want jobs (ln's lock held), fewer when other threads could
+ * share them, into @p mine (empty). */
+static void take(struct lane *ln, struct jlist *mine, unsigned want)
+{
+    size_t fair = ln->q.len / ln->nthreads;
+    size_t n = fair < want ? (fair ? fair : 1) : want;
+    if (n > ln->q.len)
+        n = ln->q.len;
+    if (!n)
+        return;
+    jlist_take(&ln->q, n, mine);
+    for (pact_job *j = mine->head; j; j = j->next)
+        job_set_state(j, J_RUNNING);
+    atomic_store_explicit(&ln->queued, ln->q.len, memory_order_relaxed);
+    atomic_fetch_add_explicit(&ln->running, 1, memory_order_relaxed);
+    wake_one(ln, 1);
+}
+
+/* Run the jobs in @p mine. A job cancelled while it waited in the batch is
+ * not run. */
+static void run_batch(struct jlist *mine)
+{
+    for (pact_job *j = mine->head; j; j = j->next) {
+        if (pact_job_cancelled(j))
+            continue;
+        pact_error *err = j->fn(j, j->arg, &j->result);
+        if (err) /* the second line is touched only for a failure */
+            j->err = err;
+    }
+}
+
+/* Hand the jobs in @p mine back, each run of jobs of one loop under one
+ * lock. @return whether a loop was spinning for them. */
+static bool publish_batch(struct jlist *mine)
+{
+    bool awaited = false;
+    while (mine->head) {
+        struct offq *q = mine->head->q;
+        size_t n = 1;
+        for (pact_job *j = mine->head->next; j && j->q == q; j = j->next)
+            n++;
+        struct jlist run;
+        jlist_take(mine, n, &run);
+        awaited |= pact__offq_publish(q, &run);
+    }
+    return awaited;
+}
+
+/* How many jobs a CPU thread takes at once: doubled while jobs are short,
+ * back to one as soon as they are not, so a long job holds back no results
+ * but its own. */
+static unsigned next_batch(unsigned batch, size_t ran, uint64_t ns)
+{
+    if (ns > ran * SHORT_JOB_NS)
+        return 1;
+    return batch < MAX_BATCH ? batch * 2 : MAX_BATCH;
+}
+
+/* Fold a job's running time into the lane's average. */
+static void measured(struct lane *ln, uint64_t ns)
+{
+    uint64_t avg = atomic_load_explicit(&ln->job_ns, memory_order_relaxed);
+    atomic_store_explicit(&ln->job_ns, avg - avg / 8 + ns / 8,
+                          memory_order_relaxed);
+}
+
+/* Nothing to take: spin for work once, if the last results went to a loop
+ * that was spinning for them (it waits on each result, so its next job comes
+ * at once: a round trip) and a core is free and nobody else spins; else
+ * sleep. A loop busy submitting is not spun for: the spinner would only take
+ * a core from it. ln's lock held. */
+static void idle(struct lane *ln, bool *spun, bool awaited)
+{
+    uint64_t ns = awaited ? pact__spin_ns(WORKER_SPIN_NS, 2) : 0;
+    if (!*spun && !ln->spinner && ns) {
+        ln->spinner = true;
+        pthread_mutex_unlock(&ln->lock);
+        spin_for_work(ln, ns);
+        pthread_mutex_lock(&ln->lock);
+        ln->spinner = false;
+        *spun = true;
+    } else {
+        ln->sleeping++;
+        pthread_cond_wait(&ln->work, &ln->lock);
+        ln->sleeping--;
+    }
+}
+
 static void *worker(void *arg)
 {
     struct lane *ln = arg;
-    bool spun = false; /* spun since the last job: sleep next time */
+    bool cpu = ln == &pool.lanes[PACT_LANE_CPU];
+    bool spun = false;    /* spun since the last job: sleep next time */
+    bool awaited = false; /* a loop spun for the last results */
+    unsigned batch = 1;   /* the blocking lane takes one job at a time */
+    struct jlist mine = {0};
     pthread_mutex_lock(&ln->lock);
     ln->starting--;
     for (;;) {
-        pact_job *j = jlist_pop(&ln->q);
-        if (!j) {
+        take(ln, &mine, batch);
+        if (!mine.len) {
             if (ln->stop)
                 break;
-            uint64_t ns = pact__spin_ns(WORKER_SPIN_NS);
-            if (!spun && !ln->spinner && ns) {
-                ln->spinner = true;
-                pthread_mutex_unlock(&ln->lock);
-                spin_for_work(ln, ns);
-                pthread_mutex_lock(&ln->lock);
-                ln->spinner = false;
-                spun = true;
-            } else {
-                ln->sleeping++;
-                pthread_cond_wait(&ln->work, &ln->lock);
-                ln->sleeping--;
-            }
+            idle(ln, &spun, awaited);
             continue;
         }
         spun = false;
-        atomic_store_explicit(&ln->queued, ln->q.len, memory_order_relaxed);
-        job_set_state(j, J_RUNNING);
-        /* more waiting and nobody spinning for them: pass the wake-up on */
-        if (ln->q.head && ln->sleeping && !ln->spinner)
-            pthread_cond_signal(&ln->work);
         pthread_mutex_unlock(&ln->lock);
-        j->err = j->fn(j, j->arg, &j->result);
-        pact__offq_publish(j);
+        size_t ran = mine.len;
+        uint64_t t0 = pact__now_ns();
+        run_batch(&mine);
+        uint64_t ns = pact__now_ns() - t0;
+        if (cpu)
+            batch = next_batch(batch, ran, ns);
+        measured(ln, ns / ran);
+        atomic_fetch_sub_explicit(&ln->running, 1, memory_order_relaxed);
+        awaited = publish_batch(&mine);
         pthread_mutex_lock(&ln->lock);
     }
     pthread_mutex_unlock(&ln->lock);
@@ -247,14 +382,11 @@ void pact__lane_push(int lane, struct jlist *jobs)
     pthread_mutex_lock(&ln->lock);
     jlist_append(&ln->q, jobs);
     atomic_store_explicit(&ln->queued, ln->q.len, memory_order_relaxed);
-    /* a spinning thread takes the first job and wakes a sleeper if more
-     * wait; else wake one here (it passes the wake-up on) */
-    if (!ln->spinner && ln->sleeping)
-        pthread_cond_signal(&ln->work);
-    /* start threads for the jobs no idle one can take (a failure is
+    wake_one(ln, 0);
+    /* start threads for the jobs no thread will come for (a failure is
      * harmless: the lane has a thread already, see pact__lane_ready) */
-    size_t idle = ln->sleeping + ln->spinner + ln->starting;
-    for (size_t excess = ln->q.len > idle ? ln->q.len - idle : 0;
+    size_t reach = coming(ln) + ln->sleeping;
+    for (size_t excess = ln->q.len > reach ? ln->q.len - reach : 0;
          excess && ln->nthreads < ln->max; excess--)
         if (grow(ln) < 0)
             break;
@@ -300,6 +432,7 @@ void pact__pool_enter(void)
         /* jansson's hash seed must be set before threads use it (its
          * doc/threadsafety.rst); a no-op once seeded */
         json_object_seed(0);
+        pool.ncpu = ncpu();
         for (int i = 0; i < PACT_LANES; i++) {
             pthread_mutex_lock(&pool.lanes[i].lock);
             pool.lanes[i].max = resolve(i);

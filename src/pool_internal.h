@@ -19,30 +19,38 @@
 enum job_state {
     J_PENDING,   /* on its loop's pending list, not yet handed to its lane */
     J_QUEUED,    /* in its lane's queue (changed under lane.lock only) */
-    J_RUNNING,   /* a worker took it; on its loop's done list once run */
+    J_RUNNING,   /* a worker took it (into a batch: the worker checks
+                    pact_job_cancelled before it runs it); on its loop's
+                    done list once run */
     J_DONE,      /* taken back by the loop thread, to be called back */
     J_CANCELLED, /* taken off before it ran, to be called back */
 };
 
 struct offq;
 
+/* Two cache lines: a pool thread touches only the first (and the second's
+ * err when the job fails), so the second stays in the loop thread's cache
+ * and each job crosses between cores as one line each way. */
 struct pact_job {
-    struct pact_job *next, *prev; /* in one list at a time (see state) */
+    /* line 0: shared with the pool thread that runs it */
+    _Alignas(64) struct pact_job *next; /* in one list at a time (state) */
     pact_offload_fn fn;
     void *arg;
-    pact_offload_cb cb;
-    void *ud;
-    struct offq *q;    /* its loop's side */
-    pact_value result; /* written by the worker, read after publication */
-    pact_error *err;
-    pact_abort *abort; /* a reference while it has a token (loop thread) */
-    uint64_t abort_id;
+    struct offq *q;        /* its loop's side */
+    pact_value result;     /* written by the worker, read once published */
     uint32_t epoch;        /* q->epoch when submitted */
     _Atomic uint8_t state; /* job_state */
     atomic_bool cancelled; /* its token aborted: the flag it polls */
     uint8_t lane;
     bool owns_ud; /* ud is a deferred (the promise twin): released if the
                      callback is dropped at pact_loop_free */
+    /* line 1: the loop thread's */
+    _Alignas(64) struct pact_job *prev;
+    pact_offload_cb cb;
+    void *ud;
+    pact_error *err;   /* the job's error (written by the worker only then) */
+    pact_abort *abort; /* a reference while it has a token */
+    uint64_t abort_id;
 };
 
 /* A FIFO of jobs through next/prev. */
@@ -101,6 +109,28 @@ static inline void jlist_append(struct jlist *to, struct jlist *from)
     from->len = 0;
 }
 
+/* Move the first @p n jobs of @p from (n <= len, n > 0) to @p to, which is
+ * empty, following next pointers only: a pool thread touches the first line
+ * of the jobs it takes, and the second of one job (the new head's prev). The
+ * jobs moved keep stale prev pointers: @p to is walked through next only
+ * until jlist_append puts it back in a list (which sets its head's prev). */
+static inline void jlist_take(struct jlist *from, size_t n, struct jlist *to)
+{
+    pact_job *last = from->head;
+    for (size_t i = 1; i < n; i++)
+        last = last->next;
+    to->head = from->head;
+    to->tail = last;
+    to->len = n;
+    from->head = last->next;
+    from->len -= n;
+    if (from->head)
+        from->head->prev = NULL;
+    else
+        from->tail = NULL;
+    last->next = NULL;
+}
+
 static inline enum job_state job_state(const pact_job *j)
 {
     return (enum job_state)atomic_load_explicit(&j->state,
@@ -129,15 +159,19 @@ void pact__lane_push(int lane, struct jlist *jobs);
 bool pact__lane_cancel(pact_job *j);
 /* Take every queued job of @p q out of @p lane into @p out (J_CANCELLED). */
 void pact__lane_cancel_all(int lane, struct offq *q, struct jlist *out);
-/* How long a thread with nothing to do spins before it sleeps (ns; 0
- * under valgrind, where spinning only delays the thread being waited for). */
-uint64_t pact__spin_ns(uint64_t ns);
+/* How long a thread with nothing to do may spin before it sleeps: @p ns,
+ * or 0 when fewer cores than threads running jobs plus @p spinners (the
+ * loop thread and this one, or the loop thread alone) are left, and under
+ * valgrind, which runs one thread at a time. */
+uint64_t pact__spin_ns(uint64_t ns, unsigned spinners);
 /* Spin-wait politely for a while. */
 void pact__cpu_relax(void);
 
 /* ---- offload.c ----------------------------------------------------------- */
 
-/* A worker ran @p j: hand it back to its loop (under offq.lock). */
-void pact__offq_publish(pact_job *j);
+/* A worker ran @p jobs (all of @p q): hand them back to their loop, under
+ * offq.lock; @p jobs is emptied. @return whether the loop was spinning for
+ * results. */
+bool pact__offq_publish(struct offq *q, struct jlist *jobs);
 
 #endif
