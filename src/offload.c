@@ -235,12 +235,13 @@ static void take_done(struct offq *q)
     pthread_mutex_lock(&q->lock);
     struct jlist got = q->done;
     q->done = (struct jlist){0};
-    bool woken = q->wake_pending;
+    /* under the lock, as the fd is written: consumed after it, a wake-up
+     * written meanwhile (with wake_pending set again) would be lost */
+    if (q->wake_pending)
+        consume_wakeup(q);
     q->wake_pending = false;
     atomic_store_explicit(&q->ready, false, memory_order_relaxed);
     pthread_mutex_unlock(&q->lock);
-    if (woken)
-        consume_wakeup(q);
     q->in_lanes -= got.len;
     jlist_append(&q->todo, &got);
 }

@@ -66,8 +66,20 @@ struct lane {
     _Atomic uint64_t job_ns; /* a job's running time, moving average */
     bool spinner;            /* a thread spins for work (one at a time) */
     bool stop;               /* the last loop left: threads exit */
-    pthread_t *threads;
+    struct worker **workers; /* nthreads of them */
     unsigned cap;
+};
+
+/* A thread, and the jobs it took at once. They stay visible: a thread with
+ * nothing to do claims the ones not started yet (steals them), so a long job
+ * holds back no job taken with it while another thread is free. */
+struct worker {
+    struct lane *ln;
+    pthread_t tid;
+    pact_job *v[MAX_BATCH]; /* the batch (written under ln->lock) */
+    unsigned n;             /* its size (likewise) */
+    atomic_uint next;       /* the next to start, claimed by fetch_add: by
+                               this thread, or one that steals it */
 };
 
 static struct {
@@ -219,56 +231,108 @@ static void wake_one(struct lane *ln, size_t self)
 }
 
 /* Take up to @p want jobs (ln's lock held), fewer when other threads could
- * share them, into @p mine (empty). */
-static void take(struct lane *ln, struct jlist *mine, unsigned want)
+ * share them, as @p w's batch. @return how many. */
+static unsigned take(struct lane *ln, struct worker *w, unsigned want)
 {
     size_t fair = ln->q.len / ln->nthreads;
     size_t n = fair < want ? (fair ? fair : 1) : want;
     if (n > ln->q.len)
         n = ln->q.len;
-    if (!n)
-        return;
-    jlist_take(&ln->q, n, mine);
-    for (pact_job *j = mine->head; j; j = j->next)
+    /* through next alone: only the new head's second line is written */
+    pact_job *j = ln->q.head;
+    for (size_t i = 0; i < n; i++, j = j->next) {
         job_set_state(j, J_RUNNING);
+        w->v[i] = j;
+    }
+    ln->q.head = j;
+    ln->q.len -= n;
+    if (j)
+        j->prev = NULL;
+    else
+        ln->q.tail = NULL;
+    w->n = (unsigned)n;
+    atomic_store_explicit(&w->next, 0, memory_order_relaxed);
     atomic_store_explicit(&ln->queued, ln->q.len, memory_order_relaxed);
-    atomic_fetch_add_explicit(&ln->running, 1, memory_order_relaxed);
-    wake_one(ln, 1);
+    if (n) {
+        atomic_fetch_add_explicit(&ln->running, 1, memory_order_relaxed);
+        wake_one(ln, 0); /* the rest is for other threads */
+    }
+    return (unsigned)n;
 }
 
-/* Run the jobs in @p mine. A job cancelled while it waited in the batch is
- * not run. */
-static void run_batch(struct jlist *mine)
+/* Claim a job that another thread took and has not started (ln's lock
+ * held: batches are refilled under it). */
+static pact_job *steal(struct lane *ln, struct worker *self)
 {
-    for (pact_job *j = mine->head; j; j = j->next) {
-        if (pact_job_cancelled(j))
+    for (unsigned i = 0; i < ln->nthreads; i++) {
+        struct worker *w = ln->workers[i];
+        if (w == self ||
+            atomic_load_explicit(&w->next, memory_order_relaxed) >= w->n)
             continue;
+        unsigned k =
+            atomic_fetch_add_explicit(&w->next, 1, memory_order_relaxed);
+        if (k < w->n)
+            return w->v[k];
+    }
+    return NULL;
+}
+
+/* Run @p j (unless it was cancelled while it waited) and add it to @p done,
+ * linked through next only: a pool thread does not touch the second line. */
+static void run(pact_job *j, struct jlist *done)
+{
+    if (!pact_job_cancelled(j)) {
         pact_error *err = j->fn(j, j->arg, &j->result);
         if (err) /* the second line is touched only for a failure */
             j->err = err;
     }
+    j->next = NULL;
+    if (done->tail)
+        done->tail->next = j;
+    else
+        done->head = j;
+    done->tail = j;
+    done->len++;
 }
 
-/* Hand the jobs in @p mine back, each run of jobs of one loop under one
+/* Run what is left of @p w's batch, claiming each job first (an idle thread
+ * may claim some too). @return how many it ran. */
+static size_t run_batch(struct worker *w, struct jlist *done)
+{
+    size_t ran = 0;
+    for (;;) {
+        unsigned k =
+            atomic_fetch_add_explicit(&w->next, 1, memory_order_relaxed);
+        if (k >= w->n)
+            return ran;
+        run(w->v[k], done);
+        ran++;
+    }
+}
+
+/* Hand the jobs in @p done back, each run of jobs of one loop under one
  * lock. @return whether a loop was spinning for them. */
-static bool publish_batch(struct jlist *mine)
+static bool publish(struct jlist *done)
 {
     bool awaited = false;
-    while (mine->head) {
-        struct offq *q = mine->head->q;
-        size_t n = 1;
-        for (pact_job *j = mine->head->next; j && j->q == q; j = j->next)
-            n++;
-        struct jlist run;
-        jlist_take(mine, n, &run);
+    while (done->head) {
+        struct offq *q = done->head->q;
+        struct jlist run = {done->head, done->head, 1};
+        while (run.tail->next && run.tail->next->q == q) {
+            run.tail = run.tail->next;
+            run.len++;
+        }
+        done->head = run.tail->next;
+        done->len -= run.len;
+        run.tail->next = NULL;
         awaited |= pact__offq_publish(q, &run);
     }
+    done->tail = NULL;
     return awaited;
 }
 
 /* How many jobs a CPU thread takes at once: doubled while jobs are short,
- * back to one as soon as they are not, so a long job holds back no results
- * but its own. */
+ * back to one as soon as they are not. */
 static unsigned next_batch(unsigned batch, size_t ran, uint64_t ns)
 {
     if (ns > ran * SHORT_JOB_NS)
@@ -284,11 +348,11 @@ static void measured(struct lane *ln, uint64_t ns)
                           memory_order_relaxed);
 }
 
-/* Nothing to take: spin for work once, if the last results went to a loop
- * that was spinning for them (it waits on each result, so its next job comes
- * at once: a round trip) and a core is free and nobody else spins; else
- * sleep. A loop busy submitting is not spun for: the spinner would only take
- * a core from it. ln's lock held. */
+/* Nothing to take or steal: spin for work once, if the last results went to
+ * a loop that was spinning for them (it waits on each result, so its next
+ * job comes at once: a round trip) and a core is free and nobody else spins;
+ * else sleep. A loop busy submitting is not spun for: the spinner would only
+ * take a core from it. ln's lock held. */
 static void idle(struct lane *ln, bool *spun, bool awaited)
 {
     uint64_t ns = awaited ? pact__spin_ns(WORKER_SPIN_NS, 2) : 0;
@@ -306,19 +370,23 @@ static void idle(struct lane *ln, bool *spun, bool awaited)
     }
 }
 
-static void *worker(void *arg)
+static void *worker_main(void *arg)
 {
-    struct lane *ln = arg;
+    struct worker *w = arg;
+    struct lane *ln = w->ln;
     bool cpu = ln == &pool.lanes[PACT_LANE_CPU];
     bool spun = false;    /* spun since the last job: sleep next time */
     bool awaited = false; /* a loop spun for the last results */
     unsigned batch = 1;   /* the blocking lane takes one job at a time */
-    struct jlist mine = {0};
+    struct jlist done = {0};
     pthread_mutex_lock(&ln->lock);
     ln->starting--;
     for (;;) {
-        take(ln, &mine, batch);
-        if (!mine.len) {
+        pact_job *stolen = NULL;
+        unsigned n = take(ln, w, batch);
+        if (!n && (stolen = steal(ln, w)))
+            atomic_fetch_add_explicit(&ln->running, 1, memory_order_relaxed);
+        if (!n && !stolen) {
             if (ln->stop)
                 break;
             idle(ln, &spun, awaited);
@@ -326,15 +394,20 @@ static void *worker(void *arg)
         }
         spun = false;
         pthread_mutex_unlock(&ln->lock);
-        size_t ran = mine.len;
         uint64_t t0 = pact__now_ns();
-        run_batch(&mine);
+        size_t ran = 1;
+        if (stolen)
+            run(stolen, &done);
+        else
+            ran = run_batch(w, &done);
         uint64_t ns = pact__now_ns() - t0;
-        if (cpu)
-            batch = next_batch(batch, ran, ns);
-        measured(ln, ns / ran);
+        if (ran) {
+            if (cpu && !stolen)
+                batch = next_batch(batch, ran, ns);
+            measured(ln, ns / ran);
+        }
         atomic_fetch_sub_explicit(&ln->running, 1, memory_order_relaxed);
-        awaited = publish_batch(&mine);
+        awaited = publish(&done);
         pthread_mutex_lock(&ln->lock);
     }
     pthread_mutex_unlock(&ln->lock);
@@ -347,20 +420,28 @@ static int grow(struct lane *ln)
 {
     if (ln->nthreads == ln->cap) {
         unsigned cap = ln->cap ? ln->cap * 2 : 8;
-        pthread_t *v = realloc(ln->threads, cap * sizeof *v);
+        struct worker **v = realloc(ln->workers, cap * sizeof *v);
         if (!v)
             return PACT_ENOMEM;
-        ln->threads = v;
+        ln->workers = v;
         ln->cap = cap;
     }
+    struct worker *w = malloc(sizeof *w);
+    if (!w)
+        return PACT_ENOMEM;
+    w->ln = ln;
+    w->n = 0;
+    atomic_init(&w->next, 0);
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    int rc = pthread_create(&ln->threads[ln->nthreads], NULL, worker, ln);
+    int rc = pthread_create(&w->tid, NULL, worker_main, w);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc)
+    if (rc) {
+        free(w);
         return -rc;
-    ln->nthreads++;
+    }
+    ln->workers[ln->nthreads++] = w;
     ln->starting++;
     return 0;
 }
@@ -451,13 +532,17 @@ static void stop_lane(struct lane *ln)
     pthread_cond_broadcast(&ln->work);
     unsigned n = ln->nthreads;
     pthread_mutex_unlock(&ln->lock);
+    /* every thread first: until the last exits, one may look at the others'
+     * batches to steal from them */
     for (unsigned i = 0; i < n; i++)
-        pthread_join(ln->threads[i], NULL);
+        pthread_join(ln->workers[i]->tid, NULL);
+    for (unsigned i = 0; i < n; i++)
+        free(ln->workers[i]);
     pthread_mutex_lock(&ln->lock);
     ln->nthreads = 0;
     ln->stop = false;
-    free(ln->threads);
-    ln->threads = NULL;
+    free(ln->workers);
+    ln->workers = NULL;
     ln->cap = 0;
     pthread_mutex_unlock(&ln->lock);
 }

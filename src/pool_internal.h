@@ -19,9 +19,9 @@
 enum job_state {
     J_PENDING,   /* on its loop's pending list, not yet handed to its lane */
     J_QUEUED,    /* in its lane's queue (changed under lane.lock only) */
-    J_RUNNING,   /* a worker took it (into a batch: the worker checks
-                    pact_job_cancelled before it runs it); on its loop's
-                    done list once run */
+    J_RUNNING,   /* a pool thread took it into its batch (whichever thread
+                    claims it checks pact_job_cancelled before running it);
+                    on its loop's done list once run */
     J_DONE,      /* taken back by the loop thread, to be called back */
     J_CANCELLED, /* taken off before it ran, to be called back */
 };
@@ -84,11 +84,19 @@ static inline void jlist_unlink(struct jlist *l, pact_job *j)
     l->len--;
 }
 
+/* Take the first job. Only the head's prev is read (none), so lists linked
+ * through next alone (what pool threads hand back) can be popped too. */
 static inline pact_job *jlist_pop(struct jlist *l)
 {
     pact_job *j = l->head;
-    if (j)
-        jlist_unlink(l, j);
+    if (!j)
+        return NULL;
+    l->head = j->next;
+    if (l->head)
+        l->head->prev = NULL;
+    else
+        l->tail = NULL;
+    l->len--;
     return j;
 }
 
@@ -107,28 +115,6 @@ static inline void jlist_append(struct jlist *to, struct jlist *from)
     to->len += from->len;
     from->head = from->tail = NULL;
     from->len = 0;
-}
-
-/* Move the first @p n jobs of @p from (n <= len, n > 0) to @p to, which is
- * empty, following next pointers only: a pool thread touches the first line
- * of the jobs it takes, and the second of one job (the new head's prev). The
- * jobs moved keep stale prev pointers: @p to is walked through next only
- * until jlist_append puts it back in a list (which sets its head's prev). */
-static inline void jlist_take(struct jlist *from, size_t n, struct jlist *to)
-{
-    pact_job *last = from->head;
-    for (size_t i = 1; i < n; i++)
-        last = last->next;
-    to->head = from->head;
-    to->tail = last;
-    to->len = n;
-    from->head = last->next;
-    from->len -= n;
-    if (from->head)
-        from->head->prev = NULL;
-    else
-        from->tail = NULL;
-    last->next = NULL;
 }
 
 static inline enum job_state job_state(const pact_job *j)

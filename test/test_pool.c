@@ -444,6 +444,68 @@ START_TEST(cpu_lane_size_bounds_parallelism)
 }
 END_TEST
 
+struct mixed {
+    struct gate gate;
+    struct tally slow, fast;
+    int fast_jobs, fast_done_while_slow_ran;
+    pact_handle guard;
+    bool guard_fired;
+};
+
+static void mixed_fast_cb(pact_error *err, pact_value *result, void *ud)
+{
+    struct mixed *m = ud;
+    tally_cb(err, result, &m->fast);
+    if (m->fast.calls == m->fast_jobs) {
+        m->fast_done_while_slow_ran = gate_is_open(&m->gate) ? 0 : 1;
+        pact_clear(t_loop, m->guard);
+        gate_open(&m->gate);
+    }
+}
+
+static void mixed_guard(pact_error *err, void *ud)
+{
+    ck_assert_ptr_null(err);
+    struct mixed *m = ud;
+    m->guard_fired = true;
+    gate_open(&m->gate);
+}
+
+/* After many short jobs (the threads take them in batches), one long job
+ * and short ones submitted together: the short ones all complete while the
+ * long one still runs, whichever thread took them. */
+START_TEST(long_job_does_not_hold_back_short_ones)
+{
+    enum { WARM = 20000, FAST = 10 };
+    static struct mixed m;
+    memset(&m, 0, sizeof m);
+    gate_init(&m.gate);
+    m.fast_jobs = FAST;
+    ck_assert_int_eq(pact_pool_set_threads(PACT_LANE_CPU, 2), 0);
+    ck_assert_int_eq(pact_offload_set_limit(t_loop, PACT_LANE_CPU, WARM), 0);
+    struct tally warm = {0};
+    for (intptr_t i = 0; i < WARM; i++)
+        ck_assert_int_eq(
+            pact_offload(t_loop, twice, (void *)i, NULL, tally_cb, &warm), 0);
+    ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
+    ck_assert_int_eq(warm.calls, WARM);
+    ck_assert_int_eq(
+        pact_offload(t_loop, wait_at_gate, &m.gate, NULL, tally_cb, &m.slow),
+        0);
+    for (intptr_t i = 0; i < FAST; i++)
+        ck_assert_int_eq(
+            pact_offload(t_loop, twice, (void *)i, NULL, mixed_fast_cb, &m), 0);
+    ck_assert_int_eq(pact_timeout(t_loop, 5000, mixed_guard, &m, &m.guard), 0);
+    ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
+    ck_assert_int_eq(pact_pool_set_threads(PACT_LANE_CPU, 0), 0);
+    ck_assert_msg(!m.guard_fired, "short jobs waited behind a long one");
+    ck_assert_int_eq(m.fast_done_while_slow_ran, 1);
+    ck_assert_int_eq(m.fast.calls, FAST);
+    ck_assert_int_eq(m.slow.calls, 1);
+    gate_destroy(&m.gate);
+}
+END_TEST
+
 /* ---- back-pressure ------------------------------------------------------- */
 
 static void record_value(pact_error *err, const pact_value *v, void *ud)
@@ -1254,6 +1316,7 @@ Suite *suite_pool(void)
     tcase_add_test(tc, threads_start_lazily_and_stop);
     tcase_add_test(tc, pool_sizes);
     tcase_add_test(tc, cpu_lane_size_bounds_parallelism);
+    tcase_add_test(tc, long_job_does_not_hold_back_short_ones);
     tcase_add_test(tc, full_lane_refuses_with_eagain);
     tcase_add_test(tc, abort_removes_queued_jobs);
     tcase_add_test(tc, abort_flags_running_job);
