@@ -117,13 +117,11 @@ uint64_t pact__spin_ns(uint64_t ns, unsigned spinners)
     if (RUNNING_ON_VALGRIND)
         return 0;
 #endif
-    /* a core for each thread running jobs, one for the loop (taken to be
-     * busy) and one for each spinner, or spinning steals the time of the
-     * very threads it waits for */
-    unsigned busy = 0;
-    for (int i = 0; i < PACT_LANES; i++)
-        busy +=
-            atomic_load_explicit(&pool.lanes[i].running, memory_order_relaxed);
+    /* a core for each thread running CPU jobs, one for the loop (taken to
+     * be busy) and one for each spinner, or spinning steals the time of the
+     * very threads it waits for (blocking jobs mostly wait: not counted) */
+    unsigned busy = atomic_load_explicit(&pool.lanes[PACT_LANE_CPU].running,
+                                         memory_order_relaxed);
     return busy + spinners <= pool.ncpu ? ns : 0;
 }
 

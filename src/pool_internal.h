@@ -146,9 +146,9 @@ bool pact__lane_cancel(pact_job *j);
 /* Take every queued job of @p q out of @p lane into @p out (J_CANCELLED). */
 void pact__lane_cancel_all(int lane, struct offq *q, struct jlist *out);
 /* How long a thread with nothing to do may spin before it sleeps: @p ns,
- * or 0 when fewer cores than threads running jobs plus @p spinners (the
- * loop thread and this one, or the loop thread alone) are left, and under
- * valgrind, which runs one thread at a time. */
+ * or 0 when there are fewer cores than threads running CPU jobs plus
+ * @p spinners (the loop thread and this one, or the loop thread alone), and
+ * under valgrind, which runs one thread at a time. */
 uint64_t pact__spin_ns(uint64_t ns, unsigned spinners);
 /* Spin-wait politely for a while. */
 void pact__cpu_relax(void);
