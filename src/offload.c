@@ -55,7 +55,7 @@ struct offq {
     bool wake_pending;      /* fd written; the list not taken since */
     bool spinning;          /* the loop spins on `ready`: skip the fd */
     bool waiting;           /* pact_loop_free waits on `drained` */
-    atomic_bool ready;      /* done is not empty (for the spinning loop) */
+    atomic_size_t ready;    /* done is not empty (for the spinning loop) */
     atomic_bool listening;  /* a hint: the loop is awake with jobs out and
                                will look for results before it sleeps */
     /* the loop thread's */
@@ -216,7 +216,7 @@ bool pact__offq_publish(struct offq *q, struct jlist *jobs)
     bool awaited = q->spinning ||
                    atomic_load_explicit(&q->listening, memory_order_relaxed);
     jlist_append(&q->done, jobs);
-    atomic_store_explicit(&q->ready, true, memory_order_relaxed);
+    atomic_store_explicit(&q->ready, 1, memory_order_relaxed);
     if (q->waiting) {
         pthread_cond_signal(&q->drained);
     } else if (!q->wake_pending && !q->spinning) {
@@ -240,7 +240,7 @@ static void take_done(struct offq *q)
     if (q->wake_pending)
         consume_wakeup(q);
     q->wake_pending = false;
-    atomic_store_explicit(&q->ready, false, memory_order_relaxed);
+    atomic_store_explicit(&q->ready, 0, memory_order_relaxed);
     pthread_mutex_unlock(&q->lock);
     q->in_lanes -= got.len;
     jlist_append(&q->todo, &got);
@@ -291,14 +291,7 @@ static bool offq_spin(pact_loop *loop, void *state, uint64_t wait_ns)
     pthread_mutex_lock(&q->lock);
     q->spinning = true;
     pthread_mutex_unlock(&q->lock);
-    uint64_t end = pact__now_ns() + ns;
-    for (unsigned i = 1;; i++) {
-        if (atomic_load_explicit(&q->ready, memory_order_relaxed))
-            break;
-        pact__cpu_relax();
-        if (!(i & 63) && pact__now_ns() >= end)
-            break;
-    }
+    pact__spin_on(&q->ready, ns);
     pthread_mutex_lock(&q->lock);
     q->spinning = false;
     bool have = q->done.head != NULL;
@@ -623,7 +616,7 @@ static void *offq_make(pact_loop *loop)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&q->drained, &ca);
     pthread_condattr_destroy(&ca);
-    atomic_init(&q->ready, false);
+    atomic_init(&q->ready, 0);
     atomic_init(&q->listening, false);
     atomic_init(&q->epoch, 0);
     q->shutdown_ms = DEFAULT_SHUTDOWN_MS;

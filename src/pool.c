@@ -46,6 +46,14 @@
 #define WAKE_WORTH_NS 20000
 #define JOB_NS_GUESS 1000000
 
+/* A spinner that finds this long between two looks at the clock (normally
+ * about a microsecond) lost its core to another thread: the machine has
+ * more runnable threads than cores, where a thread asleep in the kernel is
+ * woken sooner than a spinner gets its core back. Spinning is then off for
+ * NOSPIN_NS. */
+#define PREEMPTED_NS 40000
+#define NOSPIN_NS 20000000
+
 #ifdef PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
 /* spins briefly before sleeping: the critical sections are a few loads */
 #define LANE_LOCK_INIT PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
@@ -83,7 +91,8 @@ struct worker {
 };
 
 static struct {
-    unsigned ncpu;             /* cores we may run on (at the first user) */
+    unsigned ncpu;                 /* cores we may run on (at the first user) */
+    _Atomic uint64_t nospin_until; /* spinning is off until then (ns) */
     pthread_mutex_t lock;      /* users and sizes; taken before a lane's lock */
     unsigned users;            /* loops with offload state */
     unsigned size[PACT_LANES]; /* pact_pool_set_threads; 0: the default */
@@ -117,6 +126,10 @@ uint64_t pact__spin_ns(uint64_t ns, unsigned spinners)
     if (RUNNING_ON_VALGRIND)
         return 0;
 #endif
+    /* not for a while after a spinner found it had lost its core */
+    if (pact__now_ns() <
+        atomic_load_explicit(&pool.nospin_until, memory_order_relaxed))
+        return 0;
     /* a core for each thread running CPU jobs, one for the loop (taken to
      * be busy) and one for each spinner, or spinning steals the time of the
      * very threads it waits for (blocking jobs mostly wait: not counted) */
@@ -125,16 +138,24 @@ uint64_t pact__spin_ns(uint64_t ns, unsigned spinners)
     return busy + spinners <= pool.ncpu ? ns : 0;
 }
 
-/* Spin until a job is queued or @p ns have passed. */
-static void spin_for_work(struct lane *ln, uint64_t ns)
+bool pact__spin_on(const atomic_size_t *word, uint64_t ns)
 {
-    uint64_t end = pact__now_ns() + ns;
+    uint64_t last = pact__now_ns(), end = last + ns;
     for (unsigned i = 1;; i++) {
-        if (atomic_load_explicit(&ln->queued, memory_order_relaxed))
-            return;
+        if (atomic_load_explicit(word, memory_order_relaxed))
+            return true;
         pact__cpu_relax();
-        if (!(i & 63) && pact__now_ns() >= end)
-            return;
+        if (i & 15)
+            continue;
+        uint64_t now = pact__now_ns();
+        if (now - last > PREEMPTED_NS) {
+            atomic_store_explicit(&pool.nospin_until, now + NOSPIN_NS,
+                                  memory_order_relaxed);
+            return false;
+        }
+        if (now >= end)
+            return false;
+        last = now;
     }
 }
 
@@ -357,7 +378,7 @@ static void idle(struct lane *ln, bool *spun, bool awaited)
     if (!*spun && !ln->spinner && ns) {
         ln->spinner = true;
         pthread_mutex_unlock(&ln->lock);
-        spin_for_work(ln, ns);
+        pact__spin_on(&ln->queued, ns);
         pthread_mutex_lock(&ln->lock);
         ln->spinner = false;
         *spun = true;

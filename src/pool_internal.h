@@ -152,6 +152,10 @@ void pact__lane_cancel_all(int lane, struct offq *q, struct jlist *out);
 uint64_t pact__spin_ns(uint64_t ns, unsigned spinners);
 /* Spin-wait politely for a while. */
 void pact__cpu_relax(void);
+/* Spin until *@p word is not zero or @p ns have passed; a spinner that finds
+ * it lost its core meanwhile stops, and pact__spin_ns says 0 for a while.
+ * @return whether *word became non-zero. */
+bool pact__spin_on(const atomic_size_t *word, uint64_t ns);
 
 /* ---- offload.c ----------------------------------------------------------- */
 
