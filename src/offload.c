@@ -351,6 +351,60 @@ static void on_abort(pact_error *reason, void *ud)
 
 static struct offq *offq_of(pact_loop *loop);
 
+/* A job from its submission's arguments, pending. */
+static pact_job *job_new(struct offq *q, unsigned lane, pact_offload_fn fn,
+                         void *arg, pact_offload_cb cb, void *ud, bool owns_ud)
+{
+    pact_job *j = job_alloc(q);
+    if (!j)
+        return NULL;
+    /* field by field: a compound literal would clear the padding too */
+    j->fn = fn;
+    j->arg = arg;
+    j->q = q;
+    j->result = pact_nothing();
+    j->lane = (uint8_t)lane;
+    j->owns_ud = owns_ud;
+    j->cb = cb;
+    j->ud = ud;
+    j->err = NULL;
+    j->abort = NULL;
+    j->abort_id = 0;
+    j->epoch = atomic_load_explicit(&q->epoch, memory_order_relaxed);
+    atomic_store_explicit(&j->cancelled, false, memory_order_relaxed);
+    job_set_state(j, J_PENDING);
+    return j;
+}
+
+/* Queue @p j for its lane (handed over at the end of the turn, or at once
+ * every FLUSH_BATCH jobs), or, with a token aborted already, for its
+ * ECANCELED callback. */
+static int queue(struct offq *q, pact_job *j, pact_abort *abort)
+{
+    if (abort && pact_abort_aborted(abort)) { /* never runs */
+        j->abort = pact_abort_ref(abort);
+        job_set_state(j, J_CANCELLED);
+        jlist_push(&q->todo, j);
+        activate(q);
+        return 0;
+    }
+    if (abort) {
+        int rc = pact_abort_on(abort, on_abort, j, &j->abort_id);
+        if (rc < 0)
+            return rc;
+        j->abort = pact_abort_ref(abort);
+    }
+    struct jlist *pending = &q->pending[j->lane];
+    jlist_push(pending, j);
+    if (pending->len >= FLUSH_BATCH) {
+        flush(q, j->lane);
+    } else if (!q->flush_queued) {
+        q->flush_queued = true;
+        pact__micro_must(q->loop, flush_job, q);
+    }
+    return 0;
+}
+
 static int submit(pact_loop *loop, pact_offload_fn fn, void *arg,
                   const pact_offload_opts *opts, pact_offload_cb cb, void *ud,
                   bool owns_ud, const char *name)
@@ -372,46 +426,13 @@ static int submit(pact_loop *loop, pact_offload_fn fn, void *arg,
             return rc;
         q->lane_ready[lane] = true;
     }
-    pact_job *j = job_alloc(q);
+    pact_job *j = job_new(q, lane, fn, arg, cb, ud, owns_ud);
     if (!j)
         return PACT_ENOMEM;
-    /* field by field: a compound literal would clear the padding too */
-    j->fn = fn;
-    j->arg = arg;
-    j->q = q;
-    j->result = pact_nothing();
-    j->lane = (uint8_t)lane;
-    j->owns_ud = owns_ud;
-    j->cb = cb;
-    j->ud = ud;
-    j->err = NULL;
-    j->abort = NULL;
-    j->abort_id = 0;
-    j->epoch = atomic_load_explicit(&q->epoch, memory_order_relaxed);
-    atomic_store_explicit(&j->cancelled, false, memory_order_relaxed);
-    job_set_state(j, J_PENDING);
-    pact_abort *abort = opts ? opts->abort : NULL;
-    if (abort && pact_abort_aborted(abort)) { /* never runs */
-        j->abort = pact_abort_ref(abort);
-        job_set_state(j, J_CANCELLED);
-        jlist_push(&q->todo, j);
-        activate(q);
-    } else {
-        if (abort) {
-            int rc = pact_abort_on(abort, on_abort, j, &j->abort_id);
-            if (rc < 0) {
-                job_free(q, j);
-                return rc;
-            }
-            j->abort = pact_abort_ref(abort);
-        }
-        jlist_push(&q->pending[lane], j);
-        if (q->pending[lane].len >= FLUSH_BATCH) {
-            flush(q, (int)lane);
-        } else if (!q->flush_queued) {
-            q->flush_queued = true;
-            pact__micro_must(loop, flush_job, q);
-        }
+    int rc = queue(q, j, opts ? opts->abort : NULL);
+    if (rc < 0) {
+        job_free(q, j);
+        return rc;
     }
     q->inflight[lane]++;
     q->current++;

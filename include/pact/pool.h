@@ -94,9 +94,10 @@ typedef struct pact_offload_opts {
 /**
  * Run @p fn(job, @p arg, &result) on a pool thread, then call
  * @p cb(err, &result, @p ud) on the loop's thread, in its I/O phase (results
- * that arrive together are delivered in one wake-up of the loop). Jobs of one
- * lane start in submission order; they may finish in any order. A job keeps
- * the loop alive until its callback has run.
+ * that arrive together are delivered in one wake-up of the loop). A lane
+ * takes its jobs first in, first out; with several threads they run side by
+ * side and finish, and are called back, in any order. A job keeps the loop
+ * alive until its callback has run.
  *
  * Back-pressure: a loop has at most a limit of jobs in flight per lane
  * (submitted, callback not yet run; 65536 unless pact_offload_set_limit or
