@@ -8,6 +8,7 @@
  * the loop thread asserts. */
 #include <dirent.h>
 #include <errno.h>
+#include <event2/event.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -1303,6 +1304,37 @@ START_TEST(stop_inside_a_batch)
 }
 END_TEST
 
+/* A loop on a base the program dispatches itself: the job is handed to the
+ * pool and its result comes back through the base's own dispatch. */
+struct external {
+    pact_loop *loop;
+    struct tally t;
+};
+
+static void external_cb(pact_error *err, pact_value *result, void *ud)
+{
+    struct external *x = ud;
+    tally_cb(err, result, &x->t);
+    ck_assert_int_eq(pact_loop_stop(x->loop), 0); /* ends the dispatch */
+}
+
+START_TEST(base_dispatched_by_program)
+{
+    struct event_base *base = event_base_new();
+    ck_assert_ptr_nonnull(base);
+    struct external x = {NULL, {0}};
+    ck_assert_int_eq(pact_loop_from_base(base, &x.loop), 0);
+    ck_assert_int_eq(
+        pact_offload(x.loop, twice, (void *)21, NULL, external_cb, &x), 0);
+    ck_assert_int_eq(event_base_dispatch(base), 0);
+    ck_assert_int_eq(x.t.calls, 1);
+    ck_assert_int_eq(x.t.errors, 0);
+    ck_assert_int_eq(x.t.sum, 42);
+    ck_assert_int_eq(pact_loop_free(x.loop), 0);
+    event_base_free(base);
+}
+END_TEST
+
 Suite *suite_pool(void)
 {
     Suite *s = suite_create("pool");
@@ -1331,6 +1363,7 @@ Suite *suite_pool(void)
     tcase_add_test(tc, misuse);
     tcase_add_test(tc, loops_share_the_pool);
     tcase_add_test(tc, stop_inside_a_batch);
+    tcase_add_test(tc, base_dispatched_by_program);
     suite_add_tcase(s, tc);
     return s;
 }
