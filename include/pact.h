@@ -8,6 +8,7 @@
 #include "pact/errno.h"
 #include "pact/error.h"
 #include "pact/loop.h"
+#include "pact/pool.h"
 #include "pact/promise.h"
 #include "pact/task.h"
 #include "pact/value.h"

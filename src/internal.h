@@ -65,6 +65,12 @@ struct pact__service_ops {
     const char *(*busy)(pact_loop *loop, void *state);
     /* pact_loop_free, once nothing is busy: free @p state */
     void (*free)(pact_loop *loop, void *state);
+    /* May be NULL. The loop is about to block in its poll for up to
+     * @p wait_ns (UINT64_MAX: no timer): a service whose results come from
+     * other threads may spin for them briefly, which costs less than the
+     * wake-up a sleeping loop needs. @return true when it has made its event
+     * active (the poll then does not block). */
+    bool (*spin)(pact_loop *loop, void *state, uint64_t wait_ns);
 };
 #define PACT__SERVICES 4
 
@@ -209,6 +215,10 @@ struct pact_loop {
     /* counts pact_loop_close_all calls: what started before one is
      * cancelled (an async function's later awaits fail) */
     uint32_t close_epoch;
+
+    /* operations of the services above (offloaded jobs) that keep the loop
+     * alive until their callbacks have run; loop thread only */
+    size_t svc_pending;
 
     /* upper layers' per-loop state (pact__service) */
     struct {

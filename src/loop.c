@@ -171,7 +171,7 @@ static bool foreign_events(pact_loop *loop)
 static bool alive(pact_loop *loop)
 {
     return loop->nref || loop->closing_head || loop->ticks.len ||
-           loop->micro.len ||
+           loop->micro.len || loop->svc_pending ||
            atomic_load_explicit(&loop->post_queued, memory_order_relaxed) ||
            atomic_load_explicit(&loop->holds, memory_order_relaxed) ||
            foreign_events(loop);
@@ -180,6 +180,19 @@ static bool alive(pact_loop *loop)
 bool pact_loop_alive(pact_loop *loop)
 {
     return loop && alive(loop);
+}
+
+/* Before the poll blocks: a service expecting results from other threads
+ * (the offload pool) may spin for them. @return whether one has. */
+static bool services_spin(pact_loop *loop, uint64_t wait_ns)
+{
+    for (int i = 0; i < PACT__SERVICES; i++) {
+        const struct pact__service_ops *ops = loop->services[i].ops;
+        if (ops && ops->spin &&
+            ops->spin(loop, loop->services[i].state, wait_ns))
+            return true;
+    }
+    return false;
 }
 
 /* The poll phase: wait for I/O until the next timer, or not at all. */
@@ -191,7 +204,7 @@ static void poll_io(pact_loop *loop, bool can_block)
     } else {
         uint64_t now = pact__now_ns();
         uint64_t wait = pact__timers_wait_ns(loop, now);
-        if (wait == 0)
+        if (wait == 0 || (loop->svc_pending && services_spin(loop, wait)))
             flags |= EVLOOP_NONBLOCK;
         else if (wait != UINT64_MAX)
             pact__timers_arm(loop, now + wait);

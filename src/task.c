@@ -108,9 +108,9 @@ static void tasks_free(pact_loop *loop, void *state)
 }
 
 static const struct pact__service_ops tasks_ops = {
-    tasks_close_all,
-    tasks_busy,
-    tasks_free,
+    .close_all = tasks_close_all,
+    .busy = tasks_busy,
+    .free = tasks_free,
 };
 
 static void *tasks_make(pact_loop *loop)

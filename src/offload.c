@@ -1,0 +1,697 @@
+/* The offload pool, each loop's side: pact_offload and its promise twin, the
+ * completion queue the pool threads publish to, delivery on the loop thread,
+ * cancellation (abort tokens, pact_loop_close_all) and pact_loop_free's wait.
+ *
+ * Completions come back as pact_loop_post's do: a worker appends the job to
+ * its loop's done list under offq.lock and writes the wake-up fd only if no
+ * wake-up is pending, so results that arrive together cost one wake-up; the
+ * loop takes the whole list at once in its I/O phase. Before the loop blocks
+ * with jobs on pool threads it spins briefly on the list (the loop's spin
+ * hook), and a worker that sees it spinning skips the fd: a round trip then
+ * costs no wake-up at all (and the worker, told the loop was waiting, spins
+ * for the next job in turn). Submissions are batched the other way: jobs
+ * submitted in one turn wait on a per-loop list and are handed to their lane
+ * by one microtask (or every FLUSH_BATCH jobs), under one lane lock.
+ * The lock order is in pool_internal.h. */
+#include "pool_internal.h"
+#include "promise_internal.h"
+
+#include <event2/event.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef HAVE_SYS_EVENTFD_H
+#include <sys/eventfd.h>
+#endif
+
+#define DEFAULT_LIMIT 65536
+#define DEFAULT_SHUTDOWN_MS 5000
+#define FLUSH_BATCH 256
+/* How long the loop spins for results before it sleeps in its poll. */
+#define LOOP_SPIN_NS 50000
+#define SLAB_JOBS 512
+/* Rounds of taking newly arrived results within one I/O callback. */
+#define DRAIN_ROUNDS 4
+
+struct slab {
+    struct slab *next;
+    pact_job jobs[SLAB_JOBS];
+};
+
+/* Three parts, each on its own cache lines: what the pool threads only read,
+ * what they write (under lock), and the loop thread's own. */
+struct offq {
+    /* read by the pool threads */
+    pact_loop *loop;
+    atomic_uint epoch; /* bumped by pact_loop_close_all: older jobs are
+                          cancelled (pact_job_cancelled reads it per job) */
+    int fd[2];         /* eventfd in [0] (and [1] = -1), or a pipe */
+    /* shared with the pool threads, under lock */
+    _Alignas(64) pthread_mutex_t lock;
+    pthread_cond_t drained; /* a job was published while free waits */
+    struct jlist done;      /* run, not yet taken back by the loop */
+    bool wake_pending;      /* fd written; the list not taken since */
+    bool spinning;          /* the loop spins on `ready`: skip the fd */
+    bool waiting;           /* pact_loop_free waits on `drained` */
+    atomic_size_t ready;    /* done is not empty (for the spinning loop) */
+    atomic_bool listening;  /* a hint: the loop is awake with jobs out and
+                               will look for results before it sleeps */
+    /* the loop thread's */
+    _Alignas(64) struct event *ev;
+    struct jlist pending[PACT_LANES]; /* submitted, not handed to the lane */
+    bool flush_queued;
+    bool lane_ready[PACT_LANES]; /* the lane has a thread (until we leave) */
+    struct jlist todo;           /* to call back: cancelled or taken back */
+    size_t inflight[PACT_LANES]; /* submitted, not called back: the limit's
+                                    count */
+    size_t limit[PACT_LANES];
+    size_t in_lanes; /* handed to a lane, not taken back from done */
+    size_t current;  /* in flight and submitted since the last close_all */
+    uint64_t shutdown_ms;
+    struct slab *slabs; /* newest first; jobs[0..slab_used) handed out */
+    size_t slab_used;
+    pact_job **spare; /* jobs to reuse, the last freed last */
+    size_t nspare, spare_cap;
+    char why[200];
+};
+
+/* ---- the wake-up fd (as post.c) ------------------------------------------ */
+
+static void wake(struct offq *q)
+{
+    uint64_t one = 1;
+    int fd = q->fd[1] >= 0 ? q->fd[1] : q->fd[0];
+    ssize_t n = write(fd, &one, q->fd[1] >= 0 ? 1 : sizeof one);
+    (void)n; /* EAGAIN: a wake-up is buffered already */
+}
+
+static void consume_wakeup(struct offq *q)
+{
+    char buf[64];
+    while (read(q->fd[0], buf, sizeof buf) > 0 && q->fd[1] >= 0)
+        ;
+}
+
+/* Have the loop call on_ready in its next I/O phase (loop thread). */
+static void activate(struct offq *q)
+{
+    event_active(q->ev, EV_READ, 0);
+}
+
+/* ---- jobs ---------------------------------------------------------------- */
+
+/* Jobs come from slabs, handed out in address order, and go back to an
+ * array of spares, reused newest first (still in this core's cache): no
+ * allocation per job, and no pointer chase through cold jobs to find one. */
+static pact_job *job_alloc(struct offq *q)
+{
+    if (q->nspare)
+        return q->spare[--q->nspare];
+    if (!q->slabs || q->slab_used == SLAB_JOBS) {
+        /* room for every job to be a spare at once, so freeing never fails */
+        size_t cap = q->spare_cap + SLAB_JOBS;
+        pact_job **v = realloc(q->spare, cap * sizeof *v);
+        if (!v)
+            return NULL;
+        q->spare = v;
+        struct slab *s = aligned_alloc(_Alignof(struct slab), sizeof *s);
+        if (!s)
+            return NULL;
+        q->spare_cap = cap;
+        s->next = q->slabs;
+        q->slabs = s;
+        q->slab_used = 0;
+    }
+    return &q->slabs->jobs[q->slab_used++];
+}
+
+static void job_free(struct offq *q, pact_job *j)
+{
+    q->spare[q->nspare++] = j;
+}
+
+static void abort_off(pact_job *j)
+{
+    if (!j->abort)
+        return;
+    if (j->abort_id)
+        pact_abort_off(j->abort, j->abort_id);
+    pact_abort_unref(j->abort);
+    j->abort = NULL;
+}
+
+/* The error and value the callback gets (j->result is left to match). */
+static pact_error *outcome(struct offq *q, pact_job *j)
+{
+    pact_error *err = j->err;
+    j->err = NULL;
+    bool cancelled =
+        job_state(j) == J_CANCELLED ||
+        atomic_load_explicit(&j->cancelled, memory_order_relaxed) ||
+        j->epoch != atomic_load_explicit(&q->epoch, memory_order_relaxed);
+    if (cancelled) {
+        pact_error *reason = j->abort ? pact_abort_reason(j->abort) : NULL;
+        pact_error_unref(err);
+        err = reason ? PACT_ERROR_CAUSE(reason, PACT_ECANCELED,
+                                        "The operation was aborted")
+                     : PACT_ERROR(PACT_ECANCELED,
+                                  "The offloaded job was cancelled "
+                                  "(pact_loop_close_all)");
+        if (!err)
+            err = pact__enomem();
+    } else if (!err && j->result.kind == PACT_ERROR) {
+        err = j->result.u.error ? j->result.u.error : pact__enomem();
+        j->result = pact_nothing();
+    } else if (!err && j->result.kind > PACT_BYTES) {
+        err = PACT_ERROR(PACT_EINVAL,
+                         "an offloaded job's value cannot be a promise, "
+                         "thenable or list (they belong to a loop)");
+        if (!err)
+            err = pact__enomem();
+    }
+    abort_off(j);
+    if (err)
+        pact_value_release(&j->result);
+    return err;
+}
+
+/* Call @p j back and recycle it. */
+static void deliver(struct offq *q, pact_job *j)
+{
+    pact_loop *loop = q->loop;
+    q->inflight[j->lane]--;
+    loop->svc_pending--;
+    if (j->epoch == atomic_load_explicit(&q->epoch, memory_order_relaxed))
+        q->current--;
+    pact_error *err = outcome(q, j);
+    job_set_state(j, J_DONE);
+    j->cb(err, &j->result, j->ud);
+    pact_value_release(&j->result);
+    pact_error_unref(err);
+    job_free(q, j);
+    pact__drain(loop);
+}
+
+/* pact_loop_free after pact_loop_close_all: @p j's callback will never run. */
+static void drop(struct offq *q, pact_job *j)
+{
+    q->inflight[j->lane]--;
+    q->loop->svc_pending--;
+    pact_error_unref(j->err);
+    j->err = NULL;
+    pact_value_release(&j->result);
+    abort_off(j);
+    if (j->owns_ud)
+        pact_deferred_unref(j->ud); /* its promise is broken: ECANCELED */
+    job_free(q, j);
+}
+
+/* ---- completions --------------------------------------------------------- */
+
+bool pact__offq_publish(struct offq *q, struct jlist *jobs)
+{
+    pthread_mutex_lock(&q->lock);
+    bool awaited = q->spinning ||
+                   atomic_load_explicit(&q->listening, memory_order_relaxed);
+    jlist_append(&q->done, jobs);
+    atomic_store_explicit(&q->ready, 1, memory_order_relaxed);
+    if (q->waiting) {
+        pthread_cond_signal(&q->drained);
+    } else if (!q->wake_pending && !q->spinning) {
+        q->wake_pending = true;
+        /* under the lock: once it is released the loop may take this job,
+         * call it back and be freed, fd and all */
+        wake(q);
+    }
+    pthread_mutex_unlock(&q->lock);
+    return awaited;
+}
+
+/* Move the done list to the loop's todo list. */
+static void take_done(struct offq *q)
+{
+    pthread_mutex_lock(&q->lock);
+    struct jlist got = q->done;
+    q->done = (struct jlist){0};
+    /* under the lock, as the fd is written: consumed after it, a wake-up
+     * written meanwhile (with wake_pending set again) would be lost */
+    if (q->wake_pending)
+        consume_wakeup(q);
+    q->wake_pending = false;
+    atomic_store_explicit(&q->ready, 0, memory_order_relaxed);
+    pthread_mutex_unlock(&q->lock);
+    q->in_lanes -= got.len;
+    jlist_append(&q->todo, &got);
+}
+
+/* The I/O phase's callback: call back everything there is, taking what
+ * arrives meanwhile too (a few rounds, so other I/O is not starved). */
+static void on_ready(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct offq *q = arg;
+    pact_loop *loop = q->loop;
+    atomic_store_explicit(&q->listening, true, memory_order_relaxed);
+    for (int round = 0;; round++) {
+        take_done(q);
+        pact_job *j;
+        while (!pact__halted(loop) && (j = jlist_pop(&q->todo)))
+            deliver(q, j);
+        if (pact__halted(loop)) {
+            if (q->todo.len)
+                activate(q); /* resume when the loop runs again */
+            break;
+        }
+        if (round + 1 == DRAIN_ROUNDS ||
+            !atomic_load_explicit(&q->ready, memory_order_relaxed))
+            break;
+    }
+    atomic_store_explicit(&q->listening, q->in_lanes && loop->running,
+                          memory_order_relaxed);
+}
+
+/* The loop's spin hook: with jobs on pool threads, spin briefly for their
+ * results before the poll sleeps. */
+static bool offq_spin(pact_loop *loop, void *state, uint64_t wait_ns)
+{
+    (void)loop;
+    struct offq *q = state;
+    if (q->todo.len)
+        return true; /* activated already */
+    uint64_t ns = pact__spin_ns(LOOP_SPIN_NS, 1);
+    if (!q->in_lanes || !ns) {
+        atomic_store_explicit(&q->listening, false, memory_order_relaxed);
+        return false;
+    }
+    if (ns > wait_ns)
+        ns = wait_ns;
+    pthread_mutex_lock(&q->lock);
+    q->spinning = true;
+    pthread_mutex_unlock(&q->lock);
+    pact__spin_on(&q->ready, ns);
+    pthread_mutex_lock(&q->lock);
+    q->spinning = false;
+    bool have = q->done.head != NULL;
+    pthread_mutex_unlock(&q->lock);
+    if (have)
+        activate(q);
+    else /* it sleeps now */
+        atomic_store_explicit(&q->listening, false, memory_order_relaxed);
+    return have;
+}
+
+/* ---- submission ---------------------------------------------------------- */
+
+static void flush(struct offq *q, int lane)
+{
+    q->in_lanes += q->pending[lane].len;
+    pact__lane_push(lane, &q->pending[lane]);
+}
+
+static void flush_job(void *ud)
+{
+    struct offq *q = ud;
+    q->flush_queued = false;
+    for (int lane = 0; lane < PACT_LANES; lane++)
+        if (q->pending[lane].len)
+            flush(q, lane);
+}
+
+/* An abort token fired: take the job off if it has not started (it is
+ * called back in the next I/O phase), else raise the flag it polls. */
+static void on_abort(pact_error *reason, void *ud)
+{
+    (void)reason; /* read back from the token when called back */
+    pact_job *j = ud;
+    struct offq *q = j->q;
+    j->abort_id = 0; /* an aborted token drops its listeners */
+    switch (job_state(j)) {
+    case J_PENDING:
+        jlist_unlink(&q->pending[j->lane], j);
+        job_set_state(j, J_CANCELLED);
+        jlist_push(&q->todo, j);
+        activate(q);
+        return;
+    case J_QUEUED:
+        if (pact__lane_cancel(j)) {
+            q->in_lanes--;
+            jlist_push(&q->todo, j);
+            activate(q);
+            return;
+        }
+        break; /* it started meanwhile */
+    default:
+        break;
+    }
+    atomic_store_explicit(&j->cancelled, true, memory_order_relaxed);
+}
+
+static struct offq *offq_of(pact_loop *loop);
+
+/* A job from its submission's arguments, pending. */
+static pact_job *job_new(struct offq *q, unsigned lane, pact_offload_fn fn,
+                         void *arg, pact_offload_cb cb, void *ud, bool owns_ud)
+{
+    pact_job *j = job_alloc(q);
+    if (!j)
+        return NULL;
+    /* field by field: a compound literal would clear the padding too */
+    j->fn = fn;
+    j->arg = arg;
+    j->q = q;
+    j->result = pact_nothing();
+    j->lane = (uint8_t)lane;
+    j->owns_ud = owns_ud;
+    j->cb = cb;
+    j->ud = ud;
+    j->err = NULL;
+    j->abort = NULL;
+    j->abort_id = 0;
+    j->epoch = atomic_load_explicit(&q->epoch, memory_order_relaxed);
+    atomic_store_explicit(&j->cancelled, false, memory_order_relaxed);
+    job_set_state(j, J_PENDING);
+    return j;
+}
+
+/* Queue @p j for its lane (handed over at the end of the turn, or at once
+ * every FLUSH_BATCH jobs), or, with a token aborted already, for its
+ * ECANCELED callback. */
+static int queue(struct offq *q, pact_job *j, pact_abort *abort)
+{
+    if (abort && pact_abort_aborted(abort)) { /* never runs */
+        j->abort = pact_abort_ref(abort);
+        job_set_state(j, J_CANCELLED);
+        jlist_push(&q->todo, j);
+        activate(q);
+        return 0;
+    }
+    if (abort) {
+        int rc = pact_abort_on(abort, on_abort, j, &j->abort_id);
+        if (rc < 0)
+            return rc;
+        j->abort = pact_abort_ref(abort);
+    }
+    struct jlist *pending = &q->pending[j->lane];
+    jlist_push(pending, j);
+    if (pending->len >= FLUSH_BATCH) {
+        flush(q, j->lane);
+    } else if (!q->flush_queued) {
+        q->flush_queued = true;
+        pact__micro_must(q->loop, flush_job, q);
+    }
+    return 0;
+}
+
+static int submit(pact_loop *loop, pact_offload_fn fn, void *arg,
+                  const pact_offload_opts *opts, pact_offload_cb cb, void *ud,
+                  bool owns_ud, const char *name)
+{
+    PACT_CHECK_LOOP(loop, name);
+    PACT_CHECK_ARG(fn, name);
+    PACT_CHECK_ARG(cb, name);
+    unsigned lane = opts ? (unsigned)opts->lane : PACT_LANE_CPU;
+    if (lane >= PACT_LANES)
+        return pact__misuse(name, PACT_EINVAL, "no such lane");
+    struct offq *q = offq_of(loop);
+    if (!q)
+        return PACT_ENOMEM;
+    if (q->inflight[lane] >= q->limit[lane])
+        return PACT_EAGAIN;
+    if (!q->lane_ready[lane]) {
+        int rc = pact__lane_ready((int)lane);
+        if (rc < 0)
+            return rc;
+        q->lane_ready[lane] = true;
+    }
+    pact_job *j = job_new(q, lane, fn, arg, cb, ud, owns_ud);
+    if (!j)
+        return PACT_ENOMEM;
+    int rc = queue(q, j, opts ? opts->abort : NULL);
+    if (rc < 0) {
+        job_free(q, j);
+        return rc;
+    }
+    q->inflight[lane]++;
+    q->current++;
+    loop->svc_pending++;
+    return 0;
+}
+
+int pact_offload(pact_loop *loop, pact_offload_fn fn, void *arg,
+                 const pact_offload_opts *opts, pact_offload_cb cb, void *ud)
+{
+    return submit(loop, fn, arg, opts, cb, ud, false, "pact_offload");
+}
+
+/* ---- the promise twin ---------------------------------------------------- */
+
+struct offload_args {
+    pact_offload_fn fn;
+    void *arg;
+    const pact_offload_opts *opts;
+};
+
+/* The value moves into the promise: owned values and bytes need no copy. */
+static void settle(pact_error *err, pact_value *result, void *d)
+{
+    if (err) {
+        pact_deferred_reject(d, pact_error_ref(err));
+    } else {
+        pact_deferred_resolve(d, *result);
+        *result = pact_nothing();
+    }
+    pact_deferred_unref(d);
+}
+
+static int start_offload(pact_loop *loop, void *args, pact_deferred *d)
+{
+    const struct offload_args *a = args;
+    return submit(loop, a->fn, a->arg, a->opts, settle, d, true,
+                  "pact_offload_p");
+}
+
+pact_promise *pact_offload_p(pact_loop *loop, pact_offload_fn fn, void *arg,
+                             const pact_offload_opts *opts)
+{
+    struct offload_args a = {fn, arg, opts};
+    return pact__promisify(loop, start_offload, &a, "pact_offload_p");
+}
+
+bool pact_job_cancelled(const pact_job *job)
+{
+    if (!job)
+        return false;
+    return atomic_load_explicit(&job->cancelled, memory_order_relaxed) ||
+           job->epoch !=
+               atomic_load_explicit(&job->q->epoch, memory_order_relaxed);
+}
+
+/* ---- the loop's service: close_all, free --------------------------------- */
+
+static void offq_close_all(pact_loop *loop, void *state)
+{
+    (void)loop;
+    struct offq *q = state;
+    /* running and finished jobs are cancelled by their epoch */
+    atomic_fetch_add_explicit(&q->epoch, 1, memory_order_relaxed);
+    q->current = 0;
+    for (int lane = 0; lane < PACT_LANES; lane++) {
+        for (pact_job *j = q->pending[lane].head; j; j = j->next)
+            job_set_state(j, J_CANCELLED);
+        jlist_append(&q->todo, &q->pending[lane]);
+        struct jlist got = {0};
+        pact__lane_cancel_all(lane, q, &got);
+        q->in_lanes -= got.len;
+        jlist_append(&q->todo, &got);
+    }
+    if (q->todo.len)
+        activate(q);
+}
+
+/* Wait (up to the shutdown limit) until no job of @p q is on a pool thread.
+ * @return whether none is. */
+static bool wait_lanes(struct offq *q)
+{
+    take_done(q);
+    if (!q->in_lanes)
+        return true;
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += (time_t)(q->shutdown_ms / 1000);
+    until.tv_nsec += (long)(q->shutdown_ms % 1000) * 1000000;
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&q->lock);
+    q->waiting = true;
+    while (q->done.len < q->in_lanes &&
+           pthread_cond_timedwait(&q->drained, &q->lock, &until) == 0)
+        ;
+    q->waiting = false;
+    pthread_mutex_unlock(&q->lock);
+    take_done(q);
+    return q->in_lanes == 0;
+}
+
+static const char *offq_busy(pact_loop *loop, void *state)
+{
+    (void)loop;
+    struct offq *q = state;
+    size_t owed = 0;
+    for (int lane = 0; lane < PACT_LANES; lane++)
+        owed += q->inflight[lane];
+    if (!owed)
+        return NULL;
+    if (q->current) {
+        snprintf(q->why, sizeof q->why,
+                 "%zu offloaded job(s) not called back yet: run the loop, or "
+                 "cancel them with pact_loop_close_all",
+                 q->current);
+        return q->why;
+    }
+    /* every job left was cancelled: wait for those on pool threads, then
+     * drop the callbacks still owed, as close_all drops handles' */
+    if (!wait_lanes(q)) {
+        snprintf(q->why, sizeof q->why,
+                 "%zu cancelled offloaded job(s) still running after %llu ms "
+                 "(nothing interrupts a running job)",
+                 q->in_lanes, (unsigned long long)q->shutdown_ms);
+        return q->why;
+    }
+    pact_job *j;
+    while ((j = jlist_pop(&q->todo)))
+        drop(q, j);
+    return NULL;
+}
+
+static void offq_free(pact_loop *loop, void *state)
+{
+    struct offq *q = state;
+    if (q->ev) {
+        event_free(q->ev);
+        loop->own_events--;
+    }
+    for (int i = 0; i < 2; i++)
+        if (q->fd[i] >= 0)
+            close(q->fd[i]);
+    while (q->slabs) {
+        struct slab *s = q->slabs;
+        q->slabs = s->next;
+        free(s);
+    }
+    free(q->spare);
+    pthread_mutex_destroy(&q->lock);
+    pthread_cond_destroy(&q->drained);
+    pact__pool_leave();
+    free(q);
+}
+
+static const struct pact__service_ops offq_ops = {
+    .close_all = offq_close_all,
+    .busy = offq_busy,
+    .free = offq_free,
+    .spin = offq_spin,
+};
+
+static size_t env_limit(void)
+{
+    const char *s = getenv("PACT_POOL_QUEUE");
+    if (!s || !*s)
+        return DEFAULT_LIMIT;
+    char *end;
+    unsigned long long n = strtoull(s, &end, 10);
+    return *end || n == 0 || n > SIZE_MAX ? DEFAULT_LIMIT : (size_t)n;
+}
+
+static int open_fd(struct offq *q)
+{
+#ifdef HAVE_SYS_EVENTFD_H
+    q->fd[0] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+#endif
+    if (q->fd[0] < 0 && pipe2(q->fd, O_NONBLOCK | O_CLOEXEC) < 0)
+        return -errno;
+    return 0;
+}
+
+static void *offq_make(pact_loop *loop)
+{
+    struct offq *q = aligned_alloc(_Alignof(struct offq), sizeof *q);
+    if (!q)
+        return NULL;
+    memset(q, 0, sizeof *q);
+    q->loop = loop;
+    q->fd[0] = q->fd[1] = -1;
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+#ifdef PTHREAD_MUTEX_ADAPTIVE_NP
+    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+#endif
+    pthread_mutex_init(&q->lock, &ma);
+    pthread_mutexattr_destroy(&ma);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&q->drained, &ca);
+    pthread_condattr_destroy(&ca);
+    atomic_init(&q->ready, 0);
+    atomic_init(&q->listening, false);
+    atomic_init(&q->epoch, 0);
+    q->shutdown_ms = DEFAULT_SHUTDOWN_MS;
+    q->limit[0] = q->limit[1] = env_limit();
+    pact__pool_enter();
+    if (open_fd(q) < 0 ||
+        !(q->ev = event_new(loop->base, q->fd[0], EV_READ | EV_PERSIST,
+                            on_ready, q)) ||
+        event_add(q->ev, NULL) < 0) {
+        if (q->ev)
+            loop->own_events++; /* offq_free takes it back */
+        offq_free(loop, q);
+        return NULL;
+    }
+    loop->own_events++;
+    return q;
+}
+
+static struct offq *offq_of(pact_loop *loop)
+{
+    return pact__service(loop, &offq_ops, offq_make);
+}
+
+/* ---- settings ------------------------------------------------------------ */
+
+int pact_offload_set_limit(pact_loop *loop, pact_lane lane, size_t max)
+{
+    static const char fn[] = "pact_offload_set_limit";
+    PACT_CHECK_LOOP(loop, fn);
+    if ((unsigned)lane >= PACT_LANES)
+        return pact__misuse(fn, PACT_EINVAL, "no such lane");
+    PACT_CHECK_ARG(max > 0, fn);
+    struct offq *q = offq_of(loop);
+    if (!q)
+        return PACT_ENOMEM;
+    q->limit[lane] = max;
+    return 0;
+}
+
+size_t pact_offload_pending(pact_loop *loop, pact_lane lane)
+{
+    if (!loop || (unsigned)lane >= PACT_LANES ||
+        pact__misuse_thread(loop, "pact_offload_pending"))
+        return 0;
+    struct offq *q = pact__service_find(loop, &offq_ops);
+    return q ? q->inflight[lane] : 0;
+}
+
+int pact_offload_set_shutdown_ms(pact_loop *loop, uint64_t ms)
+{
+    PACT_CHECK_LOOP(loop, "pact_offload_set_shutdown_ms");
+    struct offq *q = offq_of(loop);
+    if (!q)
+        return PACT_ENOMEM;
+    q->shutdown_ms = ms;
+    return 0;
+}
