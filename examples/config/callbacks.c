@@ -1,7 +1,7 @@
 /* config, callback style: the essay's example. Read a JSON configuration
  * file without blocking the loop, parse it, then look for an optional file
  * of local overrides that may not exist. tasks.c is the same job in the
- * task style; both print the same lines.
+ * task style; both print the same lines for a good configuration.
  *
  * In Node terms:
  *
