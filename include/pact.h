@@ -7,6 +7,7 @@
 #include "pact/common.h"
 #include "pact/errno.h"
 #include "pact/error.h"
+#include "pact/fs.h"
 #include "pact/loop.h"
 #include "pact/pool.h"
 #include "pact/promise.h"

@@ -350,4 +350,13 @@ void *pact__service(pact_loop *loop, const struct pact__service_ops *ops,
 /* The state, or NULL if the service never ran on @p loop. */
 void *pact__service_find(pact_loop *loop, const struct pact__service_ops *ops);
 
+/* offload.c, for the services built on the pool (fs.c): pact_offload, named
+ * @p name in misuse reports, whose @p ud is released by @p drop_ud (may be
+ * NULL) when its callback will never run: pact_loop_free after
+ * pact_loop_close_all drops the callbacks still owed, once no pool thread
+ * runs the job (so @p arg may go with @p ud). */
+int pact__offload(pact_loop *loop, pact_offload_fn fn, void *arg,
+                  const pact_offload_opts *opts, pact_offload_cb cb, void *ud,
+                  pact_fn drop_ud, const char *name);
+
 #endif

@@ -203,8 +203,8 @@ static void drop(struct offq *q, pact_job *j)
     j->err = NULL;
     pact_value_release(&j->result);
     abort_off(j);
-    if (j->owns_ud)
-        pact_deferred_unref(j->ud); /* its promise is broken: ECANCELED */
+    if (j->drop) /* e.g. the promise twin's deferred: broken, ECANCELED */
+        j->drop(j->ud);
     job_free(q, j);
 }
 
@@ -353,7 +353,8 @@ static struct offq *offq_of(pact_loop *loop);
 
 /* A job from its submission's arguments, pending. */
 static pact_job *job_new(struct offq *q, unsigned lane, pact_offload_fn fn,
-                         void *arg, pact_offload_cb cb, void *ud, bool owns_ud)
+                         void *arg, pact_offload_cb cb, void *ud,
+                         pact_fn drop_ud)
 {
     pact_job *j = job_alloc(q);
     if (!j)
@@ -364,7 +365,7 @@ static pact_job *job_new(struct offq *q, unsigned lane, pact_offload_fn fn,
     j->q = q;
     j->result = pact_nothing();
     j->lane = (uint8_t)lane;
-    j->owns_ud = owns_ud;
+    j->drop = drop_ud;
     j->cb = cb;
     j->ud = ud;
     j->err = NULL;
@@ -407,7 +408,7 @@ static int queue(struct offq *q, pact_job *j, pact_abort *abort)
 
 static int submit(pact_loop *loop, pact_offload_fn fn, void *arg,
                   const pact_offload_opts *opts, pact_offload_cb cb, void *ud,
-                  bool owns_ud, const char *name)
+                  pact_fn drop_ud, const char *name)
 {
     PACT_CHECK_LOOP(loop, name);
     PACT_CHECK_ARG(fn, name);
@@ -426,7 +427,7 @@ static int submit(pact_loop *loop, pact_offload_fn fn, void *arg,
             return rc;
         q->lane_ready[lane] = true;
     }
-    pact_job *j = job_new(q, lane, fn, arg, cb, ud, owns_ud);
+    pact_job *j = job_new(q, lane, fn, arg, cb, ud, drop_ud);
     if (!j)
         return PACT_ENOMEM;
     int rc = queue(q, j, opts ? opts->abort : NULL);
@@ -443,7 +444,14 @@ static int submit(pact_loop *loop, pact_offload_fn fn, void *arg,
 int pact_offload(pact_loop *loop, pact_offload_fn fn, void *arg,
                  const pact_offload_opts *opts, pact_offload_cb cb, void *ud)
 {
-    return submit(loop, fn, arg, opts, cb, ud, false, "pact_offload");
+    return submit(loop, fn, arg, opts, cb, ud, NULL, "pact_offload");
+}
+
+int pact__offload(pact_loop *loop, pact_offload_fn fn, void *arg,
+                  const pact_offload_opts *opts, pact_offload_cb cb, void *ud,
+                  pact_fn drop_ud, const char *name)
+{
+    return submit(loop, fn, arg, opts, cb, ud, drop_ud, name);
 }
 
 /* ---- the promise twin ---------------------------------------------------- */
@@ -466,10 +474,15 @@ static void settle(pact_error *err, pact_value *result, void *d)
     pact_deferred_unref(d);
 }
 
+static void unref_deferred(void *d)
+{
+    pact_deferred_unref(d);
+}
+
 static int start_offload(pact_loop *loop, void *args, pact_deferred *d)
 {
     const struct offload_args *a = args;
-    return submit(loop, a->fn, a->arg, a->opts, settle, d, true,
+    return submit(loop, a->fn, a->arg, a->opts, settle, d, unref_deferred,
                   "pact_offload_p");
 }
 

@@ -42,8 +42,6 @@ struct pact_job {
     _Atomic uint8_t state; /* job_state */
     atomic_bool cancelled; /* its token aborted: the flag it polls */
     uint8_t lane;
-    bool owns_ud; /* ud is a deferred (the promise twin): released if the
-                     callback is dropped at pact_loop_free */
     /* line 1: the loop thread's */
     _Alignas(64) struct pact_job *prev;
     pact_offload_cb cb;
@@ -51,6 +49,8 @@ struct pact_job {
     pact_error *err;   /* the job's error (written by the worker only then) */
     pact_abort *abort; /* a reference while it has a token */
     uint64_t abort_id;
+    pact_fn drop; /* releases ud if the callback is dropped at
+                     pact_loop_free (pact__offload), or NULL */
 };
 
 /* A FIFO of jobs through next/prev. */

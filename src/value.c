@@ -16,11 +16,13 @@ pact_value pact_json(json_t *json)
 
 pact_value pact_bytes_copy(const void *data, size_t len)
 {
-    void *copy = malloc(len ? len : 1);
+    /* a NUL after the bytes: text can be used as a C string (value.h) */
+    char *copy = len < SIZE_MAX ? malloc(len + 1) : NULL;
     if (!copy)
         return pact_throw(pact__enomem());
     if (len)
         memcpy(copy, data, len);
+    copy[len] = '\0';
     return pact_bytes(copy, len);
 }
 

@@ -42,6 +42,16 @@
     X(ETIMEDOUT, -ETIMEDOUT, "operation timed out")                            \
     X(EALREADY, -EALREADY, "operation already in progress")                    \
     X(ECANCELED, -ECANCELED, "operation canceled")                             \
+    X(EXDEV, -EXDEV, "cross-device link not permitted")                        \
+    X(ENFILE, -ENFILE, "file table overflow")                                  \
+    X(ETXTBSY, -ETXTBSY, "text file is busy")                                  \
+    X(EFBIG, -EFBIG, "file too large")                                         \
+    X(ESPIPE, -ESPIPE, "invalid seek")                                         \
+    X(EROFS, -EROFS, "read-only file system")                                  \
+    X(EMLINK, -EMLINK, "too many links")                                       \
+    X(ENAMETOOLONG, -ENAMETOOLONG, "name too long")                            \
+    X(ELOOP, -ELOOP, "too many symbolic links encountered")                    \
+    X(EDQUOT, -EDQUOT, "disk quota exceeded")                                  \
     X(ETHREAD, -4001, "called from a thread that does not own the loop")       \
     X(ETYPE, -4002, "type error")                                              \
     X(EUNHANDLED, -4003, "unhandled rejection")                                \

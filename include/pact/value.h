@@ -126,7 +126,9 @@ static inline pact_value pact_bytes(void *data, size_t len)
     v.u.bytes.len = len;
     return v;
 }
-/** A copy of @p len bytes at @p data; PACT_ERROR(PACT_ENOMEM) if that fails. */
+/** A copy of @p len bytes at @p data, followed by a NUL byte (not counted in
+ * len: a copy of text is a C string); PACT_ERROR(PACT_ENOMEM) if that fails.
+ * pact_value_copy copies bytes this way too. */
 PACT_API pact_value pact_bytes_copy(const void *data, size_t len);
 /** Adopt @p p's outcome. Steals one reference to @p p. */
 static inline pact_value pact_promise_v(pact_promise *p)
