@@ -12,5 +12,6 @@
 #include "pact/task.h"
 #include "pact/value.h"
 #include "pact/version.h"
+#include "pact/worker.h"
 
 #endif
