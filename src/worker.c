@@ -155,17 +155,17 @@ struct pact_port {
     pact_loop *loop;
     pact_worker *w;
     pact_port *peer;
-    bool parent;            /* the parent's end */
-    bool poll_ref;          /* the poll handle keeps the loop alive */
-    bool in_pass;           /* inside pass() */
-    bool self;              /* a completion of ours waits for a pass */
-    bool peer_ended;        /* saw in.ended with an empty queue */
-    bool term_seen;         /* the worker's end noticed termination */
-    bool closing;           /* the worker's end is shutting down */
-    pact_handle poll;       /* the fd's watcher on loop */
-    struct ring backlog;    /* pact_value: taken from in, not consumed */
-    struct ring recvs;      /* struct waiter: pending receives */
-    struct ring writers;    /* struct waiter: waiting for room */
+    bool parent;         /* the parent's end */
+    bool poll_ref;       /* the poll handle keeps the loop alive */
+    bool in_pass;        /* inside pass() */
+    bool self;           /* a completion of ours waits for a pass */
+    bool peer_ended;     /* saw in.ended with an empty queue */
+    bool term_seen;      /* the worker's end noticed termination */
+    bool closing;        /* the worker's end is shutting down */
+    pact_handle poll;    /* the fd's watcher on loop */
+    struct ring backlog; /* pact_value: taken from in, not consumed */
+    struct ring recvs;   /* struct waiter: pending receives */
+    struct ring writers; /* struct waiter: waiting for room */
     pact_msg_cb on_msg;
     void *on_msg_ud;
     size_t consumed;        /* consumed since the last publish */
@@ -255,7 +255,8 @@ static void *svc_make(pact_loop *loop)
     return calloc(1, sizeof(struct workers));
 }
 
-/* ---- wake-ups ------------------------------------------------------------- */
+/* ---- wake-ups -------------------------------------------------------------
+ */
 
 static void write_fd(pact_port *p)
 {
@@ -402,8 +403,8 @@ static void publish(pact_port *p)
         return;
     struct chan *c = &p->in;
     pthread_mutex_lock(&c->lock);
-    size_t left = atomic_load_explicit(&c->inflight, memory_order_relaxed) -
-                  p->consumed;
+    size_t left =
+        atomic_load_explicit(&c->inflight, memory_order_relaxed) - p->consumed;
     atomic_store_explicit(&c->inflight, left, memory_order_relaxed);
     bool wake = c->wants_room && left <= c->max / 2;
     if (wake)
@@ -482,8 +483,9 @@ static void deliver(pact_port *p)
     if (p->peer_ended && !p->backlog.len && p->recvs.len && !stopped(p)) {
         pact_error *err = p->parent && p->w->err
                               ? pact_error_ref(p->w->err)
-                              : PACT_ERROR(PACT_EOF, "worker %s has ended: "
-                                                     "no more messages",
+                              : PACT_ERROR(PACT_EOF,
+                                           "worker %s has ended: "
+                                           "no more messages",
                                            p->w->name);
         fail_recvs(p, err);
         pact_error_unref(err);
@@ -496,14 +498,13 @@ static void check_room(pact_port *p)
     struct chan *c = &p->peer->in;
     pthread_mutex_lock(&c->lock);
     bool closed = c->closed;
-    bool room = atomic_load_explicit(&c->inflight, memory_order_relaxed) <=
-                c->max / 2;
+    bool room =
+        atomic_load_explicit(&c->inflight, memory_order_relaxed) <= c->max / 2;
     c->wants_room = !closed && !room;
     pthread_mutex_unlock(&c->lock);
     if (closed) {
-        pact_error *err =
-            PACT_ERROR(PACT_EPIPE, "worker %s has ended or is terminating",
-                       p->w->name);
+        pact_error *err = PACT_ERROR(
+            PACT_EPIPE, "worker %s has ended or is terminating", p->w->name);
         fail_writers(p, err);
         pact_error_unref(err);
     } else if (room) {
@@ -548,9 +549,8 @@ static void step(pact_port *p)
 /* Whether a spin could catch something somebody waits for. */
 static bool waiting(const pact_port *p)
 {
-    return !p->peer_ended &&
-           (p->on_msg || p->recvs.len || p->writers.len ||
-            (p->parent && !p->w->reaped && p->w->waits.len));
+    return !p->peer_ended && (p->on_msg || p->recvs.len || p->writers.len ||
+                              (p->parent && !p->w->reaped && p->w->waits.len));
 }
 
 /* Spin for the next event after @p seen, up to the current allowance.
@@ -642,8 +642,8 @@ static void update_ref(pact_port *p)
     pact_worker *w = p->w;
     bool want = p->self;
     if (p->parent)
-        want = want || (!w->reaped && w->user_ref) ||
-               (w->reaped && w->waits.len);
+        want =
+            want || (!w->reaped && w->user_ref) || (w->reaped && w->waits.len);
     else
         want = want || p->on_msg || p->recvs.len || p->writers.len;
     if (!p->poll.id || want == p->poll_ref)
@@ -662,10 +662,11 @@ static int watch(pact_port *p)
     return rc;
 }
 
-/* ---- making and freeing --------------------------------------------------- */
+/* ---- making and freeing ---------------------------------------------------
+ */
 
-static int port_init(pact_port *p, pact_worker *w, pact_port *peer,
-                     bool parent, size_t max, uint64_t spin_ns)
+static int port_init(pact_port *p, pact_worker *w, pact_port *peer, bool parent,
+                     size_t max, uint64_t spin_ns)
 {
     p->w = w;
     p->peer = peer;
@@ -839,10 +840,10 @@ int pact_worker_new(pact_loop *loop, pact_worker_fn entry, void *arg,
         return PACT_ENOMEM;
     }
     pthread_once(&seeded, seed_json); /* before any worker thread exists */
-    size_t max = opts && opts->queue_max ? opts->queue_max
-                                         : PACT_WORKER_QUEUE_DEFAULT;
-    int spin_us = opts && opts->spin_us ? opts->spin_us
-                                        : PACT_WORKER_SPIN_DEFAULT;
+    size_t max =
+        opts && opts->queue_max ? opts->queue_max : PACT_WORKER_QUEUE_DEFAULT;
+    int spin_us =
+        opts && opts->spin_us ? opts->spin_us : PACT_WORKER_SPIN_DEFAULT;
     uint64_t spin_ns = spin_us > 0 ? (uint64_t)spin_us * 1000 : 0;
     atomic_init(&w->refs, 2);
     atomic_init(&w->terminate, false);
@@ -878,7 +879,8 @@ int pact_worker_new(pact_loop *loop, pact_worker_fn entry, void *arg,
     return 0;
 }
 
-/* ---- the worker's thread -------------------------------------------------- */
+/* ---- the worker's thread --------------------------------------------------
+ */
 
 /* Cancel what is left on the worker's loop, let it unwind (tasks see
  * PACT_ECANCELED at their awaits), and free it. */
@@ -947,16 +949,17 @@ static void *worker_main(void *arg)
                 err = PACT_ERROR(rc, "worker %s: its loop stopped", w->name);
         }
     }
-    int code = err                            ? 1
-               : w->exit_req                  ? w->exit_code
+    int code = err                          ? 1
+               : w->exit_req                ? w->exit_code
                : atomic_load(&w->terminate) ? 1
-                                              : 0;
+                                            : 0;
     shutdown_loop(w);
     worker_end(w, code, err);
     return NULL;
 }
 
-/* ---- the service: close_all ------------------------------------------------ */
+/* ---- the service: close_all ------------------------------------------------
+ */
 
 /* Ask the worker to end: close its inbox and wake it (parent's thread). */
 static void terminate(pact_worker *w)
@@ -1024,7 +1027,8 @@ static void svc_close_all(pact_loop *loop, void *state)
     }
 }
 
-/* ---- the parent's API ------------------------------------------------------ */
+/* ---- the parent's API ------------------------------------------------------
+ */
 
 static bool bad_worker(pact_worker *w, const char *fn)
 {
@@ -1100,8 +1104,7 @@ pact_promise *pact_worker_wait_p(pact_worker *w)
 {
     if (bad_worker(w, "pact_worker_wait_p"))
         return NULL;
-    return pact__promisify(w->ep[0].loop, start_wait, w,
-                           "pact_worker_wait_p");
+    return pact__promisify(w->ep[0].loop, start_wait, w, "pact_worker_wait_p");
 }
 
 int pact_worker_ref(pact_worker *w)
@@ -1137,7 +1140,8 @@ void pact_worker_free(pact_worker *w)
         release(w);
 }
 
-/* ---- the worker's side ----------------------------------------------------- */
+/* ---- the worker's side -----------------------------------------------------
+ */
 
 int pact_worker_exit(pact_port *port, int code)
 {
@@ -1159,7 +1163,8 @@ bool pact_worker_terminating(const pact_port *port)
     return port && atomic_load(&port->w->terminate);
 }
 
-/* ---- ports ----------------------------------------------------------------- */
+/* ---- ports -----------------------------------------------------------------
+ */
 
 #define CHECK_PORT(p, fn)                                                      \
     do {                                                                       \
@@ -1220,8 +1225,7 @@ int pact_port_post(pact_port *port, pact_value *msg)
 int pact_port_post_json(pact_port *port, json_t *json)
 {
     if (!json)
-        return pact__misuse("pact_port_post_json", PACT_EINVAL,
-                            "json is NULL");
+        return pact__misuse("pact_port_post_json", PACT_EINVAL, "json is NULL");
     pact_value v = pact_json(json);
     return pact_port_post(port, &v);
 }

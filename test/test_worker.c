@@ -63,7 +63,8 @@ static json_int_t num_of(const pact_value *m)
     return json_is_integer(n) ? json_integer_value(n) : -1;
 }
 
-/* ---- ping-pong ------------------------------------------------------------ */
+/* ---- ping-pong ------------------------------------------------------------
+ */
 
 enum { ROUNDS = 2000 };
 
@@ -225,7 +226,8 @@ START_TEST(task_awaits_next_message)
 }
 END_TEST
 
-/* ---- transfer of ownership ------------------------------------------------ */
+/* ---- transfer of ownership ------------------------------------------------
+ */
 
 enum { BUF = 1 << 20 };
 
@@ -345,7 +347,8 @@ START_TEST(post_value_moves_only_on_success)
 }
 END_TEST
 
-/* ---- JSON shapes ------------------------------------------------------------ */
+/* ---- JSON shapes ------------------------------------------------------------
+ */
 
 /* The worker sends every message back as it came (moving it again). */
 struct mirror {
@@ -509,7 +512,8 @@ START_TEST(json_moved_or_copied)
 }
 END_TEST
 
-/* ---- bad input -------------------------------------------------------------- */
+/* ---- bad input --------------------------------------------------------------
+ */
 
 static void free_ptr(void *p)
 {
@@ -604,7 +608,8 @@ START_TEST(port_from_wrong_thread)
 }
 END_TEST
 
-/* ---- back-pressure ---------------------------------------------------------- */
+/* ---- back-pressure ----------------------------------------------------------
+ */
 
 enum { PRESSED = 200, QMAX = 4 };
 
@@ -701,7 +706,7 @@ START_TEST(back_pressure)
     run_ok();
     ck_assert_int_eq(s.bad, 0);
     ck_assert_int_eq(count, PRESSED); /* every message, in order */
-    ck_assert_int_ge(p.wakes, 1); /* each full queue waited for room */
+    ck_assert_int_ge(p.wakes, 1);     /* each full queue waited for room */
     pact_worker_free(w);
 }
 END_TEST
@@ -727,10 +732,9 @@ START_TEST(back_pressure_awaited)
     pact_worker_opts o = {.queue_max = QMAX};
     pact_worker *w = start(slow_entry, &s, &o);
     json_int_t count = -5;
-    ck_assert_int_eq(pact_port_recv(pact_worker_port(w), keep_json, &count),
-                     0);
-    pact_promise *t = pact_task_spawn(t_loop, press_task, pact_worker_port(w),
-                                      NULL);
+    ck_assert_int_eq(pact_port_recv(pact_worker_port(w), keep_json, &count), 0);
+    pact_promise *t =
+        pact_task_spawn(t_loop, press_task, pact_worker_port(w), NULL);
     run_ok();
     ck_assert_int_eq(pact_promise_state(t), PACT_FULFILLED);
     ck_assert_int_eq(s.bad, 0);
@@ -740,7 +744,8 @@ START_TEST(back_pressure_awaited)
 }
 END_TEST
 
-/* ---- failures ------------------------------------------------------------- */
+/* ---- failures -------------------------------------------------------------
+ */
 
 static pact_error *failing_entry(pact_loop *loop, pact_port *port, void *arg)
 {
@@ -919,7 +924,8 @@ START_TEST(messages_before_exit)
 }
 END_TEST
 
-/* ---- termination ------------------------------------------------------------ */
+/* ---- termination ------------------------------------------------------------
+ */
 
 /* Busy: an endless chain of immediates, a task waiting on a message and
  * on a long delay. Termination stops it; the awaits see PACT_ECANCELED. */
@@ -1041,7 +1047,8 @@ START_TEST(terminate_long_callback)
 }
 END_TEST
 
-/* ---- close_all, free, unref -------------------------------------------------- */
+/* ---- close_all, free, unref
+ * -------------------------------------------------- */
 
 static pact_error *listen_entry(pact_loop *loop, pact_port *port, void *arg)
 {
@@ -1142,7 +1149,8 @@ START_TEST(unref_lets_parent_return)
 }
 END_TEST
 
-/* ---- the worker's own loop ------------------------------------------------------ */
+/* ---- the worker's own loop
+ * ------------------------------------------------------ */
 
 struct inner {
     pact_port *port;
@@ -1176,9 +1184,8 @@ static pact_error *inner_task(void *arg, pact_value *result)
     in->got = num_of(&m);
     pact_value_release(&m);
     in->steps++;
-    pact_value reply =
-        pact_json(json_pack("{sisi}", "timer", in->timer_fired, "steps",
-                            in->steps));
+    pact_value reply = pact_json(
+        json_pack("{sisi}", "timer", in->timer_fired, "steps", in->steps));
     if (pact_port_post(in->port, &reply) != 0) {
         in->bad++;
         pact_value_release(&reply);

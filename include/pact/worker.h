@@ -121,7 +121,8 @@ typedef struct pact_worker_opts {
     bool unref;
 } pact_worker_opts;
 
-/* ---- the parent's side ---------------------------------------------------- */
+/* ---- the parent's side ----------------------------------------------------
+ */
 
 /**
  * Start a worker: a new thread with its own loop, which calls @p entry and
@@ -191,7 +192,8 @@ PACT_API int pact_worker_unref(pact_worker *w);
  */
 PACT_API void pact_worker_free(pact_worker *w);
 
-/* ---- the worker's side ---------------------------------------------------- */
+/* ---- the worker's side ----------------------------------------------------
+ */
 
 /**
  * End the worker from inside (process.exit in a worker): its loop stops after
@@ -206,7 +208,8 @@ PACT_API int pact_worker_exit(pact_port *port, int code);
  * return early. Any thread; false for NULL. */
 PACT_API bool pact_worker_terminating(const pact_port *port);
 
-/* ---- ports: both sides ---------------------------------------------------- */
+/* ---- ports: both sides ----------------------------------------------------
+ */
 
 /**
  * Send @p msg (see the top of this file for the kinds) to the other end.
