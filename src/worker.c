@@ -134,6 +134,9 @@ static void ring_free(struct ring *r)
 struct chan {
     pthread_mutex_t lock;
     struct ring q; /* pact_value: posted, not yet taken; lock */
+    /* pact_value: what the receiver consumed and left, for the sender's
+     * thread to release (lock; see publish) */
+    struct ring trash;
     /* posted and not yet consumed by the receiver: written under lock, read
      * without it for a quick refusal */
     atomic_size_t inflight;
@@ -169,6 +172,8 @@ struct pact_port {
     pact_msg_cb on_msg;
     void *on_msg_ud;
     size_t consumed;        /* consumed since the last publish */
+    struct ring trash;      /* pact_value: consumed, to hand back */
+    struct ring spare;      /* trash taken back from the other end */
     uint64_t spin_max;      /* ns; 0: never spin */
     uint64_t spin_cur;      /* the adaptive allowance */
     uint64_t last_pass_end; /* ns */
@@ -396,13 +401,40 @@ static void take(pact_port *p)
     pthread_mutex_unlock(&c->lock);
 }
 
-/* Give the sender back the room of what we consumed; wake it if it waits. */
+/* What a callback left in a message goes back to the sender's thread to be
+ * released there: its allocator made it, and freeing it on this thread
+ * would contend for that allocator's arena with the sender's next
+ * allocation (glibc), which costs more than the whole post. */
+static void keep_trash(pact_port *p, pact_value *m)
+{
+    if ((m->kind == PACT_JSON || m->kind == PACT_BYTES) &&
+        ring_push(&p->trash, m, sizeof *m) == 0)
+        return;
+    pact_value_release(m);
+}
+
+/* Release what the other end handed back (the sender's side of the above).
+ * @p c is the other end's inbox; called with its lock held: only swaps. */
+static void take_trash_locked(pact_port *p, struct chan *c)
+{
+    if (c->trash.len && !p->spare.len) {
+        struct ring t = p->spare;
+        p->spare = c->trash;
+        c->trash = t;
+    }
+}
+
+/* Give the sender back the room of what we consumed, and what is left of
+ * the messages (up to the bound: a sender that posts no more cannot take
+ * them back, so past that we release them here); wake it if it waits. */
 static void publish(pact_port *p)
 {
-    if (!p->consumed)
+    if (!p->consumed && !p->trash.len)
         return;
     struct chan *c = &p->in;
     pthread_mutex_lock(&c->lock);
+    if (p->trash.len && c->trash.len < c->max)
+        ring_move(&c->trash, &p->trash, sizeof(pact_value));
     size_t left =
         atomic_load_explicit(&c->inflight, memory_order_relaxed) - p->consumed;
     atomic_store_explicit(&c->inflight, left, memory_order_relaxed);
@@ -411,6 +443,7 @@ static void publish(pact_port *p)
         c->wants_room = false;
     pthread_mutex_unlock(&c->lock);
     p->consumed = 0;
+    ring_release_values(&p->trash); /* what did not fit */
     if (wake)
         notify(p->peer);
 }
@@ -475,7 +508,7 @@ static void deliver(pact_port *p)
             call_msg(&r, NULL, &m);
         else
             p->on_msg(NULL, &m, p->on_msg_ud);
-        pact_value_release(&m);
+        keep_trash(p, &m);
         pact__drain(p->loop);
         if (p->consumed >= 64)
             publish(p);
@@ -528,10 +561,21 @@ static void terminated(pact_port *p)
 static void reap(pact_worker *w);
 static void fire_waits(pact_worker *w);
 
+/* Release what the other end handed back (when this end posts no more). */
+static void collect(pact_port *p)
+{
+    struct chan *c = &p->peer->in;
+    pthread_mutex_lock(&c->lock);
+    take_trash_locked(p, c);
+    pthread_mutex_unlock(&c->lock);
+    ring_release_values(&p->spare);
+}
+
 static void step(pact_port *p)
 {
     pact_worker *w = p->w;
     take(p);
+    collect(p);
     if (!p->parent && !p->term_seen && atomic_load(&w->terminate)) {
         terminated(p);
         return;
@@ -686,12 +730,20 @@ static int port_init(pact_port *p, pact_worker *w, pact_port *peer, bool parent,
     return p->fd < 0 ? -errno : 0;
 }
 
+static void release_ring(struct ring *r)
+{
+    ring_release_values(r);
+    ring_free(r);
+}
+
 static void port_destroy(pact_port *p)
 {
     if (p->fd >= 0)
         close(p->fd);
-    ring_release_values(&p->in.q);
-    ring_free(&p->in.q);
+    release_ring(&p->in.q);
+    release_ring(&p->in.trash);
+    release_ring(&p->trash);
+    release_ring(&p->spare);
     ring_release_values(&p->backlog);
     ring_free(&p->backlog);
     ring_free(&p->recvs);
@@ -731,6 +783,8 @@ static void drop_parent_ops(pact_worker *w)
     drop_waiters(&p->writers);
     p->on_msg = NULL;
     ring_release_values(&p->backlog);
+    release_ring(&p->trash);
+    release_ring(&p->spare);
 }
 
 /* The parent lets go (thread joined or left to end alone): close its inbox
@@ -916,8 +970,9 @@ static void worker_end(pact_worker *w, int code, pact_error *err)
     pthread_mutex_unlock(&wp->in.lock);
     ring_release_values(&left);
     ring_free(&left);
-    ring_release_values(&wp->backlog);
-    ring_free(&wp->backlog);
+    release_ring(&wp->backlog);
+    release_ring(&wp->trash);
+    release_ring(&wp->spare);
     ring_free(&wp->recvs);
     ring_free(&wp->writers);
     pthread_mutex_lock(&pp->in.lock);
@@ -1201,6 +1256,7 @@ int pact_port_post(pact_port *port, pact_value *msg)
     if (copy)
         v.u.json = copy;
     pthread_mutex_lock(&c->lock);
+    take_trash_locked(port, c);
     if (c->closed)
         rc = PACT_EPIPE;
     else if (atomic_load_explicit(&c->inflight, memory_order_relaxed) >= c->max)
@@ -1211,6 +1267,7 @@ int pact_port_post(pact_port *port, pact_value *msg)
             atomic_load_explicit(&c->inflight, memory_order_relaxed) + 1,
             memory_order_relaxed);
     pthread_mutex_unlock(&c->lock);
+    ring_release_values(&port->spare);
     if (rc < 0) {
         json_decref(copy);
         return rc;

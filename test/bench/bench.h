@@ -23,9 +23,11 @@ typedef struct bench_def {
 } bench_def;
 
 /* The registries, each terminated by a zero entry: the loop core
- * (bench_core.c) and the promises (bench_promise.c). */
+ * (bench_core.c), the promises (bench_promise.c) and the workers
+ * (bench_worker.c). */
 extern const bench_def bench_core[];
 extern const bench_def bench_promise[];
+extern const bench_def bench_worker[];
 
 /* One system's result for one figure; value < 0 means "not measured". */
 typedef struct bench_anchor {
