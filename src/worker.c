@@ -171,12 +171,12 @@ struct pact_port {
     struct ring writers; /* struct waiter: waiting for room */
     pact_msg_cb on_msg;
     void *on_msg_ud;
-    size_t consumed;        /* consumed since the last publish */
-    struct ring trash;      /* pact_value: consumed, to hand back */
-    struct ring spare;      /* trash taken back from the other end */
-    uint64_t spin_max;      /* ns; 0: never spin */
-    uint64_t spin_cur;      /* the adaptive allowance */
-    uint64_t last_pass_end; /* ns */
+    size_t consumed;     /* consumed since the last publish */
+    struct ring trash;   /* pact_value: consumed, to hand back */
+    struct ring spare;   /* trash taken back from the other end */
+    uint64_t spin_max;   /* ns; 0: never spin */
+    uint64_t spin_cur;   /* the adaptive allowance; 0: probe only */
+    unsigned spin_skips; /* spins skipped since the last probe */
 
     /* ---- written by the other thread too ---- */
     alignas(64) atomic_uint_fast64_t seq; /* bumped per event for this end */
@@ -598,12 +598,25 @@ static bool waiting(const pact_port *p)
 }
 
 /* Spin for the next event after @p seen, up to the current allowance.
- * @return whether one came. The allowance halves after each miss and is
- * restored when events come back soon after a pass (see pass). */
+ * @return whether one came. A spin pays only while the other thread runs
+ * at the same time: on a machine with a core to spare, a reply comes within
+ * the spin; on one that is oversubscribed, the other thread may be waiting
+ * for the very core we spin on, and every spin is lost time. So a hit
+ * restores the full allowance, a miss halves it, and below a microsecond
+ * spinning stops but for one full-length probe every SPIN_PROBE spins, which
+ * finds out when spinning pays again. */
+#define SPIN_PROBE 32
 static bool spin(pact_port *p, uint64_t seen, uint64_t pass_start)
 {
-    if (!p->spin_cur || !waiting(p))
+    if (!p->spin_max || !waiting(p))
         return false;
+    uint64_t allowance = p->spin_cur;
+    if (!allowance) {
+        if (++p->spin_skips < SPIN_PROBE)
+            return false;
+        p->spin_skips = 0;
+        allowance = p->spin_max;
+    }
     uint64_t t0 = pact__now_ns();
     if (t0 - pass_start > PASS_MAX_NS)
         return false;
@@ -615,14 +628,16 @@ static bool spin(pact_port *p, uint64_t seen, uint64_t pass_start)
             break;
         }
         cpu_relax();
-        if (!(i & 15) && pact__now_ns() - t0 > p->spin_cur)
+        if (!(i & 15) && pact__now_ns() - t0 > allowance)
             break;
     }
     atomic_store(&p->spinning, false);
     if (!hit && atomic_load(&p->seq) != seen) /* see notify */
         hit = true;
-    if (!hit)
-        p->spin_cur /= 2;
+    if (hit)
+        p->spin_cur = p->spin_max;
+    else if ((p->spin_cur /= 2) < 1000)
+        p->spin_cur = 0;
     return hit;
 }
 
@@ -634,10 +649,6 @@ static void pass(pact_port *p)
 {
     pact_worker *w = p->w;
     uint64_t start = pact__now_ns();
-    /* the events came soon after the last pass: a spin would have caught
-     * them, so spinning pays again */
-    if (start - p->last_pass_end < p->spin_max)
-        p->spin_cur = p->spin_max;
     p->in_pass = true;
     for (;;) {
         uint64_t seen = atomic_load(&p->seq);
@@ -655,7 +666,6 @@ static void pass(pact_port *p)
         release(w);
         return;
     }
-    p->last_pass_end = pact__now_ns();
     /* halted (pact_loop_stop, an uncaught error) with work left: resume in
      * the next run */
     if (pact__halted(p->loop) && !p->term_seen)
@@ -1255,17 +1265,23 @@ int pact_port_post(pact_port *port, pact_value *msg)
     pact_value v = *msg;
     if (copy)
         v.u.json = copy;
+    bool first = false;
     pthread_mutex_lock(&c->lock);
     take_trash_locked(port, c);
-    if (c->closed)
+    if (c->closed) {
         rc = PACT_EPIPE;
-    else if (atomic_load_explicit(&c->inflight, memory_order_relaxed) >= c->max)
+    } else if (atomic_load_explicit(&c->inflight, memory_order_relaxed) >=
+               c->max) {
         rc = PACT_EAGAIN;
-    else if ((rc = ring_push(&c->q, &v, sizeof v)) == 0)
+    } else if ((rc = ring_push(&c->q, &v, sizeof v)) == 0) {
         atomic_store_explicit(
             &c->inflight,
             atomic_load_explicit(&c->inflight, memory_order_relaxed) + 1,
             memory_order_relaxed);
+        /* the receiver takes the whole queue at once: only a message that
+         * finds it empty needs to tell it (one wake-up per batch) */
+        first = c->q.len == 1;
+    }
     pthread_mutex_unlock(&c->lock);
     ring_release_values(&port->spare);
     if (rc < 0) {
@@ -1275,7 +1291,8 @@ int pact_port_post(pact_port *port, pact_value *msg)
     if (copy)
         json_decref(msg->u.json); /* the caller's reference: moved */
     *msg = pact_nothing();
-    notify(port->peer);
+    if (first)
+        notify(port->peer);
     return 0;
 }
 

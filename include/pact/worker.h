@@ -92,7 +92,7 @@ typedef void (*pact_exit_cb)(pact_error *err, int code, void *ud);
 
 /** The default bound of each direction's queue (messages posted and not yet
  * consumed). */
-#define PACT_WORKER_QUEUE_DEFAULT 1024
+#define PACT_WORKER_QUEUE_DEFAULT 16384
 /** The default spin (µs): how long a port that waits for messages keeps its
  * thread busy looking for the next one before it sleeps. */
 #define PACT_WORKER_SPIN_DEFAULT 50
