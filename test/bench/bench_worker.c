@@ -21,8 +21,7 @@ static pact_worker *start_worker(pact_loop *loop, pact_worker_fn entry,
                                  void *arg)
 {
     pact_worker *w;
-    pact_worker_opts o = {.queue_max = getenv("QMAX") ? (size_t)atol(getenv("QMAX")) : 0, .spin_us = getenv("SPIN") ? atoi(getenv("SPIN")) : 0};
-    BENCH_CHECK(pact_worker_new(loop, entry, arg, &o, &w));
+    BENCH_CHECK(pact_worker_new(loop, entry, arg, NULL, &w));
     return w;
 }
 
