@@ -827,11 +827,11 @@ static pact_error *raising_entry(pact_loop *loop, pact_port *port, void *arg)
 
 START_TEST(uncaught_error_in_worker)
 {
+    struct capture cap;
+    capture_begin(&cap); /* before the start: the worker prints at once */
     pact_worker *w = start(raising_entry, NULL, NULL);
     struct ended end = {0};
     pact_worker_wait(w, on_end, &end);
-    struct capture cap;
-    capture_begin(&cap);
     run_ok();
     char *out = capture_end(&cap);
     ck_assert_msg(strstr(out, "raised in the worker"), "stderr: '%s'", out);
