@@ -6,19 +6,19 @@
  * messages under its own lock, filled by the other thread, with a bound
  * counted in messages posted and not yet consumed. Each end also owns an
  * eventfd, watched by a poll handle on its loop. A sender appends under the
- * lock and then wakes the receiver at most once per batch: a sequence
- * counter says something happened, a flag says the fd was written and not
- * yet read, so a burst of posts costs one write and the receiver takes the
- * whole queue per wake-up (rule 17). A receiver that has just delivered
- * messages spins briefly for the next before its loop sleeps, and a sender
- * that sees it spinning skips the write altogether: the wake-up of a
- * sleeping thread costs more than a microsecond, a spin that catches a reply
- * a fraction of that.
+ * lock and wakes the receiver only when it finds the queue empty: a
+ * sequence counter says something happened, a flag says the fd was written
+ * and not yet read, so a burst of posts costs one write and the receiver
+ * takes the whole queue per wake-up (rule 17). A receiver that is awake (in
+ * its delivery pass) needs no write at all, and one that has just delivered
+ * messages spins briefly for the next before its loop sleeps: the wake-up
+ * of a sleeping thread costs more than a microsecond, a spin that catches a
+ * reply a fraction of that.
  *
  * Lock order: every chan lock is a leaf. No code holds two of them, and none
  * is held while a user callback runs or while the loop's own post_lock is
  * taken. Everything else that both threads touch is atomic (seq, signalled,
- * spinning, terminate, refs, inflight) or is written by one thread before an
+ * awake, terminate, refs, inflight) or is written by one thread before an
  * event the other observes under a chan lock (a worker's exit code and error
  * are written before `ended`, under the parent inbox's lock).
  *
@@ -31,6 +31,7 @@
 
 #include <jansson.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdalign.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,7 +182,7 @@ struct pact_port {
     /* ---- written by the other thread too ---- */
     alignas(64) atomic_uint_fast64_t seq; /* bumped per event for this end */
     atomic_bool signalled;                /* fd written and not yet read */
-    atomic_bool spinning;                 /* spinning: no write needed */
+    atomic_bool awake; /* in a pass: it looks at seq again before sleeping */
     int fd;
     struct chan in;
 };
@@ -270,14 +271,15 @@ static void write_fd(pact_port *p)
     (void)n; /* EAGAIN: the counter is full, so a wake-up is pending anyway */
 }
 
-/* Tell @p p something happened (any thread). The seq_cst pair with spin()
- * (our bump then our look at spinning; its clear of spinning then its look
- * at seq) means a spinner that stops always sees the bump, so skipping the
+/* Tell @p p something happened (any thread). While its pass runs (and
+ * spins) the receiver needs no write: the seq_cst pair with pass() (our
+ * bump, then our look at awake; its clear of awake, then its look at seq)
+ * means a receiver about to sleep always sees the bump, so skipping the
  * write is safe. */
 static void notify(pact_port *p)
 {
     atomic_fetch_add(&p->seq, 1);
-    if (atomic_load(&p->spinning))
+    if (atomic_load(&p->awake))
         return;
     if (!atomic_exchange(&p->signalled, true))
         write_fd(p);
@@ -606,6 +608,7 @@ static bool waiting(const pact_port *p)
  * spinning stops but for one full-length probe every SPIN_PROBE spins, which
  * finds out when spinning pays again. */
 #define SPIN_PROBE 32
+#define SPIN_YIELD_NS 2000
 static bool spin(pact_port *p, uint64_t seen, uint64_t pass_start)
 {
     if (!p->spin_max || !waiting(p))
@@ -620,20 +623,26 @@ static bool spin(pact_port *p, uint64_t seen, uint64_t pass_start)
     uint64_t t0 = pact__now_ns();
     if (t0 - pass_start > PASS_MAX_NS)
         return false;
-    atomic_store(&p->spinning, true);
     bool hit = false;
+    uint64_t yielded = t0;
     for (unsigned i = 1;; i++) {
         if (atomic_load_explicit(&p->seq, memory_order_acquire) != seen) {
             hit = true;
             break;
         }
         cpu_relax();
-        if (!(i & 15) && pact__now_ns() - t0 > allowance)
+        if (i & 15)
+            continue;
+        uint64_t t = pact__now_ns();
+        if (t - t0 > allowance)
             break;
+        /* the other thread may be waiting for this very core (the
+         * scheduler often wakes it here): let it run now and then */
+        if (t - yielded > SPIN_YIELD_NS) {
+            sched_yield();
+            yielded = t;
+        }
     }
-    atomic_store(&p->spinning, false);
-    if (!hit && atomic_load(&p->seq) != seen) /* see notify */
-        hit = true;
     if (hit)
         p->spin_cur = p->spin_max;
     else if ((p->spin_cur /= 2) < 1000)
@@ -650,6 +659,7 @@ static void pass(pact_port *p)
     pact_worker *w = p->w;
     uint64_t start = pact__now_ns();
     p->in_pass = true;
+    atomic_store(&p->awake, true);
     for (;;) {
         uint64_t seen = atomic_load(&p->seq);
         p->self = false;
@@ -658,9 +668,15 @@ static void pass(pact_port *p)
             break;
         if (atomic_load(&p->seq) != seen || p->self)
             continue;
-        if (!spin(p, seen, start))
+        if (spin(p, seen, start))
+            continue;
+        /* about to sleep: from here on senders write the fd (see notify) */
+        atomic_store(&p->awake, false);
+        if (atomic_load(&p->seq) == seen)
             break;
+        atomic_store(&p->awake, true);
     }
+    atomic_store(&p->awake, false);
     p->in_pass = false;
     if (w->dead) {
         release(w);
@@ -728,7 +744,7 @@ static int port_init(pact_port *p, pact_worker *w, pact_port *peer, bool parent,
     p->spin_max = p->spin_cur = spin_ns;
     atomic_init(&p->seq, 0);
     atomic_init(&p->signalled, false);
-    atomic_init(&p->spinning, false);
+    atomic_init(&p->awake, false);
     atomic_init(&p->in.inflight, 0);
     p->in.max = max;
     p->fd = -1;
