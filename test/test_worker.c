@@ -11,6 +11,7 @@
  * the test reads after a message or the worker's end has made it visible. */
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -1096,6 +1097,54 @@ START_TEST(close_all_with_live_workers)
 }
 END_TEST
 
+/* A worker stuck in a callback that ignores termination: close_all waits
+ * PACT_WORKER_CLOSE_WAIT_MS, says so, and leaves the thread to end and free
+ * its half on its own; the parent's loop can be freed meanwhile. */
+static atomic_int stuck_done;
+
+static void stuck_msg(pact_error *err, pact_value *msg, void *ud)
+{
+    (void)err, (void)msg;
+    pact_port_post_json(ud, json_string("stuck"));
+    while (!pact_worker_terminating(ud))
+        sleep_ms(1);
+    sleep_ms(PACT_WORKER_CLOSE_WAIT_MS + 500);
+    atomic_store(&stuck_done, 1);
+}
+
+static pact_error *stuck_entry(pact_loop *loop, pact_port *port, void *arg)
+{
+    (void)loop, (void)arg;
+    pact_port_on_message(port, stuck_msg, port);
+    return NULL;
+}
+
+START_TEST(close_all_leaves_a_stuck_worker)
+{
+    atomic_store(&stuck_done, 0);
+    pact_worker *w = start(stuck_entry, NULL, NULL);
+    ck_assert_int_eq(pact_port_post_json(pact_worker_port(w), json_true()), 0);
+    pact_promise *r = pact_port_recv_p(pact_worker_port(w));
+    while (pact_promise_state(r) == PACT_PENDING)
+        ck_assert_int_ge(pact_loop_run(t_loop, PACT_RUN_ONCE), 0);
+    pact_promise_unref(r);
+    struct capture cap;
+    capture_begin(&cap);
+    uint64_t t0 = now_us();
+    ck_assert_int_eq(pact_loop_close_all(t_loop), 0);
+    uint64_t waited = now_us() - t0;
+    char *out = capture_end(&cap);
+    ck_assert_msg(strstr(out, "did not end"), "stderr: '%s'", out);
+    free(out);
+    ck_assert_uint_ge(waited, PACT_WORKER_CLOSE_WAIT_MS * 1000 - 50000);
+    ck_assert_int_eq(atomic_load(&stuck_done), 0);
+    /* let it end, and free its half, before the test does */
+    while (!atomic_load(&stuck_done))
+        sleep_ms(10);
+    sleep_ms(500);
+}
+END_TEST
+
 START_TEST(free_running_worker)
 {
     pact_worker *w = start(listen_entry, NULL, NULL);
@@ -1304,6 +1353,7 @@ Suite *suite_worker(void)
     tcase_add_test(tc, terminate_while_busy);
     tcase_add_test(tc, terminate_long_callback);
     tcase_add_test(tc, close_all_with_live_workers);
+    tcase_add_test(tc, close_all_leaves_a_stuck_worker);
     tcase_add_test(tc, free_running_worker);
     tcase_add_test(tc, free_inside_callback);
     tcase_add_test(tc, unref_lets_parent_return);
