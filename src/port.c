@@ -359,6 +359,16 @@ static bool waiting(const pact_port *p)
  * finds out when spinning pays again. */
 #define SPIN_PROBE 32
 #define SPIN_YIELD_NS 2000
+/* Note the core we run on; @return whether the other thread last ran on
+ * it too (the scheduler tends to wake it where the waker runs). */
+static bool on_peers_core(pact_port *p)
+{
+    int me = sched_getcpu();
+    atomic_store_explicit(&p->cpu, me, memory_order_relaxed);
+    return me >= 0 &&
+           me == atomic_load_explicit(&p->peer->cpu, memory_order_relaxed);
+}
+
 static bool spin(pact_port *p, uint64_t seen, uint64_t pass_start)
 {
     if (!p->spin_max || !waiting(p))
@@ -373,21 +383,27 @@ static bool spin(pact_port *p, uint64_t seen, uint64_t pass_start)
     uint64_t t0 = pact__now_ns();
     if (t0 - pass_start > PASS_MAX_NS)
         return false;
-    bool hit = false;
+    bool hit = false, shared = on_peers_core(p);
     uint64_t yielded = t0;
     for (unsigned i = 1;; i++) {
         if (atomic_load_explicit(&p->seq, memory_order_acquire) != seen) {
             hit = true;
             break;
         }
-        cpu_relax();
+        /* on the other thread's core, a spin only keeps it from running:
+         * hand the core over instead */
+        if (shared)
+            sched_yield();
+        else
+            cpu_relax();
         if (i & 15)
             continue;
         uint64_t t = pact__now_ns();
         if (t - t0 > allowance)
             break;
-        /* the other thread may be waiting for this very core (the
-         * scheduler often wakes it here): let it run now and then */
+        shared = on_peers_core(p);
+        /* the other thread may be waiting for this core all the same (its
+         * last core is only a hint): let it run now and then */
         if (t - yielded > SPIN_YIELD_NS) {
             sched_yield();
             yielded = t;
@@ -408,6 +424,7 @@ static void pass(pact_port *p)
     uint64_t start = pact__now_ns();
     p->in_pass = true;
     atomic_store(&p->awake, true);
+    atomic_store_explicit(&p->cpu, sched_getcpu(), memory_order_relaxed);
     for (;;) {
         uint64_t seen = atomic_load(&p->seq);
         p->self = false;
@@ -493,6 +510,7 @@ int pact__port_init(pact_port *p, pact_worker *w, pact_port *peer, bool parent,
     atomic_init(&p->seq, 0);
     atomic_init(&p->signalled, false);
     atomic_init(&p->awake, false);
+    atomic_init(&p->cpu, -1);
     atomic_init(&p->in.inflight, 0);
     p->in.max = max;
     p->fd = -1;

@@ -172,6 +172,7 @@ struct pact_port {
     alignas(64) atomic_uint_fast64_t seq; /* bumped per event for this end */
     atomic_bool signalled;                /* fd written and not yet read */
     atomic_bool awake; /* in a pass: it looks at seq again before sleeping */
+    atomic_int cpu;    /* the core it last ran a pass or a spin on (a hint) */
     int fd;
     struct chan in;
 };
