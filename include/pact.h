@@ -14,5 +14,6 @@
 #include "pact/task.h"
 #include "pact/value.h"
 #include "pact/version.h"
+#include "pact/worker.h"
 
 #endif

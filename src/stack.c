@@ -28,12 +28,16 @@
 
 _Thread_local const struct pact__where *pact__where_now PACT_TLS_MODEL;
 
+/* Cached on first use; loops on several threads (workers) may race to fill
+ * it with the same value, hence the atomic. */
 static size_t page_size(void)
 {
-    static size_t page;
+    static atomic_size_t cached;
+    size_t page = atomic_load_explicit(&cached, memory_order_relaxed);
     if (!page) {
         long p = sysconf(_SC_PAGESIZE);
         page = p > 0 ? (size_t)p : 4096;
+        atomic_store_explicit(&cached, page, memory_order_relaxed);
     }
     return page;
 }

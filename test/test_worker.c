@@ -1,0 +1,1364 @@
+/* Message-passing workers on real threads: ping-pong in the callback style
+ * and awaited from a task, transfer of byte buffers (same pointer, the
+ * sender's handle emptied), JSON messages of many shapes (moved when held
+ * once, copied when shared, refused with a cycle), back-pressure, a worker
+ * whose entry fails or whose loop raises, termination of a busy worker,
+ * posts to a terminated one, close_all and free with workers alive, and a
+ * worker's own loop using timers, promises and tasks.
+ *
+ * Code that runs on a worker thread never calls ck_assert (a failure there
+ * cannot unwind the test): it counts what it saw into its context, which
+ * the test reads after a message or the worker's end has made it visible. */
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "helpers.h"
+#include "suites.h"
+
+static void run_ok(void)
+{
+    ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
+}
+
+/* What a pact_worker_wait callback saw. */
+struct ended {
+    int calls, code, err_code;
+    char msg[128];
+};
+
+static void on_end(pact_error *err, int code, void *ud)
+{
+    struct ended *e = ud;
+    e->calls++;
+    e->code = code;
+    e->err_code = err ? pact_error_code(err) : 0;
+    snprintf(e->msg, sizeof e->msg, "%s", err ? pact_error_message(err) : "");
+}
+
+static pact_worker *start(pact_worker_fn entry, void *arg,
+                          const pact_worker_opts *o)
+{
+    pact_worker *w = NULL;
+    ck_assert_int_eq(pact_worker_new(t_loop, entry, arg, o, &w), 0);
+    ck_assert_ptr_nonnull(w);
+    return w;
+}
+
+/* A listener that lets every message go (released after the call). */
+static void drop_msg(pact_error *err, pact_value *msg, void *ud)
+{
+    (void)err, (void)msg, (void)ud;
+}
+
+static json_t *num_msg(json_int_t n)
+{
+    return json_pack("{sI}", "n", n);
+}
+
+static json_int_t num_of(const pact_value *m)
+{
+    json_t *n = m->kind == PACT_JSON ? json_object_get(m->u.json, "n") : NULL;
+    return json_is_integer(n) ? json_integer_value(n) : -1;
+}
+
+/* ---- ping-pong ------------------------------------------------------------
+ */
+
+enum { ROUNDS = 2000 };
+
+/* The worker: echo n + 1 until a message without "n" arrives, then stop
+ * listening (its loop runs out of work: exit code 0). */
+struct echo {
+    pact_port *port;
+    int echoed, bad;
+};
+
+static void echo_msg(pact_error *err, pact_value *msg, void *ud)
+{
+    struct echo *e = ud;
+    if (err || msg->kind != PACT_JSON) {
+        e->bad++;
+        return;
+    }
+    json_t *n = json_object_get(msg->u.json, "n");
+    if (!n) {
+        pact_port_on_message(e->port, NULL, NULL);
+        return;
+    }
+    if (pact_port_post_json(e->port, num_msg(json_integer_value(n) + 1)) != 0)
+        e->bad++;
+    e->echoed++;
+}
+
+static pact_error *echo_entry(pact_loop *loop, pact_port *port, void *arg)
+{
+    (void)loop;
+    struct echo *e = arg;
+    e->port = port;
+    pact_port_on_message(port, echo_msg, e);
+    return NULL;
+}
+
+struct pinger {
+    pact_port *port;
+    json_int_t next;
+    int got, bad;
+};
+
+static void ping_msg(pact_error *err, pact_value *msg, void *ud)
+{
+    struct pinger *p = ud;
+    ck_assert_ptr_null(err);
+    ck_assert_int_eq(num_of(msg), p->next + 1);
+    p->got++;
+    p->next += 2;
+    if (p->got == ROUNDS) {
+        ck_assert_int_eq(pact_port_post_json(p->port, json_object()), 0);
+        return;
+    }
+    ck_assert_int_eq(pact_port_post_json(p->port, num_msg(p->next)), 0);
+}
+
+START_TEST(ping_pong)
+{
+    struct echo e = {0};
+    struct ended end = {0};
+    pact_worker *w = start(echo_entry, &e, NULL);
+    struct pinger p = {pact_worker_port(w), 0, 0, 0};
+    ck_assert_int_eq(pact_worker_wait(w, on_end, &end), 0);
+    ck_assert_int_eq(pact_port_on_message(p.port, ping_msg, &p), 0);
+    ck_assert_int_eq(pact_port_post_json(p.port, num_msg(0)), 0);
+    run_ok();
+    ck_assert_int_eq(p.got, ROUNDS);
+    ck_assert_int_eq(e.echoed, ROUNDS);
+    ck_assert_int_eq(e.bad, 0);
+    ck_assert_int_eq(end.calls, 1);
+    ck_assert_int_eq(end.code, 0);
+    ck_assert_int_eq(end.err_code, 0);
+    pact_worker_free(w);
+}
+END_TEST
+
+/* The parent is a task awaiting each reply; the worker, another task,
+ * awaits each ping (both sides in the await style). */
+struct await_echo {
+    pact_port *port;
+    int echoed, bad;
+};
+
+static pact_error *await_echo_task(void *arg, pact_value *result)
+{
+    (void)result;
+    struct await_echo *e = arg;
+    for (;;) {
+        pact_value m;
+        pact_error *err = PACT_AWAIT_ERR(pact_port_recv_p(e->port), &m);
+        if (err)
+            return err;
+        json_int_t n = num_of(&m);
+        pact_value_release(&m);
+        if (n < 0)
+            return NULL; /* the last message: end the task, and the worker */
+        if (pact_port_post_json(e->port, num_msg(n + 1)) != 0)
+            e->bad++;
+        e->echoed++;
+    }
+}
+
+static pact_error *await_echo_entry(pact_loop *loop, pact_port *port, void *arg)
+{
+    struct await_echo *e = arg;
+    e->port = port;
+    pact_promise *p = pact_task_spawn(loop, await_echo_task, e, NULL);
+    if (!p)
+        return PACT_ERROR(PACT_ENOMEM);
+    pact_promise_unref(p);
+    return NULL;
+}
+
+struct parent_task {
+    pact_worker *w;
+    int got;
+    int code;
+};
+
+static pact_error *parent_task(void *arg, pact_value *result)
+{
+    struct parent_task *t = arg;
+    pact_port *port = pact_worker_port(t->w);
+    for (json_int_t i = 0; i < ROUNDS; i++) {
+        ck_assert_int_eq(pact_port_post_json(port, num_msg(i * 2)), 0);
+        pact_value m;
+        PACT_AWAIT_TRY(pact_port_recv_p(port), &m);
+        ck_assert_int_eq(num_of(&m), i * 2 + 1);
+        pact_value_release(&m);
+        t->got++;
+    }
+    ck_assert_int_eq(pact_port_post_json(port, json_string("bye")), 0);
+    pact_value code;
+    PACT_AWAIT_TRY(pact_worker_wait_p(t->w), &code);
+    ck_assert_int_eq(code.kind, PACT_INT);
+    t->code = (int)code.u.i;
+    /* nothing more comes: a receive now fails with PACT_EOF */
+    pact_error *err = PACT_AWAIT_ERR(pact_port_recv_p(port), NULL);
+    ck_assert_ptr_nonnull(err);
+    ck_assert_int_eq(pact_error_code(err), PACT_EOF);
+    pact_error_unref(err);
+    *result = pact_int(1);
+    return NULL;
+}
+
+START_TEST(task_awaits_next_message)
+{
+    struct await_echo e = {0};
+    struct parent_task t = {start(await_echo_entry, &e, NULL), 0, -1};
+    pact_promise *p = pact_task_spawn(t_loop, parent_task, &t, NULL);
+    run_ok();
+    ck_assert_int_eq(pact_promise_state(p), PACT_FULFILLED);
+    ck_assert_int_eq(t.got, ROUNDS);
+    ck_assert_int_eq(e.echoed, ROUNDS);
+    ck_assert_int_eq(e.bad, 0);
+    ck_assert_int_eq(t.code, 0);
+    pact_promise_unref(p);
+    pact_worker_free(t.w);
+}
+END_TEST
+
+/* ---- transfer of ownership ------------------------------------------------
+ */
+
+enum { BUF = 1 << 20 };
+
+struct bounce {
+    pact_port *port;
+    void *expect; /* the pointer the parent sent */
+    int same, pattern_ok, sent_back, bad;
+};
+
+static void bounce_msg(pact_error *err, pact_value *msg, void *ud)
+{
+    struct bounce *b = ud;
+    if (err || msg->kind != PACT_BYTES || msg->u.bytes.len != BUF) {
+        b->bad++;
+        return;
+    }
+    b->same = msg->u.bytes.data == b->expect;
+    unsigned char *d = msg->u.bytes.data;
+    b->pattern_ok = d[0] == 0xa5 && d[BUF - 1] == 0x5a;
+    d[1] = 0x77; /* the receiver owns it: it may write */
+    /* take it (no copy), then transfer it back */
+    pact_value mine = *msg;
+    *msg = pact_nothing();
+    if (pact_port_post(b->port, &mine) == 0 && mine.kind == PACT_NOTHING)
+        b->sent_back++;
+    else
+        b->bad++;
+    pact_port_on_message(b->port, NULL, NULL);
+}
+
+static pact_error *bounce_entry(pact_loop *loop, pact_port *port, void *arg)
+{
+    (void)loop;
+    struct bounce *b = arg;
+    b->port = port;
+    pact_port_on_message(port, bounce_msg, b);
+    return NULL;
+}
+
+struct got_bytes {
+    int calls;
+    void *data;
+    size_t len;
+};
+
+static void keep_bytes(pact_error *err, pact_value *msg, void *ud)
+{
+    struct got_bytes *g = ud;
+    ck_assert_ptr_null(err);
+    ck_assert_int_eq(msg->kind, PACT_BYTES);
+    g->calls++;
+    g->data = msg->u.bytes.data;
+    g->len = msg->u.bytes.len;
+    *msg = pact_nothing(); /* taken: ours now */
+}
+
+START_TEST(transfer_bytes)
+{
+    struct bounce b = {0};
+    unsigned char *buf = malloc(BUF);
+    ck_assert_ptr_nonnull(buf);
+    memset(buf, 0, BUF);
+    buf[0] = 0xa5;
+    buf[BUF - 1] = 0x5a;
+    b.expect = buf;
+    pact_worker *w = start(bounce_entry, &b, NULL);
+    struct got_bytes g = {0};
+    ck_assert_int_eq(pact_port_recv(pact_worker_port(w), keep_bytes, &g), 0);
+    void *handle = buf;
+    ck_assert_int_eq(pact_port_post_bytes(pact_worker_port(w), &handle, BUF),
+                     0);
+    ck_assert_ptr_null(handle); /* the sender's handle is gone */
+    run_ok();
+    ck_assert_int_eq(b.bad, 0);
+    ck_assert_int_eq(b.same, 1);
+    ck_assert_int_eq(b.pattern_ok, 1);
+    ck_assert_int_eq(b.sent_back, 1);
+    ck_assert_int_eq(g.calls, 1);
+    ck_assert_ptr_eq(g.data, buf); /* back, still no copy */
+    ck_assert_uint_eq(g.len, BUF);
+    ck_assert_uint_eq(buf[1], 0x77);
+    free(g.data);
+    pact_worker_free(w);
+}
+END_TEST
+
+/* The generic form: the value is emptied on success, untouched on error. */
+START_TEST(post_value_moves_only_on_success)
+{
+    struct echo e = {0};
+    pact_worker *w = start(echo_entry, &e, NULL);
+    pact_port *port = pact_worker_port(w);
+    pact_value v = pact_json(num_msg(41));
+    json_t *tree = v.u.json;
+    ck_assert_int_eq(pact_port_post(port, &v), 0);
+    ck_assert_int_eq(v.kind, PACT_NOTHING);
+    ck_assert_ptr_null(v.u.json);
+    (void)tree; /* the worker's now: not to be touched */
+
+    /* an error leaves it with us */
+    int x = 1;
+    pact_value bad = pact_ptr(&x);
+    ck_assert_int_eq(pact_port_post(port, &bad), PACT_EINVAL);
+    ck_assert_int_eq(bad.kind, PACT_PTR);
+    ck_assert_ptr_eq(bad.u.ptr, &x);
+
+    /* take the echo of 41 with a promise, then end the worker */
+    pact_promise *r = pact_port_recv_p(port);
+    while (pact_promise_state(r) == PACT_PENDING)
+        ck_assert_int_ge(pact_loop_run(t_loop, PACT_RUN_ONCE), 0);
+    ck_assert_int_eq(num_of(pact_promise_value(r)), 42);
+    pact_promise_unref(r);
+    ck_assert_int_eq(pact_port_post_json(port, json_null()), 0);
+    run_ok();
+    ck_assert_int_eq(e.echoed, 1);
+    pact_worker_free(w);
+}
+END_TEST
+
+/* ---- JSON shapes ------------------------------------------------------------
+ */
+
+/* The worker sends every message back as it came (moving it again). */
+struct mirror {
+    pact_port *port;
+    int n, bad;
+    void *last; /* the pointer of the last JSON tree received */
+};
+
+static void mirror_msg(pact_error *err, pact_value *msg, void *ud)
+{
+    struct mirror *m = ud;
+    if (err) {
+        m->bad++;
+        return;
+    }
+    if (msg->kind == PACT_JSON)
+        m->last = msg->u.json;
+    if (msg->kind == PACT_DOUBLE && msg->u.d < 0) {
+        pact_port_on_message(m->port, NULL, NULL);
+        return;
+    }
+    if (pact_port_post(m->port, msg) != 0)
+        m->bad++;
+    m->n++;
+}
+
+static pact_error *mirror_entry(pact_loop *loop, pact_port *port, void *arg)
+{
+    (void)loop;
+    struct mirror *m = arg;
+    m->port = port;
+    pact_port_on_message(port, mirror_msg, m);
+    return NULL;
+}
+
+static const char *const shapes[] = {
+    "{}",
+    "[]",
+    "{\"a\": 1, \"b\": [true, false, null], \"c\": {\"d\": \"e\"}}",
+    "[1, 2.5, \"three\", [4, [5, [6]]], {\"seven\": 7}]",
+    "\"a string with \\u00e9 and \\u2603\"",
+    "12345678901234",
+    "-0.125",
+    "true",
+    "false",
+    "null",
+    "{\"nested\": {\"deeper\": {\"deepest\": [[[[[[[[1]]]]]]]]}}}",
+};
+
+struct echoes {
+    int calls;
+    json_t *got[32];
+    pact_value scalars[4];
+    int nscalars;
+};
+
+static void collect(pact_error *err, pact_value *msg, void *ud)
+{
+    struct echoes *e = ud;
+    ck_assert_ptr_null(err);
+    if (msg->kind == PACT_JSON) {
+        ck_assert_int_lt(e->calls, 32);
+        e->got[e->calls++] = msg->u.json;
+        *msg = pact_nothing();
+    } else {
+        e->scalars[e->nscalars++] = *msg;
+    }
+}
+
+static json_t *deep(int depth)
+{
+    json_t *j = json_integer(depth);
+    for (int i = 0; i < depth; i++) {
+        json_t *a = json_array();
+        json_array_append_new(a, j);
+        j = a;
+    }
+    return j;
+}
+
+START_TEST(json_shapes)
+{
+    struct mirror m = {0};
+    pact_worker *w = start(mirror_entry, &m, NULL);
+    pact_port *port = pact_worker_port(w);
+    struct echoes e = {0};
+    size_t n = sizeof shapes / sizeof shapes[0];
+    json_t *want[32];
+    for (size_t i = 0; i < n; i++) {
+        json_t *j = json_loads(shapes[i], JSON_DECODE_ANY, NULL);
+        ck_assert_ptr_nonnull(j);
+        want[i] = json_deep_copy(j);
+        ck_assert_int_eq(pact_port_post_json(port, j), 0);
+    }
+    /* 2,000 levels deep, and 10,000 elements wide */
+    json_t *d = deep(2000), *wide = json_array();
+    for (int i = 0; i < 10000; i++)
+        json_array_append_new(wide, json_integer(i));
+    want[n] = json_deep_copy(d);
+    want[n + 1] = json_deep_copy(wide);
+    ck_assert_int_eq(pact_port_post_json(port, d), 0);
+    ck_assert_int_eq(pact_port_post_json(port, wide), 0);
+    size_t total = n + 2;
+    /* plain values travel too */
+    pact_value s[3] = {pact_int(-7), pact_double(2.5), pact_nothing()};
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(pact_port_post(port, &s[i]), 0);
+    pact_value stop = pact_double(-1);
+    ck_assert_int_eq(pact_port_post(port, &stop), 0);
+    ck_assert_int_eq(pact_port_on_message(port, collect, &e), 0);
+    run_ok();
+    ck_assert_int_eq(m.bad, 0);
+    ck_assert_int_eq(m.n, (int)total + 3);
+    ck_assert_int_eq(e.calls, (int)total);
+    for (size_t i = 0; i < total; i++) {
+        ck_assert_msg(json_equal(e.got[i], want[i]), "shape %zu differs", i);
+        json_decref(e.got[i]);
+        json_decref(want[i]);
+    }
+    ck_assert_int_eq(e.nscalars, 3);
+    ck_assert_int_eq(e.scalars[0].kind, PACT_INT);
+    ck_assert_int_eq(e.scalars[0].u.i, -7);
+    ck_assert_int_eq(e.scalars[1].kind, PACT_DOUBLE);
+    ck_assert(e.scalars[1].u.d == 2.5);
+    ck_assert_int_eq(e.scalars[2].kind, PACT_NOTHING);
+    pact_worker_free(w);
+}
+END_TEST
+
+/* A tree held once moves (the worker sees the very pointer); one that is
+ * also held elsewhere is copied, and the sender's other holds stay valid
+ * and its own. */
+START_TEST(json_moved_or_copied)
+{
+    struct mirror m = {0};
+    pact_worker *w = start(mirror_entry, &m, NULL);
+    pact_port *port = pact_worker_port(w);
+    struct echoes e = {0};
+    ck_assert_int_eq(pact_port_on_message(port, collect, &e), 0);
+
+    json_t *own = json_pack("{s[iii]s{ss}}", "a", 1, 2, 3, "b", "c", "d");
+    ck_assert_int_eq(pact_port_post_json(port, own), 0);
+    json_t *shared_leaf = json_string("kept");
+    json_t *shared = json_pack("{sO}", "leaf", shared_leaf); /* 2 holds */
+    ck_assert_uint_eq(shared_leaf->refcount, 2);
+    ck_assert_int_eq(pact_port_post_json(port, shared), 0);
+    ck_assert_uint_eq(shared_leaf->refcount, 1); /* copied: ours alone */
+    ck_assert_int_eq(json_string_set(shared_leaf, "changed"), 0);
+    pact_value stop = pact_double(-1);
+    ck_assert_int_eq(pact_port_post(port, &stop), 0);
+    run_ok();
+    ck_assert_int_eq(e.calls, 2);
+    ck_assert_ptr_eq(e.got[0], own); /* moved there and back */
+    ck_assert_ptr_ne(e.got[1], shared);
+    ck_assert_str_eq(json_string_value(json_object_get(e.got[1], "leaf")),
+                     "kept");
+    json_decref(e.got[0]);
+    json_decref(e.got[1]);
+    json_decref(shared_leaf);
+    pact_worker_free(w);
+}
+END_TEST
+
+/* ---- bad input --------------------------------------------------------------
+ */
+
+static void free_ptr(void *p)
+{
+    free(p);
+}
+
+START_TEST(bad_messages)
+{
+    struct echo e = {0};
+    pact_worker *w = start(echo_entry, &e, NULL);
+    pact_port *port = pact_worker_port(w);
+    ck_assert_int_eq(pact_port_post(port, NULL), PACT_EINVAL);
+    ck_assert_int_eq(pact_port_post(NULL, NULL), PACT_EINVAL);
+    ck_assert_int_eq(pact_port_post_json(port, NULL), PACT_EINVAL);
+    void *none = NULL;
+    ck_assert_int_eq(pact_port_post_bytes(port, &none, 5), PACT_EINVAL);
+    /* an owned pointer would share memory: refused, still ours */
+    pact_value owned = pact_owned(malloc(8), free_ptr);
+    ck_assert_int_eq(pact_port_post(port, &owned), PACT_EINVAL);
+    ck_assert_int_eq(owned.kind, PACT_OWNED);
+    pact_value_release(&owned);
+    /* a promise belongs to its loop */
+    pact_value pv = pact_promise_v(pact_resolved(t_loop, pact_int(1)));
+    ck_assert_int_eq(pact_port_post(port, &pv), PACT_EINVAL);
+    pact_value_release(&pv);
+    /* a JSON tree with a cycle cannot be copied: refused, still ours */
+    json_t *a = json_object(), *b = json_object();
+    json_object_set(a, "b", b);
+    json_object_set(b, "a", a);
+    ck_assert_int_eq(pact_port_post_json(port, a), PACT_EINVAL);
+    ck_assert_uint_eq(a->refcount, 2);
+    json_object_del(b, "a");
+    json_decref(b);
+    json_decref(a);
+    /* a port used from the wrong thread: the worker's, from here */
+    ck_assert_int_eq(pact_port_post_json(port, json_object()), 0); /* stop */
+    run_ok();
+    ck_assert_int_eq(e.bad, 0);
+    pact_worker_free(w);
+}
+END_TEST
+
+struct grab {
+    pact_port *theirs;
+    int done;
+};
+
+static void say_ready(pact_error *err, void *ud)
+{
+    (void)err;
+    pact_port_post_json(ud, json_string("ready"));
+}
+
+/* The worker hands its port's address over (as data, for this test only)
+ * and listens; the parent then misuses it from its own thread. It says
+ * ready from its running loop, so that the loop's claim of its thread is
+ * visible to the parent's check. */
+static pact_error *grab_port_entry(pact_loop *loop, pact_port *port, void *arg)
+{
+    ((struct grab *)arg)->theirs = port;
+    pact_port_on_message(port, drop_msg, NULL);
+    pact_immediate(loop, say_ready, port, NULL);
+    return NULL;
+}
+
+static void misuse_theirs(pact_error *err, pact_value *msg, void *ud)
+{
+    (void)msg;
+    ck_assert_ptr_null(err);
+    struct grab *g = ud;
+    pact_port *theirs = g->theirs; /* visible: its message came after it */
+    struct capture cap;
+    capture_begin(&cap);
+    pact_value v = pact_int(1);
+    int rc = pact_port_post(theirs, &v);
+    char *out = capture_end(&cap);
+    ck_assert_int_eq(rc, PACT_ETHREAD);
+    ck_assert_msg(strstr(out, "pact_port_post"), "stderr: '%s'", out);
+    free(out);
+    g->done = 1;
+}
+
+START_TEST(port_from_wrong_thread)
+{
+    struct grab g = {0};
+    pact_worker *w = start(grab_port_entry, &g, NULL);
+    ck_assert_int_eq(pact_port_recv(pact_worker_port(w), misuse_theirs, &g), 0);
+    while (!g.done)
+        ck_assert_int_ge(pact_loop_run(t_loop, PACT_RUN_ONCE), 0);
+    pact_worker_free(w);
+    run_ok();
+}
+END_TEST
+
+/* ---- back-pressure ----------------------------------------------------------
+ */
+
+enum { PRESSED = 200, QMAX = 4 };
+
+/* The worker starts consuming only after 30 ms; then it checks the order
+ * and says how many it got once the last (-1) arrives. */
+struct slow {
+    pact_port *port;
+    json_int_t next;
+    int bad;
+};
+
+static void slow_msg(pact_error *err, pact_value *msg, void *ud)
+{
+    struct slow *s = ud;
+    json_int_t n = err ? -2 : num_of(msg);
+    if (n == -1) {
+        pact_port_post_json(s->port, num_msg(s->next));
+        pact_port_on_message(s->port, NULL, NULL);
+        return;
+    }
+    if (n != s->next)
+        s->bad++;
+    s->next = n + 1;
+}
+
+static void slow_start(pact_error *err, void *ud)
+{
+    struct slow *s = ud;
+    if (err)
+        s->bad++;
+    pact_port_on_message(s->port, slow_msg, s);
+}
+
+static pact_error *slow_entry(pact_loop *loop, pact_port *port, void *arg)
+{
+    struct slow *s = arg;
+    s->port = port;
+    pact_timeout(loop, 30, slow_start, s, NULL);
+    return NULL;
+}
+
+struct pusher {
+    pact_port *port;
+    json_int_t next;
+    int eagain, wakes;
+    json_t *held; /* refused with PACT_EAGAIN: still ours, sent later */
+};
+
+static void push_more(pact_error *err, void *ud)
+{
+    struct pusher *p = ud;
+    ck_assert_ptr_null(err);
+    p->wakes++;
+    while (p->next <= PRESSED) {
+        json_int_t n = p->next == PRESSED ? -1 : p->next;
+        json_t *j = p->held ? p->held : num_msg(n);
+        p->held = NULL;
+        int rc = pact_port_post_json(p->port, j);
+        if (rc == PACT_EAGAIN) {
+            p->eagain++;
+            p->held = j;
+            /* full a moment ago; the worker may be consuming since */
+            ck_assert_uint_le(pact_port_pending(p->port), QMAX);
+            ck_assert_int_eq(pact_port_writable(p->port, push_more, p), 0);
+            return;
+        }
+        ck_assert_int_eq(rc, 0);
+        p->next++;
+    }
+}
+
+static void keep_json(pact_error *err, pact_value *msg, void *ud)
+{
+    ck_assert_ptr_null(err);
+    *(json_int_t *)ud = num_of(msg);
+}
+
+START_TEST(back_pressure)
+{
+    struct slow s = {0};
+    pact_worker_opts o = {.queue_max = QMAX};
+    pact_worker *w = start(slow_entry, &s, &o);
+    struct pusher p = {pact_worker_port(w), 0, 0, 0, NULL};
+    /* the first QMAX go, then the queue is full */
+    for (int i = 0; i < QMAX; i++)
+        ck_assert_int_eq(pact_port_post_json(p.port, num_msg(p.next++)), 0);
+    json_t *j = num_msg(p.next);
+    ck_assert_int_eq(pact_port_post_json(p.port, j), PACT_EAGAIN);
+    ck_assert_uint_eq(j->refcount, 1); /* still ours */
+    p.held = j;
+    ck_assert_int_eq(pact_port_writable(p.port, push_more, &p), 0);
+    json_int_t count = -5;
+    ck_assert_int_eq(pact_port_recv(p.port, keep_json, &count), 0);
+    run_ok();
+    ck_assert_int_eq(s.bad, 0);
+    ck_assert_int_eq(count, PRESSED); /* every message, in order */
+    ck_assert_int_ge(p.wakes, 1);     /* each full queue waited for room */
+    pact_worker_free(w);
+}
+END_TEST
+
+/* The promise form in a task: wait for room, post again. */
+static pact_error *press_task(void *arg, pact_value *result)
+{
+    (void)result;
+    pact_port *port = arg;
+    for (json_int_t i = 0; i <= PRESSED; i++) {
+        pact_value m = pact_json(num_msg(i == PRESSED ? -1 : i));
+        int rc;
+        while ((rc = pact_port_post(port, &m)) == PACT_EAGAIN)
+            PACT_AWAIT_TRY(pact_port_writable_p(port), NULL);
+        ck_assert_int_eq(rc, 0);
+    }
+    return NULL;
+}
+
+START_TEST(back_pressure_awaited)
+{
+    struct slow s = {0};
+    pact_worker_opts o = {.queue_max = QMAX};
+    pact_worker *w = start(slow_entry, &s, &o);
+    json_int_t count = -5;
+    ck_assert_int_eq(pact_port_recv(pact_worker_port(w), keep_json, &count), 0);
+    pact_promise *t =
+        pact_task_spawn(t_loop, press_task, pact_worker_port(w), NULL);
+    run_ok();
+    ck_assert_int_eq(pact_promise_state(t), PACT_FULFILLED);
+    ck_assert_int_eq(s.bad, 0);
+    ck_assert_int_eq(count, PRESSED);
+    pact_promise_unref(t);
+    pact_worker_free(w);
+}
+END_TEST
+
+/* ---- failures -------------------------------------------------------------
+ */
+
+static pact_error *failing_entry(pact_loop *loop, pact_port *port, void *arg)
+{
+    (void)arg;
+    /* what it set up before failing is cancelled, not leaked */
+    pact_timeout(loop, 100000, count_cb, NULL, NULL);
+    pact_port_post_json(port, json_string("before the failure"));
+    return PACT_ERROR(PACT_EIO, "the entry failed on purpose");
+}
+
+static void note_msg(pact_error *err, pact_value *msg, void *ud)
+{
+    int *n = ud;
+    if (!err && msg->kind == PACT_JSON)
+        ++*n;
+}
+
+struct rejected {
+    int calls, code;
+};
+
+static void on_rejected(pact_error *err, const pact_value *v, void *ud)
+{
+    (void)v;
+    struct rejected *r = ud;
+    r->calls++;
+    r->code = err ? pact_error_code(err) : 0;
+}
+
+START_TEST(entry_fails)
+{
+    pact_worker *w = start(failing_entry, NULL, NULL);
+    struct ended end = {0};
+    int msgs = 0;
+    ck_assert_int_eq(pact_worker_wait(w, on_end, &end), 0);
+    pact_port *port = pact_worker_port(w);
+    /* one receive takes the message it sent; the next fails with its error */
+    ck_assert_int_eq(pact_port_recv(port, note_msg, &msgs), 0);
+    struct rejected r = {0};
+    pact_promise *p = pact_port_recv_p(port);
+    ck_assert_int_eq(pact_promise_callback(p, on_rejected, &r), 0);
+    run_ok();
+    ck_assert_int_eq(end.calls, 1);
+    ck_assert_int_eq(end.code, 1);
+    ck_assert_int_eq(end.err_code, PACT_EIO);
+    ck_assert_str_eq(end.msg, "the entry failed on purpose");
+    ck_assert_int_eq(msgs, 1);
+    ck_assert_int_eq(r.calls, 1);
+    ck_assert_int_eq(r.code, PACT_EIO);
+    pact_promise_unref(p);
+    /* the promise twin of the wait, after the end: rejects with the error */
+    p = pact_worker_wait_p(w);
+    struct rejected r2 = {0};
+    pact_promise_callback(p, on_rejected, &r2);
+    run_ok();
+    ck_assert_int_eq(r2.calls, 1);
+    ck_assert_int_eq(r2.code, PACT_EIO);
+    pact_promise_unref(p);
+    pact_worker_free(w);
+}
+END_TEST
+
+static void raise_cb(pact_error *err, void *ud)
+{
+    (void)err;
+    pact_loop *loop = ud;
+    pact_error *e = PACT_ERROR(PACT_ERANGE, "raised in the worker");
+    pact_loop_raise(loop, e);
+    pact_error_unref(e);
+}
+
+static pact_error *raising_entry(pact_loop *loop, pact_port *port, void *arg)
+{
+    (void)port, (void)arg;
+    pact_timeout(loop, 1, raise_cb, loop, NULL);
+    pact_interval(loop, 1000, count_cb, NULL, NULL); /* never ends alone */
+    return NULL;
+}
+
+START_TEST(uncaught_error_in_worker)
+{
+    struct capture cap;
+    capture_begin(&cap); /* before the start: the worker prints at once */
+    pact_worker *w = start(raising_entry, NULL, NULL);
+    struct ended end = {0};
+    pact_worker_wait(w, on_end, &end);
+    run_ok();
+    char *out = capture_end(&cap);
+    ck_assert_msg(strstr(out, "raised in the worker"), "stderr: '%s'", out);
+    free(out);
+    ck_assert_int_eq(end.calls, 1);
+    ck_assert_int_eq(end.code, 1);
+    ck_assert_int_eq(end.err_code, PACT_ERANGE);
+    pact_worker_free(w);
+}
+END_TEST
+
+/* Nobody waits: the worker's error is raised on the parent loop. */
+START_TEST(unobserved_failure_raises)
+{
+    pact_worker *w = start(failing_entry, NULL, NULL);
+    struct capture cap;
+    capture_begin(&cap);
+    int rc = pact_loop_run(t_loop, PACT_RUN_DEFAULT);
+    char *out = capture_end(&cap);
+    ck_assert_int_eq(rc, PACT_EIO);
+    ck_assert_msg(strstr(out, "the entry failed on purpose"), "stderr: '%s'",
+                  out);
+    free(out);
+    run_ok(); /* the end was reported; nothing is left */
+    pact_worker_free(w);
+}
+END_TEST
+
+static pact_error *exit_entry(pact_loop *loop, pact_port *port, void *arg)
+{
+    (void)arg;
+    pact_interval(loop, 1000, count_cb, NULL, NULL);
+    pact_worker_exit(port, 42);
+    return NULL;
+}
+
+START_TEST(exit_code)
+{
+    pact_worker *w = start(exit_entry, NULL, NULL);
+    struct ended end = {0};
+    pact_worker_wait(w, on_end, &end);
+    run_ok();
+    ck_assert_int_eq(end.calls, 1);
+    ck_assert_int_eq(end.code, 42);
+    ck_assert_int_eq(end.err_code, 0);
+    /* the parent's port cannot exit the worker */
+    ck_assert_int_eq(pact_worker_exit(pact_worker_port(w), 1), PACT_EINVAL);
+    pact_worker_free(w);
+}
+END_TEST
+
+/* Messages it posted before it ended come before its end. */
+static pact_error *burst_entry(pact_loop *loop, pact_port *port, void *arg)
+{
+    (void)loop, (void)arg;
+    for (int i = 0; i < 100; i++)
+        pact_port_post_json(port, num_msg(i));
+    return NULL;
+}
+
+struct ordered {
+    int msgs, msgs_at_end;
+};
+
+static void count_msg(pact_error *err, pact_value *msg, void *ud)
+{
+    ck_assert_ptr_null(err);
+    ck_assert_int_eq(num_of(msg), ((struct ordered *)ud)->msgs);
+    ((struct ordered *)ud)->msgs++;
+}
+
+static void end_after_msgs(pact_error *err, int code, void *ud)
+{
+    ck_assert_ptr_null(err);
+    ck_assert_int_eq(code, 0);
+    struct ordered *o = ud;
+    o->msgs_at_end = o->msgs;
+}
+
+START_TEST(messages_before_exit)
+{
+    struct ordered o = {0, -1};
+    pact_worker *w = start(burst_entry, NULL, NULL);
+    pact_port_on_message(pact_worker_port(w), count_msg, &o);
+    pact_worker_wait(w, end_after_msgs, &o);
+    run_ok();
+    ck_assert_int_eq(o.msgs, 100);
+    ck_assert_int_eq(o.msgs_at_end, 100);
+    pact_worker_free(w);
+}
+END_TEST
+
+/* ---- termination ------------------------------------------------------------
+ */
+
+/* Busy: an endless chain of immediates, a task waiting on a message and
+ * on a long delay. Termination stops it; the awaits see PACT_ECANCELED. */
+struct busy {
+    pact_port *port;
+    pact_loop *loop;
+    long hops;
+    int recv_code, delay_code, task_ended;
+};
+
+static void hop(pact_error *err, void *ud)
+{
+    struct busy *b = ud;
+    if (err)
+        return;
+    b->hops++;
+    if (b->hops == 10)
+        pact_port_post_json(b->port, json_string("busy"));
+    pact_immediate(b->loop, hop, b, NULL);
+}
+
+static pact_error *busy_recv_task(void *arg, pact_value *result)
+{
+    (void)result;
+    struct busy *b = arg;
+    pact_error *err = PACT_AWAIT_ERR(pact_port_recv_p(b->port), NULL);
+    b->recv_code = err ? pact_error_code(err) : 0;
+    pact_error_unref(err);
+    err = PACT_AWAIT_ERR(pact_delay(b->loop, 100000, NULL), NULL);
+    b->delay_code = err ? pact_error_code(err) : 0;
+    pact_error_unref(err);
+    b->task_ended = 1;
+    return NULL;
+}
+
+static pact_error *busy_entry(pact_loop *loop, pact_port *port, void *arg)
+{
+    struct busy *b = arg;
+    b->port = port;
+    b->loop = loop;
+    pact_immediate(loop, hop, b, NULL);
+    pact_promise_unref(pact_task_spawn(loop, busy_recv_task, b, NULL));
+    return NULL;
+}
+
+static void terminate_on_msg(pact_error *err, pact_value *msg, void *ud)
+{
+    (void)msg;
+    ck_assert_ptr_null(err);
+    ck_assert_int_eq(pact_worker_terminate(ud), 0);
+    ck_assert_int_eq(pact_worker_terminate(ud), 0); /* again: no-op */
+    /* posting to a terminated worker fails at once; the message stays ours */
+    json_t *j = json_string("too late");
+    ck_assert_int_eq(pact_port_post_json(pact_worker_port(ud), j), PACT_EPIPE);
+    ck_assert_uint_eq(j->refcount, 1);
+    json_decref(j);
+}
+
+START_TEST(terminate_while_busy)
+{
+    struct busy b = {0};
+    pact_worker *w = start(busy_entry, &b, NULL);
+    struct ended end = {0};
+    pact_worker_wait(w, on_end, &end);
+    pact_port_on_message(pact_worker_port(w), terminate_on_msg, w);
+    run_ok();
+    ck_assert_int_eq(end.calls, 1);
+    ck_assert_int_eq(end.code, 1);
+    ck_assert_int_eq(end.err_code, 0);
+    ck_assert_int_ge(b.hops, 10);
+    ck_assert_int_eq(b.recv_code, PACT_ECANCELED);
+    ck_assert_int_eq(b.delay_code, PACT_ECANCELED);
+    ck_assert_int_eq(b.task_ended, 1);
+    /* and after its end: posts, room and receives fail clearly */
+    pact_port *port = pact_worker_port(w);
+    pact_value v = pact_int(3);
+    ck_assert_int_eq(pact_port_post(port, &v), PACT_EPIPE);
+    ck_assert_int_eq(v.kind, PACT_INT);
+    ck_assert_int_eq(pact_port_writable(port, count_cb, NULL), PACT_EPIPE);
+    struct rejected r = {0};
+    pact_promise *p = pact_port_recv_p(port);
+    pact_promise_callback(p, on_rejected, &r);
+    run_ok();
+    ck_assert_int_eq(r.calls, 1);
+    ck_assert_int_eq(r.code, PACT_EOF);
+    pact_promise_unref(p);
+    pact_worker_free(w);
+}
+END_TEST
+
+/* One long callback that looks at pact_worker_terminating. */
+static void spin_msg(pact_error *err, pact_value *msg, void *ud)
+{
+    (void)err, (void)msg;
+    pact_port *port = ud;
+    pact_port_post_json(port, json_string("spinning"));
+    while (!pact_worker_terminating(port))
+        t_spin_ms(1);
+}
+
+static pact_error *spin_entry(pact_loop *loop, pact_port *port, void *arg)
+{
+    (void)loop, (void)arg;
+    pact_port_on_message(port, spin_msg, port);
+    return NULL;
+}
+
+START_TEST(terminate_long_callback)
+{
+    pact_worker *w = start(spin_entry, NULL, NULL);
+    struct ended end = {0};
+    pact_worker_wait(w, on_end, &end);
+    pact_port_on_message(pact_worker_port(w), terminate_on_msg, w);
+    ck_assert_int_eq(pact_port_post_json(pact_worker_port(w), json_true()), 0);
+    run_ok();
+    ck_assert_int_eq(end.calls, 1);
+    ck_assert_int_eq(end.code, 1);
+    pact_worker_free(w);
+}
+END_TEST
+
+/* ---- close_all, free, unref
+ * -------------------------------------------------- */
+
+static pact_error *listen_entry(pact_loop *loop, pact_port *port, void *arg)
+{
+    (void)loop, (void)arg;
+    pact_port_on_message(port, drop_msg, NULL); /* alive until terminated */
+    return NULL;
+}
+
+static void never_msg(pact_error *err, pact_value *msg, void *ud)
+{
+    (void)err, (void)msg, (void)ud;
+    ck_abort_msg("a dropped receive was called");
+}
+
+START_TEST(close_all_with_live_workers)
+{
+    pact_worker *w[3];
+    pact_promise *waits[3];
+    for (int i = 0; i < 3; i++) {
+        w[i] = start(listen_entry, NULL, NULL);
+        waits[i] = pact_worker_wait_p(w[i]);
+        /* unconsumed messages both ways, and a pending plain receive */
+        ck_assert_int_eq(
+            pact_port_post_json(pact_worker_port(w[i]), num_msg(i)), 0);
+        pact_port_recv(pact_worker_port(w[i]), never_msg, NULL);
+    }
+    ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_NOWAIT), 1);
+    struct capture cap;
+    capture_begin(&cap);
+    int rc = pact_loop_free(t_loop);
+    char *out = capture_end(&cap);
+    ck_assert_int_eq(rc, PACT_EBUSY);
+#ifdef PACT_DEBUG
+    ck_assert_msg(strstr(out, "worker"), "stderr: '%s'", out);
+#endif
+    free(out);
+    ck_assert_int_eq(pact_loop_close_all(t_loop), 0);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(pact_promise_state(waits[i]), PACT_REJECTED);
+        ck_assert_int_eq(pact_error_code(pact_promise_error(waits[i])),
+                         PACT_ECANCELED);
+        pact_promise_unref(waits[i]);
+    }
+    /* the teardown's pact_loop_free succeeds */
+}
+END_TEST
+
+/* A worker stuck in a callback that ignores termination: close_all waits
+ * PACT_WORKER_CLOSE_WAIT_MS, says so, and leaves the thread to end and free
+ * its half on its own; the parent's loop can be freed meanwhile. */
+static atomic_int stuck_done;
+
+static void stuck_msg(pact_error *err, pact_value *msg, void *ud)
+{
+    (void)err, (void)msg;
+    pact_port_post_json(ud, json_string("stuck"));
+    while (!pact_worker_terminating(ud))
+        sleep_ms(1);
+    sleep_ms(PACT_WORKER_CLOSE_WAIT_MS + 500);
+    atomic_store(&stuck_done, 1);
+}
+
+static pact_error *stuck_entry(pact_loop *loop, pact_port *port, void *arg)
+{
+    (void)loop, (void)arg;
+    pact_port_on_message(port, stuck_msg, port);
+    return NULL;
+}
+
+START_TEST(close_all_leaves_a_stuck_worker)
+{
+    atomic_store(&stuck_done, 0);
+    pact_worker *w = start(stuck_entry, NULL, NULL);
+    ck_assert_int_eq(pact_port_post_json(pact_worker_port(w), json_true()), 0);
+    pact_promise *r = pact_port_recv_p(pact_worker_port(w));
+    while (pact_promise_state(r) == PACT_PENDING)
+        ck_assert_int_ge(pact_loop_run(t_loop, PACT_RUN_ONCE), 0);
+    pact_promise_unref(r);
+    struct capture cap;
+    capture_begin(&cap);
+    uint64_t t0 = now_us();
+    ck_assert_int_eq(pact_loop_close_all(t_loop), 0);
+    uint64_t waited = now_us() - t0;
+    char *out = capture_end(&cap);
+    ck_assert_msg(strstr(out, "did not end"), "stderr: '%s'", out);
+    free(out);
+    ck_assert_uint_ge(waited, PACT_WORKER_CLOSE_WAIT_MS * 1000 - 50000);
+    ck_assert_int_eq(atomic_load(&stuck_done), 0);
+    /* let it end, and free its half, before the test does */
+    while (!atomic_load(&stuck_done))
+        sleep_ms(10);
+    sleep_ms(500);
+}
+END_TEST
+
+START_TEST(free_running_worker)
+{
+    pact_worker *w = start(listen_entry, NULL, NULL);
+    pact_promise *p = pact_worker_wait_p(w);
+    struct rejected r = {0};
+    pact_promise_callback(p, on_rejected, &r);
+    ck_assert_int_eq(pact_port_post_json(pact_worker_port(w), num_msg(1)), 0);
+    pact_worker_free(w); /* terminated, reaped by the loop below */
+    ck_assert_int_eq(pact_promise_state(p), PACT_REJECTED);
+    pact_promise_unref(p);
+    run_ok();
+    ck_assert_int_eq(r.calls, 1);
+    ck_assert_int_eq(r.code, PACT_ECANCELED);
+}
+END_TEST
+
+/* Freed from inside its own message callback. */
+static void free_on_msg(pact_error *err, pact_value *msg, void *ud)
+{
+    (void)err, (void)msg;
+    pact_worker_free(ud);
+}
+
+START_TEST(free_inside_callback)
+{
+    pact_worker *w = start(burst_entry, NULL, NULL);
+    pact_port_on_message(pact_worker_port(w), free_on_msg, w);
+    run_ok();
+}
+END_TEST
+
+START_TEST(unref_lets_parent_return)
+{
+    pact_worker_opts o = {.unref = true};
+    pact_worker *w = start(listen_entry, NULL, &o);
+    uint64_t t0 = now_us();
+    run_ok(); /* returns: the worker lives on but does not hold the loop */
+    ck_assert_uint_lt(now_us() - t0, 1000000);
+    ck_assert_int_eq(pact_worker_ref(w), 0);
+    ck_assert(pact_loop_alive(t_loop));
+    ck_assert_int_eq(pact_worker_unref(w), 0);
+    ck_assert(!pact_loop_alive(t_loop));
+    struct ended end = {0};
+    pact_worker_ref(w);
+    pact_worker_wait(w, on_end, &end);
+    pact_worker_terminate(w);
+    run_ok();
+    ck_assert_int_eq(end.calls, 1);
+    ck_assert_int_eq(end.code, 1);
+    pact_worker_free(w);
+}
+END_TEST
+
+/* ---- the worker's own loop
+ * ------------------------------------------------------ */
+
+struct inner {
+    pact_port *port;
+    pact_loop *loop;
+    int timer_fired, steps, bad;
+    json_int_t got;
+};
+
+static pact_value plus_one(const pact_value *v, void *ud)
+{
+    (void)ud;
+    return pact_int(v->u.i + 1);
+}
+
+static pact_error *inner_task(void *arg, pact_value *result)
+{
+    (void)result;
+    struct inner *in = arg;
+    PACT_AWAIT_TRY(pact_delay(in->loop, 5, NULL), NULL);
+    in->steps++;
+    pact_promise *p = pact_resolved(in->loop, pact_int(1));
+    pact_promise *q = pact_then(p, plus_one, NULL, NULL);
+    pact_promise_unref(p);
+    pact_value v;
+    PACT_AWAIT_TRY(q, &v);
+    if (v.kind != PACT_INT || v.u.i != 2)
+        in->bad++;
+    in->steps++;
+    pact_value m;
+    PACT_AWAIT_TRY(pact_port_recv_p(in->port), &m);
+    in->got = num_of(&m);
+    pact_value_release(&m);
+    in->steps++;
+    pact_value reply = pact_json(
+        json_pack("{sisi}", "timer", in->timer_fired, "steps", in->steps));
+    if (pact_port_post(in->port, &reply) != 0) {
+        in->bad++;
+        pact_value_release(&reply);
+    }
+    return NULL; /* nothing is left: the worker ends with 0 */
+}
+
+static void inner_timer(pact_error *err, void *ud)
+{
+    struct inner *in = ud;
+    if (err)
+        in->bad++;
+    in->timer_fired++;
+}
+
+static pact_error *inner_entry(pact_loop *loop, pact_port *port, void *arg)
+{
+    struct inner *in = arg;
+    in->port = port;
+    in->loop = loop;
+    pact_timeout(loop, 1, inner_timer, in, NULL);
+    pact_promise *t = pact_task_spawn(loop, inner_task, in, NULL);
+    pact_promise_unref(t);
+    return NULL;
+}
+
+START_TEST(worker_loop_timers_promises_tasks)
+{
+    struct inner in = {0};
+    pact_worker *w = start(inner_entry, &in, NULL);
+    pact_port *port = pact_worker_port(w);
+    struct ended end = {0};
+    pact_worker_wait(w, on_end, &end);
+    ck_assert_int_eq(pact_port_post_json(port, num_msg(99)), 0);
+    pact_promise *r = pact_port_recv_p(port);
+    run_ok();
+    ck_assert_int_eq(pact_promise_state(r), PACT_FULFILLED);
+    const pact_value *v = pact_promise_value(r);
+    ck_assert_int_eq(v->kind, PACT_JSON);
+    ck_assert_int_eq(json_integer_value(json_object_get(v->u.json, "timer")),
+                     1);
+    ck_assert_int_eq(json_integer_value(json_object_get(v->u.json, "steps")),
+                     3);
+    pact_promise_unref(r);
+    ck_assert_int_eq(in.bad, 0);
+    ck_assert_int_eq(in.got, 99);
+    ck_assert_int_eq(end.calls, 1);
+    ck_assert_int_eq(end.code, 0);
+    pact_worker_free(w);
+}
+END_TEST
+
+/* Several workers at once, each a ping-pong partner. */
+enum { MANY = 6, MANY_ROUNDS = 300 };
+
+struct many_pinger {
+    pact_port *port;
+    json_int_t next;
+    int got;
+};
+
+static void many_ping(pact_error *err, pact_value *msg, void *ud)
+{
+    struct many_pinger *p = ud;
+    ck_assert_ptr_null(err);
+    ck_assert_int_eq(num_of(msg), p->next + 1);
+    p->next += 2;
+    if (++p->got == MANY_ROUNDS)
+        ck_assert_int_eq(pact_port_post_json(p->port, json_object()), 0);
+    else
+        ck_assert_int_eq(pact_port_post_json(p->port, num_msg(p->next)), 0);
+}
+
+START_TEST(many_workers)
+{
+    struct echo e[MANY];
+    struct many_pinger p[MANY];
+    pact_worker *w[MANY];
+    memset(e, 0, sizeof e);
+    for (int i = 0; i < MANY; i++) {
+        w[i] = start(echo_entry, &e[i], NULL);
+        p[i] = (struct many_pinger){pact_worker_port(w[i]), 0, 0};
+        pact_port_on_message(p[i].port, many_ping, &p[i]);
+        ck_assert_int_eq(pact_port_post_json(p[i].port, num_msg(0)), 0);
+    }
+    run_ok();
+    for (int i = 0; i < MANY; i++) {
+        ck_assert_int_eq(p[i].got, MANY_ROUNDS);
+        ck_assert_int_eq(e[i].echoed, MANY_ROUNDS);
+        pact_worker_free(w[i]);
+    }
+}
+END_TEST
+
+Suite *suite_worker(void)
+{
+    Suite *s = suite_create("worker");
+    TCase *tc = tcase_create("worker");
+    tcase_add_checked_fixture(tc, t_setup, t_teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, ping_pong);
+    tcase_add_test(tc, task_awaits_next_message);
+    tcase_add_test(tc, transfer_bytes);
+    tcase_add_test(tc, post_value_moves_only_on_success);
+    tcase_add_test(tc, json_shapes);
+    tcase_add_test(tc, json_moved_or_copied);
+    tcase_add_test(tc, bad_messages);
+    tcase_add_test(tc, port_from_wrong_thread);
+    tcase_add_test(tc, back_pressure);
+    tcase_add_test(tc, back_pressure_awaited);
+    tcase_add_test(tc, entry_fails);
+    tcase_add_test(tc, uncaught_error_in_worker);
+    tcase_add_test(tc, unobserved_failure_raises);
+    tcase_add_test(tc, exit_code);
+    tcase_add_test(tc, messages_before_exit);
+    tcase_add_test(tc, terminate_while_busy);
+    tcase_add_test(tc, terminate_long_callback);
+    tcase_add_test(tc, close_all_with_live_workers);
+    tcase_add_test(tc, close_all_leaves_a_stuck_worker);
+    tcase_add_test(tc, free_running_worker);
+    tcase_add_test(tc, free_inside_callback);
+    tcase_add_test(tc, unref_lets_parent_return);
+    tcase_add_test(tc, worker_loop_timers_promises_tasks);
+    tcase_add_test(tc, many_workers);
+    suite_add_tcase(s, tc);
+    return s;
+}
