@@ -9,6 +9,7 @@
 #include "pact/error.h"
 #include "pact/loop.h"
 #include "pact/promise.h"
+#include "pact/stall.h"
 #include "pact/task.h"
 #include "pact/value.h"
 #include "pact/version.h"

@@ -321,7 +321,14 @@ static void thenable_job(void *arg)
         pact__unref(p);
     } else {
         *d = (pact_deferred){.refs = 1, .quiet = true, .p = p, .was = p};
+        struct pact__label l = {.kind = PACT_STEP_REACTION,
+                                .fn = (void (*)(void))vt->then,
+                                .ud = obj};
+        struct pact__label_save save;
+        pact_loop *loop = p->loop; /* p may go inside then */
+        pact__label_push(loop, &l, &save);
         int rc = vt->then(obj, d);
+        pact__label_pop(loop, &save);
         if (rc < 0 && !d->done)
             pact_deferred_reject(
                 d, PACT_ERROR(rc, "the thenable's then failed (%s)",
@@ -436,9 +443,36 @@ static pact_value react(pact_promise *n, pact_promise *src)
     }
 }
 
+/* For stall reports: the function reaction @p n runs on @p src's outcome. */
+static void label_reaction(pact_promise *n, const pact_promise *src,
+                           struct pact__label_save *save)
+{
+    typedef void (*any_fn)(void);
+    struct pact__label l = {.kind = PACT_STEP_REACTION, .ud = n->u.w.ud};
+    if (n->role == NODE_CB && n->hkind == H_CALLBACK)
+        l.fn = (any_fn)n->u.w.on_ok.cb;
+    else if (n->role == NODE_CB)
+        l.fn = (any_fn)n->u.w.on_ok.internal;
+    else if (n->hkind == H_SETTLED)
+        l.fn = (any_fn)n->u.w.on_ok.settled;
+    else if (n->hkind == H_FINALLY)
+        l.fn = (any_fn)n->u.w.on_ok.fin;
+    else if (n->hkind == H_THEN && src->state == PACT_FULFILLED)
+        l.fn = (any_fn)n->u.w.on_ok.ok;
+    else if (n->hkind == H_THEN)
+        l.fn = (any_fn)n->u.w.on_err.fail;
+    if (l.fn) /* a pass-through runs nothing of the program's */
+        pact__label_push(n->loop, &l, save);
+}
+
 static void run_reaction(void *arg)
 {
     pact_promise *n = arg, *src = n->u.w.next;
+    pact_loop *loop = n->loop;
+    struct pact__label_save save;
+    save.on = false;
+    if (PACT__UNLIKELY(loop->stall != NULL))
+        label_reaction(n, src, &save);
     if (n->role == NODE_CB) {
         if (n->hkind == H_CALLBACK) {
             bool ok = src->state == PACT_FULFILLED;
@@ -447,6 +481,7 @@ static void run_reaction(void *arg)
         } else {
             n->u.w.on_ok.internal(src, n->u.w.ud, n->u.w.on_err.aux);
         }
+        pact__label_pop(loop, &save);
         bool take = n->flags & P_TAKE;
         node_release(n->loop, n);
         if (!take)
@@ -454,6 +489,7 @@ static void run_reaction(void *arg)
         return;
     }
     pact_value r = react(n, src);
+    pact__label_pop(loop, &save);
     n->hkind = H_THEN;
     n->u.w.on_ok.ok = NULL;
     n->u.w.on_err.fail = NULL;

@@ -21,13 +21,14 @@ Suite *suite_porder(void);
 Suite *suite_task(void);
 Suite *suite_async(void);
 Suite *suite_aorder(void);
+Suite *suite_stall(void);
 
 /* Every suite's name; clang-format does not settle on one layout for it. */
 /* clang-format off */
 #define PACT_TEST_SUITES(X)                                                    \
     X(error) X(loop) X(timer) X(tick) X(io) X(post) X(abort) X(uncaught)      \
     X(order) X(aplus) X(promise) X(combine) X(unhandled) X(porder)        \
-    X(task) X(async) X(aorder)
+    X(task) X(async) X(aorder) X(stall)
 /* clang-format on */
 
 #endif
