@@ -60,6 +60,7 @@ struct watchdog {
     struct pact__stall s; /* first: loop->stall points here */
     pact_loop *loop;
     pthread_t thread;
+    pid_t pid; /* the process it runs in (a fork's child has no watchdog) */
     pthread_mutex_t lock;
     pthread_cond_t cond;
     /* under lock */
@@ -663,6 +664,8 @@ static void stop(pact_loop *loop)
     if (!wd)
         return;
     loop->stall = NULL; /* marks from now on cost a branch again */
+    if (wd->pid != getpid())
+        return; /* a child of fork(): no thread to stop, its lock unusable */
     pthread_mutex_lock(&wd->lock);
     wd->quit = true;
     pthread_cond_signal(&wd->cond);
@@ -680,6 +683,7 @@ static int start(pact_loop *loop, const pact_stall_opts *opts)
         return PACT_ENOMEM;
     struct watchdog *wd = memset(mem, 0, sizeof *wd);
     wd->loop = loop;
+    wd->pid = getpid();
     wd->opts = *opts;
     wd->period = opts->threshold_ms * MS / 4;
     if (wd->period < MS)

@@ -76,8 +76,9 @@ typedef struct pact_stall {
                                 line of the await it resumed from (0: its
                                 first step) */
     const char *state;     /**< what the loop thread was doing when
-                                sampled (Linux): "running", or "in system
-                                call nanosleep" and the like; or NULL */
+                                sampled (Linux): "running", or "sleeping in
+                                system call clock_nanosleep" and the like;
+                                or NULL */
     void *const *stack;    /**< the loop thread's stack when the step was
                                 first reported (pact_stall_opts.stack),
                                 innermost first; or NULL */
