@@ -49,6 +49,7 @@ struct track {
     uint64_t first; /* when that value was first seen (ns) */
     uint64_t next;  /* report when it has run this long (ns) */
     bool reported;
+    int nth; /* reports made of it */
     uint64_t id;
     struct snap snap;
     char state[64];
@@ -494,6 +495,7 @@ static void emit(struct watchdog *wd, const struct track *t, bool ended,
         .loop = wd->loop,
         .id = t->id,
         .ended = ended,
+        .nth = t->nth,
         .ms = ns / MS,
         .threshold_ms = wd->opts.threshold_ms,
         .kind = (pact_step_kind)sn->kind,
@@ -574,6 +576,7 @@ static void sample(struct watchdog *wd, uint64_t now, bool final)
         t->first = now;
         t->next = wd->opts.threshold_ms * MS;
         if (ended) {
+            t->nth++;
             pthread_mutex_unlock(&wd->lock);
             emit(wd, t, true, end > first ? end - first : 0);
             pthread_mutex_lock(&wd->lock);
@@ -588,8 +591,11 @@ static void sample(struct watchdog *wd, uint64_t now, bool final)
     if (!snapshot(wd, o, &t->snap))
         return; /* it moved meanwhile: look again next time */
     bool first = !t->reported;
-    if (first)
+    if (first) {
         t->id = atomic_fetch_add(&next_id, 1);
+        t->nth = 0;
+    }
+    t->nth++;
     t->reported = true;
     while (t->next <= now - t->first)
         t->next *= 2;
@@ -802,6 +808,13 @@ void pact_stall_print(const pact_stall *s, FILE *f)
         else if (s->fn_name)
             fprintf(f, "%s ", s->fn_name);
         fprintf(f, "returned after %" PRIu64 " ms\n", s->ms);
+        return;
+    }
+    if (s->nth > 1) { /* said in full the first time */
+        fprintf(f,
+                "pact: stall #%" PRIu64 ": still in the %s after %" PRIu64
+                " ms\n",
+                s->id, what, s->ms);
         return;
     }
     fprintf(f,

@@ -154,6 +154,7 @@ static void one_stall(const struct rep **first, const struct rep **end,
         if (!*first)
             *first = r;
         ck_assert_uint_eq(r->s.id, (*first)->s.id);
+        ck_assert_int_eq(r->s.nth, i + 1);
         ck_assert_uint_ge(r->s.ms, last_ms);
         last_ms = r->s.ms;
         if (r->s.ended) {

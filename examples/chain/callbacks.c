@@ -18,6 +18,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <pact.h>
 
@@ -112,10 +113,16 @@ static void on_price(pact_error *err, void *ud)
     joined(o, err);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     struct order o = {0};
     TRY(pact_loop_new(&o.loop));
+    /* debug mode, --debug: report any step that keeps the loop thread busy
+     * for 100 ms or more, with that thread's stack (doc/stall.md) */
+    if (argc > 1 && strcmp(argv[1], "--debug") == 0) {
+        pact_stall_opts debug = {.threshold_ms = 100, .stack = true};
+        TRY(pact_loop_watch_stalls_opts(o.loop, &debug));
+    }
 
     printf("order: quantity (10 ms) and unit price (20 ms), in parallel\n");
     o.pending = 2;

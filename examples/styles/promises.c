@@ -20,6 +20,7 @@
  *   next(1).then(summarise);
  */
 #include <stdio.h>
+#include <string.h>
 
 #include "fetch.h"
 
@@ -87,10 +88,16 @@ static pact_value summarise(const pact_value *v, void *ud)
     return pact_nothing();
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     struct job j = {.id = 1};
     TRY(pact_loop_new(&j.loop));
+    /* debug mode, --debug: report any step that keeps the loop thread busy
+     * for 100 ms or more, with that thread's stack (doc/stall.md) */
+    if (argc > 1 && strcmp(argv[1], "--debug") == 0) {
+        pact_stall_opts debug = {.threshold_ms = 100, .stack = true};
+        TRY(pact_loop_watch_stalls_opts(j.loop, &debug));
+    }
 
     printf("styles: read records 1 to 3, one after another\n");
     pact_promise *reads = next_record(&j);

@@ -21,6 +21,7 @@
  *   }
  */
 #include <stdio.h>
+#include <string.h>
 
 #include "fetch.h"
 
@@ -68,10 +69,16 @@ static pact_error *job(void *arg, pact_value *result)
     return NULL;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     pact_loop *loop;
     TRY(pact_loop_new(&loop));
+    /* debug mode, --debug: report any step that keeps the loop thread busy
+     * for 100 ms or more, with that thread's stack (doc/stall.md) */
+    if (argc > 1 && strcmp(argv[1], "--debug") == 0) {
+        pact_stall_opts debug = {.threshold_ms = 100, .stack = true};
+        TRY(pact_loop_watch_stalls_opts(loop, &debug));
+    }
 
     printf("styles: read records 1 to 3, one after another\n");
     /* The task starts as a microtask, once the loop runs. */

@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <pact.h>
 
@@ -154,12 +155,18 @@ static void on_immediate(pact_error *err, void *ud)
     say("immediate", "check phase, first iteration: no timer due yet");
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     struct tour t = {0};
 
     printf("pact %s: a tour of the event loop\n", pact_version_string());
     TRY(pact_loop_new(&t.loop));
+    /* debug mode, --debug: report any step that keeps the loop thread busy
+     * for 100 ms or more, with that thread's stack (doc/stall.md) */
+    if (argc > 1 && strcmp(argv[1], "--debug") == 0) {
+        pact_stall_opts debug = {.threshold_ms = 100, .stack = true};
+        TRY(pact_loop_watch_stalls_opts(t.loop, &debug));
+    }
 
     printf("main program:\n");
     say("setTimeout A, B (20 ms)", "two timers with the same delay");

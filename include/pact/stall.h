@@ -54,6 +54,10 @@ typedef struct pact_stall {
     uint64_t id;           /**< numbers the stalled step: its reports
                                 share the id */
     bool ended;            /**< false: still running; true: it returned */
+    int nth;               /**< the how-manieth report of the step: 1 when
+                                it first passes the threshold, then at
+                                each doubling of its time while it lasts,
+                                and once it ended */
     uint64_t ms;           /**< how long it has run (ended: in all) */
     uint64_t threshold_ms; /**< the threshold it passed */
     pact_step_kind kind;   /**< the innermost step running */
