@@ -728,6 +728,9 @@ int pact_loop_watch_stalls_opts(pact_loop *loop, const pact_stall_opts *opts)
     static const char fn[] = "pact_loop_watch_stalls";
     PACT_CHECK_LOOP(loop, fn);
     PACT_CHECK_ARG(opts, fn);
+    if (opts->threshold_ms > PACT_TIMEOUT_MAX)
+        return pact__misuse(fn, PACT_ERANGE,
+                            "threshold above PACT_TIMEOUT_MAX");
     stop(loop);
     return opts->threshold_ms ? start(loop, opts) : 0;
 }
@@ -741,7 +744,9 @@ int pact_loop_watch_stalls(pact_loop *loop, uint64_t threshold_ms,
 
 uint64_t pact_loop_stall_threshold(pact_loop *loop)
 {
-    return loop && loop->stall ? of(loop->stall)->opts.threshold_ms : 0;
+    if (!loop || pact__misuse_thread(loop, "pact_loop_stall_threshold"))
+        return 0;
+    return loop->stall ? of(loop->stall)->opts.threshold_ms : 0;
 }
 
 void pact__stall_free(pact_loop *loop)
@@ -757,7 +762,7 @@ void pact__stall_env(pact_loop *loop)
     char *end;
     errno = 0;
     unsigned long long v = strtoull(ms, &end, 10);
-    if (errno || *end || ms[0] == '-') {
+    if (errno || *end || ms[0] == '-' || v > PACT_TIMEOUT_MAX) {
         fprintf(stderr,
                 "pact: PACT_STALL_MS=%s is not a number of milliseconds; "
                 "the stall detector stays off\n",

@@ -546,6 +546,11 @@ END_TEST
 START_TEST(off_not_reported)
 {
     int calls = 0;
+    ck_assert_int_eq(
+        pact_loop_watch_stalls(t_loop, PACT_TIMEOUT_MAX + 1ull, collect, NULL),
+        PACT_ERANGE);
+    ck_assert_int_eq(pact_loop_watch_stalls_opts(t_loop, NULL), PACT_EINVAL);
+    ck_assert_uint_eq(pact_loop_stall_threshold(t_loop), 0);
     watch(THRESHOLD);
     ck_assert_int_eq(pact_loop_watch_stalls(t_loop, 0, collect, NULL), 0);
     ck_assert_uint_eq(pact_loop_stall_threshold(t_loop), 0);

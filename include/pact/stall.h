@@ -114,15 +114,17 @@ typedef struct pact_stall_opts {
  * Replaces an earlier setting; a report in progress goes to the old hook.
  * Stopping waits for the watchdog thread, which first delivers the report
  * of a stalled step that has ended meanwhile. pact_loop_free stops it too.
- * @return 0, PACT_EINVAL (NULL opts), PACT_ENOMEM, PACT_EAGAIN (no thread),
- *   PACT_ETHREAD (off the loop thread).
+ * @return 0, PACT_EINVAL (NULL opts), PACT_ERANGE (a threshold above
+ *   PACT_TIMEOUT_MAX), PACT_ENOMEM, PACT_EAGAIN (no thread), PACT_ETHREAD
+ *   (off the loop thread).
  */
 PACT_API int pact_loop_watch_stalls_opts(pact_loop *loop,
                                          const pact_stall_opts *opts);
 /** pact_loop_watch_stalls_opts without the stack. */
 PACT_API int pact_loop_watch_stalls(pact_loop *loop, uint64_t threshold_ms,
                                     pact_stall_hook hook, void *ud);
-/** @return the threshold the loop is watched with, 0 when it is not. */
+/** @return the threshold the loop is watched with, 0 when it is not (or
+ *  when called off the loop thread). */
 PACT_API uint64_t pact_loop_stall_threshold(pact_loop *loop);
 /** Print @p stall as the default report does (several lines). */
 PACT_API void pact_stall_print(const pact_stall *stall, FILE *f);
