@@ -380,6 +380,23 @@ static inline void pact__step_end(pact_loop *loop)
     }
 }
 
+/* Say what the rest of the current outermost step runs (a microtask that
+ * is a promise reaction, a tick that is a timer's cancellation): cheaper
+ * than a push, as nothing is restored. */
+static inline void pact__label_refine(pact_loop *loop, int kind,
+                                      void (*fn)(void), void *ud)
+{
+    struct pact__stall *s = loop->stall;
+    if (PACT__UNLIKELY(s != NULL)) {
+        uint64_t n = atomic_load_explicit(&s->nest, memory_order_relaxed);
+        atomic_store_explicit(&s->nest, n + 1, memory_order_release);
+        pact__label_store(s, PACT__LW_KIND, (uintptr_t)kind);
+        pact__label_store(s, PACT__LW_FN, (uintptr_t)fn);
+        pact__label_store(s, PACT__LW_UD, (uintptr_t)ud);
+        atomic_store_explicit(&s->nest, n + 2, memory_order_release);
+    }
+}
+
 /* Refine the current step's label until pact__label_pop(@p save). */
 static inline void pact__label_push(pact_loop *loop,
                                     const struct pact__label *l,

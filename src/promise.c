@@ -321,14 +321,10 @@ static void thenable_job(void *arg)
         pact__unref(p);
     } else {
         *d = (pact_deferred){.refs = 1, .quiet = true, .p = p, .was = p};
-        struct pact__label l = {.kind = PACT_STEP_REACTION,
-                                .fn = (void (*)(void))vt->then,
-                                .ud = obj};
-        struct pact__label_save save;
-        pact_loop *loop = p->loop; /* p may go inside then */
-        pact__label_push(loop, &l, &save);
+        /* a microtask step: say whose code it runs */
+        pact__label_refine(p->loop, PACT_STEP_REACTION,
+                           (void (*)(void))vt->then, obj);
         int rc = vt->then(obj, d);
-        pact__label_pop(loop, &save);
         if (rc < 0 && !d->done)
             pact_deferred_reject(
                 d, PACT_ERROR(rc, "the thenable's then failed (%s)",
@@ -443,36 +439,33 @@ static pact_value react(pact_promise *n, pact_promise *src)
     }
 }
 
-/* For stall reports: the function reaction @p n runs on @p src's outcome. */
-static void label_reaction(pact_promise *n, const pact_promise *src,
-                           struct pact__label_save *save)
+/* For stall reports: the microtask step that runs reaction @p n is that
+ * reaction, running the function it has for @p src's outcome. */
+static void label_reaction(pact_promise *n, const pact_promise *src)
 {
     typedef void (*any_fn)(void);
-    struct pact__label l = {.kind = PACT_STEP_REACTION, .ud = n->u.w.ud};
+    any_fn fn = NULL;
     if (n->role == NODE_CB && n->hkind == H_CALLBACK)
-        l.fn = (any_fn)n->u.w.on_ok.cb;
+        fn = (any_fn)n->u.w.on_ok.cb;
     else if (n->role == NODE_CB)
-        l.fn = (any_fn)n->u.w.on_ok.internal;
+        fn = (any_fn)n->u.w.on_ok.internal;
     else if (n->hkind == H_SETTLED)
-        l.fn = (any_fn)n->u.w.on_ok.settled;
+        fn = (any_fn)n->u.w.on_ok.settled;
     else if (n->hkind == H_FINALLY)
-        l.fn = (any_fn)n->u.w.on_ok.fin;
+        fn = (any_fn)n->u.w.on_ok.fin;
     else if (n->hkind == H_THEN && src->state == PACT_FULFILLED)
-        l.fn = (any_fn)n->u.w.on_ok.ok;
+        fn = (any_fn)n->u.w.on_ok.ok;
     else if (n->hkind == H_THEN)
-        l.fn = (any_fn)n->u.w.on_err.fail;
-    if (l.fn) /* a pass-through runs nothing of the program's */
-        pact__label_push(n->loop, &l, save);
+        fn = (any_fn)n->u.w.on_err.fail;
+    if (fn) /* a pass-through runs nothing of the program's */
+        pact__label_refine(n->loop, PACT_STEP_REACTION, fn, n->u.w.ud);
 }
 
 static void run_reaction(void *arg)
 {
     pact_promise *n = arg, *src = n->u.w.next;
-    pact_loop *loop = n->loop;
-    struct pact__label_save save;
-    save.on = false;
-    if (PACT__UNLIKELY(loop->stall != NULL))
-        label_reaction(n, src, &save);
+    if (PACT__UNLIKELY(n->loop->stall != NULL))
+        label_reaction(n, src);
     if (n->role == NODE_CB) {
         if (n->hkind == H_CALLBACK) {
             bool ok = src->state == PACT_FULFILLED;
@@ -481,7 +474,6 @@ static void run_reaction(void *arg)
         } else {
             n->u.w.on_ok.internal(src, n->u.w.ud, n->u.w.on_err.aux);
         }
-        pact__label_pop(loop, &save);
         bool take = n->flags & P_TAKE;
         node_release(n->loop, n);
         if (!take)
@@ -489,7 +481,6 @@ static void run_reaction(void *arg)
         return;
     }
     pact_value r = react(n, src);
-    pact__label_pop(loop, &save);
     n->hkind = H_THEN;
     n->u.w.on_ok.ok = NULL;
     n->u.w.on_err.fail = NULL;

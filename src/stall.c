@@ -823,9 +823,10 @@ void pact_stall_print(const pact_stall *s, FILE *f)
         return;
     }
     fprintf(f,
-            "pact: stall #%" PRIu64 ": the loop thread has been in a %s for "
+            "pact: stall #%" PRIu64 ": the loop thread has been in %s %s for "
             "%" PRIu64 " ms (threshold %" PRIu64 " ms)\n",
-            s->id, what, s->ms, s->threshold_ms);
+            s->id, strchr("aeiou", what[0]) ? "an" : "a", what, s->ms,
+            s->threshold_ms);
     if (s->kind == PACT_STEP_TASK) {
         fprintf(f, "pact: stall:   task '%s', spawned at %s:%d",
                 s->task ? s->task : "?", s->file ? s->file : "?", s->line);

@@ -238,12 +238,8 @@ static void deliver_cancel(void *ud)
         pact__slot_free(loop, s);
     if (cb) {
         /* a tick step: say whose callback it is */
-        struct pact__label l = {
-            .kind = PACT_STEP_TIMER, .fn = (void (*)(void))cb, .ud = cb_ud};
-        struct pact__label_save save;
-        pact__label_push(loop, &l, &save);
+        pact__label_refine(loop, PACT_STEP_TIMER, (void (*)(void))cb, cb_ud);
         cb(err, cb_ud);
-        pact__label_pop(loop, &save);
     }
     pact_error_unref(err);
 }
