@@ -7,7 +7,9 @@
  * duration of at least the threshold, then once more when they end. A loop
  * that only waits, and steps under the threshold, are not reported. The
  * environment variable, turning it off (also from inside a step), the hook
- * and the default report, the loop thread's state and stack.
+ * and the default report, the loop thread's state and stack, a fork's
+ * child, and task names freed as soon as their tasks end while a 1 ms
+ * watchdog copies them.
  *
  * Timings are for a loaded 2-core machine and valgrind: blocking steps run
  * three to four times the threshold, and only lower bounds are asserted. */
@@ -385,6 +387,65 @@ START_TEST(task_first_step_reported)
     ck_assert_int_eq(first->s.line, spawn_line);
     ck_assert_ptr_null(first->s.at_file);
     ck_assert_int_eq(first->s.at_line, 0);
+}
+END_TEST
+
+/* Names in the program's memory, freed as soon as each task ends, while a
+ * 1 ms watchdog keeps copying them: a task label's pop waits for a copy in
+ * progress, so the sanitizers see no use after free and every name read is
+ * whole. */
+enum { NAMED_TASKS = 100 };
+
+static int names_seen, names_bad;
+
+static void check_name(const pact_stall *s, void *ud)
+{
+    (void)ud;
+    if (s->kind != PACT_STEP_TASK)
+        return;
+    pthread_mutex_lock(&got.lock);
+    names_seen++;
+    if (!s->task || strncmp(s->task, "named-task-", 11) != 0)
+        names_bad++;
+    pthread_mutex_unlock(&got.lock);
+}
+
+static pact_error *named_body(void *arg, pact_value *result)
+{
+    (void)arg;
+    (void)result;
+    stall_block_ms(2);
+    pact_error *err = PACT_AWAIT_ERR(pact_immediate_p(t_loop, NULL), NULL);
+    pact_error_unref(err);
+    stall_block_ms(2);
+    return NULL;
+}
+
+static void free_name(pact_error *err, const pact_value *v, void *ud)
+{
+    (void)err;
+    (void)v;
+    memset(ud, 'x', 12); /* a read of it now would not pass check_name */
+    free(ud);
+}
+
+START_TEST(task_names_freed_meanwhile)
+{
+    ck_assert_int_eq(pact_loop_watch_stalls(t_loop, 1, check_name, NULL), 0);
+    names_seen = names_bad = 0;
+    for (int i = 0; i < NAMED_TASKS; i++) {
+        char *name = malloc(32);
+        ck_assert_ptr_nonnull(name);
+        snprintf(name, 32, "named-task-%d", i);
+        pact_task_opts o = {.name = name};
+        pact_promise *p = pact_task_spawn(t_loop, named_body, NULL, &o);
+        ck_assert_ptr_nonnull(p);
+        ck_assert_int_eq(pact_promise_callback(p, free_name, name), 0);
+        pact_promise_unref(p);
+    }
+    run_ok();
+    ck_assert_int_eq(pact_loop_watch_stalls(t_loop, 0, NULL, NULL), 0);
+    ck_assert_int_eq(names_bad, 0);
 }
 END_TEST
 
@@ -780,6 +841,7 @@ Suite *suite_stall(void)
     tcase_add_test(tc, promise_reaction_reported);
     tcase_add_test(tc, task_step_reported);
     tcase_add_test(tc, task_first_step_reported);
+    tcase_add_test(tc, task_names_freed_meanwhile);
     tcase_add_test(tc, async_step_reported);
     tcase_add_test(tc, immediate_reported);
     tcase_add_test(tc, tick_reported);
