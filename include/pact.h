@@ -11,6 +11,7 @@
 #include "pact/loop.h"
 #include "pact/pool.h"
 #include "pact/promise.h"
+#include "pact/stall.h"
 #include "pact/task.h"
 #include "pact/value.h"
 #include "pact/version.h"

@@ -57,8 +57,20 @@ void *pact_async_new(pact_loop *loop, size_t size, pact_async_fn body)
 static void step(pact_async *a)
 {
     pact_value result = pact_nothing();
+    pact_loop *loop = loop_of(a);
+    struct pact__label_save save;
+    save.on = false;
+    if (PACT__UNLIKELY(loop->stall != NULL)) {
+        /* for a stall watchdog: which body, resumed from which await */
+        struct pact__label l = {.kind = PACT_STEP_ASYNC,
+                                .fn = (void (*)(void))a->body,
+                                .ud = a,
+                                .at_line = a->resume};
+        pact__label_push(loop, &l, &save);
+    }
     a->flags &= ~A_SUSPENDED;
     pact_error *err = a->body(a, &result);
+    pact__label_pop(loop, &save);
     if (a->flags & A_SUSPENDED) {
         pact_value_release(&result); /* stored before an await: see the rules */
         pact_error_unref(err);

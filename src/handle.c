@@ -179,7 +179,9 @@ void pact__run_closing(pact_loop *loop)
         if (!(s->flags & (SLOT_CANCEL | SLOT_RUNNING)))
             pact__slot_free(loop, s);
         if (cb) {
+            pact__step_begin(loop, PACT_STEP_CLOSE, (void (*)(void))cb, ud);
             cb(ud);
+            pact__step_end(loop);
             pact__drain(loop);
         }
         s = next;

@@ -55,7 +55,9 @@ void pact__run_immediates(pact_loop *loop)
         void *ud = s->ud;
         unlink_imm(loop, s);
         pact__slot_free(loop, s);
+        pact__step_begin(loop, PACT_STEP_IMMEDIATE, (void (*)(void))cb, ud);
         cb(NULL, ud);
+        pact__step_end(loop);
         pact__drain(loop);
     }
 }

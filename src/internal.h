@@ -162,6 +162,9 @@ struct pact_loop {
     struct jobq ticks, micro;
     bool draining;
 
+    /* the stall watchdog's view of this thread, or NULL (stall.c) */
+    struct pact__stall *stall;
+
     /* timers */
     struct tlist **heap;
     size_t heap_len, heap_cap;
@@ -273,6 +276,153 @@ static inline bool pact__misuse_thread(pact_loop *loop, const char *fn)
             return pact__misuse(fn, PACT_EINVAL, "loop is NULL");              \
         PACT_CHECK_THREAD(loop, fn);                                           \
     } while (0)
+
+/* ---- step labels, for the stall watchdog (stall.c) -----------------------
+ * The loop thread marks where each outermost step (a macrotask callback, a
+ * tick, a microtask) begins and ends, and may refine what runs inside one
+ * with a nested label: the layers above fill those in (a promise reaction's
+ * handler, a task step, an async function step) without layer 1 knowing
+ * what they are. With no watchdog (loop->stall NULL) a mark costs a load and
+ * a predicted branch; with one, a few release stores to a record only this
+ * thread writes and the watchdog samples.
+ *
+ * The record is a seqlock whose writer never waits: `outer` is odd inside an
+ * outermost step, `nest` odd while a nested label is being rewritten. The
+ * watchdog reads the words between two reads of both and keeps what did not
+ * change. Only a task's name lives in the user's memory; the watchdog pins
+ * the label while copying it, and popping a pinned label waits for that
+ * copy (a Dekker handshake, seq_cst on both sides, on task labels only). */
+
+/* What a step runs. */
+struct pact__label {
+    int kind;            /* pact_step_kind */
+    void (*fn)(void);    /* the user's function, or NULL */
+    void *ud;            /* its user data */
+    const char *name;    /* a task's name (the user's storage), or NULL */
+    const char *file;    /* where it was made (static storage), or NULL */
+    const char *at_file; /* where it resumed (static storage), or NULL */
+    int line, at_line;
+};
+
+enum pact__label_word {
+    PACT__LW_KIND,
+    PACT__LW_FN,
+    PACT__LW_UD,
+    PACT__LW_NAME,
+    PACT__LW_FILE,
+    PACT__LW_AT_FILE,
+    PACT__LW_LINES, /* line | at_line << 32 */
+    PACT__LW_N
+};
+
+struct pact__stall {
+    /* written by the loop thread only */
+    _Atomic uint64_t outer; /* odd inside an outermost step */
+    _Atomic uint64_t nest;  /* odd while a nested label is rewritten */
+    _Atomic uintptr_t label[PACT__LW_N];
+    char pad_[64]; /* keep the watchdog's words off this cache line */
+    /* written by the watchdog only */
+    _Atomic uint64_t stalled; /* the `outer` of a step it reported */
+    _Atomic uint64_t pinned;  /* the `nest` of a label it is copying */
+};
+
+/* A nested label's predecessor, restored by pact__label_pop. */
+struct pact__label_save {
+    bool on;   /* a label was pushed */
+    bool user; /* it names the user's memory: popping it checks the pin */
+    uintptr_t w[PACT__LW_N];
+};
+
+#if defined(__GNUC__)
+#define PACT__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#define PACT__UNLIKELY(x) (x)
+#endif
+
+/* stall.c: the slow paths */
+void pact__stall_ended(struct pact__stall *s, uint64_t outer);
+void pact__label_push_(struct pact__stall *s, const struct pact__label *l,
+                       struct pact__label_save *save);
+void pact__label_pop_(struct pact__stall *s, struct pact__label_save *save);
+/* PACT_STALL_MS and PACT_STALL_STACK, at loop creation */
+void pact__stall_env(pact_loop *loop);
+/* pact_loop_free: stop the watchdog */
+void pact__stall_free(pact_loop *loop);
+/* pact_loop_run: the thread that runs the loop now (for its stack) */
+void pact__stall_thread(pact_loop *loop);
+
+static inline void pact__label_store(struct pact__stall *s, int i, uintptr_t v)
+{
+    atomic_store_explicit(&s->label[i], v, memory_order_release);
+}
+
+/* An outermost step begins: @p kind (pact_step_kind) runs @p fn(@p ud). */
+static inline void pact__step_begin(pact_loop *loop, int kind, void (*fn)(void),
+                                    void *ud)
+{
+    struct pact__stall *s = loop->stall;
+    if (PACT__UNLIKELY(s != NULL)) {
+        uint64_t o = atomic_load_explicit(&s->outer, memory_order_relaxed);
+        if (o & 1) /* never nested, but then: end the other one first */
+            atomic_store_explicit(&s->outer, ++o, memory_order_release);
+        /* outer is even (no step) while the label is rewritten */
+        pact__label_store(s, PACT__LW_KIND, (uintptr_t)kind);
+        pact__label_store(s, PACT__LW_FN, (uintptr_t)fn);
+        pact__label_store(s, PACT__LW_UD, (uintptr_t)ud);
+        atomic_store_explicit(&s->outer, o + 1, memory_order_release);
+    }
+}
+
+/* The outermost step ends. */
+static inline void pact__step_end(pact_loop *loop)
+{
+    struct pact__stall *s = loop->stall;
+    if (PACT__UNLIKELY(s != NULL)) {
+        uint64_t o = atomic_load_explicit(&s->outer, memory_order_relaxed);
+        if (!(o & 1))
+            return; /* the watchdog started inside this step */
+        atomic_store_explicit(&s->outer, o + 1, memory_order_release);
+        /* reported as stalled: say when it ended (a missed store here only
+         * makes the watchdog's total less exact) */
+        if (PACT__UNLIKELY(
+                atomic_load_explicit(&s->stalled, memory_order_relaxed) == o))
+            pact__stall_ended(s, o);
+    }
+}
+
+/* Say what the rest of the current outermost step runs (a microtask that
+ * is a promise reaction, a tick that is a timer's cancellation): cheaper
+ * than a push, as nothing is restored. */
+static inline void pact__label_refine(pact_loop *loop, int kind,
+                                      void (*fn)(void), void *ud)
+{
+    struct pact__stall *s = loop->stall;
+    if (PACT__UNLIKELY(s != NULL)) {
+        uint64_t n = atomic_load_explicit(&s->nest, memory_order_relaxed);
+        atomic_store_explicit(&s->nest, n + 1, memory_order_release);
+        pact__label_store(s, PACT__LW_KIND, (uintptr_t)kind);
+        pact__label_store(s, PACT__LW_FN, (uintptr_t)fn);
+        pact__label_store(s, PACT__LW_UD, (uintptr_t)ud);
+        atomic_store_explicit(&s->nest, n + 2, memory_order_release);
+    }
+}
+
+/* Refine the current step's label until pact__label_pop(@p save). */
+static inline void pact__label_push(pact_loop *loop,
+                                    const struct pact__label *l,
+                                    struct pact__label_save *save)
+{
+    save->on = false;
+    if (PACT__UNLIKELY(loop->stall != NULL))
+        pact__label_push_(loop->stall, l, save);
+}
+
+static inline void pact__label_pop(pact_loop *loop,
+                                   struct pact__label_save *save)
+{
+    if (PACT__UNLIKELY(save->on) && loop->stall)
+        pact__label_pop_(loop->stall, save);
+}
 
 /* handle.c */
 struct slot *pact__slot_alloc(pact_loop *loop, int kind, void (*cb)(void),

@@ -32,6 +32,7 @@ static int init(pact_loop *loop)
 
 static void teardown(pact_loop *loop)
 {
+    pact__stall_free(loop);
     for (int i = PACT__SERVICES - 1; i >= 0; i--)
         if (loop->services[i].ops)
             loop->services[i].ops->free(loop, loop->services[i].state);
@@ -67,6 +68,7 @@ static int make(struct event_base *base, bool own, pact_loop **out)
         teardown(loop);
         return rc;
     }
+    pact__stall_env(loop);
     *out = loop;
     return 0;
 }
@@ -236,6 +238,8 @@ int pact_loop_run(pact_loop *loop, pact_run_mode mode)
     /* whoever runs the loop owns it from now on (a worker's loop is made on
      * one thread and run on another) */
     loop->thread = &pact__thread_tag;
+    if (loop->stall)
+        pact__stall_thread(loop);
     loop->running = true;
     loop->stop = false;
     pact_error_unref(loop->last_error); /* it described the last run */

@@ -35,7 +35,9 @@ static void run_batch(pact_loop *loop)
     struct job j;
     while (!pact__halted(loop) && pact__jobq_pop(&loop->post_batch, &j)) {
         atomic_fetch_sub_explicit(&loop->post_queued, 1, memory_order_relaxed);
+        pact__step_begin(loop, PACT_STEP_POST, (void (*)(void))j.fn, j.ud);
         j.fn(j.ud);
+        pact__step_end(loop);
         pact__drain(loop);
     }
 }

@@ -321,6 +321,9 @@ static void thenable_job(void *arg)
         pact__unref(p);
     } else {
         *d = (pact_deferred){.refs = 1, .quiet = true, .p = p, .was = p};
+        /* a microtask step: say whose code it runs */
+        pact__label_refine(p->loop, PACT_STEP_REACTION,
+                           (void (*)(void))vt->then, obj);
         int rc = vt->then(obj, d);
         if (rc < 0 && !d->done)
             pact_deferred_reject(
@@ -436,9 +439,33 @@ static pact_value react(pact_promise *n, pact_promise *src)
     }
 }
 
+/* For stall reports: the microtask step that runs reaction @p n is that
+ * reaction, running the function it has for @p src's outcome. */
+static void label_reaction(pact_promise *n, const pact_promise *src)
+{
+    typedef void (*any_fn)(void);
+    any_fn fn = NULL;
+    if (n->role == NODE_CB && n->hkind == H_CALLBACK)
+        fn = (any_fn)n->u.w.on_ok.cb;
+    else if (n->role == NODE_CB)
+        fn = (any_fn)n->u.w.on_ok.internal;
+    else if (n->hkind == H_SETTLED)
+        fn = (any_fn)n->u.w.on_ok.settled;
+    else if (n->hkind == H_FINALLY)
+        fn = (any_fn)n->u.w.on_ok.fin;
+    else if (n->hkind == H_THEN && src->state == PACT_FULFILLED)
+        fn = (any_fn)n->u.w.on_ok.ok;
+    else if (n->hkind == H_THEN)
+        fn = (any_fn)n->u.w.on_err.fail;
+    if (fn) /* a pass-through runs nothing of the program's */
+        pact__label_refine(n->loop, PACT_STEP_REACTION, fn, n->u.w.ud);
+}
+
 static void run_reaction(void *arg)
 {
     pact_promise *n = arg, *src = n->u.w.next;
+    if (PACT__UNLIKELY(n->loop->stall != NULL))
+        label_reaction(n, src);
     if (n->role == NODE_CB) {
         if (n->hkind == H_CALLBACK) {
             bool ok = src->state == PACT_FULFILLED;

@@ -76,8 +76,13 @@ void pact__rejection_handled(pact_promise *p)
 
 static bool hook(pact_loop *loop, pact_rejection_event ev, pact_promise *p)
 {
-    return loop->rejection_hook &&
-           loop->rejection_hook(loop, ev, p, loop->rejection_ud);
+    if (!loop->rejection_hook)
+        return false;
+    pact__step_begin(loop, PACT_STEP_HOOK, (void (*)(void))loop->rejection_hook,
+                     loop->rejection_ud);
+    bool handled = loop->rejection_hook(loop, ev, p, loop->rejection_ud);
+    pact__step_end(loop);
+    return handled;
 }
 
 /* Report one listed promise that is still unhandled. */

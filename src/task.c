@@ -202,6 +202,23 @@ static void overflowed(pact_task *t)
 
 static void finish(pact_task *t);
 
+/* Tell a stall watchdog which task step runs: its name, spawn site and the
+ * await it resumes from. */
+static void label(pact_task *t, struct pact__label_save *save)
+{
+    struct pact__label l = {
+        .kind = PACT_STEP_TASK,
+        .fn = (void (*)(void))t->fn,
+        .ud = t->arg,
+        .name = t->where.name,
+        .file = t->where.file,
+        .line = t->where.line,
+        .at_file = t->await_file,
+        .at_line = t->await_file ? t->await_line : 0,
+    };
+    pact__label_push(t->ts->loop, &l, save);
+}
+
 /* Continue @p t until it awaits or ends (on the resumer's stack). */
 static PACT__ALWAYS_INLINE void run(pact_task *t)
 {
@@ -209,6 +226,11 @@ static PACT__ALWAYS_INLINE void run(pact_task *t)
     void *fake = NULL;
     pact_task *outer = current;
     const struct pact__where *outer_where = pact__where_now;
+    pact_loop *loop = t->ts->loop;
+    struct pact__label_save save;
+    save.on = false;
+    if (PACT__UNLIKELY(loop->stall != NULL))
+        label(t, &save);
     t->back = &back;
     t->state = T_RUNNING;
     current = t;
@@ -216,6 +238,7 @@ static PACT__ALWAYS_INLINE void run(pact_task *t)
     san_to_task(t, &fake);
     pact__ctx_swap(&back, &t->ctx);
     san_back(fake);
+    pact__label_pop(loop, &save); /* before finish() can end the task */
     current = outer;
     pact__where_now = outer_where;
     if (!pact__stack_ok(t->stack))

@@ -79,10 +79,17 @@ void pact__drain(pact_loop *loop)
     loop->draining = true;
     struct job j;
     do {
-        while (!loop->uncaught && pact__jobq_pop(&loop->ticks, &j))
+        while (!loop->uncaught && pact__jobq_pop(&loop->ticks, &j)) {
+            pact__step_begin(loop, PACT_STEP_TICK, (void (*)(void))j.fn, j.ud);
             j.fn(j.ud);
-        while (!loop->uncaught && pact__jobq_pop(&loop->micro, &j))
+            pact__step_end(loop);
+        }
+        while (!loop->uncaught && pact__jobq_pop(&loop->micro, &j)) {
+            pact__step_begin(loop, PACT_STEP_MICROTASK, (void (*)(void))j.fn,
+                             j.ud);
             j.fn(j.ud);
+            pact__step_end(loop);
+        }
     } while (!loop->uncaught && (loop->ticks.len || pact__rejections(loop)));
     loop->draining = false;
 }

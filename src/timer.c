@@ -233,10 +233,14 @@ static void deliver_cancel(void *ud)
     pact_error *err = s->u.timer.cancel;
     s->u.timer.cancel = NULL;
     s->flags &= (uint8_t)~SLOT_CANCEL;
+    pact_loop *loop = s->loop;
     if (!(s->flags & SLOT_CLOSING))
-        pact__slot_free(s->loop, s);
-    if (cb)
+        pact__slot_free(loop, s);
+    if (cb) {
+        /* a tick step: say whose callback it is */
+        pact__label_refine(loop, PACT_STEP_TIMER, (void (*)(void))cb, cb_ud);
         cb(err, cb_ud);
+    }
     pact_error_unref(err);
 }
 
@@ -381,13 +385,17 @@ static void fire(pact_loop *loop, struct slot *s)
     if (!s->u.timer.repeat) {
         abort_off(s);
         pact__slot_free(loop, s);
+        pact__step_begin(loop, PACT_STEP_TIMER, (void (*)(void))cb, ud);
         cb(NULL, ud);
+        pact__step_end(loop);
         pact__drain(loop);
         return;
     }
     uint64_t start = clock_ns(loop);
     s->flags |= SLOT_RUNNING;
+    pact__step_begin(loop, PACT_STEP_TIMER, (void (*)(void))cb, ud);
     cb(NULL, ud);
+    pact__step_end(loop);
     s->flags &= (uint8_t)~SLOT_RUNNING;
     if (s->flags & (SLOT_CANCEL | SLOT_CLOSING)) {
         /* aborted or closed in its callback: that path frees it */

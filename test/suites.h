@@ -24,13 +24,14 @@ Suite *suite_aorder(void);
 Suite *suite_pool(void);
 Suite *suite_fs(void);
 Suite *suite_worker(void);
+Suite *suite_stall(void);
 
 /* Every suite's name; clang-format does not settle on one layout for it. */
 /* clang-format off */
 #define PACT_TEST_SUITES(X)                                                    \
     X(error) X(loop) X(timer) X(tick) X(io) X(post) X(abort) X(uncaught)      \
     X(order) X(aplus) X(promise) X(combine) X(unhandled) X(porder)        \
-    X(task) X(async) X(aorder) X(pool) X(fs) X(worker)
+    X(task) X(async) X(aorder) X(pool) X(fs) X(worker) X(stall)
 /* clang-format on */
 
 #endif

@@ -18,8 +18,11 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <pact.h>
+
+#include "../debug.h"
 
 /* Stop on any unexpected error code, naming the call. */
 #define TRY(call)                                                              \
@@ -112,10 +115,11 @@ static void on_price(pact_error *err, void *ud)
     joined(o, err);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     struct order o = {0};
     TRY(pact_loop_new(&o.loop));
+    TRY(example_debug(o.loop, argc, argv)); /* --debug */
 
     printf("order: quantity (10 ms) and unit price (20 ms), in parallel\n");
     o.pending = 2;

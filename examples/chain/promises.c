@@ -16,8 +16,11 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <pact.h>
+
+#include "../debug.h"
 
 /* Stop on any unexpected error code, naming the call. */
 #define TRY(call)                                                              \
@@ -128,10 +131,11 @@ static pact_value order_failed(pact_error *err, void *ud)
     return pact_nothing(); /* handled: the chain ends fulfilled */
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     struct order o = {0};
     TRY(pact_loop_new(&o.loop));
+    TRY(example_debug(o.loop, argc, argv)); /* --debug */
 
     printf("order: quantity (10 ms) and unit price (20 ms), in parallel\n");
     pact_promise *t1 = must(pact_delay(o.loop, 10, NULL));

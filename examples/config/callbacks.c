@@ -27,6 +27,8 @@
 
 #include "show.h"
 
+#include "../debug.h"
+
 struct app {
     pact_loop *loop;
     char main_path[1024], local_path[1024];
@@ -90,11 +92,15 @@ static void on_config(pact_error *err, pact_value *data, void *ud)
 int main(int argc, char **argv)
 {
     struct app app = {.status = 0};
-    const char *dir = argc > 1 ? argv[1] : CONFIG_DIR;
+    const char *dir = example_arg(argc, argv);
+    if (!dir)
+        dir = CONFIG_DIR;
     snprintf(app.main_path, sizeof app.main_path, "%s/config.json", dir);
     snprintf(app.local_path, sizeof app.local_path, "%s/config.local.json",
              dir);
     if (pact_loop_new(&app.loop) < 0)
+        return 1;
+    if (example_debug(app.loop, argc, argv) < 0) /* --debug */
         return 1;
     int rc = pact_fs_read_file(app.loop, app.main_path, NULL, on_config, &app);
     if (rc < 0) {

@@ -13,6 +13,8 @@
 
 #include "primes.h"
 
+#include "../debug.h"
+
 static pact_error *count_all(void *arg, pact_value *result)
 {
     pact_loop *loop = arg;
@@ -45,10 +47,12 @@ static pact_error *count_all(void *arg, pact_value *result)
     return NULL;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     pact_loop *loop;
     if (pact_loop_new(&loop) < 0)
+        return 1;
+    if (example_debug(loop, argc, argv) < 0) /* --debug */
         return 1;
     pact_promise *task = pact_task_spawn(loop, count_all, loop, NULL);
     if (!task)

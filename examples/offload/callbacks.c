@@ -11,6 +11,8 @@
 
 #include "primes.h"
 
+#include "../debug.h"
+
 struct slot {
     struct run *run;
     const int64_t *limit;
@@ -54,11 +56,13 @@ static void counted(pact_error *err, pact_value *result, void *ud)
         print_all(s->run);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     pact_loop *loop;
     static struct run r;
     if (pact_loop_new(&loop) < 0)
+        return 1;
+    if (example_debug(loop, argc, argv) < 0) /* --debug */
         return 1;
     r.left = NLIMITS;
     for (size_t i = 0; i < NLIMITS; i++) {

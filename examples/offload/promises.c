@@ -7,6 +7,8 @@
 
 #include "primes.h"
 
+#include "../debug.h"
+
 static pact_value print_all(const pact_value *v, void *ud)
 {
     (void)ud;
@@ -29,11 +31,13 @@ static pact_value print_all(const pact_value *v, void *ud)
     return pact_nothing();
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     pact_loop *loop;
     pact_promise *ps[NLIMITS];
     if (pact_loop_new(&loop) < 0)
+        return 1;
+    if (example_debug(loop, argc, argv) < 0) /* --debug */
         return 1;
     for (size_t i = 0; i < NLIMITS; i++)
         if (!(ps[i] =

@@ -14,8 +14,11 @@
  * functions, one awaiting the other.
  */
 #include <stdio.h>
+#include <string.h>
 
 #include "fetch.h"
+
+#include "../debug.h"
 
 /* ---- read_record: an async function of its own --------------------------- */
 
@@ -93,10 +96,11 @@ static pact_promise *job(pact_loop *loop)
     return f ? pact_async_start(f) : NULL;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     pact_loop *loop;
     TRY(pact_loop_new(&loop));
+    TRY(example_debug(loop, argc, argv)); /* --debug */
 
     printf("styles: read records 1 to 3, one after another\n");
     /* Unlike a task, the job runs at once, up to its first await. */

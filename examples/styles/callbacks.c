@@ -20,8 +20,11 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "fetch.h"
+
+#include "../debug.h"
 
 /* ---- read_record: one fetch, and one retry after a timeout -------------- */
 
@@ -93,10 +96,11 @@ static void next_record(struct job *j)
         print_summary(j->read, j->failed, j->total);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     struct job j = {.id = 1};
     TRY(pact_loop_new(&j.loop));
+    TRY(example_debug(j.loop, argc, argv)); /* --debug */
 
     printf("styles: read records 1 to 3, one after another\n");
     next_record(&j);

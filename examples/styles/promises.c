@@ -20,8 +20,11 @@
  *   next(1).then(summarise);
  */
 #include <stdio.h>
+#include <string.h>
 
 #include "fetch.h"
+
+#include "../debug.h"
 
 /* What the handlers share: the job. */
 struct job {
@@ -87,10 +90,11 @@ static pact_value summarise(const pact_value *v, void *ud)
     return pact_nothing();
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     struct job j = {.id = 1};
     TRY(pact_loop_new(&j.loop));
+    TRY(example_debug(j.loop, argc, argv)); /* --debug */
 
     printf("styles: read records 1 to 3, one after another\n");
     pact_promise *reads = next_record(&j);

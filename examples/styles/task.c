@@ -21,8 +21,11 @@
  *   }
  */
 #include <stdio.h>
+#include <string.h>
 
 #include "fetch.h"
+
+#include "../debug.h"
 
 /* One fetch, and one retry after a timeout. An ordinary function: it may
  * await because a task (any task) is running it. @return NULL and *@p out
@@ -68,10 +71,11 @@ static pact_error *job(void *arg, pact_value *result)
     return NULL;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     pact_loop *loop;
     TRY(pact_loop_new(&loop));
+    TRY(example_debug(loop, argc, argv)); /* --debug */
 
     printf("styles: read records 1 to 3, one after another\n");
     /* The task starts as a microtask, once the loop runs. */

@@ -18,8 +18,11 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <pact.h>
+
+#include "../debug.h"
 
 /* Stop on any unexpected error code, naming the call. */
 #define TRY(call)                                                              \
@@ -154,12 +157,13 @@ static void on_immediate(pact_error *err, void *ud)
     say("immediate", "check phase, first iteration: no timer due yet");
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     struct tour t = {0};
 
     printf("pact %s: a tour of the event loop\n", pact_version_string());
     TRY(pact_loop_new(&t.loop));
+    TRY(example_debug(t.loop, argc, argv)); /* --debug */
 
     printf("main program:\n");
     say("setTimeout A, B (20 ms)", "two timers with the same delay");

@@ -1,0 +1,45 @@
+#!/bin/sh
+# The examples' debug mode turns the stall detector on: examples/stall/stall
+# blocks its loop three times (a timer callback, a promise handler, a task
+# step); with --debug each is reported on stderr with its kind, and its end;
+# without, nothing is. `make check` runs this with top_builddir set.
+
+builddir=${top_builddir:-.}
+prog="$builddir/examples/stall/stall"
+tmp=${TMPDIR:-/tmp}/check-stall-example.$$
+trap 'rm -f "$tmp.out" "$tmp.err"' EXIT INT TERM
+
+if [ ! -x "$prog" ]; then
+    echo "check-stall-example: FAIL: $prog not built"
+    exit 1
+fi
+
+rc=0
+fail() {
+    echo "check-stall-example: FAIL: $*"
+    rc=1
+}
+
+if ! "$prog" --debug >"$tmp.out" 2>"$tmp.err"; then
+    fail "stall --debug exited with $?"
+fi
+for want in \
+    'pact: stall #1: the loop thread has been in a timer callback for' \
+    'pact: stall #1: the timer callback returned after' \
+    'pact: stall #2: the loop thread has been in a promise reaction for' \
+    'pact: stall #2: the promise reaction returned after' \
+    'pact: stall #3: the loop thread has been in a task step for' \
+    "pact: stall:   task 'indexer', spawned at " \
+    "pact: stall #3: the task step of task 'indexer' returned after"; do
+    grep -qF "$want" "$tmp.err" || fail "no line with: $want"
+done
+[ $rc -eq 0 ] || sed 's/^/  /' "$tmp.err"
+
+if ! "$prog" >"$tmp.out" 2>"$tmp.err"; then
+    fail "stall exited with $?"
+fi
+if [ -s "$tmp.err" ]; then
+    fail "stall without --debug wrote to stderr:"
+    sed 's/^/  /' "$tmp.err"
+fi
+exit $rc
