@@ -7,6 +7,19 @@
 #include <stdint.h>
 #include <stdio.h>
 
+/* T_TSAN: 1 in a ThreadSanitizer build (gcc says so with a macro, clang
+ * with __has_feature), where tests scale down what TSan makes costly. */
+#if defined(__SANITIZE_THREAD__)
+#define T_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define T_TSAN 1
+#endif
+#endif
+#ifndef T_TSAN
+#define T_TSAN 0
+#endif
+
 /* The fixture's loop: made in t_setup, and t_teardown asserts that
  * pact_loop_free succeeds (every handle closed). */
 extern pact_loop *t_loop;

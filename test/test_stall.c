@@ -35,17 +35,6 @@
 #include "helpers.h"
 #include "suites.h"
 
-#if defined(__SANITIZE_THREAD__)
-#define T_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define T_TSAN 1
-#endif
-#endif
-#ifndef T_TSAN
-#define T_TSAN 0
-#endif
-
 enum {
     THRESHOLD = 100, /* ms */
     BLOCK = 400,     /* ms: a blocking step */

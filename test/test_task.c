@@ -34,17 +34,8 @@
 /* ThreadSanitizer makes every task a fiber of its own: about nine more
  * mappings per live task (11 in all, not 2) and half a millisecond of
  * system time per task made. Under it the mass tests are scaled to fit
- * vm.max_map_count (65530 by default) and a reasonable run time. */
-#if defined(__SANITIZE_THREAD__)
-#define T_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define T_TSAN 1
-#endif
-#endif
-#ifndef T_TSAN
-#define T_TSAN 0
-#endif
+ * vm.max_map_count (65530 by default) and a reasonable run time (T_TSAN,
+ * from helpers.h). */
 
 /* ---- shared helpers ------------------------------------------------------ */
 
