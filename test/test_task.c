@@ -621,21 +621,32 @@ START_TEST(try_through_three_levels)
 END_TEST
 
 /* The same with plain functions between: the innermost TRY returns the
- * error, the levels above pass it on, the task rejects with it. */
-static pact_error *plain3(pact_promise *failing)
+ * error, the levels above pass it on, the task rejects with it. The
+ * rejection is scheduled only once plain3 is about to await it (after a real
+ * macrotask): started beside the task, its timer could come due before a
+ * slow start-up (TSan) let plain3 attach, and the rejection would go
+ * unhandled. */
+struct plain_ctx {
+    pact_promise *failing;
+    pact_deferred *d;
+    pact_error *e;
+};
+
+static pact_error *plain3(struct plain_ctx *c)
 {
     PACT_AWAIT_TRY(pact_delay(t_loop, 1, NULL), NULL);
     trace("plain3 awaits");
-    PACT_AWAIT_TRY(failing, NULL);
+    t_settle_later(c->d, 1, pact_throw(pact_error_ref(c->e)), NULL);
+    PACT_AWAIT_TRY(c->failing, NULL);
     trace("plain3 after TRY (must not run)");
     return NULL;
 }
 
-static pact_error *plain2(pact_promise *failing)
+static pact_error *plain2(struct plain_ctx *c)
 {
     pact_value v;
     PACT_AWAIT_TRY(pact_resolved(t_loop, pact_int(2)), &v);
-    pact_error *err = plain3(failing);
+    pact_error *err = plain3(c);
     if (err)
         return err;
     trace("plain2 after error (must not run)");
@@ -656,10 +667,9 @@ START_TEST(try_through_plain_calls)
 {
     int line = __LINE__ + 1;
     pact_error *e = PACT_ERROR(PACT_EPIPE, "pipe gone");
-    pact_deferred *d;
-    pact_promise *failing = t_pending(&d);
-    t_settle_later(d, 5, pact_throw(pact_error_ref(e)), NULL);
-    pact_promise *p = spawn(plain1_task, failing);
+    struct plain_ctx c = {.e = e};
+    c.failing = t_pending(&c.d);
+    pact_promise *p = spawn(plain1_task, &c);
     struct got g = {0};
     watch(p, &g);
     run_ok();
@@ -1924,21 +1934,17 @@ static pact_error *seq_driver(void *arg, pact_value *result)
     return NULL;
 }
 
-/* Short tasks one after another run on one pooled stack, quickly. */
+/* Short tasks one after another run on one pooled stack (how fast: make
+ * bench's task figures, never a timed test). */
 START_TEST(many_sequential_tasks)
 {
     struct seq s = {.n = RUNNING_ON_VALGRIND || T_TSAN ? 10000 : 100000};
     pact_promise *p = spawn(seq_driver, &s);
-    uint64_t t0 = now_us();
     run_ok();
-    uint64_t us = now_us() - t0;
     ck_assert_int_eq(int_value(p), s.n);
     ck_assert_int_eq(s.done, s.n);
     ck_assert_int_eq(s.sum, (int64_t)s.n * (s.n - 1) / 2);
     ck_assert_int_eq(s.moved, 0);
-    if (!RUNNING_ON_VALGRIND)
-        ck_assert_msg(us < 15000000, "%d tasks took %llu us", s.n,
-                      (unsigned long long)us);
     pact_promise_unref(p);
 }
 END_TEST
