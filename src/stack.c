@@ -24,6 +24,10 @@
 #define UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
 
+#ifdef PACT__TSAN_BUILD
+#include <sanitizer/tsan_interface.h>
+#endif
+
 #define MIN_STACK (16 * 1024)
 
 _Thread_local const struct pact__where *pact__where_now PACT_TLS_MODEL;
@@ -82,12 +86,18 @@ static struct pact__stack *stack_map(size_t size, bool guard)
     s->guard = guard;
     s->next = NULL;
     s->vg = VALGRIND_STACK_REGISTER(s->lo, s->lo + size);
+#ifdef PACT__TSAN_BUILD
+    s->fiber = __tsan_create_fiber(0);
+#endif
     return s;
 }
 
 static void stack_unmap(struct pact__stack *s)
 {
     VALGRIND_STACK_DEREGISTER(s->vg);
+#ifdef PACT__TSAN_BUILD
+    __tsan_destroy_fiber(s->fiber);
+#endif
     UNPOISON(s->lo, s->size);
     munmap(s->map, s->len);
     free(s);

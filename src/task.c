@@ -74,7 +74,7 @@ struct pact_task {
     size_t back_size;
 #endif
 #ifdef PACT_TSAN
-    void *fiber, *back_fiber;
+    void *back_fiber;
 #endif
 };
 
@@ -151,7 +151,7 @@ static inline void san_to_task(pact_task *t, void **fake)
 #endif
 #ifdef PACT_TSAN
     t->back_fiber = __tsan_get_current_fiber();
-    __tsan_switch_to_fiber(t->fiber, 0);
+    __tsan_switch_to_fiber(t->stack->fiber, 0);
 #else
     (void)t;
 #endif
@@ -297,9 +297,6 @@ static void finish(pact_task *t)
     pact__stack_put(ts, t->stack);
     t->stack = NULL;
     t->where.stack = NULL;
-#ifdef PACT_TSAN
-    __tsan_destroy_fiber(t->fiber);
-#endif
     if (t->prev)
         t->prev->next = t->next;
     else
@@ -364,9 +361,6 @@ pact_promise *pact_task_spawn_at(pact_loop *loop, pact_task_fn fn, void *arg,
         return spawn_failed(p, t, size, errno);
     t->where.stack = t->stack;
     pact__ctx_make(&t->ctx, t->stack->lo, t->stack->size, entry, t);
-#ifdef PACT_TSAN
-    t->fiber = __tsan_create_fiber(0);
-#endif
     p->refs++; /* the caller's */
     t->promise = p;
     t->refs = 2; /* until finished, and the start job's */

@@ -43,6 +43,11 @@ struct pact__stack {
     bool guard;               /* [map, lo) is a PROT_NONE guard */
     unsigned vg;              /* valgrind's id for it */
     struct pact__stack *next; /* in the pool */
+#ifdef PACT__TSAN_BUILD
+    /* TSan's fiber for the tasks run on this stack: pooled with it, since
+     * making one costs TSan far more than the task it would serve */
+    void *fiber;
+#endif
 };
 
 /* A loop's task state (a pact__service). */
