@@ -284,11 +284,10 @@ END_TEST
 START_TEST(timeout_does_not_keep_alive)
 {
     struct on_timeout t = {.start_us = now_us()};
-    ck_assert_int_eq(pact_abort_timeout(t_loop, 5000, &t.token), 0);
+    ck_assert_int_eq(pact_abort_timeout(t_loop, 3600000, &t.token), 0);
     ck_assert_int_eq(pact_abort_on(t.token, timeout_listener, &t, NULL), 0);
     ck_assert(!pact_loop_alive(t_loop));
     ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
-    ck_assert_uint_lt(now_us() - t.start_us, 2000000);
     ck_assert_int_eq(t.calls, 0);
     ck_assert(!pact_abort_aborted(t.token));
     /* clears the timer, so the teardown's free succeeds */

@@ -193,9 +193,7 @@ START_TEST(race_empty_pending_forever)
     ck_assert_int_eq(pact_promise_state(p), PACT_PENDING);
     watch(p, &g);
     ck_assert(!pact_loop_alive(t_loop));
-    uint64_t t0 = now_us();
     ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
-    ck_assert_uint_lt(now_us() - t0, 1000000);
     ck_assert_int_eq(g.calls, 0);
     ck_assert_int_eq(pact_promise_state(p), PACT_PENDING);
     /* other work still runs and ends; the race does not wake */
@@ -1033,11 +1031,9 @@ START_TEST(timeout_not_reached)
     t_settle_later(d1, 5, pact_int(1), NULL);
     t_settle_later(d2, 2, pact_int(2), NULL);
     pact_promise *all = pact_all(t_loop, ps, 2);
-    pact_promise *p = pact_promise_timeout(all, 3000);
+    pact_promise *p = pact_promise_timeout(all, 3600000);
     ck_assert_ptr_nonnull(p);
-    uint64_t t0 = now_us();
     ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
-    ck_assert_uint_lt(now_us() - t0, 1500000);
     const pact_list *l = assert_list_of(p, ps, 2);
     ck_assert_int_eq(int_of(pact_list_at(l, 0)), 1);
     ck_assert_int_eq(int_of(pact_list_at(l, 1)), 2);
@@ -1220,16 +1216,14 @@ START_TEST(all_of_aborted_delays)
     pact_abort *tok;
     ck_assert_int_eq(pact_abort_new(t_loop, &tok), 0);
     struct aborter ab = {tok, NULL};
-    pact_promise *ps[2] = {pact_delay(t_loop, 3000, tok),
-                           pact_delay(t_loop, 4000, tok)};
+    pact_promise *ps[2] = {pact_delay(t_loop, 3600000, tok),
+                           pact_delay(t_loop, 3600000, tok)};
     ck_assert(ps[0] && ps[1]);
     ck_assert_int_eq(pact_timeout(t_loop, 5, abort_cb, &ab, NULL), 0);
     struct got g = {0};
     pact_promise *p = pact_all(t_loop, ps, 2);
     watch(p, &g);
-    uint64_t t0 = now_us();
     ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
-    ck_assert_uint_lt(now_us() - t0, 1500000);
     ck_assert_int_eq(g.calls, 1);
     ck_assert_int_eq(g.code, PACT_ECANCELED);
     ck_assert_ptr_eq(g.err, pact_promise_error(ps[0]));

@@ -87,11 +87,9 @@ END_TEST
 
 START_TEST(run_empty_returns_at_once)
 {
-    uint64_t t0 = now_us();
     ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
     ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_ONCE), 0);
     ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_NOWAIT), 0);
-    ck_assert_uint_lt(now_us() - t0, 100000);
 }
 END_TEST
 
@@ -170,10 +168,8 @@ START_TEST(run_nowait_does_not_wait)
 {
     int a = 0;
     pact_handle h;
-    ck_assert_int_eq(pact_timeout(t_loop, 5000, count_cb, &a, &h), 0);
-    uint64_t t0 = now_us();
+    ck_assert_int_eq(pact_timeout(t_loop, 3600000, count_cb, &a, &h), 0);
     ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_NOWAIT), 1);
-    ck_assert_uint_lt(now_us() - t0, 2000000);
     ck_assert_int_eq(a, 0);
     ck_assert_int_eq(pact_clear(t_loop, h), 0);
 }
@@ -453,6 +449,11 @@ static void ext_timer(pact_error *err, void *ud)
     ck_assert_int_eq(pact_queue_microtask(x->loop, trace_fn, "microtask"), 0);
     ck_assert_int_eq(pact_next_tick(x->loop, trace_fn, "tick"), 0);
     ck_assert_int_eq(pact_immediate(x->loop, ext_immediate, x, NULL), 0);
+    /* started in the timers phase, so never due in it: it follows the
+     * immediate however late this callback ran (a fixed delay from the start
+     * would race a loaded machine) */
+    ck_assert_int_eq(pact_timeout(x->loop, 1, trace_cb, "second timer", NULL),
+                     0);
 }
 
 START_TEST(from_base_dispatched_by_program)
@@ -461,10 +462,6 @@ START_TEST(from_base_dispatched_by_program)
     struct ext x = {NULL, {0}, 0};
     ck_assert_int_eq(pact_loop_from_base(base, &x.loop), 0);
     ck_assert_int_eq(pact_next_tick(x.loop, trace_fn, "main tick"), 0);
-    /* far enough after the first that a loaded machine (TSan, CI) cannot
-     * find both due in one timers phase */
-    ck_assert_int_eq(pact_timeout(x.loop, 30, trace_cb, "second timer", NULL),
-                     0);
     ck_assert_int_eq(pact_timeout(x.loop, 3, ext_timer, &x, NULL), 0);
     uint64_t t0 = now_us();
     ck_assert_int_eq(event_base_dispatch(base), 0);
@@ -500,14 +497,12 @@ START_TEST(unref_timer_does_not_keep_alive)
 {
     int n = 0;
     pact_handle h;
-    ck_assert_int_eq(pact_timeout(t_loop, 5000, count_cb, &n, &h), 0);
+    ck_assert_int_eq(pact_timeout(t_loop, 3600000, count_cb, &n, &h), 0);
     ck_assert_int_eq(pact_has_ref(t_loop, h), 1);
     ck_assert_int_eq(pact_unref(t_loop, h), 0);
     ck_assert_int_eq(pact_has_ref(t_loop, h), 0);
     ck_assert(!pact_loop_alive(t_loop));
-    uint64_t t0 = now_us();
     ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
-    ck_assert_uint_lt(now_us() - t0, 2000000);
     ck_assert_int_eq(n, 0);
     ck_assert_int_eq(pact_clear(t_loop, h), 0); /* still pending, still open */
 }
@@ -578,13 +573,11 @@ START_TEST(unref_interval_runs_alongside)
     pact_handle iv;
     ck_assert_int_eq(pact_interval(t_loop, 5, alongside_tick, &a, &iv), 0);
     ck_assert_int_eq(pact_unref(t_loop, iv), 0);
-    ck_assert_int_eq(pact_timeout(t_loop, 10000, count_cb, &kept, &a.keeper),
+    ck_assert_int_eq(pact_timeout(t_loop, 3600000, count_cb, &kept, &a.keeper),
                      0);
-    uint64_t t0 = now_us();
     ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
     ck_assert_int_eq(a.ticks, 3); /* nothing referenced after the third */
     ck_assert_int_eq(kept, 0);
-    ck_assert_uint_lt(now_us() - t0, 5000000);
     ck_assert_int_eq(pact_clear(t_loop, iv), 0);
 }
 END_TEST

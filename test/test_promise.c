@@ -983,9 +983,7 @@ START_TEST(promisify_sync_failure)
     pact_promise *p2 = pact_promisify(t_loop, start_timer, &o2);
     ck_assert_ptr_nonnull(p2);
     observe(p2);
-    uint64_t t0 = now_us();
     run_ok();
-    ck_assert_uint_lt(now_us() - t0, 500000);
     ck_assert_int_eq(pact_error_code(rejection(p)), PACT_ERANGE);
     ck_assert_int_eq(pact_error_code(rejection(p2)), PACT_ENOENT);
     ck_assert_int_eq(o2.starts, 1);
@@ -1032,15 +1030,13 @@ START_TEST(promisify_abort)
 {
     pact_abort *a;
     ck_assert_int_eq(pact_abort_new(t_loop, &a), 0);
-    struct op o = {.ms = 2000, .abort = a};
+    struct op o = {.ms = 3600000, .abort = a};
     pact_promise *p = pact_promisify(t_loop, start_timer, &o);
     observe(p);
     pact_error *why = PACT_ERROR(PACT_EPIPE, "stop");
     ck_assert_int_eq(pact_abort_abort(a, why), 0);
     pact_error_unref(why);
-    uint64_t t0 = now_us();
     run_ok();
-    ck_assert_uint_lt(now_us() - t0, 1000000);
     pact_error *e = rejection(p);
     ck_assert_int_eq(pact_error_code(e), PACT_ECANCELED);
     ck_assert_ptr_nonnull(pact_error_cause(e));
@@ -1150,12 +1146,10 @@ START_TEST(delay_aborted)
     struct seen s = {0};
     pact_abort *a;
     ck_assert_int_eq(pact_abort_new(t_loop, &a), 0);
-    uint64_t t0 = now_us();
-    pact_promise *p = pact_delay(t_loop, 2000, a);
+    pact_promise *p = pact_delay(t_loop, 3600000, a);
     pact_promise *q = pact_catch(p, record_fail, &s);
     ck_assert_int_eq(pact_timeout(t_loop, 5, abort_later, a, NULL), 0);
     run_ok();
-    ck_assert_uint_lt(now_us() - t0, 1000000);
     ck_assert_int_eq(s.calls, 1);
     ck_assert_int_eq(s.code, PACT_ECANCELED);
     pact_error *cause = pact_error_cause(rejection(p));
@@ -1174,8 +1168,7 @@ START_TEST(delay_already_aborted)
     pact_error *why = PACT_ERROR(PACT_EPIPE, "stop");
     ck_assert_int_eq(pact_abort_abort(a, why), 0);
     pact_error_unref(why);
-    uint64_t t0 = now_us();
-    pact_promise *p = pact_delay(t_loop, 2000, a);
+    pact_promise *p = pact_delay(t_loop, 3600000, a);
     ck_assert_ptr_nonnull(p);
     pact_promise *ip = pact_immediate_p(t_loop, a);
     ck_assert_ptr_nonnull(ip);
@@ -1183,7 +1176,6 @@ START_TEST(delay_already_aborted)
     observe(ip);
     pact_abort_unref(a);
     run_ok();
-    ck_assert_uint_lt(now_us() - t0, 1000000);
     /* ECANCELED caused by the reason, as every cancelled operation */
     ck_assert_int_eq(pact_error_code(rejection(p)), PACT_ECANCELED);
     ck_assert_int_eq(pact_error_code(pact_error_cause(rejection(p))),
@@ -1228,16 +1220,14 @@ START_TEST(timeout_p_first)
     l.v = pact_owned(&freed, count_free);
     struct later l2 = {pact_deferred_new(t_loop, &p2), pact_nothing(),
                        PACT_ERROR(PACT_EIO, "inner"), NULL};
-    pact_promise *t = pact_promise_timeout(p, 2000);
-    pact_promise *t2 = pact_promise_timeout(p2, 2000);
+    pact_promise *t = pact_promise_timeout(p, 3600000);
+    pact_promise *t2 = pact_promise_timeout(p2, 3600000);
     ck_assert_ptr_nonnull(t);
     ck_assert_ptr_nonnull(t2);
     observe(t2);
     ck_assert_int_eq(pact_timeout(t_loop, 5, settle_later, &l, NULL), 0);
     ck_assert_int_eq(pact_timeout(t_loop, 5, settle_later, &l2, NULL), 0);
-    uint64_t t0 = now_us();
     run_ok();
-    ck_assert_uint_lt(now_us() - t0, 1000000);
     ck_assert_int_eq(pact_promise_state(t), PACT_FULFILLED);
     ck_assert_ptr_eq(pact_promise_value(t)->u.owned.ptr, &freed);
     ck_assert_ptr_eq(rejection(t2), rejection(p2));
@@ -1251,10 +1241,8 @@ START_TEST(timeout_p_first)
 
     /* already settled: no wait at all */
     p = pact_resolved(t_loop, pact_int(4));
-    t = pact_promise_timeout(p, 2000);
-    t0 = now_us();
+    t = pact_promise_timeout(p, 3600000);
     run_ok();
-    ck_assert_uint_lt(now_us() - t0, 1000000);
     ck_assert_int_eq(int_value(t), 4);
     pact_promise_unref(p);
     pact_promise_unref(t);

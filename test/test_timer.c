@@ -121,14 +121,17 @@ START_TEST(equal_delays_in_insertion_order)
 }
 END_TEST
 
+/* Each timer starts at its own call (as Node's, which reads the clock in
+ * every setTimeout): delays 100 ms apart, so that a loaded machine pausing
+ * the process between two calls cannot reorder them (10 ms apart, it did). */
 START_TEST(shorter_delays_first)
 {
-    ck_assert_int_eq(pact_timeout(t_loop, 30, trace_cb, "30", NULL), 0);
-    ck_assert_int_eq(pact_timeout(t_loop, 10, trace_cb, "10", NULL), 0);
-    ck_assert_int_eq(pact_timeout(t_loop, 20, trace_cb, "20", NULL), 0);
-    ck_assert_int_eq(pact_timeout(t_loop, 10, trace_cb, "10b", NULL), 0);
+    ck_assert_int_eq(pact_timeout(t_loop, 300, trace_cb, "300", NULL), 0);
+    ck_assert_int_eq(pact_timeout(t_loop, 100, trace_cb, "100", NULL), 0);
+    ck_assert_int_eq(pact_timeout(t_loop, 200, trace_cb, "200", NULL), 0);
+    ck_assert_int_eq(pact_timeout(t_loop, 100, trace_cb, "100b", NULL), 0);
     ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
-    ck_assert_str_eq(trace_text(), "10\n10b\n20\n30\n");
+    ck_assert_str_eq(trace_text(), "100\n100b\n200\n300\n");
 }
 END_TEST
 
@@ -207,12 +210,10 @@ START_TEST(clear_twice)
 {
     int n = 0;
     pact_handle h;
-    ck_assert_int_eq(pact_timeout(t_loop, 5000, count_cb, &n, &h), 0);
+    ck_assert_int_eq(pact_timeout(t_loop, 3600000, count_cb, &n, &h), 0);
     ck_assert_int_eq(pact_clear(t_loop, h), 0);
     ck_assert_int_eq(pact_clear(t_loop, h), PACT_ENOENT);
-    uint64_t t0 = now_us();
     ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
-    ck_assert_uint_lt(now_us() - t0, 2000000);
     ck_assert_int_eq(n, 0);
 }
 END_TEST
@@ -289,12 +290,10 @@ START_TEST(clear_from_other_timer)
 {
     struct clearer c = {{0}, 0, 1};
     int victim = 0;
-    ck_assert_int_eq(pact_timeout(t_loop, 5000, count_cb, &victim, &c.victim),
-                     0);
+    ck_assert_int_eq(
+        pact_timeout(t_loop, 3600000, count_cb, &victim, &c.victim), 0);
     ck_assert_int_eq(pact_timeout(t_loop, 5, clearer_cb, &c, NULL), 0);
-    uint64_t t0 = now_us();
     ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
-    ck_assert_uint_lt(now_us() - t0, 2000000); /* did not wait for the victim */
     ck_assert_int_eq(c.n, 1);
     ck_assert_int_eq(c.rc, 0);
     ck_assert_int_eq(victim, 0);
@@ -427,13 +426,11 @@ START_TEST(abort_cancels_timer)
     pact_error *reason = PACT_ERROR(PACT_EIO, "shutting down");
     struct aborted_timer v = {NULL, 0, 0, -1};
     struct aborter ab = {tok, reason, &v, 1};
-    pact_timer_opts o = {.delay_ms = 5000, .abort = tok};
+    pact_timer_opts o = {.delay_ms = 3600000, .abort = tok};
     pact_handle h;
     ck_assert_int_eq(pact_timer_start(t_loop, &o, aborted_cb, &v, &h), 0);
     ck_assert_int_eq(pact_timeout(t_loop, 5, aborter_cb, &ab, NULL), 0);
-    uint64_t t0 = now_us();
     ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
-    ck_assert_uint_lt(now_us() - t0, 2000000); /* did not wait 5 s */
     ck_assert_int_eq(ab.rc, 0);
     ck_assert_int_eq(v.n, 1);
     ck_assert_int_eq(v.code, PACT_ECANCELED);
@@ -491,12 +488,10 @@ START_TEST(already_aborted_token)
     pact_error *reason = PACT_ERROR(PACT_EPIPE);
     ck_assert_int_eq(pact_abort_abort(tok, reason), 0);
     struct pre_aborted p = {reason, 0, 0, 0};
-    pact_timer_opts o = {.delay_ms = 5000, .abort = tok};
-    uint64_t t0 = now_us();
+    pact_timer_opts o = {.delay_ms = 3600000, .abort = tok};
     int rc = pact_timer_start(t_loop, &o, pre_aborted_cb, &p, NULL);
     ck_assert_int_eq(p.n, 0);
     ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
-    ck_assert_uint_lt(now_us() - t0, 2000000);
     if (rc == 0) {
         ck_assert_int_eq(p.n, 1);
         ck_assert_int_eq(p.code, PACT_ECANCELED);
@@ -558,12 +553,11 @@ START_TEST(abort_timeout_token_cancels_timer)
     pact_abort *tok;
     ck_assert_int_eq(pact_abort_timeout(t_loop, 5, &tok), 0);
     struct aborted_timer v = {NULL, 0, 0, -1};
-    pact_timer_opts o = {.delay_ms = 5000, .abort = tok};
+    pact_timer_opts o = {.delay_ms = 3600000, .abort = tok};
     uint64_t t0 = now_us();
     ck_assert_int_eq(pact_timer_start(t_loop, &o, aborted_cb, &v, NULL), 0);
     ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
     ck_assert_uint_ge(now_us() - t0, 5000);
-    ck_assert_uint_lt(now_us() - t0, 2000000);
     ck_assert_int_eq(v.n, 1);
     ck_assert_int_eq(v.code, PACT_ECANCELED);
     ck_assert_ptr_eq(v.cause, pact_abort_reason(tok));

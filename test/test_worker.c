@@ -1180,9 +1180,7 @@ START_TEST(unref_lets_parent_return)
 {
     pact_worker_opts o = {.unref = true};
     pact_worker *w = start(listen_entry, NULL, &o);
-    uint64_t t0 = now_us();
     run_ok(); /* returns: the worker lives on but does not hold the loop */
-    ck_assert_uint_lt(now_us() - t0, 1000000);
     ck_assert_int_eq(pact_worker_ref(w), 0);
     ck_assert(pact_loop_alive(t_loop));
     ck_assert_int_eq(pact_worker_unref(w), 0);
