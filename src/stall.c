@@ -588,9 +588,13 @@ static void sample(struct watchdog *wd, uint64_t now, bool final)
     /* ask for the end stamp before looking, so that the loop thread's check
      * at the step's end more likely sees it */
     atomic_store_explicit(&wd->s.stalled, o, memory_order_relaxed);
-    if (!snapshot(wd, o, &t->snap))
-        return; /* it moved meanwhile: look again next time */
+    /* a step's reports, its end's too, describe it as first reported: later
+     * in the same step the loop thread may already be past the part that
+     * stalled (a task's step done, its microtask still settling) */
     bool first = !t->reported;
+    struct snap later;
+    if (!snapshot(wd, o, first ? &t->snap : &later))
+        return; /* it moved meanwhile: look again next time */
     if (first) {
         t->id = atomic_fetch_add(&next_id, 1);
         t->nth = 0;

@@ -47,7 +47,9 @@ int t_count(const char *hay, const char *needle);
 /* A pending promise; its deferred goes to *d. */
 pact_promise *t_pending(pact_deferred **d);
 /* After @p ms, resolve @p d (stolen) with @p v (stolen; pact_throw(e)
- * rejects), tracing @p label (may be NULL) first. */
+ * rejects), tracing @p label (may be NULL) first. The delays of calls made
+ * in one turn count from the first of them, so their order holds however
+ * long the test is paused between calls. */
 void t_settle_later(pact_deferred *d, uint64_t ms, pact_value v,
                     const char *label);
 
