@@ -650,21 +650,10 @@ START_TEST(duplicate_inputs)
 }
 END_TEST
 
-/* ---- 100,000 inputs ---------------------------------------------------- */
+/* ---- 100,000 inputs (how fast: make bench's combinator figures; work
+ * gone quadratic hits this case's time limit) ---------------------------- */
 
 enum { BIG = 100000 };
-
-/* Valgrind makes everything some 50 times slower: the bound that catches
- * quadratic work (10^10 steps) applies only outside it. */
-static void assert_fast(uint64_t t0, const char *what)
-{
-    uint64_t us = now_us() - t0;
-    const char *pre = getenv("LD_PRELOAD");
-    if (pre && strstr(pre, "vgpreload"))
-        return;
-    ck_assert_msg(us < 2000000, "%s took %llu us", what,
-                  (unsigned long long)us);
-}
 
 struct big {
     pact_deferred **ds;
@@ -732,7 +721,6 @@ START_TEST(big_all)
 {
     struct big b;
     big_new(&b, NULL);
-    uint64_t t0 = now_us();
     pact_promise *p = pact_all(t_loop, b.ps, BIG);
     ck_assert_ptr_nonnull(p);
     ck_assert_int_eq(pact_timeout(t_loop, 1, big_settle_cb, &b, NULL), 0);
@@ -744,7 +732,6 @@ START_TEST(big_all)
     ck_assert_int_eq(big_list_mismatches(l, &b), 0);
     pact_promise_unref(p);
     big_free(&b);
-    assert_fast(t0, "pact_all of 100000");
 }
 END_TEST
 
@@ -753,7 +740,6 @@ START_TEST(big_all_settled)
     struct big b;
     pact_error *e = PACT_ERROR(PACT_EIO, "odd");
     big_new(&b, e);
-    uint64_t t0 = now_us();
     pact_promise *p = pact_all_settled(t_loop, b.ps, BIG);
     ck_assert_ptr_nonnull(p);
     ck_assert_int_eq(pact_timeout(t_loop, 1, big_settle_cb, &b, NULL), 0);
@@ -766,7 +752,6 @@ START_TEST(big_all_settled)
     pact_promise_unref(p);
     big_free(&b);
     pact_error_unref(e);
-    assert_fast(t0, "pact_all_settled of 100000");
 }
 END_TEST
 
@@ -774,7 +759,6 @@ START_TEST(big_race)
 {
     struct big b;
     big_new(&b, NULL);
-    uint64_t t0 = now_us();
     pact_promise *p = pact_race(t_loop, b.ps, BIG);
     ck_assert_ptr_nonnull(p);
     ck_assert_int_eq(pact_timeout(t_loop, 1, big_settle_cb, &b, NULL), 0);
@@ -783,7 +767,6 @@ START_TEST(big_race)
     ck_assert_int_eq(int_of(p), BIG - 1); /* the last input settled first */
     pact_promise_unref(p);
     big_free(&b);
-    assert_fast(t0, "pact_race of 100000");
 }
 END_TEST
 
@@ -800,7 +783,6 @@ START_TEST(big_any_rejected)
         bad += !es[i] || !ps[i];
     }
     ck_assert_int_eq(bad, 0);
-    uint64_t t0 = now_us();
     pact_promise *p = pact_any(t_loop, ps, BIG);
     struct got g = {0};
     watch(p, &g);
@@ -818,7 +800,6 @@ START_TEST(big_any_rejected)
         pact_error_unref(es[i]);
     free(ps);
     free(es);
-    assert_fast(t0, "pact_any of 100000");
 }
 END_TEST
 

@@ -871,8 +871,8 @@ START_TEST(free_waits_for_running_jobs)
     pact_promise_unref(p); /* only the job holds it now */
     ck_assert_int_eq(pact_loop_close_all(loop), 0);
     pthread_t th;
+    uint64_t t0 = now_us(); /* before the thread that opens the gate starts */
     ck_assert_int_eq(pthread_create(&th, NULL, open_later, &s.gate), 0);
-    uint64_t t0 = now_us();
     ck_assert_int_eq(pact_loop_free(loop), 0);
     ck_assert_uint_ge(now_us() - t0, 40000); /* it waited for them */
     pthread_join(th, NULL);

@@ -1253,9 +1253,9 @@ START_TEST(timeout_expires)
 {
     pact_promise *p;
     pact_deferred *d = pact_deferred_new(t_loop, &p);
+    uint64_t t0 = now_us(); /* before the timeout starts */
     pact_promise *t = pact_promise_timeout(p, 15);
     observe(t);
-    uint64_t t0 = now_us();
     run_ok();
     ck_assert_uint_ge(now_us() - t0, 15000);
     ck_assert_int_eq(pact_error_code(rejection(t)), PACT_ETIMEDOUT);

@@ -363,9 +363,11 @@ START_TEST(refresh_restarts_delay)
 {
     struct timed t = {40, 0, 0, 0};
     struct refresher r = {{0}, 0, 1};
+    /* the refresher first: started second, a paused test could find the
+     * 40 ms target due before it */
     t.set_us = now_us();
-    ck_assert_int_eq(pact_timeout(t_loop, 40, timed_cb, &t, &r.target), 0);
     ck_assert_int_eq(pact_timeout(t_loop, 20, refresher_cb, &r, NULL), 0);
+    ck_assert_int_eq(pact_timeout(t_loop, 40, timed_cb, &t, &r.target), 0);
     ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
     ck_assert_int_eq(r.rc, 0);
     ck_assert_int_eq(t.n, 1);
@@ -551,10 +553,10 @@ END_TEST
 START_TEST(abort_timeout_token_cancels_timer)
 {
     pact_abort *tok;
+    uint64_t t0 = now_us(); /* before the token's 5 ms start */
     ck_assert_int_eq(pact_abort_timeout(t_loop, 5, &tok), 0);
     struct aborted_timer v = {NULL, 0, 0, -1};
     pact_timer_opts o = {.delay_ms = 3600000, .abort = tok};
-    uint64_t t0 = now_us();
     ck_assert_int_eq(pact_timer_start(t_loop, &o, aborted_cb, &v, NULL), 0);
     ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
     ck_assert_uint_ge(now_us() - t0, 5000);
