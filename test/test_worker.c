@@ -943,7 +943,9 @@ START_TEST(abort_waits)
     pact_port *port = pact_worker_port(w);
     for (int i = 0; i < 2; i++)
         ck_assert_int_eq(pact_port_post_json(port, num_msg(i)), 0);
-    ck_assert_int_eq(pact_port_post_json(port, json_object()), PACT_EAGAIN);
+    json_t *refused = json_object();
+    ck_assert_int_eq(pact_port_post_json(port, refused), PACT_EAGAIN);
+    json_decref(refused); /* still ours */
     pact_abort *tok, *early;
     ck_assert_int_eq(pact_abort_new(t_loop, &tok), 0);
     ck_assert_int_eq(pact_abort_new(t_loop, &early), 0);
@@ -1026,7 +1028,10 @@ static void roomy_post(pact_error *err, void *ud);
 static void roomy_fill(struct roomy *r)
 {
     while (r->next < r->total) {
-        int rc = pact_port_post_json(r->port, num_msg(r->next));
+        json_t *m = num_msg(r->next);
+        int rc = pact_port_post_json(r->port, m);
+        if (rc != 0)
+            json_decref(m); /* refused: still ours */
         if (rc == PACT_EAGAIN) {
             r->eagain++;
             if (pact_port_writable(r->port, NULL, roomy_post, r) != 0)
@@ -1194,7 +1199,10 @@ static void feed(pact_error *err, void *ud)
     if (pact_port_pending(f->port) > TIGHT / 2)
         f->no_room++; /* called without room */
     while (f->sent < BP_MANY) {
-        int rc = pact_port_post_json(f->port, num_msg(f->sent));
+        json_t *m = num_msg(f->sent);
+        int rc = pact_port_post_json(f->port, m);
+        if (rc != 0)
+            json_decref(m); /* refused: still ours */
         if (rc == PACT_EAGAIN) {
             ck_assert_int_eq(pact_port_writable(f->port, NULL, feed, f), 0);
             return;
