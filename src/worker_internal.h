@@ -1,5 +1,6 @@
 /* Private to the workers: worker.c (the threads, their lifetime, the
- * parent's API) and port.c (the channel, the ports' API).
+ * parent's API), port.c (the channel, the ports' API) and waiter.c (the
+ * waits' abort tokens and cancellation).
  *
  * Each end (struct pact_port) owns an inbox (struct chan): a FIFO of
  * messages under its own lock, filled by the other thread, with a bound
