@@ -203,44 +203,20 @@ static void publish(pact_port *p)
         pact__port_notify(p->peer);
 }
 
-static void call_msg(const struct waiter *r, pact_error *err, pact_value *m)
+/* Fail the waiters of @p r (one of @p p's rings) with @p err (loop thread,
+ * in a pass). Only those waiting now: one that a callback adds (a receive
+ * after PACT_EOF, say) waits for a later pass, so that a callback that
+ * always waits again cannot keep this walk going. */
+static void fail_all(pact_port *p, struct ring *r, pact_error *err)
 {
-    ((pact_msg_cb)r->fn)(err, m, r->ud);
-}
-
-/* Fail every pending receive with @p err (loop thread, in a pass or at a
- * point where calling back is allowed). */
-static void fail_recvs(pact_port *p, pact_error *err)
-{
-    struct waiter r;
-    while (ring_pop(&p->recvs, &r, sizeof r)) {
-        call_msg(&r, err, NULL);
-        pact__drain(p->loop);
-        if (p->w->dead)
-            return;
-    }
-}
-
-static void fail_writers(pact_port *p, pact_error *err)
-{
-    struct waiter r;
-    while (ring_pop(&p->writers, &r, sizeof r)) {
-        ((pact_cb)r.fn)(err, r.ud);
-        pact__drain(p->loop);
-        if (p->w->dead)
-            return;
-    }
-}
-
-/* Drop pending operations unrun (close_all, free): promise twins' deferreds
- * are released, which rejects their promises with PACT_ECANCELED. */
-void pact__waiters_drop(struct ring *r)
-{
+    uint64_t limit = p->svc->wseq;
     struct waiter x;
-    while (ring_pop(r, &x, sizeof x))
-        if (x.owned)
-            pact_deferred_unref(x.ud);
-    ring_free(r);
+    while (pact__waiter_pop(r, limit, &x)) {
+        pact__waiter_call(&x, err, NULL, 0);
+        pact__drain(p->loop);
+        if (p->w->dead)
+            return;
+    }
 }
 
 static bool stopped(pact_port *p)
@@ -252,15 +228,16 @@ static bool stopped(pact_port *p)
 static void deliver(pact_port *p)
 {
     while (p->backlog.len && !stopped(p)) {
+        /* a receive made by a callback here takes the next message */
         struct waiter r;
-        bool recv = ring_pop(&p->recvs, &r, sizeof r);
+        bool recv = pact__waiter_pop(&p->recvs, UINT64_MAX, &r);
         if (!recv && !p->on_msg)
             break;
         pact_value m;
         ring_pop(&p->backlog, &m, sizeof m);
         p->consumed++;
         if (recv)
-            call_msg(&r, NULL, &m);
+            pact__waiter_call(&r, NULL, &m, 0);
         else
             p->on_msg(NULL, &m, p->on_msg_ud);
         keep_trash(p, &m);
@@ -275,28 +252,57 @@ static void deliver(pact_port *p)
                                            "worker %s has ended: "
                                            "no more messages",
                                            p->w->name);
-        fail_recvs(p, err);
+        fail_all(p, &p->recvs, err);
         pact_error_unref(err);
     }
 }
 
-/* Waiters for room: complete them once the other end's inbox has room. */
-static void check_room(pact_port *p)
+/* Look at the other end's inbox: gone, or with room (consumed down to half
+ * its bound); while neither, ask its receiver to wake us for room. */
+static bool room_or_closed(pact_port *p, bool *closed)
 {
     struct chan *c = &p->peer->in;
     pthread_mutex_lock(&c->lock);
-    bool closed = c->closed;
+    *closed = c->closed;
     bool room =
         atomic_load_explicit(&c->inflight, memory_order_relaxed) <= c->max / 2;
-    c->wants_room = !closed && !room;
+    c->wants_room = !*closed && !room;
     pthread_mutex_unlock(&c->lock);
-    if (closed) {
-        pact_error *err = PACT_ERROR(
-            PACT_EPIPE, "worker %s has ended or is terminating", p->w->name);
-        fail_writers(p, err);
+    return *closed || room;
+}
+
+/* Waiters for room: complete them, in order, while the other end's inbox
+ * has room, each once: a waiter sees room when it is called (the callback
+ * before it may have filled the queue again, and then the rest wait for the
+ * receiver to make room), and one made by a callback here waits for a later
+ * look (so a callback that posts until PACT_EAGAIN and waits again is called
+ * again only once there is room, not at once in a loop). */
+static void check_room(pact_port *p)
+{
+    uint64_t limit = p->svc->wseq;
+    bool closed;
+    while (p->writers.len && room_or_closed(p, &closed)) {
+        struct waiter x;
+        if (!pact__waiter_pop(&p->writers, limit, &x))
+            break;
+        pact_error *err = closed ? PACT_ERROR(PACT_EPIPE,
+                                              "worker %s has ended or is "
+                                              "terminating",
+                                              p->w->name)
+                                 : NULL;
+        if (closed && !err)
+            err = pact__enomem();
+        pact__waiter_call(&x, err, NULL, 0);
         pact_error_unref(err);
-    } else if (room) {
-        fail_writers(p, NULL);
+        pact__drain(p->loop);
+        if (stopped(p))
+            return;
+    }
+    if (!p->writers.len) { /* nobody waits for room any more */
+        struct chan *c = &p->peer->in;
+        pthread_mutex_lock(&c->lock);
+        c->wants_room = false;
+        pthread_mutex_unlock(&c->lock);
     }
 }
 
@@ -307,8 +313,8 @@ static void terminated(pact_port *p)
     p->term_seen = true;
     pact_error *err =
         PACT_ERROR(PACT_ECANCELED, "worker %s was terminated", p->w->name);
-    fail_recvs(p, err);
-    fail_writers(p, err);
+    fail_all(p, &p->recvs, err);
+    fail_all(p, &p->writers, err);
     pact_error_unref(err);
     pact_loop_stop(p->loop);
 }
@@ -422,6 +428,7 @@ static void pass(pact_port *p)
 {
     pact_worker *w = p->w;
     uint64_t start = pact__now_ns();
+    bool again = false;
     p->in_pass = true;
     atomic_store(&p->awake, true);
     atomic_store_explicit(&p->cpu, sched_getcpu(), memory_order_relaxed);
@@ -431,8 +438,15 @@ static void pass(pact_port *p)
         step(p);
         if (stopped(p) || p->term_seen)
             break;
-        if (atomic_load(&p->seq) != seen || p->self)
+        if (atomic_load(&p->seq) != seen)
             continue;
+        /* a completion made in this pass (a receive after PACT_EOF, a wait
+         * for room): once the pass has had its share, in a later I/O phase,
+         * so that callbacks that always wait again cannot starve the rest */
+        if (p->self && !(again = pact__now_ns() - start > PASS_MAX_NS))
+            continue;
+        if (again)
+            break;
         if (spin(p, seen, start))
             continue;
         /* about to sleep: from here on senders write the fd (see notify) */
@@ -443,6 +457,8 @@ static void pass(pact_port *p)
     }
     atomic_store(&p->awake, false);
     p->in_pass = false;
+    if (again)
+        pact__port_notify(p);
     if (w->dead) {
         pact__worker_release(w);
         return;
@@ -648,22 +664,24 @@ int pact_port_on_message(pact_port *port, pact_msg_cb cb, void *ud)
     return 0;
 }
 
-static int recv_push(pact_port *p, pact_msg_cb cb, void *ud, bool owned)
+static int recv_push(pact_port *p, const pact_wait_opts *opts, pact_msg_cb cb,
+                     void *ud)
 {
     if (!p->parent && (p->closing || p->term_seen))
         return PACT_ECANCELED;
-    struct waiter r = {(void (*)(void))cb, ud, owned};
-    int rc = ring_push(&p->recvs, &r, sizeof r);
+    int rc =
+        pact__waiter_add(p, &p->recvs, W_RECV, (void (*)(void))cb, ud, opts);
     if (rc == 0)
         poke(p);
     return rc;
 }
 
-int pact_port_recv(pact_port *port, pact_msg_cb cb, void *ud)
+int pact_port_recv(pact_port *port, const pact_wait_opts *opts, pact_msg_cb cb,
+                   void *ud)
 {
     CHECK_PORT(port, "pact_port_recv");
     PACT_CHECK_ARG(cb, "pact_port_recv");
-    return recv_push(port, cb, ud, false);
+    return recv_push(port, opts, cb, ud);
 }
 
 /* The promise twin's callback: the message moves into the promise. */
@@ -683,24 +701,33 @@ static void recv_settle(pact_error *err, pact_value *msg, void *ud)
 static int start_recv(pact_loop *loop, void *args, pact_deferred *d)
 {
     (void)loop;
-    return recv_push(args, recv_settle, d, true);
+    struct wait_args *a = args;
+    return recv_push(a->target, a->opts, recv_settle, d);
 }
 
-pact_promise *pact_port_recv_p(pact_port *port)
+static bool bad_port_p(pact_port *port, const char *fn)
 {
     if (!port) {
-        pact__misuse("pact_port_recv_p", PACT_EINVAL, "port is NULL");
-        return NULL;
+        pact__misuse(fn, PACT_EINVAL, "port is NULL");
+        return true;
     }
     if (port->parent && port->w->freed) {
-        pact__misuse_always("pact_port_recv_p", PACT_EINVAL,
-                            "the worker was freed");
-        return NULL;
+        pact__misuse_always(fn, PACT_EINVAL, "the worker was freed");
+        return true;
     }
-    return pact__promisify(port->loop, start_recv, port, "pact_port_recv_p");
+    return false;
 }
 
-static int writable_push(pact_port *p, pact_cb cb, void *ud, bool owned)
+pact_promise *pact_port_recv_p(pact_port *port, const pact_wait_opts *opts)
+{
+    if (bad_port_p(port, "pact_port_recv_p"))
+        return NULL;
+    struct wait_args a = {port, opts};
+    return pact__promisify(port->loop, start_recv, &a, "pact_port_recv_p");
+}
+
+static int writable_push(pact_port *p, const pact_wait_opts *opts, pact_cb cb,
+                         void *ud)
 {
     struct chan *c = &p->peer->in;
     pthread_mutex_lock(&c->lock);
@@ -708,38 +735,34 @@ static int writable_push(pact_port *p, pact_cb cb, void *ud, bool owned)
     pthread_mutex_unlock(&c->lock);
     if (closed)
         return PACT_EPIPE;
-    struct waiter x = {(void (*)(void))cb, ud, owned};
-    int rc = ring_push(&p->writers, &x, sizeof x);
+    int rc = pact__waiter_add(p, &p->writers, W_WRITABLE, (void (*)(void))cb,
+                              ud, opts);
     if (rc == 0)
         pact__port_self_wake(p); /* the pass looks at the room */
     return rc;
 }
 
-int pact_port_writable(pact_port *port, pact_cb cb, void *ud)
+int pact_port_writable(pact_port *port, const pact_wait_opts *opts, pact_cb cb,
+                       void *ud)
 {
     CHECK_PORT(port, "pact_port_writable");
     PACT_CHECK_ARG(cb, "pact_port_writable");
-    return writable_push(port, cb, ud, false);
+    return writable_push(port, opts, cb, ud);
 }
 
 static int start_writable(pact_loop *loop, void *args, pact_deferred *d)
 {
     (void)loop;
-    return writable_push(args, pact_deferred_cb, d, true);
+    struct wait_args *a = args;
+    return writable_push(a->target, a->opts, pact_deferred_cb, d);
 }
 
-pact_promise *pact_port_writable_p(pact_port *port)
+pact_promise *pact_port_writable_p(pact_port *port, const pact_wait_opts *opts)
 {
-    if (!port) {
-        pact__misuse("pact_port_writable_p", PACT_EINVAL, "port is NULL");
+    if (bad_port_p(port, "pact_port_writable_p"))
         return NULL;
-    }
-    if (port->parent && port->w->freed) {
-        pact__misuse_always("pact_port_writable_p", PACT_EINVAL,
-                            "the worker was freed");
-        return NULL;
-    }
-    return pact__promisify(port->loop, start_writable, port,
+    struct wait_args a = {port, opts};
+    return pact__promisify(port->loop, start_writable, &a,
                            "pact_port_writable_p");
 }
 

@@ -22,6 +22,9 @@ static const char *svc_busy(pact_loop *loop, void *state)
 {
     (void)loop;
     struct workers *s = state;
+    if (!s->n && s->done.len)
+        return "cancelled worker or port waits not called back yet: run the "
+               "loop, or pact_loop_close_all";
     if (!s->n)
         return NULL;
     snprintf(s->why, sizeof s->why,
@@ -34,7 +37,9 @@ static const char *svc_busy(pact_loop *loop, void *state)
 static void svc_free(pact_loop *loop, void *state)
 {
     (void)loop;
-    free(state);
+    struct workers *s = state;
+    ring_free(&s->done); /* empty: svc_busy said so */
+    free(s);
 }
 
 static const struct pact__service_ops workers_ops = {
@@ -45,8 +50,10 @@ static const struct pact__service_ops workers_ops = {
 
 static void *svc_make(pact_loop *loop)
 {
-    (void)loop;
-    return calloc(1, sizeof(struct workers));
+    struct workers *s = calloc(1, sizeof *s);
+    if (s)
+        s->loop = loop;
+    return s;
 }
 
 /* The last of the parent's handle and the thread frees the shared part. */
@@ -72,13 +79,33 @@ static void unlink_worker(pact_worker *w)
     s->n--;
 }
 
-/* Drop what the parent's side still has pending, without callbacks. */
+/* Cancel the waiters of @p p's rings (and its worker's waits, on the
+ * parent's end) with PACT_ECANCELED, called back on the next tick (free may
+ * run inside their port's callbacks), or at the end of close_all. */
+static void cancel_waiters(pact_port *p, const char *why)
+{
+    pact_worker *w = p->w;
+    if (!p->recvs.len && !p->writers.len && !(p->parent && w->waits.len))
+        return;
+    pact_error *err =
+        PACT_ERROR(PACT_ECANCELED, "worker %s was %s", w->name, why);
+    if (!err)
+        err = pact__enomem();
+    if (p->parent)
+        pact__waiters_cancel(p->svc, &w->waits, err);
+    pact__waiters_cancel(p->svc, &p->recvs, err);
+    pact__waiters_cancel(p->svc, &p->writers, err);
+    pact_error_unref(err);
+}
+
+/* Release what the parent's side still holds; its waiters were cancelled. */
 static void drop_parent_ops(pact_worker *w)
 {
     pact_port *p = &w->ep[0];
-    pact__waiters_drop(&w->waits);
-    pact__waiters_drop(&p->recvs);
-    pact__waiters_drop(&p->writers);
+    cancel_waiters(p, "freed");
+    ring_free(&w->waits);
+    ring_free(&p->recvs);
+    ring_free(&p->writers);
     p->on_msg = NULL;
     ring_release_values(&p->backlog);
     pact__ring_release(&p->trash);
@@ -124,9 +151,11 @@ void pact__worker_reap(pact_worker *w)
 
 void pact__worker_fire_waits(pact_worker *w)
 {
+    /* each wait once: one made by a callback here comes in a later pass */
+    uint64_t limit = w->ep[0].svc->wseq;
     struct waiter x;
-    while (ring_pop(&w->waits, &x, sizeof x)) {
-        ((pact_exit_cb)x.fn)(w->err, w->code, x.ud);
+    while (pact__waiter_pop(&w->waits, limit, &x)) {
+        pact__waiter_call(&x, w->err, NULL, w->code);
         pact__drain(w->ep[0].loop);
         if (w->dead)
             return;
@@ -166,6 +195,7 @@ static int make_worker_loop(pact_worker *w)
         return PACT_ENOMEM;
     ws->own = &w->ep[1];
     w->ep[1].loop = w->wloop;
+    w->ep[1].svc = ws;
     return pact__port_watch(&w->ep[1]);
 }
 
@@ -210,6 +240,7 @@ int pact_worker_new(pact_loop *loop, pact_worker_fn entry, void *arg,
     w->name = opts && opts->name ? opts->name : "pact-worker";
     w->user_ref = !(opts && opts->unref);
     w->ep[0].loop = loop;
+    w->ep[0].svc = s;
     int rc = pact__port_init(&w->ep[0], w, &w->ep[1], true, max, spin_ns);
     if (rc == 0)
         rc = pact__port_init(&w->ep[1], w, &w->ep[0], false, max, spin_ns);
@@ -339,6 +370,7 @@ static void close_worker(pact_worker *w)
     pact_port *p = &w->ep[0];
     p->poll.id = 0; /* close_all has cleared it */
     w->freed = true;
+    cancel_waiters(p, "closed (pact_loop_close_all)");
     drop_parent_ops(w);
     if (!w->reaped) {
         terminate(w);
@@ -377,13 +409,15 @@ static void svc_close_all(pact_loop *loop, void *state)
         w = next;
     }
     pact_port *own = s->own;
-    if (own) { /* a worker's loop: its end's operations go, unrun */
+    if (own) { /* a worker's loop: its end's operations are cancelled */
         own->poll.id = 0;
         own->poll_ref = false;
         own->on_msg = NULL;
-        pact__waiters_drop(&own->recvs);
-        pact__waiters_drop(&own->writers);
+        cancel_waiters(own, "closed (pact_loop_close_all)");
     }
+    /* call back every cancelled wait now, once the list is no longer
+     * walked (a callback may free or start workers) */
+    pact__waiters_flush(s);
 }
 
 /* ---- the parent's API ------------------------------------------------------
@@ -426,21 +460,23 @@ int pact_worker_terminate(pact_worker *w)
     return 0;
 }
 
-static int wait_push(pact_worker *w, pact_exit_cb cb, void *ud, bool owned)
+static int wait_push(pact_worker *w, const pact_wait_opts *opts,
+                     pact_exit_cb cb, void *ud)
 {
-    struct waiter x = {(void (*)(void))cb, ud, owned};
-    int rc = ring_push(&w->waits, &x, sizeof x);
+    int rc = pact__waiter_add(&w->ep[0], &w->waits, W_EXIT, (void (*)(void))cb,
+                              ud, opts);
     if (rc == 0 && w->reaped)
         pact__port_self_wake(&w->ep[0]);
     pact__port_update_ref(&w->ep[0]);
     return rc;
 }
 
-int pact_worker_wait(pact_worker *w, pact_exit_cb cb, void *ud)
+int pact_worker_wait(pact_worker *w, const pact_wait_opts *opts,
+                     pact_exit_cb cb, void *ud)
 {
     CHECK_WORKER(w, "pact_worker_wait");
     PACT_CHECK_ARG(cb, "pact_worker_wait");
-    return wait_push(w, cb, ud, false);
+    return wait_push(w, opts, cb, ud);
 }
 
 static void wait_settle(pact_error *err, int code, void *ud)
@@ -456,14 +492,16 @@ static void wait_settle(pact_error *err, int code, void *ud)
 static int start_wait(pact_loop *loop, void *args, pact_deferred *d)
 {
     (void)loop;
-    return wait_push(args, wait_settle, d, true);
+    struct wait_args *a = args;
+    return wait_push(a->target, a->opts, wait_settle, d);
 }
 
-pact_promise *pact_worker_wait_p(pact_worker *w)
+pact_promise *pact_worker_wait_p(pact_worker *w, const pact_wait_opts *opts)
 {
     if (bad_worker(w, "pact_worker_wait_p"))
         return NULL;
-    return pact__promisify(w->ep[0].loop, start_wait, w, "pact_worker_wait_p");
+    struct wait_args a = {w, opts};
+    return pact__promisify(w->ep[0].loop, start_wait, &a, "pact_worker_wait_p");
 }
 
 int pact_worker_ref(pact_worker *w)

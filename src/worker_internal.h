@@ -1,5 +1,6 @@
 /* Private to the workers: worker.c (the threads, their lifetime, the
- * parent's API) and port.c (the channel, the ports' API).
+ * parent's API), port.c (the channel, the ports' API) and waiter.c (the
+ * waits' abort tokens and cancellation).
  *
  * Each end (struct pact_port) owns an inbox (struct chan): a FIFO of
  * messages under its own lock, filled by the other thread, with a bound
@@ -83,6 +84,20 @@ static inline bool ring_pop(struct ring *r, void *out, size_t size)
     return true;
 }
 
+/* The @p i th item from the head (i < len). */
+static inline void *ring_at(const struct ring *r, size_t i, size_t size)
+{
+    return r->v + ((r->head + i) & (r->cap - 1)) * size;
+}
+
+/* Remove the @p i th item, keeping the order of the others. */
+static inline void ring_remove_at(struct ring *r, size_t i, size_t size)
+{
+    for (; i + 1 < r->len; i++)
+        memcpy(ring_at(r, i, size), ring_at(r, i + 1, size), size);
+    r->len--;
+}
+
 /* Append all of @p from to @p to (from is emptied); swaps when @p to is
  * empty, which is the common case and costs nothing. */
 static inline int ring_move(struct ring *to, struct ring *from, size_t size)
@@ -136,11 +151,43 @@ struct chan {
     bool wants_room; /* the sender waits for room (lock) */
 };
 
+/* What a waiter waits for: which callback type its fn is. */
+enum waiter_kind {
+    W_RECV,     /* pact_msg_cb */
+    W_WRITABLE, /* pact_cb */
+    W_EXIT,     /* pact_exit_cb */
+};
+
+struct abortable;
+
 /* A pending receive, or a waiter for room or for the worker's end. */
 struct waiter {
-    void (*fn)(void); /* pact_msg_cb, pact_cb or pact_exit_cb */
+    void (*fn)(void); /* by kind */
     void *ud;
-    bool owned; /* ud is a deferred of a promise twin: dropped if unrun */
+    struct abortable *ab; /* its abort token's listener, or NULL */
+    uint64_t seq;         /* order of registration on its loop (see fire) */
+    uint8_t kind;         /* enum waiter_kind */
+};
+
+/* A waiter given an abort token: the listener's state, malloc'd, owned by
+ * the waiter while it is in its ring. */
+struct abortable {
+    pact_abort *abort; /* a reference */
+    uint64_t id;       /* the listener's; 0 once the token has fired */
+    struct ring *ring; /* where the waiter is */
+    pact_port *port;   /* whose liveness its ring counts toward */
+};
+
+/* What the promise twins pass to their start functions. */
+struct wait_args {
+    void *target; /* the port, or the worker */
+    const pact_wait_opts *opts;
+};
+
+/* A waiter taken off its ring by cancellation, with the error it gets. */
+struct cancelled {
+    struct waiter w;
+    pact_error *err; /* a reference */
 };
 
 struct pact_port {
@@ -148,6 +195,7 @@ struct pact_port {
     pact_loop *loop;
     pact_worker *w;
     pact_port *peer;
+    struct workers *svc; /* the service state of loop */
     bool parent;         /* the parent's end */
     bool poll_ref;       /* the poll handle keeps the loop alive */
     bool in_pass;        /* inside pass() */
@@ -210,9 +258,13 @@ struct pact_worker {
 };
 
 struct workers {
+    pact_loop *loop;
     pact_worker *head;
     size_t n;
-    pact_port *own; /* on a worker's loop: the worker's end */
+    pact_port *own;   /* on a worker's loop: the worker's end */
+    uint64_t wseq;    /* numbers the waiters made on this loop */
+    struct ring done; /* struct cancelled: due on the next tick */
+    bool tick_queued; /* a tick runs done */
     char why[160];
 };
 
@@ -230,9 +282,30 @@ void pact__port_notify(pact_port *p);
 void pact__port_self_wake(pact_port *p);
 /* Let the port keep its loop alive as its state says. */
 void pact__port_update_ref(pact_port *p);
-/* Drop pending operations unrun; promise twins reject with PACT_ECANCELED. */
-void pact__waiters_drop(struct ring *r);
 void pact__ring_release(struct ring *r);
+
+/* ---- waiter.c --------------------------------------------------------------
+ */
+
+/* Add a waiter to @p r (one of @p port's rings, or its worker's waits),
+ * with @p opts' abort token if any: a token aborted already queues its
+ * cancellation instead. @return 0 or PACT_ENOMEM (nothing added). */
+int pact__waiter_add(pact_port *port, struct ring *r, int kind,
+                     void (*fn)(void), void *ud, const pact_wait_opts *opts);
+/* Take the first waiter of @p r registered before @p limit (a value of
+ * svc->wseq read earlier), so that a walk that calls back never reaches the
+ * waiters its callbacks add. It leaves its abort token. @return whether one
+ * was taken. */
+bool pact__waiter_pop(struct ring *r, uint64_t limit, struct waiter *out);
+/* Call @p x back with @p err (and, by kind, @p msg or @p code). */
+void pact__waiter_call(const struct waiter *x, pact_error *err, pact_value *msg,
+                       int code);
+/* Cancel every waiter of @p r with @p err (borrowed): each is called back
+ * on the next tick (never inside the call that cancels), or by
+ * pact__waiters_flush. */
+void pact__waiters_cancel(struct workers *s, struct ring *r, pact_error *err);
+/* Call back every queued cancellation now (pact_loop_close_all). */
+void pact__waiters_flush(struct workers *s);
 
 /* ---- worker.c --------------------------------------------------------------
  */

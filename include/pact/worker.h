@@ -34,6 +34,16 @@
  * consumed down to half the limit. A receiver that does not consume (no
  * listener, no pending receive) holds its sender back.
  *
+ * Waits. A receive, a wait for room and a wait for a worker's end each call
+ * their callback exactly once: with what they waited for, or with an error
+ * (PACT_ECANCELED when cancelled: by their abort token, by pact_worker_free,
+ * by pact_loop_close_all), so that their ud always comes back. A wait that
+ * ends without a message takes none: the next message goes to the next
+ * receive. To give up on a receive after a while, pass it an abort token
+ * (pact_abort_timeout), as Node's events.once(port, 'message', {signal}):
+ * racing its promise with pact_promise_timeout or pact_race leaves the
+ * receive waiting, and the message it then takes is lost to the caller.
+ *
  * Threads. pact_worker_* functions run on the parent loop's thread,
  * pact_port_* functions on the thread of the port's own loop (the parent's
  * port on the parent's, the worker's port on the worker's); the exception is
@@ -89,6 +99,17 @@ typedef void (*pact_msg_cb)(pact_error *err, pact_value *msg, void *ud);
  * 'error' event.
  */
 typedef void (*pact_exit_cb)(pact_error *err, int code, void *ud);
+
+/** Options for the waits (receives, waits for room, waits for a worker's
+ * end); NULL means all defaults. Zero-initialise and set what you need. */
+typedef struct pact_wait_opts {
+    /** Borrowed; may be NULL. Aborting it takes the wait off (a receive
+     *  then takes no message) and its callback gets PACT_ECANCELED (cause:
+     *  the reason) on the next tick, never inside the abort call. A token
+     *  aborted already: the call succeeds and the cancellation comes on the
+     *  next tick too. */
+    pact_abort *abort;
+} pact_wait_opts;
 
 /** The default bound of each direction's queue (messages posted and not yet
  * consumed). */
@@ -160,17 +181,24 @@ PACT_API int pact_worker_terminate(pact_worker *w);
  * Call @p cb(err, code, ud) once the worker has ended (after every message
  * it posted has been delivered to a listener or receive that was waiting),
  * in the I/O phase; at once (in the next I/O phase) if it has already
- * ended. Several waits may be pending. A worker that fails while nobody
- * waits raises its error on the parent loop (pact_loop_raise), as a worker's
- * unhandled 'error' event throws in Node: wait before it can fail.
- * @return 0, PACT_EINVAL, PACT_ETHREAD, PACT_ENOMEM.
+ * ended. Several waits may be pending; each is called once (a wait made in
+ * the callback is called in a later I/O phase). A worker that fails while
+ * nobody waits raises its error on the parent loop (pact_loop_raise), as a
+ * worker's unhandled 'error' event throws in Node: wait before it can fail.
+ * Cancellation gives @p cb PACT_ECANCELED and code 0: by @p opts' abort
+ * token (on the next tick), pact_worker_free (on the next tick) or
+ * pact_loop_close_all (inside it).
+ * @param opts  the abort token; may be NULL.
+ * @return 0, PACT_EINVAL, PACT_ETHREAD, PACT_ENOMEM (then @p cb is never
+ *   called).
  */
-PACT_API int pact_worker_wait(pact_worker *w, pact_exit_cb cb, void *ud);
+PACT_API int pact_worker_wait(pact_worker *w, const pact_wait_opts *opts,
+                              pact_exit_cb cb, void *ud);
 /** pact_worker_wait's promise twin: fulfils with the exit code (PACT_INT),
- * or rejects with the worker's error. Rejects with PACT_ECANCELED if the
- * worker is freed or closed by pact_loop_close_all first. @return a new
- * reference; NULL for misuse. */
-PACT_API pact_promise *pact_worker_wait_p(pact_worker *w);
+ * or rejects with the worker's error, or with PACT_ECANCELED when cancelled
+ * as above. @return a new reference; NULL for misuse. */
+PACT_API pact_promise *pact_worker_wait_p(pact_worker *w,
+                                          const pact_wait_opts *opts);
 
 /** Let the worker keep the parent loop alive until its end is reported (the
  * default), as Node's worker.ref(). @return 0, PACT_EINVAL, PACT_ETHREAD. */
@@ -182,12 +210,15 @@ PACT_API int pact_worker_unref(pact_worker *w);
 /**
  * Release the parent's handle. A worker that has not ended is terminated
  * first (pact_worker_terminate) and reaped later by the parent loop, which
- * it keeps alive until then (unless unreferenced); its pending waits and
- * receives are dropped without their callbacks (promises reject with
- * PACT_ECANCELED), and messages not yet consumed are released. @p w and its
+ * it keeps alive until then (unless unreferenced); its pending waits,
+ * receives and waits for room get PACT_ECANCELED on the next tick (never
+ * inside this call; promises reject with it), and messages not yet
+ * consumed are released. @p w and its
  * port are invalid afterwards. Safe inside the worker's own callbacks.
  * pact_loop_close_all does this for every worker of the loop, waiting for
- * each to end (PACT_WORKER_CLOSE_WAIT_MS at most), and pact_loop_free
+ * each to end (PACT_WORKER_CLOSE_WAIT_MS at most) and calling the pending
+ * callbacks with PACT_ECANCELED inside it (on a worker's loop, those of the
+ * worker's end too), and pact_loop_free
  * refuses (PACT_EBUSY) while any worker's handle is not released.
  */
 PACT_API void pact_worker_free(pact_worker *w);
@@ -249,27 +280,42 @@ PACT_API int pact_port_on_message(pact_port *port, pact_msg_cb cb, void *ud);
  * Called in the I/O phase, never inside this call. Fails with PACT_EOF when
  * the other end has ended and every message it sent has been consumed (on
  * the parent's side, with the worker's error instead if it failed), with
- * PACT_ECANCELED when the worker is terminated (on its own side) or freed.
- * @return 0, PACT_EINVAL, PACT_ETHREAD, PACT_ENOMEM.
+ * PACT_ECANCELED when the worker is terminated (on its own side), freed,
+ * closed by pact_loop_close_all, or @p opts' abort token is aborted. A
+ * receive that fails takes no message.
+ * @param opts  the abort token; may be NULL (see pact_wait_opts).
+ * @return 0, PACT_EINVAL, PACT_ETHREAD, PACT_ENOMEM (then @p cb is never
+ *   called).
  */
-PACT_API int pact_port_recv(pact_port *port, pact_msg_cb cb, void *ud);
+PACT_API int pact_port_recv(pact_port *port, const pact_wait_opts *opts,
+                            pact_msg_cb cb, void *ud);
 /** pact_port_recv's promise twin: fulfils with the message, which the
  * promise then owns (no copy: awaiting it as the last holder hands over the
- * same buffer or tree), or rejects as the callback would fail. Dropped by
- * pact_loop_close_all, it rejects with PACT_ECANCELED. @return a new
+ * same buffer or tree), or rejects as the callback would fail. To time it
+ * out, give it pact_abort_timeout's token, not pact_promise_timeout (which
+ * leaves the receive waiting: see the top of this file). @return a new
  * reference; NULL for misuse. */
-PACT_API pact_promise *pact_port_recv_p(pact_port *port);
+PACT_API pact_promise *pact_port_recv_p(pact_port *port,
+                                        const pact_wait_opts *opts);
 
 /**
  * Wait for room: @p cb(NULL, ud) once the other end's queue has room again
- * (consumed down to half its bound; at once, in the next I/O phase, if it
- * has room now), or @p cb(PACT_EPIPE error) if the other end goes away.
+ * (consumed down to half its bound; in the next I/O phase if it has room
+ * now), or @p cb(PACT_EPIPE error) if the other end goes away. Called once,
+ * and only while there is room: waits served together are called in order
+ * while room lasts (the rest wait for more), and a wait made in the
+ * callback (post until PACT_EAGAIN, then wait again) is called only once
+ * the receiver has made room again. Cancelled as pact_port_recv is
+ * (PACT_ECANCELED).
+ * @param opts  the abort token; may be NULL (see pact_wait_opts).
  * @return 0, PACT_EPIPE (the other end is gone already: no callback),
  *   PACT_EINVAL, PACT_ETHREAD, PACT_ENOMEM.
  */
-PACT_API int pact_port_writable(pact_port *port, pact_cb cb, void *ud);
+PACT_API int pact_port_writable(pact_port *port, const pact_wait_opts *opts,
+                                pact_cb cb, void *ud);
 /** pact_port_writable's promise twin (fulfils with nothing). */
-PACT_API pact_promise *pact_port_writable_p(pact_port *port);
+PACT_API pact_promise *pact_port_writable_p(pact_port *port,
+                                            const pact_wait_opts *opts);
 
 /** @return how many messages this end has posted that the other end has
  * not consumed yet (what the bound counts). */

@@ -199,7 +199,7 @@ static void tp_push(pact_error *err, void *ud)
         int rc = pact_port_post_json(c->port, j);
         if (rc == PACT_EAGAIN) {
             c->held = j;
-            BENCH_CHECK(pact_port_writable(c->port, tp_push, c));
+            BENCH_CHECK(pact_port_writable(c->port, NULL, tp_push, c));
             return;
         }
         BENCH_CHECK(rc);
