@@ -28,6 +28,21 @@ int pact__misuse_always(const char *fn, int code, const char *why);
 /* A shared PACT_ENOMEM error (a new reference) for when making one fails. */
 pact_error *pact__enomem(void);
 
+/* The code for a libevent call that failed (event_add), which leaves the
+ * system's errno (epoll_ctl's, sigaction's, or malloc's): clear errno before
+ * the call. */
+static inline int pact__ev_error(void)
+{
+    return errno > 0 ? -errno : PACT_ENOMEM;
+}
+
+/* The code for pthread_create's @p rc: its EAGAIN (no thread, or no memory
+ * for its stack) is PACT_ENOTHREAD, not to be taken for a full queue. */
+static inline int pact__thread_error(int rc)
+{
+    return rc == EAGAIN ? PACT_ENOTHREAD : -rc;
+}
+
 #define PACT_CHECK_ARG(cond, fn)                                               \
     do {                                                                       \
         if (!(cond))                                                           \

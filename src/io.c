@@ -35,11 +35,15 @@ static int start(pact_loop *loop, int kind, int num, short what,
         return PACT_ENOMEM;
     s->u.io.num = num;
     s->u.io.ev = event_new(loop->base, num, what, fn, s);
-    if (!s->u.io.ev || event_add(s->u.io.ev, NULL) < 0) {
+    int rc = s->u.io.ev ? 0 : PACT_ENOMEM;
+    errno = 0;
+    if (rc == 0 && event_add(s->u.io.ev, NULL) < 0)
+        rc = pact__ev_error(); /* e.g. EPERM: a regular file; EBADF */
+    if (rc < 0) {
         if (s->u.io.ev)
             event_free(s->u.io.ev);
         pact__slot_free(loop, s);
-        return kind == SLOT_SIGNAL ? PACT_EINVAL : PACT_EBADF;
+        return rc;
     }
     loop->own_events++;
     pact__slot_activate(loop, s);

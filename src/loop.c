@@ -2,8 +2,10 @@
  * close, as libuv >= 1.45 orders them for Node), liveness, and uncaught
  * errors. */
 #include <event2/event.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -73,17 +75,48 @@ static int make(struct event_base *base, bool own, pact_loop **out)
     return 0;
 }
 
+/* libevent 2.1 ends the process (event_sock_err in evsig_init_) when it
+ * cannot make a base's signal pipe, and its epoll_create1 falls back to poll
+ * silently. So take the descriptors a base needs first (epoll, a timerfd
+ * under EVENT_PRECISE_TIMER, the signal pipe) and hand them back just before
+ * making it: a lack of them is then an error returned here. The lock keeps
+ * pact's own base makers from taking each other's; a thread of the program
+ * that opens descriptors in that window, at the limit, can still take them.
+ */
+#define BASE_FDS 4
+
+static struct event_base *new_base(int *rc)
+{
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    int fd[BASE_FDS], n = 0;
+    struct event_base *base = NULL;
+    struct event_config *cfg = event_config_new();
+    *rc = PACT_ENOMEM;
+    if (!cfg)
+        return NULL;
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
+    pthread_mutex_lock(&lock);
+    while (n < BASE_FDS && pipe2(fd + n, O_CLOEXEC) == 0)
+        n += 2;
+    bool enough = n == BASE_FDS;
+    if (!enough)
+        *rc = -errno;
+    while (n > 0)
+        close(fd[--n]);
+    if (enough)
+        base = event_base_new_with_config(cfg); /* NULL: out of memory */
+    pthread_mutex_unlock(&lock);
+    event_config_free(cfg);
+    return base;
+}
+
 int pact_loop_new(pact_loop **out)
 {
     PACT_CHECK_ARG(out, "pact_loop_new");
-    struct event_config *cfg = event_config_new();
-    if (!cfg)
-        return PACT_ENOMEM;
-    event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
-    struct event_base *base = event_base_new_with_config(cfg);
-    event_config_free(cfg);
+    int rc;
+    struct event_base *base = new_base(&rc);
     if (!base)
-        return PACT_ENOMEM;
+        return rc;
     return make(base, true, out);
 }
 
@@ -231,13 +264,11 @@ static int finish(pact_loop *loop, bool more)
 int pact_loop_run(pact_loop *loop, pact_run_mode mode)
 {
     static const char fn[] = "pact_loop_run";
-    PACT_CHECK_ARG(loop, fn);
+    /* the thread check comes first: `running` is the loop thread's alone */
+    PACT_CHECK_LOOP(loop, fn);
     if (loop->running)
         return pact__misuse(fn, PACT_EBUSY, "the loop is already running");
     PACT_CHECK_ARG(mode >= PACT_RUN_DEFAULT && mode <= PACT_RUN_NOWAIT, fn);
-    /* whoever runs the loop owns it from now on (a worker's loop is made on
-     * one thread and run on another) */
-    loop->thread = &pact__thread_tag;
     if (loop->stall)
         pact__stall_thread(loop);
     loop->running = true;

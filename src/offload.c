@@ -349,7 +349,7 @@ static void on_abort(pact_error *reason, void *ud)
     atomic_store_explicit(&j->cancelled, true, memory_order_relaxed);
 }
 
-static struct offq *offq_of(pact_loop *loop);
+static int offq_get(pact_loop *loop, struct offq **out);
 
 /* A job from its submission's arguments, pending. */
 static pact_job *job_new(struct offq *q, unsigned lane, pact_offload_fn fn,
@@ -416,9 +416,10 @@ static int submit(pact_loop *loop, pact_offload_fn fn, void *arg,
     unsigned lane = opts ? (unsigned)opts->lane : PACT_LANE_CPU;
     if (lane >= PACT_LANES)
         return pact__misuse(name, PACT_EINVAL, "no such lane");
-    struct offq *q = offq_of(loop);
-    if (!q)
-        return PACT_ENOMEM;
+    struct offq *q;
+    int made = offq_get(loop, &q);
+    if (made < 0)
+        return made;
     if (q->inflight[lane] >= q->limit[lane])
         return PACT_EAGAIN;
     if (!q->lane_ready[lane]) {
@@ -633,8 +634,10 @@ static int open_fd(struct offq *q)
 static void *offq_make(pact_loop *loop)
 {
     struct offq *q = aligned_alloc(_Alignof(struct offq), sizeof *q);
-    if (!q)
+    if (!q) {
+        errno = ENOMEM;
         return NULL;
+    }
     memset(q, 0, sizeof *q);
     q->loop = loop;
     q->fd[0] = q->fd[1] = -1;
@@ -656,22 +659,31 @@ static void *offq_make(pact_loop *loop)
     q->shutdown_ms = DEFAULT_SHUTDOWN_MS;
     q->limit[0] = q->limit[1] = env_limit();
     pact__pool_enter();
-    if (open_fd(q) < 0 ||
-        !(q->ev = event_new(loop->base, q->fd[0], EV_READ | EV_PERSIST,
-                            on_ready, q)) ||
-        event_add(q->ev, NULL) < 0) {
+    int rc = open_fd(q);
+    if (rc == 0 && !(q->ev = event_new(loop->base, q->fd[0],
+                                       EV_READ | EV_PERSIST, on_ready, q)))
+        rc = PACT_ENOMEM;
+    errno = 0;
+    if (rc == 0 && event_add(q->ev, NULL) < 0)
+        rc = pact__ev_error();
+    if (rc < 0) {
         if (q->ev)
             loop->own_events++; /* offq_free takes it back */
         offq_free(loop, q);
+        errno = -rc; /* for offq_get */
         return NULL;
     }
     loop->own_events++;
     return q;
 }
 
-static struct offq *offq_of(pact_loop *loop)
+/* The loop's queue, made on first use. @return 0, or why it could not be
+ * made (offq_make leaves that in errno: PACT_EMFILE for its eventfd). */
+static int offq_get(pact_loop *loop, struct offq **out)
 {
-    return pact__service(loop, &offq_ops, offq_make);
+    errno = 0;
+    *out = pact__service(loop, &offq_ops, offq_make);
+    return *out ? 0 : errno > 0 ? -errno : PACT_ENOMEM;
 }
 
 /* ---- settings ------------------------------------------------------------ */
@@ -683,9 +695,10 @@ int pact_offload_set_limit(pact_loop *loop, pact_lane lane, size_t max)
     if ((unsigned)lane >= PACT_LANES)
         return pact__misuse(fn, PACT_EINVAL, "no such lane");
     PACT_CHECK_ARG(max > 0, fn);
-    struct offq *q = offq_of(loop);
-    if (!q)
-        return PACT_ENOMEM;
+    struct offq *q;
+    int made = offq_get(loop, &q);
+    if (made < 0)
+        return made;
     q->limit[lane] = max;
     return 0;
 }
@@ -702,9 +715,10 @@ size_t pact_offload_pending(pact_loop *loop, pact_lane lane)
 int pact_offload_set_shutdown_ms(pact_loop *loop, uint64_t ms)
 {
     PACT_CHECK_LOOP(loop, "pact_offload_set_shutdown_ms");
-    struct offq *q = offq_of(loop);
-    if (!q)
-        return PACT_ENOMEM;
+    struct offq *q;
+    int made = offq_get(loop, &q);
+    if (made < 0)
+        return made;
     q->shutdown_ms = ms;
     return 0;
 }

@@ -458,7 +458,7 @@ static int grow(struct lane *ln)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc) {
         free(w);
-        return -rc;
+        return pact__thread_error(rc);
     }
     ln->workers[ln->nthreads++] = w;
     ln->starting++;

@@ -112,8 +112,11 @@ int pact__post_init(pact_loop *loop)
         return -errno;
     loop->post_ev = event_new(loop->base, loop->post_fd[0],
                               EV_READ | EV_PERSIST, post_cb, loop);
-    if (!loop->post_ev || event_add(loop->post_ev, NULL) < 0)
+    if (!loop->post_ev)
         return PACT_ENOMEM;
+    errno = 0;
+    if (event_add(loop->post_ev, NULL) < 0)
+        return pact__ev_error();
     loop->own_events++;
     return 0;
 }

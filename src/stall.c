@@ -721,7 +721,7 @@ static int start(pact_loop *loop, const pact_stall_opts *opts)
         pthread_cond_destroy(&wd->cond);
         pthread_mutex_destroy(&wd->lock);
         free(wd);
-        return PACT_EAGAIN;
+        return pact__thread_error(rc);
     }
     loop->stall = &wd->s;
     return 0;

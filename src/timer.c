@@ -516,8 +516,11 @@ int pact__timers_init(pact_loop *loop)
         return -errno;
     loop->timer_ev = event_new(loop->base, loop->timer_fd, EV_READ | EV_PERSIST,
                                timer_ev_cb, loop);
-    if (!loop->timer_ev || event_add(loop->timer_ev, NULL) < 0)
+    if (!loop->timer_ev)
         return PACT_ENOMEM;
+    errno = 0;
+    if (event_add(loop->timer_ev, NULL) < 0)
+        return pact__ev_error();
     loop->own_events++;
 #else
     loop->timer_ev = event_new(loop->base, -1, 0, timer_ev_cb, loop);

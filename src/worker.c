@@ -180,11 +180,12 @@ static int start_thread(pact_worker *w, const pact_worker_opts *o)
     if (!rc)
         rc = pthread_create(&w->thread, &attr, worker_main, w);
     pthread_attr_destroy(&attr);
-    return -rc;
+    return pact__thread_error(rc);
 }
 
-/* Make the worker's loop (on this thread: pact_loop_run hands it to the
- * worker's) with its end's watcher and its service state. */
+/* Make the worker's loop (on this thread: worker_main makes it the worker
+ * thread's before anything else touches it) with its end's watcher and its
+ * service state. */
 static int make_worker_loop(pact_worker *w)
 {
     int rc = pact_loop_new(&w->wloop);
@@ -233,6 +234,7 @@ int pact_worker_new(pact_loop *loop, pact_worker_fn entry, void *arg,
     if (RUNNING_ON_VALGRIND)
         spin_ns = 0;
 #endif
+    w->ep[0].fd = w->ep[1].fd = -1; /* for pact__port_destroy if init fails */
     atomic_init(&w->refs, 2);
     atomic_init(&w->terminate, false);
     w->entry = entry;

@@ -1,9 +1,12 @@
 #include "helpers.h"
 
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -242,4 +245,43 @@ void t_spin_ms(int ms)
     uint64_t until = now_us() + (uint64_t)ms * 1000;
     while (now_us() < until)
         ;
+}
+
+void t_forked(void (*fn)(void *), void *arg)
+{
+    /* Not with all tests in one process (CK_FORK=no, as under valgrind):
+     * the child would lack the pool threads earlier tests started, and
+     * valgrind would count the parent's memory as the child's leaks. */
+    const char *ck_fork = getenv("CK_FORK");
+    if (ck_fork && strcmp(ck_fork, "no") == 0)
+        return;
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        alarm(60); /* a hang ends the child with a signal */
+        fn(arg);
+        _exit(0);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "child status %d", status);
+}
+
+int t_child_fd_limit(int spare)
+{
+    static rlim_t original;
+    struct rlimit rl;
+    T_CHILD_ASSERT(getrlimit(RLIMIT_NOFILE, &rl) == 0);
+    if (!original)
+        original = rl.rlim_cur;
+    rl.rlim_cur = original; /* to find the lowest free descriptor */
+    T_CHILD_ASSERT(setrlimit(RLIMIT_NOFILE, &rl) == 0);
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    T_CHILD_ASSERT(fd >= 0);
+    close(fd);
+    rl.rlim_cur = (rlim_t)fd + (rlim_t)spare;
+    T_CHILD_ASSERT(setrlimit(RLIMIT_NOFILE, &rl) == 0);
+    return fd;
 }

@@ -6,6 +6,7 @@
 #include <pact.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <unistd.h>
 
 /* T_TSAN: 1 in a ThreadSanitizer build (gcc says so with a macro, clang
  * with __has_feature), where tests scale down what TSan makes costly. */
@@ -68,6 +69,24 @@ struct capture {
 void capture_begin(struct capture *c);
 /* @return what was written to stderr since capture_begin (malloc'd). */
 char *capture_end(struct capture *c);
+
+/* Run @p fn(@p arg) in a child of fork(), for a test that changes the
+ * process (its descriptor limit), and assert that the child exited with 0.
+ * In the child, check with T_CHILD_ASSERT: Check's asserts belong to the
+ * parent. Does nothing under CK_FORK=no (see helpers.c). */
+void t_forked(void (*fn)(void *), void *arg);
+#define T_CHILD_ASSERT(cond)                                                   \
+    do {                                                                       \
+        if (!(cond)) {                                                         \
+            fprintf(stderr, "%s:%d: child: %s is false\n", __FILE__, __LINE__, \
+                    #cond);                                                    \
+            _exit(1);                                                          \
+        }                                                                      \
+    } while (0)
+/* In a t_forked child: lower the soft descriptor limit to @p spare above the
+ * descriptors open now, so that a few opens exhaust it. @return the lowest
+ * free descriptor (the same before and after: nothing leaked or closed). */
+int t_child_fd_limit(int spare);
 
 /* Read a whole file under $PACT_FIXTURES (malloc'd; NULL if missing). */
 char *t_read_fixture(const char *relpath);

@@ -397,6 +397,36 @@ static void never_signal(pact_error *err, int signum, void *ud)
     ++*(int *)ud;
 }
 
+/* A watch the system refuses fails with the system's reason, and leaves no
+ * handle behind (the fixture frees the loop). */
+START_TEST(poll_refused_says_why)
+{
+    int n = 0;
+    pact_handle h = {0};
+    FILE *f = tmpfile(); /* epoll takes no regular file */
+    ck_assert_ptr_nonnull(f);
+    struct capture cap;
+    capture_begin(&cap); /* libevent warns on stderr */
+    int rc_file =
+        pact_poll(t_loop, fileno(f), PACT_READABLE, never_poll, &n, &h);
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    close(fds[0]);
+    close(fds[1]);
+    int rc_closed =
+        pact_poll(t_loop, fds[0], PACT_READABLE, never_poll, &n, &h);
+    int rc_kill = pact_signal(t_loop, SIGKILL, never_signal, &n, &h);
+    free(capture_end(&cap));
+    fclose(f);
+    ck_assert_str_eq(pact_err_name(rc_file), "EPERM");
+    ck_assert_str_eq(pact_err_name(rc_closed), "EBADF");
+    ck_assert_str_eq(pact_err_name(rc_kill), "EINVAL");
+    ck_assert(!pact_loop_alive(t_loop));
+    ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
+    ck_assert_int_eq(n, 0);
+}
+END_TEST
+
 /* Every kind of handle closes, callbacks in the order of the close calls;
  * a NULL close callback is allowed. */
 START_TEST(close_every_kind_in_order)
@@ -434,6 +464,7 @@ Suite *suite_io(void)
     tcase_add_test(poll, poll_cleared_never_called);
     tcase_add_test(poll, io_callback_then_immediate_before_timeout);
     tcase_add_test(poll, stop_in_io_phase_leaves_other_ready_events);
+    tcase_add_test(poll, poll_refused_says_why);
     suite_add_tcase(s, poll);
 
     TCase *sig = tcase_create("signal");

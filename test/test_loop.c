@@ -716,8 +716,8 @@ static void *wrong_thread(void *p)
 }
 
 /* Only the loop's own thread may touch it; the call fails without effect and
- * names the function on stderr. (pact_loop_run is left out: running the loop
- * is how another thread becomes its owner; see thread_that_last_ran_owns.) */
+ * names the function on stderr (pact_loop_run: see
+ * run_from_other_thread_is_ethread). */
 START_TEST(wrong_thread_is_ethread)
 {
     struct wrong w = {t_loop, {0}, {0}, 0, 0};
@@ -743,54 +743,94 @@ START_TEST(wrong_thread_is_ethread)
 }
 END_TEST
 
-struct adopt {
-    pact_loop *loop;
-    pthread_t self;
-    int rc_run1, rc_timeout, rc_run2, fired, same_thread;
+struct other_run {
+    int rc_run, rc_stop;
 };
 
-static void adopt_cb(pact_error *err, void *ud)
+static void *run_from_thread(void *p)
 {
-    struct adopt *a = ud;
-    (void)err;
-    a->fired++;
-    a->same_thread = pthread_equal(pthread_self(), a->self);
-}
-
-static void *adopt_thread(void *p)
-{
-    struct adopt *a = p;
-    a->self = pthread_self();
-    a->rc_run1 = pact_loop_run(a->loop, PACT_RUN_DEFAULT);
-    a->rc_timeout = pact_timeout(a->loop, 1, adopt_cb, a, NULL);
-    a->rc_run2 = pact_loop_run(a->loop, PACT_RUN_DEFAULT);
+    struct other_run *o = p;
+    o->rc_run = pact_loop_run(t_loop, PACT_RUN_DEFAULT);
+    o->rc_stop = pact_loop_stop(t_loop);
     return NULL;
 }
 
-/* "The loop's thread is the one that created it, or that last ran it." */
-START_TEST(thread_that_last_ran_owns)
+static void other_run_in_timer(pact_error *err, void *ud)
 {
-    struct adopt a = {.loop = t_loop};
+    ck_assert_ptr_null(err);
     pthread_t th;
-    ck_assert_int_eq(pthread_create(&th, NULL, adopt_thread, &a), 0);
+    ck_assert_int_eq(pthread_create(&th, NULL, run_from_thread, ud), 0);
     pthread_join(th, NULL);
-    ck_assert_int_eq(a.rc_run1, 0);
-    ck_assert_int_eq(a.rc_timeout, 0);
-    ck_assert_int_eq(a.rc_run2, 0);
-    ck_assert_int_eq(a.fired, 1);
-    ck_assert(a.same_thread);
+}
 
+/* Running the loop is its thread's alone: another thread is refused, even
+ * while the loop runs, and the loop stays its thread's. */
+START_TEST(run_from_other_thread_is_ethread)
+{
+    struct other_run o = {0, 0};
     int n = 0;
+    pthread_t th;
     struct capture cap;
     capture_begin(&cap);
-    int rc = pact_timeout(t_loop, 1, count_cb, &n, NULL);
-    free(capture_end(&cap));
-    ck_assert_int_eq(rc, PACT_ETHREAD);
-    /* running it here takes it back, so the fixture can free it */
+    /* while the loop runs */
+    ck_assert_int_eq(pact_timeout(t_loop, 1, other_run_in_timer, &o, NULL), 0);
     ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
+    char *err = capture_end(&cap);
+    ck_assert_int_eq(o.rc_run, PACT_ETHREAD);
+    ck_assert_int_eq(o.rc_stop, PACT_ETHREAD);
+    ck_assert_msg(strstr(err, "pact_loop_run") != NULL, "stderr: '%s'", err);
+    free(err);
+    /* after it, too */
+    capture_begin(&cap);
+    ck_assert_int_eq(pthread_create(&th, NULL, run_from_thread, &o), 0);
+    pthread_join(th, NULL);
+    free(capture_end(&cap));
+    ck_assert_int_eq(o.rc_run, PACT_ETHREAD);
+    /* the creating thread still owns it */
     ck_assert_int_eq(pact_timeout(t_loop, 1, count_cb, &n, NULL), 0);
     ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
     ck_assert_int_eq(n, 1);
+}
+END_TEST
+
+/* ---- descriptor exhaustion ---------------------------------------------
+ * In a child of fork(): the limit is the process's. libevent would end the
+ * process when its base cannot have its signal pipe. */
+
+static void loops_until_emfile(void *arg)
+{
+    (void)arg;
+    enum { MAX = 16 };
+    pact_loop *loops[MAX];
+    int n = 0, rc = 0;
+    int lowest = t_child_fd_limit(20);
+    while (n < MAX && (rc = pact_loop_new(&loops[n])) == 0)
+        n++;
+    T_CHILD_ASSERT(rc == PACT_EMFILE);
+    T_CHILD_ASSERT(n >= 1);
+    while (n > 0)
+        T_CHILD_ASSERT(pact_loop_free(loops[--n]) == 0);
+    /* each spare count makes the making fail at another step, or not */
+    int made = 0, refused = 0;
+    for (int spare = 0; spare <= 12; spare++) {
+        t_child_fd_limit(spare);
+        pact_loop *loop = NULL;
+        rc = pact_loop_new(&loop);
+        T_CHILD_ASSERT(rc == 0 || rc == PACT_EMFILE);
+        if (rc == 0) {
+            made++;
+            T_CHILD_ASSERT(pact_loop_free(loop) == 0);
+        } else {
+            refused++;
+        }
+    }
+    T_CHILD_ASSERT(made && refused);
+    T_CHILD_ASSERT(t_child_fd_limit(0) == lowest);
+}
+
+START_TEST(descriptor_exhaustion_is_emfile)
+{
+    t_forked(loops_until_emfile, NULL);
 }
 END_TEST
 
@@ -880,6 +920,7 @@ Suite *suite_loop(void)
     Suite *s = suite_create("loop");
     TCase *life = tcase_create("lifecycle");
     tcase_add_test(life, new_and_free);
+    tcase_add_test(life, descriptor_exhaustion_is_emfile);
     tcase_add_test(life, free_drops_queued_work);
     suite_add_tcase(s, life);
 
@@ -923,7 +964,7 @@ Suite *suite_loop(void)
     TCase *th = tcase_create("threads");
     tcase_add_checked_fixture(th, t_setup, t_teardown);
     tcase_add_test(th, wrong_thread_is_ethread);
-    tcase_add_test(th, thread_that_last_ran_owns);
+    tcase_add_test(th, run_from_other_thread_is_ethread);
     tcase_add_test(th, null_arguments);
     tcase_add_test(th, now_is_cached_until_updated);
     tcase_add_test(th, now_advances_with_the_loop);

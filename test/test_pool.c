@@ -173,6 +173,31 @@ static void tally_free(struct tally *t)
     t->last_msg = NULL;
 }
 
+/* In a child of fork() (the limit is the process's): the loop's first
+ * offload needs a descriptor; without one it says so, and the next, with
+ * one, works. */
+static void offload_without_descriptors(void *arg)
+{
+    (void)arg;
+    struct tally t = {0};
+    int lowest = t_child_fd_limit(0);
+    T_CHILD_ASSERT(pact_offload(t_loop, twice, (void *)1, NULL, tally_cb, &t) ==
+                   PACT_EMFILE);
+    T_CHILD_ASSERT(t_child_fd_limit(0) == lowest);
+    t_child_fd_limit(16);
+    T_CHILD_ASSERT(pact_offload(t_loop, twice, (void *)1, NULL, tally_cb, &t) ==
+                   0);
+    T_CHILD_ASSERT(pact_loop_run(t_loop, PACT_RUN_DEFAULT) == 0);
+    T_CHILD_ASSERT(t.calls == 1 && t.sum == 2);
+    T_CHILD_ASSERT(pact_loop_free(t_loop) == 0);
+}
+
+START_TEST(descriptor_exhaustion_is_emfile)
+{
+    t_forked(offload_without_descriptors, NULL);
+}
+END_TEST
+
 /* ---- round trips --------------------------------------------------------- */
 
 enum { LOAD = 100000 };
@@ -1344,6 +1369,7 @@ Suite *suite_pool(void)
     tcase_add_checked_fixture(tc, setup, t_teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, round_trips_under_load);
+    tcase_add_test(tc, descriptor_exhaustion_is_emfile);
     tcase_add_test(tc, round_trips_one_at_a_time);
     tcase_add_test(tc, results_share_one_wakeup);
     tcase_add_test(tc, blocking_lane_does_not_starve_cpu_lane);

@@ -1387,6 +1387,69 @@ START_TEST(exit_code)
 }
 END_TEST
 
+static pact_error *quit_entry(pact_loop *loop, pact_port *port, void *arg)
+{
+    (void)loop, (void)arg;
+    pact_worker_exit(port, 0);
+    return NULL;
+}
+
+/* In a child of fork() (the limit is the process's): out of descriptors,
+ * pact_worker_new fails with PACT_EMFILE at whichever step finds none, and
+ * the process goes on, its workers ending and freed as usual. */
+static void workers_until_emfile(void *arg)
+{
+    (void)arg;
+    enum { MAX = 16 };
+    pact_worker *w[MAX];
+    int n = 0, rc = 0;
+    int lowest = t_child_fd_limit(24);
+    while (n < MAX &&
+           (rc = pact_worker_new(t_loop, quit_entry, NULL, NULL, &w[n])) == 0)
+        n++;
+    T_CHILD_ASSERT(rc == PACT_EMFILE);
+    T_CHILD_ASSERT(n >= 1);
+    T_CHILD_ASSERT(pact_loop_run(t_loop, PACT_RUN_DEFAULT) == 0);
+    while (n > 0)
+        pact_worker_free(w[--n]);
+    int made = 0, refused = 0;
+    for (int spare = 0; spare <= 14; spare++) {
+        t_child_fd_limit(spare);
+        pact_worker *one = NULL;
+        rc = pact_worker_new(t_loop, quit_entry, NULL, NULL, &one);
+        T_CHILD_ASSERT(rc == 0 || rc == PACT_EMFILE);
+        if (rc == 0) {
+            made++;
+            T_CHILD_ASSERT(pact_loop_run(t_loop, PACT_RUN_DEFAULT) == 0);
+            pact_worker_free(one);
+        } else {
+            refused++;
+        }
+    }
+    T_CHILD_ASSERT(made && refused);
+    T_CHILD_ASSERT(t_child_fd_limit(0) == lowest);
+    T_CHILD_ASSERT(pact_loop_free(t_loop) == 0);
+}
+
+START_TEST(descriptor_exhaustion_is_emfile)
+{
+    t_forked(workers_until_emfile, NULL);
+}
+END_TEST
+
+/* A thread that cannot start (here: no memory for its stack) is its own
+ * code, not PACT_EAGAIN, which means a full queue. */
+START_TEST(thread_start_failure_is_enothread)
+{
+    pact_worker_opts o = {.stack_size = (size_t)1 << 60};
+    pact_worker *w = NULL;
+    ck_assert_int_eq(pact_worker_new(t_loop, quit_entry, NULL, &o, &w),
+                     PACT_ENOTHREAD);
+    ck_assert_ptr_null(w);
+    ck_assert_int_ne(PACT_ENOTHREAD, PACT_EAGAIN);
+}
+END_TEST
+
 /* Messages it posted before it ended come before its end. */
 static pact_error *burst_entry(pact_loop *loop, pact_port *port, void *arg)
 {
@@ -1865,6 +1928,8 @@ Suite *suite_worker(void)
     tcase_add_test(tc, uncaught_error_in_worker);
     tcase_add_test(tc, unobserved_failure_raises);
     tcase_add_test(tc, exit_code);
+    tcase_add_test(tc, descriptor_exhaustion_is_emfile);
+    tcase_add_test(tc, thread_start_failure_is_enothread);
     tcase_add_test(tc, messages_before_exit);
     tcase_add_test(tc, terminate_while_busy);
     tcase_add_test(tc, terminate_long_callback);

@@ -57,6 +57,7 @@
     X(EUNHANDLED, -4003, "unhandled rejection")                                \
     X(EAGGREGATE, -4004, "all promises were rejected")                         \
     X(ENOTASK, -4005, "await outside a task")                                  \
+    X(ENOTHREAD, -4006, "cannot start a thread (thread or memory limit)")      \
     X(EOF, -4095, "end of file")                                               \
     X(EUNKNOWN, -4094, "unknown error")
 

@@ -1,10 +1,10 @@
 /* Layer 1: the event loop. One macrotask at a time in Node's phases (timers,
  * I/O, immediates, close callbacks); after every macrotask callback the
  * nextTick queue and then the microtask queue are drained, as in Node v20.
- * Every function here must be called on the loop's thread (the thread that
- * created it, or that last ran it) except pact_loop_post, pact_loop_hold and
- * pact_loop_release; others return PACT_ETHREAD and name themselves on
- * stderr. */
+ * Every function here, pact_loop_run included, must be called on the loop's
+ * thread (the thread that created it; a worker's loop is its worker's)
+ * except pact_loop_post, pact_loop_hold and pact_loop_release; others return
+ * PACT_ETHREAD and name themselves on stderr. */
 #ifndef PACT_LOOP_H
 #define PACT_LOOP_H
 
@@ -28,8 +28,12 @@ typedef enum pact_run_mode {
 } pact_run_mode;
 
 /**
- * Make a loop with its own event_base.
+ * Make a loop with its own event_base, owned by the calling thread.
  * @param out receives the loop (free with pact_loop_free).
+ * @return 0; PACT_EINVAL (NULL @p out); PACT_EMFILE or PACT_ENFILE (out of
+ *   descriptors: a loop needs five, and four more for a moment while its
+ *   base is made, as libevent would otherwise end the process, see
+ *   doc/loop.md); PACT_ENOMEM. On error nothing was made.
  */
 PACT_API int pact_loop_new(pact_loop **out);
 /**
@@ -46,7 +50,8 @@ PACT_API int pact_loop_from_base(struct event_base *base, pact_loop **out);
  * Run the loop. Before the first phase the tick and microtask queues are
  * drained (the end of the main program's first turn).
  * @return 1 if work remains (after ONCE, NOWAIT or pact_loop_stop), 0 if none,
- *   PACT_EBUSY if the loop is already running, or the (negative) code of an
+ *   PACT_EBUSY if the loop is already running, PACT_ETHREAD off the loop's
+ *   thread (the loop is not taken over), or the (negative) code of an
  *   uncaught error that stopped it (see pact_loop_raise).
  */
 PACT_API int pact_loop_run(pact_loop *loop, pact_run_mode mode);
@@ -116,7 +121,9 @@ PACT_API int pact_immediate(pact_loop *loop, pact_cb cb, void *ud,
 /** Signal callback: runs on the loop thread in the I/O phase. */
 typedef void (*pact_signal_cb)(pact_error *err, int signum, void *ud);
 /** Watch a signal (through libevent; one loop per process may watch
- * signals). */
+ * signals).
+ * @return 0; PACT_EINVAL (NULL callback, a signal number out of range or one
+ *   that cannot be caught); PACT_ENOMEM; PACT_ETHREAD. */
 PACT_API int pact_signal(pact_loop *loop, int signum, pact_signal_cb cb,
                          void *ud, pact_handle *out);
 
@@ -125,7 +132,10 @@ PACT_API int pact_signal(pact_loop *loop, int signum, pact_signal_cb cb,
 /** fd poller callback: @p events is what is ready
  * (PACT_READABLE|PACT_WRITABLE). */
 typedef void (*pact_poll_cb)(pact_error *err, int fd, int events, void *ud);
-/** Watch @p fd (not owned) for @p events until cleared (uv_poll_t). */
+/** Watch @p fd (not owned) for @p events until cleared (uv_poll_t).
+ * @return 0; PACT_EINVAL (NULL callback, negative fd, bad events); the
+ *   system's reason when epoll refuses the fd: PACT_EPERM (a regular file or
+ *   directory), PACT_EBADF (not open); PACT_ENOMEM; PACT_ETHREAD. */
 PACT_API int pact_poll(pact_loop *loop, int fd, int events, pact_poll_cb cb,
                        void *ud, pact_handle *out);
 

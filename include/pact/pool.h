@@ -107,9 +107,10 @@ typedef struct pact_offload_opts {
  * @param opts  lane and abort token; NULL for the CPU lane without one.
  * @return 0; PACT_EAGAIN (the lane's limit is reached); PACT_EINVAL (NULL
  *   loop, fn or cb; a lane that does not exist); PACT_ENOMEM; PACT_ETHREAD
- *   (not the loop's thread, which includes a pool thread); or the error of
- *   pthread_create when the lane has no thread and none can be started. On
- *   any error @p cb is never called.
+ *   (not the loop's thread, which includes a pool thread); PACT_EMFILE or
+ *   PACT_ENFILE (the loop's first offload needs a descriptor for its
+ *   results); PACT_ENOTHREAD when the lane has no thread and none can be
+ *   started. On any error @p cb is never called.
  */
 PACT_API int pact_offload(pact_loop *loop, pact_offload_fn fn, void *arg,
                           const pact_offload_opts *opts, pact_offload_cb cb,

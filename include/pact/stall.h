@@ -115,8 +115,8 @@ typedef struct pact_stall_opts {
  * Stopping waits for the watchdog thread, which first delivers the report
  * of a stalled step that has ended meanwhile. pact_loop_free stops it too.
  * @return 0, PACT_EINVAL (NULL opts), PACT_ERANGE (a threshold above
- *   PACT_TIMEOUT_MAX), PACT_ENOMEM, PACT_EAGAIN (no thread), PACT_ETHREAD
- *   (off the loop thread).
+ *   PACT_TIMEOUT_MAX), PACT_ENOMEM, PACT_ENOTHREAD (the watchdog thread
+ *   could not start), PACT_ETHREAD (off the loop thread).
  */
 PACT_API int pact_loop_watch_stalls_opts(pact_loop *loop,
                                          const pact_stall_opts *opts);

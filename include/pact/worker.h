@@ -152,9 +152,11 @@ typedef struct pact_worker_opts {
  * (json_object_seed(0)) before the first worker starts, so that objects are
  * made alike on every thread.
  * @param out  receives the worker (free with pact_worker_free).
- * @return 0, PACT_EINVAL (NULL loop, entry or out), PACT_ETHREAD, PACT_ENOMEM,
- *   or the code of the failed thread creation (e.g. PACT_EAGAIN): then
- *   nothing was started.
+ * @return 0, PACT_EINVAL (NULL loop, entry or out, or a stack size the
+ *   system refuses), PACT_ETHREAD, PACT_ENOMEM, PACT_EMFILE or PACT_ENFILE
+ *   (out of descriptors: a worker needs seven, see pact_loop_new),
+ *   PACT_ENOTHREAD (the thread could not start: the system's thread limit,
+ *   or no memory for its stack): then nothing was started.
  */
 PACT_API int pact_worker_new(pact_loop *loop, pact_worker_fn entry, void *arg,
                              const pact_worker_opts *opts, pact_worker **out);
