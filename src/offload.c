@@ -600,6 +600,7 @@ static void offq_free(pact_loop *loop, void *state)
     pthread_mutex_destroy(&q->lock);
     pthread_cond_destroy(&q->drained);
     pact__pool_leave();
+    pact__micro_unreserve(loop); /* the flush job's */
     free(q);
 }
 
@@ -632,9 +633,15 @@ static int open_fd(struct offq *q)
 
 static void *offq_make(pact_loop *loop)
 {
-    struct offq *q = aligned_alloc(_Alignof(struct offq), sizeof *q);
-    if (!q)
+    /* the one flush job queued at a time is queued where a submit has
+     * already succeeded: its slot is held for the queue's life */
+    if (pact__micro_reserve(loop) < 0)
         return NULL;
+    struct offq *q = aligned_alloc(_Alignof(struct offq), sizeof *q);
+    if (!q) {
+        pact__micro_unreserve(loop);
+        return NULL;
+    }
     memset(q, 0, sizeof *q);
     q->loop = loop;
     q->fd[0] = q->fd[1] = -1;

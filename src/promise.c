@@ -55,18 +55,26 @@ static void node_release(pact_loop *loop, pact_promise *n)
     FREE_NEXT(n) = loop->pfree;
     loop->pfree = n;
     loop->plive--;
+    pact__micro_unreserve(loop);
     POISON((char *)n + BODY_OFF, sizeof *n - BODY_OFF);
 }
 
+/* A node holds a microtask slot for its life: its one job at a time (its
+ * reaction, an adoption) is then queued without allocating, where a failure
+ * could no longer be reported. */
 static pact_promise *node_new(pact_loop *loop, uint8_t role, uint8_t hkind)
 {
+    if (pact__micro_reserve(loop) < 0)
+        return NULL;
     pact_promise *n = loop->pfree;
     if (n) {
         loop->pfree = FREE_NEXT(n);
     } else {
         struct pact__slab *s = malloc(sizeof *s);
-        if (!s)
+        if (!s) {
+            pact__micro_unreserve(loop);
             return NULL;
+        }
         s->next = loop->slabs;
         loop->slabs = s;
         for (size_t i = SLAB_NODES - 1; i > 0; i--) {
@@ -527,17 +535,17 @@ static void drop_job(pact_fn fn, void *ud)
 
 size_t pact__promises_release(pact_loop *loop)
 {
-    struct jobq *q = &loop->micro, keep = {0};
+    struct jobq *q = &loop->micro;
     struct job j;
-    /* dropping one job may free nodes that other jobs no longer name */
-    while (pact__jobq_pop(q, &j)) {
+    /* once round the ring, the other jobs put back into the slot just
+     * popped; dropping one job may free nodes that other jobs no longer
+     * name */
+    for (size_t n = q->len; n > 0 && pact__jobq_pop(q, &j); n--) {
         if (is_promise_job(j.fn))
             drop_job(j.fn, j.ud);
-        else if (pact__jobq_push(&keep, j.fn, j.ud) < 0)
-            break;
+        else
+            pact__jobq_put(q, j.fn, j.ud);
     }
-    pact__jobq_free(q);
-    *q = keep;
     pact__rejections_free(loop);
     return loop->plive;
 }
