@@ -479,6 +479,10 @@ void pact__rejections_free(pact_loop *loop);
  * once queued promise jobs are dropped (then the loop cannot be freed). */
 size_t pact__promises_release(pact_loop *loop);
 void pact__promises_free(pact_loop *loop);
+/* promise.c: pact_loop_close_all's part: promises that wait on each other in
+ * a cycle, which nothing can settle, are rejected with PACT_ECANCELED (their
+ * reactions queued). @return 0, or PACT_ENOMEM (the cycles are left). */
+int pact__promises_close(pact_loop *loop);
 
 /* timer.c */
 int pact__timers_init(pact_loop *loop);
