@@ -2,6 +2,8 @@
  * I/O phase, each followed by the microtask drain. */
 #include <event2/event.h>
 
+#include <errno.h>
+
 #include "internal.h"
 
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
@@ -34,12 +36,18 @@ static int start(pact_loop *loop, int kind, int num, short what,
     if (!s)
         return PACT_ENOMEM;
     s->u.io.num = num;
+    errno = 0;
     s->u.io.ev = event_new(loop->base, num, what, fn, s);
     if (!s->u.io.ev || event_add(s->u.io.ev, NULL) < 0) {
+        /* out of memory (libevent's allocations, or the kernel's) is not
+         * a bad descriptor */
+        bool nomem = !s->u.io.ev || errno == ENOMEM;
         if (s->u.io.ev)
             event_free(s->u.io.ev);
         pact__slot_free(loop, s);
-        return kind == SLOT_SIGNAL ? PACT_EINVAL : PACT_EBADF;
+        return nomem                 ? PACT_ENOMEM
+               : kind == SLOT_SIGNAL ? PACT_EINVAL
+                                     : PACT_EBADF;
     }
     loop->own_events++;
     pact__slot_activate(loop, s);
