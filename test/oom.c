@@ -1,4 +1,5 @@
-/* Fault injection: a representative program (timers, a promise chain,
+/* Fault injection: a representative program (timers, one cancelled through
+ * an abort token, a promise chain,
  * pact_all, a task, an offload, an fs read, a worker message) run once for
  * each N with the Nth allocation failing, each run in a child process, until
  * a run makes fewer than N allocations. Every run must end cleanly: no
@@ -247,7 +248,17 @@ static int bad;        /* an error no allocation failure should give */
 static int want, got;  /* callbacks owed, callbacks run */
 static int counts[16]; /* per callback, how many times it ran */
 
-enum { C_TIMER, C_CHAIN, C_ALL, C_TASK, C_OFFLOAD, C_FS, C_MSG, C_EXIT };
+enum {
+    C_TIMER,
+    C_ABORTED,
+    C_CHAIN,
+    C_ALL,
+    C_TASK,
+    C_OFFLOAD,
+    C_FS,
+    C_MSG,
+    C_EXIT
+};
 
 /* An error seen: the honest ones for a failed allocation are these. */
 static void note(int code, const char *where)
@@ -279,6 +290,26 @@ static void on_timer(pact_error *err, void *ud)
 {
     (void)ud;
     ran(C_TIMER, err, "timer");
+}
+
+static void on_aborted(pact_error *err, void *ud)
+{
+    (void)ud;
+    ran(C_ABORTED, err, "aborted timer");
+}
+
+/* A long timer watching a token that aborts first. */
+static void aborted_timer(pact_loop *loop)
+{
+    pact_abort *a;
+    int rc = pact_abort_timeout(loop, 1, &a);
+    note(rc, "pact_abort_timeout");
+    if (rc < 0)
+        return;
+    pact_timer_opts o = {.delay_ms = 100000, .abort = a};
+    started(pact_timer_start(loop, &o, on_aborted, NULL, NULL),
+            "pact_timer_start");
+    pact_abort_unref(a);
 }
 
 static pact_value add_one(const pact_value *v, void *ud)
@@ -441,6 +472,7 @@ static int program(void)
     want = got = 0;
     memset(counts, 0, sizeof counts);
     started(pact_timeout(loop, 1, on_timer, NULL, NULL), "pact_timeout");
+    aborted_timer(loop);
     chain(loop);
     watch(pact_task_spawn(loop, task_body, loop, NULL), C_TASK);
     started(pact_offload(loop, square, NULL, NULL, on_offload, NULL),
