@@ -1,17 +1,18 @@
 /* Fault injection: a representative program (timers, one cancelled through
- * an abort token, a promise chain,
- * pact_all, a task, an offload, an fs read, a worker message) run once for
- * each N with the Nth allocation failing, each run in a child process, until
- * a run makes fewer than N allocations. Every run must end cleanly: no
- * signal, no abort, no hang, every callback called exactly once, every
- * error one that an allocation failure may honestly give, pact_loop_free
- * succeeding, and no block left allocated that the run made.
+ * an abort token, a promise chain, pact_all, a task, an offload, an fs read,
+ * a worker message) run once for each N with the Nth allocation failing,
+ * each run in a child process, until a run makes fewer than N allocations.
+ * Every run must end cleanly: no signal, no abort, no hang, every callback
+ * called exactly once, every error one that an allocation failure may honestly
+ * give, pact_loop_free succeeding, and no block left allocated that the run
+ * made.
  *
  * The allocator is replaced by this program's malloc family (glibc allows
  * it; each forwards to __libc_*): the library and everything under it
  * (libevent, jansson, glibc's own callers) come here. The sanitizers replace
  * malloc themselves, so their builds skip this test (77); the main build
- * runs it. `test/oom N` runs the one case N in-process, with its stderr. */
+ * runs it. `test/oom N` runs the one case N in-process, with its stderr,
+ * the failing allocation's stack and the stacks of the blocks it leaked. */
 #include <errno.h>
 #include <execinfo.h>
 #include <jansson.h>
