@@ -6,7 +6,9 @@
  * promise; that node's wake-up stores the settled promise in the header and
  * steps again, and the body's switch jumps to the await's line. Every
  * failure to await (a NULL promise, another loop's, no memory) still
- * suspends and resumes as a microtask, so the macros need no second path. */
+ * suspends and resumes as a microtask, so the macros need no second path.
+ * That resume job (one at a time) takes the microtask slot of the frame's
+ * promise, which is pending and never queued while the frame lives. */
 #include "internal.h"
 
 #include <stdlib.h>

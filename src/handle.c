@@ -264,7 +264,8 @@ int pact_loop_close_all(pact_loop *loop)
     for (int i = 0; i < PACT__SERVICES; i++)
         if (loop->services[i].ops)
             loop->services[i].ops->close_all(loop, loop->services[i].state);
-    return 0;
+    /* last: what the services cancelled no longer waits */
+    return pact__promises_close(loop);
 }
 
 /* At pact_loop_free: only the chunks are left (live == 0 was checked). */

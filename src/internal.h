@@ -7,6 +7,7 @@
 #include "config.h"
 #endif
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -126,7 +127,12 @@ struct slot {
 
 #define SLOT_CHUNK 1024
 
-/* A FIFO of (fn, ud) jobs in a growable ring: no allocation per job. */
+/* A FIFO of (fn, ud) jobs in a growable ring: no allocation per job.
+ *
+ * Slots can be reserved ahead: an object whose job must be queued where
+ * nothing can report a failure (a promise reaction, a task's wake-up) holds
+ * one reservation for its life and has at most one job queued at a time, so
+ * keeping cap >= len + reserved makes each such push allocation-free. */
 struct job {
     pact_fn fn;
     void *ud;
@@ -134,9 +140,23 @@ struct job {
 struct jobq {
     struct job *v;
     size_t head, len, cap; /* cap is a power of two */
+    size_t reserved;       /* slots promised to holders (pact__jobq_reserve) */
 };
+/* Queue a job beyond the reserved slots: 0 or PACT_ENOMEM. */
 int pact__jobq_push(struct jobq *q, pact_fn fn, void *ud);
+/* Reserve a slot for one holder: 0 or PACT_ENOMEM. */
+int pact__jobq_reserve(struct jobq *q);
 void pact__jobq_free(struct jobq *q);
+
+/* Queue the job of a holder of a reservation (or into a slot just popped):
+ * never allocates. */
+static inline void pact__jobq_put(struct jobq *q, pact_fn fn, void *ud)
+{
+    assert(q->len < q->cap);
+    struct job *j = &q->v[(q->head + q->len++) & (q->cap - 1)];
+    j->fn = fn;
+    j->ud = ud;
+}
 
 static inline bool pact__jobq_pop(struct jobq *q, struct job *out)
 {
@@ -456,8 +476,12 @@ int pact__slot_owns_ud(pact_loop *loop, pact_handle h, pact_fn drop);
 
 /* tick.c: run after every macrotask callback */
 void pact__drain(pact_loop *loop);
-/* Queue a job the promise layer cannot fail to queue (out of memory there is
- * fatal: a reaction that never runs would hang its chain silently). */
+/* A microtask slot for an object (a promise node, a task, an async frame, a
+ * service queue) whose jobs are queued where no failure can be reported: take
+ * one when it is made (PACT_ENOMEM then), give it back when it is freed. */
+int pact__micro_reserve(pact_loop *loop);
+void pact__micro_unreserve(pact_loop *loop);
+/* Queue the job of a holder of a microtask slot: never fails. */
 void pact__micro_must(pact_loop *loop, pact_fn fn, void *ud);
 
 /* reject.c: Node's processPromiseRejections, run when a drain empties the
@@ -470,6 +494,10 @@ void pact__rejections_free(pact_loop *loop);
  * once queued promise jobs are dropped (then the loop cannot be freed). */
 size_t pact__promises_release(pact_loop *loop);
 void pact__promises_free(pact_loop *loop);
+/* promise.c: pact_loop_close_all's part: promises that wait on each other in
+ * a cycle, which nothing can settle, are rejected with PACT_ECANCELED (their
+ * reactions queued). @return 0, or PACT_ENOMEM (the cycles are left). */
+int pact__promises_close(pact_loop *loop);
 
 /* timer.c */
 int pact__timers_init(pact_loop *loop);

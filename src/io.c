@@ -2,6 +2,8 @@
  * I/O phase, each followed by the microtask drain. */
 #include <event2/event.h>
 
+#include <errno.h>
+
 #include "internal.h"
 
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
@@ -34,6 +36,7 @@ static int start(pact_loop *loop, int kind, int num, short what,
     if (!s)
         return PACT_ENOMEM;
     s->u.io.num = num;
+    errno = 0;
     s->u.io.ev = event_new(loop->base, num, what, fn, s);
     int rc = s->u.io.ev ? 0 : PACT_ENOMEM;
     errno = 0;

@@ -601,6 +601,7 @@ static void offq_free(pact_loop *loop, void *state)
     pthread_mutex_destroy(&q->lock);
     pthread_cond_destroy(&q->drained);
     pact__pool_leave();
+    pact__micro_unreserve(loop); /* the flush job's */
     free(q);
 }
 
@@ -633,8 +634,15 @@ static int open_fd(struct offq *q)
 
 static void *offq_make(pact_loop *loop)
 {
+    /* the one flush job queued at a time is queued where a submit has
+     * already succeeded: its slot is held for the queue's life */
+    if (pact__micro_reserve(loop) < 0) {
+        errno = ENOMEM;
+        return NULL;
+    }
     struct offq *q = aligned_alloc(_Alignof(struct offq), sizeof *q);
     if (!q) {
+        pact__micro_unreserve(loop);
         errno = ENOMEM;
         return NULL;
     }

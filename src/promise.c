@@ -55,18 +55,26 @@ static void node_release(pact_loop *loop, pact_promise *n)
     FREE_NEXT(n) = loop->pfree;
     loop->pfree = n;
     loop->plive--;
+    pact__micro_unreserve(loop);
     POISON((char *)n + BODY_OFF, sizeof *n - BODY_OFF);
 }
 
+/* A node holds a microtask slot for its life: its one job at a time (its
+ * reaction, an adoption) is then queued without allocating, where a failure
+ * could no longer be reported. */
 static pact_promise *node_new(pact_loop *loop, uint8_t role, uint8_t hkind)
 {
+    if (pact__micro_reserve(loop) < 0)
+        return NULL;
     pact_promise *n = loop->pfree;
     if (n) {
         loop->pfree = FREE_NEXT(n);
     } else {
         struct pact__slab *s = malloc(sizeof *s);
-        if (!s)
+        if (!s) {
+            pact__micro_unreserve(loop);
             return NULL;
+        }
         s->next = loop->slabs;
         loop->slabs = s;
         for (size_t i = SLAB_NODES - 1; i > 0; i--) {
@@ -527,17 +535,17 @@ static void drop_job(pact_fn fn, void *ud)
 
 size_t pact__promises_release(pact_loop *loop)
 {
-    struct jobq *q = &loop->micro, keep = {0};
+    struct jobq *q = &loop->micro;
     struct job j;
-    /* dropping one job may free nodes that other jobs no longer name */
-    while (pact__jobq_pop(q, &j)) {
+    /* once round the ring, the other jobs put back into the slot just
+     * popped; dropping one job may free nodes that other jobs no longer
+     * name */
+    for (size_t n = q->len; n > 0 && pact__jobq_pop(q, &j); n--) {
         if (is_promise_job(j.fn))
             drop_job(j.fn, j.ud);
-        else if (pact__jobq_push(&keep, j.fn, j.ud) < 0)
-            break;
+        else
+            pact__jobq_put(q, j.fn, j.ud);
     }
-    pact__jobq_free(q);
-    *q = keep;
     pact__rejections_free(loop);
     return loop->plive;
 }
@@ -551,6 +559,185 @@ void pact__promises_free(pact_loop *loop)
     }
     loop->slabs = NULL;
     loop->pfree = NULL;
+}
+
+/* ---- cycles, at pact_loop_close_all -------------------------------------- */
+
+/* Promises resolved with each other (directly, or round a chain) each wait
+ * as a reaction on the next one's list, so each holds the next alive and none
+ * can ever settle: once the program drops them, nothing could free them.
+ * pact_loop_close_all finds them: every pending node waits on at most one
+ * source (the list it is on, or the promise its queued adoption will attach
+ * to), so following sources from any node either ends at one that waits on
+ * nothing, or loops. Those that loop, and those that wait on them, are taken
+ * off their sources and reacted to as if those had rejected. */
+
+struct cycles {
+    struct pact__slab **slabs; /* sorted by address */
+    size_t nslabs;
+    pact_promise **src; /* each node's source, by index */
+};
+
+static int slab_cmp(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t) * (struct pact__slab *const *)a;
+    uintptr_t y = (uintptr_t) * (struct pact__slab *const *)b;
+    return x < y ? -1 : x > y;
+}
+
+static pact_promise **src_of(struct cycles *c, const pact_promise *n)
+{
+    size_t lo = 0, hi = c->nslabs;
+    while (hi - lo > 1) { /* the last slab starting at or before n */
+        size_t mid = lo + (hi - lo) / 2;
+        if ((uintptr_t)c->slabs[mid] <= (uintptr_t)n)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    size_t i = (size_t)(n - c->slabs[lo]->nodes);
+    return &c->src[lo * SLAB_NODES + i];
+}
+
+static struct job *micro_at(pact_loop *loop, size_t i)
+{
+    struct jobq *q = &loop->micro;
+    return &q->v[(q->head + i) & (q->cap - 1)];
+}
+
+#define EACH_NODE(c, n)                                                        \
+    for (size_t si = 0; si < (c)->nslabs; si++)                                \
+        for (pact_promise *n = (c)->slabs[si]->nodes;                          \
+             n < (c)->slabs[si]->nodes + SLAB_NODES; n++)                      \
+            if (n->state != STATE_DEAD)
+
+/* Fill c->src: the lists, and the adoptions still queued. */
+static void find_sources(pact_loop *loop, struct cycles *c)
+{
+    EACH_NODE(c, n)
+    {
+        if (n->state == PACT_PENDING)
+            for (pact_promise *w = n->u.w.head; w; w = w->u.w.next)
+                *src_of(c, w) = n;
+    }
+    for (size_t i = 0; i < loop->micro.len; i++) {
+        struct job *j = micro_at(loop, i);
+        if (j->fn == adopt_job) {
+            pact_promise *p = j->ud;
+            *src_of(c, p) = p->u.w.ud;
+        }
+    }
+}
+
+/* Mark P_DOOM on every node whose sources loop. @return how many. */
+static size_t find_doomed(struct cycles *c)
+{
+    size_t doomed = 0;
+    EACH_NODE(c, x)
+    {
+        pact_promise *y = x, *s;
+        while (!(y->flags & (P_WALK | P_DONE)) && (s = *src_of(c, y))) {
+            y->flags |= P_WALK;
+            y = s;
+        }
+        /* round to the path itself, or on to a known fate, or a root */
+        bool doom = (y->flags & P_WALK) || (y->flags & P_DOOM);
+        for (pact_promise *z = x; z->flags & P_WALK; z = *src_of(c, z)) {
+            z->flags =
+                (uint8_t)((z->flags & ~P_WALK) | P_DONE | (doom ? P_DOOM : 0));
+            doomed += doom;
+        }
+        x->flags |= P_DONE;
+    }
+    return doomed;
+}
+
+/* Queue @p n's reaction to @p r (rejected) instead of to its source. */
+static void react_to(pact_promise *n, pact_promise *r, pact_fn *slot)
+{
+    n->u.w.next = r;
+    r->refs++;
+    n->flags |= P_HANDLED; /* a shutdown's cancellation is not news */
+    if (slot)
+        *slot = run_reaction;
+    else
+        pact__micro_must(n->loop, run_reaction, n);
+}
+
+static void cancel_doomed(pact_loop *loop, struct cycles *c, pact_promise *r)
+{
+    EACH_NODE(c, s)
+    {
+        if (s->state != PACT_PENDING)
+            continue;
+        /* take the doomed off the list (all of them: a doomed node's
+         * waiters are doomed too), oldest first */
+        pact_promise **link = &s->u.w.head, *w, *fifo = NULL;
+        while ((w = *link)) {
+            if (w->flags & P_DOOM) {
+                *link = w->u.w.next;
+                w->u.w.next = fifo;
+                fifo = w;
+            } else {
+                link = &w->u.w.next;
+            }
+        }
+        for (pact_promise *nx; fifo; fifo = nx) {
+            nx = fifo->u.w.next;
+            react_to(fifo, r, NULL); /* the list's reference moves */
+        }
+    }
+    for (size_t i = 0; i < loop->micro.len; i++) {
+        struct job *j = micro_at(loop, i);
+        pact_promise *p = j->ud;
+        if (j->fn != adopt_job || !(p->flags & P_DOOM))
+            continue;
+        pact_promise *q = p->u.w.ud;
+        p->u.w.ud = NULL;
+        react_to(p, r, &j->fn); /* the job's reference stays */
+        /* q is doomed too: its own job still holds it */
+        pact__unref(q);
+    }
+}
+
+int pact__promises_close(pact_loop *loop)
+{
+    struct cycles c = {0};
+    for (struct pact__slab *s = loop->slabs; s; s = s->next)
+        c.nslabs++;
+    if (!loop->plive)
+        return 0;
+    c.slabs = malloc(c.nslabs * sizeof *c.slabs);
+    c.src = calloc(c.nslabs * SLAB_NODES, sizeof *c.src);
+    int rc = c.slabs && c.src ? 0 : PACT_ENOMEM;
+    if (rc == 0) {
+        size_t i = 0;
+        for (struct pact__slab *s = loop->slabs; s; s = s->next)
+            c.slabs[i++] = s;
+        qsort(c.slabs, c.nslabs, sizeof *c.slabs, slab_cmp);
+        find_sources(loop, &c);
+        if (find_doomed(&c)) {
+            pact_promise *r = pact__promise_new(loop);
+            if (r) {
+                r->flags |= P_HANDLED;
+                pact__reject(r, PACT_ERROR(PACT_ECANCELED,
+                                           "promises waiting on each other "
+                                           "in a cycle, cancelled by "
+                                           "pact_loop_close_all"));
+                cancel_doomed(loop, &c, r);
+                pact__unref(r);
+            } else {
+                rc = PACT_ENOMEM;
+            }
+        }
+        EACH_NODE(&c, n)
+        {
+            n->flags &= (uint8_t) ~(P_WALK | P_DONE | P_DOOM);
+        }
+    }
+    free(c.slabs);
+    free(c.src);
+    return rc;
 }
 
 /* ---- the public calls ---------------------------------------------------- */

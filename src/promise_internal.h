@@ -44,6 +44,10 @@ enum node_flags {
     P_TAKE = 4,    /* NODE_CB: its callback takes over the job's reference to
                       the source (an await moving the value out needs to hold
                       the last one) */
+    /* only inside pact__promises_close's search for cycles */
+    P_WALK = 8,  /* on the path being followed */
+    P_DONE = 16, /* its fate is known */
+    P_DOOM = 32, /* waits on a cycle, or is in one */
 };
 
 union pact_handler_ok {

@@ -364,6 +364,9 @@ pact_promise *pact_task_spawn_at(pact_loop *loop, pact_task_fn fn, void *arg,
     p->refs++; /* the caller's */
     t->promise = p;
     t->refs = 2; /* until finished, and the start job's */
+    /* A task has at most one job queued at a time (start, or a resume), and
+     * only while unfinished: its promise is pending then, never queued, so
+     * the job takes that node's microtask slot. */
     t->next = ts->live;
     if (ts->live)
         ts->live->prev = t;

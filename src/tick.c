@@ -8,29 +8,50 @@
 
 #include "internal.h"
 
+/* Make room for @p need jobs in all. */
+static int grow(struct jobq *q, size_t need)
+{
+    if (need <= q->cap)
+        return 0;
+    size_t cap = q->cap ? q->cap * 2 : 64;
+    while (cap < need)
+        cap *= 2;
+    struct job *v = malloc(cap * sizeof *v);
+    if (!v)
+        return PACT_ENOMEM;
+    /* unwrap the ring into the new array */
+    size_t first = q->cap - q->head;
+    if (first > q->len)
+        first = q->len;
+    if (q->len) {
+        memcpy(v, q->v + q->head, first * sizeof *v);
+        memcpy(v + first, q->v, (q->len - first) * sizeof *v);
+    }
+    free(q->v);
+    q->v = v;
+    q->cap = cap;
+    q->head = 0;
+    return 0;
+}
+
+/* Counting every reservation beside len (a holder's queued job counts
+ * twice) keeps cap >= unreserved jobs + reservations, which is what a
+ * reserved push needs, without knowing which queued jobs are whose. */
 int pact__jobq_push(struct jobq *q, pact_fn fn, void *ud)
 {
-    if (q->len == q->cap) {
-        size_t cap = q->cap ? q->cap * 2 : 64;
-        struct job *v = malloc(cap * sizeof *v);
-        if (!v)
-            return PACT_ENOMEM;
-        /* unwrap the ring into the new array */
-        size_t first = q->cap - q->head;
-        if (first > q->len)
-            first = q->len;
-        if (q->len) {
-            memcpy(v, q->v + q->head, first * sizeof *v);
-            memcpy(v + first, q->v, (q->len - first) * sizeof *v);
-        }
-        free(q->v);
-        q->v = v;
-        q->cap = cap;
-        q->head = 0;
-    }
-    struct job *j = &q->v[(q->head + q->len++) & (q->cap - 1)];
-    j->fn = fn;
-    j->ud = ud;
+    if (PACT__UNLIKELY(q->len + q->reserved >= q->cap) &&
+        grow(q, q->len + q->reserved + 1) < 0)
+        return PACT_ENOMEM;
+    pact__jobq_put(q, fn, ud);
+    return 0;
+}
+
+int pact__jobq_reserve(struct jobq *q)
+{
+    if (PACT__UNLIKELY(q->len + q->reserved >= q->cap) &&
+        grow(q, q->len + q->reserved + 1) < 0)
+        return PACT_ENOMEM;
+    q->reserved++;
     return 0;
 }
 
@@ -63,13 +84,21 @@ int pact_queue_microtask(pact_loop *loop, pact_fn fn, void *ud)
                    "pact_queue_microtask");
 }
 
+int pact__micro_reserve(pact_loop *loop)
+{
+    return pact__jobq_reserve(&loop->micro);
+}
+
+void pact__micro_unreserve(pact_loop *loop)
+{
+    assert(loop->micro.reserved > 0);
+    loop->micro.reserved--;
+}
+
 void pact__micro_must(pact_loop *loop, pact_fn fn, void *ud)
 {
     pact__kick(loop);
-    if (pact__jobq_push(&loop->micro, fn, ud) < 0) {
-        fputs("pact: out of memory queueing a promise reaction\n", stderr);
-        abort();
-    }
+    pact__jobq_put(&loop->micro, fn, ud);
 }
 
 void pact__drain(pact_loop *loop)

@@ -250,6 +250,7 @@ static void abort_off(struct slot *s)
         pact_abort_off(s->u.timer.abort, s->u.timer.abort_id);
         pact_abort_unref(s->u.timer.abort);
         s->u.timer.abort = NULL;
+        s->loop->ticks.reserved--; /* the cancel's tick slot */
     }
 }
 
@@ -270,17 +271,19 @@ static int queue_cancel(struct slot *s, pact_error *reason)
     return 0;
 }
 
+/* Its callback must run once even out of memory: the tick slot was reserved
+ * when the token was watched, and the error falls back to ENOMEM's. */
 static void on_abort(pact_error *reason, void *ud)
 {
     struct slot *s = ud;
-    pact__timer_stop(s->loop, s);
-    if (queue_cancel(s, reason) < 0) {
-        /* out of memory: the timer cannot report; it just ends */
-        if (s->flags & SLOT_RUNNING)
-            s->cb = NULL;
-        else if (!(s->flags & SLOT_CLOSING))
-            pact__slot_free(s->loop, s);
-    }
+    pact_loop *loop = s->loop;
+    pact_error *err =
+        PACT_ERROR_CAUSE(reason, PACT_ECANCELED, "The operation was aborted");
+    pact__timer_stop(loop, s); /* gives the slot back: this takes it */
+    pact__kick(loop);
+    pact__jobq_put(&loop->ticks, deliver_cancel, s);
+    s->u.timer.cancel = err ? err : pact__enomem();
+    s->flags |= SLOT_CANCEL;
 }
 
 void pact__timer_stop(pact_loop *loop, struct slot *s)
@@ -319,7 +322,15 @@ static int timer_start(pact_loop *loop, const pact_timer_opts *opts, pact_cb cb,
         uint64_t msecs = opts->delay_ms ? opts->delay_ms : 1;
         rc = link_timer(loop, s, msecs, clock_ns(loop));
         if (rc == 0 && opts->abort) {
-            rc = pact_abort_on(opts->abort, on_abort, s, &s->u.timer.abort_id);
+            /* the cancellation's tick is reserved now, while a failure can
+             * still be reported (abort_off gives it back) */
+            rc = pact__jobq_reserve(&loop->ticks);
+            if (rc == 0) {
+                rc = pact_abort_on(opts->abort, on_abort, s,
+                                   &s->u.timer.abort_id);
+                if (rc < 0)
+                    loop->ticks.reserved--;
+            }
             if (rc == 0)
                 s->u.timer.abort = pact_abort_ref(opts->abort);
             else

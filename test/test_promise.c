@@ -1682,6 +1682,72 @@ START_TEST(close_all_breaks_twins)
 }
 END_TEST
 
+static void record_cb(pact_error *err, const pact_value *v, void *ud)
+{
+    (void)v;
+    struct seen *s = ud;
+    s->calls++;
+    s->code = pact_error_code(err);
+}
+
+/* Two promises resolved with each other wait on each other forever, each
+ * holding the other: close_all rejects them, so the loop can be freed (the
+ * teardown asserts it), and leaves other pending promises alone. */
+START_TEST(close_all_breaks_cycle)
+{
+    struct seen cb = {0}, other = {0};
+    pact_promise *p1, *p2, *p3;
+    pact_deferred *d1 = pact_deferred_new(t_loop, &p1);
+    pact_deferred *d2 = pact_deferred_new(t_loop, &p2);
+    pact_deferred *d3 = pact_deferred_new(t_loop, &p3);
+    ck_assert_int_eq(
+        pact_deferred_resolve(d1, pact_promise_v(pact_promise_ref(p2))), 0);
+    ck_assert_int_eq(
+        pact_deferred_resolve(d2, pact_promise_v(pact_promise_ref(p1))), 0);
+    pact_deferred_unref(d1);
+    pact_deferred_unref(d2);
+    ck_assert_int_eq(pact_promise_callback(p1, record_cb, &cb), 0);
+    pact_promise *x = pact_then(p3, record_ok, record_fail, &other);
+    pact_promise_unref(p1);
+    pact_promise_unref(p2);
+    run_ok(); /* both adopted: nothing left to run */
+    ck_assert_int_eq(cb.calls, 0);
+    ck_assert_int_eq(pact_loop_close_all(t_loop), 0);
+    run_ok();
+    ck_assert_int_eq(cb.calls, 1);
+    ck_assert_int_eq(cb.code, PACT_ECANCELED);
+    ck_assert_int_eq(pact_promise_state(x), PACT_PENDING);
+    ck_assert_int_eq(other.calls, 0);
+    ck_assert_int_eq(pact_deferred_resolve(d3, pact_int(1)), 0);
+    run_ok();
+    ck_assert_int_eq(other.calls, 1);
+    ck_assert_int_eq(pact_promise_state(x), PACT_FULFILLED);
+    pact_deferred_unref(d3);
+    pact_promise_unref(p3);
+    pact_promise_unref(x);
+}
+END_TEST
+
+/* A promise resolved with its own then() (the adoption still queued when
+ * close_all runs): its handler sees PACT_ECANCELED, nothing leaks. */
+START_TEST(close_all_breaks_chain_cycle)
+{
+    struct seen s = {0};
+    pact_promise *p;
+    pact_deferred *d = pact_deferred_new(t_loop, &p);
+    pact_promise *q = pact_then(p, record_ok, record_fail, &s);
+    pact_promise *r = pact_then(q, NULL, NULL, NULL);
+    ck_assert_int_eq(pact_deferred_resolve(d, pact_promise_v(r)), 0);
+    pact_deferred_unref(d);
+    pact_promise_unref(p);
+    pact_promise_unref(q);
+    ck_assert_int_eq(pact_loop_close_all(t_loop), 0);
+    run_ok();
+    ck_assert_int_eq(s.calls, 1);
+    ck_assert_int_eq(s.code, PACT_ECANCELED);
+}
+END_TEST
+
 /* pact_value_copy: what can be shared is, what has one owner is refused. */
 START_TEST(value_copy_each_kind)
 {
@@ -1797,6 +1863,8 @@ Suite *suite_promise(void)
     tcase_add_test(tc, abortable);
     tcase_add_test(tc, abortable_p_first);
     tcase_add_test(tc, close_all_breaks_twins);
+    tcase_add_test(tc, close_all_breaks_cycle);
+    tcase_add_test(tc, close_all_breaks_chain_cycle);
     tcase_add_test(tc, value_copy_each_kind);
     tcase_add_test(tc, handler_passes_copy);
     suite_add_tcase(s, tc);

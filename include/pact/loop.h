@@ -66,7 +66,16 @@ PACT_API int pact_loop_stop(pact_loop *loop);
  *   promise reactions, which will then never run, are dropped first).
  */
 PACT_API int pact_loop_free(pact_loop *loop);
-/** Clear every open handle without calling its callbacks (for shutdown). */
+/**
+ * Clear every open handle without calling its callbacks (for shutdown).
+ * Pending operations of the services (offloads, tasks' awaits, ports) end
+ * with PACT_ECANCELED. Promises that wait on each other in a cycle (resolved
+ * with each other, directly or round a chain), which nothing could settle or
+ * free, are rejected with PACT_ECANCELED, and so are those waiting on them:
+ * their reactions run when the loop next runs.
+ * @return 0, or PACT_ENOMEM if the search for such cycles had no memory
+ *   (the handles are closed all the same; the cycles are left).
+ */
 PACT_API int pact_loop_close_all(pact_loop *loop);
 /** @return whether referenced handles or pending work would keep it running. */
 PACT_API bool pact_loop_alive(pact_loop *loop);

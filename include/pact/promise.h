@@ -14,7 +14,9 @@
  * Everything here runs on the loop's thread; handlers always run as
  * microtasks, never inside the call that attaches or settles. Functions that
  * return a promise return NULL only for misuse (NULL arguments, wrong thread:
- * reported on stderr, the function named) or when out of memory. */
+ * reported on stderr, the function named) or when out of memory; what a
+ * promise or a reaction will need later (its microtask) is reserved then, so
+ * settling and queueing reactions never fail for want of memory. */
 #ifndef PACT_PROMISE_H
 #define PACT_PROMISE_H
 
