@@ -393,7 +393,7 @@ static pact_error *worker_main(pact_loop *loop, pact_port *port, void *arg)
 {
     (void)loop;
     (void)arg;
-    int rc = pact_port_recv(port, echo, port);
+    int rc = pact_port_recv(port, NULL, echo, port);
     return rc < 0 ? PACT_ERROR(rc, "pact_port_recv") : NULL;
 }
 
@@ -456,8 +456,9 @@ static void worker(pact_loop *loop, pact_worker **w)
         json_decref(j); /* still ours */
     if (rc < 0)         /* unasked, the worker would wait for ever */
         note(pact_worker_terminate(*w), "pact_worker_terminate");
-    started(pact_port_recv(port, on_msg, NULL), "pact_port_recv");
-    started(pact_worker_wait(*w, on_exit_worker, NULL), "pact_worker_wait");
+    started(pact_port_recv(port, NULL, on_msg, NULL), "pact_port_recv");
+    started(pact_worker_wait(*w, NULL, on_exit_worker, NULL),
+            "pact_worker_wait");
 }
 
 /* The program; 0 when it ended cleanly. */
