@@ -507,11 +507,16 @@ static inline void pact__kick(pact_loop *loop)
 }
 
 /* pact's own libevent callbacks run between these: they drain the queues
- * themselves, so work they queue needs no break of the dispatch. */
+ * themselves, so work they queue needs no break of the dispatch. On a base
+ * the program dispatches, work a callback of the program's left queued (its
+ * kick comes later) is drained first, so that pact's next macrotask does
+ * not run before it. */
 static inline bool pact__own_begin(pact_loop *loop)
 {
     bool was = loop->foreign;
     loop->foreign = false;
+    if (!loop->running && (loop->ticks.len || loop->micro.len))
+        pact__drain(loop);
     return was;
 }
 static inline void pact__own_end(pact_loop *loop, bool was)

@@ -240,6 +240,63 @@ START_TEST(drain_between_program_callbacks)
 }
 END_TEST
 
+/* On a base the program dispatches, pact's drain for a callback of the
+ * program's comes later (its own event), but never after pact's next
+ * callback: a pact poller ready in the same libevent iteration as the
+ * program's event finds that event's microtask run already. */
+struct before_poll {
+    pact_loop *loop;
+    pact_handle poller;
+    int fds[2];
+};
+
+static void program_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct before_poll *b = arg;
+    trace("program");
+    ck_assert_int_eq(pact_queue_microtask(b->loop, trace_fn, "microtask"), 0);
+}
+
+static void poller_cb(pact_error *err, int fd, int events, void *ud)
+{
+    ck_assert_ptr_null(err);
+    (void)events;
+    struct before_poll *b = ud;
+    char c;
+    ck_assert_int_eq(read(fd, &c, 1), 1);
+    trace("poller");
+    ck_assert_int_eq(pact_clear(b->loop, b->poller), 0);
+    ck_assert_int_eq(pact_loop_stop(b->loop), 0);
+}
+
+START_TEST(dispatched_drain_before_pact_callback)
+{
+    struct net n;
+    net_open(&n, BORROWED_DISPATCH);
+    struct before_poll b = {n.loop, {0}, {-1, -1}};
+    ck_assert_int_eq(pipe(b.fds), 0);
+    ck_assert_int_eq(write(b.fds[1], "x", 1), 1);
+    ck_assert_int_eq(
+        pact_poll(n.loop, b.fds[0], PACT_READABLE, poller_cb, &b, &b.poller),
+        0);
+    struct event *ev = event_new(n.base, -1, 0, program_cb, &b);
+    ck_assert_ptr_nonnull(ev);
+    /* active before the dispatch polls: the poller is made active after it,
+     * in the same libevent iteration */
+    event_active(ev, EV_READ, 0);
+    ck_assert_int_eq(net_run(&n), 0);
+    ck_assert_str_eq(trace_text(), "program\n"
+                                   "microtask\n"
+                                   "poller\n");
+    event_free(ev);
+    close(b.fds[0]);
+    close(b.fds[1]);
+    net_close(&n);
+}
+END_TEST
+
 /* ---- what keeps the loop alive ----------------------------------------- */
 
 static void accept_and_close(struct evconnlistener *lis, evutil_socket_t fd,
@@ -318,6 +375,7 @@ Suite *suite_foreign(void)
                         BORROWED_DISPATCH + 1);
     tcase_add_loop_test(drain, drain_between_program_callbacks, OWN_BASE,
                         BORROWED_RUN + 1);
+    tcase_add_test(drain, dispatched_drain_before_pact_callback);
     suite_add_tcase(s, drain);
     TCase *alive = tcase_create("alive");
     tcase_add_loop_test(alive, listener_keeps_loop_alive, OWN_BASE,
