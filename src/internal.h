@@ -189,7 +189,7 @@ struct pact_loop {
     /* events of ours on the base, to tell the program's own from them */
     int own_events;
     /* the program's own events that do not keep the loop alive
-     * (pact_loop_unref_events) */
+     * (pact_loop_unref_event) */
     int foreign_unrefs;
 
     /* pact_loop_run's I/O phase: `foreign` while libevent may be running a

@@ -85,7 +85,7 @@ PACT_API struct event_base *pact_loop_base(pact_loop *loop);
  * pact_loop_ref_event undoes one: call it when the unreferenced event is
  * deleted or freed, or should count again. libevent counts events, not
  * objects: a listener is one, a bufferevent one per direction that is
- * enabled and waiting.
+ * enabled and waiting (and one per timeout it has set).
  * @return 0, PACT_ETHREAD; pact_loop_ref_event: PACT_EINVAL with no unref
  *   to undo.
  */
