@@ -223,6 +223,16 @@ struct pact_loop {
 
     /* events of ours on the base, to tell the program's own from them */
     int own_events;
+    /* the program's own events that do not keep the loop alive
+     * (pact_loop_unref_event) */
+    int foreign_unrefs;
+
+    /* pact_loop_run's I/O phase: `foreign` while libevent may be running a
+     * callback that is not one of pact's (ours clear it for their span);
+     * `foreign_broke` once work queued there broke the dispatch so that the
+     * run loop drains it before the next callback (pact__kick). */
+    bool foreign;
+    bool foreign_broke;
 
     /* posts (thread-safe door); lock order: post_lock is a leaf */
     pthread_mutex_t post_lock;
@@ -523,12 +533,38 @@ void pact__post_free(pact_loop *loop);
 
 /* external.c: phases for a base the program dispatches itself */
 void pact__external_kick(pact_loop *loop);
+/* loop.c: work was queued by a callback of the program's own inside
+ * pact_loop_run's I/O phase: end libevent's dispatch after that callback, so
+ * that the run loop drains the queues before the next one. */
+void pact__foreign_kick(pact_loop *loop);
 /* Work was queued: with no pact_loop_run on the stack, the program may be
- * dispatching the base itself, so make that dispatch run the phases. */
+ * dispatching the base itself, so make that dispatch run the phases; inside
+ * one, a callback of the program's own must be followed by the drain, as
+ * pact's own callbacks are. */
 static inline void pact__kick(pact_loop *loop)
 {
     if (!loop->running)
         pact__external_kick(loop);
+    else if (loop->foreign)
+        pact__foreign_kick(loop);
+}
+
+/* pact's own libevent callbacks run between these: they drain the queues
+ * themselves, so work they queue needs no break of the dispatch. On a base
+ * the program dispatches, work a callback of the program's left queued (its
+ * kick comes later) is drained first, so that pact's next macrotask does
+ * not run before it. */
+static inline bool pact__own_begin(pact_loop *loop)
+{
+    bool was = loop->foreign;
+    loop->foreign = false;
+    if (!loop->running && (loop->ticks.len || loop->micro.len))
+        pact__drain(loop);
+    return was;
+}
+static inline void pact__own_end(pact_loop *loop, bool was)
+{
+    loop->foreign = was;
 }
 void pact__external_arm(pact_loop *loop);
 void pact__external_free(pact_loop *loop);

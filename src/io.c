@@ -11,10 +11,12 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
     (void)what;
     struct slot *s = arg;
     pact_loop *loop = s->loop;
+    bool was = pact__own_begin(loop);
     pact__step_begin(loop, PACT_STEP_SIGNAL, s->cb, s->ud);
     ((pact_signal_cb)s->cb)(NULL, (int)sig, s->ud);
     pact__step_end(loop);
     pact__drain(loop);
+    pact__own_end(loop, was);
 }
 
 static void poll_cb(evutil_socket_t fd, short what, void *arg)
@@ -22,10 +24,12 @@ static void poll_cb(evutil_socket_t fd, short what, void *arg)
     struct slot *s = arg;
     pact_loop *loop = s->loop;
     int events = what & (PACT_READABLE | PACT_WRITABLE);
+    bool was = pact__own_begin(loop);
     pact__step_begin(loop, PACT_STEP_POLL, s->cb, s->ud);
     ((pact_poll_cb)s->cb)(NULL, (int)fd, events, s->ud);
     pact__step_end(loop);
     pact__drain(loop);
+    pact__own_end(loop, was);
 }
 
 static int start(pact_loop *loop, int kind, int num, short what,

@@ -127,6 +127,19 @@ int pact_loop_from_base(struct event_base *base, pact_loop **out)
     return make(base, false, out);
 }
 
+/* The program's own events on the base, as libevent counts them (an fd and
+ * a timeout apart), less ours. An event of ours that is active counts again
+ * in libevent's count until its callback runs, which keeps the loop alive
+ * for that poll phase, where it would run anyway; pact_loop_free, outside
+ * any phase, takes the active ones out (@p settled). */
+static int foreign_events(pact_loop *loop, bool settled)
+{
+    int n = event_base_get_num_events(loop->base, EVENT_BASE_COUNT_ADDED);
+    if (settled)
+        n -= event_base_get_num_events(loop->base, EVENT_BASE_COUNT_ACTIVE);
+    return n - loop->own_events;
+}
+
 int pact_loop_free(pact_loop *loop)
 {
     PACT_CHECK_LOOP(loop, "pact_loop_free");
@@ -136,6 +149,10 @@ int pact_loop_free(pact_loop *loop)
     if (loop->live)
         return pact__misuse("pact_loop_free", PACT_EBUSY,
                             "handles are open: clear or close them first");
+    if (loop->own_base && foreign_events(loop, true) > 0)
+        return pact__misuse("pact_loop_free", PACT_EBUSY,
+                            "the program's own events are on the loop's "
+                            "event_base: free them first");
     for (int i = 0; i < PACT__SERVICES; i++) {
         const char *why =
             loop->services[i].ops
@@ -194,13 +211,21 @@ uint64_t pact_loop_update_time(pact_loop *loop)
     return loop->now = pact__now_ns() / 1000000;
 }
 
-/* Events the program added to a borrowed base keep the loop alive. */
-static bool foreign_events(pact_loop *loop)
+int pact_loop_unref_event(pact_loop *loop)
 {
-    if (loop->own_base)
-        return false;
-    return event_base_get_num_events(loop->base, EVENT_BASE_COUNT_ADDED) >
-           loop->own_events;
+    PACT_CHECK_LOOP(loop, "pact_loop_unref_event");
+    loop->foreign_unrefs++;
+    return 0;
+}
+
+int pact_loop_ref_event(pact_loop *loop)
+{
+    PACT_CHECK_LOOP(loop, "pact_loop_ref_event");
+    if (!loop->foreign_unrefs)
+        return pact__misuse("pact_loop_ref_event", PACT_EINVAL,
+                            "no pact_loop_unref_event to undo");
+    loop->foreign_unrefs--;
+    return 0;
 }
 
 static bool alive(pact_loop *loop)
@@ -209,7 +234,7 @@ static bool alive(pact_loop *loop)
            loop->micro.len || loop->svc_pending ||
            atomic_load_explicit(&loop->post_queued, memory_order_relaxed) ||
            atomic_load_explicit(&loop->holds, memory_order_relaxed) ||
-           foreign_events(loop);
+           foreign_events(loop, false) > loop->foreign_unrefs;
 }
 
 bool pact_loop_alive(pact_loop *loop)
@@ -230,6 +255,40 @@ static bool services_spin(pact_loop *loop, uint64_t wait_ns)
     return false;
 }
 
+void pact__foreign_kick(pact_loop *loop)
+{
+    if (loop->foreign_broke)
+        return;
+    loop->foreign_broke = true;
+    event_base_loopbreak(loop->base); /* after the current callback */
+}
+
+/* libevent runs the ready callbacks. pact's own drain after each; libevent
+ * 2.1 has no hook after a callback of the program's own, so one that queues
+ * work breaks the dispatch (pact__foreign_kick): drain then, and go on with
+ * the callbacks still ready. Each round runs at least the head of libevent's
+ * active queue, which is FIFO, so rounds bounded by what was ready at the
+ * first break finish this phase's callbacks without letting new I/O that
+ * keeps arriving hold it. */
+static void dispatch(pact_loop *loop, int flags)
+{
+    loop->foreign = true;
+    event_base_loop(loop->base, flags);
+    if (loop->foreign_broke) {
+        int left =
+            event_base_get_num_events(loop->base, EVENT_BASE_COUNT_ACTIVE);
+        do {
+            loop->foreign = loop->foreign_broke = false;
+            pact__drain(loop);
+            if (left-- <= 0 || pact__halted(loop))
+                break;
+            loop->foreign = true;
+            event_base_loop(loop->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+        } while (loop->foreign_broke);
+    }
+    loop->foreign = false;
+}
+
 /* The poll phase: wait for I/O until the next timer, or not at all. */
 static void poll_io(pact_loop *loop, bool can_block)
 {
@@ -244,7 +303,7 @@ static void poll_io(pact_loop *loop, bool can_block)
         else if (wait != UINT64_MAX)
             pact__timers_arm(loop, now + wait);
     }
-    event_base_loop(loop->base, flags);
+    dispatch(loop, flags);
 }
 
 static int finish(pact_loop *loop, bool more)

@@ -254,6 +254,7 @@ static void on_ready(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct offq *q = arg;
     pact_loop *loop = q->loop;
+    bool was = pact__own_begin(loop);
     atomic_store_explicit(&q->listening, true, memory_order_relaxed);
     for (int round = 0;; round++) {
         take_done(q);
@@ -271,6 +272,7 @@ static void on_ready(evutil_socket_t fd, short what, void *arg)
     }
     atomic_store_explicit(&q->listening, q->in_lanes && loop->running,
                           memory_order_relaxed);
+    pact__own_end(loop, was);
 }
 
 /* The loop's spin hook: with jobs on pool threads, spin briefly for their

@@ -47,6 +47,7 @@ static void post_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     pact_loop *loop = arg;
+    bool was = pact__own_begin(loop);
     consume_wakeup(loop);
     run_batch(loop);
     if (!pact__halted(loop)) {
@@ -61,6 +62,7 @@ static void post_cb(evutil_socket_t fd, short what, void *arg)
     }
     if (pact__halted(loop) && loop->post_batch.len)
         wake(loop); /* resume the rest when the loop runs again */
+    pact__own_end(loop, was);
 }
 
 int pact_loop_post(pact_loop *loop, pact_fn fn, void *ud)

@@ -488,6 +488,7 @@ static void timer_ev_cb(evutil_socket_t fd, short what, void *arg)
 #endif
     loop->armed_ns = 0;
     if (!loop->running && !pact__halted(loop)) { /* dispatched by the program */
+        pact__drain(loop); /* what a callback of the program's queued */
         pact__run_timers(loop);
         pact__external_arm(loop);
     }

@@ -6,6 +6,7 @@
 
 Suite *suite_error(void);
 Suite *suite_loop(void);
+Suite *suite_foreign(void);
 Suite *suite_timer(void);
 Suite *suite_tick(void);
 Suite *suite_io(void);
@@ -29,8 +30,9 @@ Suite *suite_stall(void);
 /* Every suite's name; clang-format does not settle on one layout for it. */
 /* clang-format off */
 #define PACT_TEST_SUITES(X)                                                    \
-    X(error) X(loop) X(timer) X(tick) X(io) X(post) X(abort) X(uncaught)      \
-    X(order) X(aplus) X(promise) X(combine) X(unhandled) X(porder)        \
+    X(error) X(loop) X(foreign) X(timer) X(tick) X(io) X(post) X(abort)   \
+    X(uncaught) X(order) X(aplus) X(promise) X(combine) X(unhandled)      \
+    X(porder)                                                              \
     X(task) X(async) X(aorder) X(pool) X(fs) X(worker) X(stall)
 /* clang-format on */
 

@@ -28,7 +28,11 @@ typedef enum pact_run_mode {
 } pact_run_mode;
 
 /**
- * Make a loop with its own event_base, owned by the calling thread.
+ * Make a loop with its own event_base, owned by the calling thread. The
+ * program may put its own events on it too (pact_loop_base; bufferevents,
+ * listeners, evdns, evhttp): run by pact_loop_run, they are dispatched in
+ * its I/O phase, each callback followed by the tick and microtask drain, and
+ * they keep the loop alive while added (see pact_loop_unref_event).
  * @param out receives the loop (free with pact_loop_free).
  * @return 0; PACT_EINVAL (NULL @p out); PACT_EMFILE or PACT_ENFILE (out of
  *   descriptors: a loop needs five, and four more for a moment while its
@@ -39,10 +43,11 @@ PACT_API int pact_loop_new(pact_loop **out);
 /**
  * Make a loop on an event_base the program already owns (borrowed: it must
  * outlive the loop, which never frees it). Run it with pact_loop_run: the
- * program's own events on that base are dispatched in its I/O phase and keep
- * it alive while added. Or dispatch the base yourself: pact's phases then run
- * from libevent callbacks (see doc/loop.md), and pact_loop_stop ends that
- * dispatch.
+ * program's own events on that base are dispatched in its I/O phase, each
+ * callback followed by the tick and microtask drain, and keep it alive while
+ * added (see pact_loop_unref_event). Or dispatch the base yourself: pact's
+ * phases then run from libevent callbacks (see doc/loop.md), and
+ * pact_loop_stop ends that dispatch.
  */
 PACT_API int pact_loop_from_base(struct event_base *base, pact_loop **out);
 
@@ -63,13 +68,16 @@ PACT_API int pact_loop_stop(pact_loop *loop);
  * @return 0, or PACT_EBUSY (nothing freed) while it runs or has open handles
  *   (referenced or not): clear or close them first, or pact_loop_close_all;
  *   PACT_EBUSY too while promises of the loop are still referenced (queued
- *   promise reactions, which will then never run, are dropped first).
+ *   promise reactions, which will then never run, are dropped first), and,
+ *   on a loop made by pact_loop_new (whose base goes with it), while events
+ *   of the program's own are still added to its base.
  */
 PACT_API int pact_loop_free(pact_loop *loop);
 /**
- * Clear every open handle without calling its callbacks (for shutdown).
- * Pending operations of the services (offloads, tasks' awaits, ports) end
- * with PACT_ECANCELED. Promises that wait on each other in a cycle (resolved
+ * For shutdown: clear every open handle (timers, immediates, pollers,
+ * signals) without calling its callback; pending operations of the services
+ * (offloads, fs requests, tasks' awaits, port receives and waits for room,
+ * worker exit waits) are called back once with PACT_ECANCELED. Promises that wait on each other in a cycle (resolved
  * with each other, directly or round a chain), which nothing could settle or
  * free, are rejected with PACT_ECANCELED, and so are those waiting on them:
  * their reactions run when the loop next runs.
@@ -81,6 +89,24 @@ PACT_API int pact_loop_close_all(pact_loop *loop);
 PACT_API bool pact_loop_alive(pact_loop *loop);
 /** @return the loop's event_base (borrowed). */
 PACT_API struct event_base *pact_loop_base(pact_loop *loop);
+/**
+ * The program's own events on the loop's base (added with event_add, or by
+ * a bufferevent, an evconnlistener, evdns, evhttp) keep pact_loop_run going
+ * while they are added, on either kind of base, as they keep
+ * event_base_dispatch going: a listener keeps a server running, as a
+ * referenced server does in Node. pact_loop_unref_event stops one of them
+ * from counting (as Node's server.unref()); the calls are counted: N unrefs
+ * let the loop end while N of the program's events are still added.
+ * pact_loop_ref_event undoes one: call it when the unreferenced event is
+ * deleted or freed, or should count again. libevent counts events, not
+ * objects: a listener is one, a bufferevent one per direction that is
+ * enabled and waiting (and one per timeout it has set).
+ * @return 0, PACT_ETHREAD; pact_loop_ref_event: PACT_EINVAL with no unref
+ *   to undo.
+ */
+PACT_API int pact_loop_unref_event(pact_loop *loop);
+/** Undo one pact_loop_unref_event (see there). */
+PACT_API int pact_loop_ref_event(pact_loop *loop);
 /** @return the loop's clock in ms (monotonic, cached per iteration). */
 PACT_API uint64_t pact_loop_now(pact_loop *loop);
 /** Refresh the cached clock. @return the new value. */
