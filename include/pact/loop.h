@@ -77,10 +77,11 @@ PACT_API int pact_loop_free(pact_loop *loop);
  * For shutdown: clear every open handle (timers, immediates, pollers,
  * signals) without calling its callback; pending operations of the services
  * (offloads, fs requests, tasks' awaits, port receives and waits for room,
- * worker exit waits) are called back once with PACT_ECANCELED. Promises that wait on each other in a cycle (resolved
- * with each other, directly or round a chain), which nothing could settle or
- * free, are rejected with PACT_ECANCELED, and so are those waiting on them:
- * their reactions run when the loop next runs.
+ * worker exit waits) are called back once with PACT_ECANCELED. Promises that
+ * wait on each other in a cycle (resolved with each other, directly or round a
+ * chain), which nothing could settle or free, are rejected with PACT_ECANCELED,
+ * and so are those waiting on them: their reactions run when the loop next
+ * runs.
  * @return 0, or PACT_ENOMEM if the search for such cycles had no memory
  *   (the handles are closed all the same; the cycles are left).
  */
