@@ -227,3 +227,11 @@ void t_spin_ms(int ms)
     while (now_us() < until)
         ;
 }
+
+void t_must(int rc, const char *what, const char *file, int line)
+{
+    if (rc == 0)
+        return;
+    fprintf(stderr, "%s:%d: %s: %s\n", file, line, what, pact_err_name(rc));
+    abort();
+}

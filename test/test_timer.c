@@ -132,27 +132,60 @@ START_TEST(shorter_delays_first)
 }
 END_TEST
 
-/* Node's TIMEOUT_MAX is the longest delay; past it pact refuses with ERANGE
- * (and, failing synchronously, never calls the callback). */
-START_TEST(delay_above_max_is_erange)
+/* The delays are signed (a negative one once became a huge unsigned value
+ * refused with PACT_ERANGE): as Node, below 1 is 1 ms, and above
+ * PACT_TIMEOUT_MAX is 1 ms with one TimeoutOverflowWarning per call. The
+ * order against Node's is test/fixtures/order/timer_clamp. */
+START_TEST(delay_clamped_as_node)
 {
     int n = 0;
-    pact_handle h = {0};
-    uint64_t over = (uint64_t)PACT_TIMEOUT_MAX + 1;
-    ck_assert_int_eq(pact_timeout(t_loop, over, count_cb, &n, &h), PACT_ERANGE);
-    ck_assert_int_eq(pact_interval(t_loop, over, count_cb, &n, &h),
-                     PACT_ERANGE);
-    ck_assert_int_eq(pact_timeout(t_loop, UINT64_MAX, count_cb, &n, &h),
-                     PACT_ERANGE);
-    pact_timer_opts o = {.delay_ms = 1, .repeat_ms = over};
-    ck_assert_int_eq(pact_timer_start(t_loop, &o, count_cb, &n, &h),
-                     PACT_ERANGE);
-    ck_assert(!pact_loop_alive(t_loop));
-    ck_assert_int_eq(pact_timeout(t_loop, PACT_TIMEOUT_MAX, count_cb, &n, &h),
-                     0);
-    ck_assert_int_eq(pact_clear(t_loop, h), 0);
+    ck_assert_int_eq(pact_timeout(t_loop, -5, count_cb, &n, NULL), 0);
+    ck_assert_int_eq(pact_timeout(t_loop, INT64_MIN, count_cb, &n, NULL), 0);
+    struct capture cap;
+    capture_begin(&cap);
+    int rc = pact_timeout(t_loop, PACT_TIMEOUT_MAX + 1, count_cb, &n, NULL);
+    pact_timer_opts o = {.delay_ms = INT64_MAX, .repeat_ms = INT64_MAX};
+    pact_handle iv = {0};
+    int rc2 = pact_timer_start(t_loop, &o, count_cb, &n, &iv);
+    char *out = capture_end(&cap);
+    ck_assert_int_eq(rc, 0);
+    ck_assert_int_eq(rc2, 0);
+    ck_assert_int_eq(t_count(out, "TimeoutOverflowWarning"), 2);
+    free(out);
+    /* a maximal delay is taken as it is, without a warning */
+    pact_handle max = {0};
+    capture_begin(&cap);
+    rc = pact_timeout(t_loop, PACT_TIMEOUT_MAX, count_cb, &n, &max);
+    out = capture_end(&cap);
+    ck_assert_int_eq(rc, 0);
+    ck_assert_str_eq(out, "");
+    free(out);
+    ck_assert_int_eq(pact_clear(t_loop, max), 0);
+    ck_assert_int_eq(pact_clear(t_loop, iv), 0);
     ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
-    ck_assert_int_eq(n, 0);
+    ck_assert_int_eq(n, 3);
+}
+END_TEST
+
+/* An interval with a negative or overflowing period repeats every 1 ms. */
+static void stop_at_three(pact_error *err, void *ud)
+{
+    ck_assert_ptr_null(err);
+    pact_handle *h = ud;
+    static int n;
+    if (++n == 3) {
+        n = 0;
+        ck_assert_int_eq(pact_clear(t_loop, *h), 0);
+    }
+    trace("tick");
+}
+
+START_TEST(interval_negative_period)
+{
+    pact_handle h;
+    ck_assert_int_eq(pact_interval(t_loop, -100, stop_at_three, &h, &h), 0);
+    ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
+    ck_assert_str_eq(trace_text(), "tick\ntick\ntick\n");
 }
 END_TEST
 
@@ -666,7 +699,8 @@ Suite *suite_timer(void)
     tcase_add_test(tm, zero_keeps_order_with_one);
     tcase_add_test(tm, equal_delays_in_insertion_order);
     tcase_add_test(tm, shorter_delays_first);
-    tcase_add_test(tm, delay_above_max_is_erange);
+    tcase_add_test(tm, delay_clamped_as_node);
+    tcase_add_test(tm, interval_negative_period);
     tcase_add_test(tm, interval_repeats_and_clears_itself);
     tcase_add_test(tm, timer_start_with_repeat);
     suite_add_tcase(s, tm);

@@ -576,7 +576,7 @@ static pact_error *grab_port_entry(pact_loop *loop, pact_port *port, void *arg)
 {
     ((struct grab *)arg)->theirs = port;
     pact_port_on_message(port, drop_msg, NULL);
-    pact_immediate(loop, say_ready, port, NULL);
+    T_MUST(pact_immediate(loop, say_ready, port, NULL));
     return NULL;
 }
 
@@ -648,7 +648,7 @@ static pact_error *slow_entry(pact_loop *loop, pact_port *port, void *arg)
 {
     struct slow *s = arg;
     s->port = port;
-    pact_timeout(loop, 30, slow_start, s, NULL);
+    T_MUST(pact_timeout(loop, 30, slow_start, s, NULL));
     return NULL;
 }
 
@@ -752,7 +752,7 @@ static pact_error *failing_entry(pact_loop *loop, pact_port *port, void *arg)
 {
     (void)arg;
     /* what it set up before failing is cancelled, not leaked */
-    pact_timeout(loop, 100000, count_cb, NULL, NULL);
+    T_MUST(pact_timeout(loop, 100000, count_cb, NULL, NULL));
     pact_port_post_json(port, json_string("before the failure"));
     return PACT_ERROR(PACT_EIO, "the entry failed on purpose");
 }
@@ -821,8 +821,9 @@ static void raise_cb(pact_error *err, void *ud)
 static pact_error *raising_entry(pact_loop *loop, pact_port *port, void *arg)
 {
     (void)port, (void)arg;
-    pact_timeout(loop, 1, raise_cb, loop, NULL);
-    pact_interval(loop, 1000, count_cb, NULL, NULL); /* never ends alone */
+    T_MUST(pact_timeout(loop, 1, raise_cb, loop, NULL));
+    T_MUST(
+        pact_interval(loop, 1000, count_cb, NULL, NULL)); /* never ends alone */
     return NULL;
 }
 
@@ -864,7 +865,7 @@ END_TEST
 static pact_error *exit_entry(pact_loop *loop, pact_port *port, void *arg)
 {
     (void)arg;
-    pact_interval(loop, 1000, count_cb, NULL, NULL);
+    T_MUST(pact_interval(loop, 1000, count_cb, NULL, NULL));
     pact_worker_exit(port, 42);
     return NULL;
 }
@@ -945,7 +946,7 @@ static void hop(pact_error *err, void *ud)
     b->hops++;
     if (b->hops == 10)
         pact_port_post_json(b->port, json_string("busy"));
-    pact_immediate(b->loop, hop, b, NULL);
+    T_MUST(pact_immediate(b->loop, hop, b, NULL));
 }
 
 static pact_error *busy_recv_task(void *arg, pact_value *result)
@@ -967,7 +968,7 @@ static pact_error *busy_entry(pact_loop *loop, pact_port *port, void *arg)
     struct busy *b = arg;
     b->port = port;
     b->loop = loop;
-    pact_immediate(loop, hop, b, NULL);
+    T_MUST(pact_immediate(loop, hop, b, NULL));
     pact_promise_unref(pact_task_spawn(loop, busy_recv_task, b, NULL));
     return NULL;
 }
@@ -1255,7 +1256,7 @@ static pact_error *inner_entry(pact_loop *loop, pact_port *port, void *arg)
     struct inner *in = arg;
     in->port = port;
     in->loop = loop;
-    pact_timeout(loop, 1, inner_timer, in, NULL);
+    T_MUST(pact_timeout(loop, 1, inner_timer, in, NULL));
     pact_promise *t = pact_task_spawn(loop, inner_task, in, NULL);
     pact_promise_unref(t);
     return NULL;
