@@ -405,11 +405,14 @@ static void fire(pact_loop *loop, struct slot *s)
     unlink_timer(loop, s);
     if (!s->u.timer.repeat) {
         abort_off(s);
+        uint64_t outer = loop->firing_once; /* a nested run's timer */
+        loop->firing_once = pact__slot_handle(s).id;
         pact__slot_free(loop, s);
         pact__step_begin(loop, PACT_STEP_TIMER, (void (*)(void))cb, ud);
         cb(NULL, ud);
         pact__step_end(loop);
         pact__drain(loop);
+        loop->firing_once = outer;
         return;
     }
     uint64_t start = clock_ns(loop);

@@ -223,6 +223,43 @@ START_TEST(interval_repeats_and_clears_itself)
 }
 END_TEST
 
+/* clearTimeout(t) inside t's own callback is harmless in Node; pact_clear
+ * of a one-shot timer there is 0 (it was PACT_ENOENT), as for an interval,
+ * in its callback and in the tick that follows it; afterwards the handle is
+ * gone (PACT_ENOENT), and a timer set in the callback is its own handle. */
+struct once_clear {
+    pact_handle h, other;
+    int calls;
+};
+
+static void clear_self_tick(void *ud)
+{
+    struct once_clear *c = ud;
+    ck_assert_int_eq(pact_clear(t_loop, c->h), 0);
+}
+
+static void clear_self_cb(pact_error *err, void *ud)
+{
+    ck_assert_ptr_null(err);
+    struct once_clear *c = ud;
+    c->calls++;
+    /* a timer made here may take the freed slot: it stays a handle apart */
+    ck_assert_int_eq(pact_timeout(t_loop, 1, count_cb, &c->calls, &c->other),
+                     0);
+    ck_assert_int_eq(pact_clear(t_loop, c->h), 0);
+    ck_assert_int_eq(pact_next_tick(t_loop, clear_self_tick, c), 0);
+}
+
+START_TEST(timeout_clears_itself)
+{
+    struct once_clear c = {{0}, {0}, 0};
+    ck_assert_int_eq(pact_timeout(t_loop, 1, clear_self_cb, &c, &c.h), 0);
+    ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
+    ck_assert_int_eq(c.calls, 2); /* the other timer was not cleared */
+    ck_assert_int_eq(pact_clear(t_loop, c.h), PACT_ENOENT);
+}
+END_TEST
+
 /* repeat_ms through pact_timer_start; the first expiry is delay_ms. */
 START_TEST(timer_start_with_repeat)
 {
@@ -294,14 +331,16 @@ static void self_clear_cb(pact_error *err, void *ud)
     s->rc = pact_clear(t_loop, s->h);
 }
 
-/* A one-shot's handle is spent once its callback starts. */
+/* A one-shot's handle is spent once its callback starts, but clearing it
+ * there is harmless, as clearTimeout: 0 (see timeout_clears_itself). */
 START_TEST(clear_inside_own_timeout)
 {
     struct self_clear s = {{0}, 0, 1};
     ck_assert_int_eq(pact_timeout(t_loop, 1, self_clear_cb, &s, &s.h), 0);
     ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
     ck_assert_int_eq(s.n, 1);
-    ck_assert_int_eq(s.rc, PACT_ENOENT);
+    ck_assert_int_eq(s.rc, 0);
+    ck_assert_int_eq(pact_clear(t_loop, s.h), PACT_ENOENT);
 }
 END_TEST
 
@@ -702,6 +741,7 @@ Suite *suite_timer(void)
     tcase_add_test(tm, delay_clamped_as_node);
     tcase_add_test(tm, interval_negative_period);
     tcase_add_test(tm, interval_repeats_and_clears_itself);
+    tcase_add_test(tm, timeout_clears_itself);
     tcase_add_test(tm, timer_start_with_repeat);
     suite_add_tcase(s, tm);
 

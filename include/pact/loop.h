@@ -143,7 +143,9 @@ PACT_API int pact_poll(pact_loop *loop, int fd, int events, pact_poll_cb cb,
 /**
  * clearTimeout / clearInterval / clearImmediate, and stop for signals and
  * pollers: the handle's callback is not called again and the handle is gone.
- * Safe from inside the handle's own callback.
+ * Safe from inside the handle's own callback; there (and in the ticks and
+ * microtasks right after it) clearing a one-shot timer returns 0, as Node's
+ * clearTimeout is harmless there.
  * @return 0, or PACT_ENOENT if it already fired, was cleared or never existed,
  *   PACT_EALREADY if it is closing.
  */
