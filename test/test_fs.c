@@ -1094,6 +1094,49 @@ START_TEST(descriptors_with_callbacks)
 }
 END_TEST
 
+/* Only PACT_FS_CURRENT (-1) means the current position: any other negative
+ * position is refused with PACT_EINVAL, in both styles, and nothing is
+ * written (it once wrote "B" at the current offset). */
+START_TEST(negative_position_refused)
+{
+    const char *f = P("pos.txt");
+    int fd = open(f, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, "abc", 3), 3);
+    struct rec r = {0}, twin = {0}, twin2 = {0};
+    char buf[8];
+    const int64_t bad[] = {-12345, INT64_MIN, -2};
+    struct capture cap;
+    capture_begin(&cap);
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        ck_assert_int_eq(
+            pact_fs_write(t_loop, fd, "B", 1, bad[i], NULL, rec_size, &r),
+            PACT_EINVAL);
+        ck_assert_int_eq(
+            pact_fs_read(t_loop, fd, buf, 1, bad[i], NULL, rec_size, &r),
+            PACT_EINVAL);
+    }
+    ck_assert_int_eq(
+        pact_fs_write(t_loop, fd, "B", 1, INT64_MAX, NULL, rec_size, &r),
+        PACT_EINVAL);
+    expect(pact_fs_write_p(t_loop, fd, "B", 1, -12345, NULL), &twin);
+    expect(pact_fs_read_p(t_loop, fd, buf, 1, INT64_MIN, NULL), &twin2);
+    run();
+    free(capture_end(&cap));
+    ck_assert_int_eq(r.calls, 0);
+    ck_assert_int_eq(twin.code, PACT_EINVAL);
+    ck_assert_int_eq(twin2.code, PACT_EINVAL);
+    char got[8] = {0};
+    ck_assert_int_eq(pread(fd, got, sizeof got - 1, 0), 3);
+    ck_assert_str_eq(got, "abc");
+    ck_assert_int_eq(lseek(fd, 0, SEEK_CUR), 3);
+    close(fd);
+    rec_free(&r);
+    rec_free(&twin);
+    rec_free(&twin2);
+}
+END_TEST
+
 /* Descriptors through promises, awaited by a task. */
 static pact_error *descriptor_task(void *arg, pact_value *result)
 {
@@ -1595,6 +1638,7 @@ Suite *suite_fs(void)
     tcase_add_test(tc, read_file_of_a_pipe);
     tcase_add_test(tc, descriptors_with_callbacks);
     tcase_add_test(tc, descriptors_awaited);
+    tcase_add_test(tc, negative_position_refused);
     tcase_add_test(tc, read_json);
     tcase_add_test(tc, abort_removes_queued_operations);
     tcase_add_test(tc, abort_does_not_interrupt_a_running_call);
