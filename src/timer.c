@@ -385,8 +385,11 @@ int pact_timer_refresh(pact_loop *loop, pact_handle h)
     static const char fn[] = "pact_timer_refresh";
     PACT_CHECK_LOOP(loop, fn);
     struct slot *s = pact__slot_get(loop, h);
-    if (!s || s->kind != SLOT_TIMER ||
-        (s->flags & (SLOT_CANCEL | SLOT_CLOSING)))
+    if (s && s->kind != SLOT_TIMER)
+        return pact__misuse(fn, PACT_EINVAL,
+                            "not a timer (an immediate, signal or poller: "
+                            "only timers have a delay to restart)");
+    if (!s || (s->flags & (SLOT_CANCEL | SLOT_CLOSING)))
         return pact__misuse(fn, PACT_ENOENT, "not a pending timer");
     if (!s->u.timer.list)
         return 0; /* an interval in its callback: it re-arms from now anyway */

@@ -10,7 +10,11 @@
 pact_value pact_json(json_t *json)
 {
     pact_value v = {PACT_JSON, {0}};
-    v.u.json = json ? json : json_null();
+    if (!json) /* a failed json_pack/json_loads: never a silent null */
+        return pact_throw(PACT_ERROR(PACT_EINVAL, "pact_json(NULL): no JSON "
+                                                  "value (a failed json_* "
+                                                  "call?)"));
+    v.u.json = json;
     return v;
 }
 

@@ -414,10 +414,14 @@ START_TEST(value_release_each_kind)
     ck_assert_int_eq(t.releases, 1);
     ck_assert_int_eq(t.thens, 0);
     ck_assert_int_eq(v.kind, PACT_NOTHING);
-    /* JSON null, and NULL */
-    v = pact_json(NULL);
+    /* JSON null; NULL (a failed json_pack) is refused, not a silent null */
+    v = pact_json(json_null());
     ck_assert_int_eq(v.kind, PACT_JSON);
     ck_assert(json_is_null(v.u.json));
+    pact_value_release(&v);
+    v = pact_json(NULL);
+    ck_assert_int_eq(v.kind, PACT_ERROR);
+    ck_assert_int_eq(pact_error_code(v.u.error), PACT_EINVAL);
     pact_value_release(&v);
     pact_value_release(NULL);
 }

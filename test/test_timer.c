@@ -461,6 +461,20 @@ START_TEST(refresh_cleared)
 }
 END_TEST
 
+/* An immediate has no delay to restart: that is a wrong kind of handle
+ * (PACT_EINVAL), not a missing one (it said PACT_ENOENT). */
+START_TEST(refresh_immediate_einval)
+{
+    int n = 0;
+    pact_handle h;
+    ck_assert_int_eq(pact_immediate(t_loop, count_cb, &n, &h), 0);
+    ck_assert_int_eq(pact_timer_refresh(t_loop, h), PACT_EINVAL);
+    ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
+    ck_assert_int_eq(n, 1); /* and it still runs */
+    ck_assert_int_eq(pact_timer_refresh(t_loop, h), PACT_ENOENT);
+}
+END_TEST
+
 /* ---- abort tokens ------------------------------------------------------ */
 
 struct aborted_timer {
@@ -742,6 +756,7 @@ Suite *suite_timer(void)
     tcase_add_test(tm, interval_negative_period);
     tcase_add_test(tm, interval_repeats_and_clears_itself);
     tcase_add_test(tm, timeout_clears_itself);
+    tcase_add_test(tm, refresh_immediate_einval);
     tcase_add_test(tm, timer_start_with_repeat);
     suite_add_tcase(s, tm);
 
