@@ -5,6 +5,7 @@
 
 #include <jansson.h>
 
+#include "json_deep.h"
 #include "promise_internal.h"
 
 pact_value pact_json(json_t *json)
@@ -73,7 +74,7 @@ void pact_value_release(pact_value *v)
             v->u.owned.free(v->u.owned.ptr);
         break;
     case PACT_JSON:
-        json_decref(v->u.json);
+        pact__json_release(v->u.json); /* any depth: no recursion */
         break;
     case PACT_BYTES:
         free(v->u.bytes.data);

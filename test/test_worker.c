@@ -479,6 +479,68 @@ START_TEST(json_shapes)
 }
 END_TEST
 
+/* Free a chain of one-element arrays level by level (json_decref would
+ * recurse once per level). */
+static void free_chain(json_t *j)
+{
+    while (json_is_array(j) && json_array_size(j) == 1 && j->refcount == 1) {
+        json_t *child = json_incref(json_array_get(j, 0));
+        json_decref(j); /* frees this level only: the child is still held */
+        j = child;
+    }
+    json_decref(j);
+}
+
+/* The depth of a chain of one-element arrays, and its leaf integer. */
+static int chain_depth(json_t *j, json_int_t *leaf)
+{
+    int depth = 0;
+    for (; json_is_array(j) && json_array_size(j) == 1; depth++)
+        j = json_array_get(j, 0);
+    *leaf = json_is_integer(j) ? json_integer_value(j) : -1;
+    return depth;
+}
+
+/* A 100,000-level tree that is still shared is copied for the post: the copy
+ * (jansson's recursed once per level, and the sender died of SIGSEGV) and
+ * the releases take heap, not stack; the copy comes back whole. */
+START_TEST(json_deep_shared_copied)
+{
+    enum { DEPTH = 100000 };
+    struct mirror m = {0};
+    pact_worker *w = start(mirror_entry, &m, NULL);
+    pact_port *port = pact_worker_port(w);
+    struct echoes e = {0};
+    ck_assert_int_eq(pact_port_on_message(port, collect, &e), 0);
+    json_t *d = deep(DEPTH);
+    json_t *second = json_incref(d); /* a second holder: it must be copied */
+    ck_assert_int_eq(pact_port_post_json(port, d), 0);
+    /* refused before anything is sent: a post that fails drops its copy */
+    json_t *bad = json_array();
+    json_array_append_new(bad, json_incref(second));
+    json_array_append(second, bad); /* a cycle below a shared deep tree */
+    pact_value v = pact_json(json_incref(second));
+    ck_assert_int_eq(pact_port_post(port, &v), PACT_EINVAL);
+    pact_value_release(&v);
+    json_array_remove(second, 1); /* the cycle is broken */
+    json_decref(bad);
+    pact_value stop = pact_double(-1);
+    ck_assert_int_eq(pact_port_post(port, &stop), 0);
+    run_ok();
+    ck_assert_int_eq(m.bad, 0);
+    ck_assert_int_eq(e.calls, 1);
+    ck_assert_ptr_ne(e.got[0], second);
+    json_int_t leaf;
+    ck_assert_int_eq(chain_depth(e.got[0], &leaf), DEPTH);
+    ck_assert_int_eq(leaf, DEPTH);
+    /* a deep tree released through a value frees without recursing */
+    pact_value got = pact_json(e.got[0]);
+    pact_value_release(&got);
+    free_chain(second);
+    pact_worker_free(w);
+}
+END_TEST
+
 /* A tree held once moves (the worker sees the very pointer); one that is
  * also held elsewhere is copied, and the sender's other holds stay valid
  * and its own. */
@@ -1342,6 +1404,7 @@ Suite *suite_worker(void)
     tcase_add_test(tc, post_value_moves_only_on_success);
     tcase_add_test(tc, json_shapes);
     tcase_add_test(tc, json_moved_or_copied);
+    tcase_add_test(tc, json_deep_shared_copied);
     tcase_add_test(tc, bad_messages);
     tcase_add_test(tc, port_from_wrong_thread);
     tcase_add_test(tc, back_pressure);
