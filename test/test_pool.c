@@ -653,6 +653,7 @@ START_TEST(abort_removes_queued_jobs)
 END_TEST
 
 struct poller {
+    bool fail; /* the job fails in its own way once cancelled */
     atomic_int started, saw_cancel, returned;
     int returned_at_callback;
     struct tally t;
@@ -674,6 +675,8 @@ static pact_error *poll_until_cancelled(pact_job *job, void *arg,
     atomic_store(&p->saw_cancel, pact_job_cancelled(job));
     *result = pact_int(42); /* released: the callback gets ECANCELED */
     atomic_store(&p->returned, 1);
+    if (p->fail)
+        return PACT_ERROR(PACT_EIO, "the job's own failure");
     return NULL;
 }
 
@@ -711,6 +714,21 @@ START_TEST(abort_flags_running_job)
     ck_assert_int_eq(p.t.first_cause, PACT_ECANCELED); /* the reason */
     ck_assert_int_eq(atomic_load(&p.saw_cancel), 1);
     ck_assert_int_eq(p.returned_at_callback, 1);
+    pact_abort_unref(p.abort);
+    tally_free(&p.t);
+    /* a job that fails in its own way: its error is kept as the cause (it
+     * was replaced by the bare 'The operation was aborted') */
+    memset(&p, 0, sizeof p);
+    p.fail = true;
+    ck_assert_int_eq(pact_abort_new(t_loop, &p.abort), 0);
+    o.abort = p.abort;
+    ck_assert_int_eq(
+        pact_offload(t_loop, poll_until_cancelled, &p, &o, poller_cb, &p), 0);
+    ck_assert_int_eq(pact_timeout(t_loop, 1, abort_when_started, &p, NULL), 0);
+    ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
+    ck_assert_int_eq(p.t.calls, 1);
+    ck_assert_int_eq(p.t.last_code, PACT_ECANCELED);
+    ck_assert_int_eq(p.t.first_cause, PACT_EIO);
     pact_abort_unref(p.abort);
     tally_free(&p.t);
 }
