@@ -63,7 +63,7 @@ static int owned_by(pact_loop *loop, int rc, pact_handle h)
 }
 
 struct delay_args {
-    uint64_t ms;
+    int64_t ms;
     pact_abort *abort;
 };
 
@@ -76,7 +76,7 @@ static int start_delay(pact_loop *loop, void *args, pact_deferred *d)
                     h);
 }
 
-pact_promise *pact_delay(pact_loop *loop, uint64_t ms, pact_abort *abort)
+pact_promise *pact_delay(pact_loop *loop, int64_t ms, pact_abort *abort)
 {
     struct delay_args a = {ms, abort};
     return pact__promisify(loop, start_delay, &a, "pact_delay");

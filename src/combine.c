@@ -18,6 +18,11 @@ struct comb {
     size_t n, remaining, nodes;
 };
 
+/* any()'s rejection, in Node's words (V8's AggregateError message). */
+#define any_error(errs, n)                                                     \
+    pact_error_aggregate_at(__FILE__, __LINE__, (errs), (n),                   \
+                            "All promises were rejected")
+
 static void comb_done(struct comb *c)
 {
     if (--c->nodes)
@@ -65,9 +70,8 @@ static void on_input(pact_promise *src, void *ud, uintptr_t i)
             } else {
                 c->errs[i] = pact_error_ref(src->u.r.err);
                 if (--c->remaining == 0)
-                    pact__settle_take(
-                        &c->target,
-                        pact_throw(PACT_ERROR_AGGREGATE(c->errs, c->n)));
+                    pact__settle_take(&c->target,
+                                      pact_throw(any_error(c->errs, c->n)));
             }
             break;
         }
@@ -113,7 +117,7 @@ static pact_promise *combine(pact_loop *loop, pact_promise *const *ps, size_t n,
         case C_RACE: /* pending for ever, as Promise.race([]) */
             return t;
         case C_ANY:
-            pact__reject(t, PACT_ERROR_AGGREGATE(NULL, 0));
+            pact__reject(t, any_error(NULL, 0));
             return t;
         default:
             if (!(l = pact__list_new(0))) {

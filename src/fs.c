@@ -135,6 +135,13 @@ static int submit(pact_loop *loop, const struct spec *s, void *ud,
     PACT_CHECK_ARG(!takes_path || s->path, name);
     PACT_CHECK_ARG(s->op != OP_RENAME || s->path2, name);
     PACT_CHECK_ARG(s->data || s->buf || !s->len, name);
+    /* Only -1 means "the current position": another negative value (a
+     * computed offset gone wrong) once wrote at the current offset. */
+    if (s->pos < 0 && s->pos != PACT_FS_CURRENT)
+        return pact__misuse(name, PACT_EINVAL,
+                            "negative position other than PACT_FS_CURRENT");
+    if (s->pos > 0 && s->len > (uint64_t)(INT64_MAX - s->pos))
+        return pact__misuse(name, PACT_EINVAL, "position + length overflow");
     unsigned flags = s->opts ? s->opts->flags : 0;
     size_t n1 = s->path ? strlen(s->path) + 1 : 0;
     size_t n2 = s->path2 ? strlen(s->path2) + 1 : 0;

@@ -246,7 +246,8 @@ static char *temp_name(const char *path)
 
 /* write_file with PACT_FS_ATOMIC: temporary file, fsync, rename (or link,
  * with PACT_FS_EXCL), fsync the directory. The temporary file never stays
- * behind. */
+ * behind (unless the process dies: doc/fs.md). Errors name the caller's
+ * path, never the temporary one, which the caller never saw. */
 static pact_error *write_atomic(pact_job *job, struct req *r)
 {
     struct stat st;
@@ -267,21 +268,21 @@ static pact_error *write_atomic(pact_job *job, struct req *r)
     }
     pact_error *err = NULL;
     if (fd < 0) {
-        err = sys_error(errno, "open", tmp, NULL);
+        err = sys_error(errno, "open", r->path, NULL);
         free(tmp);
         return err;
     }
     if (keep_mode && fchmod(fd, st.st_mode & 07777) < 0)
-        err = sys_error(errno, "fchmod", tmp, NULL);
+        err = sys_error(errno, "fchmod", r->path, NULL);
     if (err)
         close(fd);
     else
-        err = fill_and_close(fd, r, tmp, true);
+        err = fill_and_close(fd, r, r->path, true);
     if (!err && pact_job_cancelled(job)) /* the old content stays */
         err = cancelled();
     bool excl = r->flags & PACT_FS_EXCL;
     if (!err && (excl ? link(tmp, r->path) : rename(tmp, r->path)) < 0)
-        err = sys_error(errno, excl ? "link" : "rename", tmp, r->path);
+        err = sys_error(errno, excl ? "link" : "rename", r->path, NULL);
     if (err || excl)
         unlink(tmp);
     free(tmp);

@@ -132,6 +132,9 @@ static int lookup(pact_loop *loop, pact_handle h, const char *fn,
 int pact_clear(pact_loop *loop, pact_handle h)
 {
     struct slot *s;
+    PACT_CHECK_LOOP(loop, "pact_clear");
+    if (h.id && h.id == loop->firing_once)
+        return 0; /* a one-shot timer clearing itself: nothing left to do */
     int rc = lookup(loop, h, "pact_clear", &s);
     if (rc < 0)
         return rc;

@@ -209,6 +209,10 @@ struct pact_loop {
     struct event *timer_ev;
     int timer_fd;      /* timerfd behind timer_ev, or -1 */
     uint64_t armed_ns; /* the alarm's deadline while set, else 0 */
+    /* the handle of the one-shot timer whose callback (and the drain after
+     * it) is running, else 0: its slot is free already, but pact_clear of it
+     * is harmless there, as clearTimeout (and as for an interval) */
+    uint64_t firing_once;
 
     /* immediates */
     struct slot *imm_head, *imm_tail;

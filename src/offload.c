@@ -153,12 +153,21 @@ static pact_error *outcome(struct offq *q, pact_job *j)
         j->epoch != atomic_load_explicit(&q->epoch, memory_order_relaxed);
     if (cancelled) {
         pact_error *reason = j->abort ? pact_abort_reason(j->abort) : NULL;
-        pact_error_unref(err);
-        err = reason ? PACT_ERROR_CAUSE(reason, PACT_ECANCELED,
-                                        "The operation was aborted")
-                     : PACT_ERROR(PACT_ECANCELED,
-                                  "The offloaded job was cancelled "
-                                  "(pact_loop_close_all)");
+        bool aborted = reason != NULL;
+        /* a job that failed in its own way keeps that as the cause (its
+         * "I was cancelled" adds nothing: then the reason is the cause) */
+        pact_error *own = err                            ? err
+                          : j->result.kind == PACT_ERROR ? j->result.u.error
+                                                         : NULL;
+        if (own && pact_error_code(own) != PACT_ECANCELED)
+            reason = own;
+        pact_error *mine = err;
+        err = aborted ? PACT_ERROR_CAUSE(reason, PACT_ECANCELED,
+                                         "The operation was aborted")
+                      : PACT_ERROR_CAUSE(reason, PACT_ECANCELED,
+                                         "The offloaded job was cancelled "
+                                         "(pact_loop_close_all)");
+        pact_error_unref(mine);
         if (!err)
             err = pact__enomem();
     } else if (!err && j->result.kind == PACT_ERROR) {

@@ -523,10 +523,63 @@ void pact__lane_cancel_all(int lane, struct offq *q, struct jlist *out)
     pthread_mutex_unlock(&ln->lock);
 }
 
+/* ---- fork ---------------------------------------------------------------- */
+
+/* A child of fork has only the thread that forked: the pool's threads are
+ * gone, but their count, batches and queue were copied. So the pool's locks
+ * are held across fork (the copy is consistent: lock order, pool before
+ * lanes), and the child starts from an empty pool whose threads are made on
+ * its first job. The jobs queued in the parent belong to the parent's loops,
+ * which the child must not use (doc/offload.md): their records are left
+ * unfreed in the child, never run. */
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&pool.lock);
+    for (int i = 0; i < PACT_LANES; i++)
+        pthread_mutex_lock(&pool.lanes[i].lock);
+}
+
+static void fork_parent(void)
+{
+    for (int i = PACT_LANES; i-- > 0;)
+        pthread_mutex_unlock(&pool.lanes[i].lock);
+    pthread_mutex_unlock(&pool.lock);
+}
+
+static void fork_child(void)
+{
+    for (int i = 0; i < PACT_LANES; i++) {
+        struct lane *ln = &pool.lanes[i];
+        for (unsigned k = 0; k < ln->nthreads; k++)
+            free(ln->workers[k]);
+        free(ln->workers);
+        pthread_mutex_t lock = LANE_LOCK_INIT;
+        pthread_cond_t work = PTHREAD_COND_INITIALIZER;
+        ln->lock = lock; /* fresh: no thread of the parent holds it here */
+        ln->work = work;
+        ln->q = (struct jlist){0};
+        atomic_store_explicit(&ln->queued, 0, memory_order_relaxed);
+        atomic_store_explicit(&ln->running, 0, memory_order_relaxed);
+        ln->nthreads = ln->sleeping = ln->starting = 0;
+        ln->spinner = ln->stop = false;
+        ln->workers = NULL;
+        ln->cap = 0;
+    }
+    pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    pool.lock = lock;
+}
+
+static void register_fork(void)
+{
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
 /* ---- users --------------------------------------------------------------- */
 
 void pact__pool_enter(void)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, register_fork);
     pthread_mutex_lock(&pool.lock);
     if (pool.users++ == 0) {
         /* jansson's hash seed must be set before threads use it (its

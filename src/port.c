@@ -2,6 +2,7 @@
  * (messages checked, moved or copied), the receiving end's delivery pass
  * (messages, room, termination, the end), spinning, and liveness.
  * src/worker_internal.h describes the design and the lock order. */
+#include "json_deep.h"
 #include "worker_internal.h"
 
 #include <sched.h>
@@ -129,7 +130,7 @@ static int prepare(const pact_value *v, json_t **copy)
         if (exclusive(v->u.json))
             return 0;
         /* NULL: a cycle (jansson refuses to copy one) or no memory */
-        *copy = json_deep_copy(v->u.json);
+        *copy = pact__json_copy(v->u.json); /* any depth: no recursion */
         return *copy ? 0 : PACT_EINVAL;
     default:
         return PACT_EINVAL;
@@ -616,7 +617,7 @@ int pact_port_post(pact_port *port, pact_value *msg)
     pthread_mutex_unlock(&c->lock);
     ring_release_values(&port->spare);
     if (rc < 0) {
-        json_decref(copy);
+        pact__json_release(copy);
         return rc;
     }
     if (copy)

@@ -357,8 +357,8 @@ void pact__resolve(pact_promise *p, pact_value v)
                                                     "of another loop"));
         } else if (v.u.promise == p) {
             pact__unref(p);
-            pact__reject(p, PACT_ERROR(PACT_ETYPE, "a promise cannot be "
-                                                   "resolved with itself"));
+            pact__reject(p, PACT_ERROR(PACT_ETYPE, "Chaining cycle detected "
+                                                   "for promise #<Promise>"));
         } else {
             p->hkind = H_THEN;
             p->u.w.on_ok.ok = NULL;

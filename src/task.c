@@ -547,7 +547,7 @@ pact_error *pact_await_any_at(pact_promise *const *ps, size_t n, size_t *index,
     return err;
 }
 
-pact_error *pact_sleep_at(uint64_t ms, const char *file, int line)
+pact_error *pact_sleep_at(int64_t ms, const char *file, int line)
 {
     pact_task *t = current;
     if (!t)

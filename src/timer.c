@@ -6,6 +6,8 @@
 #include "internal.h"
 
 #include <event2/event.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 #ifdef HAVE_SYS_TIMERFD_H
@@ -297,6 +299,24 @@ void pact__timer_stop(pact_loop *loop, struct slot *s)
 
 /* ---- public -------------------------------------------------------------- */
 
+/* A delay as Node takes it: below 1 (0, negative) is 1 ms; above
+ * TIMEOUT_MAX is 1 ms too, with Node's TimeoutOverflowWarning (once per call:
+ * *warned). A signed parameter, so that -5 is not a huge unsigned value. */
+static uint64_t clamp_delay(int64_t ms, const char *fn, bool *warned)
+{
+    if (ms > PACT_TIMEOUT_MAX) {
+        if (!*warned)
+            fprintf(stderr,
+                    "pact: %s(): TimeoutOverflowWarning: %" PRId64
+                    " does not fit into a 32-bit signed integer.\n"
+                    "Timeout duration was set to 1.\n",
+                    fn, ms);
+        *warned = true;
+        return 1;
+    }
+    return ms < 1 ? 1 : (uint64_t)ms;
+}
+
 /* @p fn: the public function the user called, for misuse reports */
 static int timer_start(pact_loop *loop, const pact_timer_opts *opts, pact_cb cb,
                        void *ud, pact_handle *out, const char *fn)
@@ -304,22 +324,23 @@ static int timer_start(pact_loop *loop, const pact_timer_opts *opts, pact_cb cb,
     PACT_CHECK_LOOP(loop, fn);
     PACT_CHECK_ARG(opts, fn);
     PACT_CHECK_ARG(cb, fn);
-    if (opts->delay_ms > PACT_TIMEOUT_MAX || opts->repeat_ms > PACT_TIMEOUT_MAX)
-        return pact__misuse(fn, PACT_ERANGE, "delay above PACT_TIMEOUT_MAX");
+    bool warned = false;
+    uint64_t msecs = clamp_delay(opts->delay_ms, fn, &warned);
+    uint64_t repeat =
+        opts->repeat_ms ? clamp_delay(opts->repeat_ms, fn, &warned) : 0;
     struct slot *s = pact__slot_alloc(loop, SLOT_TIMER, (void (*)(void))cb, ud);
     if (!s)
         return PACT_ENOMEM;
     s->u.timer.list = NULL;
     s->u.timer.abort = NULL;
     s->u.timer.cancel = NULL;
-    s->u.timer.repeat = opts->repeat_ms;
+    s->u.timer.repeat = repeat;
     if (opts->unref)
         s->flags &= (uint8_t)~SLOT_REF;
     int rc;
     if (opts->abort && pact_abort_aborted(opts->abort)) {
         rc = queue_cancel(s, pact_abort_reason(opts->abort));
     } else {
-        uint64_t msecs = opts->delay_ms ? opts->delay_ms : 1;
         rc = link_timer(loop, s, msecs, clock_ns(loop));
         if (rc == 0 && opts->abort) {
             /* the cancellation's tick is reserved now, while a failure can
@@ -356,14 +377,14 @@ int pact_timer_start(pact_loop *loop, const pact_timer_opts *opts, pact_cb cb,
     return timer_start(loop, opts, cb, ud, out, "pact_timer_start");
 }
 
-int pact_timeout(pact_loop *loop, uint64_t ms, pact_cb cb, void *ud,
+int pact_timeout(pact_loop *loop, int64_t ms, pact_cb cb, void *ud,
                  pact_handle *out)
 {
     pact_timer_opts o = {.delay_ms = ms};
     return timer_start(loop, &o, cb, ud, out, "pact_timeout");
 }
 
-int pact_interval(pact_loop *loop, uint64_t ms, pact_cb cb, void *ud,
+int pact_interval(pact_loop *loop, int64_t ms, pact_cb cb, void *ud,
                   pact_handle *out)
 {
     pact_timer_opts o = {.delay_ms = ms, .repeat_ms = ms ? ms : 1};
@@ -375,8 +396,11 @@ int pact_timer_refresh(pact_loop *loop, pact_handle h)
     static const char fn[] = "pact_timer_refresh";
     PACT_CHECK_LOOP(loop, fn);
     struct slot *s = pact__slot_get(loop, h);
-    if (!s || s->kind != SLOT_TIMER ||
-        (s->flags & (SLOT_CANCEL | SLOT_CLOSING)))
+    if (s && s->kind != SLOT_TIMER)
+        return pact__misuse(fn, PACT_EINVAL,
+                            "not a timer (an immediate, signal or poller: "
+                            "only timers have a delay to restart)");
+    if (!s || (s->flags & (SLOT_CANCEL | SLOT_CLOSING)))
         return pact__misuse(fn, PACT_ENOENT, "not a pending timer");
     if (!s->u.timer.list)
         return 0; /* an interval in its callback: it re-arms from now anyway */
@@ -395,11 +419,14 @@ static void fire(pact_loop *loop, struct slot *s)
     unlink_timer(loop, s);
     if (!s->u.timer.repeat) {
         abort_off(s);
+        uint64_t outer = loop->firing_once; /* a nested run's timer */
+        loop->firing_once = pact__slot_handle(s).id;
         pact__slot_free(loop, s);
         pact__step_begin(loop, PACT_STEP_TIMER, (void (*)(void))cb, ud);
         cb(NULL, ud);
         pact__step_end(loop);
         pact__drain(loop);
+        loop->firing_once = outer;
         return;
     }
     uint64_t start = clock_ns(loop);

@@ -5,12 +5,17 @@
 
 #include <jansson.h>
 
+#include "json_deep.h"
 #include "promise_internal.h"
 
 pact_value pact_json(json_t *json)
 {
     pact_value v = {PACT_JSON, {0}};
-    v.u.json = json ? json : json_null();
+    if (!json) /* a failed json_pack/json_loads: never a silent null */
+        return pact_throw(PACT_ERROR(PACT_EINVAL, "pact_json(NULL): no JSON "
+                                                  "value (a failed json_* "
+                                                  "call?)"));
+    v.u.json = json;
     return v;
 }
 
@@ -69,7 +74,7 @@ void pact_value_release(pact_value *v)
             v->u.owned.free(v->u.owned.ptr);
         break;
     case PACT_JSON:
-        json_decref(v->u.json);
+        pact__json_release(v->u.json); /* any depth: no recursion */
         break;
     case PACT_BYTES:
         free(v->u.bytes.data);

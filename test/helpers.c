@@ -285,3 +285,11 @@ int t_child_fd_limit(int spare)
     T_CHILD_ASSERT(setrlimit(RLIMIT_NOFILE, &rl) == 0);
     return fd;
 }
+
+void t_must(int rc, const char *what, const char *file, int line)
+{
+    if (rc == 0)
+        return;
+    fprintf(stderr, "%s:%d: %s: %s\n", file, line, what, pact_err_name(rc));
+    abort();
+}

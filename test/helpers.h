@@ -54,6 +54,11 @@ pact_promise *t_pending(pact_deferred **d);
 void t_settle_later(pact_deferred *d, uint64_t ms, pact_value v,
                     const char *label);
 
+/* Abort (any thread: worker entries and callbacks too) unless @p call, a
+ * call whose result must be checked, returned 0. */
+#define T_MUST(call) t_must((call), #call, __FILE__, __LINE__)
+void t_must(int rc, const char *what, const char *file, int line);
+
 /* Busy-wait @p ms, so that timers are already due when the loop next looks. */
 void t_spin_ms(int ms);
 

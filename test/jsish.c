@@ -7,14 +7,14 @@
 
 /* ---- the JavaScript vocabulary, each call asserted to succeed ---------- */
 
-pact_handle set_timeout(uint64_t ms, pact_cb cb, void *ud)
+pact_handle set_timeout(int64_t ms, pact_cb cb, void *ud)
 {
     pact_handle h = {0};
     ck_assert_int_eq(pact_timeout(t_loop, ms, cb, ud, &h), 0);
     return h;
 }
 
-pact_handle set_interval(uint64_t ms, pact_cb cb, void *ud)
+pact_handle set_interval(int64_t ms, pact_cb cb, void *ud)
 {
     pact_handle h = {0};
     ck_assert_int_eq(pact_interval(t_loop, ms, cb, ud, &h), 0);

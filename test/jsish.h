@@ -18,8 +18,8 @@
 
 /* setTimeout, setInterval, setImmediate, clearTimeout & co.; the handle is
  * for the cases that clear, refresh or unref it later. */
-pact_handle set_timeout(uint64_t ms, pact_cb cb, void *ud);
-pact_handle set_interval(uint64_t ms, pact_cb cb, void *ud);
+pact_handle set_timeout(int64_t ms, pact_cb cb, void *ud);
+pact_handle set_interval(int64_t ms, pact_cb cb, void *ud);
 pact_handle set_immediate(pact_cb cb, void *ud);
 void clear(pact_handle h);
 /* process.nextTick, queueMicrotask */

@@ -109,7 +109,7 @@ static pact_value make_val(int k)
     case VK_JSON:
         return pact_json(json_incref(j_sentinel));
     case VK_JSON_NULL:
-        return pact_json(NULL);
+        return pact_json(json_null());
     case VK_JSON_FALSE:
         return pact_json(json_false());
     case VK_JSON_TRUE:

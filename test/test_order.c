@@ -441,6 +441,43 @@ static void clear_timeout_from_timer_main(void)
 }
 ORDER_CASE(clear_timeout_from_timer)
 
+static void interval_negative(pact_error *err, void *ud)
+{
+    (void)ud;
+    expect_ok(err);
+    trace("interval -100");
+    if (++S.n == 3)
+        clear(S.h[0]);
+}
+
+static void timer_2_starts_interval(pact_error *err, void *ud)
+{
+    (void)ud;
+    expect_ok(err);
+    trace("timer 2");
+    S.h[0] = set_interval(-100, interval_negative, NULL);
+}
+
+/* The delays are signed: below 1 is 1 ms; above PACT_TIMEOUT_MAX is 1 ms
+ * with Node's warning (its text asserted here: Node's goes to its stderr). */
+static void timer_clamp_main(void)
+{
+    set_timeout(0, trace_cb, "timer 0");
+    set_timeout(-5, trace_cb, "timer -5");
+    struct capture cap;
+    capture_begin(&cap);
+    set_timeout(PACT_TIMEOUT_MAX + 1, trace_cb, "timer 2**31");
+    char *out = capture_end(&cap);
+    ck_assert_ptr_nonnull(strstr(out, "TimeoutOverflowWarning: 2147483648 does "
+                                      "not fit into a 32-bit signed "
+                                      "integer.\nTimeout duration was set "
+                                      "to 1.\n"));
+    free(out);
+    set_timeout(INT64_MIN, trace_cb, "timer -2**63");
+    set_timeout(2, timer_2_starts_interval, NULL);
+}
+ORDER_CASE(timer_clamp)
+
 static void timer_x_clears_y(pact_error *err, void *ud)
 {
     (void)ud;
@@ -943,6 +980,7 @@ Suite *suite_order(void)
     /* clearing timers */
     tcase_add_test(tc, clear_timeout_from_tick);
     tcase_add_test(tc, clear_timeout_from_timer);
+    tcase_add_test(tc, timer_clamp);
     tcase_add_test(tc, clear_due_timer_other_delay);
     tcase_add_test(tc, clear_timer_from_tick_between);
     tcase_add_test(tc, immediate_clears_timer);

@@ -16,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "helpers.h"
 #include "suites.h"
@@ -676,6 +678,7 @@ START_TEST(abort_removes_queued_jobs)
 END_TEST
 
 struct poller {
+    bool fail; /* the job fails in its own way once cancelled */
     atomic_int started, saw_cancel, returned;
     int returned_at_callback;
     struct tally t;
@@ -697,6 +700,8 @@ static pact_error *poll_until_cancelled(pact_job *job, void *arg,
     atomic_store(&p->saw_cancel, pact_job_cancelled(job));
     *result = pact_int(42); /* released: the callback gets ECANCELED */
     atomic_store(&p->returned, 1);
+    if (p->fail)
+        return PACT_ERROR(PACT_EIO, "the job's own failure");
     return NULL;
 }
 
@@ -734,6 +739,21 @@ START_TEST(abort_flags_running_job)
     ck_assert_int_eq(p.t.first_cause, PACT_ECANCELED); /* the reason */
     ck_assert_int_eq(atomic_load(&p.saw_cancel), 1);
     ck_assert_int_eq(p.returned_at_callback, 1);
+    pact_abort_unref(p.abort);
+    tally_free(&p.t);
+    /* a job that fails in its own way: its error is kept as the cause (it
+     * was replaced by the bare 'The operation was aborted') */
+    memset(&p, 0, sizeof p);
+    p.fail = true;
+    ck_assert_int_eq(pact_abort_new(t_loop, &p.abort), 0);
+    o.abort = p.abort;
+    ck_assert_int_eq(
+        pact_offload(t_loop, poll_until_cancelled, &p, &o, poller_cb, &p), 0);
+    ck_assert_int_eq(pact_timeout(t_loop, 1, abort_when_started, &p, NULL), 0);
+    ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
+    ck_assert_int_eq(p.t.calls, 1);
+    ck_assert_int_eq(p.t.last_code, PACT_ECANCELED);
+    ck_assert_int_eq(p.t.first_cause, PACT_EIO);
     pact_abort_unref(p.abort);
     tally_free(&p.t);
 }
@@ -1362,6 +1382,85 @@ START_TEST(base_dispatched_by_program)
 }
 END_TEST
 
+/* ---- fork ---------------------------------------------------------------- */
+
+struct child_run {
+    int64_t offloaded; /* the job's result */
+    int read_code;     /* the fs read's code, 1 until it comes */
+    size_t read_len;
+};
+
+static void child_job_cb(pact_error *err, pact_value *result, void *ud)
+{
+    ((struct child_run *)ud)->offloaded = err ? -1 : result->u.i;
+}
+
+static void child_read_cb(pact_error *err, pact_value *data, void *ud)
+{
+    struct child_run *c = ud;
+    c->read_code = pact_error_code(err);
+    c->read_len = err ? 0 : data->u.bytes.len;
+}
+
+/* The child of a fork: a fresh loop offloads a job and reads a file (fs
+ * shares the pool). @return the exit status: 0, or which step failed. */
+static int child_main(const char *path)
+{
+    alarm(120); /* a hang ends as SIGALRM, which the parent reports */
+    pact_loop *loop = NULL;
+    if (pact_loop_new(&loop) != 0)
+        return 2;
+    struct child_run c = {0, 1, 0};
+    if (pact_offload(loop, twice, (void *)21, NULL, child_job_cb, &c) != 0 ||
+        pact_fs_read_file(loop, path, NULL, child_read_cb, &c) != 0)
+        return 3;
+    if (pact_loop_run(loop, PACT_RUN_DEFAULT) != 0)
+        return 4;
+    if (c.offloaded != 42)
+        return 5;
+    if (c.read_code != 0 || c.read_len != 5)
+        return 6;
+    return pact_loop_free(loop) == 0 ? 0 : 7;
+}
+
+/* After fork the child had the parent's thread count but none of its
+ * threads: its first offload never ran. The pool now starts afresh there. */
+START_TEST(pool_works_in_a_forked_child)
+{
+    if (T_TSAN) /* TSan kills a child that starts threads after a fork */
+        return;
+    char path[] = "/tmp/pact-fork-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, "hello", 5), 5);
+    close(fd);
+    /* the parent's pool has threads (and a loop using it) at the fork */
+    struct tally t = {0};
+    for (intptr_t i = 1; i <= 8; i++)
+        ck_assert_int_eq(
+            pact_offload(t_loop, twice, (void *)i, NULL, tally_cb, &t), 0);
+    ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
+    ck_assert_int_eq(t.calls, 8);
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0)
+        _exit(child_main(path));
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    unlink(path);
+    ck_assert_msg(WIFEXITED(status), "child killed by signal %d",
+                  WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    ck_assert_int_eq(WEXITSTATUS(status), 0);
+    /* and the parent's pool still works */
+    ck_assert_int_eq(pact_offload(t_loop, twice, (void *)5, NULL, tally_cb, &t),
+                     0);
+    ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
+    ck_assert_int_eq(t.calls, 9);
+    free(t.last_msg);
+}
+END_TEST
+
 Suite *suite_pool(void)
 {
     Suite *s = suite_create("pool");
@@ -1370,6 +1469,7 @@ Suite *suite_pool(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, round_trips_under_load);
     tcase_add_test(tc, descriptor_exhaustion_is_emfile);
+    tcase_add_test(tc, pool_works_in_a_forked_child);
     tcase_add_test(tc, round_trips_one_at_a_time);
     tcase_add_test(tc, results_share_one_wakeup);
     tcase_add_test(tc, blocking_lane_does_not_starve_cpu_lane);

@@ -892,6 +892,20 @@ static void all_rejects_first_main(void)
 }
 PORDER_CASE(all_rejects_first)
 
+/* The texts pact's own rejections carry are Node's (V8's). */
+static void node_texts_main(void)
+{
+    P *p = NULL;
+    pact_deferred *d = defer(&p);
+    drop(catch_(ref(p), fail_log_e, "self"));
+    resolve(&d, pact_promise_v(p)); /* steals the reference */
+    P *a[] = {rejected("a")};
+    drop(catch_(nonnull(pact_any(t_loop, a, 1)), fail_log_e, "any"));
+    drop(a[0]);
+    drop(catch_(nonnull(pact_any(t_loop, NULL, 0)), fail_log_e, "any of none"));
+}
+PORDER_CASE(node_texts)
+
 /* S.d[0]: rejectB */
 static pact_value all_settled_log(const pact_value *v, void *ud)
 {
@@ -1305,6 +1319,7 @@ Suite *suite_porder(void)
     /* combinators */
     tcase_add_test(tc, all_fulfilled);
     tcase_add_test(tc, all_rejects_first);
+    tcase_add_test(tc, node_texts);
     tcase_add_test(tc, all_settled);
     tcase_add_test(tc, race);
     tcase_add_test(tc, any);

@@ -1407,8 +1407,8 @@ static pact_error *yield_task(void *arg, pact_value *result)
 {
     (void)arg;
     (void)result;
-    pact_timeout(t_loop, 1, trace_cb, "timer", NULL);
-    pact_immediate(t_loop, trace_cb, "imm", NULL);
+    T_MUST(pact_timeout(t_loop, 1, trace_cb, "timer", NULL));
+    T_MUST(pact_immediate(t_loop, trace_cb, "imm", NULL));
     pact_queue_microtask(t_loop, queue_imm2, NULL);
     t_spin_ms(3); /* the timer is due at the loop's next look */
     trace("yield");

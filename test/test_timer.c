@@ -135,27 +135,60 @@ START_TEST(shorter_delays_first)
 }
 END_TEST
 
-/* Node's TIMEOUT_MAX is the longest delay; past it pact refuses with ERANGE
- * (and, failing synchronously, never calls the callback). */
-START_TEST(delay_above_max_is_erange)
+/* The delays are signed (a negative one once became a huge unsigned value
+ * refused with PACT_ERANGE): as Node, below 1 is 1 ms, and above
+ * PACT_TIMEOUT_MAX is 1 ms with one TimeoutOverflowWarning per call. The
+ * order against Node's is test/fixtures/order/timer_clamp. */
+START_TEST(delay_clamped_as_node)
 {
     int n = 0;
-    pact_handle h = {0};
-    uint64_t over = (uint64_t)PACT_TIMEOUT_MAX + 1;
-    ck_assert_int_eq(pact_timeout(t_loop, over, count_cb, &n, &h), PACT_ERANGE);
-    ck_assert_int_eq(pact_interval(t_loop, over, count_cb, &n, &h),
-                     PACT_ERANGE);
-    ck_assert_int_eq(pact_timeout(t_loop, UINT64_MAX, count_cb, &n, &h),
-                     PACT_ERANGE);
-    pact_timer_opts o = {.delay_ms = 1, .repeat_ms = over};
-    ck_assert_int_eq(pact_timer_start(t_loop, &o, count_cb, &n, &h),
-                     PACT_ERANGE);
-    ck_assert(!pact_loop_alive(t_loop));
-    ck_assert_int_eq(pact_timeout(t_loop, PACT_TIMEOUT_MAX, count_cb, &n, &h),
-                     0);
-    ck_assert_int_eq(pact_clear(t_loop, h), 0);
+    ck_assert_int_eq(pact_timeout(t_loop, -5, count_cb, &n, NULL), 0);
+    ck_assert_int_eq(pact_timeout(t_loop, INT64_MIN, count_cb, &n, NULL), 0);
+    struct capture cap;
+    capture_begin(&cap);
+    int rc = pact_timeout(t_loop, PACT_TIMEOUT_MAX + 1, count_cb, &n, NULL);
+    pact_timer_opts o = {.delay_ms = INT64_MAX, .repeat_ms = INT64_MAX};
+    pact_handle iv = {0};
+    int rc2 = pact_timer_start(t_loop, &o, count_cb, &n, &iv);
+    char *out = capture_end(&cap);
+    ck_assert_int_eq(rc, 0);
+    ck_assert_int_eq(rc2, 0);
+    ck_assert_int_eq(t_count(out, "TimeoutOverflowWarning"), 2);
+    free(out);
+    /* a maximal delay is taken as it is, without a warning */
+    pact_handle max = {0};
+    capture_begin(&cap);
+    rc = pact_timeout(t_loop, PACT_TIMEOUT_MAX, count_cb, &n, &max);
+    out = capture_end(&cap);
+    ck_assert_int_eq(rc, 0);
+    ck_assert_str_eq(out, "");
+    free(out);
+    ck_assert_int_eq(pact_clear(t_loop, max), 0);
+    ck_assert_int_eq(pact_clear(t_loop, iv), 0);
     ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
-    ck_assert_int_eq(n, 0);
+    ck_assert_int_eq(n, 3);
+}
+END_TEST
+
+/* An interval with a negative or overflowing period repeats every 1 ms. */
+static void stop_at_three(pact_error *err, void *ud)
+{
+    ck_assert_ptr_null(err);
+    pact_handle *h = ud;
+    static int n;
+    if (++n == 3) {
+        n = 0;
+        ck_assert_int_eq(pact_clear(t_loop, *h), 0);
+    }
+    trace("tick");
+}
+
+START_TEST(interval_negative_period)
+{
+    pact_handle h;
+    ck_assert_int_eq(pact_interval(t_loop, -100, stop_at_three, &h, &h), 0);
+    ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
+    ck_assert_str_eq(trace_text(), "tick\ntick\ntick\n");
 }
 END_TEST
 
@@ -190,6 +223,43 @@ START_TEST(interval_repeats_and_clears_itself)
     ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
     ck_assert_int_eq(t.n, 5);
     ck_assert_int_eq(pact_clear(t_loop, t.h), PACT_ENOENT);
+}
+END_TEST
+
+/* clearTimeout(t) inside t's own callback is harmless in Node; pact_clear
+ * of a one-shot timer there is 0 (it was PACT_ENOENT), as for an interval,
+ * in its callback and in the tick that follows it; afterwards the handle is
+ * gone (PACT_ENOENT), and a timer set in the callback is its own handle. */
+struct once_clear {
+    pact_handle h, other;
+    int calls;
+};
+
+static void clear_self_tick(void *ud)
+{
+    struct once_clear *c = ud;
+    ck_assert_int_eq(pact_clear(t_loop, c->h), 0);
+}
+
+static void clear_self_cb(pact_error *err, void *ud)
+{
+    ck_assert_ptr_null(err);
+    struct once_clear *c = ud;
+    c->calls++;
+    /* a timer made here may take the freed slot: it stays a handle apart */
+    ck_assert_int_eq(pact_timeout(t_loop, 1, count_cb, &c->calls, &c->other),
+                     0);
+    ck_assert_int_eq(pact_clear(t_loop, c->h), 0);
+    ck_assert_int_eq(pact_next_tick(t_loop, clear_self_tick, c), 0);
+}
+
+START_TEST(timeout_clears_itself)
+{
+    struct once_clear c = {{0}, {0}, 0};
+    ck_assert_int_eq(pact_timeout(t_loop, 1, clear_self_cb, &c, &c.h), 0);
+    ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
+    ck_assert_int_eq(c.calls, 2); /* the other timer was not cleared */
+    ck_assert_int_eq(pact_clear(t_loop, c.h), PACT_ENOENT);
 }
 END_TEST
 
@@ -262,14 +332,16 @@ static void self_clear_cb(pact_error *err, void *ud)
     s->rc = pact_clear(t_loop, s->h);
 }
 
-/* A one-shot's handle is spent once its callback starts. */
+/* A one-shot's handle is spent once its callback starts, but clearing it
+ * there is harmless, as clearTimeout: 0 (see timeout_clears_itself). */
 START_TEST(clear_inside_own_timeout)
 {
     struct self_clear s = {{0}, 0, 1};
     ck_assert_int_eq(pact_timeout(t_loop, 1, self_clear_cb, &s, &s.h), 0);
     ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
     ck_assert_int_eq(s.n, 1);
-    ck_assert_int_eq(s.rc, PACT_ENOENT);
+    ck_assert_int_eq(s.rc, 0);
+    ck_assert_int_eq(pact_clear(t_loop, s.h), PACT_ENOENT);
 }
 END_TEST
 
@@ -387,6 +459,20 @@ START_TEST(refresh_cleared)
     ck_assert_int_eq(pact_timer_refresh(t_loop, h), PACT_ENOENT);
     ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
     ck_assert_int_eq(n, 0);
+}
+END_TEST
+
+/* An immediate has no delay to restart: that is a wrong kind of handle
+ * (PACT_EINVAL), not a missing one (it said PACT_ENOENT). */
+START_TEST(refresh_immediate_einval)
+{
+    int n = 0;
+    pact_handle h;
+    ck_assert_int_eq(pact_immediate(t_loop, count_cb, &n, &h), 0);
+    ck_assert_int_eq(pact_timer_refresh(t_loop, h), PACT_EINVAL);
+    ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
+    ck_assert_int_eq(n, 1); /* and it still runs */
+    ck_assert_int_eq(pact_timer_refresh(t_loop, h), PACT_ENOENT);
 }
 END_TEST
 
@@ -662,8 +748,11 @@ Suite *suite_timer(void)
     tcase_add_test(tm, zero_keeps_order_with_one);
     tcase_add_test(tm, equal_delays_in_insertion_order);
     tcase_add_test(tm, shorter_delays_first);
-    tcase_add_test(tm, delay_above_max_is_erange);
+    tcase_add_test(tm, delay_clamped_as_node);
+    tcase_add_test(tm, interval_negative_period);
     tcase_add_test(tm, interval_repeats_and_clears_itself);
+    tcase_add_test(tm, timeout_clears_itself);
+    tcase_add_test(tm, refresh_immediate_einval);
     tcase_add_test(tm, timer_start_with_repeat);
     suite_add_tcase(s, tm);
 

@@ -492,6 +492,68 @@ START_TEST(json_shapes)
 }
 END_TEST
 
+/* Free a chain of one-element arrays level by level (json_decref would
+ * recurse once per level). */
+static void free_chain(json_t *j)
+{
+    while (json_is_array(j) && json_array_size(j) == 1 && j->refcount == 1) {
+        json_t *child = json_incref(json_array_get(j, 0));
+        json_decref(j); /* frees this level only: the child is still held */
+        j = child;
+    }
+    json_decref(j);
+}
+
+/* The depth of a chain of one-element arrays, and its leaf integer. */
+static int chain_depth(json_t *j, json_int_t *leaf)
+{
+    int depth = 0;
+    for (; json_is_array(j) && json_array_size(j) == 1; depth++)
+        j = json_array_get(j, 0);
+    *leaf = json_is_integer(j) ? json_integer_value(j) : -1;
+    return depth;
+}
+
+/* A 100,000-level tree that is still shared is copied for the post: the copy
+ * (jansson's recursed once per level, and the sender died of SIGSEGV) and
+ * the releases take heap, not stack; the copy comes back whole. */
+START_TEST(json_deep_shared_copied)
+{
+    enum { DEPTH = 100000 };
+    struct mirror m = {0};
+    pact_worker *w = start(mirror_entry, &m, NULL);
+    pact_port *port = pact_worker_port(w);
+    struct echoes e = {0};
+    ck_assert_int_eq(pact_port_on_message(port, collect, &e), 0);
+    json_t *d = deep(DEPTH);
+    json_t *second = json_incref(d); /* a second holder: it must be copied */
+    ck_assert_int_eq(pact_port_post_json(port, d), 0);
+    /* refused before anything is sent: a post that fails drops its copy */
+    json_t *bad = json_array();
+    json_array_append_new(bad, json_incref(second));
+    json_array_append(second, bad); /* a cycle below a shared deep tree */
+    pact_value v = pact_json(json_incref(second));
+    ck_assert_int_eq(pact_port_post(port, &v), PACT_EINVAL);
+    pact_value_release(&v);
+    json_array_remove(second, 1); /* the cycle is broken */
+    json_decref(bad);
+    pact_value stop = pact_double(-1);
+    ck_assert_int_eq(pact_port_post(port, &stop), 0);
+    run_ok();
+    ck_assert_int_eq(m.bad, 0);
+    ck_assert_int_eq(e.calls, 1);
+    ck_assert_ptr_ne(e.got[0], second);
+    json_int_t leaf;
+    ck_assert_int_eq(chain_depth(e.got[0], &leaf), DEPTH);
+    ck_assert_int_eq(leaf, DEPTH);
+    /* a deep tree released through a value frees without recursing */
+    pact_value got = pact_json(e.got[0]);
+    pact_value_release(&got);
+    free_chain(second);
+    pact_worker_free(w);
+}
+END_TEST
+
 /* A tree held once moves (the worker sees the very pointer); one that is
  * also held elsewhere is copied, and the sender's other holds stay valid
  * and its own. */
@@ -589,7 +651,7 @@ static pact_error *grab_port_entry(pact_loop *loop, pact_port *port, void *arg)
 {
     ((struct grab *)arg)->theirs = port;
     pact_port_on_message(port, drop_msg, NULL);
-    pact_immediate(loop, say_ready, port, NULL);
+    T_MUST(pact_immediate(loop, say_ready, port, NULL));
     return NULL;
 }
 
@@ -662,7 +724,7 @@ static pact_error *slow_entry(pact_loop *loop, pact_port *port, void *arg)
 {
     struct slow *s = arg;
     s->port = port;
-    pact_timeout(loop, 30, slow_start, s, NULL);
+    T_MUST(pact_timeout(loop, 30, slow_start, s, NULL));
     return NULL;
 }
 
@@ -905,7 +967,7 @@ END_TEST
 static pact_error *idle_entry(pact_loop *loop, pact_port *port, void *arg)
 {
     (void)port, (void)arg;
-    pact_timeout(loop, 100000, count_cb, NULL, NULL); /* until terminated */
+    T_MUST(pact_timeout(loop, 100000, count_cb, NULL, NULL)); /* until ended */
     return NULL;
 }
 
@@ -1267,7 +1329,7 @@ static pact_error *failing_entry(pact_loop *loop, pact_port *port, void *arg)
 {
     (void)arg;
     /* what it set up before failing is cancelled, not leaked */
-    pact_timeout(loop, 100000, count_cb, NULL, NULL);
+    T_MUST(pact_timeout(loop, 100000, count_cb, NULL, NULL));
     pact_port_post_json(port, json_string("before the failure"));
     return PACT_ERROR(PACT_EIO, "the entry failed on purpose");
 }
@@ -1324,8 +1386,9 @@ static void raise_cb(pact_error *err, void *ud)
 static pact_error *raising_entry(pact_loop *loop, pact_port *port, void *arg)
 {
     (void)port, (void)arg;
-    pact_timeout(loop, 1, raise_cb, loop, NULL);
-    pact_interval(loop, 1000, count_cb, NULL, NULL); /* never ends alone */
+    T_MUST(pact_timeout(loop, 1, raise_cb, loop, NULL));
+    T_MUST(
+        pact_interval(loop, 1000, count_cb, NULL, NULL)); /* never ends alone */
     return NULL;
 }
 
@@ -1367,7 +1430,7 @@ END_TEST
 static pact_error *exit_entry(pact_loop *loop, pact_port *port, void *arg)
 {
     (void)arg;
-    pact_interval(loop, 1000, count_cb, NULL, NULL);
+    T_MUST(pact_interval(loop, 1000, count_cb, NULL, NULL));
     pact_worker_exit(port, 42);
     return NULL;
 }
@@ -1511,7 +1574,7 @@ static void hop(pact_error *err, void *ud)
     b->hops++;
     if (b->hops == 10)
         pact_port_post_json(b->port, json_string("busy"));
-    pact_immediate(b->loop, hop, b, NULL);
+    T_MUST(pact_immediate(b->loop, hop, b, NULL));
 }
 
 static pact_error *busy_recv_task(void *arg, pact_value *result)
@@ -1533,7 +1596,7 @@ static pact_error *busy_entry(pact_loop *loop, pact_port *port, void *arg)
     struct busy *b = arg;
     b->port = port;
     b->loop = loop;
-    pact_immediate(loop, hop, b, NULL);
+    T_MUST(pact_immediate(loop, hop, b, NULL));
     pact_promise_unref(pact_task_spawn(loop, busy_recv_task, b, NULL));
     return NULL;
 }
@@ -1827,7 +1890,7 @@ static pact_error *inner_entry(pact_loop *loop, pact_port *port, void *arg)
     struct inner *in = arg;
     in->port = port;
     in->loop = loop;
-    pact_timeout(loop, 1, inner_timer, in, NULL);
+    T_MUST(pact_timeout(loop, 1, inner_timer, in, NULL));
     pact_promise *t = pact_task_spawn(loop, inner_task, in, NULL);
     pact_promise_unref(t);
     return NULL;
@@ -1913,6 +1976,7 @@ Suite *suite_worker(void)
     tcase_add_test(tc, post_value_moves_only_on_success);
     tcase_add_test(tc, json_shapes);
     tcase_add_test(tc, json_moved_or_copied);
+    tcase_add_test(tc, json_deep_shared_copied);
     tcase_add_test(tc, bad_messages);
     tcase_add_test(tc, port_from_wrong_thread);
     tcase_add_test(tc, back_pressure);

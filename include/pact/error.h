@@ -86,7 +86,8 @@ PACT_API pact_error *pact_error_ref(pact_error *err);
  * NULL-safe. */
 PACT_API void pact_error_unref(pact_error *err);
 
-/** @return the PACT_E* code. */
+/** @return the PACT_E* code; 0 for NULL, the error-first callbacks' "no
+ * error", so `if (pact_error_code(err))` reads as `if (err)`. */
 PACT_API int pact_error_code(const pact_error *err);
 /** @return the message, owned by the error. */
 PACT_API const char *pact_error_message(const pact_error *err);

@@ -294,7 +294,9 @@ PACT_API pact_promise *pact_fs_open_p(pact_loop *loop, const char *path,
  * fs.read: one read of up to @p len bytes from @p fd into @p buf, at
  * @p pos (pread: the descriptor's position is left alone) or, for
  * PACT_FS_CURRENT, at its position (read, which advances it). Fewer bytes
- * than asked are not an error; 0 is the end of the file.
+ * than asked are not an error; 0 is the end of the file. Any other negative
+ * @p pos is PACT_EINVAL (nothing is read), as is @p pos + @p len past
+ * INT64_MAX.
  * @param buf  borrowed: valid until the callback has run (the promise has
  *   settled; after pact_loop_close_all, until pact_loop_free has returned).
  *   Concurrent reads at the current position are unordered: wait for one
@@ -313,7 +315,9 @@ PACT_API pact_promise *pact_fs_read_p(pact_loop *loop, int fd, void *buf,
  * PACT_FS_NOCOPY) to @p fd, at @p pos (pwrite) or, for PACT_FS_CURRENT, at
  * its position (write, which advances it; with O_APPEND, at the end). A
  * short write is continued until all is written or a call fails; then the
- * error is reported (the bytes before it stay written).
+ * error is reported (the bytes before it stay written). Any other negative
+ * @p pos is PACT_EINVAL (nothing is written), as is @p pos + @p len past
+ * INT64_MAX.
  */
 PACT_API int pact_fs_write(pact_loop *loop, int fd, const void *data,
                            size_t len, int64_t pos, const pact_fs_opts *opts,

@@ -115,44 +115,55 @@ PACT_API uint64_t pact_loop_update_time(pact_loop *loop);
 
 /* ---- macrotasks -------------------------------------------------------- */
 
-/** The longest delay a timer takes (as Node's TIMEOUT_MAX); more is
- * PACT_ERANGE. */
-#define PACT_TIMEOUT_MAX 2147483647u
+/** The longest delay a timer takes (as Node's TIMEOUT_MAX, 2^31-1 ms). As in
+ * Node, a delay below 1 is 1 ms, and a delay above this is 1 ms too, with a
+ * TimeoutOverflowWarning printed on stderr. */
+#define PACT_TIMEOUT_MAX INT64_C(2147483647)
 
 /** Timer options; zero-initialise and set what you need. */
 typedef struct pact_timer_opts {
-    uint64_t delay_ms;  /**< first expiry; 0 is 1 ms, as in Node */
-    uint64_t repeat_ms; /**< 0: one-shot; else the interval (0 < repeat) */
-    pact_abort *abort;  /**< borrowed; when aborted the timer stops and its
-                             callback gets PACT_ECANCELED (cause: the reason)
-                             on the next tick, never inside the abort call.
-                             A token aborted already: the start succeeds and
-                             the cancellation comes on the next tick too. */
-    bool unref;         /**< start unreferenced: does not keep the loop alive */
+    int64_t delay_ms;  /**< first expiry; below 1 is 1 ms, as in Node */
+    int64_t repeat_ms; /**< 0: one-shot; else the interval (below 1: 1 ms) */
+    pact_abort *abort; /**< borrowed; when aborted the timer stops and its
+                            callback gets PACT_ECANCELED (cause: the reason)
+                            on the next tick, never inside the abort call.
+                            A token aborted already: the start succeeds and
+                            the cancellation comes on the next tick too. */
+    bool unref;        /**< start unreferenced: does not keep the loop alive */
 } pact_timer_opts;
 
 /**
- * setTimeout: call @p cb after @p ms (0 is 1 ms), never earlier. Equal delays
- * fire in the order they were set. @param out  if not NULL, receives the
- * handle; it stays valid until the callback starts (one-shot) or the timer is
- * cleared.
- * @return 0, PACT_EINVAL (NULL callback), PACT_ERANGE (delay above
- *   PACT_TIMEOUT_MAX), PACT_ENOMEM, PACT_ETHREAD.
+ * setTimeout: call @p cb after @p ms, never earlier. As in Node, @p ms below 1
+ * (0, negative) is 1 ms, and above PACT_TIMEOUT_MAX is 1 ms with a
+ * TimeoutOverflowWarning on stderr. Equal delays fire in the order they were
+ * set. @param out  if not NULL, receives the handle; it stays valid until the
+ * callback starts (one-shot) or the timer is cleared.
+ * @return 0, PACT_EINVAL (NULL callback), PACT_ENOMEM, PACT_ETHREAD; when it
+ *   fails @p cb never runs, so the result must be checked.
  */
-PACT_API int pact_timeout(pact_loop *loop, uint64_t ms, pact_cb cb, void *ud,
-                          pact_handle *out);
-/** setInterval: call @p cb every @p ms (0 is 1 ms) until cleared. */
-PACT_API int pact_interval(pact_loop *loop, uint64_t ms, pact_cb cb, void *ud,
-                           pact_handle *out);
+PACT_NODISCARD PACT_API int pact_timeout(pact_loop *loop, int64_t ms,
+                                         pact_cb cb, void *ud,
+                                         pact_handle *out);
+/** setInterval: call @p cb every @p ms (clamped as pact_timeout's) until
+ * cleared. */
+PACT_NODISCARD PACT_API int pact_interval(pact_loop *loop, int64_t ms,
+                                          pact_cb cb, void *ud,
+                                          pact_handle *out);
 /** The general form of pact_timeout and pact_interval. */
-PACT_API int pact_timer_start(pact_loop *loop, const pact_timer_opts *opts,
-                              pact_cb cb, void *ud, pact_handle *out);
-/** timeout.refresh(): restart a pending timer's delay from now. */
-PACT_API int pact_timer_refresh(pact_loop *loop, pact_handle timer);
+PACT_NODISCARD PACT_API int pact_timer_start(pact_loop *loop,
+                                             const pact_timer_opts *opts,
+                                             pact_cb cb, void *ud,
+                                             pact_handle *out);
+/** timeout.refresh(): restart a pending timer's delay from now.
+ * @return 0, PACT_ENOENT (no such timer: it fired, was cleared or cancelled),
+ *   PACT_EINVAL (the handle is not a timer: an immediate, a signal...). */
+PACT_NODISCARD PACT_API int pact_timer_refresh(pact_loop *loop,
+                                               pact_handle timer);
 
-/** setImmediate: call @p cb in the next check phase (after I/O). */
-PACT_API int pact_immediate(pact_loop *loop, pact_cb cb, void *ud,
-                            pact_handle *out);
+/** setImmediate: call @p cb in the next check phase (after I/O).
+ * @return 0, PACT_EINVAL, PACT_ENOMEM, PACT_ETHREAD (then @p cb never runs). */
+PACT_NODISCARD PACT_API int pact_immediate(pact_loop *loop, pact_cb cb,
+                                           void *ud, pact_handle *out);
 
 /** Signal callback: runs on the loop thread in the I/O phase. */
 typedef void (*pact_signal_cb)(pact_error *err, int signum, void *ud);
@@ -178,7 +189,9 @@ PACT_API int pact_poll(pact_loop *loop, int fd, int events, pact_poll_cb cb,
 /**
  * clearTimeout / clearInterval / clearImmediate, and stop for signals and
  * pollers: the handle's callback is not called again and the handle is gone.
- * Safe from inside the handle's own callback.
+ * Safe from inside the handle's own callback; there (and in the ticks and
+ * microtasks right after it) clearing a one-shot timer returns 0, as Node's
+ * clearTimeout is harmless there.
  * @return 0, or PACT_ENOENT if it already fired, was cleared or never existed,
  *   PACT_EALREADY if it is closing.
  */

@@ -72,8 +72,10 @@ typedef pact_error *(*pact_offload_fn)(pact_job *job, void *arg,
  * (borrowed for the call). @p result is the job's value, owned by the pool
  * for the call: take it by moving it out (`mine = *result; *result =
  * pact_nothing();`), or leave it to be released after the callback returns.
- * On error it is nothing. Cancellation is PACT_ECANCELED (cause: the abort
- * reason, if an abort token cancelled it).
+ * On error it is nothing. Cancellation is PACT_ECANCELED; its cause is the
+ * job's own error if the job failed with one other than PACT_ECANCELED
+ * (kept, not replaced), else the abort reason, if an abort token cancelled
+ * it (the token still has it: pact_abort_reason).
  */
 typedef void (*pact_offload_cb)(pact_error *err, pact_value *result, void *ud);
 

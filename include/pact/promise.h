@@ -182,10 +182,11 @@ PACT_API void pact_deferred_value_cb(pact_error *err, const pact_value *v,
                                      void *d);
 
 /** setTimeout's promise twin (timers/promises setTimeout): fulfils with
- * nothing after @p ms, or rejects with PACT_ECANCELED (its cause: the reason)
- * when @p abort (may be NULL, borrowed) is aborted first. If
- * pact_loop_close_all drops its timer, it rejects with PACT_ECANCELED. */
-PACT_API pact_promise *pact_delay(pact_loop *loop, uint64_t ms,
+ * nothing after @p ms (clamped as pact_timeout's: below 1 is 1), or rejects
+ * with PACT_ECANCELED (its cause: the reason) when @p abort (may be NULL,
+ * borrowed) is aborted first. If pact_loop_close_all drops its timer, it
+ * rejects with PACT_ECANCELED. */
+PACT_API pact_promise *pact_delay(pact_loop *loop, int64_t ms,
                                   pact_abort *abort);
 /** setImmediate's promise twin: fulfils with nothing in the next check
  * phase, or rejects with PACT_ECANCELED (its cause: the reason) once @p abort

@@ -122,7 +122,7 @@ pact_await_any_at(pact_promise *const *ps, size_t n, size_t *index,
 
 /** Suspend the current task for @p ms (pact_delay). @return NULL, or
  *  PACT_ENOTASK / PACT_ECANCELED (a new reference). */
-PACT_NODISCARD PACT_API pact_error *pact_sleep_at(uint64_t ms, const char *file,
+PACT_NODISCARD PACT_API pact_error *pact_sleep_at(int64_t ms, const char *file,
                                                   int line);
 #define pact_sleep(ms) pact_sleep_at((ms), __FILE__, __LINE__)
 /** Let the loop run a turn (timers, I/O, immediates) before going on: the

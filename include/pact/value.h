@@ -116,7 +116,10 @@ static inline pact_value pact_owned(void *ptr, void (*free_fn)(void *))
     v.u.owned.free = free_fn;
     return v;
 }
-/** Steals one reference to @p json (NULL gives a JSON null). */
+/** Steals one reference to @p json. NULL (what a failed json_pack or
+ * json_loads returns) is refused: the value is a PACT_EINVAL error (as
+ * pact_throw), so a post or resolution with it fails instead of sending a
+ * JSON null; pass json_null() for null. */
 PACT_API pact_value pact_json(struct json_t *json);
 /** Steals @p data, a malloc'd buffer of @p len bytes (freed with free()). */
 static inline pact_value pact_bytes(void *data, size_t len)
