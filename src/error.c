@@ -200,12 +200,30 @@ int pact__misuse_always(const char *fn, int code, const char *why)
     return code;
 }
 
+/* Whether misuse is printed: always in an --enable-debug build, else when
+ * the environment says PACT_DEBUG (any value but empty or "0"). getenv is
+ * read once per process: 0 not read yet, 1 off, 2 on. Racing first readers
+ * store the same answer, hence relaxed. */
+static bool debug_printing(void)
+{
+#ifdef PACT_DEBUG
+    return true;
+#else
+    static atomic_int state;
+    int s = atomic_load_explicit(&state, memory_order_relaxed);
+    if (s == 0) {
+        const char *env = getenv("PACT_DEBUG");
+        s = env && *env && strcmp(env, "0") != 0 ? 2 : 1;
+        atomic_store_explicit(&state, s, memory_order_relaxed);
+    }
+    return s == 2;
+#endif
+}
+
 int pact__misuse(const char *fn, int code, const char *why)
 {
-#ifndef PACT_DEBUG
-    if (code != PACT_ETHREAD)
+    if (code != PACT_ETHREAD && !debug_printing())
         return code;
-#endif
     fprintf(stderr, "pact: %s(): %s (%s)\n", fn, why, pact_err_name(code));
     return code;
 }

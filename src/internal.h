@@ -19,7 +19,8 @@ struct event_base;
 
 /* ---- misuse reporting ---------------------------------------------------- */
 
-/* Report misuse of a public function and yield @code. Debug builds print the
+/* Report misuse of a public function and yield @code. Debug builds, or any
+ * build run with PACT_DEBUG=1 in the environment, print the
  * function and the reason; thread misuse is always printed (it is a bug that
  * corrupts state silently otherwise). */
 int pact__misuse(const char *fn, int code, const char *why);

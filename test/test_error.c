@@ -7,6 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef HAVE_CONFIG_H
+#include "config.h" /* PACKAGE_VERSION */
+#endif
+
 #include "helpers.h"
 #include "suites.h"
 
@@ -291,6 +295,27 @@ START_TEST(refcount_is_thread_safe)
 }
 END_TEST
 
+/* ---- versions ------------------------------------------------------------ */
+
+/* The linked library, the header's macros and configure's version agree. */
+START_TEST(version_matches_header)
+{
+    ck_assert_uint_eq(pact_version(), PACT_VERSION_HEX);
+    ck_assert_uint_eq(PACT_VERSION_HEX, (PACT_VERSION_MAJOR << 16) |
+                                            (PACT_VERSION_MINOR << 8) |
+                                            PACT_VERSION_PATCH);
+    char text[32];
+    snprintf(text, sizeof text, "%d.%d.%d", PACT_VERSION_MAJOR,
+             PACT_VERSION_MINOR, PACT_VERSION_PATCH);
+    ck_assert_str_eq(PACT_VERSION_STRING, text);
+    ck_assert_str_eq(pact_version_string(), PACT_VERSION_STRING);
+#ifdef PACKAGE_VERSION
+    /* AC_INIT's version: the tarball, pact.pc and the CMake package */
+    ck_assert_str_eq(PACKAGE_VERSION, PACT_VERSION_STRING);
+#endif
+}
+END_TEST
+
 Suite *suite_error(void)
 {
     Suite *s = suite_create("error");
@@ -318,5 +343,9 @@ Suite *suite_error(void)
     tcase_add_test(print, print_aggregate_nested);
     tcase_add_test(print, print_without_location);
     suite_add_tcase(s, print);
+
+    TCase *version = tcase_create("version");
+    tcase_add_test(version, version_matches_header);
+    suite_add_tcase(s, version);
     return s;
 }

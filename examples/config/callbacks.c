@@ -1,4 +1,5 @@
-/* config, callback style: the essay's example. Read a JSON configuration
+/* config, callback style: Node's classic first example of non-blocking I/O,
+ * fs.readFile('config.json') then JSON.parse. Read a JSON configuration
  * file without blocking the loop, parse it, then look for an optional file
  * of local overrides that may not exist. tasks.c is the same job in the
  * task style; both print the same lines for a good configuration.
@@ -16,9 +17,10 @@
  *   });
  *
  * The reads run on the offload pool's blocking lane; the loop thread only
- * sees their callbacks. Parsing happens here in the callback, as the essay
- * has it (pact_fs_read_json would parse on the pool thread instead: see
- * tasks.c). Usage: callbacks [DIR] (default: this example's folder). */
+ * sees their callbacks. Parsing happens here in the callback, as Node's
+ * example does it (pact_fs_read_json would parse on the pool thread
+ * instead: see tasks.c). Usage: callbacks [DIR] (default: this example's
+ * folder). */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
