@@ -2,14 +2,14 @@
 # PACT_DEBUG=1 in the environment prints each misuse's function and reason
 # in any build, as --enable-debug builds always do; without it (in a build
 # that is not a debug one) misuse is silent. test/debug_env makes the same
-# misuse twice: a timer delay above PACT_TIMEOUT_MAX, PACT_ERANGE.
+# misuse twice: a refresh of a timer that never was, PACT_ENOENT.
 set -u
 child=${top_builddir:-.}/test/debug_env
 [ -x "$child" ] || { echo "check-debug-env: no $child" >&2; exit 1; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail=0
-want='pact: pact_timeout(): delay above PACT_TIMEOUT_MAX (ERANGE)'
+want='pact: pact_timer_refresh(): not a pending timer (ENOENT)'
 
 # with PACT_DEBUG=1: both misuses named, function and reason
 PACT_DEBUG=1 "$child" >"$tmp/out" 2>"$tmp/err" ||

@@ -14,7 +14,8 @@ int main(void)
     pact_loop *loop;
     if (pact_loop_new(&loop) < 0)
         return 1;
-    pact_timeout(loop, 10, hello, "hello after 10 ms", NULL);
+    if (pact_timeout(loop, 10, hello, "hello after 10 ms", NULL) < 0)
+        return 1;
     pact_loop_run(loop, PACT_RUN_DEFAULT);
     return pact_loop_free(loop) < 0;
 }
