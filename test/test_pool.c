@@ -1423,6 +1423,11 @@ static int child_main(const char *path)
     return pact_loop_free(loop) == 0 ? 0 : 7;
 }
 
+static void run_child(void *path)
+{
+    _exit(child_main(path));
+}
+
 /* After fork the child had the parent's thread count but none of its
  * threads: its first offload never ran. The pool now starts afresh there. */
 START_TEST(pool_works_in_a_forked_child)
@@ -1441,17 +1446,8 @@ START_TEST(pool_works_in_a_forked_child)
             pact_offload(t_loop, twice, (void *)i, NULL, tally_cb, &t), 0);
     ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
     ck_assert_int_eq(t.calls, 8);
-    fflush(NULL);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0)
-        _exit(child_main(path));
-    int status = 0;
-    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    t_forked(run_child, path);
     unlink(path);
-    ck_assert_msg(WIFEXITED(status), "child killed by signal %d",
-                  WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-    ck_assert_int_eq(WEXITSTATUS(status), 0);
     /* and the parent's pool still works */
     ck_assert_int_eq(pact_offload(t_loop, twice, (void *)5, NULL, tally_cb, &t),
                      0);
