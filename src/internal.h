@@ -38,11 +38,13 @@ static inline int pact__ev_error(void)
     return errno > 0 ? -errno : PACT_ENOMEM;
 }
 
-/* The code for pthread_create's @p rc: its EAGAIN (no thread, or no memory
- * for its stack) is PACT_ENOTHREAD, not to be taken for a full queue. */
+/* The code for pthread_create's @p rc (0: started): whatever the system's
+ * reason (EAGAIN: no thread, or no memory for the stack; EINVAL: attributes it
+ * refuses, as valgrind does a stack it cannot map; EPERM), the thread did not
+ * start: PACT_ENOTHREAD, not to be taken for a full queue or a bad argument. */
 static inline int pact__thread_error(int rc)
 {
-    return rc == EAGAIN ? PACT_ENOTHREAD : -rc;
+    return rc ? PACT_ENOTHREAD : 0;
 }
 
 #define PACT_CHECK_ARG(cond, fn)                                               \

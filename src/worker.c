@@ -175,10 +175,12 @@ static int start_thread(pact_worker *w, const pact_worker_opts *o)
     int rc = pthread_attr_init(&attr);
     if (rc)
         return -rc;
-    if (o && o->stack_size)
-        rc = pthread_attr_setstacksize(&attr, o->stack_size);
-    if (!rc)
-        rc = pthread_create(&w->thread, &attr, worker_main, w);
+    if (o && o->stack_size &&
+        (rc = pthread_attr_setstacksize(&attr, o->stack_size)) != 0) {
+        pthread_attr_destroy(&attr);
+        return -rc; /* EINVAL: below the system's minimum */
+    }
+    rc = pthread_create(&w->thread, &attr, worker_main, w);
     pthread_attr_destroy(&attr);
     return pact__thread_error(rc);
 }

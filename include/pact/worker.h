@@ -156,7 +156,8 @@ typedef struct pact_worker_opts {
  *   system refuses), PACT_ETHREAD, PACT_ENOMEM, PACT_EMFILE or PACT_ENFILE
  *   (out of descriptors: a worker needs seven, see pact_loop_new),
  *   PACT_ENOTHREAD (the thread could not start: the system's thread limit,
- *   or no memory for its stack): then nothing was started.
+ *   no memory for its stack, or a stack it will not map): then nothing was
+ *   started.
  */
 PACT_API int pact_worker_new(pact_loop *loop, pact_worker_fn entry, void *arg,
                              const pact_worker_opts *opts, pact_worker **out);
