@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 
+#include "list.h"
 #include "pact.h"
 
 struct event;
