@@ -43,12 +43,23 @@ struct slot *pact__slot_alloc(pact_loop *loop, int kind, void (*cb)(void),
     s->cb = cb;
     s->ud = ud;
     s->close_cb = NULL;
+    s->ud_drop = NULL;
+    s->op.state = PACT__OP_IDLE;
     loop->live++;
     return s;
 }
 
+/* Its operation ends without a call (cleared, closed, or about to run). */
+static void op_end(struct slot *s)
+{
+    pact_error *err;
+    if (s->op.state == PACT__OP_PENDING && pact__op_end(&s->op, &err))
+        pact_error_unref(err); /* NULL: a pending slot's op never stops */
+}
+
 void pact__slot_free(pact_loop *loop, struct slot *s)
 {
+    op_end(s);
     if (s->flags & SLOT_ACTIVE)
         pact__slot_deactivate(loop, s);
     s->kind = SLOT_FREE;
@@ -95,6 +106,7 @@ void pact__slot_deactivate(pact_loop *loop, struct slot *s)
 /* Disarm whatever the slot is, leaving it allocated. */
 static void stop(pact_loop *loop, struct slot *s)
 {
+    op_end(s);
     switch (s->kind) {
     case SLOT_TIMER:
         pact__timer_stop(loop, s);
@@ -239,28 +251,111 @@ int pact__slot_owns_ud(pact_loop *loop, pact_handle h, pact_fn drop)
     struct slot *s = pact__slot_get(loop, h);
     if (!s)
         return PACT_ENOENT;
-    s->flags |= SLOT_OWNS_UD;
-    loop->ud_drop = drop;
+    s->ud_drop = drop;
     return 0;
+}
+
+/* ---- a handle's pending operation --------------------------------------- */
+
+static struct slot *op_slot(struct pact__op *op)
+{
+    return pact__list_entry(op, struct slot, op);
+}
+
+static bool slot_op_stop(struct pact__op *op)
+{
+    struct slot *s = op_slot(op);
+    stop(s->loop, s);
+    s->flags |= SLOT_CANCEL;
+    return true;
+}
+
+/* Its last call, with the cancellation; cleared meanwhile (cb NULL): none. */
+static void slot_op_fail(struct pact__op *op, pact_error *err)
+{
+    struct slot *s = op_slot(op);
+    pact_loop *loop = s->loop;
+    void (*cb)(void) = s->cb;
+    void *ud = s->ud;
+    int kind = s->kind,
+        num = s->kind == SLOT_SIGNAL || s->kind == SLOT_POLL ? s->u.io.num : 0;
+    s->flags &= (uint8_t)~SLOT_CANCEL;
+    if (!(s->flags & SLOT_CLOSING))
+        pact__slot_free(loop, s);
+    if (!cb)
+        return;
+    /* a tick step: say whose callback it is */
+    static const int step[] = {
+        [SLOT_TIMER] = PACT_STEP_TIMER,
+        [SLOT_IMMEDIATE] = PACT_STEP_IMMEDIATE,
+        [SLOT_SIGNAL] = PACT_STEP_SIGNAL,
+        [SLOT_POLL] = PACT_STEP_POLL,
+    };
+    pact__label_refine(loop, step[kind], cb, ud);
+    switch (kind) {
+    case SLOT_SIGNAL:
+        ((pact_signal_cb)cb)(err, num, ud);
+        break;
+    case SLOT_POLL:
+        ((pact_poll_cb)cb)(err, num, 0, ud);
+        break;
+    default:
+        ((pact_cb)cb)(err, ud);
+        break;
+    }
+}
+
+/* pact_loop_free before the call: the ud goes back through its drop. */
+static void slot_op_drop(struct pact__op *op)
+{
+    struct slot *s = op_slot(op);
+    pact_fn drop = s->cb ? s->ud_drop : NULL;
+    void *ud = s->ud;
+    s->flags &= (uint8_t)~SLOT_CANCEL;
+    if (!(s->flags & SLOT_CLOSING))
+        pact__slot_free(s->loop, s);
+    if (drop)
+        drop(ud);
+}
+
+static const struct pact__op_type slot_ops[] = {
+    [SLOT_TIMER] = {"timer", slot_op_stop, slot_op_fail, slot_op_drop},
+    [SLOT_IMMEDIATE] = {"immediate", slot_op_stop, slot_op_fail, slot_op_drop},
+    [SLOT_SIGNAL] = {"signal watcher", slot_op_stop, slot_op_fail,
+                     slot_op_drop},
+    [SLOT_POLL] = {"fd poller", slot_op_stop, slot_op_fail, slot_op_drop},
+};
+
+int pact__slot_op_start(pact_loop *loop, struct slot *s, pact_abort *abort)
+{
+    return pact__op_start(loop, &s->op, &slot_ops[s->kind], abort, false);
+}
+
+size_t pact__slots_due(const pact_loop *loop)
+{
+    size_t k = 0;
+    for (const struct pact__list *n = loop->op_due.next; n != &loop->op_due;
+         n = n->next) {
+        const struct pact__op *op =
+            pact__list_entry(n, const struct pact__op, node);
+        k += op->type >= slot_ops &&
+             op->type < slot_ops + sizeof slot_ops / sizeof *slot_ops;
+    }
+    return k;
 }
 
 int pact_loop_close_all(pact_loop *loop)
 {
     PACT_CHECK_LOOP(loop, "pact_loop_close_all");
-    for (uint32_t i = 0; i < loop->nslots; i++) {
-        struct slot *s = slot_at(loop, i);
-        if (s->kind == SLOT_FREE)
-            continue;
-        stop(loop, s);
-        pact_error_unref(s->kind == SLOT_TIMER ? s->u.timer.cancel : NULL);
-        if (s->kind == SLOT_TIMER)
-            s->u.timer.cancel = NULL;
-        bool drop = (s->flags & SLOT_OWNS_UD) && s->cb;
-        void *ud = s->ud;
-        pact__slot_free(loop, s);
-        /* after the free: what it runs may not find the handle again */
-        if (drop)
-            loop->ud_drop(ud);
+    /* every armed handle and pending operation: ECANCELED on the next tick */
+    pact__ops_close_all(loop);
+    /* handles on their way to the close phase go now, without their close
+     * callbacks (pact_fn, no error to tell them apart) */
+    for (struct slot *s = loop->closing_head, *next; s; s = next) {
+        next = s->close_next;
+        s->flags &= (uint8_t)~SLOT_CLOSING;
+        if (!(s->flags & (SLOT_CANCEL | SLOT_RUNNING)))
+            pact__slot_free(loop, s);
     }
     loop->closing_head = loop->closing_tail = NULL;
     loop->close_epoch++;

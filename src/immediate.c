@@ -32,6 +32,7 @@ int pact_immediate(pact_loop *loop, pact_cb cb, void *ud, pact_handle *out)
     else
         loop->imm_head = s;
     loop->imm_tail = s;
+    (void)pact__slot_op_start(loop, s, NULL); /* no token: cannot fail */
     pact__slot_activate(loop, s);
     pact__kick(loop);
     if (out)

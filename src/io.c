@@ -53,6 +53,7 @@ static int start(pact_loop *loop, int kind, int num, short what,
         return rc;
     }
     loop->own_events++;
+    (void)pact__slot_op_start(loop, s, NULL); /* no token: cannot fail */
     pact__slot_activate(loop, s);
     if (out)
         *out = pact__slot_handle(s);

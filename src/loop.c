@@ -27,7 +27,8 @@ static int init(pact_loop *loop)
     atomic_init(&loop->post_queued, 0);
     loop->now = pact__now_ns() / 1000000;
     pact__rejections_init(loop);
-    if ((rc = pact__timers_init(loop)) < 0 || (rc = pact__post_init(loop)) < 0)
+    if ((rc = pact__ops_init(loop)) < 0 || (rc = pact__timers_init(loop)) < 0 ||
+        (rc = pact__post_init(loop)) < 0)
         return rc;
     return 0;
 }
@@ -146,7 +147,8 @@ int pact_loop_free(pact_loop *loop)
     if (loop->running)
         return pact__misuse("pact_loop_free", PACT_EBUSY,
                             "the loop is running");
-    if (loop->live)
+    /* handles whose cancellation is due go with their ud (drop) below */
+    if (loop->live > pact__slots_due(loop))
         return pact__misuse("pact_loop_free", PACT_EBUSY,
                             "handles are open: clear or close them first");
     if (loop->own_base && foreign_events(loop, true) > 0)
@@ -161,6 +163,13 @@ int pact_loop_free(pact_loop *loop)
         if (why)
             return pact__misuse("pact_loop_free", PACT_EBUSY, why);
     }
+    size_t pending = pact__ops_pending(loop);
+    if (pending)
+        return pact__misuse("pact_loop_free", PACT_EBUSY,
+                            "operations are pending: cancel them with "
+                            "pact_loop_close_all");
+    /* the calls still owed give their ud back (a twin's deferred) */
+    pact__ops_drop(loop);
     if (pact__promises_release(loop))
         return pact__misuse("pact_loop_free", PACT_EBUSY,
                             "promises are still referenced: unref them first");
@@ -231,7 +240,7 @@ int pact_loop_ref_event(pact_loop *loop)
 static bool alive(pact_loop *loop)
 {
     return loop->nref || loop->closing_head || loop->ticks.len ||
-           loop->micro.len || loop->svc_pending ||
+           loop->micro.len || loop->svc_pending || loop->op_refs ||
            atomic_load_explicit(&loop->post_queued, memory_order_relaxed) ||
            atomic_load_explicit(&loop->holds, memory_order_relaxed) ||
            foreign_events(loop, false) > loop->foreign_unrefs;

@@ -223,76 +223,10 @@ static int link_timer(pact_loop *loop, struct slot *s, uint64_t msecs,
     return 0;
 }
 
-/* ---- cancellation through an abort token --------------------------------- */
-
-static void deliver_cancel(void *ud)
-{
-    struct slot *s = ud;
-    if (s->kind != SLOT_TIMER || !(s->flags & SLOT_CANCEL))
-        return; /* closed by pact_loop_close_all meanwhile */
-    pact_cb cb = (pact_cb)s->cb;
-    void *cb_ud = s->ud;
-    pact_error *err = s->u.timer.cancel;
-    s->u.timer.cancel = NULL;
-    s->flags &= (uint8_t)~SLOT_CANCEL;
-    pact_loop *loop = s->loop;
-    if (!(s->flags & SLOT_CLOSING))
-        pact__slot_free(loop, s);
-    if (cb) {
-        /* a tick step: say whose callback it is */
-        pact__label_refine(loop, PACT_STEP_TIMER, (void (*)(void))cb, cb_ud);
-        cb(err, cb_ud);
-    }
-    pact_error_unref(err);
-}
-
-static void abort_off(struct slot *s)
-{
-    if (s->u.timer.abort) {
-        pact_abort_off(s->u.timer.abort, s->u.timer.abort_id);
-        pact_abort_unref(s->u.timer.abort);
-        s->u.timer.abort = NULL;
-        s->loop->ticks.reserved--; /* the cancel's tick slot */
-    }
-}
-
-/* The timer ends with ECANCELED on the next tick, never inside abort(). */
-static int queue_cancel(struct slot *s, pact_error *reason)
-{
-    pact_error *err =
-        PACT_ERROR_CAUSE(reason, PACT_ECANCELED, "The operation was aborted");
-    if (!err)
-        return PACT_ENOMEM;
-    int rc = pact_next_tick(s->loop, deliver_cancel, s);
-    if (rc < 0) {
-        pact_error_unref(err);
-        return rc;
-    }
-    s->u.timer.cancel = err;
-    s->flags |= SLOT_CANCEL;
-    return 0;
-}
-
-/* Its callback must run once even out of memory: the tick slot was reserved
- * when the token was watched, and the error falls back to ENOMEM's. */
-static void on_abort(pact_error *reason, void *ud)
-{
-    struct slot *s = ud;
-    pact_loop *loop = s->loop;
-    pact_error *err =
-        PACT_ERROR_CAUSE(reason, PACT_ECANCELED, "The operation was aborted");
-    pact__timer_stop(loop, s); /* gives the slot back: this takes it */
-    pact__kick(loop);
-    pact__jobq_put(&loop->ticks, deliver_cancel, s);
-    s->u.timer.cancel = err ? err : pact__enomem();
-    s->flags |= SLOT_CANCEL;
-}
-
 void pact__timer_stop(pact_loop *loop, struct slot *s)
 {
     if (s->u.timer.list)
         unlink_timer(loop, s);
-    abort_off(s);
     if (s->flags & SLOT_ACTIVE)
         pact__slot_deactivate(loop, s);
 }
@@ -332,34 +266,19 @@ static int timer_start(pact_loop *loop, const pact_timer_opts *opts, pact_cb cb,
     if (!s)
         return PACT_ENOMEM;
     s->u.timer.list = NULL;
-    s->u.timer.abort = NULL;
-    s->u.timer.cancel = NULL;
     s->u.timer.repeat = repeat;
     if (opts->unref)
         s->flags &= (uint8_t)~SLOT_REF;
-    int rc;
-    if (opts->abort && pact_abort_aborted(opts->abort)) {
-        rc = queue_cancel(s, pact_abort_reason(opts->abort));
-    } else {
-        rc = link_timer(loop, s, msecs, clock_ns(loop));
-        if (rc == 0 && opts->abort) {
-            /* the cancellation's tick is reserved now, while a failure can
-             * still be reported (abort_off gives it back) */
-            rc = pact__jobq_reserve(&loop->ticks);
-            if (rc == 0) {
-                rc = pact_abort_on(opts->abort, on_abort, s,
-                                   &s->u.timer.abort_id);
-                if (rc < 0)
-                    loop->ticks.reserved--;
-            }
-            if (rc == 0)
-                s->u.timer.abort = pact_abort_ref(opts->abort);
-            else
-                unlink_timer(loop, s);
-        }
-        if (rc == 0)
-            pact__slot_activate(loop, s);
-        if (rc == 0 && !loop->running)
+    int rc = link_timer(loop, s, msecs, clock_ns(loop));
+    if (rc == 0) {
+        /* a token aborted already stops it here: the call is then due */
+        rc = pact__slot_op_start(loop, s, opts->abort);
+        if (rc < 0)
+            unlink_timer(loop, s);
+    }
+    if (rc == 0 && !(s->flags & SLOT_CANCEL)) {
+        pact__slot_activate(loop, s);
+        if (!loop->running)
             pact__external_arm(loop);
     }
     if (rc < 0) {
@@ -418,7 +337,6 @@ static void fire(pact_loop *loop, struct slot *s)
     void *ud = s->ud;
     unlink_timer(loop, s);
     if (!s->u.timer.repeat) {
-        abort_off(s);
         uint64_t outer = loop->firing_once; /* a nested run's timer */
         loop->firing_once = pact__slot_handle(s).id;
         pact__slot_free(loop, s);

@@ -74,10 +74,16 @@ PACT_API int pact_loop_stop(pact_loop *loop);
  */
 PACT_API int pact_loop_free(pact_loop *loop);
 /**
- * For shutdown: clear every open handle (timers, immediates, pollers,
- * signals) without calling its callback; pending operations of the services
- * (offloads, fs requests, tasks' awaits, port receives and waits for room,
- * worker exit waits) are called back once with PACT_ECANCELED. Promises that
+ * For shutdown: cancel every pending operation. Every armed handle (timers,
+ * intervals, immediates, pollers, signals) is cleared and its callback called
+ * once more with PACT_ECANCELED on the next tick, never inside this call (a
+ * handle cleared before then is not called); so are the services' pending
+ * operations (offloads, fs requests, tasks' awaits, port receives and waits
+ * for room, worker exit waits) and the program's own (pact_op_start); promise
+ * twins reject with it. Handles closing (pact_close) are freed without their
+ * close callbacks. pact_loop_free right after, without a run, drops the
+ * calls still owed and releases the ud pact owns (a twin's deferred; the
+ * program's own: pact_op_type's drop). Promises that
  * wait on each other in a cycle (resolved with each other, directly or round a
  * chain), which nothing could settle or free, are rejected with PACT_ECANCELED,
  * and so are those waiting on them: their reactions run when the loop next
