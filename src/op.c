@@ -150,6 +150,11 @@ void pact__op_cancel(struct pact__op *op, pact_error *err)
 
 void pact__ops_close_all(pact_loop *loop)
 {
+    /* one error for all (shared: errors are immutable once made) */
+    pact_error *err =
+        PACT_ERROR(PACT_ECANCELED, "cancelled by pact_loop_close_all");
+    if (!err)
+        err = pact__enomem();
     /* each from the head of a detached list: a stop may end others */
     struct pact__list todo;
     pact__list_init(&todo);
