@@ -1,5 +1,6 @@
 /* Handle slots: generation-checked ids over chunked storage, the generic
  * clear/close/ref operations, and the close phase. */
+#include <inttypes.h>
 #include <stdlib.h>
 
 #include "internal.h"
@@ -318,13 +319,57 @@ static void slot_op_drop(struct pact__op *op)
         drop(ud);
 }
 
+static void describe(const struct slot *s, char *buf, size_t len)
+{
+    char call[160];
+    pact__describe_call(call, sizeof call, s->cb, s->ud);
+    const char *unref = s->flags & SLOT_REF ? "" : ", unreferenced";
+    switch (s->kind) {
+    case SLOT_TIMER:
+        snprintf(buf, len, "%s%" PRIu64 " ms%s, %s",
+                 s->u.timer.repeat ? "every " : "", s->u.timer.msecs, unref,
+                 call);
+        break;
+    case SLOT_SIGNAL:
+        snprintf(buf, len, "signal %d%s, %s", s->u.io.num, unref, call);
+        break;
+    case SLOT_POLL:
+        snprintf(buf, len, "fd %d%s, %s", s->u.io.num, unref, call);
+        break;
+    default:
+        snprintf(buf, len, "%s%s", call, unref);
+        break;
+    }
+}
+
+static void slot_op_describe(const struct pact__op *op, char *buf, size_t len)
+{
+    describe(pact__list_entry(op, const struct slot, op), buf, len);
+}
+
+#define SLOT_OPS(what)                                                         \
+    {                                                                          \
+        what, slot_op_stop, slot_op_fail, slot_op_drop, slot_op_describe       \
+    }
 static const struct pact__op_type slot_ops[] = {
-    [SLOT_TIMER] = {"timer", slot_op_stop, slot_op_fail, slot_op_drop},
-    [SLOT_IMMEDIATE] = {"immediate", slot_op_stop, slot_op_fail, slot_op_drop},
-    [SLOT_SIGNAL] = {"signal watcher", slot_op_stop, slot_op_fail,
-                     slot_op_drop},
-    [SLOT_POLL] = {"fd poller", slot_op_stop, slot_op_fail, slot_op_drop},
+    [SLOT_TIMER] = SLOT_OPS("timer"),
+    [SLOT_IMMEDIATE] = SLOT_OPS("immediate"),
+    [SLOT_SIGNAL] = SLOT_OPS("signal watcher"),
+    [SLOT_POLL] = SLOT_OPS("fd poller"),
 };
+
+size_t pact__slots_print_closing(const pact_loop *loop, FILE *out)
+{
+    size_t n = 0;
+    for (const struct slot *s = loop->closing_head; s; s = s->close_next) {
+        char call[160];
+        pact__describe_call(call, sizeof call, (void (*)(void))s->close_cb,
+                            s->close_ud);
+        fprintf(out, "  a handle closing: close callback %s\n", call);
+        n++;
+    }
+    return n;
+}
 
 int pact__slot_op_start(pact_loop *loop, struct slot *s, pact_abort *abort)
 {

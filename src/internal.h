@@ -85,6 +85,9 @@ struct pact__op_type {
     /* The loop is freed before `fail` could run: release the ud and the
      * operation without calling back. May be NULL (nothing to release). */
     void (*drop)(struct pact__op *op);
+    /* May be NULL. Say more than `what` about it (a timer's delay, a
+     * file's name) for pact_loop_print_pending, into @p buf. */
+    void (*describe)(const struct pact__op *op, char *buf, size_t len);
 };
 
 struct pact__op {
@@ -121,6 +124,9 @@ pact_error *pact__aborted_error(pact_error *reason);
 void pact__ops_close_all(pact_loop *loop);
 /* pact_loop_free: the operations still pending (it then refuses) */
 size_t pact__ops_pending(const pact_loop *loop);
+/* For a `describe`: "@p fn (its symbol where the program exports one, else
+ * its address) with @p ud" into @p buf. */
+void pact__describe_call(char *buf, size_t len, void (*fn)(void), void *ud);
 /* pact_loop_free: drop the calls still owed. */
 void pact__ops_drop(pact_loop *loop);
 int pact__ops_init(pact_loop *loop);
@@ -558,6 +564,8 @@ pact_handle pact__slot_handle(const struct slot *s);
 void pact__slot_activate(pact_loop *loop, struct slot *s);
 void pact__slot_deactivate(pact_loop *loop, struct slot *s);
 void pact__slots_release_all(pact_loop *loop);
+/* pact_loop_print_pending: the handles on their way to the close phase */
+size_t pact__slots_print_closing(const pact_loop *loop, FILE *out);
 /* Handles whose cancellation is due (pact_loop_free drops those calls). */
 size_t pact__slots_due(const pact_loop *loop);
 void pact__run_closing(pact_loop *loop);

@@ -150,7 +150,8 @@ int pact_loop_free(pact_loop *loop)
     /* handles whose cancellation is due go with their ud (drop) below */
     if (loop->live > pact__slots_due(loop))
         return pact__misuse("pact_loop_free", PACT_EBUSY,
-                            "handles are open: clear or close them first");
+                            "handles are open: clear or close them first "
+                            "(pact_loop_print_pending lists them)");
     if (loop->own_base && foreign_events(loop, true) > 0)
         return pact__misuse("pact_loop_free", PACT_EBUSY,
                             "the program's own events are on the loop's "
@@ -167,7 +168,8 @@ int pact_loop_free(pact_loop *loop)
     if (pending)
         return pact__misuse("pact_loop_free", PACT_EBUSY,
                             "operations are pending: cancel them with "
-                            "pact_loop_close_all");
+                            "pact_loop_close_all (pact_loop_print_pending "
+                            "lists them)");
     /* the calls still owed give their ud back (a twin's deferred) */
     pact__ops_drop(loop);
     if (pact__promises_release(loop))

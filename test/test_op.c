@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "helpers.h"
 #include "suites.h"
@@ -429,6 +430,76 @@ START_TEST(misuse)
 }
 END_TEST
 
+/* ---- pact_loop_print_pending ------------------------------------------- */
+
+static char *pending_text(size_t *n)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    ck_assert_ptr_nonnull(f);
+    *n = pact_loop_print_pending(t_loop, f);
+    fclose(f);
+    return buf;
+}
+
+/* Each pending thing on a line of its own, with what a reader needs to find
+ * it in the program: kind, delay, fd, referenced or not, the callback's
+ * name, and whether a cancellation is due. */
+START_TEST(print_pending_lists_everything)
+{
+    size_t n;
+    char *txt = pending_text(&n);
+    ck_assert_int_eq(n, 0);
+    ck_assert_ptr_nonnull(strstr(txt, "nothing"));
+    free(txt);
+
+    int count = 0, sv[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    pact_handle t1, t2, p1;
+    T_MUST(pact_timeout(t_loop, 1234, count_cb, &count, &t1));
+    T_MUST(pact_interval(t_loop, 77, count_cb, &count, &t2));
+    ck_assert_int_eq(pact_unref(t_loop, t2), 0);
+    ck_assert_int_eq(pact_poll(t_loop, sv[0], PACT_READABLE,
+                               (pact_poll_cb)(void (*)(void))count_cb, &count,
+                               &p1),
+                     0);
+    struct seen s = {0};
+    struct started st;
+    start(K_USER, NULL, &s, &st);
+    txt = pending_text(&n);
+    ck_assert_int_eq(n, 4);
+    ck_assert_ptr_nonnull(strstr(txt, "timer: 1234 ms, calls count_cb("));
+    ck_assert_ptr_nonnull(strstr(txt, "timer: every 77 ms, unreferenced"));
+    char fd[64];
+    snprintf(fd, sizeof fd, "fd poller: fd %d, calls count_cb(", sv[0]);
+    ck_assert_ptr_nonnull(strstr(txt, fd));
+    ck_assert_ptr_nonnull(strstr(txt, "a test's request"));
+    free(txt);
+
+    pact_abort *a;
+    ck_assert_int_eq(pact_abort_new(t_loop, &a), 0);
+    pact_timer_opts o = {.delay_ms = 10, .abort = a};
+    T_MUST(pact_timer_start(t_loop, &o, seen_cb, &s, NULL));
+    ck_assert_int_eq(pact_abort_abort(a, NULL), 0);
+    ck_assert_int_eq(pact_close(t_loop, t1, NULL, NULL), 0);
+    txt = pending_text(&n);
+    ck_assert_int_eq(n, 5);
+    ck_assert_ptr_nonnull(strstr(txt, "(cancelled, its call due)"));
+    ck_assert_ptr_nonnull(strstr(txt, "a handle closing"));
+    free(txt);
+
+    ck_assert_int_eq(pact_clear(t_loop, t2), 0);
+    ck_assert_int_eq(pact_clear(t_loop, p1), 0);
+    ck_assert_int_eq(complete_user(st.u), 1);
+    run_ok();
+    ck_assert_int_eq(s.calls, 2); /* the user op and the aborted timer */
+    pact_abort_unref(a);
+    close(sv[0]);
+    close(sv[1]);
+}
+END_TEST
+
 /* ---- many ---------------------------------------------------------------- */
 
 enum { MANY = 100000 };
@@ -471,6 +542,7 @@ Suite *suite_op(void)
     tcase_add_test(tc, stopping_ends_with_the_cancellation);
     tcase_add_test(tc, twin_rejects_when_cancelled);
     tcase_add_test(tc, misuse);
+    tcase_add_test(tc, print_pending_lists_everything);
     tcase_add_test(tc, many_cancelled_at_once);
     suite_add_tcase(s, tc);
     return s;

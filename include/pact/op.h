@@ -11,6 +11,8 @@
 #ifndef PACT_OP_H
 #define PACT_OP_H
 
+#include <stdio.h>
+
 #include "pact/common.h"
 
 #ifdef __cplusplus
@@ -89,6 +91,17 @@ PACT_API int pact_op_end(pact_op *op, pact_error **err);
 PACT_API int pact_op_cancel(pact_op *op, pact_error *reason);
 /** @return the loop @p op is registered with, or NULL. */
 PACT_API pact_loop *pact_op_loop(const pact_op *op);
+
+/**
+ * Print on @p out, one per line, what is pending on @p loop: every armed
+ * handle (its kind, delay, fd or signal, whether referenced, the callback by
+ * its symbol where the program exports one) and every pending operation
+ * (what it waits on, and whether its cancellation is due), the handles
+ * closing, and what the services report (tasks not finished, jobs in
+ * flight): what keeps it alive, and why pact_loop_free says PACT_EBUSY.
+ * @return how many lines (0: nothing pending; also on misuse).
+ */
+PACT_API size_t pact_loop_print_pending(pact_loop *loop, FILE *out);
 
 #ifdef __cplusplus
 }
