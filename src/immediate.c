@@ -16,28 +16,52 @@ static void unlink_imm(pact_loop *loop, struct slot *s)
         loop->imm_tail = prev;
 }
 
-int pact_immediate(pact_loop *loop, pact_cb cb, void *ud, pact_handle *out)
+static int immediate_start(pact_loop *loop, const pact_watch_opts *opts,
+                           pact_cb cb, void *ud, pact_handle *out,
+                           const char *fn)
 {
-    PACT_CHECK_LOOP(loop, "pact_immediate");
-    PACT_CHECK_ARG(cb, "pact_immediate");
+    PACT_CHECK_LOOP(loop, fn);
+    PACT_CHECK_ARG(cb, fn);
+    pact_abort *abort = opts ? opts->abort : NULL;
     struct slot *s =
         pact__slot_alloc(loop, SLOT_IMMEDIATE, (void (*)(void))cb, ud);
     if (!s)
         return PACT_ENOMEM;
-    s->u.imm.next = NULL;
-    s->u.imm.epoch = loop->imm_epoch;
-    s->u.imm.prev = loop->imm_tail;
-    if (loop->imm_tail)
-        loop->imm_tail->u.imm.next = s;
-    else
-        loop->imm_head = s;
-    loop->imm_tail = s;
-    (void)pact__slot_op_start(loop, s, NULL); /* no token: cannot fail */
-    pact__slot_activate(loop, s);
+    if (opts && opts->unref)
+        s->flags &= (uint8_t)~SLOT_REF;
+    /* a token aborted already stops it in the start: its call is then due,
+     * and it is never queued */
+    int rc = pact__slot_op_start(loop, s, abort);
+    if (rc < 0) {
+        pact__slot_free(loop, s);
+        return rc;
+    }
+    if (!(s->flags & SLOT_CANCEL)) {
+        s->u.imm.next = NULL;
+        s->u.imm.epoch = loop->imm_epoch;
+        s->u.imm.prev = loop->imm_tail;
+        if (loop->imm_tail)
+            loop->imm_tail->u.imm.next = s;
+        else
+            loop->imm_head = s;
+        loop->imm_tail = s;
+        pact__slot_activate(loop, s);
+    }
     pact__kick(loop);
     if (out)
         *out = pact__slot_handle(s);
     return 0;
+}
+
+int pact_immediate(pact_loop *loop, pact_cb cb, void *ud, pact_handle *out)
+{
+    return immediate_start(loop, NULL, cb, ud, out, "pact_immediate");
+}
+
+int pact_immediate_start(pact_loop *loop, const pact_watch_opts *opts,
+                         pact_cb cb, void *ud, pact_handle *out)
+{
+    return immediate_start(loop, opts, cb, ud, out, "pact_immediate_start");
 }
 
 void pact__immediate_stop(pact_loop *loop, struct slot *s)

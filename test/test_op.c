@@ -4,6 +4,7 @@
  * program's own operations through pact_op_start, their promise twins, and
  * 100,000 operations cancelled at once. */
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -87,7 +88,40 @@ static int complete_user(struct user *u)
     return rc;
 }
 
-enum kind { K_TIMER, K_INTERVAL, K_IMMEDIATE_P, K_DELAY, K_USER, K_NKINDS };
+enum kind {
+    K_TIMER,
+    K_INTERVAL,
+    K_IMMEDIATE,
+    K_POLL,
+    K_SIGNAL,
+    K_IMMEDIATE_P,
+    K_DELAY,
+    K_USER,
+    K_NKINDS
+};
+
+static int poll_sv[2] = {-1, -1}; /* the pollers' socket pair */
+
+static void close_poll_sv(void)
+{
+    if (poll_sv[0] >= 0) {
+        close(poll_sv[0]);
+        close(poll_sv[1]);
+        poll_sv[0] = poll_sv[1] = -1;
+    }
+}
+
+static void seen_poll(pact_error *err, int fd, int events, void *ud)
+{
+    (void)fd, (void)events;
+    record(err, ud);
+}
+
+static void seen_signal(pact_error *err, int signum, void *ud)
+{
+    (void)signum;
+    record(err, ud);
+}
 
 /* A promise's settlement, recorded as a callback would see it. */
 static pact_value on_settled(pact_error *err, const pact_value *v, void *ud)
@@ -119,10 +153,31 @@ static void start(enum kind k, pact_abort *abort, struct seen *s,
         T_MUST(pact_timer_start(t_loop, &o, seen_cb, s, &st->h));
         break;
     }
+    case K_IMMEDIATE: {
+        pact_watch_opts o = {.abort = abort};
+        T_MUST(pact_immediate_start(t_loop, &o, seen_cb, s, &st->h));
+        break;
+    }
+    case K_POLL: {
+        pact_watch_opts o = {.abort = abort};
+        if (poll_sv[0] < 0)
+            ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, poll_sv), 0);
+        /* readable never comes: nothing is written */
+        ck_assert_int_eq(pact_poll_start(t_loop, poll_sv[0], PACT_READABLE, &o,
+                                         seen_poll, s, &st->h),
+                         0);
+        break;
+    }
+    case K_SIGNAL: {
+        pact_watch_opts o = {.abort = abort};
+        ck_assert_int_eq(
+            pact_signal_start(t_loop, SIGUSR2, &o, seen_signal, s, &st->h), 0);
+        break;
+    }
     case K_IMMEDIATE_P:
     case K_DELAY:
         st->p = k == K_DELAY ? pact_delay(t_loop, 100000, abort)
-                             : pact_immediate_p(t_loop, NULL);
+                             : pact_immediate_p(t_loop, abort);
         ck_assert_ptr_nonnull(st->p);
         st->tail = pact_then_cb(st->p, on_settled, s);
         break;
@@ -159,8 +214,6 @@ START_TEST(each_kind_each_cancel)
                                 "close_all"};
     for (int k = 0; k < K_NKINDS; k++) {
         for (int c = 0; c < 3; c++) {
-            if (k == K_IMMEDIATE_P && c != 2)
-                continue; /* its twin takes no token: a wrapper does */
             struct seen s = {0};
             struct started st;
             pact_abort *a;
@@ -187,6 +240,7 @@ START_TEST(each_kind_each_cancel)
             pact_abort_unref(a);
         }
     }
+    close_poll_sv();
 }
 END_TEST
 
@@ -211,6 +265,7 @@ START_TEST(close_all_then_free_drops)
     for (int k = 0; k < K_NKINDS; k++)
         ck_assert_int_eq(s[k].calls, 0);
     ck_assert_int_eq(dropped, 1);
+    close_poll_sv();
 }
 END_TEST
 

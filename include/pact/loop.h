@@ -192,6 +192,32 @@ typedef void (*pact_poll_cb)(pact_error *err, int fd, int events, void *ud);
 PACT_API int pact_poll(pact_loop *loop, int fd, int events, pact_poll_cb cb,
                        void *ud, pact_handle *out);
 
+/** Options of the watchers (pact_poll_start, pact_signal_start) and
+ * pact_immediate_start; zero-initialise and set what you need. */
+typedef struct pact_watch_opts {
+    pact_abort *abort; /**< borrowed; when aborted the handle stops and its
+                            callback gets PACT_ECANCELED (cause: the reason)
+                            once, on the next tick, never inside the abort
+                            call. A token aborted already: the start
+                            succeeds (nothing is watched) and the
+                            cancellation comes on the next tick too. */
+    bool unref;        /**< start unreferenced: does not keep the loop alive */
+} pact_watch_opts;
+/** pact_poll with options (an abort token, unreferenced from the start). */
+PACT_API int pact_poll_start(pact_loop *loop, int fd, int events,
+                             const pact_watch_opts *opts, pact_poll_cb cb,
+                             void *ud, pact_handle *out);
+/** pact_signal with options (an abort token, unreferenced from the start). */
+PACT_API int pact_signal_start(pact_loop *loop, int signum,
+                               const pact_watch_opts *opts, pact_signal_cb cb,
+                               void *ud, pact_handle *out);
+/** pact_immediate with options (an abort token, unreferenced from the
+ * start). */
+PACT_NODISCARD PACT_API int pact_immediate_start(pact_loop *loop,
+                                                 const pact_watch_opts *opts,
+                                                 pact_cb cb, void *ud,
+                                                 pact_handle *out);
+
 /**
  * clearTimeout / clearInterval / clearImmediate, and stop for signals and
  * pollers: the handle's callback is not called again and the handle is gone.
