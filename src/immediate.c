@@ -3,19 +3,6 @@
  * next iteration, so an immediate chain cannot starve I/O. */
 #include "internal.h"
 
-static void unlink_imm(pact_loop *loop, struct slot *s)
-{
-    struct slot *prev = s->u.imm.prev, *next = s->u.imm.next;
-    if (prev)
-        prev->u.imm.next = next;
-    else
-        loop->imm_head = next;
-    if (next)
-        next->u.imm.prev = prev;
-    else
-        loop->imm_tail = prev;
-}
-
 static int immediate_start(pact_loop *loop, const pact_watch_opts *opts,
                            pact_cb cb, void *ud, pact_handle *out,
                            const char *fn)
@@ -37,14 +24,8 @@ static int immediate_start(pact_loop *loop, const pact_watch_opts *opts,
         return rc;
     }
     if (!(s->flags & SLOT_CANCEL)) {
-        s->u.imm.next = NULL;
         s->u.imm.epoch = loop->imm_epoch;
-        s->u.imm.prev = loop->imm_tail;
-        if (loop->imm_tail)
-            loop->imm_tail->u.imm.next = s;
-        else
-            loop->imm_head = s;
-        loop->imm_tail = s;
+        pact__list_push_back(&loop->imms, &s->u.imm.node);
         pact__slot_activate(loop, s);
     }
     pact__kick(loop);
@@ -66,19 +47,22 @@ int pact_immediate_start(pact_loop *loop, const pact_watch_opts *opts,
 
 void pact__immediate_stop(pact_loop *loop, struct slot *s)
 {
+    (void)loop;
     if (s->flags & SLOT_ACTIVE)
-        unlink_imm(loop, s);
+        pact__list_remove(&s->u.imm.node);
 }
 
 void pact__run_immediates(pact_loop *loop)
 {
     uint64_t epoch = loop->imm_epoch++;
-    struct slot *s;
-    while ((s = loop->imm_head) && s->u.imm.epoch <= epoch &&
-           !pact__halted(loop)) {
+    struct pact__list *n;
+    while ((n = pact__list_first(&loop->imms)) && !pact__halted(loop)) {
+        struct slot *s = pact__list_entry(n, struct slot, u.imm.node);
+        if (s->u.imm.epoch > epoch)
+            break;
         pact_cb cb = (pact_cb)s->cb;
         void *ud = s->ud;
-        unlink_imm(loop, s);
+        pact__list_remove(n);
         pact__slot_free(loop, s);
         pact__step_begin(loop, PACT_STEP_IMMEDIATE, (void (*)(void))cb, ud);
         cb(NULL, ud);

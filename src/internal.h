@@ -182,13 +182,13 @@ struct slot {
     void *ud;
     union {
         struct {
-            struct slot *prev, *next; /* in its duration list */
+            struct pact__list node; /* in its duration list */
             struct tlist *list;
             uint64_t start; /* ns */
             uint64_t msecs, repeat;
         } timer;
         struct {
-            struct slot *prev, *next;
+            struct pact__list node; /* in loop->imms */
             uint64_t epoch; /* the check phase count when it was queued */
         } imm;
         struct {
@@ -251,8 +251,8 @@ static inline bool pact__jobq_pop(struct jobq *q, struct job *out)
 struct tlist {
     uint64_t msecs, expiry, id;
     size_t heap_idx;
-    struct slot *head, *tail;
-    bool running; /* being fired: emptying it must not free it */
+    struct pact__list slots; /* its timers, in expiry order */
+    bool running;            /* being fired: emptying it must not free it */
 };
 
 struct pact_loop {
@@ -294,7 +294,7 @@ struct pact_loop {
     uint64_t firing_once;
 
     /* immediates */
-    struct slot *imm_head, *imm_tail;
+    struct pact__list imms; /* queued slots, FIFO */
     uint64_t imm_epoch;
 
     /* close phase */

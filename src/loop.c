@@ -23,6 +23,7 @@ static int init(pact_loop *loop)
     int rc;
     loop->thread = &pact__thread_tag;
     loop->next_list_id = 1;
+    pact__list_init(&loop->imms);
     atomic_init(&loop->holds, 0);
     atomic_init(&loop->post_queued, 0);
     loop->now = pact__now_ns() / 1000000;
@@ -304,7 +305,8 @@ static void dispatch(pact_loop *loop, int flags)
 static void poll_io(pact_loop *loop, bool can_block)
 {
     int flags = EVLOOP_ONCE;
-    if (!can_block || loop->imm_head || loop->closing_head || loop->stop) {
+    if (!can_block || !pact__list_empty(&loop->imms) || loop->closing_head ||
+        loop->stop) {
         flags |= EVLOOP_NONBLOCK;
     } else {
         uint64_t now = pact__now_ns();

@@ -175,17 +175,9 @@ static void list_drop(pact_loop *loop, struct tlist *l)
 static void unlink_timer(pact_loop *loop, struct slot *s)
 {
     struct tlist *l = s->u.timer.list;
-    struct slot *prev = s->u.timer.prev, *next = s->u.timer.next;
-    if (prev)
-        prev->u.timer.next = next;
-    else
-        l->head = next;
-    if (next)
-        next->u.timer.prev = prev;
-    else
-        l->tail = prev;
+    pact__list_remove(&s->u.timer.node);
     s->u.timer.list = NULL;
-    if (!l->head && !l->running)
+    if (pact__list_empty(&l->slots) && !l->running)
         list_drop(loop, l);
 }
 
@@ -198,6 +190,7 @@ static int link_timer(pact_loop *loop, struct slot *s, uint64_t msecs,
         if (!l)
             return PACT_ENOMEM;
         l->msecs = msecs;
+        pact__list_init(&l->slots);
         l->expiry = start + msecs * MS;
         l->id = loop->next_list_id++;
         if (heap_push(loop, l) < 0) {
@@ -213,13 +206,7 @@ static int link_timer(pact_loop *loop, struct slot *s, uint64_t msecs,
     s->u.timer.list = l;
     s->u.timer.start = start;
     s->u.timer.msecs = msecs;
-    s->u.timer.next = NULL;
-    s->u.timer.prev = l->tail;
-    if (l->tail)
-        l->tail->u.timer.next = s;
-    else
-        l->head = s;
-    l->tail = s;
+    pact__list_push_back(&l->slots, &s->u.timer.node);
     return 0;
 }
 
@@ -371,8 +358,9 @@ static void fire(pact_loop *loop, struct slot *s)
 static void run_list(pact_loop *loop, struct tlist *l, uint64_t now)
 {
     l->running = true;
-    struct slot *s;
-    while ((s = l->head) && !pact__halted(loop)) {
+    struct pact__list *n;
+    while ((n = pact__list_first(&l->slots)) && !pact__halted(loop)) {
+        struct slot *s = pact__list_entry(n, struct slot, u.timer.node);
         /* start may be after now: re-armed intervals and new timers */
         uint64_t due = s->u.timer.start + l->msecs * MS;
         if (due > now) {
@@ -385,7 +373,7 @@ static void run_list(pact_loop *loop, struct tlist *l, uint64_t now)
         fire(loop, s);
     }
     l->running = false;
-    if (!l->head)
+    if (pact__list_empty(&l->slots))
         list_drop(loop, l);
 }
 
