@@ -60,6 +60,7 @@ static void op_end(struct slot *s)
 
 void pact__slot_free(pact_loop *loop, struct slot *s)
 {
+    assert(s->kind != SLOT_FREE && loop->live > 0);
     op_end(s);
     if (s->flags & SLOT_ACTIVE)
         pact__slot_deactivate(loop, s);
@@ -99,8 +100,10 @@ void pact__slot_activate(pact_loop *loop, struct slot *s)
 
 void pact__slot_deactivate(pact_loop *loop, struct slot *s)
 {
-    if ((s->flags & (SLOT_ACTIVE | SLOT_REF)) == (SLOT_ACTIVE | SLOT_REF))
+    if ((s->flags & (SLOT_ACTIVE | SLOT_REF)) == (SLOT_ACTIVE | SLOT_REF)) {
+        assert(loop->nref > 0);
         loop->nref--;
+    }
     s->flags &= (uint8_t)~SLOT_ACTIVE;
 }
 
@@ -223,8 +226,10 @@ static int set_ref(pact_loop *loop, pact_handle h, bool ref, const char *fn)
     bool was = s->flags & SLOT_REF;
     if (was == ref)
         return 0;
-    if (s->flags & SLOT_ACTIVE)
+    if (s->flags & SLOT_ACTIVE) {
+        assert(ref || loop->nref > 0);
         loop->nref += ref ? 1 : (size_t)-1;
+    }
     s->flags =
         ref ? (uint8_t)(s->flags | SLOT_REF) : (uint8_t)(s->flags & ~SLOT_REF);
     return 0;
