@@ -41,6 +41,7 @@ struct slot *pact__slot_alloc(pact_loop *loop, int kind, void (*cb)(void),
     s->kind = (uint8_t)kind;
     s->loop = loop;
     s->flags = SLOT_REF;
+    s->state = ST_NEW;
     s->cb = cb;
     s->ud = ud;
     s->close_cb = NULL;
@@ -62,8 +63,7 @@ void pact__slot_free(pact_loop *loop, struct slot *s)
 {
     assert(s->kind != SLOT_FREE && loop->live > 0);
     op_end(s);
-    if (s->flags & SLOT_ACTIVE)
-        pact__slot_deactivate(loop, s);
+    pact__slot_set_state(loop, s, ST_NEW);
     s->kind = SLOT_FREE;
     s->flags = 0;
     s->gen++;
@@ -91,20 +91,58 @@ pact_handle pact__slot_handle(const struct slot *s)
     return h;
 }
 
-void pact__slot_activate(pact_loop *loop, struct slot *s)
+static bool counted(const struct slot *s)
 {
-    s->flags |= SLOT_ACTIVE;
-    if (s->flags & SLOT_REF)
-        loop->nref++;
+    return pact__slot_live(s) && (s->flags & SLOT_REF);
 }
 
-void pact__slot_deactivate(pact_loop *loop, struct slot *s)
+/* The lifecycle's moves: from each state, the states it may go to. */
+static bool allowed(int from, int to)
 {
-    if ((s->flags & (SLOT_ACTIVE | SLOT_REF)) == (SLOT_ACTIVE | SLOT_REF)) {
-        assert(loop->nref > 0);
-        loop->nref--;
+    switch (from) {
+    case ST_NEW: /* set up: armed, due at once (a token aborted already),
+                    or given back */
+        return to == ST_ARMED || to == ST_DUE || to == ST_NEW;
+    case ST_ARMED: /* fires, is cancelled, cleared, closed, freed */
+        return to == ST_FIRING || to == ST_DUE || to == ST_NEW ||
+               to == ST_CLOSING;
+    case ST_FIRING: /* re-armed, cancelled, cleared or closed inside, or its
+                       re-arming fails */
+        return to == ST_ARMED || to == ST_DUE || to == ST_FIRING_GONE ||
+               to == ST_FIRING_CLOSING || to == ST_NEW;
+    case ST_FIRING_GONE:
+        return to == ST_NEW;
+    case ST_FIRING_CLOSING:
+        return to == ST_CLOSING || to == ST_FIRING_GONE;
+    case ST_DUE: /* called (freed), cleared, closed */
+        return to == ST_NEW || to == ST_DUE_GONE || to == ST_DUE_CLOSING;
+    case ST_DUE_GONE:
+        return to == ST_NEW;
+    case ST_DUE_CLOSING: /* called without a call, or closed by close_all */
+        return to == ST_CLOSING || to == ST_DUE_GONE;
+    case ST_CLOSING:
+        return to == ST_NEW;
+    default:
+        return false;
     }
-    s->flags &= (uint8_t)~SLOT_ACTIVE;
+}
+
+void pact__slot_set_state(pact_loop *loop, struct slot *s, int st)
+{
+    assert(allowed(s->state, st));
+    bool was = counted(s);
+    s->state = (uint8_t)st;
+    bool now = counted(s);
+    if (was != now) {
+        assert(now || loop->nref > 0);
+        loop->nref += now ? 1 : (size_t)-1;
+    }
+}
+
+/* Neither armed nor held by a call or the close list: free it. */
+static void release(pact_loop *loop, struct slot *s)
+{
+    pact__slot_free(loop, s);
 }
 
 /* Disarm whatever the slot is, leaving it allocated. */
@@ -123,8 +161,6 @@ static void stop(pact_loop *loop, struct slot *s)
         pact__io_stop(loop, s);
         break;
     }
-    if (s->flags & SLOT_ACTIVE)
-        pact__slot_deactivate(loop, s);
 }
 
 static int lookup(pact_loop *loop, pact_handle h, const char *fn,
@@ -132,14 +168,15 @@ static int lookup(pact_loop *loop, pact_handle h, const char *fn,
 {
     PACT_CHECK_LOOP(loop, fn);
     struct slot *s = pact__slot_get(loop, h);
-    /* a timer cleared in its own callback, or while its cancellation is
-     * queued, keeps its slot until that ends, but is gone for the user */
-    if (s && s->kind == SLOT_TIMER && !s->cb)
+    /* cleared inside its own callback, or while its cancellation is due, it
+     * keeps its slot until that ends, but is gone for the user */
+    if (s && (s->state == ST_FIRING_GONE || s->state == ST_DUE_GONE))
         s = NULL;
     if (!s)
         return pact__misuse(fn, PACT_ENOENT,
                             "no such handle: it fired, was cleared or closed");
-    if (s->flags & SLOT_CLOSING)
+    if (s->state == ST_CLOSING || s->state == ST_FIRING_CLOSING ||
+        s->state == ST_DUE_CLOSING)
         return pact__misuse(fn, PACT_EALREADY, "the handle is closing");
     *out = s;
     return 0;
@@ -155,12 +192,32 @@ int pact_clear(pact_loop *loop, pact_handle h)
     if (rc < 0)
         return rc;
     stop(loop, s);
-    /* A timer whose cancellation is queued is freed by that delivery. */
-    if (s->flags & (SLOT_CANCEL | SLOT_RUNNING))
-        s->cb = NULL;
+    /* one whose callback runs, or whose cancellation is due, is freed when
+     * that ends */
+    if (s->state == ST_FIRING)
+        pact__slot_set_state(loop, s, ST_FIRING_GONE);
+    else if (s->state == ST_DUE)
+        pact__slot_set_state(loop, s, ST_DUE_GONE);
     else
-        pact__slot_free(loop, s);
+        release(loop, s);
     return 0;
+}
+
+/* Off the close list (its callback about to run, or dropped by close_all):
+ * freed, unless what calls it still holds it. */
+static void leave_close_list(pact_loop *loop, struct slot *s)
+{
+    switch (s->state) {
+    case ST_FIRING_CLOSING:
+        pact__slot_set_state(loop, s, ST_FIRING_GONE);
+        break;
+    case ST_DUE_CLOSING:
+        pact__slot_set_state(loop, s, ST_DUE_GONE);
+        break;
+    default:
+        release(loop, s);
+        break;
+    }
 }
 
 int pact_close(pact_loop *loop, pact_handle h, pact_fn cb, void *ud)
@@ -170,9 +227,10 @@ int pact_close(pact_loop *loop, pact_handle h, pact_fn cb, void *ud)
     if (rc < 0)
         return rc;
     stop(loop, s);
-    if (s->flags & (SLOT_CANCEL | SLOT_RUNNING))
-        s->cb = NULL;
-    s->flags |= SLOT_CLOSING;
+    pact__slot_set_state(loop, s,
+                         s->state == ST_FIRING ? ST_FIRING_CLOSING
+                         : s->state == ST_DUE  ? ST_DUE_CLOSING
+                                               : ST_CLOSING);
     s->close_cb = cb;
     s->close_ud = ud;
     s->close_next = NULL;
@@ -194,9 +252,7 @@ void pact__run_closing(pact_loop *loop)
         struct slot *next = s->close_next;
         pact_fn cb = s->close_cb;
         void *ud = s->close_ud;
-        s->flags &= (uint8_t)~SLOT_CLOSING;
-        if (!(s->flags & (SLOT_CANCEL | SLOT_RUNNING)))
-            pact__slot_free(loop, s);
+        leave_close_list(loop, s);
         if (cb) {
             pact__step_begin(loop, PACT_STEP_CLOSE, (void (*)(void))cb, ud);
             cb(ud);
@@ -226,7 +282,7 @@ static int set_ref(pact_loop *loop, pact_handle h, bool ref, const char *fn)
     bool was = s->flags & SLOT_REF;
     if (was == ref)
         return 0;
-    if (s->flags & SLOT_ACTIVE) {
+    if (pact__slot_live(s)) {
         assert(ref || loop->nref > 0);
         loop->nref += ref ? 1 : (size_t)-1;
     }
@@ -272,8 +328,25 @@ static bool slot_op_stop(struct pact__op *op)
 {
     struct slot *s = op_slot(op);
     stop(s->loop, s);
-    s->flags |= SLOT_CANCEL;
+    pact__slot_set_state(s->loop, s, ST_DUE);
     return true;
+}
+
+/* The due call is over (made, or dropped): the slot goes, unless the close
+ * list still holds it. @return whether the user still wanted the call. */
+static bool due_done(pact_loop *loop, struct slot *s)
+{
+    switch (s->state) {
+    case ST_DUE:
+        release(loop, s);
+        return true;
+    case ST_DUE_CLOSING:
+        pact__slot_set_state(loop, s, ST_CLOSING);
+        return false;
+    default: /* ST_DUE_GONE */
+        release(loop, s);
+        return false;
+    }
 }
 
 /* Its last call, with the cancellation; cleared meanwhile (cb NULL): none. */
@@ -285,10 +358,7 @@ static void slot_op_fail(struct pact__op *op, pact_error *err)
     void *ud = s->ud;
     int kind = s->kind,
         num = s->kind == SLOT_SIGNAL || s->kind == SLOT_POLL ? s->u.io.num : 0;
-    s->flags &= (uint8_t)~SLOT_CANCEL;
-    if (!(s->flags & SLOT_CLOSING))
-        pact__slot_free(loop, s);
-    if (!cb)
+    if (!due_done(loop, s))
         return;
     /* a tick step: say whose callback it is */
     static const int step[] = {
@@ -315,12 +385,9 @@ static void slot_op_fail(struct pact__op *op, pact_error *err)
 static void slot_op_drop(struct pact__op *op)
 {
     struct slot *s = op_slot(op);
-    pact_fn drop = s->cb ? s->ud_drop : NULL;
+    pact_fn drop = s->ud_drop;
     void *ud = s->ud;
-    s->flags &= (uint8_t)~SLOT_CANCEL;
-    if (!(s->flags & SLOT_CLOSING))
-        pact__slot_free(s->loop, s);
-    if (drop)
+    if (due_done(s->loop, s) && drop)
         drop(ud);
 }
 
@@ -329,6 +396,10 @@ static void describe(const struct slot *s, char *buf, size_t len)
     char call[160];
     pact__describe_call(call, sizeof call, s->cb, s->ud);
     const char *unref = s->flags & SLOT_REF ? "" : ", unreferenced";
+    if (s->state == ST_DUE_GONE || s->state == ST_DUE_CLOSING) {
+        snprintf(buf, len, "cleared%s", unref);
+        return;
+    }
     switch (s->kind) {
     case SLOT_TIMER:
         snprintf(buf, len, "%s%" PRIu64 " ms%s, %s",
@@ -403,9 +474,7 @@ int pact_loop_close_all(pact_loop *loop)
      * callbacks (pact_fn, no error to tell them apart) */
     for (struct slot *s = loop->closing_head, *next; s; s = next) {
         next = s->close_next;
-        s->flags &= (uint8_t)~SLOT_CLOSING;
-        if (!(s->flags & (SLOT_CANCEL | SLOT_RUNNING)))
-            pact__slot_free(loop, s);
+        leave_close_list(loop, s);
     }
     loop->closing_head = loop->closing_tail = NULL;
     loop->close_epoch++;

@@ -23,10 +23,10 @@ static int immediate_start(pact_loop *loop, const pact_watch_opts *opts,
         pact__slot_free(loop, s);
         return rc;
     }
-    if (!(s->flags & SLOT_CANCEL)) {
+    if (s->state == ST_NEW) { /* not due at once */
         s->u.imm.epoch = loop->imm_epoch;
         pact__list_push_back(&loop->imms, &s->u.imm.node);
-        pact__slot_activate(loop, s);
+        pact__slot_set_state(loop, s, ST_ARMED);
     }
     pact__kick(loop);
     if (out)
@@ -48,7 +48,7 @@ int pact_immediate_start(pact_loop *loop, const pact_watch_opts *opts,
 void pact__immediate_stop(pact_loop *loop, struct slot *s)
 {
     (void)loop;
-    if (s->flags & SLOT_ACTIVE)
+    if (s->state == ST_ARMED) /* queued */
         pact__list_remove(&s->u.imm.node);
 }
 

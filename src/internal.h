@@ -142,11 +142,24 @@ enum slot_kind {
 };
 
 enum slot_flags {
-    SLOT_REF = 1,      /* counts toward keeping the loop alive while ACTIVE */
-    SLOT_ACTIVE = 2,   /* armed: queued, listed or added to libevent */
-    SLOT_CLOSING = 4,  /* on the close list; the id still names it */
-    SLOT_CANCEL = 8,   /* cancelled: its ECANCELED call is due (op.c) */
-    SLOT_RUNNING = 16, /* an interval inside its own callback */
+    SLOT_REF = 1, /* keeps the loop alive while armed or firing */
+};
+
+/* A handle's life, one state at a time (handle.c has the transitions). Two
+ * parties may hold a slot at once: what calls it (an interval's running
+ * callback, its due cancellation) and the close list; the *_GONE and
+ * *_CLOSING states say the user let go while the first still holds it, and
+ * it is freed when the last lets go. */
+enum slot_state {
+    ST_NEW,            /* allocated, being set up */
+    ST_ARMED,          /* queued, listed or added to libevent */
+    ST_FIRING,         /* an interval inside its own callback, unlinked */
+    ST_FIRING_GONE,    /* cleared inside it: freed when it returns */
+    ST_FIRING_CLOSING, /* closed inside it: to the close phase after */
+    ST_DUE,            /* cancelled: its ECANCELED call is due (op.c) */
+    ST_DUE_GONE,       /* cleared meanwhile: freed then, without a call */
+    ST_DUE_CLOSING,    /* closed meanwhile: no call, then the close phase */
+    ST_CLOSING,        /* on the close list only */
 };
 
 struct tlist;
@@ -177,6 +190,7 @@ struct slot {
     uint32_t index;
     uint8_t kind;
     uint8_t flags;
+    uint8_t state;   /* enum slot_state */
     pact_loop *loop; /* for callbacks that get only the slot */
     void (*cb)(void);
     void *ud;
@@ -197,9 +211,9 @@ struct slot {
         } io;
         uint32_t next_free;
     } u;
-    struct pact__op op; /* while armed; SLOT_CANCEL: its call is due */
+    struct pact__op op; /* pending while armed or firing; then while due */
     pact_fn ud_drop;    /* releases ud if the callback never runs, or NULL */
-    pact_fn close_cb;   /* while SLOT_CLOSING */
+    pact_fn close_cb;   /* while on the close list */
     void *close_ud;
     struct slot *close_next;
 };
@@ -270,7 +284,7 @@ struct pact_loop {
     uint32_t free_head; /* index + 1, 0 = none */
     uint32_t nslots;    /* slots handed out so far (high-water) */
     size_t live;        /* allocated slots, for pact_loop_free */
-    size_t nref;        /* slots with SLOT_REF|SLOT_ACTIVE */
+    size_t nref;        /* referenced slots armed or firing */
 
     /* microtasks */
     struct jobq ticks, micro;
@@ -561,8 +575,14 @@ struct slot *pact__slot_alloc(pact_loop *loop, int kind, void (*cb)(void),
 void pact__slot_free(pact_loop *loop, struct slot *s);
 struct slot *pact__slot_get(pact_loop *loop, pact_handle h);
 pact_handle pact__slot_handle(const struct slot *s);
-void pact__slot_activate(pact_loop *loop, struct slot *s);
-void pact__slot_deactivate(pact_loop *loop, struct slot *s);
+/* Move @p s to @p st, keeping loop->nref (armed and firing referenced
+ * slots) in step; asserts that the move is one of the lifecycle's. */
+void pact__slot_set_state(pact_loop *loop, struct slot *s, int st);
+/* Armed or firing: it will be called. */
+static inline bool pact__slot_live(const struct slot *s)
+{
+    return s->state == ST_ARMED || s->state == ST_FIRING;
+}
 void pact__slots_release_all(pact_loop *loop);
 /* pact_loop_print_pending: the handles on their way to the close phase */
 size_t pact__slots_print_closing(const pact_loop *loop, FILE *out);

@@ -69,8 +69,8 @@ static int start(pact_loop *loop, int kind, int num, short what,
         pact__slot_free(loop, s);
         return rc;
     }
-    if (!(s->flags & SLOT_CANCEL))
-        pact__slot_activate(loop, s);
+    if (s->state == ST_NEW) /* not due at once */
+        pact__slot_set_state(loop, s, ST_ARMED);
     if (out)
         *out = pact__slot_handle(s);
     return 0;

@@ -164,9 +164,9 @@ void pact__ops_close_all(pact_loop *loop)
         pact__list_remove(n);
         pact__list_push_back(&loop->ops, n);
         struct pact__op *op = pact__list_entry(n, struct pact__op, node);
-        pact__op_cancel(
-            op, PACT_ERROR(PACT_ECANCELED, "cancelled by pact_loop_close_all"));
+        pact__op_cancel(op, pact_error_ref(err));
     }
+    pact_error_unref(err);
 }
 
 size_t pact__ops_pending(const pact_loop *loop)

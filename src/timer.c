@@ -214,8 +214,6 @@ void pact__timer_stop(pact_loop *loop, struct slot *s)
 {
     if (s->u.timer.list)
         unlink_timer(loop, s);
-    if (s->flags & SLOT_ACTIVE)
-        pact__slot_deactivate(loop, s);
 }
 
 /* ---- public -------------------------------------------------------------- */
@@ -263,8 +261,8 @@ static int timer_start(pact_loop *loop, const pact_timer_opts *opts, pact_cb cb,
         if (rc < 0)
             unlink_timer(loop, s);
     }
-    if (rc == 0 && !(s->flags & SLOT_CANCEL)) {
-        pact__slot_activate(loop, s);
+    if (rc == 0 && s->state == ST_NEW) { /* not due at once */
+        pact__slot_set_state(loop, s, ST_ARMED);
         if (!loop->running)
             pact__external_arm(loop);
     }
@@ -306,7 +304,7 @@ int pact_timer_refresh(pact_loop *loop, pact_handle h)
         return pact__misuse(fn, PACT_EINVAL,
                             "not a timer (an immediate, signal or poller: "
                             "only timers have a delay to restart)");
-    if (!s || (s->flags & (SLOT_CANCEL | SLOT_CLOSING)))
+    if (!s || !pact__slot_live(s))
         return pact__misuse(fn, PACT_ENOENT, "not a pending timer");
     if (!s->u.timer.list)
         return 0; /* an interval in its callback: it re-arms from now anyway */
@@ -335,21 +333,29 @@ static void fire(pact_loop *loop, struct slot *s)
         return;
     }
     uint64_t start = clock_ns(loop);
-    s->flags |= SLOT_RUNNING;
+    pact__slot_set_state(loop, s, ST_FIRING);
     pact__step_begin(loop, PACT_STEP_TIMER, (void (*)(void))cb, ud);
     cb(NULL, ud);
     pact__step_end(loop);
-    s->flags &= (uint8_t)~SLOT_RUNNING;
-    if (s->flags & (SLOT_CANCEL | SLOT_CLOSING)) {
-        /* aborted or closed in its callback: that path frees it */
-    } else if (!s->cb) { /* cleared in its callback */
+    switch (s->state) {
+    case ST_FIRING_GONE: /* cleared in its callback */
         pact__slot_free(loop, s);
-    } else if (link_timer(loop, s, s->u.timer.repeat, start) < 0) {
-        pact__timer_stop(loop, s);
+        break;
+    case ST_FIRING_CLOSING: /* closed in it: the close phase frees it */
+        pact__slot_set_state(loop, s, ST_CLOSING);
+        break;
+    case ST_FIRING:
+        if (link_timer(loop, s, s->u.timer.repeat, start) == 0) {
+            pact__slot_set_state(loop, s, ST_ARMED);
+            break;
+        }
         pact__slot_free(loop, s);
         pact_error *err = PACT_ERROR(PACT_ENOMEM, "cannot re-arm interval");
         pact_loop_raise(loop, err);
         pact_error_unref(err);
+        break;
+    default: /* cancelled inside it: its due call frees it */
+        break;
     }
     pact__drain(loop);
 }

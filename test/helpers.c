@@ -243,15 +243,21 @@ void t_settle_later(pact_deferred *d, uint64_t ms, pact_value v,
     l->label = label;
     /* Delays count from the first call since the last settlement, not from
      * each call: a loaded machine that pauses the test between two calls
-     * would otherwise reorder settlements 5 ms apart. */
-    uint64_t now = now_us();
-    if (!anchor_us || anchor_turn != settled) {
-        anchor_us = now;
+     * would otherwise reorder settlements 5 ms apart. The anchor is read
+     * after the first timer starts (its start is no later), and each later
+     * delay loses only the whole ms gone since (its start is no earlier),
+     * so each deadline is at least anchor + its delay and the first's at
+     * most that: a pause anywhere cannot reorder them. */
+    bool first = !anchor_us || anchor_turn != settled;
+    if (!first) {
+        uint64_t gone = (now_us() - anchor_us) / 1000;
+        ms = ms > gone ? ms - gone : 0;
+    }
+    ck_assert_int_eq(pact_timeout(t_loop, ms, later_cb, l, NULL), 0);
+    if (first) {
+        anchor_us = now_us();
         anchor_turn = settled;
     }
-    uint64_t gone = (now - anchor_us) / 1000;
-    ms = ms > gone ? ms - gone : 0;
-    ck_assert_int_eq(pact_timeout(t_loop, ms, later_cb, l, NULL), 0);
 }
 
 void t_spin_ms(int ms)
