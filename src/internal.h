@@ -14,6 +14,8 @@
 
 #include "list.h"
 #include "pact.h"
+#include "sys.h"
+#include "wake.h"
 
 struct event;
 struct event_base;
@@ -172,6 +174,10 @@ struct pact__service_ops {
     void (*close_all)(pact_loop *loop, void *state);
     /* pact_loop_free: why it must refuse (a reason), or NULL */
     const char *(*busy)(pact_loop *loop, void *state);
+    /* May be NULL. pact_loop_free, once no service is busy and before
+     * promises are counted: let go of what callbacks that will never run
+     * own (their `ud`: a promise twin's deferred) */
+    void (*release)(pact_loop *loop, void *state);
     /* pact_loop_free, once nothing is busy: free @p state */
     void (*free)(pact_loop *loop, void *state);
     /* May be NULL. The loop is about to block in its poll for up to
@@ -336,7 +342,7 @@ struct pact_loop {
     struct jobq posts;      /* filled by producers, under post_lock */
     struct jobq post_batch; /* being run; loop thread only */
     bool post_wake_pending;
-    int post_fd[2]; /* eventfd in [0] (and [1] = -1), or a pipe */
+    struct pact__wake post_wake;
     struct event *post_ev;
     atomic_long holds;
     atomic_size_t post_queued; /* posted and not yet run, batch included */

@@ -65,7 +65,7 @@ static int make(struct event_base *base, bool own, pact_loop **out)
     }
     loop->base = base;
     loop->own_base = own;
-    loop->post_fd[0] = loop->post_fd[1] = -1;
+    pact__wake_init(&loop->post_wake);
     loop->timer_fd = -1;
     int rc = init(loop);
     if (rc < 0) {
@@ -171,8 +171,12 @@ int pact_loop_free(pact_loop *loop)
                             "operations are pending: cancel them with "
                             "pact_loop_close_all (pact_loop_print_pending "
                             "lists them)");
-    /* the calls still owed give their ud back (a twin's deferred) */
+    /* the calls still owed give their ud back (a twin's deferred), the
+     * services' too; dropped first, as what they release are promises */
     pact__ops_drop(loop);
+    for (int i = 0; i < PACT__SERVICES; i++)
+        if (loop->services[i].ops && loop->services[i].ops->release)
+            loop->services[i].ops->release(loop, loop->services[i].state);
     if (pact__promises_release(loop))
         return pact__misuse("pact_loop_free", PACT_EBUSY,
                             "promises are still referenced: unref them first");

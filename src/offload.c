@@ -536,32 +536,35 @@ static void offq_close_all(pact_loop *loop, void *state)
         activate(q);
 }
 
-/* Wait (up to the shutdown limit) until no job of @p q is on a pool thread.
- * @return whether none is. */
-static bool wait_lanes(struct offq *q)
+/* Wait (up to the shutdown limit) until no job of @p q is on a pool thread,
+ * taking none back. @return how many still are. */
+static size_t lanes_running(struct offq *q)
 {
-    take_done(q);
-    if (!q->in_lanes)
-        return true;
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += (time_t)(q->shutdown_ms / 1000);
-    until.tv_nsec += (long)(q->shutdown_ms % 1000) * 1000000;
-    if (until.tv_nsec >= 1000000000) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000;
-    }
     pthread_mutex_lock(&q->lock);
-    q->waiting = true;
-    while (q->done.len < q->in_lanes &&
-           pthread_cond_timedwait(&q->drained, &q->lock, &until) == 0)
-        ;
-    q->waiting = false;
+    if (q->done.len < q->in_lanes) {
+        /* drained's clock */
+        struct timespec until =
+            pact__timespec_in_ms(CLOCK_MONOTONIC, q->shutdown_ms);
+        q->waiting = true;
+        while (q->done.len < q->in_lanes &&
+               pthread_cond_timedwait(&q->drained, &q->lock, &until) == 0)
+            ;
+        q->waiting = false;
+        /* publishers skipped the fd meanwhile: if pact_loop_free refuses
+         * after all, the loop that runs again must still see their jobs */
+        if (q->done.head && !q->wake_pending) {
+            q->wake_pending = true;
+            wake(q);
+        }
+    }
+    assert(q->done.len <= q->in_lanes);
+    size_t running = q->in_lanes - q->done.len;
     pthread_mutex_unlock(&q->lock);
-    take_done(q);
-    return q->in_lanes == 0;
+    return running;
 }
 
+/* Whether pact_loop_free must refuse: a question only (offq_release drops
+ * what is owed once every service has said yes). */
 static const char *offq_busy(pact_loop *loop, void *state)
 {
     (void)loop;
@@ -578,19 +581,29 @@ static const char *offq_busy(pact_loop *loop, void *state)
                  q->current);
         return q->why;
     }
-    /* every job left was cancelled: wait for those on pool threads, then
-     * drop the callbacks still owed, as close_all drops handles' */
-    if (!wait_lanes(q)) {
+    /* every job left was cancelled: those on pool threads must end first */
+    size_t running = lanes_running(q);
+    if (running) {
         snprintf(q->why, sizeof q->why,
                  "%zu cancelled offloaded job(s) still running after %llu ms "
                  "(nothing interrupts a running job)",
-                 q->in_lanes, (unsigned long long)q->shutdown_ms);
+                 running, (unsigned long long)q->shutdown_ms);
         return q->why;
     }
+    return NULL;
+}
+
+/* pact_loop_free, nothing busy: every job left was cancelled and is off the
+ * pool threads; drop the callbacks still owed, as close_all drops handles'. */
+static void offq_release(pact_loop *loop, void *state)
+{
+    (void)loop;
+    struct offq *q = state;
+    take_done(q);
+    assert(!q->in_lanes && !q->current);
     pact_job *j;
     while ((j = jlist_pop(&q->todo)))
         drop(q, j);
-    return NULL;
 }
 
 static void offq_free(pact_loop *loop, void *state)
@@ -619,6 +632,7 @@ static void offq_free(pact_loop *loop, void *state)
 static const struct pact__service_ops offq_ops = {
     .close_all = offq_close_all,
     .busy = offq_busy,
+    .release = offq_release,
     .free = offq_free,
     .spin = offq_spin,
 };

@@ -21,13 +21,9 @@
 
 #include <jansson.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#ifdef HAVE_VALGRIND_MEMCHECK_H
-#include <valgrind/memcheck.h>
-#endif
 
 #define MAX_THREADS 1024
 /* How long an idle thread spins for work before sleeping. A round trip to a
@@ -109,26 +105,16 @@ static struct {
 
 /* ---- spinning ------------------------------------------------------------ */
 
-void pact__cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
-
 uint64_t pact__spin_ns(uint64_t ns, unsigned spinners)
 {
-#ifdef RUNNING_ON_VALGRIND
     /* valgrind runs one thread at a time: a spinner only holds up the
      * thread it waits for */
-    if (RUNNING_ON_VALGRIND)
+    if (pact__on_valgrind())
         return 0;
-#endif
     /* not for a while after a spinner found it had lost its core */
-    if (pact__now_ns() <
-        atomic_load_explicit(&pool.nospin_until, memory_order_relaxed))
+    if (!pact__deadline_passed(
+            atomic_load_explicit(&pool.nospin_until, memory_order_relaxed),
+            pact__now_ns()))
         return 0;
     /* a core for each thread running CPU jobs, one for the loop (taken to
      * be busy) and one for each spinner, or spinning steals the time of the
@@ -140,7 +126,7 @@ uint64_t pact__spin_ns(uint64_t ns, unsigned spinners)
 
 bool pact__spin_on(const atomic_size_t *word, uint64_t ns)
 {
-    uint64_t last = pact__now_ns(), end = last + ns;
+    uint64_t last = pact__now_ns(), end = pact__ns_after(last, ns);
     for (unsigned i = 1;; i++) {
         if (atomic_load_explicit(word, memory_order_relaxed))
             return true;
@@ -149,11 +135,12 @@ bool pact__spin_on(const atomic_size_t *word, uint64_t ns)
             continue;
         uint64_t now = pact__now_ns();
         if (now - last > PREEMPTED_NS) {
-            atomic_store_explicit(&pool.nospin_until, now + NOSPIN_NS,
+            atomic_store_explicit(&pool.nospin_until,
+                                  pact__ns_after(now, NOSPIN_NS),
                                   memory_order_relaxed);
             return false;
         }
-        if (now >= end)
+        if (pact__deadline_passed(end, now))
             return false;
         last = now;
     }
@@ -433,8 +420,8 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-/* Start one more thread in @p ln (its lock held). Pool threads take no
- * signals: those are the loop's. */
+/* Start one more thread in @p ln (its lock held). Pool threads take none of
+ * the program's signals: those are its own threads' (pact__thread_start). */
 static int grow(struct lane *ln)
 {
     if (ln->nthreads == ln->cap) {
@@ -451,14 +438,10 @@ static int grow(struct lane *ln)
     w->ln = ln;
     w->n = 0;
     atomic_init(&w->next, 0);
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int rc = pthread_create(&w->tid, NULL, worker_main, w);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc) {
+    int rc = pact__thread_start(&w->tid, NULL, worker_main, w, false);
+    if (rc < 0) {
         free(w);
-        return pact__thread_error(rc);
+        return rc;
     }
     ln->workers[ln->nthreads++] = w;
     ln->starting++;

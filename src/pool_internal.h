@@ -150,8 +150,6 @@ void pact__lane_cancel_all(int lane, struct offq *q, struct jlist *out);
  * @p spinners (the loop thread and this one, or the loop thread alone), and
  * under valgrind, which runs one thread at a time. */
 uint64_t pact__spin_ns(uint64_t ns, unsigned spinners);
-/* Spin-wait politely for a while. */
-void pact__cpu_relax(void);
 /* Spin until *@p word is not zero or @p ns have passed; a spinner that finds
  * it lost its core meanwhile stops, and pact__spin_ns says 0 for a while.
  * @return whether *word became non-zero. */

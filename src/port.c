@@ -6,10 +6,6 @@
 #include "worker_internal.h"
 
 #include <sched.h>
-#include <unistd.h>
-#ifdef HAVE_SYS_EVENTFD_H
-#include <sys/eventfd.h>
-#endif
 
 #include "promise_internal.h"
 
@@ -19,13 +15,6 @@
 
 /* ---- wake-ups -------------------------------------------------------------
  */
-
-static void write_fd(pact_port *p)
-{
-    uint64_t one = 1;
-    ssize_t n = write(p->fd, &one, sizeof one);
-    (void)n; /* EAGAIN: the counter is full, so a wake-up is pending anyway */
-}
 
 /* Tell @p p something happened (any thread). While its pass runs (and
  * spins) the receiver needs no write: the seq_cst pair with pass() (our
@@ -38,7 +27,7 @@ void pact__port_notify(pact_port *p)
     if (atomic_load(&p->awake))
         return;
     if (!atomic_exchange(&p->signalled, true))
-        write_fd(p);
+        pact__wake_signal(&p->wake);
 }
 
 /* Have a pass run on our own loop soon (loop thread): for completions that
@@ -49,15 +38,6 @@ void pact__port_self_wake(pact_port *p)
     if (!p->in_pass)
         pact__port_notify(p);
     pact__port_update_ref(p);
-}
-
-static void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
 }
 
 /* ---- messages --------------------------------------------------------------
@@ -402,7 +382,7 @@ static bool spin(pact_port *p, uint64_t seen, uint64_t pass_start)
         if (shared)
             sched_yield();
         else
-            cpu_relax();
+            pact__cpu_relax();
         if (i & 15)
             continue;
         uint64_t t = pact__now_ns();
@@ -473,11 +453,9 @@ static void pass(pact_port *p)
 
 static void poll_cb(pact_error *err, int fd, int events, void *ud)
 {
-    (void)err, (void)events;
+    (void)err, (void)fd, (void)events;
     pact_port *p = ud;
-    uint64_t n;
-    ssize_t r = read(fd, &n, sizeof n);
-    (void)r;
+    pact__wake_drain(&p->wake);
     atomic_store(&p->signalled, false); /* before looking: see notify */
     pass(p);
 }
@@ -506,7 +484,8 @@ void pact__port_update_ref(pact_port *p)
 
 int pact__port_watch(pact_port *p)
 {
-    int rc = pact_poll(p->loop, p->fd, PACT_READABLE, poll_cb, p, &p->poll);
+    int rc = pact_poll(p->loop, pact__wake_fd(&p->wake), PACT_READABLE, poll_cb,
+                       p, &p->poll);
     if (rc == 0) {
         p->poll_ref = true;
         pact__port_update_ref(p);
@@ -530,13 +509,10 @@ int pact__port_init(pact_port *p, pact_worker *w, pact_port *peer, bool parent,
     atomic_init(&p->cpu, -1);
     atomic_init(&p->in.inflight, 0);
     p->in.max = max;
-    p->fd = -1;
+    pact__wake_init(&p->wake);
     if (pthread_mutex_init(&p->in.lock, NULL) != 0)
         return PACT_ENOMEM;
-#ifdef HAVE_SYS_EVENTFD_H
-    p->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-#endif
-    return p->fd < 0 ? (errno ? -errno : PACT_ENOSYS) : 0;
+    return pact__wake_open(&p->wake);
 }
 
 void pact__ring_release(struct ring *r)
@@ -547,8 +523,7 @@ void pact__ring_release(struct ring *r)
 
 void pact__port_destroy(pact_port *p)
 {
-    if (p->fd >= 0)
-        close(p->fd);
+    pact__wake_close(&p->wake);
     pact__ring_release(&p->in.q);
     pact__ring_release(&p->in.trash);
     pact__ring_release(&p->trash);

@@ -6,27 +6,11 @@
 #include "internal.h"
 
 #include <event2/event.h>
-#include <fcntl.h>
 #include <stdlib.h>
-#include <unistd.h>
-#ifdef HAVE_SYS_EVENTFD_H
-#include <sys/eventfd.h>
-#endif
 
 static void wake(pact_loop *loop)
 {
-    uint64_t one = 1;
-    int fd = loop->post_fd[1] >= 0 ? loop->post_fd[1] : loop->post_fd[0];
-    /* EAGAIN means a wake-up is already buffered, which is all we need */
-    ssize_t n = write(fd, &one, loop->post_fd[1] >= 0 ? 1 : sizeof one);
-    (void)n;
-}
-
-static void consume_wakeup(pact_loop *loop)
-{
-    char buf[64];
-    while (read(loop->post_fd[0], buf, sizeof buf) > 0 && loop->post_fd[1] >= 0)
-        ;
+    pact__wake_signal(&loop->post_wake);
 }
 
 /* Run the taken batch; what an uncaught error leaves stays for next time. */
@@ -48,7 +32,7 @@ static void post_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     pact_loop *loop = arg;
     bool was = pact__own_begin(loop);
-    consume_wakeup(loop);
+    pact__wake_drain(&loop->post_wake);
     run_batch(loop);
     if (!pact__halted(loop)) {
         /* swap the buffers: the producers' next batch reuses our memory */
@@ -105,14 +89,10 @@ void pact_loop_release(pact_loop *loop)
 int pact__post_init(pact_loop *loop)
 {
     pthread_mutex_init(&loop->post_lock, NULL);
-    loop->post_fd[0] = loop->post_fd[1] = -1;
-#ifdef HAVE_SYS_EVENTFD_H
-    loop->post_fd[0] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-#endif
-    if (loop->post_fd[0] < 0 &&
-        pipe2(loop->post_fd, O_NONBLOCK | O_CLOEXEC) < 0)
-        return -errno;
-    loop->post_ev = event_new(loop->base, loop->post_fd[0],
+    int rc = pact__wake_open(&loop->post_wake);
+    if (rc < 0)
+        return rc;
+    loop->post_ev = event_new(loop->base, pact__wake_fd(&loop->post_wake),
                               EV_READ | EV_PERSIST, post_cb, loop);
     if (!loop->post_ev)
         return PACT_ENOMEM;
@@ -127,9 +107,7 @@ void pact__post_free(pact_loop *loop)
 {
     if (loop->post_ev)
         event_free(loop->post_ev);
-    for (int i = 0; i < 2; i++)
-        if (loop->post_fd[i] >= 0)
-            close(loop->post_fd[i]);
+    pact__wake_close(&loop->post_wake);
     pact__jobq_free(&loop->posts);
     pact__jobq_free(&loop->post_batch);
     pthread_mutex_destroy(&loop->post_lock);

@@ -9,21 +9,13 @@
 
 #include "promise_internal.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define PACT_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define PACT_ASAN 1
-#endif
-#endif
 /* Recycled nodes are marked as freed for ASan and valgrind, so a use after
  * the last unref is still reported although the memory stays in a slab. */
-#ifdef PACT_ASAN
+#ifdef PACT__ASAN_BUILD
 #include <sanitizer/asan_interface.h>
 #define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
 #define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
 #elif defined(HAVE_VALGRIND_MEMCHECK_H)
-#include <valgrind/memcheck.h>
 #define POISON(p, n) VALGRIND_MAKE_MEM_NOACCESS((p), (n))
 #define UNPOISON(p, n) VALGRIND_MAKE_MEM_UNDEFINED((p), (n))
 #else

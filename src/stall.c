@@ -457,13 +457,8 @@ static void take_stack(pthread_t thread, long tid, struct track *t)
     atomic_store_explicit(&grab.tid, tid, memory_order_release);
     atomic_store_explicit(&grab.state, G_ASKED, memory_order_release);
     if (pthread_kill(thread, SIGURG) == 0) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += 100 * 1000000L; /* a sanitizer may defer it */
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        /* a sanitizer may defer it */
+        struct timespec until = pact__timespec_in_ms(CLOCK_REALTIME, 100);
         while (sem_timedwait(&grab.done, &until) != 0 && errno == EINTR)
             ;
     }
@@ -612,13 +607,6 @@ static void sample(struct watchdog *wd, uint64_t now, bool final)
     pthread_mutex_lock(&wd->lock);
 }
 
-static struct timespec abs_time(uint64_t ns)
-{
-    struct timespec ts = {(time_t)(ns / 1000000000ull),
-                          (long)(ns % 1000000000ull)};
-    return ts;
-}
-
 static void *watch(void *arg)
 {
     struct watchdog *wd = arg;
@@ -630,7 +618,7 @@ static void *watch(void *arg)
     uint64_t due = now + wd->period;
     while (!wd->quit) {
         if (!wd->kick) {
-            struct timespec ts = abs_time(due);
+            struct timespec ts = pact__timespec(due);
             pthread_cond_timedwait(&wd->cond, &wd->lock, &ts);
             if (wd->quit)
                 break;
@@ -712,16 +700,12 @@ static int start(pact_loop *loop, const pact_stall_opts *opts)
     pthread_mutex_init(&wd->lock, NULL);
     record_thread(wd);
     /* the watchdog needs no signals: the program's go to other threads */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int rc = pthread_create(&wd->thread, NULL, watch, wd);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc != 0) {
+    int rc = pact__thread_start(&wd->thread, NULL, watch, wd, false);
+    if (rc < 0) {
         pthread_cond_destroy(&wd->cond);
         pthread_mutex_destroy(&wd->lock);
         free(wd);
-        return pact__thread_error(rc);
+        return rc;
     }
     loop->stall = &wd->s;
     return 0;

@@ -67,7 +67,7 @@ struct pact_task {
     size_t index;          /* await_any's winner */
     jmp_buf *unwind;       /* where a throwing await lands */
     pact_error *thrown;
-    pact_task *prev, *next; /* in ts->live */
+    struct pact__list link; /* in ts->live until finished */
 #ifdef PACT_ASAN
     void *fake;          /* ASan's fake stack while switched out */
     const void *back_lo; /* the resumer's stack, as ASan reported it */
@@ -89,7 +89,7 @@ static const char *tasks_busy(pact_loop *loop, void *state)
     struct pact__tasks *ts = state;
     if (!ts->nlive)
         return NULL;
-    pact_task *t = ts->live;
+    pact_task *t = pact__list_entry(ts->live.next, pact_task, link);
     snprintf(ts->why, sizeof ts->why,
              "%zu task(s) not finished (one spawned at %s:%d); "
              "pact_loop_close_all cancels their awaits",
@@ -103,6 +103,7 @@ static void tasks_free(pact_loop *loop, void *state)
 {
     (void)loop;
     struct pact__tasks *ts = state;
+    assert(pact__list_empty(&ts->live) && !ts->nlive);
     pact__stack_trim(ts, 0);
     free(ts);
 }
@@ -118,6 +119,7 @@ static void *tasks_make(pact_loop *loop)
     struct pact__tasks *ts = calloc(1, sizeof *ts);
     if (ts) {
         ts->loop = loop;
+        pact__list_init(&ts->live);
         ts->stack_size = pact__stack_round(DEFAULT_STACK);
         ts->pool_max = DEFAULT_POOL;
         ts->guard = true;
@@ -134,6 +136,7 @@ static struct pact__tasks *tasks_of(pact_loop *loop)
 
 static void task_unref(pact_task *t)
 {
+    assert(t->refs > 0);
     if (--t->refs)
         return;
     free(t->label);
@@ -297,12 +300,8 @@ static void finish(pact_task *t)
     pact__stack_put(ts, t->stack);
     t->stack = NULL;
     t->where.stack = NULL;
-    if (t->prev)
-        t->prev->next = t->next;
-    else
-        ts->live = t->next;
-    if (t->next)
-        t->next->prev = t->prev;
+    assert(pact__list_linked(&t->link) && ts->nlive > 0);
+    pact__list_remove(&t->link);
     ts->nlive--;
     task_unref(t);
 }
@@ -367,10 +366,7 @@ pact_promise *pact_task_spawn_at(pact_loop *loop, pact_task_fn fn, void *arg,
     /* A task has at most one job queued at a time (start, or a resume), and
      * only while unfinished: its promise is pending then, never queued, so
      * the job takes that node's microtask slot. */
-    t->next = ts->live;
-    if (ts->live)
-        ts->live->prev = t;
-    ts->live = t;
+    pact__list_push_front(&ts->live, &t->link);
     ts->nlive++;
     pact__micro_must(loop, start_job, t);
     pact__kick(loop);
@@ -570,7 +566,9 @@ pact_error *pact_yield_at(const char *file, int line)
 static void tasks_close_all(pact_loop *loop, void *state)
 {
     struct pact__tasks *ts = state;
-    for (pact_task *t = ts->live; t; t = t->next) {
+    struct pact__list *n, *tmp;
+    pact__list_each(n, tmp, &ts->live) {
+        pact_task *t = pact__list_entry(n, pact_task, link);
         t->cancelled = true;
         if (t->state != T_SUSPENDED || t->fail)
             continue;

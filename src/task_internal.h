@@ -16,22 +16,8 @@
 #define PACT__ALWAYS_INLINE inline
 #endif
 
-/* Which sanitizer this file is built with: gcc says so with macros, clang
- * with __has_feature. Every stack switch must be announced to it. */
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define PACT__ASAN_BUILD 1
-#endif
-#if __has_feature(thread_sanitizer)
-#define PACT__TSAN_BUILD 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define PACT__ASAN_BUILD 1
-#endif
-#if defined(__SANITIZE_THREAD__)
-#define PACT__TSAN_BUILD 1
-#endif
+/* Every stack switch must be announced to the sanitizer this file is built
+ * with (PACT__ASAN_BUILD, PACT__TSAN_BUILD: src/sys.h). */
 
 /* One task stack: a mapping holding the guard page (if any) and then the
  * usable stack; this header is allocated apart from it. */
@@ -57,7 +43,8 @@ struct pact__tasks {
     size_t pool_max, pooled;
     bool guard;
     struct pact__stack *pool; /* of stack_size stacks, guarded as `guard` */
-    pact_task *live;          /* started or queued, not finished */
+    struct pact__list live;   /* pact_task.link: started or queued, not
+                                 finished, newest first */
     size_t nlive;
     char why[160]; /* pact_loop_free's refusal */
 };

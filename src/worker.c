@@ -6,13 +6,7 @@
  * design and the lock order. */
 #include "worker_internal.h"
 
-#include <time.h>
-
 #include "promise_internal.h"
-
-#ifdef HAVE_VALGRIND_MEMCHECK_H
-#include <valgrind/memcheck.h>
-#endif
 
 /* ---- per-loop state (the service) --------------------------------------- */
 
@@ -30,7 +24,7 @@ static const char *svc_busy(pact_loop *loop, void *state)
     snprintf(s->why, sizeof s->why,
              "%zu worker(s) not released (one named %s): pact_worker_free "
              "them, or pact_loop_close_all",
-             s->n, s->head->name);
+             s->n, pact__list_entry(s->all.next, pact_worker, link)->name);
     return s->why;
 }
 
@@ -38,6 +32,7 @@ static void svc_free(pact_loop *loop, void *state)
 {
     (void)loop;
     struct workers *s = state;
+    assert(pact__list_empty(&s->all) && !s->n && !s->done.len);
     ring_free(&s->done); /* empty: svc_busy said so */
     free(s);
 }
@@ -51,8 +46,10 @@ static const struct pact__service_ops workers_ops = {
 static void *svc_make(pact_loop *loop)
 {
     struct workers *s = calloc(1, sizeof *s);
-    if (s)
+    if (s) {
         s->loop = loop;
+        pact__list_init(&s->all);
+    }
     return s;
 }
 
@@ -70,12 +67,8 @@ static void worker_unref(pact_worker *w)
 static void unlink_worker(pact_worker *w)
 {
     struct workers *s = w->svc;
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        s->head = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
+    assert(pact__list_linked(&w->link) && s->n > 0);
+    pact__list_remove(&w->link);
     s->n--;
 }
 
@@ -180,9 +173,10 @@ static int start_thread(pact_worker *w, const pact_worker_opts *o)
         pthread_attr_destroy(&attr);
         return -rc; /* EINVAL: below the system's minimum */
     }
-    rc = pthread_create(&w->thread, &attr, worker_main, w);
+    /* the program's signals go to its own threads, as a pool thread's */
+    rc = pact__thread_start(&w->thread, &attr, worker_main, w, true);
     pthread_attr_destroy(&attr);
-    return pact__thread_error(rc);
+    return rc;
 }
 
 /* Make the worker's loop (on this thread: worker_main makes it the worker
@@ -230,13 +224,13 @@ int pact_worker_new(pact_loop *loop, pact_worker_fn entry, void *arg,
     int spin_us =
         opts && opts->spin_us ? opts->spin_us : PACT_WORKER_SPIN_DEFAULT;
     uint64_t spin_ns = spin_us > 0 ? (uint64_t)spin_us * 1000 : 0;
-#ifdef RUNNING_ON_VALGRIND
     /* valgrind runs one thread at a time: a spinner only holds up the
      * thread it waits for (as the pool's spin) */
-    if (RUNNING_ON_VALGRIND)
+    if (pact__on_valgrind())
         spin_ns = 0;
-#endif
-    w->ep[0].fd = w->ep[1].fd = -1; /* for pact__port_destroy if init fails */
+    /* for pact__port_destroy if init fails */
+    pact__wake_init(&w->ep[0].wake);
+    pact__wake_init(&w->ep[1].wake);
     atomic_init(&w->refs, 2);
     atomic_init(&w->terminate, false);
     w->entry = entry;
@@ -263,10 +257,7 @@ int pact_worker_new(pact_loop *loop, pact_worker_fn entry, void *arg,
         return rc;
     }
     w->svc = s;
-    w->next = s->head;
-    if (s->head)
-        s->head->prev = w;
-    s->head = w;
+    pact__list_push_front(&s->all, &w->link);
     s->n++;
     *out = w;
     return 0;
@@ -378,14 +369,8 @@ static void close_worker(pact_worker *w)
     drop_parent_ops(w);
     if (!w->reaped) {
         terminate(w);
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += PACT_WORKER_CLOSE_WAIT_MS / 1000;
-        until.tv_nsec += (PACT_WORKER_CLOSE_WAIT_MS % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until =
+            pact__timespec_in_ms(CLOCK_REALTIME, PACT_WORKER_CLOSE_WAIT_MS);
         if (pthread_timedjoin_np(w->thread, NULL, &until) != 0) {
             fprintf(stderr,
                     "pact: worker %s did not end within %d ms of "
@@ -405,12 +390,11 @@ static void svc_close_all(pact_loop *loop, void *state)
 {
     (void)loop;
     struct workers *s = state;
-    pact_worker *w = s->head;
-    while (w) {
-        pact_worker *next = w->next;
+    struct pact__list *n, *tmp;
+    pact__list_each(n, tmp, &s->all) {
+        pact_worker *w = pact__list_entry(n, pact_worker, link);
         if (!w->dead)
             close_worker(w);
-        w = next;
     }
     pact_port *own = s->own;
     if (own) { /* a worker's loop: its end's operations are cancelled */

@@ -4,16 +4,16 @@
  *
  * Each end (struct pact_port) owns an inbox (struct chan): a FIFO of
  * messages under its own lock, filled by the other thread, with a bound
- * counted in messages posted and not yet consumed. Each end also owns an
- * eventfd, watched by a poll handle on its loop. A sender appends under the
- * lock and wakes the receiver only when it finds the queue empty: a
- * sequence counter says something happened, a flag says the fd was written
- * and not yet read, so a burst of posts costs one write and the receiver
- * takes the whole queue per wake-up (rule 17). A receiver that is awake (in
- * its delivery pass) needs no write at all, and one that has just delivered
- * messages spins briefly for the next before its loop sleeps: the wake-up
- * of a sleeping thread costs more than a microsecond, a spin that catches a
- * reply a fraction of that.
+ * counted in messages posted and not yet consumed. Each end also owns a
+ * wake-up object (src/wake.h: an eventfd, else a pipe), watched by a poll
+ * handle on its loop. A sender appends under the lock and wakes the
+ * receiver only when it finds the queue empty: a sequence counter says
+ * something happened, a flag says the object was signalled and not drained, so
+ * a burst of posts costs one write and the receiver takes the whole queue per
+ * wake-up (rule 17). A receiver that is awake (in its delivery pass) needs no
+ * write at all, and one that has just delivered messages spins briefly for the
+ * next before its loop sleeps: the wake-up of a sleeping thread costs more than
+ * a microsecond, a spin that catches a reply a fraction of that.
  *
  * Lock order: every chan lock is a leaf. No code holds two of them, and none
  * is held while a user callback runs or while the loop's own post_lock is
@@ -218,10 +218,10 @@ struct pact_port {
 
     /* ---- written by the other thread too ---- */
     alignas(64) atomic_uint_fast64_t seq; /* bumped per event for this end */
-    atomic_bool signalled;                /* fd written and not yet read */
+    atomic_bool signalled;                /* wake signalled, not drained */
     atomic_bool awake; /* in a pass: it looks at seq again before sleeping */
     atomic_int cpu;    /* the core it last ran a pass or a spin on (a hint) */
-    int fd;
+    struct pact__wake wake; /* signalled by either thread */
     struct chan in;
 };
 
@@ -234,7 +234,7 @@ struct pact_worker {
 
     /* the parent loop's thread */
     struct workers *svc;
-    pact_worker *prev, *next;
+    struct pact__list link; /* in svc->all */
     pthread_t thread;
     struct ring waits; /* struct waiter: pact_worker_wait */
     bool user_ref;     /* pact_worker_ref / unref */
@@ -259,7 +259,7 @@ struct pact_worker {
 
 struct workers {
     pact_loop *loop;
-    pact_worker *head;
+    struct pact__list all; /* pact_worker.link: not released, newest first */
     size_t n;
     pact_port *own;   /* on a worker's loop: the worker's end */
     uint64_t wseq;    /* numbers the waiters made on this loop */

@@ -8,16 +8,13 @@
 #include <stdio.h>
 #include <unistd.h>
 
-/* T_TSAN: 1 in a ThreadSanitizer build (gcc says so with a macro, clang
- * with __has_feature), where tests scale down what TSan makes costly. */
-#if defined(__SANITIZE_THREAD__)
+#include "sys.h" /* the library's own detection of sanitizers */
+
+/* T_TSAN: 1 in a ThreadSanitizer build, where tests scale down what TSan
+ * makes costly. */
+#ifdef PACT__TSAN_BUILD
 #define T_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define T_TSAN 1
-#endif
-#endif
-#ifndef T_TSAN
+#else
 #define T_TSAN 0
 #endif
 

@@ -28,12 +28,10 @@
 
 #include "pact.h"
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#include "sys.h"
+
+#if defined(PACT__ASAN_BUILD) || defined(PACT__TSAN_BUILD)
 #define OOM_SKIP 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define OOM_SKIP 1
-#endif
 #endif
 
 #ifndef OOM_SKIP

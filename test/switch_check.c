@@ -34,34 +34,14 @@
 #define HAVE_ASM 1 /* configured: src/context_asm.c, switch_<arch>.S linked */
 #endif
 
-/* GCC says __SANITIZE_*__, clang __has_feature */
-#if defined(__SANITIZE_ADDRESS__)
-#define SAN_ADDRESS 1
-#endif
-#if defined(__SANITIZE_THREAD__)
-#define SAN_THREAD 1
-#endif
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SAN_ADDRESS 1
-#endif
-#if __has_feature(thread_sanitizer)
-#define SAN_THREAD 1
-#endif
-#endif
-#if defined(SAN_ADDRESS) && defined(HAVE_SANITIZER_ASAN_INTERFACE_H)
+#include "sys.h" /* sanitizers and valgrind, as the library sees them */
+#if defined(PACT__ASAN_BUILD) && defined(HAVE_SANITIZER_ASAN_INTERFACE_H)
 #include <sanitizer/asan_interface.h>
 #define CHECK_ASAN 1
 #endif
-#if defined(SAN_THREAD) && defined(HAVE_SANITIZER_TSAN_INTERFACE_H)
+#if defined(PACT__TSAN_BUILD) && defined(HAVE_SANITIZER_TSAN_INTERFACE_H)
 #include <sanitizer/tsan_interface.h>
 #define CHECK_TSAN 1
-#endif
-#ifdef HAVE_VALGRIND_MEMCHECK_H
-#include <valgrind/memcheck.h>
-#else
-#define VALGRIND_STACK_REGISTER(lo, hi) 0u
-#define VALGRIND_STACK_DEREGISTER(id) ((void)(id))
 #endif
 
 #define NOINLINE __attribute__((noinline))
@@ -471,7 +451,7 @@ static void begin(const char *what)
 }
 
 /* The sanitizers have crash handlers of their own, with better reports. */
-#if !defined(SAN_ADDRESS) && !defined(SAN_THREAD)
+#if !defined(PACT__ASAN_BUILD) && !defined(PACT__TSAN_BUILD)
 static void say(const char *s)
 {
     ssize_t n = write(STDOUT_FILENO, s, strlen(s));

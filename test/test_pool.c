@@ -949,6 +949,40 @@ START_TEST(free_gives_up_after_limit)
 }
 END_TEST
 
+static pact_error *task_returns(void *arg, pact_value *result)
+{
+    (void)arg;
+    (void)result;
+    return NULL;
+}
+
+/* Asking pact_loop_free whether the pool is busy changes nothing: when free
+ * refuses for another reason (here a task not finished), the jobs that
+ * close_all cancelled are still owed, and the loop calls them back. */
+START_TEST(refused_free_keeps_cancelled_jobs)
+{
+    pact_loop *loop;
+    ck_assert_int_eq(pact_loop_new(&loop), 0);
+    struct tally t = {0};
+    atomic_store(&never_ran, 0);
+    /* the pool's state first, so that free asks it before the tasks' */
+    ck_assert_int_eq(pact_offload(loop, must_not_run, NULL, NULL, tally_cb, &t),
+                     0);
+    pact_promise *p = pact_task_spawn(loop, task_returns, NULL, NULL);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_int_eq(pact_loop_close_all(loop), 0);
+    ck_assert_int_eq(pact_loop_free(loop), PACT_EBUSY);
+    ck_assert_int_eq(t.calls, 0);
+    ck_assert_int_eq(pact_loop_run(loop, PACT_RUN_DEFAULT), 0);
+    ck_assert_int_eq(t.calls, 1);
+    ck_assert_int_eq(t.last_code, PACT_ECANCELED);
+    ck_assert_int_eq(atomic_load(&never_ran), 0);
+    pact_promise_unref(p);
+    ck_assert_int_eq(pact_loop_free(loop), 0);
+    tally_free(&t);
+}
+END_TEST
+
 /* ---- errors and values --------------------------------------------------- */
 
 static pact_error *fail_with_eio(pact_job *job, void *arg, pact_value *result)
@@ -1478,6 +1512,7 @@ Suite *suite_pool(void)
     tcase_add_test(tc, abort_flags_running_job);
     tcase_add_test(tc, abort_does_not_interrupt_blocking_call);
     tcase_add_test(tc, close_all_cancels_and_loop_delivers);
+    tcase_add_test(tc, refused_free_keeps_cancelled_jobs);
     tcase_add_test(tc, free_waits_for_running_jobs);
     tcase_add_test(tc, free_gives_up_after_limit);
     tcase_add_test(tc, errors_from_jobs);

@@ -26,14 +26,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#ifdef HAVE_VALGRIND_MEMCHECK_H
-#include <valgrind/memcheck.h>
-#else
-#define RUNNING_ON_VALGRIND 0
-#endif
-
 #include "helpers.h"
 #include "suites.h"
+#include "sys.h" /* RUNNING_ON_VALGRIND */
 
 enum {
     THRESHOLD = 100, /* ms */

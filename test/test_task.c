@@ -21,12 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#ifdef HAVE_VALGRIND_MEMCHECK_H
-#include <valgrind/memcheck.h>
-#else
-#define RUNNING_ON_VALGRIND 0
-#define VALGRIND_MAKE_MEM_DEFINED(p, n) ((void)(p), (void)(n))
-#endif
+#include "sys.h" /* RUNNING_ON_VALGRIND, VALGRIND_MAKE_MEM_DEFINED */
 
 #include "helpers.h"
 #include "suites.h"

@@ -3,17 +3,28 @@
  * sender's handle emptied), JSON messages of many shapes (moved when held
  * once, copied when shared, refused with a cycle), back-pressure, a worker
  * whose entry fails or whose loop raises, termination of a busy worker,
- * posts to a terminated one, close_all and free with workers alive, and a
- * worker's own loop using timers, promises and tasks.
+ * posts to a terminated one, close_all and free with workers alive, a
+ * worker's own loop using timers, promises and tasks, and wake-ups through
+ * pipes where there is no eventfd.
  *
  * Code that runs on a worker thread never calls ck_assert (a failure there
  * cannot unwind the test): it counts what it saw into its context, which
  * the test reads after a message or the worker's end has made it visible. */
+#include <dirent.h>
+#include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#ifdef __NR_eventfd2
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/prctl.h>
+#endif
 
 #include "helpers.h"
 #include "suites.h"
@@ -1965,6 +1976,155 @@ START_TEST(many_workers)
 }
 END_TEST
 
+/* ---- wake-ups through pipes ----------------------------------------------
+ * Where there is no eventfd, a loop's posts and a worker's ports wake their
+ * loops through pipes (src/wake.h), as they do through eventfds elsewhere. */
+
+enum { PIPED_ROUNDS = 200, PIPED_POSTS = 1000 };
+
+struct piped {
+    pact_loop *loop;
+    pact_port *port;
+    json_int_t next;
+    int got, posts, bad;
+    atomic_int post_failed; /* by the posting thread */
+    int eventfds, pipes;    /* open once the worker was made */
+};
+
+/* How many of this process's descriptors are @p kind ("pipe:"...). */
+static int count_fds(const char *kind)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char link[128];
+        ssize_t len = readlinkat(dirfd(d), e->d_name, link, sizeof link - 1);
+        if (len <= 0)
+            continue;
+        link[len] = '\0';
+        n += strncmp(link, kind, strlen(kind)) == 0;
+    }
+    closedir(d);
+    return n;
+}
+
+static void piped_post(void *ud)
+{
+    ((struct piped *)ud)->posts++;
+}
+
+static void *piped_poster(void *ud)
+{
+    struct piped *p = ud;
+    for (int i = 0; i < PIPED_POSTS; i++)
+        if (pact_loop_post(p->loop, piped_post, p) != 0)
+            atomic_fetch_add(&p->post_failed, 1);
+    pact_loop_release(p->loop);
+    return NULL;
+}
+
+static void piped_reply(pact_error *err, pact_value *msg, void *ud)
+{
+    struct piped *p = ud;
+    if (err || num_of(msg) != p->next + 1)
+        p->bad++;
+    p->next += 2;
+    json_t *m = ++p->got == PIPED_ROUNDS ? json_object() : num_msg(p->next);
+    if (pact_port_post_json(p->port, m) != 0)
+        p->bad++;
+}
+
+/* Posts from another thread and a ping-pong with a worker, on @p loop.
+ * @return 0, or the line of the first thing that went wrong (no Check
+ * assertions: a forked child runs this too). */
+static int piped_round_trips(pact_loop *loop, struct piped *p)
+{
+    struct echo e = {0};
+    pact_worker *w = NULL;
+    p->loop = loop;
+    atomic_init(&p->post_failed, 0);
+    if (pact_worker_new(loop, echo_entry, &e, NULL, &w) != 0)
+        return __LINE__;
+    p->eventfds = count_fds("anon_inode:[eventfd]");
+    p->pipes = count_fds("pipe:");
+    p->port = pact_worker_port(w);
+    if (pact_port_on_message(p->port, piped_reply, p) != 0 ||
+        pact_port_post_json(p->port, num_msg(0)) != 0)
+        return __LINE__;
+    pthread_t th;
+    pact_loop_hold(loop); /* until the thread has posted everything */
+    if (pthread_create(&th, NULL, piped_poster, p) != 0)
+        return __LINE__;
+    int rc = pact_loop_run(loop, PACT_RUN_DEFAULT);
+    pthread_join(th, NULL);
+    pact_worker_free(w);
+    if (rc != 0)
+        return __LINE__;
+    if (p->got != PIPED_ROUNDS || e.echoed != PIPED_ROUNDS || p->bad || e.bad)
+        return __LINE__;
+    if (p->posts != PIPED_POSTS || atomic_load(&p->post_failed))
+        return __LINE__;
+    return 0;
+}
+
+/* PACT_WAKE_PIPE=1 makes the wake-ups opened from then on pipes: the new
+ * loop and the worker's ports open no eventfd, and everything arrives. */
+START_TEST(wake_pipes_forced)
+{
+    int eventfds = count_fds("anon_inode:[eventfd]");
+    int pipes = count_fds("pipe:");
+    ck_assert_int_ge(eventfds, 0);
+    ck_assert_int_eq(setenv("PACT_WAKE_PIPE", "1", 1), 0);
+    pact_loop *loop = NULL;
+    int made = pact_loop_new(&loop);
+    struct piped p = {0};
+    int line = made == 0 ? piped_round_trips(loop, &p) : -1;
+    unsetenv("PACT_WAKE_PIPE");
+    ck_assert_int_eq(made, 0);
+    ck_assert_int_eq(line, 0);
+    ck_assert_int_eq(pact_loop_free(loop), 0);
+    ck_assert_int_eq(p.eventfds, eventfds);
+    /* the loop's posts, the worker loop's, and each end of the channel */
+    ck_assert_int_ge(p.pipes - pipes, 4 * 2);
+}
+END_TEST
+
+#ifdef __NR_eventfd2
+/* A system without eventfd, for real: the child's eventfd2 fails with
+ * ENOSYS (a seccomp filter, which its threads inherit). */
+static void no_eventfd_child(void *arg)
+{
+    (void)arg;
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_eventfd2, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {sizeof f / sizeof f[0], f};
+    T_CHILD_ASSERT(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0);
+    T_CHILD_ASSERT(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0);
+    T_CHILD_ASSERT(syscall(__NR_eventfd2, 0, 0) < 0 && errno == ENOSYS);
+    pact_loop *loop = NULL;
+    T_CHILD_ASSERT(pact_loop_new(&loop) == 0);
+    struct piped p = {0};
+    int line = piped_round_trips(loop, &p);
+    if (line)
+        fprintf(stderr, "no_eventfd: failed at line %d\n", line);
+    T_CHILD_ASSERT(line == 0);
+    T_CHILD_ASSERT(pact_loop_free(loop) == 0);
+}
+
+START_TEST(no_eventfd_falls_back_to_pipes)
+{
+    t_forked(no_eventfd_child, NULL);
+}
+END_TEST
+#endif
+
 Suite *suite_worker(void)
 {
     Suite *s = suite_create("worker");
@@ -2005,6 +2165,10 @@ Suite *suite_worker(void)
     tcase_add_test(tc, unref_lets_parent_return);
     tcase_add_test(tc, worker_loop_timers_promises_tasks);
     tcase_add_test(tc, many_workers);
+    tcase_add_test(tc, wake_pipes_forced);
+#ifdef __NR_eventfd2
+    tcase_add_test(tc, no_eventfd_falls_back_to_pipes);
+#endif
     suite_add_tcase(s, tc);
     return s;
 }
