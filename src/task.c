@@ -97,7 +97,7 @@ static const char *tasks_busy(pact_loop *loop, void *state)
     return ts->why;
 }
 
-static void tasks_close_all(pact_loop *loop, void *state);
+static int tasks_close_all(pact_loop *loop, void *state);
 
 static void tasks_free(pact_loop *loop, void *state)
 {
@@ -127,7 +127,7 @@ static void *tasks_make(pact_loop *loop)
 
 static struct pact__tasks *tasks_of(pact_loop *loop)
 {
-    return pact__service(loop, &tasks_ops, tasks_make);
+    return pact__service(loop, PACT__SVC_TASKS, &tasks_ops, tasks_make);
 }
 
 /* ---- switching ----------------------------------------------------------- */
@@ -567,7 +567,7 @@ pact_error *pact_yield_at(const char *file, int line)
 
 /* ---- cancellation at pact_loop_close_all --------------------------------- */
 
-static void tasks_close_all(pact_loop *loop, void *state)
+static int tasks_close_all(pact_loop *loop, void *state)
 {
     struct pact__tasks *ts = state;
     for (pact_task *t = ts->live; t; t = t->next) {
@@ -580,6 +580,7 @@ static void tasks_close_all(pact_loop *loop, void *state)
         pact__micro_must(loop, resume_job, t);
     }
     pact__kick(loop);
+    return 0;
 }
 
 /* ---- introspection and settings ------------------------------------------ */
@@ -628,7 +629,7 @@ size_t pact_loop_tasks(pact_loop *loop)
 {
     if (!loop)
         return 0;
-    struct pact__tasks *ts = pact__service_find(loop, &tasks_ops);
+    struct pact__tasks *ts = pact__service_find(loop, PACT__SVC_TASKS);
     return ts ? ts->nlive : 0;
 }
 
