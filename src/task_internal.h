@@ -1,4 +1,4 @@
-/* Private to the await layer (stack.c, task.c): task stacks and the
+/* Private to the await layer (stack.c, task.c, async.c): task stacks and the
  * per-loop task state. */
 #ifndef PACT_TASK_INTERNAL_H
 #define PACT_TASK_INTERNAL_H
