@@ -9,7 +9,7 @@
  * suspends and resumes as a microtask, so the macros need no second path.
  * That resume job (one at a time) takes the microtask slot of the frame's
  * promise, which is pending and never queued while the frame lives. */
-#include "internal.h"
+#include "task_internal.h"
 
 #include <stdlib.h>
 

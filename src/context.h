@@ -7,6 +7,10 @@
 #ifndef PACT_CONTEXT_H
 #define PACT_CONTEXT_H
 
+#if defined(PACT__LAYER) && PACT__LAYER < 3
+#error "context.h is layer 3 (await): a lower layer must not include it"
+#endif
+
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif

@@ -4,7 +4,12 @@
 #ifndef PACT_FS_INTERNAL_H
 #define PACT_FS_INTERNAL_H
 
-#include "internal.h"
+#if defined(PACT__LAYER) && PACT__LAYER < 5
+#error "fs_internal.h is layer 5 (services): a lower layer must not include it"
+#endif
+
+#include "pact/fs.h"
+#include "pool_internal.h"
 
 /* What each operation gives its callback. */
 enum result { R_NONE, R_DATA, R_STAT, R_DIR, R_FD, R_SIZE, R_JSON };

@@ -478,11 +478,9 @@ int pact_loop_close_all(pact_loop *loop)
     }
     loop->closing_head = loop->closing_tail = NULL;
     loop->close_epoch++;
-    for (int i = 0; i < PACT__SERVICES; i++)
-        if (loop->services[i].ops)
-            loop->services[i].ops->close_all(loop, loop->services[i].state);
-    /* last: what the services cancelled no longer waits */
-    return pact__promises_close(loop);
+    /* top down: the promise layer's search for cycles runs last, once what
+     * the layers above cancelled no longer waits */
+    return pact__services_close_all(loop);
 }
 
 /* At pact_loop_free: only the chunks are left (live == 0 was checked). */

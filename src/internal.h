@@ -1,5 +1,8 @@
-/* Private to libpact: the loop's structure, handle slots, and the calls the
- * subsystem files make to one another (pact__ prefix). */
+/* Private to libpact's core (layer 1, doc/internals.md): the loop's
+ * structure, handle slots, the calls the core's files make to one another
+ * (pact__ prefix), and what the core offers the layers above it (services,
+ * the "queues drained" hook, the step probes). It includes only layer-1
+ * public headers; each upper layer's private header adds its own. */
 #ifndef PACT_INTERNAL_H
 #define PACT_INTERNAL_H
 
@@ -13,7 +16,14 @@
 #include <stdio.h>
 
 #include "list.h"
-#include "pact.h"
+#include "pact/abort.h"
+#include "pact/common.h"
+#include "pact/errno.h"
+#include "pact/error.h"
+#include "pact/loop.h"
+#include "pact/op.h"
+#include "pact/stall.h" /* pact_step_kind, for the probes */
+#include "pact/version.h"
 #include "sys.h"
 #include "wake.h"
 
@@ -166,12 +176,29 @@ enum slot_state {
 
 struct tlist;
 
-/* A layer above the core with per-loop state (the tasks; later the pool
- * and workers) joins the loop's shutdown through these, so that layer 1
- * calls up without knowing what is above it. */
+/* The layers above the core that keep per-loop state, by static id in layer
+ * order (lowest layer first): pact_loop_close_all, and pact_loop_free's busy
+ * check and free, run their hooks top down (highest id first), so that what
+ * an upper layer cancels is seen by the layers below it -- the promise
+ * layer's search for cycles runs last. */
+enum pact__service_id {
+    PACT__SVC_PROMISES, /* layer 2: promise.c, reject.c */
+    PACT__SVC_TASKS,    /* layer 3: task.c */
+    PACT__SVC_OFFLOAD,  /* layer 5: offload.c, the pool's per-loop side */
+    PACT__SVC_FS,       /* layer 5: fs.c (none yet) */
+    PACT__SVC_WORKERS,  /* layer 5: worker.c */
+    PACT__SVC_TCP,      /* layer 5: to come */
+    PACT__SVC_HTTP,     /* layer 5: to come */
+    PACT__SVC_STALL,    /* layer 5: stall.c, the watchdog */
+    PACT__SERVICES
+};
+
+/* A service's hooks; each may be NULL. The core calls up through these
+ * without knowing what is above it. */
 struct pact__service_ops {
-    /* pact_loop_close_all: end what is pending (with PACT_ECANCELED) */
-    void (*close_all)(pact_loop *loop, void *state);
+    /* pact_loop_close_all: end what is pending (with PACT_ECANCELED).
+     * @return 0, or a code pact_loop_close_all returns (the first one) */
+    int (*close_all)(pact_loop *loop, void *state);
     /* pact_loop_free: why it must refuse (a reason), or NULL */
     const char *(*busy)(pact_loop *loop, void *state);
     /* May be NULL. pact_loop_free, once no service is busy and before
@@ -180,14 +207,15 @@ struct pact__service_ops {
     void (*release)(pact_loop *loop, void *state);
     /* pact_loop_free, once nothing is busy: free @p state */
     void (*free)(pact_loop *loop, void *state);
-    /* May be NULL. The loop is about to block in its poll for up to
-     * @p wait_ns (UINT64_MAX: no timer): a service whose results come from
-     * other threads may spin for them briefly, which costs less than the
-     * wake-up a sleeping loop needs. @return true when it has made its event
-     * active (the poll then does not block). */
+    /* The loop is about to block in its poll for up to @p wait_ns
+     * (UINT64_MAX: no timer): a service whose results come from other
+     * threads may spin for them briefly, which costs less than the wake-up a
+     * sleeping loop needs. @return true when it has made its event active
+     * (the poll then does not block). */
     bool (*spin)(pact_loop *loop, void *state, uint64_t wait_ns);
+    /* pact_loop_run begins, on the thread that runs the loop now */
+    void (*run)(pact_loop *loop, void *state);
 };
-#define PACT__SERVICES 4
 
 /* Slots live in fixed chunks, so pointers stay valid while the table grows;
  * an id is (generation << 32 | index + 1). */
@@ -347,18 +375,9 @@ struct pact_loop {
     atomic_long holds;
     atomic_size_t post_queued; /* posted and not yet run, batch included */
 
-    /* promises (promise.c, reject.c) */
-    struct pact__slab *slabs; /* node chunks, freed with the loop */
-    pact_promise *pfree;      /* free nodes, linked through u.w.next */
-    size_t plive;             /* nodes handed out and not freed */
-    pact_promise **unhandled; /* rejected without a handler (refs), FIFO */
-    size_t unhandled_len, unhandled_cap;
-    pact_promise **late; /* reported, then handled (refs), FIFO */
-    size_t late_len, late_cap;
-    int unhandled_mode; /* pact_unhandled_mode */
-    pact_rejection_hook rejection_hook;
-    void *rejection_ud;
-    uint64_t rejection_ids;
+    /* the "queues drained" hook (pact__on_drained), or NULL */
+    bool (*drained)(pact_loop *loop, void *state);
+    void *drained_state;
 
     /* pending operations (op.c) */
     struct pact__list ops;    /* pending: PENDING or STOPPING */
@@ -374,7 +393,7 @@ struct pact_loop {
      * alive until their callbacks have run; loop thread only */
     size_t svc_pending;
 
-    /* upper layers' per-loop state (pact__service) */
+    /* upper layers' per-loop state, by enum pact__service_id */
     struct {
         const struct pact__service_ops *ops;
         void *state;
@@ -428,7 +447,9 @@ static inline bool pact__misuse_thread(pact_loop *loop, const char *fn)
         PACT_CHECK_THREAD(loop, fn);                                           \
     } while (0)
 
-/* ---- step labels, for the stall watchdog (stall.c) -----------------------
+/* ---- step labels, for the stall watchdog ---------------------------------
+ * The probes are the core's (here and probe.c); the watchdog that reads them
+ * is a service above it (stall.c, PACT__SVC_STALL), which sets loop->stall.
  * The loop thread marks where each outermost step (a macrotask callback, a
  * tick, a microtask) begins and ends, and may refine what runs inside one
  * with a nested label: the layers above fill those in (a promise reaction's
@@ -475,6 +496,11 @@ struct pact__stall {
     /* written by the watchdog only */
     _Atomic uint64_t stalled; /* the `outer` of a step it reported */
     _Atomic uint64_t pinned;  /* the `nest` of a label it is copying */
+    /* the watchdog's, set before loop->stall points here: step @p outer,
+     * which it reported, has ended; wait until it has copied the pinned
+     * label */
+    void (*ended)(struct pact__stall *s, uint64_t outer);
+    void (*wait_copy)(struct pact__stall *s);
 };
 
 /* A nested label's predecessor, restored by pact__label_pop. */
@@ -490,17 +516,10 @@ struct pact__label_save {
 #define PACT__UNLIKELY(x) (x)
 #endif
 
-/* stall.c: the slow paths */
-void pact__stall_ended(struct pact__stall *s, uint64_t outer);
+/* probe.c: the slow paths */
 void pact__label_push_(struct pact__stall *s, const struct pact__label *l,
                        struct pact__label_save *save);
 void pact__label_pop_(struct pact__stall *s, struct pact__label_save *save);
-/* PACT_STALL_MS and PACT_STALL_STACK, at loop creation */
-void pact__stall_env(pact_loop *loop);
-/* pact_loop_free: stop the watchdog */
-void pact__stall_free(pact_loop *loop);
-/* pact_loop_run: the thread that runs the loop now (for its stack) */
-void pact__stall_thread(pact_loop *loop);
 
 static inline void pact__label_store(struct pact__stall *s, int i, uintptr_t v)
 {
@@ -537,7 +556,7 @@ static inline void pact__step_end(pact_loop *loop)
          * makes the watchdog's total less exact) */
         if (PACT__UNLIKELY(
                 atomic_load_explicit(&s->stalled, memory_order_relaxed) == o))
-            pact__stall_ended(s, o);
+            s->ended(s, o);
     }
 }
 
@@ -604,6 +623,13 @@ int pact__slot_op_start(pact_loop *loop, struct slot *s, pact_abort *abort);
 
 /* tick.c: run after every macrotask callback */
 void pact__drain(pact_loop *loop);
+/* Set the "queues drained" hook: when a drain has emptied the nextTick and
+ * microtask queues, @p fn(loop, @p state) runs (the promise layer's
+ * unhandled-rejection processing, as Node's processPromiseRejections), and
+ * the drain goes on while it returns true (it ran something that may have
+ * queued more work). One hook per loop. */
+void pact__on_drained(pact_loop *loop, bool (*fn)(pact_loop *, void *),
+                      void *state);
 /* A microtask slot for an object (a promise node, a task, an async frame, a
  * service queue) whose jobs are queued where no failure can be reported: take
  * one when it is made (PACT_ENOMEM then), give it back when it is freed. */
@@ -611,21 +637,6 @@ int pact__micro_reserve(pact_loop *loop);
 void pact__micro_unreserve(pact_loop *loop);
 /* Queue the job of a holder of a microtask slot: never fails. */
 void pact__micro_must(pact_loop *loop, pact_fn fn, void *ud);
-
-/* reject.c: Node's processPromiseRejections, run when a drain empties the
- * queues. @return whether anything ran that may have queued more work. */
-bool pact__rejections(pact_loop *loop);
-void pact__rejections_init(pact_loop *loop);
-void pact__rejections_free(pact_loop *loop);
-
-/* promise.c: pact_loop_free's part. @return the promises still referenced
- * once queued promise jobs are dropped (then the loop cannot be freed). */
-size_t pact__promises_release(pact_loop *loop);
-void pact__promises_free(pact_loop *loop);
-/* promise.c: pact_loop_close_all's part: promises that wait on each other in
- * a cycle, which nothing can settle, are rejected with PACT_ECANCELED (their
- * reactions queued). @return 0, or PACT_ENOMEM (the cycles are left). */
-int pact__promises_close(pact_loop *loop);
 
 /* timer.c */
 int pact__timers_init(pact_loop *loop);
@@ -689,21 +700,26 @@ void pact__external_free(pact_loop *loop);
 
 /* loop.c */
 uint64_t pact__now_ns(void);
-/* The state @p ops keeps on @p loop, made by @p make_state on first use.
- * @return NULL when make_state fails (out of memory) or every service slot is
- * taken. */
-void *pact__service(pact_loop *loop, const struct pact__service_ops *ops,
+/* Run @p fn on every loop made from now on, after the core's own set-up (in
+ * service id order; a negative code fails pact_loop_new). For what a layer
+ * reads from the environment at loop creation; called by the layer's
+ * constructor, before main. One per id. */
+void pact__on_loop_new(enum pact__service_id id, int (*fn)(pact_loop *loop));
+/* pact_loop_close_all: the services' close_all, top down. @return 0, or the
+ * first code one returned. */
+int pact__services_close_all(pact_loop *loop);
+/* The state of service @p id on @p loop, made by @p make_state on first use
+ * (which then registers @p ops). @return NULL when make_state fails (out of
+ * memory). */
+void *pact__service(pact_loop *loop, enum pact__service_id id,
+                    const struct pact__service_ops *ops,
                     void *(*make_state)(pact_loop *loop));
-/* The state, or NULL if the service never ran on @p loop. */
-void *pact__service_find(pact_loop *loop, const struct pact__service_ops *ops);
-
-/* offload.c, for the services built on the pool (fs.c): pact_offload, named
- * @p name in misuse reports, whose @p ud is released by @p drop_ud (may be
- * NULL) when its callback will never run: pact_loop_free after
- * pact_loop_close_all drops the callbacks still owed, once no pool thread
- * runs the job (so @p arg may go with @p ud). */
-int pact__offload(pact_loop *loop, pact_offload_fn fn, void *arg,
-                  const pact_offload_opts *opts, pact_offload_cb cb, void *ud,
-                  pact_fn drop_ud, const char *name);
+/* The state of service @p id, or NULL if it never ran on @p loop. */
+static inline void *pact__service_find(pact_loop *loop,
+                                       enum pact__service_id id)
+{
+    assert((unsigned)id < PACT__SERVICES);
+    return loop->services[id].state;
+}
 
 #endif

@@ -5,6 +5,10 @@
 #ifndef PACT_JSON_DEEP_H
 #define PACT_JSON_DEEP_H
 
+#if defined(PACT__LAYER) && PACT__LAYER < 2
+#error "json_deep.h is layer 2 (promise): a lower layer must not include it"
+#endif
+
 #include <jansson.h>
 
 /* A deep copy of @p src (a new reference), or NULL if it holds a cycle

@@ -27,32 +27,43 @@ static int init(pact_loop *loop)
     atomic_init(&loop->holds, 0);
     atomic_init(&loop->post_queued, 0);
     loop->now = pact__now_ns() / 1000000;
-    pact__rejections_init(loop);
     if ((rc = pact__ops_init(loop)) < 0 || (rc = pact__timers_init(loop)) < 0 ||
         (rc = pact__post_init(loop)) < 0)
         return rc;
     return 0;
 }
 
+/* The services' hooks run top down: the highest layer first. */
 static void teardown(pact_loop *loop)
 {
-    pact__stall_free(loop);
-    for (int i = PACT__SERVICES - 1; i >= 0; i--)
-        if (loop->services[i].ops)
-            loop->services[i].ops->free(loop, loop->services[i].state);
+    for (int i = PACT__SERVICES - 1; i >= 0; i--) {
+        const struct pact__service_ops *ops = loop->services[i].ops;
+        if (ops && ops->free)
+            ops->free(loop, loop->services[i].state);
+        loop->services[i].ops = NULL;
+        loop->services[i].state = NULL;
+    }
     pact__external_free(loop);
     pact__post_free(loop);
     pact__timers_free(loop);
     pact__jobq_free(&loop->ticks);
     pact__jobq_free(&loop->micro);
-    pact__rejections_free(loop);
-    pact__promises_free(loop);
     pact__slots_release_all(loop);
     pact_error_unref(loop->uncaught);
     pact_error_unref(loop->last_error);
     if (loop->own_base)
         event_base_free(loop->base);
     free(loop);
+}
+
+/* What the layers above do with every new loop, by service id (set before
+ * any loop is made: see pact__on_loop_new). */
+static int (*loop_new_hooks[PACT__SERVICES])(pact_loop *loop);
+
+void pact__on_loop_new(enum pact__service_id id, int (*fn)(pact_loop *loop))
+{
+    assert((unsigned)id < PACT__SERVICES && !loop_new_hooks[id]);
+    loop_new_hooks[id] = fn;
 }
 
 static int make(struct event_base *base, bool own, pact_loop **out)
@@ -68,11 +79,13 @@ static int make(struct event_base *base, bool own, pact_loop **out)
     pact__wake_init(&loop->post_wake);
     loop->timer_fd = -1;
     int rc = init(loop);
+    for (int i = 0; rc == 0 && i < PACT__SERVICES; i++)
+        if (loop_new_hooks[i])
+            rc = loop_new_hooks[i](loop);
     if (rc < 0) {
         teardown(loop);
         return rc;
     }
-    pact__stall_env(loop);
     *out = loop;
     return 0;
 }
@@ -142,6 +155,12 @@ static int foreign_events(pact_loop *loop, bool settled)
     return n - loop->own_events;
 }
 
+static const char *service_busy(pact_loop *loop, int i)
+{
+    const struct pact__service_ops *ops = loop->services[i].ops;
+    return ops && ops->busy ? ops->busy(loop, loop->services[i].state) : NULL;
+}
+
 int pact_loop_free(pact_loop *loop)
 {
     PACT_CHECK_LOOP(loop, "pact_loop_free");
@@ -157,57 +176,61 @@ int pact_loop_free(pact_loop *loop)
         return pact__misuse("pact_loop_free", PACT_EBUSY,
                             "the program's own events are on the loop's "
                             "event_base: free them first");
-    for (int i = 0; i < PACT__SERVICES; i++) {
-        const char *why =
-            loop->services[i].ops
-                ? loop->services[i].ops->busy(loop, loop->services[i].state)
-                : NULL;
+    /* top down, but for the promise layer's, which counts the promises
+     * still referenced: the calls dropped below release some */
+    for (int i = PACT__SERVICES - 1; i > PACT__SVC_PROMISES; i--) {
+        const char *why = service_busy(loop, i);
         if (why)
             return pact__misuse("pact_loop_free", PACT_EBUSY, why);
     }
-    size_t pending = pact__ops_pending(loop);
-    if (pending)
+    if (pact__ops_pending(loop))
         return pact__misuse("pact_loop_free", PACT_EBUSY,
                             "operations are pending: cancel them with "
                             "pact_loop_close_all (pact_loop_print_pending "
                             "lists them)");
     /* the calls still owed give their ud back (a twin's deferred), the
-     * services' too; dropped first, as what they release are promises */
+     * services' too */
     pact__ops_drop(loop);
-    for (int i = 0; i < PACT__SERVICES; i++)
+    for (int i = PACT__SERVICES - 1; i >= 0; i--)
         if (loop->services[i].ops && loop->services[i].ops->release)
             loop->services[i].ops->release(loop, loop->services[i].state);
-    if (pact__promises_release(loop))
-        return pact__misuse("pact_loop_free", PACT_EBUSY,
-                            "promises are still referenced: unref them first");
+    /* last: it drops the queued promise jobs, then counts */
+    const char *why = service_busy(loop, PACT__SVC_PROMISES);
+    if (why)
+        return pact__misuse("pact_loop_free", PACT_EBUSY, why);
     teardown(loop);
     return 0;
 }
 
-void *pact__service_find(pact_loop *loop, const struct pact__service_ops *ops)
-{
-    for (int i = 0; i < PACT__SERVICES; i++)
-        if (loop->services[i].ops == ops)
-            return loop->services[i].state;
-    return NULL;
-}
-
-void *pact__service(pact_loop *loop, const struct pact__service_ops *ops,
+void *pact__service(pact_loop *loop, enum pact__service_id id,
+                    const struct pact__service_ops *ops,
                     void *(*make_state)(pact_loop *loop))
 {
-    void *state = pact__service_find(loop, ops);
-    if (state)
-        return state;
-    for (int i = 0; i < PACT__SERVICES; i++) {
-        if (loop->services[i].ops)
-            continue;
-        if (!(state = make_state(loop)))
-            return NULL;
-        loop->services[i].ops = ops;
-        loop->services[i].state = state;
+    assert((unsigned)id < PACT__SERVICES && ops && make_state);
+    void *state = loop->services[id].state;
+    if (state) {
+        assert(loop->services[id].ops == ops); /* one service per id */
         return state;
     }
-    return NULL;
+    if (!(state = make_state(loop)))
+        return NULL;
+    loop->services[id].ops = ops;
+    loop->services[id].state = state;
+    return state;
+}
+
+int pact__services_close_all(pact_loop *loop)
+{
+    int rc = 0;
+    for (int i = PACT__SERVICES - 1; i >= 0; i--) {
+        const struct pact__service_ops *ops = loop->services[i].ops;
+        int r = ops && ops->close_all
+                    ? ops->close_all(loop, loop->services[i].state)
+                    : 0;
+        if (r < 0 && rc == 0)
+            rc = r;
+    }
+    return rc;
 }
 
 struct event_base *pact_loop_base(pact_loop *loop)
@@ -345,8 +368,11 @@ int pact_loop_run(pact_loop *loop, pact_run_mode mode)
     if (loop->running)
         return pact__misuse(fn, PACT_EBUSY, "the loop is already running");
     PACT_CHECK_ARG(mode >= PACT_RUN_DEFAULT && mode <= PACT_RUN_NOWAIT, fn);
-    if (loop->stall)
-        pact__stall_thread(loop);
+    for (int i = 0; i < PACT__SERVICES; i++) {
+        const struct pact__service_ops *ops = loop->services[i].ops;
+        if (ops && ops->run)
+            ops->run(loop, loop->services[i].state);
+    }
     loop->running = true;
     loop->stop = false;
     pact_error_unref(loop->last_error); /* it described the last run */

@@ -516,7 +516,7 @@ bool pact_job_cancelled(const pact_job *job)
 
 /* ---- the loop's service: close_all, free --------------------------------- */
 
-static void offq_close_all(pact_loop *loop, void *state)
+static int offq_close_all(pact_loop *loop, void *state)
 {
     (void)loop;
     struct offq *q = state;
@@ -534,6 +534,7 @@ static void offq_close_all(pact_loop *loop, void *state)
     }
     if (q->todo.len)
         activate(q);
+    return 0;
 }
 
 /* Wait (up to the shutdown limit) until no job of @p q is on a pool thread,
@@ -715,7 +716,7 @@ static void *offq_make(pact_loop *loop)
 static int offq_get(pact_loop *loop, struct offq **out)
 {
     errno = 0;
-    *out = pact__service(loop, &offq_ops, offq_make);
+    *out = pact__service(loop, PACT__SVC_OFFLOAD, &offq_ops, offq_make);
     return *out ? 0 : errno > 0 ? -errno : PACT_ENOMEM;
 }
 
@@ -741,7 +742,7 @@ size_t pact_offload_pending(pact_loop *loop, pact_lane lane)
     if (!loop || (unsigned)lane >= PACT_LANES ||
         pact__misuse_thread(loop, "pact_offload_pending"))
         return 0;
-    struct offq *q = pact__service_find(loop, &offq_ops);
+    struct offq *q = pact__service_find(loop, PACT__SVC_OFFLOAD);
     return q ? q->inflight[lane] : 0;
 }
 

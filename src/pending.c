@@ -46,16 +46,6 @@ size_t pact_loop_print_pending(pact_loop *loop, FILE *out)
     size_t n = print_list(&loop->ops, "", out);
     n += print_list(&loop->op_due, " (cancelled, its call due)", out);
     n += pact__slots_print_closing(loop, out);
-    for (int i = 0; i < PACT__SERVICES; i++) {
-        const char *why =
-            loop->services[i].ops
-                ? loop->services[i].ops->busy(loop, loop->services[i].state)
-                : NULL;
-        if (why) {
-            fprintf(out, "  %s\n", why);
-            n++;
-        }
-    }
     if (!n)
         fputs("  nothing\n", out);
     return n;

@@ -12,7 +12,13 @@
 #ifndef PACT_POOL_INTERNAL_H
 #define PACT_POOL_INTERNAL_H
 
+#if defined(PACT__LAYER) && PACT__LAYER < 5
+#error                                                                         \
+    "pool_internal.h is layer 5 (services): a lower layer must not include it"
+#endif
+
 #include "internal.h"
+#include "pact/pool.h"
 
 /* Where a job is (STYLE 13: it goes back to the free list only once it has
  * been called back, and only the loop thread calls back). */
@@ -161,5 +167,14 @@ bool pact__spin_on(const atomic_size_t *word, uint64_t ns);
  * offq.lock; @p jobs is emptied. @return whether the loop was spinning for
  * results. */
 bool pact__offq_publish(struct offq *q, struct jlist *jobs);
+
+/* offload.c, for the services built on the pool (fs.c): pact_offload, named
+ * @p name in misuse reports, whose @p ud is released by @p drop_ud (may be
+ * NULL) when its callback will never run: pact_loop_free after
+ * pact_loop_close_all drops the callbacks still owed, once no pool thread
+ * runs the job (so @p arg may go with @p ud). */
+int pact__offload(pact_loop *loop, pact_offload_fn fn, void *arg,
+                  const pact_offload_opts *opts, pact_offload_cb cb, void *ud,
+                  pact_fn drop_ud, const char *name);
 
 #endif

@@ -42,11 +42,12 @@ struct pact__slab {
 
 static void node_release(pact_loop *loop, pact_promise *n)
 {
+    struct pact__promises *ps = pact__promises_had(loop);
     n->state = STATE_DEAD;
     n->refs = 0;
-    FREE_NEXT(n) = loop->pfree;
-    loop->pfree = n;
-    loop->plive--;
+    FREE_NEXT(n) = ps->pfree;
+    ps->pfree = n;
+    ps->plive--;
     pact__micro_unreserve(loop);
     POISON((char *)n + BODY_OFF, sizeof *n - BODY_OFF);
 }
@@ -56,30 +57,31 @@ static void node_release(pact_loop *loop, pact_promise *n)
  * could no longer be reported. */
 static pact_promise *node_new(pact_loop *loop, uint8_t role, uint8_t hkind)
 {
-    if (pact__micro_reserve(loop) < 0)
+    struct pact__promises *ps = pact__promises_of(loop);
+    if (!ps || pact__micro_reserve(loop) < 0)
         return NULL;
-    pact_promise *n = loop->pfree;
+    pact_promise *n = ps->pfree;
     if (n) {
-        loop->pfree = FREE_NEXT(n);
+        ps->pfree = FREE_NEXT(n);
     } else {
         struct pact__slab *s = malloc(sizeof *s);
         if (!s) {
             pact__micro_unreserve(loop);
             return NULL;
         }
-        s->next = loop->slabs;
-        loop->slabs = s;
+        s->next = ps->slabs;
+        ps->slabs = s;
         for (size_t i = SLAB_NODES - 1; i > 0; i--) {
             s->nodes[i].state = STATE_DEAD;
             s->nodes[i].refs = 0;
-            FREE_NEXT(&s->nodes[i]) = loop->pfree;
-            loop->pfree = &s->nodes[i];
+            FREE_NEXT(&s->nodes[i]) = ps->pfree;
+            ps->pfree = &s->nodes[i];
             POISON((char *)&s->nodes[i] + BODY_OFF, sizeof *n - BODY_OFF);
         }
         n = &s->nodes[0];
     }
     UNPOISON((char *)n + BODY_OFF, sizeof *n - BODY_OFF);
-    loop->plive++;
+    ps->plive++;
     n->refs = 1;
     n->state = PACT_PENDING;
     n->role = role;
@@ -525,8 +527,11 @@ static void drop_job(pact_fn fn, void *ud)
     }
 }
 
-size_t pact__promises_release(pact_loop *loop)
+/* pact_loop_free: drop the queued promise jobs and the rejection lists; the
+ * loop cannot be freed while promises are still referenced. */
+static const char *promises_busy(pact_loop *loop, void *state)
 {
+    struct pact__promises *ps = state;
     struct jobq *q = &loop->micro;
     struct job j;
     /* once round the ring, the other jobs put back into the slot just
@@ -538,19 +543,48 @@ size_t pact__promises_release(pact_loop *loop)
         else
             pact__jobq_put(q, j.fn, j.ud);
     }
-    pact__rejections_free(loop);
-    return loop->plive;
+    pact__rejections_free(ps);
+    return ps->plive ? "promises are still referenced: unref them first" : NULL;
 }
 
-void pact__promises_free(pact_loop *loop)
+static void promises_free(pact_loop *loop, void *state)
 {
-    for (struct pact__slab *s = loop->slabs, *nx; s; s = nx) {
+    (void)loop;
+    struct pact__promises *ps = state;
+    pact__rejections_free(ps);
+    for (struct pact__slab *s = ps->slabs, *nx; s; s = nx) {
         nx = s->next;
         UNPOISON(s, sizeof *s);
         free(s);
     }
-    loop->slabs = NULL;
-    loop->pfree = NULL;
+    free(ps);
+}
+
+static int promises_close(pact_loop *loop, void *state);
+
+/* The lowest service: its close_all (the search for cycles) runs after the
+ * upper layers have cancelled what they had pending. */
+static const struct pact__service_ops promises_ops = {
+    .close_all = promises_close,
+    .busy = promises_busy,
+    .free = promises_free,
+};
+
+static void *promises_make(pact_loop *loop)
+{
+    struct pact__promises *ps = calloc(1, sizeof *ps);
+    if (!ps)
+        return NULL;
+    ps->unhandled_mode = PACT_UNHANDLED_THROW; /* PACT_UNHANDLED_REJECTIONS
+                                                  may say otherwise */
+    pact__on_drained(loop, pact__rejections, ps);
+    return ps;
+}
+
+struct pact__promises *pact__promises_make(pact_loop *loop)
+{
+    return pact__service(loop, PACT__SVC_PROMISES, &promises_ops,
+                         promises_make);
 }
 
 /* ---- cycles, at pact_loop_close_all -------------------------------------- */
@@ -692,19 +726,23 @@ static void cancel_doomed(pact_loop *loop, struct cycles *c, pact_promise *r)
     }
 }
 
-int pact__promises_close(pact_loop *loop)
+/* pact_loop_close_all's part: promises that wait on each other in a cycle,
+ * which nothing can settle, are rejected with PACT_ECANCELED (their reactions
+ * queued). @return 0, or PACT_ENOMEM (the cycles are left). */
+static int promises_close(pact_loop *loop, void *state)
 {
+    struct pact__promises *ps = state;
     struct cycles c = {0};
-    for (struct pact__slab *s = loop->slabs; s; s = s->next)
+    for (struct pact__slab *s = ps->slabs; s; s = s->next)
         c.nslabs++;
-    if (!loop->plive)
+    if (!ps->plive)
         return 0;
     c.slabs = malloc(c.nslabs * sizeof *c.slabs);
     c.src = calloc(c.nslabs * SLAB_NODES, sizeof *c.src);
     int rc = c.slabs && c.src ? 0 : PACT_ENOMEM;
     if (rc == 0) {
         size_t i = 0;
-        for (struct pact__slab *s = loop->slabs; s; s = s->next)
+        for (struct pact__slab *s = ps->slabs; s; s = s->next)
             c.slabs[i++] = s;
         qsort(c.slabs, c.nslabs, sizeof *c.slabs, slab_cmp);
         find_sources(loop, &c);

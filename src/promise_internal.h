@@ -10,7 +10,14 @@
 #ifndef PACT_PROMISE_INTERNAL_H
 #define PACT_PROMISE_INTERNAL_H
 
+#if defined(PACT__LAYER) && PACT__LAYER < 2
+#error                                                                         \
+    "promise_internal.h is layer 2 (promise): a lower layer must not include it"
+#endif
+
 #include "internal.h"
+#include "pact/promise.h"
+#include "pact/value.h"
 
 /* A value kind that never leaves the layer: "the value of promise u.promise"
  * (one reference), for values that cannot be copied (PACT_OWNED, PACT_BYTES)
@@ -107,7 +114,39 @@ struct pact_list {
     pact_promise *items[]; /* references */
 };
 
+/* A loop's promise state: the layer's service (PACT__SVC_PROMISES), made
+ * with the loop's first promise, which the core sees only as a void *. */
+struct pact__promises {
+    struct pact__slab *slabs; /* node chunks, freed with the loop */
+    pact_promise *pfree;      /* free nodes, linked through free_next */
+    size_t plive;             /* nodes handed out and not freed */
+    /* reject.c */
+    pact_promise **unhandled; /* rejected without a handler (refs), FIFO */
+    size_t unhandled_len, unhandled_cap;
+    pact_promise **late; /* reported, then handled (refs), FIFO */
+    size_t late_len, late_cap;
+    int unhandled_mode; /* pact_unhandled_mode */
+    pact_rejection_hook rejection_hook;
+    void *rejection_ud;
+    uint64_t rejection_ids;
+};
+
 /* ---- promise.c ----------------------------------------------------------- */
+
+/* @p loop's promise state, made on first use; NULL without memory. */
+struct pact__promises *pact__promises_make(pact_loop *loop);
+static inline struct pact__promises *pact__promises_of(pact_loop *loop)
+{
+    void *ps = pact__service_find(loop, PACT__SVC_PROMISES);
+    return PACT__UNLIKELY(!ps) ? pact__promises_make(loop) : ps;
+}
+/* The state of a loop that has made a promise. */
+static inline struct pact__promises *pact__promises_had(pact_loop *loop)
+{
+    struct pact__promises *ps = pact__service_find(loop, PACT__SVC_PROMISES);
+    assert(ps);
+    return ps;
+}
 
 /* A pending promise (role NODE_THEN, no handlers), or NULL without memory. */
 pact_promise *pact__promise_new(pact_loop *loop);
@@ -164,6 +203,11 @@ pact_list *pact__list_new(size_t len);
 void pact__list_unref(pact_list *l);
 
 /* ---- reject.c ------------------------------------------------------------ */
+
+void pact__rejections_free(struct pact__promises *ps);
+/* The "queues drained" hook: Node's processPromiseRejections. @return
+ * whether anything ran that may have queued more work. */
+bool pact__rejections(pact_loop *loop, void *state);
 
 /* A promise was rejected with no handler (V8's kPromiseRejectWithNoHandler). */
 void pact__rejection_unhandled(pact_promise *p);

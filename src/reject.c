@@ -8,21 +8,32 @@
 
 #include "promise_internal.h"
 
-void pact__rejections_init(pact_loop *loop)
+/* PACT_UNHANDLED_REJECTIONS, read when each loop is made (a hook the core
+ * runs): set, it makes the loop's promise state at once to hold the mode. */
+static int env_mode(pact_loop *loop)
 {
     const char *env = getenv("PACT_UNHANDLED_REJECTIONS");
-    loop->unhandled_mode = PACT_UNHANDLED_THROW;
     if (!env)
-        return;
+        return 0;
+    struct pact__promises *ps = pact__promises_of(loop);
+    if (!ps)
+        return PACT_ENOMEM;
     if (strcmp(env, "warn") == 0)
-        loop->unhandled_mode = PACT_UNHANDLED_WARN;
+        ps->unhandled_mode = PACT_UNHANDLED_WARN;
     else if (strcmp(env, "none") == 0)
-        loop->unhandled_mode = PACT_UNHANDLED_NONE;
+        ps->unhandled_mode = PACT_UNHANDLED_NONE;
     else if (strcmp(env, "throw") != 0)
         fprintf(stderr,
                 "pact: PACT_UNHANDLED_REJECTIONS=%s is not throw, warn or "
                 "none: using throw\n",
                 env);
+    return 0;
+}
+
+/* The layer's part of every new loop, registered before main. */
+__attribute__((constructor)) static void register_env_mode(void)
+{
+    pact__on_loop_new(PACT__SVC_PROMISES, env_mode);
 }
 
 static void drop_all(pact_promise **v, size_t len)
@@ -31,16 +42,16 @@ static void drop_all(pact_promise **v, size_t len)
         pact__unref(v[i]);
 }
 
-void pact__rejections_free(pact_loop *loop)
+void pact__rejections_free(struct pact__promises *ps)
 {
     /* unref may run nothing of the user's, so the arrays are stable here */
-    drop_all(loop->unhandled, loop->unhandled_len);
-    drop_all(loop->late, loop->late_len);
-    free(loop->unhandled);
-    free(loop->late);
-    loop->unhandled = loop->late = NULL;
-    loop->unhandled_len = loop->unhandled_cap = 0;
-    loop->late_len = loop->late_cap = 0;
+    drop_all(ps->unhandled, ps->unhandled_len);
+    drop_all(ps->late, ps->late_len);
+    free(ps->unhandled);
+    free(ps->late);
+    ps->unhandled = ps->late = NULL;
+    ps->unhandled_len = ps->unhandled_cap = 0;
+    ps->late_len = ps->late_cap = 0;
 }
 
 /* Append @p p (taking a reference). Out of memory, the rejection goes
@@ -63,35 +74,36 @@ static bool push(pact_promise ***v, size_t *len, size_t *cap, pact_promise *p)
 
 void pact__rejection_unhandled(pact_promise *p)
 {
-    pact_loop *loop = p->loop;
-    push(&loop->unhandled, &loop->unhandled_len, &loop->unhandled_cap, p);
+    struct pact__promises *ps = pact__promises_had(p->loop);
+    push(&ps->unhandled, &ps->unhandled_len, &ps->unhandled_cap, p);
 }
 
 void pact__rejection_handled(pact_promise *p)
 {
-    pact_loop *loop = p->loop;
+    struct pact__promises *ps = pact__promises_had(p->loop);
     if (p->flags & P_WARNED)
-        push(&loop->late, &loop->late_len, &loop->late_cap, p);
+        push(&ps->late, &ps->late_len, &ps->late_cap, p);
 }
 
-static bool hook(pact_loop *loop, pact_rejection_event ev, pact_promise *p)
+static bool hook(pact_loop *loop, struct pact__promises *ps,
+                 pact_rejection_event ev, pact_promise *p)
 {
-    if (!loop->rejection_hook)
+    if (!ps->rejection_hook)
         return false;
-    pact__step_begin(loop, PACT_STEP_HOOK, (void (*)(void))loop->rejection_hook,
-                     loop->rejection_ud);
-    bool handled = loop->rejection_hook(loop, ev, p, loop->rejection_ud);
+    pact__step_begin(loop, PACT_STEP_HOOK, (void (*)(void))ps->rejection_hook,
+                     ps->rejection_ud);
+    bool handled = ps->rejection_hook(loop, ev, p, ps->rejection_ud);
     pact__step_end(loop);
     return handled;
 }
 
 /* Report one listed promise that is still unhandled. */
-static void report(pact_loop *loop, pact_promise *p)
+static void report(pact_loop *loop, struct pact__promises *ps, pact_promise *p)
 {
     p->flags |= P_WARNED;
-    p->u.r.id = ++loop->rejection_ids;
-    bool handled = hook(loop, PACT_REJECTION_UNHANDLED, p);
-    switch (loop->unhandled_mode) {
+    p->u.r.id = ++ps->rejection_ids;
+    bool handled = hook(loop, ps, PACT_REJECTION_UNHANDLED, p);
+    switch (ps->unhandled_mode) {
     case PACT_UNHANDLED_WARN:
         fprintf(stderr,
                 "pact: unhandled promise rejection (rejection id: "
@@ -113,38 +125,39 @@ static void report(pact_loop *loop, pact_promise *p)
     }
 }
 
-bool pact__rejections(pact_loop *loop)
+bool pact__rejections(pact_loop *loop, void *state)
 {
-    bool did = loop->late_len > 0;
+    struct pact__promises *ps = state;
+    bool did = ps->late_len > 0;
     /* handled late: each one added meanwhile is announced in this round too */
-    for (size_t i = 0; i < loop->late_len; i++) {
-        pact_promise *p = loop->late[i];
+    for (size_t i = 0; i < ps->late_len; i++) {
+        pact_promise *p = ps->late[i];
         /* printed in every mode, "none" included, as Node does */
-        if (!hook(loop, PACT_REJECTION_HANDLED, p))
+        if (!hook(loop, ps, PACT_REJECTION_HANDLED, p))
             fprintf(stderr,
                     "pact: promise rejection was handled asynchronously "
                     "(rejection id: %llu)\n",
                     (unsigned long long)p->u.r.id);
         pact__unref(p);
     }
-    loop->late_len = 0;
+    ps->late_len = 0;
 
     /* listed: only those listed before this round; an uncaught error stops */
-    size_t n = loop->unhandled_len, done = 0;
+    size_t n = ps->unhandled_len, done = 0;
     while (done < n && !loop->uncaught) {
-        pact_promise *p = loop->unhandled[done++];
+        pact_promise *p = ps->unhandled[done++];
         if (!(p->flags & P_HANDLED)) {
-            report(loop, p);
+            report(loop, ps, p);
             did = true;
         }
         pact__unref(p);
     }
     if (done) {
-        memmove(loop->unhandled, loop->unhandled + done,
-                (loop->unhandled_len - done) * sizeof *loop->unhandled);
-        loop->unhandled_len -= done;
+        memmove(ps->unhandled, ps->unhandled + done,
+                (ps->unhandled_len - done) * sizeof *ps->unhandled);
+        ps->unhandled_len -= done;
     }
-    return did || loop->unhandled_len > 0;
+    return did || ps->unhandled_len > 0;
 }
 
 int pact_loop_set_unhandled(pact_loop *loop, pact_unhandled_mode mode)
@@ -152,14 +165,20 @@ int pact_loop_set_unhandled(pact_loop *loop, pact_unhandled_mode mode)
     PACT_CHECK_LOOP(loop, "pact_loop_set_unhandled");
     PACT_CHECK_ARG(mode >= PACT_UNHANDLED_THROW && mode <= PACT_UNHANDLED_NONE,
                    "pact_loop_set_unhandled");
-    loop->unhandled_mode = mode;
+    struct pact__promises *ps = pact__promises_of(loop);
+    if (!ps)
+        return PACT_ENOMEM;
+    ps->unhandled_mode = mode;
     return 0;
 }
 
 int pact_loop_on_rejection(pact_loop *loop, pact_rejection_hook fn, void *ud)
 {
     PACT_CHECK_LOOP(loop, "pact_loop_on_rejection");
-    loop->rejection_hook = fn;
-    loop->rejection_ud = ud;
+    struct pact__promises *ps = pact__promises_of(loop);
+    if (!ps)
+        return PACT_ENOMEM;
+    ps->rejection_hook = fn;
+    ps->rejection_ud = ud;
     return 0;
 }

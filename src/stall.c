@@ -109,9 +109,9 @@ static struct watchdog *of(struct pact__stall *s)
     return (struct watchdog *)s;
 }
 
-/* ---- the loop thread's slow paths ---------------------------------------- */
+/* ---- the loop thread's calls into the watchdog --------------------------- */
 
-void pact__stall_ended(struct pact__stall *s, uint64_t outer)
+static void ended(struct pact__stall *s, uint64_t outer)
 {
     struct watchdog *wd = of(s);
     uint64_t now = pact__now_ns();
@@ -123,57 +123,13 @@ void pact__stall_ended(struct pact__stall *s, uint64_t outer)
     pthread_mutex_unlock(&wd->lock);
 }
 
-static void label_words(const struct pact__label *l, uintptr_t w[PACT__LW_N])
-{
-    w[PACT__LW_KIND] = (uintptr_t)l->kind;
-    w[PACT__LW_FN] = (uintptr_t)l->fn;
-    w[PACT__LW_UD] = (uintptr_t)l->ud;
-    w[PACT__LW_NAME] = (uintptr_t)l->name;
-    w[PACT__LW_FILE] = (uintptr_t)l->file;
-    w[PACT__LW_AT_FILE] = (uintptr_t)l->at_file;
-    w[PACT__LW_LINES] = (uintptr_t)((uint64_t)(uint32_t)l->line |
-                                    (uint64_t)(uint32_t)l->at_line << 32);
-}
-
-/* Rewrite the label between an odd and an even nest. */
-static void rewrite(struct pact__stall *s, const uintptr_t w[PACT__LW_N],
-                    uint64_t n)
-{
-    for (int i = 0; i < PACT__LW_N; i++)
-        pact__label_store(s, i, w[i]);
-    atomic_store_explicit(&s->nest, n + 2, memory_order_release);
-}
-
-void pact__label_push_(struct pact__stall *s, const struct pact__label *l,
-                       struct pact__label_save *save)
-{
-    uintptr_t w[PACT__LW_N];
-    for (int i = 0; i < PACT__LW_N; i++)
-        save->w[i] = atomic_load_explicit(&s->label[i], memory_order_relaxed);
-    save->on = true;
-    save->user = l->name != NULL;
-    label_words(l, w);
-    uint64_t n = atomic_load_explicit(&s->nest, memory_order_relaxed);
-    atomic_store_explicit(&s->nest, n + 1, memory_order_release);
-    rewrite(s, w, n);
-}
-
-void pact__label_pop_(struct pact__stall *s, struct pact__label_save *save)
+/* A task label's pop: the watchdog pinned it before seeing nest move, so
+ * wait until it has copied the name (it copies under its lock). */
+static void wait_copy(struct pact__stall *s)
 {
     struct watchdog *wd = of(s);
-    uint64_t n = atomic_load_explicit(&s->nest, memory_order_relaxed);
-    if (save->user) {
-        /* the name dies with the task: if the watchdog pinned this label
-         * before seeing nest move, wait until it has copied the name */
-        atomic_store_explicit(&s->nest, n + 1, memory_order_seq_cst);
-        if (atomic_load_explicit(&s->pinned, memory_order_seq_cst) == n) {
-            pthread_mutex_lock(&wd->lock);
-            pthread_mutex_unlock(&wd->lock);
-        }
-    } else {
-        atomic_store_explicit(&s->nest, n + 1, memory_order_release);
-    }
-    rewrite(s, save->w, n);
+    pthread_mutex_lock(&wd->lock);
+    pthread_mutex_unlock(&wd->lock);
 }
 
 /* ---- sampling (the watchdog thread, under its lock) ---------------------- */
@@ -650,12 +606,6 @@ static void record_thread(struct watchdog *wd)
     pthread_mutex_unlock(&wd->lock);
 }
 
-void pact__stall_thread(pact_loop *loop)
-{
-    if (loop->stall)
-        record_thread(of(loop->stall));
-}
-
 static void stop(pact_loop *loop)
 {
     struct watchdog *wd = loop->stall ? of(loop->stall) : NULL;
@@ -672,6 +622,34 @@ static void stop(pact_loop *loop)
     pthread_cond_destroy(&wd->cond);
     pthread_mutex_destroy(&wd->lock);
     free(wd);
+}
+
+/* The service's hooks; its state is the loop itself (the watchdog, which
+ * may be replaced, hangs off loop->stall). */
+
+/* pact_loop_run: the thread that runs the loop now (for its stack) */
+static void svc_run(pact_loop *loop, void *state)
+{
+    (void)state;
+    if (loop->stall)
+        record_thread(of(loop->stall));
+}
+
+/* pact_loop_free: stop the watchdog */
+static void svc_free(pact_loop *loop, void *state)
+{
+    (void)state;
+    stop(loop);
+}
+
+static const struct pact__service_ops stall_ops = {
+    .free = svc_free,
+    .run = svc_run,
+};
+
+static void *svc_make(pact_loop *loop)
+{
+    return loop;
 }
 
 static int start(pact_loop *loop, const pact_stall_opts *opts)
@@ -692,6 +670,8 @@ static int start(pact_loop *loop, const pact_stall_opts *opts)
         atomic_init(&wd->s.label[i], 0);
     atomic_init(&wd->s.stalled, UINT64_MAX);
     atomic_init(&wd->s.pinned, UINT64_MAX);
+    wd->s.ended = ended;
+    wd->s.wait_copy = wait_copy;
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -708,6 +688,7 @@ static int start(pact_loop *loop, const pact_stall_opts *opts)
         return rc;
     }
     loop->stall = &wd->s;
+    pact__service(loop, PACT__SVC_STALL, &stall_ops, svc_make); /* no fail */
     return 0;
 }
 
@@ -737,16 +718,13 @@ uint64_t pact_loop_stall_threshold(pact_loop *loop)
     return loop->stall ? of(loop->stall)->opts.threshold_ms : 0;
 }
 
-void pact__stall_free(pact_loop *loop)
-{
-    stop(loop);
-}
-
-void pact__stall_env(pact_loop *loop)
+/* PACT_STALL_MS and PACT_STALL_STACK, read when each loop is made (a hook
+ * the core runs). @return 0: a watchdog that cannot start is reported. */
+static int env_watch(pact_loop *loop)
 {
     const char *ms = getenv("PACT_STALL_MS");
     if (!ms || !*ms)
-        return;
+        return 0;
     char *end;
     errno = 0;
     unsigned long long v = strtoull(ms, &end, 10);
@@ -755,7 +733,7 @@ void pact__stall_env(pact_loop *loop)
                 "pact: PACT_STALL_MS=%s is not a number of milliseconds; "
                 "the stall detector stays off\n",
                 ms);
-        return;
+        return 0;
     }
     const char *stack = getenv("PACT_STALL_STACK");
     pact_stall_opts o = {.threshold_ms = v,
@@ -763,6 +741,13 @@ void pact__stall_env(pact_loop *loop)
     if (v && start(loop, &o) < 0)
         fputs("pact: PACT_STALL_MS: could not start the stall watchdog\n",
               stderr);
+    return 0;
+}
+
+/* The service's part of every new loop, registered before main. */
+__attribute__((constructor)) static void register_env_watch(void)
+{
+    pact__on_loop_new(PACT__SVC_STALL, env_watch);
 }
 
 /* ---- the default report -------------------------------------------------- */

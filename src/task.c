@@ -97,7 +97,7 @@ static const char *tasks_busy(pact_loop *loop, void *state)
     return ts->why;
 }
 
-static void tasks_close_all(pact_loop *loop, void *state);
+static int tasks_close_all(pact_loop *loop, void *state);
 
 static void tasks_free(pact_loop *loop, void *state)
 {
@@ -129,7 +129,7 @@ static void *tasks_make(pact_loop *loop)
 
 static struct pact__tasks *tasks_of(pact_loop *loop)
 {
-    return pact__service(loop, &tasks_ops, tasks_make);
+    return pact__service(loop, PACT__SVC_TASKS, &tasks_ops, tasks_make);
 }
 
 /* ---- switching ----------------------------------------------------------- */
@@ -563,7 +563,7 @@ pact_error *pact_yield_at(const char *file, int line)
 
 /* ---- cancellation at pact_loop_close_all --------------------------------- */
 
-static void tasks_close_all(pact_loop *loop, void *state)
+static int tasks_close_all(pact_loop *loop, void *state)
 {
     struct pact__tasks *ts = state;
     struct pact__list *n, *tmp;
@@ -578,6 +578,7 @@ static void tasks_close_all(pact_loop *loop, void *state)
         pact__micro_must(loop, resume_job, t);
     }
     pact__kick(loop);
+    return 0;
 }
 
 /* ---- introspection and settings ------------------------------------------ */
@@ -626,7 +627,7 @@ size_t pact_loop_tasks(pact_loop *loop)
 {
     if (!loop)
         return 0;
-    struct pact__tasks *ts = pact__service_find(loop, &tasks_ops);
+    struct pact__tasks *ts = pact__service_find(loop, PACT__SVC_TASKS);
     return ts ? ts->nlive : 0;
 }
 

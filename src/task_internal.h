@@ -1,11 +1,17 @@
-/* Private to the await layer (stack.c, task.c): task stacks and the
+/* Private to the await layer (stack.c, task.c, async.c): task stacks and the
  * per-loop task state. */
 #ifndef PACT_TASK_INTERNAL_H
 #define PACT_TASK_INTERNAL_H
 
+#if defined(PACT__LAYER) && PACT__LAYER < 3
+#error "task_internal.h is layer 3 (await): a lower layer must not include it"
+#endif
+
 #include <string.h>
 
 #include "internal.h"
+#include "pact/async.h"
+#include "pact/task.h"
 
 /* For the few calls on the switch path: every return across a switch is
  * mispredicted, so each frame fewer between the switch and the code that

@@ -101,6 +101,14 @@ void pact__micro_must(pact_loop *loop, pact_fn fn, void *ud)
     pact__jobq_put(&loop->micro, fn, ud);
 }
 
+void pact__on_drained(pact_loop *loop, bool (*fn)(pact_loop *, void *),
+                      void *state)
+{
+    assert(!loop->drained || loop->drained == fn); /* one hook per loop */
+    loop->drained = fn;
+    loop->drained_state = state;
+}
+
 void pact__drain(pact_loop *loop)
 {
     if (loop->draining) /* a nested drain would reorder the queues */
@@ -119,6 +127,8 @@ void pact__drain(pact_loop *loop)
             j.fn(j.ud);
             pact__step_end(loop);
         }
-    } while (!loop->uncaught && (loop->ticks.len || pact__rejections(loop)));
+    } while (!loop->uncaught &&
+             (loop->ticks.len ||
+              (loop->drained && loop->drained(loop, loop->drained_state))));
     loop->draining = false;
 }

@@ -7,10 +7,11 @@
 #include "worker_internal.h"
 
 #include "promise_internal.h"
+#include "task_internal.h"
 
 /* ---- per-loop state (the service) --------------------------------------- */
 
-static void svc_close_all(pact_loop *loop, void *state);
+static int svc_close_all(pact_loop *loop, void *state);
 
 static const char *svc_busy(pact_loop *loop, void *state)
 {
@@ -187,7 +188,8 @@ static int make_worker_loop(pact_worker *w)
     int rc = pact_loop_new(&w->wloop);
     if (rc < 0)
         return rc;
-    struct workers *ws = pact__service(w->wloop, &workers_ops, svc_make);
+    struct workers *ws =
+        pact__service(w->wloop, PACT__SVC_WORKERS, &workers_ops, svc_make);
     if (!ws)
         return PACT_ENOMEM;
     ws->own = &w->ep[1];
@@ -212,7 +214,8 @@ int pact_worker_new(pact_loop *loop, pact_worker_fn entry, void *arg,
     PACT_CHECK_LOOP(loop, fn);
     PACT_CHECK_ARG(entry, fn);
     PACT_CHECK_ARG(out, fn);
-    struct workers *s = pact__service(loop, &workers_ops, svc_make);
+    struct workers *s =
+        pact__service(loop, PACT__SVC_WORKERS, &workers_ops, svc_make);
     pact_worker *w = calloc(1, sizeof *w);
     if (!s || !w) {
         free(w);
@@ -386,7 +389,7 @@ static void close_worker(pact_worker *w)
         pact__worker_release(w);
 }
 
-static void svc_close_all(pact_loop *loop, void *state)
+static int svc_close_all(pact_loop *loop, void *state)
 {
     (void)loop;
     struct workers *s = state;
@@ -406,6 +409,7 @@ static void svc_close_all(pact_loop *loop, void *state)
     /* call back every cancelled wait now, once the list is no longer
      * walked (a callback may free or start workers) */
     pact__waiters_flush(s);
+    return 0;
 }
 
 /* ---- the parent's API ------------------------------------------------------

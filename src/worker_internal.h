@@ -30,12 +30,18 @@
 #ifndef PACT_WORKER_INTERNAL_H
 #define PACT_WORKER_INTERNAL_H
 
+#if defined(PACT__LAYER) && PACT__LAYER < 5
+#error                                                                         \
+    "worker_internal.h is layer 5 (services): a lower layer must not include it"
+#endif
+
 #include <jansson.h>
 #include <stdalign.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
+#include "pact/worker.h"
 
 /* Rule 18: a JSON tree handed to another thread is reference-counted there
  * (the receiver's decref, a reader's incref) while the sender may still

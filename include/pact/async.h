@@ -60,6 +60,10 @@
 #ifndef PACT_ASYNC_H
 #define PACT_ASYNC_H
 
+#if defined(PACT__LAYER) && PACT__LAYER < 3
+#error "pact/async.h is layer 3 (await): a lower layer must not include it"
+#endif
+
 #include "pact/common.h"
 #include "pact/error.h"
 #include "pact/value.h"

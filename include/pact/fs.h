@@ -33,6 +33,10 @@
 #ifndef PACT_FS_H
 #define PACT_FS_H
 
+#if defined(PACT__LAYER) && PACT__LAYER < 5
+#error "pact/fs.h is layer 5 (services): a lower layer must not include it"
+#endif
+
 #include "pact/common.h"
 #include "pact/error.h"
 #include "pact/value.h"

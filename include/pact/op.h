@@ -96,9 +96,10 @@ PACT_API pact_loop *pact_op_loop(const pact_op *op);
  * Print on @p out, one per line, what is pending on @p loop: every armed
  * handle (its kind, delay, fd or signal, whether referenced, the callback by
  * its symbol where the program exports one) and every pending operation
- * (what it waits on, and whether its cancellation is due), the handles
- * closing, and what the services report (tasks not finished, jobs in
- * flight): what keeps it alive, and why pact_loop_free says PACT_EBUSY.
+ * (what it waits on, and whether its cancellation is due), and the
+ * handles closing: what keeps it alive, and why pact_loop_free says
+ * PACT_EBUSY. (Offloaded jobs, fs requests, port and worker waits and tasks
+ * are not listed yet: they are not pending-operation records yet.)
  * @return how many lines (0: nothing pending; also on misuse).
  */
 PACT_API size_t pact_loop_print_pending(pact_loop *loop, FILE *out);

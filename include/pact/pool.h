@@ -22,6 +22,10 @@
 #ifndef PACT_POOL_H
 #define PACT_POOL_H
 
+#if defined(PACT__LAYER) && PACT__LAYER < 5
+#error "pact/pool.h is layer 5 (services): a lower layer must not include it"
+#endif
+
 #include "pact/common.h"
 #include "pact/error.h"
 #include "pact/value.h"

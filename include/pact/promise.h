@@ -20,6 +20,10 @@
 #ifndef PACT_PROMISE_H
 #define PACT_PROMISE_H
 
+#if defined(PACT__LAYER) && PACT__LAYER < 2
+#error "pact/promise.h is layer 2 (promise): a lower layer must not include it"
+#endif
+
 #include "pact/common.h"
 #include "pact/error.h"
 #include "pact/value.h"

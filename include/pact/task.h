@@ -21,6 +21,10 @@
 #ifndef PACT_TASK_H
 #define PACT_TASK_H
 
+#if defined(PACT__LAYER) && PACT__LAYER < 3
+#error "pact/task.h is layer 3 (await): a lower layer must not include it"
+#endif
+
 #include "pact/common.h"
 #include "pact/error.h"
 #include "pact/value.h"

@@ -4,6 +4,10 @@
 #ifndef PACT_VALUE_H
 #define PACT_VALUE_H
 
+#if defined(PACT__LAYER) && PACT__LAYER < 2
+#error "pact/value.h is layer 2 (promise): a lower layer must not include it"
+#endif
+
 #include <stddef.h>
 #include <stdint.h>
 

@@ -52,6 +52,10 @@
 #ifndef PACT_WORKER_H
 #define PACT_WORKER_H
 
+#if defined(PACT__LAYER) && PACT__LAYER < 5
+#error "pact/worker.h is layer 5 (services): a lower layer must not include it"
+#endif
+
 #include "pact/common.h"
 #include "pact/error.h"
 #include "pact/value.h"
