@@ -425,7 +425,8 @@ static void slot_op_describe(const struct pact__op *op, char *buf, size_t len)
 
 #define SLOT_OPS(what)                                                         \
     {                                                                          \
-        what, slot_op_stop, slot_op_fail, slot_op_drop, slot_op_describe       \
+        what, slot_op_stop, slot_op_fail, slot_op_drop, slot_op_describe,      \
+            false                                                              \
     }
 static const struct pact__op_type slot_ops[] = {
     [SLOT_TIMER] = SLOT_OPS("timer"),

@@ -100,6 +100,10 @@ struct pact__op_type {
     /* May be NULL. Say more than `what` about it (a timer's delay, a
      * file's name) for pact_loop_print_pending, into @p buf. */
     void (*describe)(const struct pact__op *op, char *buf, size_t len);
+    /* Its service's hooks take care of it while STOPPING at pact_loop_free:
+     * `busy` waits for its work to return, `release` ends it. Otherwise a
+     * STOPPING operation makes pact_loop_free refuse. */
+    bool waited;
 };
 
 struct pact__op {
@@ -388,10 +392,6 @@ struct pact_loop {
     /* counts pact_loop_close_all calls: what started before one is
      * cancelled (an async function's later awaits fail) */
     uint32_t close_epoch;
-
-    /* operations of the services above (offloaded jobs) that keep the loop
-     * alive until their callbacks have run; loop thread only */
-    size_t svc_pending;
 
     /* upper layers' per-loop state, by enum pact__service_id */
     struct {

@@ -270,7 +270,7 @@ int pact_loop_ref_event(pact_loop *loop)
 static bool alive(pact_loop *loop)
 {
     return loop->nref || loop->closing_head || loop->ticks.len ||
-           loop->micro.len || loop->svc_pending || loop->op_refs ||
+           loop->micro.len || loop->op_refs ||
            atomic_load_explicit(&loop->post_queued, memory_order_relaxed) ||
            atomic_load_explicit(&loop->holds, memory_order_relaxed) ||
            foreign_events(loop, false) > loop->foreign_unrefs;
@@ -338,7 +338,7 @@ static void poll_io(pact_loop *loop, bool can_block)
     } else {
         uint64_t now = pact__now_ns();
         uint64_t wait = pact__timers_wait_ns(loop, now);
-        if (wait == 0 || (loop->svc_pending && services_spin(loop, wait)))
+        if (wait == 0 || (loop->op_refs && services_spin(loop, wait)))
             flags |= EVLOOP_NONBLOCK;
         else if (wait != UINT64_MAX)
             pact__timers_arm(loop, now + wait);

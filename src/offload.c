@@ -45,9 +45,7 @@ struct slab {
 struct offq {
     /* read by the pool threads */
     pact_loop *loop;
-    atomic_uint epoch; /* bumped by pact_loop_close_all: older jobs are
-                          cancelled (pact_job_cancelled reads it per job) */
-    int fd[2];         /* eventfd in [0] (and [1] = -1), or a pipe */
+    int fd[2]; /* eventfd in [0] (and [1] = -1), or a pipe */
     /* shared with the pool threads, under lock */
     _Alignas(64) pthread_mutex_t lock;
     pthread_cond_t drained; /* a job was published while free waits */
@@ -68,7 +66,7 @@ struct offq {
                                     count */
     size_t limit[PACT_LANES];
     size_t in_lanes; /* handed to a lane, not taken back from done */
-    size_t current;  /* in flight and submitted since the last close_all */
+    size_t current;  /* owed a callback and not cancelled */
     uint64_t shutdown_ms;
     struct slab *slabs; /* newest first; jobs[0..slab_used) handed out */
     size_t slab_used;
@@ -132,44 +130,25 @@ static void job_free(struct offq *q, pact_job *j)
     q->spare[q->nspare++] = j;
 }
 
-static void abort_off(pact_job *j)
-{
-    if (!j->abort)
-        return;
-    if (j->abort_id)
-        pact_abort_off(j->abort, j->abort_id);
-    pact_abort_unref(j->abort);
-    j->abort = NULL;
-}
-
-/* The error and value the callback gets (j->result is left to match). */
-static pact_error *outcome(struct offq *q, pact_job *j)
+/* The error the callback gets (j->result is left to match): its own, or,
+ * cancelled while it ran (@p cancel, taken), the cancellation -- caused by
+ * the job's own failure when it failed in its own way. */
+static pact_error *outcome(pact_job *j, pact_error *cancel)
 {
     pact_error *err = j->err;
     j->err = NULL;
-    bool cancelled =
-        job_state(j) == J_CANCELLED ||
-        atomic_load_explicit(&j->cancelled, memory_order_relaxed) ||
-        j->epoch != atomic_load_explicit(&q->epoch, memory_order_relaxed);
-    if (cancelled) {
-        pact_error *reason = j->abort ? pact_abort_reason(j->abort) : NULL;
-        bool aborted = reason != NULL;
-        /* a job that failed in its own way keeps that as the cause (its
-         * "I was cancelled" adds nothing: then the reason is the cause) */
+    if (cancel) {
         pact_error *own = err                            ? err
                           : j->result.kind == PACT_ERROR ? j->result.u.error
                                                          : NULL;
-        if (own && pact_error_code(own) != PACT_ECANCELED)
-            reason = own;
-        pact_error *mine = err;
-        err = aborted ? PACT_ERROR_CAUSE(reason, PACT_ECANCELED,
-                                         "The operation was aborted")
-                      : PACT_ERROR_CAUSE(reason, PACT_ECANCELED,
-                                         "The offloaded job was cancelled "
-                                         "(pact_loop_close_all)");
-        pact_error_unref(mine);
-        if (!err)
-            err = pact__enomem();
+        if (own && pact_error_code(own) != PACT_ECANCELED) {
+            pact_error *wrapped = PACT_ERROR_CAUSE(own, PACT_ECANCELED, "%s",
+                                                   pact_error_message(cancel));
+            pact_error_unref(cancel);
+            cancel = wrapped ? wrapped : pact__enomem();
+        }
+        pact_error_unref(err);
+        err = cancel;
     } else if (!err && j->result.kind == PACT_ERROR) {
         err = j->result.u.error ? j->result.u.error : pact__enomem();
         j->result = pact_nothing();
@@ -180,21 +159,23 @@ static pact_error *outcome(struct offq *q, pact_job *j)
         if (!err)
             err = pact__enomem();
     }
-    abort_off(j);
     if (err)
         pact_value_release(&j->result);
     return err;
 }
 
-/* Call @p j back and recycle it. */
+/* Call back @p j, back from its lane, and recycle it. */
 static void deliver(struct offq *q, pact_job *j)
 {
     pact_loop *loop = q->loop;
+    pact_error *cancel;
+    bool call = pact__op_end(&j->op, &cancel);
+    assert(call); /* a job stopped by its cancellation never comes back */
+    (void)call;
     q->inflight[j->lane]--;
-    loop->svc_pending--;
-    if (j->epoch == atomic_load_explicit(&q->epoch, memory_order_relaxed))
+    if (!cancel)
         q->current--;
-    pact_error *err = outcome(q, j);
+    pact_error *err = outcome(j, cancel);
     job_set_state(j, J_DONE);
     j->cb(err, &j->result, j->ud);
     pact_value_release(&j->result);
@@ -207,15 +188,88 @@ static void deliver(struct offq *q, pact_job *j)
 static void drop(struct offq *q, pact_job *j)
 {
     q->inflight[j->lane]--;
-    q->loop->svc_pending--;
     pact_error_unref(j->err);
     j->err = NULL;
     pact_value_release(&j->result);
-    abort_off(j);
-    if (j->drop) /* e.g. the promise twin's deferred: broken, ECANCELED */
+    if (j->drop) /* e.g. the promise twin's deferred */
         j->drop(j->ud);
     job_free(q, j);
 }
+
+/* ---- the pending-operation record ----------------------------------------
+ * Cancelled (an abort token, pact_loop_close_all): a job not yet on a pool
+ * thread is taken off and called back by the core on the next tick; one
+ * running (or run and not yet taken back) gets the flag it polls
+ * (pact_job_cancelled), and its callback, with the cancellation, comes when
+ * the loop takes it back: its argument may be in use until then. */
+
+static pact_job *op_job(struct pact__op *op)
+{
+    return pact__list_entry(op, pact_job, op);
+}
+
+static bool job_stop(struct pact__op *op)
+{
+    pact_job *j = op_job(op);
+    struct offq *q = j->q;
+    q->current--;
+    switch (job_state(j)) {
+    case J_PENDING:
+        if (j->next || j->prev || q->pending[j->lane].head == j)
+            jlist_unlink(&q->pending[j->lane], j);
+        job_set_state(j, J_CANCELLED);
+        return true;
+    case J_QUEUED:
+        if (pact__lane_cancel(j)) {
+            q->in_lanes--;
+            return true;
+        }
+        break; /* it started meanwhile */
+    default:
+        break;
+    }
+    atomic_store_explicit(&j->cancelled, true, memory_order_relaxed);
+    return false;
+}
+
+static void job_fail(struct pact__op *op, pact_error *err)
+{
+    pact_job *j = op_job(op);
+    struct offq *q = j->q;
+    q->inflight[j->lane]--;
+    pact_value nothing = pact_nothing();
+    j->cb(err, &nothing, j->ud);
+    job_free(q, j);
+}
+
+static void job_drop(struct pact__op *op)
+{
+    pact_job *j = op_job(op);
+    drop(j->q, j);
+}
+
+static void job_describe(const struct pact__op *op, char *buf, size_t len)
+{
+    const pact_job *j = pact__list_entry(op, const pact_job, op);
+    static const char *const state[] = {
+        [J_PENDING] = "submitted",   [J_QUEUED] = "queued",
+        [J_RUNNING] = "running",     [J_DONE] = "done",
+        [J_CANCELLED] = "cancelled",
+    };
+    char call[160];
+    pact__describe_call(call, sizeof call, (void (*)(void))j->fn, j->arg);
+    snprintf(buf, len, "%s on the %s lane, runs %s", state[job_state(j)],
+             j->lane == PACT_LANE_CPU ? "CPU" : "blocking", call);
+}
+
+static const struct pact__op_type job_type = {
+    .what = "offloaded job",
+    .stop = job_stop,
+    .fail = job_fail,
+    .drop = job_drop,
+    .describe = job_describe,
+    .waited = true,
+};
 
 /* ---- completions --------------------------------------------------------- */
 
@@ -331,35 +385,6 @@ static void flush_job(void *ud)
             flush(q, lane);
 }
 
-/* An abort token fired: take the job off if it has not started (it is
- * called back in the next I/O phase), else raise the flag it polls. */
-static void on_abort(pact_error *reason, void *ud)
-{
-    (void)reason; /* read back from the token when called back */
-    pact_job *j = ud;
-    struct offq *q = j->q;
-    j->abort_id = 0; /* an aborted token drops its listeners */
-    switch (job_state(j)) {
-    case J_PENDING:
-        jlist_unlink(&q->pending[j->lane], j);
-        job_set_state(j, J_CANCELLED);
-        jlist_push(&q->todo, j);
-        activate(q);
-        return;
-    case J_QUEUED:
-        if (pact__lane_cancel(j)) {
-            q->in_lanes--;
-            jlist_push(&q->todo, j);
-            activate(q);
-            return;
-        }
-        break; /* it started meanwhile */
-    default:
-        break;
-    }
-    atomic_store_explicit(&j->cancelled, true, memory_order_relaxed);
-}
-
 static int offq_get(pact_loop *loop, struct offq **out);
 
 /* A job from its submission's arguments, pending. */
@@ -380,32 +405,16 @@ static pact_job *job_new(struct offq *q, unsigned lane, pact_offload_fn fn,
     j->cb = cb;
     j->ud = ud;
     j->err = NULL;
-    j->abort = NULL;
-    j->abort_id = 0;
-    j->epoch = atomic_load_explicit(&q->epoch, memory_order_relaxed);
+    j->next = j->prev = NULL;
     atomic_store_explicit(&j->cancelled, false, memory_order_relaxed);
     job_set_state(j, J_PENDING);
     return j;
 }
 
-/* Queue @p j for its lane (handed over at the end of the turn, or at once
- * every FLUSH_BATCH jobs), or, with a token aborted already, for its
- * ECANCELED callback. */
-static int queue(struct offq *q, pact_job *j, pact_abort *abort)
+/* Queue @p j for its lane: handed over at the end of the turn, or at once
+ * every FLUSH_BATCH jobs. */
+static void queue(struct offq *q, pact_job *j)
 {
-    if (abort && pact_abort_aborted(abort)) { /* never runs */
-        j->abort = pact_abort_ref(abort);
-        job_set_state(j, J_CANCELLED);
-        jlist_push(&q->todo, j);
-        activate(q);
-        return 0;
-    }
-    if (abort) {
-        int rc = pact_abort_on(abort, on_abort, j, &j->abort_id);
-        if (rc < 0)
-            return rc;
-        j->abort = pact_abort_ref(abort);
-    }
     struct jlist *pending = &q->pending[j->lane];
     jlist_push(pending, j);
     if (pending->len >= FLUSH_BATCH) {
@@ -414,7 +423,6 @@ static int queue(struct offq *q, pact_job *j, pact_abort *abort)
         q->flush_queued = true;
         pact__micro_must(q->loop, flush_job, q);
     }
-    return 0;
 }
 
 static int submit(pact_loop *loop, pact_offload_fn fn, void *arg,
@@ -442,14 +450,20 @@ static int submit(pact_loop *loop, pact_offload_fn fn, void *arg,
     pact_job *j = job_new(q, lane, fn, arg, cb, ud, drop_ud);
     if (!j)
         return PACT_ENOMEM;
-    int rc = queue(q, j, opts ? opts->abort : NULL);
+    q->inflight[lane]++;
+    q->current++;
+    /* a token aborted already stops it here (J_PENDING, on no list yet):
+     * its call is then due, and it is never queued */
+    int rc = pact__op_start(loop, &j->op, &job_type, opts ? opts->abort : NULL,
+                            true);
     if (rc < 0) {
+        q->inflight[lane]--;
+        q->current--;
         job_free(q, j);
         return rc;
     }
-    q->inflight[lane]++;
-    q->current++;
-    loop->svc_pending++;
+    if (job_state(j) == J_PENDING)
+        queue(q, j);
     return 0;
 }
 
@@ -507,35 +521,10 @@ pact_promise *pact_offload_p(pact_loop *loop, pact_offload_fn fn, void *arg,
 
 bool pact_job_cancelled(const pact_job *job)
 {
-    if (!job)
-        return false;
-    return atomic_load_explicit(&job->cancelled, memory_order_relaxed) ||
-           job->epoch !=
-               atomic_load_explicit(&job->q->epoch, memory_order_relaxed);
+    return job && atomic_load_explicit(&job->cancelled, memory_order_relaxed);
 }
 
 /* ---- the loop's service: close_all, free --------------------------------- */
-
-static int offq_close_all(pact_loop *loop, void *state)
-{
-    (void)loop;
-    struct offq *q = state;
-    /* running and finished jobs are cancelled by their epoch */
-    atomic_fetch_add_explicit(&q->epoch, 1, memory_order_relaxed);
-    q->current = 0;
-    for (int lane = 0; lane < PACT_LANES; lane++) {
-        for (pact_job *j = q->pending[lane].head; j; j = j->next)
-            job_set_state(j, J_CANCELLED);
-        jlist_append(&q->todo, &q->pending[lane]);
-        struct jlist got = {0};
-        pact__lane_cancel_all(lane, q, &got);
-        q->in_lanes -= got.len;
-        jlist_append(&q->todo, &got);
-    }
-    if (q->todo.len)
-        activate(q);
-    return 0;
-}
 
 /* Wait (up to the shutdown limit) until no job of @p q is on a pool thread,
  * taking none back. @return how many still are. */
@@ -603,8 +592,12 @@ static void offq_release(pact_loop *loop, void *state)
     take_done(q);
     assert(!q->in_lanes && !q->current);
     pact_job *j;
-    while ((j = jlist_pop(&q->todo)))
+    while ((j = jlist_pop(&q->todo))) {
+        pact_error *cancel;
+        if (pact__op_end(&j->op, &cancel)) /* cancelled while it ran */
+            pact_error_unref(cancel);
         drop(q, j);
+    }
 }
 
 static void offq_free(pact_loop *loop, void *state)
@@ -630,8 +623,8 @@ static void offq_free(pact_loop *loop, void *state)
     free(q);
 }
 
+/* pact_loop_close_all cancels the jobs through their records (op.c) */
 static const struct pact__service_ops offq_ops = {
-    .close_all = offq_close_all,
     .busy = offq_busy,
     .release = offq_release,
     .free = offq_free,
@@ -689,7 +682,6 @@ static void *offq_make(pact_loop *loop)
     pthread_condattr_destroy(&ca);
     atomic_init(&q->ready, 0);
     atomic_init(&q->listening, false);
-    atomic_init(&q->epoch, 0);
     q->shutdown_ms = DEFAULT_SHUTDOWN_MS;
     q->limit[0] = q->limit[1] = env_limit();
     pact__pool_enter();

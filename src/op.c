@@ -173,8 +173,12 @@ size_t pact__ops_pending(const pact_loop *loop)
 {
     size_t k = 0;
     for (const struct pact__list *n = loop->ops.next; n != &loop->ops;
-         n = n->next)
-        k++;
+         n = n->next) {
+        const struct pact__op *op =
+            pact__list_entry(n, const struct pact__op, node);
+        /* a STOPPING one whose service waits for it is that service's */
+        k += op->state == PACT__OP_PENDING || !op->type->waited;
+    }
     return k;
 }
 
@@ -241,7 +245,7 @@ static void user_describe(const struct pact__op *rec, char *buf, size_t len)
 }
 
 static const struct pact__op_type user_type = {
-    "operation", user_stop, user_fail, user_drop, user_describe};
+    "operation", user_stop, user_fail, user_drop, user_describe, false};
 
 int pact_op_start(pact_loop *loop, const pact_op_type *type, void *ud,
                   const pact_op_opts *opts, pact_op **out)

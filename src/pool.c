@@ -490,22 +490,6 @@ bool pact__lane_cancel(pact_job *j)
     return took;
 }
 
-void pact__lane_cancel_all(int lane, struct offq *q, struct jlist *out)
-{
-    struct lane *ln = &pool.lanes[lane];
-    pthread_mutex_lock(&ln->lock);
-    for (pact_job *j = ln->q.head, *next; j; j = next) {
-        next = j->next;
-        if (j->q != q)
-            continue;
-        jlist_unlink(&ln->q, j);
-        job_set_state(j, J_CANCELLED);
-        jlist_push(out, j);
-    }
-    atomic_store_explicit(&ln->queued, ln->q.len, memory_order_relaxed);
-    pthread_mutex_unlock(&ln->lock);
-}
-
 /* ---- fork ---------------------------------------------------------------- */
 
 /* A child of fork has only the thread that forked: the pool's threads are

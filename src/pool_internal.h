@@ -44,19 +44,17 @@ struct pact_job {
     void *arg;
     struct offq *q;        /* its loop's side */
     pact_value result;     /* written by the worker, read once published */
-    uint32_t epoch;        /* q->epoch when submitted */
     _Atomic uint8_t state; /* job_state */
-    atomic_bool cancelled; /* its token aborted: the flag it polls */
+    atomic_bool cancelled; /* cancelled while it ran: the flag it polls */
     uint8_t lane;
     /* line 1: the loop thread's */
     _Alignas(64) struct pact_job *prev;
     pact_offload_cb cb;
     void *ud;
-    pact_error *err;   /* the job's error (written by the worker only then) */
-    pact_abort *abort; /* a reference while it has a token */
-    uint64_t abort_id;
-    pact_fn drop; /* releases ud if the callback is dropped at
-                     pact_loop_free (pact__offload), or NULL */
+    pact_error *err;    /* the job's error (written by the worker only then) */
+    pact_fn drop;       /* releases ud if the callback is dropped at
+                           pact_loop_free (pact__offload), or NULL */
+    struct pact__op op; /* its pending-operation record */
 };
 
 /* A FIFO of jobs through next/prev. */
@@ -149,8 +147,7 @@ void pact__lane_push(int lane, struct jlist *jobs);
 /* Take @p j out of its lane if it has not started. @return whether it did
  * (then it is J_CANCELLED). */
 bool pact__lane_cancel(pact_job *j);
-/* Take every queued job of @p q out of @p lane into @p out (J_CANCELLED). */
-void pact__lane_cancel_all(int lane, struct offq *q, struct jlist *out);
+
 /* How long a thread with nothing to do may spin before it sleeps: @p ns,
  * or 0 when there are fewer cores than threads running CPU jobs plus
  * @p spinners (the loop thread and this one, or the loop thread alone), and
