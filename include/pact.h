@@ -1,4 +1,5 @@
-/* pact: a Node-style event loop on libevent. Include this for everything. */
+/** @file
+ * pact: a Node-style event loop on libevent. Include this for everything. */
 #ifndef PACT_H
 #define PACT_H
 
