@@ -117,7 +117,8 @@ PACT_API struct event_base *pact_loop_base(pact_loop *loop);
  *   to undo.
  */
 PACT_API int pact_loop_unref_event(pact_loop *loop);
-/** Undo one pact_loop_unref_event (see there). */
+/** Undo one pact_loop_unref_event (see there). @return 0, PACT_EINVAL with
+ * no unref to undo, PACT_ETHREAD. */
 PACT_API int pact_loop_ref_event(pact_loop *loop);
 /** @return the loop's clock in ms (monotonic, cached per iteration; 0 for
  * NULL). */

@@ -121,7 +121,8 @@ typedef struct pact_stall_opts {
  */
 PACT_API int pact_loop_watch_stalls_opts(pact_loop *loop,
                                          const pact_stall_opts *opts);
-/** pact_loop_watch_stalls_opts without the stack. */
+/** pact_loop_watch_stalls_opts without the stack. @return as
+ * pact_loop_watch_stalls_opts. */
 PACT_API int pact_loop_watch_stalls(pact_loop *loop, uint64_t threshold_ms,
                                     pact_stall_hook hook, void *ud);
 /** @return the threshold the loop is watched with, 0 when it is not (or

@@ -268,11 +268,13 @@ PACT_API bool pact_worker_terminating(const pact_port *port);
  */
 PACT_API int pact_port_post(pact_port *port, pact_value *msg);
 /** pact_port_post of pact_json(@p json): on success the reference is moved,
- * on error it is still the caller's (a NULL @p json is PACT_EINVAL). */
+ * on error it is still the caller's (a NULL @p json is PACT_EINVAL).
+ * @return as pact_port_post. */
 PACT_API int pact_port_post_json(pact_port *port, struct json_t *json);
 /** pact_port_post of pact_bytes(*@p data, @p len), a transfer: on success
  * *@p data is set to NULL and the buffer (malloc'd) belongs to the receiver,
- * which gets the same pointer; on error *@p data is unchanged. */
+ * which gets the same pointer; on error *@p data is unchanged. @return as
+ * pact_port_post. */
 PACT_API int pact_port_post_bytes(pact_port *port, void **data, size_t len);
 
 /**
