@@ -183,7 +183,8 @@ PACT_NODISCARD PACT_API int pact_timer_refresh(pact_loop *loop,
 
 /** setImmediate: call @p cb in the next check phase (after I/O).
  * @p out, if not NULL, receives the handle (valid until the callback starts
- * or the immediate is cleared).
+ * or the immediate is cleared). pact_loop_close_all clears it without a
+ * call.
  * @return 0, PACT_EINVAL, PACT_ENOMEM, PACT_ETHREAD (then @p cb never runs). */
 PACT_NODISCARD PACT_API int pact_immediate(pact_loop *loop, pact_cb cb,
                                            void *ud, pact_handle *out);
