@@ -19,6 +19,7 @@
 #include "pact/error.h"
 #include "pact/fs.h"
 #include "pact/loop.h"
+#include "pact/op.h"
 #include "pact/pool.h"
 #include "pact/promise.h"
 #include "pact/stall.h"

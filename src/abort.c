@@ -171,9 +171,10 @@ int pact_abort_abort(pact_abort *a, pact_error *reason)
 
 static void on_timeout(pact_error *err, void *ud)
 {
-    (void)err;
     pact_abort *a = ud;
     a->timer.id = 0; /* fired: nothing to clear any more */
+    if (err)
+        return; /* cancelled (pact_loop_close_all): no timeout happened */
     pact_error *reason =
         PACT_ERROR(PACT_ETIMEDOUT, "The operation was aborted due to timeout");
     pact_abort_abort(a, reason);

@@ -84,18 +84,13 @@ pact_promise *pact_delay(pact_loop *loop, int64_t ms, pact_abort *abort)
 
 static int start_immediate(pact_loop *loop, void *args, pact_deferred *d)
 {
-    (void)args;
+    pact_watch_opts o = {.abort = args};
     pact_handle h;
-    return owned_by(loop, pact_immediate(loop, pact_deferred_cb, d, &h), h);
+    return owned_by(loop,
+                    pact_immediate_start(loop, &o, pact_deferred_cb, d, &h), h);
 }
 
 pact_promise *pact_immediate_p(pact_loop *loop, pact_abort *abort)
 {
-    pact_promise *p =
-        pact__promisify(loop, start_immediate, NULL, "pact_immediate_p");
-    if (!p || !abort)
-        return p;
-    pact_promise *q = pact__abortable(p, abort, true, "pact_immediate_p");
-    pact_promise_unref(p);
-    return q;
+    return pact__promisify(loop, start_immediate, abort, "pact_immediate_p");
 }

@@ -20,7 +20,7 @@ static void kick_cb(evutil_socket_t fd, short what, void *arg)
     pact__drain(loop);
     pact__run_immediates(loop);
     pact__run_closing(loop);
-    if (loop->imm_head || loop->closing_head)
+    if (!pact__list_empty(&loop->imms) || loop->closing_head)
         pact__external_kick(loop); /* queued meanwhile: the next iteration */
     pact__external_arm(loop);
 }

@@ -1,5 +1,6 @@
 /* Handle slots: generation-checked ids over chunked storage, the generic
  * clear/close/ref operations, and the close phase. */
+#include <inttypes.h>
 #include <stdlib.h>
 
 #include "internal.h"
@@ -40,17 +41,29 @@ struct slot *pact__slot_alloc(pact_loop *loop, int kind, void (*cb)(void),
     s->kind = (uint8_t)kind;
     s->loop = loop;
     s->flags = SLOT_REF;
+    s->state = ST_NEW;
     s->cb = cb;
     s->ud = ud;
     s->close_cb = NULL;
+    s->ud_drop = NULL;
+    s->op.state = PACT__OP_IDLE;
     loop->live++;
     return s;
 }
 
+/* Its operation ends without a call (cleared, closed, or about to run). */
+static void op_end(struct slot *s)
+{
+    pact_error *err;
+    if (s->op.state == PACT__OP_PENDING && pact__op_end(&s->op, &err))
+        pact_error_unref(err); /* NULL: a pending slot's op never stops */
+}
+
 void pact__slot_free(pact_loop *loop, struct slot *s)
 {
-    if (s->flags & SLOT_ACTIVE)
-        pact__slot_deactivate(loop, s);
+    assert(s->kind != SLOT_FREE && loop->live > 0);
+    op_end(s);
+    pact__slot_set_state(loop, s, ST_NEW);
     s->kind = SLOT_FREE;
     s->flags = 0;
     s->gen++;
@@ -78,23 +91,64 @@ pact_handle pact__slot_handle(const struct slot *s)
     return h;
 }
 
-void pact__slot_activate(pact_loop *loop, struct slot *s)
+static bool counted(const struct slot *s)
 {
-    s->flags |= SLOT_ACTIVE;
-    if (s->flags & SLOT_REF)
-        loop->nref++;
+    return pact__slot_live(s) && (s->flags & SLOT_REF);
 }
 
-void pact__slot_deactivate(pact_loop *loop, struct slot *s)
+/* The lifecycle's moves: from each state, the states it may go to. */
+static bool allowed(int from, int to)
 {
-    if ((s->flags & (SLOT_ACTIVE | SLOT_REF)) == (SLOT_ACTIVE | SLOT_REF))
-        loop->nref--;
-    s->flags &= (uint8_t)~SLOT_ACTIVE;
+    switch (from) {
+    case ST_NEW: /* set up: armed, due at once (a token aborted already),
+                    or given back */
+        return to == ST_ARMED || to == ST_DUE || to == ST_NEW;
+    case ST_ARMED: /* fires, is cancelled, cleared, closed, freed */
+        return to == ST_FIRING || to == ST_DUE || to == ST_NEW ||
+               to == ST_CLOSING;
+    case ST_FIRING: /* re-armed, cancelled, cleared or closed inside, or its
+                       re-arming fails */
+        return to == ST_ARMED || to == ST_DUE || to == ST_FIRING_GONE ||
+               to == ST_FIRING_CLOSING || to == ST_NEW;
+    case ST_FIRING_GONE:
+        return to == ST_NEW;
+    case ST_FIRING_CLOSING:
+        return to == ST_CLOSING || to == ST_FIRING_GONE;
+    case ST_DUE: /* called (freed), cleared, closed */
+        return to == ST_NEW || to == ST_DUE_GONE || to == ST_DUE_CLOSING;
+    case ST_DUE_GONE:
+        return to == ST_NEW;
+    case ST_DUE_CLOSING: /* called without a call, or closed by close_all */
+        return to == ST_CLOSING || to == ST_DUE_GONE;
+    case ST_CLOSING:
+        return to == ST_NEW;
+    default:
+        return false;
+    }
+}
+
+void pact__slot_set_state(pact_loop *loop, struct slot *s, int st)
+{
+    assert(allowed(s->state, st));
+    bool was = counted(s);
+    s->state = (uint8_t)st;
+    bool now = counted(s);
+    if (was != now) {
+        assert(now || loop->nref > 0);
+        loop->nref += now ? 1 : (size_t)-1;
+    }
+}
+
+/* Neither armed nor held by a call or the close list: free it. */
+static void release(pact_loop *loop, struct slot *s)
+{
+    pact__slot_free(loop, s);
 }
 
 /* Disarm whatever the slot is, leaving it allocated. */
 static void stop(pact_loop *loop, struct slot *s)
 {
+    op_end(s);
     switch (s->kind) {
     case SLOT_TIMER:
         pact__timer_stop(loop, s);
@@ -107,8 +161,6 @@ static void stop(pact_loop *loop, struct slot *s)
         pact__io_stop(loop, s);
         break;
     }
-    if (s->flags & SLOT_ACTIVE)
-        pact__slot_deactivate(loop, s);
 }
 
 static int lookup(pact_loop *loop, pact_handle h, const char *fn,
@@ -116,14 +168,15 @@ static int lookup(pact_loop *loop, pact_handle h, const char *fn,
 {
     PACT_CHECK_LOOP(loop, fn);
     struct slot *s = pact__slot_get(loop, h);
-    /* a timer cleared in its own callback, or while its cancellation is
-     * queued, keeps its slot until that ends, but is gone for the user */
-    if (s && s->kind == SLOT_TIMER && !s->cb)
+    /* cleared inside its own callback, or while its cancellation is due, it
+     * keeps its slot until that ends, but is gone for the user */
+    if (s && (s->state == ST_FIRING_GONE || s->state == ST_DUE_GONE))
         s = NULL;
     if (!s)
         return pact__misuse(fn, PACT_ENOENT,
                             "no such handle: it fired, was cleared or closed");
-    if (s->flags & SLOT_CLOSING)
+    if (s->state == ST_CLOSING || s->state == ST_FIRING_CLOSING ||
+        s->state == ST_DUE_CLOSING)
         return pact__misuse(fn, PACT_EALREADY, "the handle is closing");
     *out = s;
     return 0;
@@ -139,12 +192,32 @@ int pact_clear(pact_loop *loop, pact_handle h)
     if (rc < 0)
         return rc;
     stop(loop, s);
-    /* A timer whose cancellation is queued is freed by that delivery. */
-    if (s->flags & (SLOT_CANCEL | SLOT_RUNNING))
-        s->cb = NULL;
+    /* one whose callback runs, or whose cancellation is due, is freed when
+     * that ends */
+    if (s->state == ST_FIRING)
+        pact__slot_set_state(loop, s, ST_FIRING_GONE);
+    else if (s->state == ST_DUE)
+        pact__slot_set_state(loop, s, ST_DUE_GONE);
     else
-        pact__slot_free(loop, s);
+        release(loop, s);
     return 0;
+}
+
+/* Off the close list (its callback about to run, or dropped by close_all):
+ * freed, unless what calls it still holds it. */
+static void leave_close_list(pact_loop *loop, struct slot *s)
+{
+    switch (s->state) {
+    case ST_FIRING_CLOSING:
+        pact__slot_set_state(loop, s, ST_FIRING_GONE);
+        break;
+    case ST_DUE_CLOSING:
+        pact__slot_set_state(loop, s, ST_DUE_GONE);
+        break;
+    default:
+        release(loop, s);
+        break;
+    }
 }
 
 int pact_close(pact_loop *loop, pact_handle h, pact_fn cb, void *ud)
@@ -154,9 +227,10 @@ int pact_close(pact_loop *loop, pact_handle h, pact_fn cb, void *ud)
     if (rc < 0)
         return rc;
     stop(loop, s);
-    if (s->flags & (SLOT_CANCEL | SLOT_RUNNING))
-        s->cb = NULL;
-    s->flags |= SLOT_CLOSING;
+    pact__slot_set_state(loop, s,
+                         s->state == ST_FIRING ? ST_FIRING_CLOSING
+                         : s->state == ST_DUE  ? ST_DUE_CLOSING
+                                               : ST_CLOSING);
     s->close_cb = cb;
     s->close_ud = ud;
     s->close_next = NULL;
@@ -178,9 +252,7 @@ void pact__run_closing(pact_loop *loop)
         struct slot *next = s->close_next;
         pact_fn cb = s->close_cb;
         void *ud = s->close_ud;
-        s->flags &= (uint8_t)~SLOT_CLOSING;
-        if (!(s->flags & (SLOT_CANCEL | SLOT_RUNNING)))
-            pact__slot_free(loop, s);
+        leave_close_list(loop, s);
         if (cb) {
             pact__step_begin(loop, PACT_STEP_CLOSE, (void (*)(void))cb, ud);
             cb(ud);
@@ -210,8 +282,10 @@ static int set_ref(pact_loop *loop, pact_handle h, bool ref, const char *fn)
     bool was = s->flags & SLOT_REF;
     if (was == ref)
         return 0;
-    if (s->flags & SLOT_ACTIVE)
+    if (pact__slot_live(s)) {
+        assert(ref || loop->nref > 0);
         loop->nref += ref ? 1 : (size_t)-1;
+    }
     s->flags =
         ref ? (uint8_t)(s->flags | SLOT_REF) : (uint8_t)(s->flags & ~SLOT_REF);
     return 0;
@@ -239,28 +313,168 @@ int pact__slot_owns_ud(pact_loop *loop, pact_handle h, pact_fn drop)
     struct slot *s = pact__slot_get(loop, h);
     if (!s)
         return PACT_ENOENT;
-    s->flags |= SLOT_OWNS_UD;
-    loop->ud_drop = drop;
+    s->ud_drop = drop;
     return 0;
+}
+
+/* ---- a handle's pending operation --------------------------------------- */
+
+static struct slot *op_slot(struct pact__op *op)
+{
+    return pact__list_entry(op, struct slot, op);
+}
+
+static bool slot_op_stop(struct pact__op *op)
+{
+    struct slot *s = op_slot(op);
+    stop(s->loop, s);
+    pact__slot_set_state(s->loop, s, ST_DUE);
+    return true;
+}
+
+/* The due call is over (made, or dropped): the slot goes, unless the close
+ * list still holds it. @return whether the user still wanted the call. */
+static bool due_done(pact_loop *loop, struct slot *s)
+{
+    switch (s->state) {
+    case ST_DUE:
+        release(loop, s);
+        return true;
+    case ST_DUE_CLOSING:
+        pact__slot_set_state(loop, s, ST_CLOSING);
+        return false;
+    default: /* ST_DUE_GONE */
+        release(loop, s);
+        return false;
+    }
+}
+
+/* Its last call, with the cancellation; cleared meanwhile (cb NULL): none. */
+static void slot_op_fail(struct pact__op *op, pact_error *err)
+{
+    struct slot *s = op_slot(op);
+    pact_loop *loop = s->loop;
+    void (*cb)(void) = s->cb;
+    void *ud = s->ud;
+    int kind = s->kind,
+        num = s->kind == SLOT_SIGNAL || s->kind == SLOT_POLL ? s->u.io.num : 0;
+    if (!due_done(loop, s))
+        return;
+    /* a tick step: say whose callback it is */
+    static const int step[] = {
+        [SLOT_TIMER] = PACT_STEP_TIMER,
+        [SLOT_IMMEDIATE] = PACT_STEP_IMMEDIATE,
+        [SLOT_SIGNAL] = PACT_STEP_SIGNAL,
+        [SLOT_POLL] = PACT_STEP_POLL,
+    };
+    pact__label_refine(loop, step[kind], cb, ud);
+    switch (kind) {
+    case SLOT_SIGNAL:
+        ((pact_signal_cb)cb)(err, num, ud);
+        break;
+    case SLOT_POLL:
+        ((pact_poll_cb)cb)(err, num, 0, ud);
+        break;
+    default:
+        ((pact_cb)cb)(err, ud);
+        break;
+    }
+}
+
+/* pact_loop_free before the call: the ud goes back through its drop. */
+static void slot_op_drop(struct pact__op *op)
+{
+    struct slot *s = op_slot(op);
+    pact_fn drop = s->ud_drop;
+    void *ud = s->ud;
+    if (due_done(s->loop, s) && drop)
+        drop(ud);
+}
+
+static void describe(const struct slot *s, char *buf, size_t len)
+{
+    char call[160];
+    pact__describe_call(call, sizeof call, s->cb, s->ud);
+    const char *unref = s->flags & SLOT_REF ? "" : ", unreferenced";
+    if (s->state == ST_DUE_GONE || s->state == ST_DUE_CLOSING) {
+        snprintf(buf, len, "cleared%s", unref);
+        return;
+    }
+    switch (s->kind) {
+    case SLOT_TIMER:
+        snprintf(buf, len, "%s%" PRIu64 " ms%s, %s",
+                 s->u.timer.repeat ? "every " : "", s->u.timer.msecs, unref,
+                 call);
+        break;
+    case SLOT_SIGNAL:
+        snprintf(buf, len, "signal %d%s, %s", s->u.io.num, unref, call);
+        break;
+    case SLOT_POLL:
+        snprintf(buf, len, "fd %d%s, %s", s->u.io.num, unref, call);
+        break;
+    default:
+        snprintf(buf, len, "%s%s", call, unref);
+        break;
+    }
+}
+
+static void slot_op_describe(const struct pact__op *op, char *buf, size_t len)
+{
+    describe(pact__list_entry(op, const struct slot, op), buf, len);
+}
+
+#define SLOT_OPS(what)                                                         \
+    {                                                                          \
+        what, slot_op_stop, slot_op_fail, slot_op_drop, slot_op_describe       \
+    }
+static const struct pact__op_type slot_ops[] = {
+    [SLOT_TIMER] = SLOT_OPS("timer"),
+    [SLOT_IMMEDIATE] = SLOT_OPS("immediate"),
+    [SLOT_SIGNAL] = SLOT_OPS("signal watcher"),
+    [SLOT_POLL] = SLOT_OPS("fd poller"),
+};
+
+size_t pact__slots_print_closing(const pact_loop *loop, FILE *out)
+{
+    size_t n = 0;
+    for (const struct slot *s = loop->closing_head; s; s = s->close_next) {
+        char call[160];
+        pact__describe_call(call, sizeof call, (void (*)(void))s->close_cb,
+                            s->close_ud);
+        fprintf(out, "  a handle closing: close callback %s\n", call);
+        n++;
+    }
+    return n;
+}
+
+int pact__slot_op_start(pact_loop *loop, struct slot *s, pact_abort *abort)
+{
+    return pact__op_start(loop, &s->op, &slot_ops[s->kind], abort, false);
+}
+
+size_t pact__slots_due(const pact_loop *loop)
+{
+    size_t k = 0;
+    for (const struct pact__list *n = loop->op_due.next; n != &loop->op_due;
+         n = n->next) {
+        const struct pact__op *op =
+            pact__list_entry(n, const struct pact__op, node);
+        k += op->type >= slot_ops &&
+             op->type < slot_ops + sizeof slot_ops / sizeof *slot_ops;
+    }
+    return k;
 }
 
 int pact_loop_close_all(pact_loop *loop)
 {
     PACT_CHECK_LOOP(loop, "pact_loop_close_all");
-    for (uint32_t i = 0; i < loop->nslots; i++) {
-        struct slot *s = slot_at(loop, i);
-        if (s->kind == SLOT_FREE)
-            continue;
-        stop(loop, s);
-        pact_error_unref(s->kind == SLOT_TIMER ? s->u.timer.cancel : NULL);
-        if (s->kind == SLOT_TIMER)
-            s->u.timer.cancel = NULL;
-        bool drop = (s->flags & SLOT_OWNS_UD) && s->cb;
-        void *ud = s->ud;
-        pact__slot_free(loop, s);
-        /* after the free: what it runs may not find the handle again */
-        if (drop)
-            loop->ud_drop(ud);
+    /* every armed handle and pending operation: ECANCELED on the next tick */
+    pact__ops_close_all(loop);
+    /* handles on their way to the close phase go now, without their close
+     * callbacks (pact_fn, no error to tell them apart) */
+    for (struct slot *s = loop->closing_head, *next; s; s = next) {
+        next = s->close_next;
+        leave_close_list(loop, s);
     }
     loop->closing_head = loop->closing_tail = NULL;
     loop->close_epoch++;

@@ -54,6 +54,83 @@ static inline int pact__thread_error(int rc)
             return pact__misuse(fn, PACT_EINVAL, #cond " is false");           \
     } while (0)
 
+/* ---- pending operations (op.c) -------------------------------------------
+ * Every asynchronous operation embeds one record, registered with its loop
+ * while it is pending, so that one rule holds for all of them: the callback
+ * runs exactly once. Cancellation (an abort token, pact_loop_close_all, later
+ * a scope) stops the work and calls back with the error on a later tick,
+ * never inside the call that cancelled; a completion after that is not
+ * reported; when the loop is freed with the call still owed, `drop` gives
+ * the ud back instead. */
+
+enum pact__op_state {
+    PACT__OP_IDLE,      /* not started, or ended */
+    PACT__OP_PENDING,   /* registered: completion or cancellation to come */
+    PACT__OP_STOPPING,  /* cancelled, its work still running: it ends the op
+                           itself (pact__op_end gives it the error) */
+    PACT__OP_CANCELLED, /* cancelled and stopped: the core calls back */
+};
+
+struct pact__op;
+
+struct pact__op_type {
+    const char *what; /* what it waits on: "timer", "offload job"... */
+    /* Cancelled: stop the work. @return true when nothing of it runs any
+     * more (the core then calls `fail` on a later tick), false when part of
+     * it still runs elsewhere (a pool thread): the service then ends the op
+     * itself when that returns. */
+    bool (*stop)(struct pact__op *op);
+    /* Call the operation's callback with @p err (borrowed) and release it. */
+    void (*fail)(struct pact__op *op, pact_error *err);
+    /* The loop is freed before `fail` could run: release the ud and the
+     * operation without calling back. May be NULL (nothing to release). */
+    void (*drop)(struct pact__op *op);
+    /* May be NULL. Say more than `what` about it (a timer's delay, a
+     * file's name) for pact_loop_print_pending, into @p buf. */
+    void (*describe)(const struct pact__op *op, char *buf, size_t len);
+};
+
+struct pact__op {
+    struct pact__list node; /* loop->ops while pending, loop->op_due once
+                               cancelled and stopped */
+    const struct pact__op_type *type;
+    pact_loop *loop;
+    pact_abort *abort; /* a reference while listening */
+    uint64_t abort_id;
+    pact_error *err; /* the cancellation, once cancelled */
+    void *scope;     /* the owning scope (layer 4), or NULL */
+    uint8_t state;   /* enum pact__op_state */
+    bool ref;        /* keeps the loop alive while pending */
+};
+
+/* Register @p op (pending) with @p t; @p abort (borrowed, may be NULL)
+ * cancels it. A token aborted already: it starts, and its cancellation is
+ * due on the next tick, as a timer's. @p ref: it keeps the loop alive.
+ * @return 0 or PACT_ENOMEM (nothing registered). */
+int pact__op_start(pact_loop *loop, struct pact__op *op,
+                   const struct pact__op_type *t, pact_abort *abort, bool ref);
+/* The operation completed. @return true when the caller calls back, with
+ * *@p err NULL (its own result) or the cancellation (a reference for the
+ * caller: a STOPPING op whose work came back); false when the core calls
+ * back (cancelled and stopped: the completion is ignored). */
+bool pact__op_end(struct pact__op *op, pact_error **err);
+/* Cancel with @p err (taken; NULL: out of memory, ENOMEM's error is used).
+ * No-op unless pending. */
+void pact__op_cancel(struct pact__op *op, pact_error *err);
+/* The error of an abort with @p reason (may be NULL): ECANCELED caused by
+ * it; never NULL (the shared ENOMEM error when out of memory). */
+pact_error *pact__aborted_error(pact_error *reason);
+/* pact_loop_close_all: cancel every pending operation with ECANCELED. */
+void pact__ops_close_all(pact_loop *loop);
+/* pact_loop_free: the operations still pending (it then refuses) */
+size_t pact__ops_pending(const pact_loop *loop);
+/* For a `describe`: "@p fn (its symbol where the program exports one, else
+ * its address) with @p ud" into @p buf. */
+void pact__describe_call(char *buf, size_t len, void (*fn)(void), void *ud);
+/* pact_loop_free: drop the calls still owed. */
+void pact__ops_drop(pact_loop *loop);
+int pact__ops_init(pact_loop *loop);
+
 /* ---- handle slots -------------------------------------------------------- */
 
 enum slot_kind {
@@ -65,12 +142,24 @@ enum slot_kind {
 };
 
 enum slot_flags {
-    SLOT_REF = 1,      /* counts toward keeping the loop alive while ACTIVE */
-    SLOT_ACTIVE = 2,   /* armed: queued, listed or added to libevent */
-    SLOT_CLOSING = 4,  /* on the close list; the id still names it */
-    SLOT_CANCEL = 8,   /* timer aborted: its ECANCELED delivery is queued */
-    SLOT_RUNNING = 16, /* an interval inside its own callback */
-    SLOT_OWNS_UD = 32, /* ud is released by loop->ud_drop if never called */
+    SLOT_REF = 1, /* keeps the loop alive while armed or firing */
+};
+
+/* A handle's life, one state at a time (handle.c has the transitions). Two
+ * parties may hold a slot at once: what calls it (an interval's running
+ * callback, its due cancellation) and the close list; the *_GONE and
+ * *_CLOSING states say the user let go while the first still holds it, and
+ * it is freed when the last lets go. */
+enum slot_state {
+    ST_NEW,            /* allocated, being set up */
+    ST_ARMED,          /* queued, listed or added to libevent */
+    ST_FIRING,         /* an interval inside its own callback, unlinked */
+    ST_FIRING_GONE,    /* cleared inside it: freed when it returns */
+    ST_FIRING_CLOSING, /* closed inside it: to the close phase after */
+    ST_DUE,            /* cancelled: its ECANCELED call is due (op.c) */
+    ST_DUE_GONE,       /* cleared meanwhile: freed then, without a call */
+    ST_DUE_CLOSING,    /* closed meanwhile: no call, then the close phase */
+    ST_CLOSING,        /* on the close list only */
 };
 
 struct tlist;
@@ -101,21 +190,19 @@ struct slot {
     uint32_t index;
     uint8_t kind;
     uint8_t flags;
+    uint8_t state;   /* enum slot_state */
     pact_loop *loop; /* for callbacks that get only the slot */
     void (*cb)(void);
     void *ud;
     union {
         struct {
-            struct slot *prev, *next; /* in its duration list */
+            struct pact__list node; /* in its duration list */
             struct tlist *list;
             uint64_t start; /* ns */
             uint64_t msecs, repeat;
-            pact_abort *abort;
-            uint64_t abort_id;
-            pact_error *cancel; /* the ECANCELED error, while queued */
         } timer;
         struct {
-            struct slot *prev, *next;
+            struct pact__list node; /* in loop->imms */
             uint64_t epoch; /* the check phase count when it was queued */
         } imm;
         struct {
@@ -124,7 +211,9 @@ struct slot {
         } io;
         uint32_t next_free;
     } u;
-    pact_fn close_cb; /* while SLOT_CLOSING */
+    struct pact__op op; /* pending while armed or firing; then while due */
+    pact_fn ud_drop;    /* releases ud if the callback never runs, or NULL */
+    pact_fn close_cb;   /* while on the close list */
     void *close_ud;
     struct slot *close_next;
 };
@@ -176,8 +265,8 @@ static inline bool pact__jobq_pop(struct jobq *q, struct job *out)
 struct tlist {
     uint64_t msecs, expiry, id;
     size_t heap_idx;
-    struct slot *head, *tail;
-    bool running; /* being fired: emptying it must not free it */
+    struct pact__list slots; /* its timers, in expiry order */
+    bool running;            /* being fired: emptying it must not free it */
 };
 
 struct pact_loop {
@@ -195,7 +284,7 @@ struct pact_loop {
     uint32_t free_head; /* index + 1, 0 = none */
     uint32_t nslots;    /* slots handed out so far (high-water) */
     size_t live;        /* allocated slots, for pact_loop_free */
-    size_t nref;        /* slots with SLOT_REF|SLOT_ACTIVE */
+    size_t nref;        /* referenced slots armed or firing */
 
     /* microtasks */
     struct jobq ticks, micro;
@@ -219,7 +308,7 @@ struct pact_loop {
     uint64_t firing_once;
 
     /* immediates */
-    struct slot *imm_head, *imm_tail;
+    struct pact__list imms; /* queued slots, FIFO */
     uint64_t imm_epoch;
 
     /* close phase */
@@ -265,8 +354,11 @@ struct pact_loop {
     void *rejection_ud;
     uint64_t rejection_ids;
 
-    /* releases the ud of a SLOT_OWNS_UD handle that will never call back */
-    pact_fn ud_drop;
+    /* pending operations (op.c) */
+    struct pact__list ops;    /* pending: PENDING or STOPPING */
+    struct pact__list op_due; /* CANCELLED: their calls are due */
+    size_t op_refs;           /* pending ones that keep the loop alive */
+    bool op_tick;             /* the delivery of op_due is queued */
 
     /* counts pact_loop_close_all calls: what started before one is
      * cancelled (an async function's later awaits fail) */
@@ -483,14 +575,26 @@ struct slot *pact__slot_alloc(pact_loop *loop, int kind, void (*cb)(void),
 void pact__slot_free(pact_loop *loop, struct slot *s);
 struct slot *pact__slot_get(pact_loop *loop, pact_handle h);
 pact_handle pact__slot_handle(const struct slot *s);
-void pact__slot_activate(pact_loop *loop, struct slot *s);
-void pact__slot_deactivate(pact_loop *loop, struct slot *s);
+/* Move @p s to @p st, keeping loop->nref (armed and firing referenced
+ * slots) in step; asserts that the move is one of the lifecycle's. */
+void pact__slot_set_state(pact_loop *loop, struct slot *s, int st);
+/* Armed or firing: it will be called. */
+static inline bool pact__slot_live(const struct slot *s)
+{
+    return s->state == ST_ARMED || s->state == ST_FIRING;
+}
 void pact__slots_release_all(pact_loop *loop);
+/* pact_loop_print_pending: the handles on their way to the close phase */
+size_t pact__slots_print_closing(const pact_loop *loop, FILE *out);
+/* Handles whose cancellation is due (pact_loop_free drops those calls). */
+size_t pact__slots_due(const pact_loop *loop);
 void pact__run_closing(pact_loop *loop);
-/* Mark @p h's ud as owned by its callback: pact_loop_close_all, which drops
- * callbacks unrun, releases it with @p drop (one function per loop: the
- * promise adapter's). */
+/* Mark @p h's ud as owned by its callback: if the loop is freed before the
+ * callback could run (pact_loop_close_all, then pact_loop_free without a run
+ * between), @p drop releases it. */
 int pact__slot_owns_ud(pact_loop *loop, pact_handle h, pact_fn drop);
+/* Register an armed slot's operation (@p abort: its token, or NULL). */
+int pact__slot_op_start(pact_loop *loop, struct slot *s, pact_abort *abort);
 
 /* tick.c: run after every macrotask callback */
 void pact__drain(pact_loop *loop);

@@ -23,11 +23,13 @@ static int init(pact_loop *loop)
     int rc;
     loop->thread = &pact__thread_tag;
     loop->next_list_id = 1;
+    pact__list_init(&loop->imms);
     atomic_init(&loop->holds, 0);
     atomic_init(&loop->post_queued, 0);
     loop->now = pact__now_ns() / 1000000;
     pact__rejections_init(loop);
-    if ((rc = pact__timers_init(loop)) < 0 || (rc = pact__post_init(loop)) < 0)
+    if ((rc = pact__ops_init(loop)) < 0 || (rc = pact__timers_init(loop)) < 0 ||
+        (rc = pact__post_init(loop)) < 0)
         return rc;
     return 0;
 }
@@ -146,9 +148,11 @@ int pact_loop_free(pact_loop *loop)
     if (loop->running)
         return pact__misuse("pact_loop_free", PACT_EBUSY,
                             "the loop is running");
-    if (loop->live)
+    /* handles whose cancellation is due go with their ud (drop) below */
+    if (loop->live > pact__slots_due(loop))
         return pact__misuse("pact_loop_free", PACT_EBUSY,
-                            "handles are open: clear or close them first");
+                            "handles are open: clear or close them first "
+                            "(pact_loop_print_pending lists them)");
     if (loop->own_base && foreign_events(loop, true) > 0)
         return pact__misuse("pact_loop_free", PACT_EBUSY,
                             "the program's own events are on the loop's "
@@ -161,6 +165,14 @@ int pact_loop_free(pact_loop *loop)
         if (why)
             return pact__misuse("pact_loop_free", PACT_EBUSY, why);
     }
+    size_t pending = pact__ops_pending(loop);
+    if (pending)
+        return pact__misuse("pact_loop_free", PACT_EBUSY,
+                            "operations are pending: cancel them with "
+                            "pact_loop_close_all (pact_loop_print_pending "
+                            "lists them)");
+    /* the calls still owed give their ud back (a twin's deferred) */
+    pact__ops_drop(loop);
     if (pact__promises_release(loop))
         return pact__misuse("pact_loop_free", PACT_EBUSY,
                             "promises are still referenced: unref them first");
@@ -231,7 +243,7 @@ int pact_loop_ref_event(pact_loop *loop)
 static bool alive(pact_loop *loop)
 {
     return loop->nref || loop->closing_head || loop->ticks.len ||
-           loop->micro.len || loop->svc_pending ||
+           loop->micro.len || loop->svc_pending || loop->op_refs ||
            atomic_load_explicit(&loop->post_queued, memory_order_relaxed) ||
            atomic_load_explicit(&loop->holds, memory_order_relaxed) ||
            foreign_events(loop, false) > loop->foreign_unrefs;
@@ -293,7 +305,8 @@ static void dispatch(pact_loop *loop, int flags)
 static void poll_io(pact_loop *loop, bool can_block)
 {
     int flags = EVLOOP_ONCE;
-    if (!can_block || loop->imm_head || loop->closing_head || loop->stop) {
+    if (!can_block || !pact__list_empty(&loop->imms) || loop->closing_head ||
+        loop->stop) {
         flags |= EVLOOP_NONBLOCK;
     } else {
         uint64_t now = pact__now_ns();

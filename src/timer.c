@@ -175,17 +175,9 @@ static void list_drop(pact_loop *loop, struct tlist *l)
 static void unlink_timer(pact_loop *loop, struct slot *s)
 {
     struct tlist *l = s->u.timer.list;
-    struct slot *prev = s->u.timer.prev, *next = s->u.timer.next;
-    if (prev)
-        prev->u.timer.next = next;
-    else
-        l->head = next;
-    if (next)
-        next->u.timer.prev = prev;
-    else
-        l->tail = prev;
+    pact__list_remove(&s->u.timer.node);
     s->u.timer.list = NULL;
-    if (!l->head && !l->running)
+    if (pact__list_empty(&l->slots) && !l->running)
         list_drop(loop, l);
 }
 
@@ -198,6 +190,7 @@ static int link_timer(pact_loop *loop, struct slot *s, uint64_t msecs,
         if (!l)
             return PACT_ENOMEM;
         l->msecs = msecs;
+        pact__list_init(&l->slots);
         l->expiry = start + msecs * MS;
         l->id = loop->next_list_id++;
         if (heap_push(loop, l) < 0) {
@@ -213,88 +206,14 @@ static int link_timer(pact_loop *loop, struct slot *s, uint64_t msecs,
     s->u.timer.list = l;
     s->u.timer.start = start;
     s->u.timer.msecs = msecs;
-    s->u.timer.next = NULL;
-    s->u.timer.prev = l->tail;
-    if (l->tail)
-        l->tail->u.timer.next = s;
-    else
-        l->head = s;
-    l->tail = s;
+    pact__list_push_back(&l->slots, &s->u.timer.node);
     return 0;
-}
-
-/* ---- cancellation through an abort token --------------------------------- */
-
-static void deliver_cancel(void *ud)
-{
-    struct slot *s = ud;
-    if (s->kind != SLOT_TIMER || !(s->flags & SLOT_CANCEL))
-        return; /* closed by pact_loop_close_all meanwhile */
-    pact_cb cb = (pact_cb)s->cb;
-    void *cb_ud = s->ud;
-    pact_error *err = s->u.timer.cancel;
-    s->u.timer.cancel = NULL;
-    s->flags &= (uint8_t)~SLOT_CANCEL;
-    pact_loop *loop = s->loop;
-    if (!(s->flags & SLOT_CLOSING))
-        pact__slot_free(loop, s);
-    if (cb) {
-        /* a tick step: say whose callback it is */
-        pact__label_refine(loop, PACT_STEP_TIMER, (void (*)(void))cb, cb_ud);
-        cb(err, cb_ud);
-    }
-    pact_error_unref(err);
-}
-
-static void abort_off(struct slot *s)
-{
-    if (s->u.timer.abort) {
-        pact_abort_off(s->u.timer.abort, s->u.timer.abort_id);
-        pact_abort_unref(s->u.timer.abort);
-        s->u.timer.abort = NULL;
-        s->loop->ticks.reserved--; /* the cancel's tick slot */
-    }
-}
-
-/* The timer ends with ECANCELED on the next tick, never inside abort(). */
-static int queue_cancel(struct slot *s, pact_error *reason)
-{
-    pact_error *err =
-        PACT_ERROR_CAUSE(reason, PACT_ECANCELED, "The operation was aborted");
-    if (!err)
-        return PACT_ENOMEM;
-    int rc = pact_next_tick(s->loop, deliver_cancel, s);
-    if (rc < 0) {
-        pact_error_unref(err);
-        return rc;
-    }
-    s->u.timer.cancel = err;
-    s->flags |= SLOT_CANCEL;
-    return 0;
-}
-
-/* Its callback must run once even out of memory: the tick slot was reserved
- * when the token was watched, and the error falls back to ENOMEM's. */
-static void on_abort(pact_error *reason, void *ud)
-{
-    struct slot *s = ud;
-    pact_loop *loop = s->loop;
-    pact_error *err =
-        PACT_ERROR_CAUSE(reason, PACT_ECANCELED, "The operation was aborted");
-    pact__timer_stop(loop, s); /* gives the slot back: this takes it */
-    pact__kick(loop);
-    pact__jobq_put(&loop->ticks, deliver_cancel, s);
-    s->u.timer.cancel = err ? err : pact__enomem();
-    s->flags |= SLOT_CANCEL;
 }
 
 void pact__timer_stop(pact_loop *loop, struct slot *s)
 {
     if (s->u.timer.list)
         unlink_timer(loop, s);
-    abort_off(s);
-    if (s->flags & SLOT_ACTIVE)
-        pact__slot_deactivate(loop, s);
 }
 
 /* ---- public -------------------------------------------------------------- */
@@ -332,34 +251,19 @@ static int timer_start(pact_loop *loop, const pact_timer_opts *opts, pact_cb cb,
     if (!s)
         return PACT_ENOMEM;
     s->u.timer.list = NULL;
-    s->u.timer.abort = NULL;
-    s->u.timer.cancel = NULL;
     s->u.timer.repeat = repeat;
     if (opts->unref)
         s->flags &= (uint8_t)~SLOT_REF;
-    int rc;
-    if (opts->abort && pact_abort_aborted(opts->abort)) {
-        rc = queue_cancel(s, pact_abort_reason(opts->abort));
-    } else {
-        rc = link_timer(loop, s, msecs, clock_ns(loop));
-        if (rc == 0 && opts->abort) {
-            /* the cancellation's tick is reserved now, while a failure can
-             * still be reported (abort_off gives it back) */
-            rc = pact__jobq_reserve(&loop->ticks);
-            if (rc == 0) {
-                rc = pact_abort_on(opts->abort, on_abort, s,
-                                   &s->u.timer.abort_id);
-                if (rc < 0)
-                    loop->ticks.reserved--;
-            }
-            if (rc == 0)
-                s->u.timer.abort = pact_abort_ref(opts->abort);
-            else
-                unlink_timer(loop, s);
-        }
-        if (rc == 0)
-            pact__slot_activate(loop, s);
-        if (rc == 0 && !loop->running)
+    int rc = link_timer(loop, s, msecs, clock_ns(loop));
+    if (rc == 0) {
+        /* a token aborted already stops it here: the call is then due */
+        rc = pact__slot_op_start(loop, s, opts->abort);
+        if (rc < 0)
+            unlink_timer(loop, s);
+    }
+    if (rc == 0 && s->state == ST_NEW) { /* not due at once */
+        pact__slot_set_state(loop, s, ST_ARMED);
+        if (!loop->running)
             pact__external_arm(loop);
     }
     if (rc < 0) {
@@ -400,7 +304,7 @@ int pact_timer_refresh(pact_loop *loop, pact_handle h)
         return pact__misuse(fn, PACT_EINVAL,
                             "not a timer (an immediate, signal or poller: "
                             "only timers have a delay to restart)");
-    if (!s || (s->flags & (SLOT_CANCEL | SLOT_CLOSING)))
+    if (!s || !pact__slot_live(s))
         return pact__misuse(fn, PACT_ENOENT, "not a pending timer");
     if (!s->u.timer.list)
         return 0; /* an interval in its callback: it re-arms from now anyway */
@@ -418,7 +322,6 @@ static void fire(pact_loop *loop, struct slot *s)
     void *ud = s->ud;
     unlink_timer(loop, s);
     if (!s->u.timer.repeat) {
-        abort_off(s);
         uint64_t outer = loop->firing_once; /* a nested run's timer */
         loop->firing_once = pact__slot_handle(s).id;
         pact__slot_free(loop, s);
@@ -430,21 +333,29 @@ static void fire(pact_loop *loop, struct slot *s)
         return;
     }
     uint64_t start = clock_ns(loop);
-    s->flags |= SLOT_RUNNING;
+    pact__slot_set_state(loop, s, ST_FIRING);
     pact__step_begin(loop, PACT_STEP_TIMER, (void (*)(void))cb, ud);
     cb(NULL, ud);
     pact__step_end(loop);
-    s->flags &= (uint8_t)~SLOT_RUNNING;
-    if (s->flags & (SLOT_CANCEL | SLOT_CLOSING)) {
-        /* aborted or closed in its callback: that path frees it */
-    } else if (!s->cb) { /* cleared in its callback */
+    switch (s->state) {
+    case ST_FIRING_GONE: /* cleared in its callback */
         pact__slot_free(loop, s);
-    } else if (link_timer(loop, s, s->u.timer.repeat, start) < 0) {
-        pact__timer_stop(loop, s);
+        break;
+    case ST_FIRING_CLOSING: /* closed in it: the close phase frees it */
+        pact__slot_set_state(loop, s, ST_CLOSING);
+        break;
+    case ST_FIRING:
+        if (link_timer(loop, s, s->u.timer.repeat, start) == 0) {
+            pact__slot_set_state(loop, s, ST_ARMED);
+            break;
+        }
         pact__slot_free(loop, s);
         pact_error *err = PACT_ERROR(PACT_ENOMEM, "cannot re-arm interval");
         pact_loop_raise(loop, err);
         pact_error_unref(err);
+        break;
+    default: /* cancelled inside it: its due call frees it */
+        break;
     }
     pact__drain(loop);
 }
@@ -453,8 +364,9 @@ static void fire(pact_loop *loop, struct slot *s)
 static void run_list(pact_loop *loop, struct tlist *l, uint64_t now)
 {
     l->running = true;
-    struct slot *s;
-    while ((s = l->head) && !pact__halted(loop)) {
+    struct pact__list *n;
+    while ((n = pact__list_first(&l->slots)) && !pact__halted(loop)) {
+        struct slot *s = pact__list_entry(n, struct slot, u.timer.node);
         /* start may be after now: re-armed intervals and new timers */
         uint64_t due = s->u.timer.start + l->msecs * MS;
         if (due > now) {
@@ -467,7 +379,7 @@ static void run_list(pact_loop *loop, struct tlist *l, uint64_t now)
         fire(loop, s);
     }
     l->running = false;
-    if (!l->head)
+    if (pact__list_empty(&l->slots))
         list_drop(loop, l);
 }
 

@@ -21,6 +21,7 @@ void t_setup(void)
     ck_assert_int_eq(pact_loop_new(&t_loop), 0);
     trace_reset();
     anchor_us = 0;
+    t_shutdown = false;
 }
 
 void t_teardown(void)
@@ -105,6 +106,8 @@ char *t_read_fixture(const char *relpath)
 
 void trace_cb(pact_error *err, void *ud)
 {
+    if (t_shutdown && pact_error_code(err) == PACT_ECANCELED)
+        return; /* the test's own clean-up cancelled it */
     if (err)
         pact_error_print(err, stderr);
     ck_assert_ptr_null(err);
@@ -115,6 +118,17 @@ void trace_fn(void *ud)
 {
     trace("%s", (const char *)ud);
 }
+
+void t_keepalive_cb(pact_error *err, void *ud)
+{
+    (void)ud;
+    if (err) /* the loop's end cancels it: its one call */
+        ck_assert_int_eq(pact_error_code(err), PACT_ECANCELED);
+    else
+        ck_abort_msg("a keep-alive timer fired");
+}
+
+bool t_shutdown;
 
 void count_cb(pact_error *err, void *ud)
 {
@@ -229,15 +243,21 @@ void t_settle_later(pact_deferred *d, uint64_t ms, pact_value v,
     l->label = label;
     /* Delays count from the first call since the last settlement, not from
      * each call: a loaded machine that pauses the test between two calls
-     * would otherwise reorder settlements 5 ms apart. */
-    uint64_t now = now_us();
-    if (!anchor_us || anchor_turn != settled) {
-        anchor_us = now;
+     * would otherwise reorder settlements 5 ms apart. The anchor is read
+     * after the first timer starts (its start is no later), and each later
+     * delay loses only the whole ms gone since (its start is no earlier),
+     * so each deadline is at least anchor + its delay and the first's at
+     * most that: a pause anywhere cannot reorder them. */
+    bool first = !anchor_us || anchor_turn != settled;
+    if (!first) {
+        uint64_t gone = (now_us() - anchor_us) / 1000;
+        ms = ms > gone ? ms - gone : 0;
+    }
+    ck_assert_int_eq(pact_timeout(t_loop, ms, later_cb, l, NULL), 0);
+    if (first) {
+        anchor_us = now_us();
         anchor_turn = settled;
     }
-    uint64_t gone = (now - anchor_us) / 1000;
-    ms = ms > gone ? ms - gone : 0;
-    ck_assert_int_eq(pact_timeout(t_loop, ms, later_cb, l, NULL), 0);
 }
 
 void t_spin_ms(int ms)

@@ -38,6 +38,12 @@ const char *trace_text(void);
 void trace_cb(pact_error *err, void *ud);
 void trace_fn(void *ud);
 void count_cb(pact_error *err, void *ud);
+/* A timer that only keeps a loop alive: it must never fire, and its one
+ * call is the ECANCELED of the loop's end (pact_loop_close_all). */
+void t_keepalive_cb(pact_error *err, void *ud);
+/* Set while a test cleans up with pact_loop_close_all: trace_cb then takes
+ * ECANCELED silently (as a process that ended runs nothing more). */
+extern bool t_shutdown;
 void count_fn(void *ud);
 
 /* pact_error_print's text for @p e (malloc'd). */

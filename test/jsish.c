@@ -316,8 +316,10 @@ void js_run(struct js_case *s, const char *dir, unsigned flags,
     if (flags & JS_RUN_DEBUG_EALREADY)
         drop_debug_lines(err);
     release_held(s);
-    if (want_exit != 0)
+    if (want_exit != 0) {
+        t_shutdown = true;
         pact_loop_close_all(t_loop); /* the process ended there */
+    }
     if (flags & JS_RUN_TASKS)
         ck_assert_int_ge(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
 

@@ -26,6 +26,7 @@ Suite *suite_pool(void);
 Suite *suite_fs(void);
 Suite *suite_worker(void);
 Suite *suite_stall(void);
+Suite *suite_op(void);
 
 /* Every suite's name; clang-format does not settle on one layout for it. */
 /* clang-format off */
@@ -33,7 +34,7 @@ Suite *suite_stall(void);
     X(error) X(loop) X(foreign) X(timer) X(tick) X(io) X(post) X(abort)   \
     X(uncaught) X(order) X(aplus) X(promise) X(combine) X(unhandled)      \
     X(porder)                                                              \
-    X(task) X(async) X(aorder) X(pool) X(fs) X(worker) X(stall)
+    X(task) X(async) X(aorder) X(pool) X(fs) X(worker) X(stall) X(op)
 /* clang-format on */
 
 #endif

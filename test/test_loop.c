@@ -617,43 +617,80 @@ END_TEST
 
 /* ---- close_all --------------------------------------------------------- */
 
-static void count_poll(pact_error *err, int fd, int events, void *ud)
+/* Counts calls in [0] and those with ECANCELED in [1]. */
+static void cancel_cb(pact_error *err, void *ud)
 {
-    (void)err;
+    int *n = ud;
+    n[0]++;
+    n[1] += pact_error_code(err) == PACT_ECANCELED;
+}
+
+static void cancel_poll(pact_error *err, int fd, int events, void *ud)
+{
     (void)fd;
     (void)events;
-    ++*(int *)ud;
+    cancel_cb(err, ud);
 }
 
-static void count_signal(pact_error *err, int signum, void *ud)
+static void cancel_signal(pact_error *err, int signum, void *ud)
 {
-    (void)err;
     (void)signum;
-    ++*(int *)ud;
+    cancel_cb(err, ud);
 }
 
+/* Every armed handle is called once more, with ECANCELED, on the next tick
+ * (never inside close_all); unreferenced ones too. */
 START_TEST(close_all_clears_everything)
 {
-    int n = 0;
+    int n[2] = {0, 0};
     int sv[2];
     pact_handle t1, t2, t3;
     ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-    ck_assert_int_eq(pact_timeout(t_loop, 5, count_cb, &n, &t1), 0);
-    ck_assert_int_eq(pact_interval(t_loop, 1, count_cb, &n, &t2), 0);
-    ck_assert_int_eq(pact_immediate(t_loop, count_cb, &n, NULL), 0);
-    ck_assert_int_eq(pact_timeout(t_loop, 1, count_cb, &n, &t3), 0);
+    ck_assert_int_eq(pact_timeout(t_loop, 5, cancel_cb, n, &t1), 0);
+    ck_assert_int_eq(pact_interval(t_loop, 1, cancel_cb, n, &t2), 0);
+    ck_assert_int_eq(pact_immediate(t_loop, cancel_cb, n, NULL), 0);
+    ck_assert_int_eq(pact_timeout(t_loop, 1, cancel_cb, n, &t3), 0);
     ck_assert_int_eq(pact_unref(t_loop, t3), 0);
     ck_assert_int_eq(
-        pact_poll(t_loop, sv[0], PACT_WRITABLE, count_poll, &n, NULL), 0);
-    ck_assert_int_eq(pact_signal(t_loop, SIGUSR1, count_signal, &n, NULL), 0);
+        pact_poll(t_loop, sv[0], PACT_WRITABLE, cancel_poll, n, NULL), 0);
+    ck_assert_int_eq(pact_signal(t_loop, SIGUSR1, cancel_signal, n, NULL), 0);
     ck_assert_int_eq(pact_loop_close_all(t_loop), 0);
-    ck_assert(!pact_loop_alive(t_loop));
+    ck_assert_int_eq(n[0], 0);          /* not inside close_all */
+    ck_assert(pact_loop_alive(t_loop)); /* the calls are due */
     ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
-    ck_assert_int_eq(n, 0);
+    ck_assert_int_eq(n[0], 6);
+    ck_assert_int_eq(n[1], 6);
+    ck_assert(!pact_loop_alive(t_loop));
     ck_assert_int_eq(pact_clear(t_loop, t1), PACT_ENOENT);
     ck_assert_int_eq(pact_clear(t_loop, t2), PACT_ENOENT);
+    /* a second close_all finds nothing left to call */
+    ck_assert_int_eq(pact_loop_close_all(t_loop), 0);
+    ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
+    ck_assert_int_eq(n[0], 6);
     close(sv[0]);
     close(sv[1]);
+}
+END_TEST
+
+/* Cleared after close_all, before its call is due: no call at all, as a
+ * cleared timer's; freed without a run: the calls owed are dropped. */
+START_TEST(close_all_then_clear_or_free)
+{
+    int n[2] = {0, 0};
+    pact_handle t1;
+    ck_assert_int_eq(pact_timeout(t_loop, 5, cancel_cb, n, &t1), 0);
+    ck_assert_int_eq(pact_immediate(t_loop, cancel_cb, n, NULL), 0);
+    ck_assert_int_eq(pact_loop_close_all(t_loop), 0);
+    ck_assert_int_eq(pact_clear(t_loop, t1), 0);
+    ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
+    ck_assert_int_eq(n[0], 1);
+    pact_loop *loop;
+    ck_assert_int_eq(pact_loop_new(&loop), 0);
+    ck_assert_int_eq(pact_timeout(loop, 5, cancel_cb, n, &t1), 0);
+    ck_assert_int_eq(pact_loop_free(loop), PACT_EBUSY); /* still armed */
+    ck_assert_int_eq(pact_loop_close_all(loop), 0);
+    ck_assert_int_eq(pact_loop_free(loop), 0);
+    ck_assert_int_eq(n[0], 1);
 }
 END_TEST
 
@@ -681,7 +718,10 @@ static bool never_hook(pact_loop *loop, pact_error *err, void *ud)
 
 static void never_poll(pact_error *err, int fd, int events, void *ud)
 {
-    count_poll(err, fd, events, ud);
+    (void)err;
+    (void)fd;
+    (void)events;
+    ++*(int *)ud;
 }
 
 static void *wrong_thread(void *p)
@@ -959,6 +999,7 @@ Suite *suite_loop(void)
     tcase_add_test(ref, ref_bad_handle);
     tcase_add_test(ref, alive_tracks_work);
     tcase_add_test(ref, close_all_clears_everything);
+    tcase_add_test(ref, close_all_then_clear_or_free);
     suite_add_tcase(s, ref);
 
     TCase *th = tcase_create("threads");

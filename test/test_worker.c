@@ -967,7 +967,8 @@ END_TEST
 static pact_error *idle_entry(pact_loop *loop, pact_port *port, void *arg)
 {
     (void)port, (void)arg;
-    T_MUST(pact_timeout(loop, 100000, count_cb, NULL, NULL)); /* until ended */
+    T_MUST(pact_timeout(loop, 100000, t_keepalive_cb, NULL,
+                        NULL)); /* until ended */
     return NULL;
 }
 
@@ -1329,7 +1330,7 @@ static pact_error *failing_entry(pact_loop *loop, pact_port *port, void *arg)
 {
     (void)arg;
     /* what it set up before failing is cancelled, not leaked */
-    T_MUST(pact_timeout(loop, 100000, count_cb, NULL, NULL));
+    T_MUST(pact_timeout(loop, 100000, t_keepalive_cb, NULL, NULL));
     pact_port_post_json(port, json_string("before the failure"));
     return PACT_ERROR(PACT_EIO, "the entry failed on purpose");
 }
@@ -1387,8 +1388,8 @@ static pact_error *raising_entry(pact_loop *loop, pact_port *port, void *arg)
 {
     (void)port, (void)arg;
     T_MUST(pact_timeout(loop, 1, raise_cb, loop, NULL));
-    T_MUST(
-        pact_interval(loop, 1000, count_cb, NULL, NULL)); /* never ends alone */
+    T_MUST(pact_interval(loop, 1000, t_keepalive_cb, NULL,
+                         NULL)); /* never ends alone */
     return NULL;
 }
 
@@ -1430,7 +1431,7 @@ END_TEST
 static pact_error *exit_entry(pact_loop *loop, pact_port *port, void *arg)
 {
     (void)arg;
-    T_MUST(pact_interval(loop, 1000, count_cb, NULL, NULL));
+    T_MUST(pact_interval(loop, 1000, t_keepalive_cb, NULL, NULL));
     pact_worker_exit(port, 42);
     return NULL;
 }

@@ -84,10 +84,16 @@ PACT_API int pact_loop_stop(pact_loop *loop);
  */
 PACT_API int pact_loop_free(pact_loop *loop);
 /**
- * For shutdown: clear every open handle (timers, immediates, pollers,
- * signals) without calling its callback; pending operations of the services
- * (offloads, fs requests, tasks' awaits, port receives and waits for room,
- * worker exit waits) are called back once with PACT_ECANCELED. Promises that
+ * For shutdown: cancel every pending operation. Every armed handle (timers,
+ * intervals, immediates, pollers, signals) is cleared and its callback called
+ * once more with PACT_ECANCELED on the next tick, never inside this call (a
+ * handle cleared before then is not called); so are the services' pending
+ * operations (offloads, fs requests, tasks' awaits, port receives and waits
+ * for room, worker exit waits) and the program's own (pact_op_start); promise
+ * twins reject with it. Handles closing (pact_close) are freed without their
+ * close callbacks. pact_loop_free right after, without a run, drops the
+ * calls still owed and releases the ud pact owns (a twin's deferred; the
+ * program's own: pact_op_type's drop). Promises that
  * wait on each other in a cycle (resolved with each other, directly or round a
  * chain), which nothing could settle or free, are rejected with PACT_ECANCELED,
  * and so are those waiting on them: their reactions run when the loop next
@@ -216,6 +222,32 @@ typedef void (*pact_poll_cb)(pact_error *err, int fd, int events, void *ud);
  *   directory), PACT_EBADF (not open); PACT_ENOMEM; PACT_ETHREAD. */
 PACT_API int pact_poll(pact_loop *loop, int fd, int events, pact_poll_cb cb,
                        void *ud, pact_handle *out);
+
+/** Options of the watchers (pact_poll_start, pact_signal_start) and
+ * pact_immediate_start; zero-initialise and set what you need. */
+typedef struct pact_watch_opts {
+    pact_abort *abort; /**< borrowed; when aborted the handle stops and its
+                            callback gets PACT_ECANCELED (cause: the reason)
+                            once, on the next tick, never inside the abort
+                            call. A token aborted already: the start
+                            succeeds (nothing is watched) and the
+                            cancellation comes on the next tick too. */
+    bool unref;        /**< start unreferenced: does not keep the loop alive */
+} pact_watch_opts;
+/** pact_poll with options (an abort token, unreferenced from the start). */
+PACT_API int pact_poll_start(pact_loop *loop, int fd, int events,
+                             const pact_watch_opts *opts, pact_poll_cb cb,
+                             void *ud, pact_handle *out);
+/** pact_signal with options (an abort token, unreferenced from the start). */
+PACT_API int pact_signal_start(pact_loop *loop, int signum,
+                               const pact_watch_opts *opts, pact_signal_cb cb,
+                               void *ud, pact_handle *out);
+/** pact_immediate with options (an abort token, unreferenced from the
+ * start). */
+PACT_NODISCARD PACT_API int pact_immediate_start(pact_loop *loop,
+                                                 const pact_watch_opts *opts,
+                                                 pact_cb cb, void *ud,
+                                                 pact_handle *out);
 
 /**
  * clearTimeout / clearInterval / clearImmediate, and stop for signals and

@@ -673,8 +673,112 @@ static void bench_post(void)
 }
 
 /* The registry, in the order `bench` runs them (post.hop last: see above). */
+/* ======================================================================
+ * cancel.pending: CANCELS pending timers (random delays, as timer.add_fire)
+ * cancelled at once. pact: pact_loop_close_all and the run that calls each
+ * callback once with ECANCELED (the rule every operation keeps); the
+ * anchors: event_del of each libevent timer, uv_timer_stop of each libuv
+ * timer, which call nothing. Figure: CPU ns per operation, cancelling only
+ * (adding them is timer.add_fire's).
+ * ====================================================================== */
+
+#define CANCELS 100000u
+
+static void pact_cancel_cb(pact_error *err, void *ud)
+{
+    timer_ctx *c = ud;
+    if (pact_error_code(err) == PACT_ECANCELED)
+        c->fired++;
+}
+
+static void pact_cancel_run(void *ctx, double figs[BENCH_MAX_FIGS])
+{
+    timer_ctx *c = ctx;
+    pact_loop *loop;
+    BENCH_CHECK(pact_loop_new(&loop));
+    c->fired = 0;
+    for (size_t i = 0; i < CANCELS; i++)
+        BENCH_CHECK(
+            pact_timeout(loop, 1000 + c->delays[i], pact_cancel_cb, c, NULL));
+    stopwatch s = stopwatch_start();
+    BENCH_CHECK(pact_loop_close_all(loop));
+    BENCH_CHECK(pact_loop_run(loop, PACT_RUN_DEFAULT));
+    stopwatch_per(s, CANCELS, figs);
+    expect_count("pact cancellations", c->fired, CANCELS);
+    BENCH_CHECK(pact_loop_free(loop));
+}
+
+static void event_cancel_run(void *ctx, double figs[BENCH_MAX_FIGS])
+{
+    timer_ctx *c = ctx;
+    struct event_base *base = new_base();
+    for (size_t i = 0; i < CANCELS; i++) {
+        struct event *ev = event_at(c->events, i);
+        unsigned ms = 1000 + c->delays[i];
+        struct timeval tv = {ms / 1000, ms % 1000 * 1000};
+        BENCH_CHECK(event_assign(ev, base, -1, 0, event_timer_cb, c));
+        BENCH_CHECK(event_add(ev, &tv));
+    }
+    stopwatch s = stopwatch_start();
+    for (size_t i = 0; i < CANCELS; i++)
+        BENCH_CHECK(event_del(event_at(c->events, i)));
+    stopwatch_per(s, CANCELS, figs);
+    BENCH_CHECK(event_base_dispatch(base));
+    event_base_free(base);
+}
+
+#ifdef HAVE_LIBUV
+static void uv_cancel_run(void *ctx, double figs[BENCH_MAX_FIGS])
+{
+    timer_ctx *c = ctx;
+    uv_loop_t loop;
+    BENCH_CHECK(uv_loop_init(&loop));
+    for (size_t i = 0; i < CANCELS; i++) {
+        uv_timer_t *t = &c->uv_timers[i];
+        BENCH_CHECK(uv_timer_init(&loop, t));
+        t->data = c;
+        BENCH_CHECK(uv_timer_start(t, uv_timer_fire, 1000 + c->delays[i], 0));
+    }
+    stopwatch s = stopwatch_start();
+    for (size_t i = 0; i < CANCELS; i++)
+        BENCH_CHECK(uv_timer_stop(&c->uv_timers[i]));
+    stopwatch_per(s, CANCELS, figs);
+    for (size_t i = 0; i < CANCELS; i++)
+        uv_close((uv_handle_t *)&c->uv_timers[i], NULL);
+    uv_loop_finish(&loop);
+}
+#endif
+
+static void bench_cancel(void)
+{
+    timer_ctx c = {0};
+    double pact[BENCH_MAX_FIGS], ev[BENCH_MAX_FIGS], uv[2] = {-1, -1};
+    c.delays = malloc(CANCELS * sizeof *c.delays);
+    c.events = malloc(CANCELS * event_get_struct_event_size());
+    if (!c.delays || !c.events)
+        bench_fail("out of memory");
+    bench_delays(c.delays, CANCELS);
+    bench_best(pact_cancel_run, &c, pact);
+    bench_best(event_cancel_run, &c, ev);
+#ifdef HAVE_LIBUV
+    c.uv_timers = malloc(CANCELS * sizeof *c.uv_timers);
+    if (!c.uv_timers)
+        bench_fail("out of memory");
+    bench_best(uv_cancel_run, &c, uv);
+    free(c.uv_timers);
+#endif
+    bench_anchor a[] = {{"libevent", ev[0]}, {"libuv", uv[0]}};
+    bench_print("cancel.pending", "ns", pact[0], a, 2);
+    free(c.events);
+    free(c.delays);
+}
+
 const bench_def bench_core[] = {
-    {"timer.add_fire", bench_timer},    {"immediate.hop", bench_immediate},
-    {"microtask.hop", bench_microtask}, {"tick.hop", bench_tick},
-    {"post.hop", bench_post},           {NULL, NULL},
+    {"timer.add_fire", bench_timer},
+    {"immediate.hop", bench_immediate},
+    {"microtask.hop", bench_microtask},
+    {"tick.hop", bench_tick},
+    {"post.hop", bench_post},
+    {"cancel.pending", bench_cancel},
+    {NULL, NULL},
 };
