@@ -155,9 +155,9 @@ typedef struct pact_timer_opts {
  * setTimeout: call @p cb after @p ms, never earlier. As in Node, @p ms below 1
  * (0, negative) is 1 ms, and above PACT_TIMEOUT_MAX is 1 ms with a
  * TimeoutOverflowWarning on stderr. Equal delays fire in the order they were
- * set. @p cb gets NULL as its error, or PACT_ECANCELED if an abort token
- * stops the timer (pact_timer_start); pact_loop_close_all clears the timer
- * without calling it.
+ * set. @p cb gets NULL as its error, or PACT_ECANCELED once, on the next
+ * tick, if an abort token (pact_timer_start) or pact_loop_close_all cancels
+ * the timer.
  * @param loop, cb, ud  the loop, the callback and its data (the caller's).
  * @param ms  the delay in milliseconds.
  * @param out  if not NULL, receives the handle; it stays valid until the
@@ -189,8 +189,8 @@ PACT_NODISCARD PACT_API int pact_timer_refresh(pact_loop *loop,
 
 /** setImmediate: call @p cb in the next check phase (after I/O).
  * @p out, if not NULL, receives the handle (valid until the callback starts
- * or the immediate is cleared). pact_loop_close_all clears it without a
- * call.
+ * or the immediate is cleared). pact_loop_close_all cancels it: @p cb gets
+ * PACT_ECANCELED on the next tick.
  * @return 0, PACT_EINVAL, PACT_ENOMEM, PACT_ETHREAD (then @p cb never runs). */
 PACT_NODISCARD PACT_API int pact_immediate(pact_loop *loop, pact_cb cb,
                                            void *ud, pact_handle *out);
@@ -200,7 +200,8 @@ PACT_NODISCARD PACT_API int pact_immediate(pact_loop *loop, pact_cb cb,
 typedef void (*pact_signal_cb)(pact_error *err, int signum, void *ud);
 /** Watch a signal (through libevent; one loop per process may watch
  * signals). Persistent until pact_clear or pact_close; @p out, if not NULL,
- * receives the handle. pact_loop_close_all clears it without a call.
+ * receives the handle. pact_loop_close_all cancels it: @p cb gets
+ * PACT_ECANCELED once, on the next tick.
  * @return 0; PACT_EINVAL (NULL callback, a signal number out of range or one
  *   that cannot be caught); PACT_ENOMEM; PACT_ETHREAD. */
 PACT_API int pact_signal(pact_loop *loop, int signum, pact_signal_cb cb,
@@ -216,7 +217,8 @@ typedef void (*pact_poll_cb)(pact_error *err, int fd, int events, void *ud);
 /** Watch @p fd (not owned) for @p events until cleared (uv_poll_t):
  * level-triggered and persistent, the events watched cannot be changed (clear
  * it and poll again); clear it before closing @p fd. @p out, if not NULL,
- * receives the handle. pact_loop_close_all clears it without a call.
+ * receives the handle. pact_loop_close_all cancels it: @p cb gets
+ * PACT_ECANCELED once, on the next tick.
  * @return 0; PACT_EINVAL (NULL callback, negative fd, bad events); the
  *   system's reason when epoll refuses the fd: PACT_EPERM (a regular file or
  *   directory), PACT_EBADF (not open); PACT_ENOMEM; PACT_ETHREAD. */
