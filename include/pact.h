@@ -1,4 +1,14 @@
-/* pact: a Node-style event loop on libevent. Include this for everything. */
+/** @file
+ * pact: a Node-style event loop on libevent. Include this for everything. */
+
+/** @mainpage pact reference
+ * pact is a Node-style event loop for C11 on libevent, with error-first
+ * callbacks, promises, await (stackful tasks and stackless async functions),
+ * an offload pool, file operations and message-passing workers. This
+ * reference is generated from the public headers, one page per header (see
+ * Files): each function says its errors, who owns what, and what
+ * cancellation (abort tokens, pact_loop_close_all) does. The guide is doc/ in
+ * the source tree (doc/README.md). */
 #ifndef PACT_H
 #define PACT_H
 

@@ -1,4 +1,5 @@
-/* Stackless async functions: coloured, as in JavaScript, C# and Rust.
+/** @file
+ * Stackless async functions: coloured, as in JavaScript, C# and Rust.
  *
  * An async function is a body over a heap frame. Calling it runs the body
  * until its first await and returns the promise of its result; each await
@@ -56,7 +57,13 @@
  * Every await suspends, even on a settled promise, and resumes as a
  * microtask, as JavaScript's. Frames and tasks interoperate through their
  * promises: a task may PACT_AWAIT an async function's promise and an async
- * function may await a task's. */
+ * function may await a task's.
+ *
+ * Cancellation: once pact_loop_close_all has run, every later await of a
+ * function started before it fails at once with PACT_ECANCELED; the await
+ * it is in ends only if its promise breaks (pact_delay's does). A function
+ * that ends so with PACT_ECANCELED is not an unhandled rejection. To cancel
+ * one function, pass an abort token to what it awaits. */
 #ifndef PACT_ASYNC_H
 #define PACT_ASYNC_H
 
@@ -72,6 +79,7 @@
 extern "C" {
 #endif
 
+/** The header of an async function's frame (see struct pact_async). */
 typedef struct pact_async pact_async;
 
 /** An async function's body; see the file comment for what it returns. */
@@ -80,12 +88,12 @@ typedef pact_error *(*pact_async_fn)(pact_async *a, pact_value *result);
 /** The frame header, first in every frame (PACT_ASYNC_FRAME). Its fields
  *  belong to the macros and the library. */
 struct pact_async {
-    pact_async_fn body;
-    pact_promise *promise; /* the result, a reference until the body ends */
-    pact_promise *settled; /* the awaited promise after a resume (a ref) */
-    int resume;            /* the __LINE__ of the await to resume; 0: start */
-    int flags;
-    uint32_t epoch; /* the loop's pact_loop_close_all count at the start */
+    pact_async_fn body;    /**< the function's body */
+    pact_promise *promise; /**< the result, a reference until the body ends */
+    pact_promise *settled; /**< the awaited promise after a resume (a ref) */
+    int resume;            /**< the __LINE__ of the await to resume; 0: start */
+    int flags;             /**< the library's state bits */
+    uint32_t epoch; /**< the loop's pact_loop_close_all count at the start */
 };
 
 /** Declares the header as the first member of a frame struct. */
@@ -94,18 +102,23 @@ struct pact_async {
 /**
  * A zeroed frame of @p size bytes (at least sizeof(pact_async)) with its
  * header set up for @p body. Fill in the arguments, then pact_async_start
- * it (or pact_async_drop it). @return NULL for misuse or out of memory.
+ * it (or pact_async_drop it). Loop-thread only.
+ * @return the frame, owned by the caller until started; NULL for misuse (a
+ *   NULL loop or body, too small a size, off the loop thread: the reason
+ *   is printed with PACT_DEBUG=1) or out of memory.
  */
 PACT_API void *pact_async_new(pact_loop *loop, size_t size, pact_async_fn body);
 /**
  * Run the body until it first awaits or returns. @p frame is stolen: it is
  * freed when the body returns. @return a new reference to the promise of the
- * function's result.
+ * function's result (pact_promise_unref), or NULL for misuse (a NULL frame,
+ * one not from pact_async_new or started already, off the loop thread).
  */
 PACT_API pact_promise *pact_async_start(void *frame);
-/** Free a frame that was never started. */
+/** Free a frame that was never started (NULL-safe; a started frame frees
+ * itself, and is left alone with a message on stderr). */
 PACT_API void pact_async_drop(void *frame);
-/** @return the frame's loop. */
+/** @return the frame's loop (borrowed), or NULL for a NULL frame. */
 PACT_API pact_loop *pact_async_loop(const pact_async *a);
 
 /* The macros' calls. */

@@ -1,4 +1,5 @@
-/* Shared by every public header: the export marker and the core types that
+/** @file
+ * Shared by every public header: the export marker and the core types that
  * more than one layer names. */
 #ifndef PACT_COMMON_H
 #define PACT_COMMON_H
@@ -7,6 +8,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/** @def PACT_API
+ * Marks a declaration as part of the exported API (default visibility; the
+ * library builds with everything else hidden). Not for users' own code. */
 #if defined(_WIN32)
 #define PACT_API
 #elif defined(__GNUC__) && __GNUC__ >= 4
@@ -15,7 +19,8 @@
 #define PACT_API
 #endif
 
-/* On functions whose result must be used: ignoring it leaks (an error
+/** @def PACT_NODISCARD
+ * On functions whose result must be used: ignoring it leaks (an error
  * reference, say). */
 #if defined(__GNUC__)
 #define PACT_NODISCARD __attribute__((warn_unused_result))
@@ -41,7 +46,7 @@ typedef struct pact_abort pact_abort;
  * behaviour. The zero handle never names anything.
  */
 typedef struct pact_handle {
-    uint64_t id;
+    uint64_t id; /**< opaque; 0 in the zero handle */
 } pact_handle;
 
 /** Error-first completion: @p err is NULL on success, borrowed for the call. */

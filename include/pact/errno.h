@@ -1,4 +1,5 @@
-/* Error codes: negative errno values, plus pact's own codes below -4000.
+/** @file
+ * Error codes: negative errno values, plus pact's own codes below -4000.
  * One table (PACT_ERRNO_MAP) yields the constants, pact_strerror and
  * pact_err_name, so they cannot drift apart. */
 #ifndef PACT_ERRNO_H
@@ -8,7 +9,8 @@
 
 #include "pact/common.h"
 
-/* X(name, value, message) */
+/** The table of codes, one X(name, value, message) row each: define X and
+ * expand it to list them. The value is -errno, or pact's own code. */
 #define PACT_ERRNO_MAP(X)                                                      \
     X(EPERM, -EPERM, "operation not permitted")                                \
     X(ENOENT, -ENOENT, "no such file, directory or handle")                    \
@@ -61,6 +63,9 @@
     X(EOF, -4095, "end of file")                                               \
     X(EUNKNOWN, -4094, "unknown error")
 
+/** The codes, PACT_ plus each row's name: PACT_EINVAL, PACT_ECANCELED,
+ * PACT_ETHREAD... (the table above; doc/errors.md says what each means).
+ * Functions return 0 or one of them; error objects carry one. */
 enum pact_errno {
 #define PACT_ERRNO_ENUM_(name, value, msg) PACT_##name = (value),
     PACT_ERRNO_MAP(PACT_ERRNO_ENUM_)
@@ -76,7 +81,8 @@ extern "C" {
  *   code).
  */
 PACT_API const char *pact_strerror(int code);
-/** @return the static name of @p code without the prefix, e.g. "EINVAL". */
+/** @return the static name of @p code without the prefix, e.g. "EINVAL"
+ *   ("EUNKNOWN" if not a pact code). */
 PACT_API const char *pact_err_name(int code);
 
 #ifdef __cplusplus

@@ -1,6 +1,8 @@
-/* Error objects: what asynchronous operations pass first to callbacks.
+/** @file
+ * Error objects: what asynchronous operations pass first to callbacks.
  * Reference-counted (atomically: errors may cross threads with pool results);
- * immutable once made. */
+ * immutable once made. A callback's error is borrowed for the call: take a
+ * reference (pact_error_ref) to keep it. */
 #ifndef PACT_ERROR_H
 #define PACT_ERROR_H
 
@@ -59,8 +61,10 @@ PACT_API pact_error *pact_error_new_at(const char *file, int line,
 /**
  * Make a PACT_EAGGREGATE error (JavaScript's AggregateError) holding @p n
  * errors, in order. Prefer PACT_ERROR_AGGREGATE, which fills in file:line.
+ * @param file, line  as pact_error_new_at.
  * @param errs  borrowed: the new error takes a reference to each (NULL
  *   entries are kept as NULL).
+ * @param n     how many errors @p errs holds.
  * @param fmt   as pact_error_new_at.
  * @return a new reference, or NULL only when out of memory.
  */
@@ -93,8 +97,10 @@ PACT_API int pact_error_code(const pact_error *err);
 PACT_API const char *pact_error_message(const pact_error *err);
 /** @return the cause, borrowed, or NULL. */
 PACT_API pact_error *pact_error_cause(const pact_error *err);
-/** @return the file where the error was made (may be NULL), and its line. */
+/** @return the file where the error was made (a static string; may be
+ * NULL). */
 PACT_API const char *pact_error_file(const pact_error *err);
+/** @return the line where the error was made (0 for NULL). */
 PACT_API int pact_error_line(const pact_error *err);
 
 /**

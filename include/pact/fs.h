@@ -1,4 +1,5 @@
-/* Layer 5: file operations (Node's fs), run on the offload pool's blocking
+/** @file
+ * Layer 5: file operations (Node's fs), run on the offload pool's blocking
  * lane so that the loop thread never waits on a disk. Each operation is a
  * callback primitive, pact_fs_x(loop, args..., opts, cb, ud) with an
  * error-first cb, and its promise twin pact_fs_x_p(loop, args..., opts)
@@ -13,9 +14,12 @@
  * negative errno (PACT_ENOENT, PACT_EACCES, PACT_EISDIR, ...) and whose
  * message names the call and the path as Node's do ("no such file or
  * directory, open '/etc/nope'"; pact_error_print prefixes the code's name).
- * A submission that fails (misuse, PACT_EAGAIN from a full lane,
- * PACT_ENOMEM) returns the code and never calls the callback; the promise
- * twin rejects with it.
+ * A submission that fails (misuse: PACT_EINVAL, PACT_ETHREAD off the loop's
+ * thread; PACT_EAGAIN from a full lane; PACT_ENOMEM) returns the code and
+ * never calls the callback; the promise twin rejects with it. Otherwise the
+ * callback runs exactly once, on the loop's thread, never inside the call.
+ * A promise twin returns a new reference (pact_promise_unref), NULL only
+ * when no promise can be made (off the loop's thread, out of memory).
  *
  * Cancellation: opts->abort removes an operation that has not started (the
  * callback gets PACT_ECANCELED, caused by the abort reason). Nothing
@@ -65,7 +69,7 @@ PACT_API const char *pact_fs_type_name(pact_file_type type);
 
 /** A file's status (fs.Stats). Times are nanoseconds since the epoch. */
 typedef struct pact_stat {
-    pact_file_type type;
+    pact_file_type type; /**< regular file, directory, symlink (lstat)... */
     uint32_t mode;  /**< permission bits and set-id/sticky (st_mode & 07777) */
     uint64_t size;  /**< bytes */
     uint64_t dev;   /**< device of the file system */
@@ -301,10 +305,10 @@ PACT_API pact_promise *pact_fs_open_p(pact_loop *loop, const char *path,
  * than asked are not an error; 0 is the end of the file. Any other negative
  * @p pos is PACT_EINVAL (nothing is read), as is @p pos + @p len past
  * INT64_MAX.
- * @param buf  borrowed: valid until the callback has run (the promise has
- *   settled; after pact_loop_close_all, until pact_loop_free has returned).
- *   Concurrent reads at the current position are unordered: wait for one
- *   before the next, as in Node.
+ * The buffer @p buf is borrowed: it must stay valid until the callback has
+ * run (the promise has settled; after pact_loop_close_all, until
+ * pact_loop_free has returned). Concurrent reads at the current position
+ * are unordered: wait for one before the next, as in Node.
  */
 PACT_API int pact_fs_read(pact_loop *loop, int fd, void *buf, size_t len,
                           int64_t pos, const pact_fs_opts *opts,

@@ -1,4 +1,5 @@
-/* Layer 1: pending operations of the program's own. Every asynchronous
+/** @file
+ * Layer 1: pending operations of the program's own. Every asynchronous
  * operation of pact (timers, offloads, fs requests, port receives...) is a
  * pending-operation record registered with its loop; an operation the
  * program writes itself on pact's primitives, or on its own events or
@@ -62,6 +63,9 @@ typedef struct pact_op_opts {
  * Register a pending operation of @p type whose state is @p ud (passed to
  * the type's functions). Call it when the operation starts, before anything
  * can complete it.
+ * @param loop the loop whose thread runs the operation's callbacks.
+ * @param type its functions (static storage).
+ * @param ud the operation's state, the caller's (see pact_op_type).
  * @param opts may be NULL (no token, not referenced).
  * @param out receives the operation.
  * @return 0; PACT_EINVAL (NULL @p type, `cancel` or `cancelled`, or @p out);
@@ -73,6 +77,7 @@ PACT_NODISCARD PACT_API int pact_op_start(pact_loop *loop,
                                           pact_op **out);
 /**
  * The operation completed: call this before calling its callback.
+ * @param op the operation.
  * @param err receives NULL, or, when it was cancelled while part of it still
  *   ran (`cancel` returned false), the cancellation: a reference to pass to
  *   the callback instead of the result, then unref.

@@ -1,4 +1,5 @@
-/* Layer 5: the offload pool (uv_queue_work, tokio's spawn_blocking,
+/** @file
+ * Layer 5: the offload pool (uv_queue_work, tokio's spawn_blocking,
  * asyncio's run_in_executor). A job function runs on a pool thread; its
  * result comes back to the loop's thread as an error-first callback, or as a
  * promise (pact_offload_p) that a task can PACT_AWAIT.
@@ -110,7 +111,15 @@ typedef struct pact_offload_opts {
  * PACT_POOL_QUEUE says otherwise). Past it the submission fails with
  * PACT_EAGAIN and nothing is queued: submit again after a callback.
  *
+ * Cancellation: by opts->abort (see pact_offload_opts), or by
+ * pact_loop_close_all, which cancels every job of the loop the same way:
+ * the callback gets PACT_ECANCELED once, never inside the cancelling call
+ * (for a job that runs, when its function returns).
+ *
+ * @param loop  the loop whose thread submits and gets the callback.
+ * @param fn, arg  the job function and its argument (borrowed, see above).
  * @param opts  lane and abort token; NULL for the CPU lane without one.
+ * @param cb, ud  the completion and its data (the caller's).
  * @return 0; PACT_EAGAIN (the lane's limit is reached); PACT_EINVAL (NULL
  *   loop, fn or cb; a lane that does not exist); PACT_ENOMEM; PACT_ETHREAD
  *   (not the loop's thread, which includes a pool thread); PACT_EMFILE or
@@ -145,6 +154,7 @@ PACT_API bool pact_job_cancelled(const pact_job *job);
  * Set the most jobs @p loop may have in flight in @p lane (see
  * pact_offload). Lowering it below what is in flight refuses new jobs until
  * enough have completed.
+ * @param loop, lane  the loop and lane it applies to.
  * @param max  at least 1.
  * @return 0, PACT_EINVAL, PACT_ETHREAD, PACT_ENOMEM.
  */
@@ -171,6 +181,7 @@ PACT_API int pact_offload_set_shutdown_ms(pact_loop *loop, uint64_t ms);
  * raising the size takes effect with the next job, lowering it below the
  * threads already started once they stop (when the last loop using the pool
  * is freed).
+ * @param lane  the lane to size.
  * @param n  at most 1024.
  * @return 0 or PACT_EINVAL. Any thread.
  */

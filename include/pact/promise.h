@@ -1,4 +1,5 @@
-/* Promises (Promises/A+ 1.1, with Node v20's microtask timing), their
+/** @file
+ * Promises (Promises/A+ 1.1, with Node v20's microtask timing), their
  * combinators, unhandled-rejection reporting, and the adapter between
  * error-first callbacks and promises.
  *
@@ -34,18 +35,20 @@ extern "C" {
 
 /** A promise's state. */
 typedef enum pact_state {
-    PACT_PENDING = 0,
-    PACT_FULFILLED,
-    PACT_REJECTED,
+    PACT_PENDING = 0, /**< not settled yet (or adopting another promise) */
+    PACT_FULFILLED,   /**< settled with a value (pact_promise_value) */
+    PACT_REJECTED,    /**< settled with an error (pact_promise_error) */
 } pact_state;
 
 /* ---- producers ----------------------------------------------------------- */
 
 /**
  * Make a pending promise and its resolver (a deferred).
+ * @param loop the loop whose microtasks run its reactions.
  * @param out  receives a new reference to the promise (may be NULL if the
  *   caller only needs the resolver: then only the deferred holds it).
- * @return a new reference to the deferred, or NULL (misuse, no memory).
+ * @return a new reference to the deferred (pact_deferred_unref), or NULL
+ *   (misuse, no memory).
  */
 PACT_API pact_deferred *pact_deferred_new(pact_loop *loop, pact_promise **out);
 /**
@@ -61,7 +64,7 @@ PACT_API int pact_deferred_reject(pact_deferred *d, pact_error *err);
 /** @return whether this deferred has resolved its promise (the promise may
  * still be pending while it adopts another). */
 PACT_API bool pact_deferred_done(const pact_deferred *d);
-/** Take a reference. @return @p d. */
+/** Take a reference. @return @p d (NULL-safe). */
 PACT_API pact_deferred *pact_deferred_ref(pact_deferred *d);
 /**
  * Drop a reference. Dropping the last one of an unresolved deferred rejects
@@ -71,9 +74,10 @@ PACT_API pact_deferred *pact_deferred_ref(pact_deferred *d);
 PACT_API void pact_deferred_unref(pact_deferred *d);
 
 /** Promise.resolve(@p v): a promise resolved with @p v (stolen). A
- * PACT_PROMISE value is returned as is. */
+ * PACT_PROMISE value is returned as is. @return a new reference. */
 PACT_API pact_promise *pact_resolved(pact_loop *loop, pact_value v);
-/** Promise.reject(@p err): a rejected promise. Steals @p err. */
+/** Promise.reject(@p err): a rejected promise. Steals @p err.
+ * @return a new reference. */
 PACT_API pact_promise *pact_rejected(pact_loop *loop, pact_error *err);
 
 /* ---- consumers ----------------------------------------------------------- */
@@ -100,15 +104,18 @@ typedef void (*pact_value_cb)(pact_error *err, const pact_value *v, void *ud);
  */
 PACT_API pact_promise *pact_then(pact_promise *p, pact_on_fulfilled ok,
                                  pact_on_rejected fail, void *ud);
-/** p.catch(@p fail). */
+/** p.catch(@p fail): pact_then(p, NULL, fail, ud). @return a new
+ * reference. */
 PACT_API pact_promise *pact_catch(pact_promise *p, pact_on_rejected fail,
                                   void *ud);
 /** p.finally(@p fn): runs @p fn on either outcome, then passes the outcome
  * through (after the promise @p fn returns, if any, settles); an error from
- * @p fn or its promise replaces it. Same microtask turns as Node. */
+ * @p fn or its promise replaces it. Same microtask turns as Node.
+ * @return a new reference. */
 PACT_API pact_promise *pact_finally(pact_promise *p, pact_on_finally fn,
                                     void *ud);
-/** then with one error-first handler for both outcomes. */
+/** then with one error-first handler for both outcomes. @return a new
+ * reference. */
 PACT_API pact_promise *pact_then_cb(pact_promise *p, pact_on_settled fn,
                                     void *ud);
 /**
@@ -120,7 +127,7 @@ PACT_API int pact_promise_callback(pact_promise *p, pact_value_cb cb, void *ud);
 
 /* ---- inspection and references ------------------------------------------ */
 
-/** Take a reference. @return @p p. */
+/** Take a reference. @return @p p (NULL-safe). */
 PACT_API pact_promise *pact_promise_ref(pact_promise *p);
 /** Drop a reference (see the top of this file for when it is freed). */
 PACT_API void pact_promise_unref(pact_promise *p);
@@ -131,32 +138,38 @@ PACT_API pact_state pact_promise_state(const pact_promise *p);
 PACT_API const pact_value *pact_promise_value(const pact_promise *p);
 /** @return the error (borrowed) if rejected, else NULL. */
 PACT_API pact_error *pact_promise_error(const pact_promise *p);
-/** @return the promise's loop. */
+/** @return the promise's loop (borrowed). */
 PACT_API pact_loop *pact_promise_loop(const pact_promise *p);
 
 /* ---- combinators --------------------------------------------------------- */
 /* Each takes @p n promises (borrowed; n may be 0; @p ps may be NULL when n
- * is 0) and attaches its reactions in array order, as Node does. */
+ * is 0) and attaches its reactions in array order, as Node does. Each
+ * returns a new reference, NULL for misuse or out of memory. */
 
 /** Promise.all: fulfils with a list of the inputs (all fulfilled, in input
- * order) or rejects with the first error. */
+ * order) or rejects with the first error. The inputs are borrowed; @return
+ * a new reference. */
 PACT_API pact_promise *pact_all(pact_loop *loop, pact_promise *const *ps,
                                 size_t n);
-/** Promise.allSettled: fulfils with a list of the inputs once all settled. */
+/** Promise.allSettled: fulfils with a list of the inputs once all settled.
+ * @return a new reference. */
 PACT_API pact_promise *pact_all_settled(pact_loop *loop,
                                         pact_promise *const *ps, size_t n);
-/** Promise.race: settles as the first input to settle (never, for 0). */
+/** Promise.race: settles as the first input to settle (never, for 0).
+ * @return a new reference. */
 PACT_API pact_promise *pact_race(pact_loop *loop, pact_promise *const *ps,
                                  size_t n);
 /** Promise.any: fulfils with the first value, or rejects with a
  * PACT_EAGGREGATE error holding every reason in input order (see
- * pact_error_count). */
+ * pact_error_count). @return a new reference. */
 PACT_API pact_promise *pact_any(pact_loop *loop, pact_promise *const *ps,
                                 size_t n);
-/** Settles as @p p, or rejects with PACT_ETIMEDOUT after @p ms. */
+/** Settles as @p p (borrowed), or rejects with PACT_ETIMEDOUT after @p ms.
+ * @return a new reference. */
 PACT_API pact_promise *pact_promise_timeout(pact_promise *p, uint64_t ms);
 /** Settles as @p p, or rejects with @p abort's reason once it is aborted
- * (at once if it already is). @p abort is borrowed. */
+ * (at once if it already is). @p p and @p abort are borrowed; @p p itself
+ * goes on (what produces it is not cancelled). @return a new reference. */
 PACT_API pact_promise *pact_promise_abortable(pact_promise *p,
                                               pact_abort *abort);
 
@@ -189,14 +202,14 @@ PACT_API void pact_deferred_value_cb(pact_error *err, const pact_value *v,
  * nothing after @p ms (clamped as pact_timeout's: below 1 is 1), or rejects
  * with PACT_ECANCELED (its cause: the reason) when @p abort (may be NULL,
  * borrowed) is aborted first. If pact_loop_close_all drops its timer, it
- * rejects with PACT_ECANCELED. */
+ * rejects with PACT_ECANCELED. @return a new reference. */
 PACT_API pact_promise *pact_delay(pact_loop *loop, int64_t ms,
                                   pact_abort *abort);
 /** setImmediate's promise twin: fulfils with nothing in the next check
  * phase, or rejects with PACT_ECANCELED (its cause: the reason) once @p abort
  * (may be NULL, borrowed) is aborted first; the immediate itself still runs
  * (and keeps the loop alive until then). Dropped by pact_loop_close_all, it
- * rejects with PACT_ECANCELED. */
+ * rejects with PACT_ECANCELED. @return a new reference. */
 PACT_API pact_promise *pact_immediate_p(pact_loop *loop, pact_abort *abort);
 
 /* ---- unhandled rejections ------------------------------------------------ */
@@ -231,9 +244,11 @@ typedef enum pact_rejection_event {
 typedef bool (*pact_rejection_hook)(pact_loop *loop, pact_rejection_event ev,
                                     pact_promise *p, void *ud);
 /** Set the mode (also read from the environment variable
- * PACT_UNHANDLED_REJECTIONS=throw|warn|none when the loop is made). */
+ * PACT_UNHANDLED_REJECTIONS=throw|warn|none when the loop is made).
+ * @return 0, PACT_EINVAL (no such mode) or PACT_ETHREAD. */
 PACT_API int pact_loop_set_unhandled(pact_loop *loop, pact_unhandled_mode mode);
-/** Install (or with NULL remove) the rejection hook. */
+/** Install (or with NULL remove) the rejection hook; @p ud is passed to it
+ * and stays the caller's. @return 0, PACT_EINVAL or PACT_ETHREAD. */
 PACT_API int pact_loop_on_rejection(pact_loop *loop, pact_rejection_hook hook,
                                     void *ud);
 

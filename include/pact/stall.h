@@ -1,4 +1,5 @@
-/* Layer 1: the loop-stall detector. "The code looks non-blocking but runs
+/** @file
+ * Layer 1: the loop-stall detector. "The code looks non-blocking but runs
  * blocking": a watchdog thread notices when the loop thread has been inside
  * one step -- a callback, a tick, a microtask, a promise reaction, a task
  * step or an async function step -- for longer than a threshold, and says
@@ -25,7 +26,7 @@ extern "C" {
 
 /** What kind of step the loop thread is in. */
 typedef enum pact_step_kind {
-    PACT_STEP_NONE = 0,
+    PACT_STEP_NONE = 0,  /**< no particular kind ("step") */
     PACT_STEP_TIMER,     /**< a timer's callback (timers phase) */
     PACT_STEP_IMMEDIATE, /**< an immediate's callback (check phase) */
     PACT_STEP_POLL,      /**< an fd poller's callback (I/O phase) */
@@ -120,7 +121,8 @@ typedef struct pact_stall_opts {
  */
 PACT_API int pact_loop_watch_stalls_opts(pact_loop *loop,
                                          const pact_stall_opts *opts);
-/** pact_loop_watch_stalls_opts without the stack. */
+/** pact_loop_watch_stalls_opts without the stack. @return as
+ * pact_loop_watch_stalls_opts. */
 PACT_API int pact_loop_watch_stalls(pact_loop *loop, uint64_t threshold_ms,
                                     pact_stall_hook hook, void *ud);
 /** @return the threshold the loop is watched with, 0 when it is not (or

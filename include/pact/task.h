@@ -1,4 +1,5 @@
-/* Stackful tasks: colourless await, as goroutines.
+/** @file
+ * Stackful tasks: colourless await, as goroutines.
  *
  * A task runs a function on a stack of its own. Inside it, PACT_AWAIT and
  * its forms suspend the task until a promise settles; any function the task
@@ -61,6 +62,16 @@ typedef struct pact_task_opts {
  * or when out of memory. When no stack can be had (mmap failed: memory, or
  * vm.max_map_count), the promise comes back already rejected with
  * PACT_ENOMEM and @p fn never runs.
+ *
+ * Cancellation: after pact_loop_close_all the task's suspended await and
+ * every later one give PACT_ECANCELED, so its code unwinds; its promise
+ * rejecting with PACT_ECANCELED then is not an unhandled rejection.
+ * pact_loop_free returns PACT_EBUSY while a task has not finished. To cancel
+ * one task, pass an abort token to what it awaits.
+ * @param loop  the loop whose thread runs the task.
+ * @param fn, arg  the body and its argument (borrowed, the caller's).
+ * @param opts  NULL for the defaults; read during the call only.
+ * @param file, line  the spawn site for reports (static strings).
  */
 PACT_API pact_promise *pact_task_spawn_at(pact_loop *loop, pact_task_fn fn,
                                           void *arg, const pact_task_opts *opts,
@@ -98,7 +109,14 @@ pact_await_at(pact_promise *p, pact_value *out, const char *file, int line);
 PACT_API pact_value pact_await_value_at(pact_promise *p, const char *file,
                                         int line);
 
+/** In a task, await @p p (stolen): the value, the caller's own. A rejection
+ *  "throws": the task unwinds at once to its body's caller, whose promise
+ *  rejects with the error (frames between leak what they own: use the ERR
+ *  or TRY forms there). Outside a task: a PACT_ERROR value (PACT_ENOTASK). */
 #define PACT_AWAIT(p) pact_await_value_at((p), __FILE__, __LINE__)
+/** In a task, await @p p (stolen): NULL and the value in *@p out (may be
+ *  NULL to drop it), or the rejection (a new reference, to handle or drop):
+ *  PACT_ECANCELED after pact_loop_close_all, PACT_ENOTASK outside a task. */
 #define PACT_AWAIT_ERR(p, out) pact_await_at((p), (out), __FILE__, __LINE__)
 /** A statement: on rejection, return the error from the enclosing function
  *  (which must return pact_error *), as Rust's `?`. */
@@ -114,13 +132,16 @@ PACT_API pact_value pact_await_value_at(pact_promise *p, const char *file,
  * Wait for the first of @p n promises to settle (Go's select over receives,
  * Promise.race with the winner's index). The promises are borrowed: the
  * others stay yours, still pending or settled, to await again or drop.
+ * @param ps, n  the promises (borrowed), at least one.
  * @param index  receives the winner's position (may be NULL).
  * @param out    as pact_await_at.
+ * @param file, line  the caller's, for reports (the macro passes them).
  * @return as pact_await_at; PACT_EINVAL when @p n is 0.
  */
 PACT_NODISCARD PACT_API pact_error *
 pact_await_any_at(pact_promise *const *ps, size_t n, size_t *index,
                   pact_value *out, const char *file, int line);
+/** pact_await_any_at with the caller's file:line. */
 #define pact_await_any(ps, n, index, out)                                      \
     pact_await_any_at((ps), (n), (index), (out), __FILE__, __LINE__)
 
@@ -128,11 +149,13 @@ pact_await_any_at(pact_promise *const *ps, size_t n, size_t *index,
  *  PACT_ENOTASK / PACT_ECANCELED (a new reference). */
 PACT_NODISCARD PACT_API pact_error *pact_sleep_at(int64_t ms, const char *file,
                                                   int line);
+/** pact_sleep_at with the caller's file:line. */
 #define pact_sleep(ms) pact_sleep_at((ms), __FILE__, __LINE__)
 /** Let the loop run a turn (timers, I/O, immediates) before going on: the
  *  task resumes in the next check phase, as `await setImmediate()`.
  *  @return as pact_sleep. */
 PACT_NODISCARD PACT_API pact_error *pact_yield_at(const char *file, int line);
+/** pact_yield_at with the caller's file:line. */
 #define pact_yield() pact_yield_at(__FILE__, __LINE__)
 
 /* ---- introspection and settings ------------------------------------------ */
@@ -140,12 +163,14 @@ PACT_NODISCARD PACT_API pact_error *pact_yield_at(const char *file, int line);
 /** @return the task running now on this thread, or NULL on a loop's own
  *  stack. */
 PACT_API pact_task *pact_task_current(void);
-/** @return the task's loop. */
+/** @return the task's loop (borrowed; NULL for NULL). */
 PACT_API pact_loop *pact_task_loop(const pact_task *t);
 /** @return its name: the option, else "file:line" of the spawn. */
 PACT_API const char *pact_task_name(const pact_task *t);
-/** @return where it was spawned (static strings from __FILE__). */
+/** @return the file where it was spawned (a static string from __FILE__;
+ *  NULL for NULL). */
 PACT_API const char *pact_task_file(const pact_task *t);
+/** @return the line where it was spawned (0 for NULL). */
 PACT_API int pact_task_line(const pact_task *t);
 /** @return its usable stack size in bytes. */
 PACT_API size_t pact_task_stack_size(const pact_task *t);
@@ -153,15 +178,18 @@ PACT_API size_t pact_task_stack_size(const pact_task *t);
 PACT_API size_t pact_loop_tasks(pact_loop *loop);
 
 /** The stack size of tasks spawned from now on without their own (bytes,
- *  rounded up to pages; at least 16 KiB). @return 0 or PACT_EINVAL. */
+ *  rounded up to pages; at least 16 KiB). @return 0, PACT_EINVAL (NULL loop,
+ *  0 bytes), PACT_ETHREAD or PACT_ENOMEM. */
 PACT_API int pact_loop_set_stack_size(pact_loop *loop, size_t bytes);
 /** How many finished tasks' stacks the loop keeps for reuse (default 64);
- *  the rest are unmapped. @return 0. */
+ *  the rest are unmapped. @return 0, PACT_EINVAL, PACT_ETHREAD or
+ *  PACT_ENOMEM. */
 PACT_API int pact_loop_set_stack_pool(pact_loop *loop, size_t stacks);
 /** Guard pages (the default) or not. Without them a stack is one mapping
  *  (no vm.max_map_count ceiling on live tasks), and an overflow is found
  *  only at the task's next switch, by a canary, and aborts the process.
- *  Applies to stacks mapped from now on. @return 0. */
+ *  Applies to stacks mapped from now on. @return 0, PACT_EINVAL,
+ *  PACT_ETHREAD or PACT_ENOMEM. */
 PACT_API int pact_loop_set_stack_guard(pact_loop *loop, bool guard);
 
 #ifdef __cplusplus

@@ -1,4 +1,5 @@
-/* The value a fulfilled promise owns, and the resolutions a handler hands
+/** @file
+ * The value a fulfilled promise owns, and the resolutions a handler hands
  * back. A pact_value is a small tagged union passed by value; who owns what
  * it points to is written beside each constructor. */
 #ifndef PACT_VALUE_H
@@ -35,7 +36,10 @@ typedef struct pact_list pact_list;
  * obj once @c then has been called or the value is discarded.
  */
 typedef struct pact_thenable_vt {
+    /** Report @p obj's outcome to @p resolver (see above); 0 or a negative
+     *  code. */
     int (*then)(void *obj, pact_deferred *resolver);
+    /** Drop pact's hold on @p obj; may be NULL. */
     void (*release)(void *obj);
 } pact_thenable_vt;
 
@@ -58,27 +62,31 @@ typedef enum pact_kind {
 
 /** A value or a resolution. Read the field that matches @c kind. */
 typedef struct pact_value {
-    pact_kind kind;
+    pact_kind kind; /**< which member of @c u holds the value */
+    /** The value: the member @c kind names. */
     union {
-        int64_t i;
-        double d;
-        void *ptr;
+        int64_t i; /**< PACT_INT */
+        double d;  /**< PACT_DOUBLE */
+        void *ptr; /**< PACT_PTR (borrowed) */
+        /** PACT_OWNED */
         struct {
-            void *ptr;
-            void (*free)(void *ptr);
+            void *ptr;               /**< the owned object */
+            void (*free)(void *ptr); /**< frees it; may be NULL */
         } owned;
-        struct json_t *json;
+        struct json_t *json; /**< PACT_JSON (one reference) */
+        /** PACT_BYTES */
         struct {
-            void *data;
-            size_t len;
+            void *data; /**< malloc'd, freed with free() */
+            size_t len; /**< bytes, not counting a trailing NUL */
         } bytes;
-        pact_list *list;
-        pact_promise *promise;
+        pact_list *list;       /**< PACT_LIST (one reference) */
+        pact_promise *promise; /**< PACT_PROMISE (one reference) */
+        /** PACT_THENABLE */
         struct {
-            void *obj;
-            const pact_thenable_vt *vt;
+            void *obj;                  /**< the foreign future */
+            const pact_thenable_vt *vt; /**< its functions */
         } thenable;
-        pact_error *error;
+        pact_error *error; /**< PACT_ERROR (one reference) */
     } u;
 } pact_value;
 
@@ -92,12 +100,14 @@ static inline pact_value pact_nothing(void)
     pact_value v = {PACT_NOTHING, {0}};
     return v;
 }
+/** An integer. */
 static inline pact_value pact_int(int64_t i)
 {
     pact_value v = {PACT_INT, {0}};
     v.u.i = i;
     return v;
 }
+/** A double. */
 static inline pact_value pact_double(double d)
 {
     pact_value v = {PACT_DOUBLE, {0}};

@@ -1,16 +1,21 @@
-/* The version of the headers, and of the library actually linked. */
+/** @file
+ * The version of the headers, and of the library actually linked. */
 #ifndef PACT_VERSION_H
 #define PACT_VERSION_H
 
 #include "pact/common.h"
 
+/** The major version of these headers. */
 #define PACT_VERSION_MAJOR 0
+/** The minor version of these headers. */
 #define PACT_VERSION_MINOR 1
+/** The patch level of these headers. */
 #define PACT_VERSION_PATCH 0
 /** 0xMMmmpp: compare with >= to require a version at compile time. */
 #define PACT_VERSION_HEX                                                       \
     ((PACT_VERSION_MAJOR << 16) | (PACT_VERSION_MINOR << 8) |                  \
      PACT_VERSION_PATCH)
+/** "MAJOR.MINOR.PATCH" of these headers. */
 #define PACT_VERSION_STRING "0.1.0"
 
 #ifdef __cplusplus

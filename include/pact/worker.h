@@ -1,4 +1,5 @@
-/* Message-passing workers (Node's worker_threads): a worker is a thread
+/** @file
+ * Message-passing workers (Node's worker_threads): a worker is a thread
  * running a pact loop of its own, started with an entry function. The
  * parent and the worker each hold one end of a channel, a port, and share
  * nothing else: a message is moved from one thread to the other, never
@@ -77,6 +78,8 @@ typedef struct pact_port pact_port;
  * before that loop runs. Set up what the worker does (a message listener,
  * timers, tasks) and return; the worker then runs its loop until nothing
  * keeps it alive, pact_worker_exit, or termination.
+ * @param loop  the worker's loop (borrowed; pact frees it when the worker
+ *   ends).
  * @param port  the worker's end of the channel (borrowed; valid until the
  *   worker ends).
  * @param arg   as given to pact_worker_new, passed as is: sharing what it
@@ -155,6 +158,10 @@ typedef struct pact_worker_opts {
  * alive, unless unreferenced (pact_worker_unref). Seeds jansson's hash
  * (json_object_seed(0)) before the first worker starts, so that objects are
  * made alike on every thread.
+ * @param loop  the parent loop, whose thread calls this.
+ * @param entry, arg  the worker's entry and its argument (see
+ *   pact_worker_fn; @p arg stays the caller's).
+ * @param opts  NULL for the defaults; read during the call only.
  * @param out  receives the worker (free with pact_worker_free).
  * @return 0, PACT_EINVAL (NULL loop, entry or out, or a stack size the
  *   system refuses), PACT_ETHREAD, PACT_ENOMEM, PACT_EMFILE or PACT_ENFILE
@@ -195,7 +202,9 @@ PACT_API int pact_worker_terminate(pact_worker *w);
  * Cancellation gives @p cb PACT_ECANCELED and code 0: by @p opts' abort
  * token (on the next tick), pact_worker_free (on the next tick) or
  * pact_loop_close_all (inside it).
+ * @param w  the worker (borrowed).
  * @param opts  the abort token; may be NULL.
+ * @param cb, ud  the callback and its data (the caller's).
  * @return 0, PACT_EINVAL, PACT_ETHREAD, PACT_ENOMEM (then @p cb is never
  *   called).
  */
@@ -211,7 +220,8 @@ PACT_API pact_promise *pact_worker_wait_p(pact_worker *w,
  * default), as Node's worker.ref(). @return 0, PACT_EINVAL, PACT_ETHREAD. */
 PACT_API int pact_worker_ref(pact_worker *w);
 /** Stop the worker from keeping the parent loop alive (worker.unref()); its
- * messages and end are still delivered while the loop runs. */
+ * messages and end are still delivered while the loop runs. @return as
+ * pact_worker_ref. */
 PACT_API int pact_worker_unref(pact_worker *w);
 
 /**
@@ -262,11 +272,13 @@ PACT_API bool pact_worker_terminating(const pact_port *port);
  */
 PACT_API int pact_port_post(pact_port *port, pact_value *msg);
 /** pact_port_post of pact_json(@p json): on success the reference is moved,
- * on error it is still the caller's (a NULL @p json is PACT_EINVAL). */
+ * on error it is still the caller's (a NULL @p json is PACT_EINVAL).
+ * @return as pact_port_post. */
 PACT_API int pact_port_post_json(pact_port *port, struct json_t *json);
 /** pact_port_post of pact_bytes(*@p data, @p len), a transfer: on success
  * *@p data is set to NULL and the buffer (malloc'd) belongs to the receiver,
- * which gets the same pointer; on error *@p data is unchanged. */
+ * which gets the same pointer; on error *@p data is unchanged. @return as
+ * pact_port_post. */
 PACT_API int pact_port_post_bytes(pact_port *port, void **data, size_t len);
 
 /**
@@ -290,7 +302,9 @@ PACT_API int pact_port_on_message(pact_port *port, pact_msg_cb cb, void *ud);
  * PACT_ECANCELED when the worker is terminated (on its own side), freed,
  * closed by pact_loop_close_all, or @p opts' abort token is aborted. A
  * receive that fails takes no message.
+ * @param port  this end (borrowed).
  * @param opts  the abort token; may be NULL (see pact_wait_opts).
+ * @param cb, ud  the callback and its data (the caller's).
  * @return 0, PACT_EINVAL, PACT_ETHREAD, PACT_ENOMEM (then @p cb is never
  *   called).
  */
@@ -314,13 +328,16 @@ PACT_API pact_promise *pact_port_recv_p(pact_port *port,
  * callback (post until PACT_EAGAIN, then wait again) is called only once
  * the receiver has made room again. Cancelled as pact_port_recv is
  * (PACT_ECANCELED).
+ * @param port  this end (borrowed).
  * @param opts  the abort token; may be NULL (see pact_wait_opts).
+ * @param cb, ud  the callback and its data (the caller's).
  * @return 0, PACT_EPIPE (the other end is gone already: no callback),
  *   PACT_EINVAL, PACT_ETHREAD, PACT_ENOMEM.
  */
 PACT_API int pact_port_writable(pact_port *port, const pact_wait_opts *opts,
                                 pact_cb cb, void *ud);
-/** pact_port_writable's promise twin (fulfils with nothing). */
+/** pact_port_writable's promise twin: fulfils with nothing, or rejects as
+ * the callback would fail. @return a new reference; NULL for misuse. */
 PACT_API pact_promise *pact_port_writable_p(pact_port *port,
                                             const pact_wait_opts *opts);
 
