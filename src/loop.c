@@ -163,7 +163,8 @@ int pact_loop_free(pact_loop *loop)
     }
     if (pact__promises_release(loop))
         return pact__misuse("pact_loop_free", PACT_EBUSY,
-                            "promises are still referenced: unref them first");
+                            "promises or deferreds are still referenced: "
+                            "unref them first");
     teardown(loop);
     return 0;
 }

@@ -196,7 +196,8 @@ static void destroy(pact_promise *p)
 {
     pact_loop *loop = p->loop;
     if (p->state == PACT_FULFILLED) {
-        pact_value_release(&p->u.v);
+        if (p->u.v.kind > PACT_PTR) /* plain data holds nothing */
+            pact_value_release(&p->u.v);
         node_release(loop, p);
         return;
     }
@@ -877,8 +878,8 @@ pact_deferred *pact_deferred_new(pact_loop *loop, pact_promise **out)
     return pact__deferred_new(loop, out, "pact_deferred_new");
 }
 
-/* 0, or the code (reported) for a NULL or freed deferred. */
-static int check_deferred(const pact_deferred *d, const char *fn)
+/* The code (reported) for a NULL or freed deferred, or off its thread. */
+static int deferred_misuse(const pact_deferred *d, const char *fn)
 {
     if (!d)
         return pact__misuse(fn, PACT_EINVAL, "deferred is NULL");
@@ -888,8 +889,16 @@ static int check_deferred(const pact_deferred *d, const char *fn)
                  (const void *)d);
         return pact__misuse_always(fn, PACT_EINVAL, why);
     }
-    if (pact__misuse_thread(d->n.loop, fn))
-        return PACT_ETHREAD;
+    return pact__misuse(fn, PACT_ETHREAD, "called off the loop thread");
+}
+
+/* 0, or the code (reported) for a NULL or freed deferred, or off its
+ * thread: inline, as it runs twice per operation. */
+static inline int check_deferred(const pact_deferred *d, const char *fn)
+{
+    if (PACT__UNLIKELY(!d || d->n.state != STATE_DEFERRED ||
+                       !pact__on_thread(d->n.loop)))
+        return deferred_misuse(d, fn);
     return 0;
 }
 
