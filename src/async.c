@@ -8,7 +8,12 @@
  * failure to await (a NULL promise, another loop's, no memory) still
  * suspends and resumes as a microtask, so the macros need no second path.
  * That resume job (one at a time) takes the microtask slot of the frame's
- * promise, which is pending and never queued while the frame lives. */
+ * promise, which is pending and never queued while the frame lives.
+ *
+ * The await's node lives just after the frame's fields, in the same
+ * allocation (the header's layout is public, so it cannot hold it): a frame
+ * resumes only after its node ran or was discarded, so the node is idle at
+ * each await and no await takes a node from the slabs. */
 #include "task_internal.h"
 
 #include <stdlib.h>
@@ -31,6 +36,11 @@ static pact_loop *loop_of(const pact_async *a)
     return a->promise->loop;
 }
 
+static pact_promise *node_of(pact_async *a)
+{
+    return (pact_promise *)(void *)((char *)a + a->node);
+}
+
 void *pact_async_new(pact_loop *loop, size_t size, pact_async_fn body)
 {
     if (!loop || !body || size < sizeof(pact_async)) {
@@ -43,9 +53,15 @@ void *pact_async_new(pact_loop *loop, size_t size, pact_async_fn body)
     }
     if (pact__misuse_thread(loop, "pact_async_new"))
         return NULL;
-    pact_async *a = calloc(1, size);
+    size_t al = _Alignof(pact_promise);
+    size_t at = (size + al - 1) / al * al; /* the node, past the fields */
+    if (at > UINT32_MAX - sizeof(pact_promise))
+        return NULL;
+    pact_async *a = calloc(1, at + sizeof(pact_promise));
     if (!a)
         return NULL;
+    a->node = (uint32_t)at;
+    node_of(a)->state = PACT__NODE_IDLE;
     if (!(a->promise = pact__promise_new(loop))) {
         free(a);
         return NULL;
@@ -177,7 +193,11 @@ void pact_async_await_(pact_async *a, pact_promise *p, int line)
         pact__micro_must(loop, resume_job, a);
         return;
     }
-    pact_promise *n = pact__node_cb(loop, wake, a, 0);
+    pact_promise *n = node_of(a);
+    if (n->state != PACT__NODE_IDLE)
+        n = pact__node_cb(loop, wake, a, 0); /* never, but cheap to allow */
+    else if (pact__node_embed(loop, n, wake, a, 0) < 0)
+        n = NULL;
     if (!n) {
         pact__unref(p);
         a->flags |= A_NOMEM;

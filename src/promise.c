@@ -2,6 +2,7 @@
  * resolution procedure (Promises/A+ 2.3) with V8's microtask turns: adopting
  * a promise costs a job that attaches to it, then the reaction job, exactly
  * as NewPromiseResolveThenableJob does in Node. */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,7 +25,7 @@
 #endif
 
 /* A freed node keeps this state, so a stale unref is reported, not obeyed. */
-#define STATE_DEAD 0xdd
+#define STATE_DEAD PACT__NODE_IDLE
 
 /* ---- nodes --------------------------------------------------------------- */
 
@@ -40,7 +41,11 @@ struct pact__slab {
 #define FREE_NEXT(n) ((n)->free_next)
 #define BODY_OFF offsetof(pact_promise, u)
 
-static void node_release(pact_loop *loop, pact_promise *n)
+/* A deferred's node (see struct pact_deferred). */
+#define STATE_DEFERRED 0xde
+
+/* Give slot @p n back to the free list. */
+static void slot_put(pact_loop *loop, pact_promise *n)
 {
     struct pact__promises *ps = pact__promises_had(loop);
     n->state = STATE_DEAD;
@@ -48,27 +53,32 @@ static void node_release(pact_loop *loop, pact_promise *n)
     FREE_NEXT(n) = ps->pfree;
     ps->pfree = n;
     ps->plive--;
-    pact__micro_unreserve(loop);
     POISON((char *)n + BODY_OFF, sizeof *n - BODY_OFF);
 }
 
-/* A node holds a microtask slot for its life: its one job at a time (its
- * reaction, an adoption) is then queued without allocating, where a failure
- * could no longer be reported. */
-static pact_promise *node_new(pact_loop *loop, uint8_t role, uint8_t hkind)
+static void node_release(pact_loop *loop, pact_promise *n)
+{
+    if (n->flags & P_OWNED)
+        n->state = STATE_DEAD; /* idle: its owner may attach it again */
+    else
+        slot_put(loop, n);
+    assert(loop->micro.reserved > 0);
+    loop->micro.reserved--; /* pact__micro_unreserve */
+}
+
+/* A free slot (its body unpoisoned, counted live), or NULL without memory. */
+static pact_promise *slot_take(pact_loop *loop)
 {
     struct pact__promises *ps = pact__promises_of(loop);
-    if (!ps || pact__micro_reserve(loop) < 0)
+    if (!ps)
         return NULL;
     pact_promise *n = ps->pfree;
     if (n) {
         ps->pfree = FREE_NEXT(n);
     } else {
         struct pact__slab *s = malloc(sizeof *s);
-        if (!s) {
-            pact__micro_unreserve(loop);
+        if (!s)
             return NULL;
-        }
         s->next = ps->slabs;
         ps->slabs = s;
         for (size_t i = SLAB_NODES - 1; i > 0; i--) {
@@ -82,6 +92,31 @@ static pact_promise *node_new(pact_loop *loop, uint8_t role, uint8_t hkind)
     }
     UNPOISON((char *)n + BODY_OFF, sizeof *n - BODY_OFF);
     ps->plive++;
+    return n;
+}
+
+/* pact__micro_reserve, its common case inline: once per node. */
+static inline int reserve(pact_loop *loop)
+{
+    struct jobq *q = &loop->micro;
+    if (PACT__UNLIKELY(q->len + q->reserved >= q->cap))
+        return pact__micro_reserve(loop);
+    q->reserved++;
+    return 0;
+}
+
+/* A node holds a microtask slot for its life: its one job at a time (its
+ * reaction, an adoption) is then queued without allocating, where a failure
+ * could no longer be reported. */
+static pact_promise *node_new(pact_loop *loop, uint8_t role, uint8_t hkind)
+{
+    if (reserve(loop) < 0)
+        return NULL;
+    pact_promise *n = slot_take(loop);
+    if (!n) {
+        pact__micro_unreserve(loop);
+        return NULL;
+    }
     n->refs = 1;
     n->state = PACT_PENDING;
     n->role = role;
@@ -102,6 +137,25 @@ pact_promise *pact__promise_new(pact_loop *loop)
     return node_new(loop, NODE_THEN, H_THEN);
 }
 
+int pact__node_embed(pact_loop *loop, pact_promise *n, pact__react_fn fn,
+                     void *ud, uintptr_t aux)
+{
+    if (reserve(loop) < 0)
+        return PACT_ENOMEM;
+    n->refs = 1;
+    n->state = PACT_PENDING;
+    n->role = NODE_CB;
+    n->hkind = H_INTERNAL;
+    n->flags = P_OWNED;
+    n->loop = loop;
+    n->u.w.head = NULL;
+    n->u.w.next = NULL;
+    n->u.w.on_ok.internal = fn;
+    n->u.w.on_err.aux = aux;
+    n->u.w.ud = ud;
+    return 0;
+}
+
 pact_promise *pact__node_cb(pact_loop *loop, pact__react_fn fn, void *ud,
                             uintptr_t aux)
 {
@@ -114,13 +168,22 @@ pact_promise *pact__node_cb(pact_loop *loop, pact__react_fn fn, void *ud,
     return n;
 }
 
-/* A pending node that can never run: give back what its handlers hold. */
-static void discard_handlers(pact_promise *n)
+/* Free a pending node that can never run, and give back what its handlers
+ * hold. An internal reaction hears of it after the node is released: it may
+ * free the node's owner, or attach the node again. */
+static void discard(pact_loop *loop, pact_promise *n)
 {
-    if (n->hkind == H_INTERNAL)
-        n->u.w.on_ok.internal(NULL, n->u.w.ud, n->u.w.on_err.aux);
-    else if (n->hkind == H_THUNK)
+    if (n->hkind == H_INTERNAL) {
+        pact__react_fn fn = n->u.w.on_ok.internal;
+        void *ud = n->u.w.ud;
+        uintptr_t aux = n->u.w.on_err.aux;
+        node_release(loop, n);
+        fn(NULL, ud, aux);
+        return;
+    }
+    if (n->hkind == H_THUNK)
         pact__unref(n->u.w.ud);
+    node_release(loop, n);
 }
 
 /* Free a node whose last reference went. A pending one frees the reactions
@@ -129,7 +192,8 @@ static void destroy(pact_promise *p)
 {
     pact_loop *loop = p->loop;
     if (p->state == PACT_FULFILLED) {
-        pact_value_release(&p->u.v);
+        if (p->u.v.kind > PACT_PTR) /* plain data holds nothing */
+            pact_value_release(&p->u.v);
         node_release(loop, p);
         return;
     }
@@ -150,8 +214,7 @@ static void destroy(pact_promise *p)
                 work = c;
             }
         }
-        discard_handlers(n);
-        node_release(loop, n);
+        discard(loop, n);
     }
 }
 
@@ -273,6 +336,8 @@ static pact_value take_value(pact_promise *p)
     pact_promise *holder = p;
     if (p->u.v.kind == PACT__LINK)
         holder = p->u.v.u.promise;
+    if (holder->u.v.kind <= PACT_PTR) /* plain data: a copy is a move */
+        return holder->u.v;
     if (p->refs == 1 && (holder == p || holder->refs == 1)) {
         pact_value v = holder->u.v;
         holder->u.v = pact_nothing();
@@ -309,6 +374,25 @@ static void adopt_job(void *arg)
     pact__unref(q);
 }
 
+/* A deferred for @p p (its reference moves in), or NULL without memory. */
+static pact_deferred *deferred_new(pact_loop *loop, pact_promise *p)
+{
+    pact_promise *n = slot_take(loop);
+    if (!n)
+        return NULL;
+    n->refs = 1;
+    n->state = STATE_DEFERRED;
+    n->role = NODE_CB; /* not a promise */
+    n->hkind = H_CALLBACK;
+    n->flags = 0;
+    n->loop = loop;
+    n->u.d.p = p;
+    n->u.d.was = p;
+    n->u.d.done = false;
+    n->u.d.quiet = false;
+    return (pact_deferred *)n;
+}
+
 /* The same for a foreign thenable: call its then once with a resolver. */
 static void thenable_job(void *arg)
 {
@@ -317,17 +401,17 @@ static void thenable_job(void *arg)
     const pact_thenable_vt *vt = p->u.w.on_err.vt;
     p->u.w.ud = NULL;
     p->u.w.on_err.vt = NULL;
-    pact_deferred *d = malloc(sizeof *d);
+    pact_deferred *d = deferred_new(p->loop, p);
     if (!d) {
         pact__reject(p, NULL);
         pact__unref(p);
     } else {
-        *d = (pact_deferred){.refs = 1, .quiet = true, .p = p, .was = p};
+        d->n.u.d.quiet = true;
         /* a microtask step: say whose code it runs */
         pact__label_refine(p->loop, PACT_STEP_REACTION,
                            (void (*)(void))vt->then, obj);
         int rc = vt->then(obj, d);
-        if (rc < 0 && !d->done)
+        if (rc < 0 && !d->n.u.d.done)
             pact_deferred_reject(
                 d, PACT_ERROR(rc, "the thenable's then failed (%s)",
                               pact_err_name(rc)));
@@ -469,15 +553,20 @@ static void run_reaction(void *arg)
     if (PACT__UNLIKELY(n->loop->stall != NULL))
         label_reaction(n, src);
     if (n->role == NODE_CB) {
-        if (n->hkind == H_CALLBACK) {
-            bool ok = src->state == PACT_FULFILLED;
-            n->u.w.on_ok.cb(ok ? NULL : src->u.r.err,
-                            ok ? pact__value(src) : NULL, n->u.w.ud);
-        } else {
-            n->u.w.on_ok.internal(src, n->u.w.ud, n->u.w.on_err.aux);
-        }
-        bool take = n->flags & P_TAKE;
+        /* released first: the reaction may free the node's owner (a task
+         * embeds its await's node), or attach the node again */
+        union pact_handler_ok on_ok = n->u.w.on_ok;
+        uintptr_t aux = n->u.w.on_err.aux;
+        void *ud = n->u.w.ud;
+        bool take = n->flags & P_TAKE, cb = n->hkind == H_CALLBACK;
         node_release(n->loop, n);
+        if (cb) {
+            bool ok = src->state == PACT_FULFILLED;
+            on_ok.cb(ok ? NULL : src->u.r.err, ok ? pact__value(src) : NULL,
+                     ud);
+        } else {
+            on_ok.internal(src, ud, aux);
+        }
         if (!take)
             pact__unref(src);
         return;
@@ -507,8 +596,7 @@ static void drop_job(pact_fn fn, void *ud)
         pact_promise *src = n->u.w.next;
         n->u.w.next = NULL;
         if (n->role == NODE_CB) {
-            discard_handlers(n);
-            node_release(n->loop, n);
+            discard(n->loop, n);
         } else {
             pact__unref(n);
         }
@@ -544,7 +632,9 @@ static const char *promises_busy(pact_loop *loop, void *state)
             pact__jobq_put(q, j.fn, j.ud);
     }
     pact__rejections_free(ps);
-    return ps->plive ? "promises are still referenced: unref them first" : NULL;
+    return ps->plive ? "promises or deferreds are still referenced: unref "
+                       "them first"
+                     : NULL;
 }
 
 static void promises_free(pact_loop *loop, void *state)
@@ -635,7 +725,7 @@ static struct job *micro_at(pact_loop *loop, size_t i)
     for (size_t si = 0; si < (c)->nslabs; si++)                                \
         for (pact_promise *n = (c)->slabs[si]->nodes;                          \
              n < (c)->slabs[si]->nodes + SLAB_NODES; n++)                      \
-            if (n->state != STATE_DEAD)
+            if (n->state != STATE_DEAD && n->state != STATE_DEFERRED)
 
 /* Fill c->src: the lists, and the adoptions still queued. */
 static void find_sources(pact_loop *loop, struct cycles *c)
@@ -644,7 +734,8 @@ static void find_sources(pact_loop *loop, struct cycles *c)
     {
         if (n->state == PACT_PENDING)
             for (pact_promise *w = n->u.w.head; w; w = w->u.w.next)
-                *src_of(c, w) = n;
+                if (!(w->flags & P_OWNED)) /* not in a slab: see below */
+                    *src_of(c, w) = n;
     }
     for (size_t i = 0; i < loop->micro.len; i++) {
         struct job *j = micro_at(loop, i);
@@ -699,8 +790,10 @@ static void cancel_doomed(pact_loop *loop, struct cycles *c, pact_promise *r)
         /* take the doomed off the list (all of them: a doomed node's
          * waiters are doomed too), oldest first */
         pact_promise **link = &s->u.w.head, *w, *fifo = NULL;
+        bool doomed = s->flags & P_DOOM;
         while ((w = *link)) {
-            if (w->flags & P_DOOM) {
+            /* an embedded node waits on nothing else: doomed as its source */
+            if ((w->flags & P_DOOM) || (doomed && (w->flags & P_OWNED))) {
                 *link = w->u.w.next;
                 w->u.w.next = fifo;
                 fifo = w;
@@ -801,15 +894,16 @@ pact_deferred *pact__deferred_new(pact_loop *loop, pact_promise **out,
 {
     if (!loop_ok(loop, fn))
         return NULL;
-    pact_deferred *d = malloc(sizeof *d);
-    pact_promise *p = d ? pact__promise_new(loop) : NULL;
-    if (!p) {
-        free(d);
+    pact_promise *p = pact__promise_new(loop);
+    pact_deferred *d = p ? deferred_new(loop, p) : NULL;
+    if (!d) {
+        pact__unref(p);
         return NULL;
     }
-    *d = (pact_deferred){.refs = 1, .done = false, .p = p, .was = p};
-    if (out)
-        *out = pact_promise_ref(p);
+    if (out) {
+        p->refs++;
+        *out = p;
+    }
     return d;
 }
 
@@ -818,28 +912,49 @@ pact_deferred *pact_deferred_new(pact_loop *loop, pact_promise **out)
     return pact__deferred_new(loop, out, "pact_deferred_new");
 }
 
+/* The code (reported) for a NULL or freed deferred, or off its thread. */
+static int deferred_misuse(const pact_deferred *d, const char *fn)
+{
+    if (!d)
+        return pact__misuse(fn, PACT_EINVAL, "deferred is NULL");
+    if (d->n.state != STATE_DEFERRED) {
+        char why[96];
+        snprintf(why, sizeof why, "deferred %p was already freed",
+                 (const void *)d);
+        return pact__misuse_always(fn, PACT_EINVAL, why);
+    }
+    return pact__misuse(fn, PACT_ETHREAD, "called off the loop thread");
+}
+
+/* 0, or the code (reported) for a NULL or freed deferred, or off its
+ * thread: inline, as it runs twice per operation. */
+static inline int check_deferred(const pact_deferred *d, const char *fn)
+{
+    if (PACT__UNLIKELY(!d || d->n.state != STATE_DEFERRED ||
+                       !pact__on_thread(d->n.loop)))
+        return deferred_misuse(d, fn);
+    return 0;
+}
+
 int pact__settle(pact_deferred *d, pact_value v, const char *fn)
 {
-    if (!d) {
+    int rc = check_deferred(d, fn);
+    if (rc < 0) {
         pact_value_release(&v);
-        return pact__misuse(fn, PACT_EINVAL, "deferred is NULL");
+        return rc;
     }
-    if (d->done) {
+    if (d->n.u.d.done) {
         char why[96];
         pact_value_release(&v);
-        if (d->quiet)
+        if (d->n.u.d.quiet)
             return PACT_EALREADY;
         snprintf(why, sizeof why, "the deferred already resolved promise %p",
-                 (const void *)d->was);
+                 (const void *)d->n.u.d.was);
         return pact__misuse(fn, PACT_EALREADY, why);
     }
-    pact_promise *p = d->p;
-    if (pact__misuse_thread(p->loop, fn)) {
-        pact_value_release(&v);
-        return PACT_ETHREAD;
-    }
-    d->done = true;
-    d->p = NULL;
+    pact_promise *p = d->n.u.d.p;
+    d->n.u.d.done = true;
+    d->n.u.d.p = NULL;
     pact__resolve(p, v);
     pact__unref(p);
     return 0;
@@ -858,25 +973,25 @@ int pact_deferred_reject(pact_deferred *d, pact_error *err)
 
 bool pact_deferred_done(const pact_deferred *d)
 {
-    return d && d->done;
+    return d && d->n.state == STATE_DEFERRED && d->n.u.d.done;
 }
 
 pact_deferred *pact_deferred_ref(pact_deferred *d)
 {
-    if (d)
-        d->refs++;
+    if (check_deferred(d, "pact_deferred_ref") == 0)
+        d->n.refs++;
     return d;
 }
 
 void pact_deferred_unref(pact_deferred *d)
 {
-    if (!d || --d->refs)
+    if (!d || check_deferred(d, "pact_deferred_unref") < 0 || --d->n.refs)
         return;
-    if (!d->done)
+    if (!d->n.u.d.done)
         pact_deferred_reject(d, PACT_ERROR(PACT_ECANCELED,
                                            "broken promise: its deferred was "
                                            "dropped unresolved"));
-    free(d);
+    slot_put(d->n.loop, &d->n);
 }
 
 static pact_promise *resolved(pact_loop *loop, pact_value v, const char *fn)

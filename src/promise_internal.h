@@ -51,6 +51,8 @@ enum node_flags {
     P_TAKE = 4,    /* NODE_CB: its callback takes over the job's reference to
                       the source (an await moving the value out needs to hold
                       the last one) */
+    P_OWNED = 64,  /* NODE_CB embedded in its owner (pact__node_embed), not
+                      in a slab: released by going idle, never freed */
     /* only inside pact__promises_close's search for cycles */
     P_WALK = 8,  /* on the path being followed */
     P_DONE = 16, /* its fate is known */
@@ -97,15 +99,20 @@ struct pact_promise {
             pact_error *err;
             uint64_t id; /* rejection id, once reported */
         } r;             /* rejected */
+        struct {
+            pact_promise *p;         /* a reference until done */
+            const pact_promise *was; /* the promise, for misuse reports */
+            bool done;
+            bool quiet; /* a thenable's resolver: settling twice is allowed */
+        } d;            /* a deferred (promise.c's state STATE_DEFERRED) */
     } u;
 };
 
+/* A deferred is a slab node too (no malloc per operation): its refs are the
+ * node's, its fields u.d, and it counts in plive, so that pact_loop_free
+ * refuses while one is referenced, as for a promise. */
 struct pact_deferred {
-    uint32_t refs;
-    bool done;
-    bool quiet;      /* a thenable's resolver: settling twice is allowed (A+) */
-    pact_promise *p; /* a reference until done */
-    const pact_promise *was; /* the promise, for misuse reports */
+    pact_promise n;
 };
 
 struct pact_list {
@@ -150,6 +157,15 @@ static inline struct pact__promises *pact__promises_had(pact_loop *loop)
 
 /* A pending promise (role NODE_THEN, no handlers), or NULL without memory. */
 pact_promise *pact__promise_new(pact_loop *loop);
+/* The state of a freed node, and of an embedded one that is idle. */
+#define PACT__NODE_IDLE 0xdd
+/* Set up @p n, a node embedded in its owner and idle (state PACT__NODE_IDLE),
+ * as a callback reaction (flag P_OWNED) to attach with pact__attach: an
+ * owner that awaits over and over reuses one node instead of taking one
+ * from the slabs each time. It is idle again once its reaction ran or was
+ * discarded (before @p fn is called). 0 or PACT_ENOMEM. */
+int pact__node_embed(pact_loop *loop, pact_promise *n, pact__react_fn fn,
+                     void *ud, uintptr_t aux);
 /* A callback reaction node. */
 pact_promise *pact__node_cb(pact_loop *loop, pact__react_fn fn, void *ud,
                             uintptr_t aux);

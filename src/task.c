@@ -68,6 +68,10 @@ struct pact_task {
     jmp_buf *unwind;       /* where a throwing await lands */
     pact_error *thrown;
     struct pact__list link; /* in ts->live until finished */
+    /* the wake-up node of its awaits while idle (one await in flight, the
+     * usual case): no slab node per await; a stale one still attached
+     * (await_any's loser, a cancelled await) makes the next take a slab's */
+    pact_promise node;
 #ifdef PACT_ASAN
     void *fake;          /* ASan's fake stack while switched out */
     const void *back_lo; /* the resumer's stack, as ASan reported it */
@@ -347,6 +351,7 @@ pact_promise *pact_task_spawn_at(pact_loop *loop, pact_task_fn fn, void *arg,
         return NULL;
     }
     pact__stack_watch();
+    t->node.state = PACT__NODE_IDLE;
     t->ts = ts;
     t->fn = fn;
     t->arg = arg;
@@ -439,10 +444,14 @@ static pact_error *wait_woken(pact_task *t, pact_value *out, const char *file,
 /* Attach a wake-up for the current await to @p p. */
 static bool attach(pact_task *t, pact_promise *p, size_t index)
 {
-    pact_promise *n =
-        pact__node_cb(t->ts->loop, wake, t, ((uintptr_t)t->gen << 32) | index);
-    if (!n)
+    uintptr_t aux = ((uintptr_t)t->gen << 32) | index;
+    pact_promise *n = &t->node;
+    if (n->state == PACT__NODE_IDLE) {
+        if (pact__node_embed(t->ts->loop, n, wake, t, aux) < 0)
+            return false;
+    } else if (!(n = pact__node_cb(t->ts->loop, wake, t, aux))) {
         return false;
+    }
     n->flags |= P_TAKE;
     t->refs++;
     pact__attach(p, n);

@@ -687,6 +687,57 @@ START_TEST(close_all_current_await_quiet)
 }
 END_TEST
 
+/* A frame awaiting a promise of a cycle (two promises resolved with each
+ * other) waits with the node kept in its own allocation, in no slab:
+ * pact_loop_close_all's search for cycles cancels that await as well, and
+ * the loop then frees (the teardown asserts it). */
+struct on_cycle {
+    PACT_ASYNC_FRAME;
+    P *p; /* the await takes it */
+};
+
+static int cycle_code; /* what the await gave (the frame is gone after) */
+
+static pact_error *on_cycle_body(pact_async *a, pact_value *result)
+{
+    struct on_cycle *f = (struct on_cycle *)a;
+    pact_error *err;
+    (void)result;
+    PACT_ASYNC_BEGIN(a);
+    PACT_ASYNC_AWAIT_ERR(a, f->p, NULL, err);
+    cycle_code = err ? pact_error_code(err) : 0;
+    pact_error_unref(err);
+    C.done++;
+    PACT_ASYNC_END(a);
+}
+
+START_TEST(close_all_cancels_await_on_cycle)
+{
+    P *p1, *p2;
+    pact_deferred *d1 = pact_deferred_new(t_loop, &p1);
+    pact_deferred *d2 = pact_deferred_new(t_loop, &p2);
+    ck_assert_int_eq(
+        pact_deferred_resolve(d1, pact_promise_v(pact_promise_ref(p2))), 0);
+    ck_assert_int_eq(
+        pact_deferred_resolve(d2, pact_promise_v(pact_promise_ref(p1))), 0);
+    pact_deferred_unref(d1);
+    pact_deferred_unref(d2);
+    pact_promise_unref(p2);
+    struct on_cycle *f = new_frame(sizeof *f, on_cycle_body);
+    f->p = p1;
+    cycle_code = -1;
+    P *p = start(f);
+    run_quiet();
+    ck_assert_int_eq(C.done, 0);
+    ck_assert_int_eq(pact_loop_close_all(t_loop), 0);
+    run_quiet();
+    ck_assert_int_eq(C.done, 1);
+    ck_assert_int_eq(cycle_code, PACT_ECANCELED);
+    ck_assert_int_eq(pact_promise_state(p), PACT_FULFILLED);
+    pact_promise_unref(p);
+}
+END_TEST
+
 START_TEST(await_null_einval)
 {
     struct capture cap;
@@ -1162,6 +1213,7 @@ Suite *suite_async(void)
     tcase_add_test(tc, close_all_cancels_later_awaits);
     tcase_add_test(tc, close_all_other_error_reported);
     tcase_add_test(tc, close_all_current_await_quiet);
+    tcase_add_test(tc, close_all_cancels_await_on_cycle);
     tcase_add_test(tc, await_null_einval);
     tcase_add_test(tc, await_other_loops_promise_einval);
     tcase_add_test(tc, await_inside_switch_reported);

@@ -642,6 +642,29 @@ START_TEST(deferred_resolved_then_dropped)
 }
 END_TEST
 
+/* A deferred is the loop's, from its promise slabs (no allocation per
+ * operation): pact_loop_free refuses while one is referenced, resolved or
+ * not, as for a promise, and frees once it is dropped. */
+START_TEST(deferred_keeps_loop)
+{
+    pact_loop *loop;
+    pact_promise *p;
+    ck_assert_int_eq(pact_loop_new(&loop), 0);
+    pact_deferred *d = pact_deferred_new(loop, &p);
+    ck_assert_ptr_nonnull(d);
+    ck_assert_int_eq(pact_deferred_resolve(d, pact_int(1)), 0);
+    ck_assert_int_eq(pact_loop_run(loop, PACT_RUN_DEFAULT), 0);
+    pact_promise_unref(p);
+    struct capture cap;
+    capture_begin(&cap);
+    int rc = pact_loop_free(loop);
+    free(capture_end(&cap));
+    ck_assert_int_eq(rc, PACT_EBUSY);
+    pact_deferred_unref(d);
+    ck_assert_int_eq(pact_loop_free(loop), 0);
+}
+END_TEST
+
 /* done: once resolved, even while still adopting a pending promise. */
 START_TEST(deferred_done)
 {
@@ -1838,6 +1861,7 @@ Suite *suite_promise(void)
     tcase_add_test(tc, deferred_without_out);
     tcase_add_test(tc, deferred_dropped_is_broken_promise);
     tcase_add_test(tc, deferred_resolved_then_dropped);
+    tcase_add_test(tc, deferred_keeps_loop);
     tcase_add_test(tc, deferred_done);
     tcase_add_test(tc, deferred_resolved_from_timer);
     suite_add_tcase(s, tc);

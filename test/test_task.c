@@ -1577,6 +1577,56 @@ START_TEST(close_all_then_free_at_once)
 }
 END_TEST
 
+struct cycle_ctx {
+    pact_promise *p; /* the await takes it */
+    int first, second;
+};
+
+static pact_error *cycle_task(void *arg, pact_value *result)
+{
+    (void)result;
+    struct cycle_ctx *c = arg;
+    pact_error *err = PACT_AWAIT_ERR(c->p, NULL);
+    c->first = err ? pact_error_code(err) : 0;
+    pact_error_unref(err);
+    err = PACT_AWAIT_ERR(pact_resolved(t_loop, pact_int(1)), NULL);
+    c->second = err ? pact_error_code(err) : 0;
+    return err;
+}
+
+/* A task awaiting a promise of a cycle (two promises resolved with each
+ * other) waits on it with the node it keeps for its awaits, which is in no
+ * slab: pact_loop_close_all's search for cycles must cancel that await as
+ * well, and the loop then frees (the teardown asserts it). */
+START_TEST(close_all_cancels_await_on_cycle)
+{
+    pact_promise *p1, *p2;
+    pact_deferred *d1 = pact_deferred_new(t_loop, &p1);
+    pact_deferred *d2 = pact_deferred_new(t_loop, &p2);
+    ck_assert_int_eq(
+        pact_deferred_resolve(d1, pact_promise_v(pact_promise_ref(p2))), 0);
+    ck_assert_int_eq(
+        pact_deferred_resolve(d2, pact_promise_v(pact_promise_ref(p1))), 0);
+    pact_deferred_unref(d1);
+    pact_deferred_unref(d2);
+    pact_promise_unref(p2);
+    struct cycle_ctx c = {.p = p1, .first = -1, .second = -1};
+    pact_promise *p = spawn(cycle_task, &c);
+    struct got g = {0};
+    watch(p, &g);
+    run_ok();
+    ck_assert_int_eq(c.first, -1);
+    ck_assert_uint_eq(pact_loop_tasks(t_loop), 1);
+    ck_assert_int_eq(pact_loop_close_all(t_loop), 0);
+    run_ok();
+    ck_assert_int_eq(c.first, PACT_ECANCELED);
+    ck_assert_int_eq(c.second, PACT_ECANCELED);
+    ck_assert_int_eq(g.calls, 1);
+    ck_assert_uint_eq(pact_loop_tasks(t_loop), 0);
+    pact_promise_unref(p);
+}
+END_TEST
+
 struct orphan_ctx {
     int code;
     char msg[128];
@@ -2160,6 +2210,7 @@ Suite *suite_task(void)
     tcase_add_test(mis, await_outside_a_task);
     tcase_add_test(mis, close_all_cancels_suspended_task);
     tcase_add_test(mis, close_all_then_free_at_once);
+    tcase_add_test(mis, close_all_cancels_await_on_cycle);
     tcase_add_test(mis, await_unheld_promise_cancelled);
     suite_add_tcase(s, mis);
 

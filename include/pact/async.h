@@ -94,6 +94,7 @@ struct pact_async {
     int resume;            /**< the __LINE__ of the await to resume; 0: start */
     int flags;             /**< the library's state bits */
     uint32_t epoch; /**< the loop's pact_loop_close_all count at the start */
+    uint32_t node;  /**< where the await's node is, past the frame's fields */
 };
 
 /** Declares the header as the first member of a frame struct. */

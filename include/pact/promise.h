@@ -43,7 +43,9 @@ typedef enum pact_state {
 /* ---- producers ----------------------------------------------------------- */
 
 /**
- * Make a pending promise and its resolver (a deferred).
+ * Make a pending promise and its resolver (a deferred). Both are the loop's
+ * (from its promise slabs): pact_loop_free refuses with PACT_EBUSY while
+ * either is referenced, resolved or not.
  * @param loop the loop whose microtasks run its reactions.
  * @param out  receives a new reference to the promise (may be NULL if the
  *   caller only needs the resolver: then only the deferred holds it).
@@ -67,9 +69,11 @@ PACT_API bool pact_deferred_done(const pact_deferred *d);
 /** Take a reference. @return @p d (NULL-safe). */
 PACT_API pact_deferred *pact_deferred_ref(pact_deferred *d);
 /**
- * Drop a reference. Dropping the last one of an unresolved deferred rejects
- * its promise with PACT_ECANCELED ("broken promise", as C++'s
- * std::promise), so a consumer never waits on a producer that is gone.
+ * Drop a reference (on the loop's thread; NULL is ignored). Dropping the
+ * last one of an unresolved deferred rejects its promise with
+ * PACT_ECANCELED ("broken promise", as C++'s std::promise), so a consumer
+ * never waits on a producer that is gone. A call on a deferred already
+ * freed is reported as misuse and does nothing.
  */
 PACT_API void pact_deferred_unref(pact_deferred *d);
 
