@@ -188,7 +188,7 @@ static void publish(pact_port *p)
  * in a pass). Only those waiting now: one that a callback adds (a receive
  * after PACT_EOF, say) waits for a later pass, so that a callback that
  * always waits again cannot keep this walk going. */
-static void fail_all(pact_port *p, struct ring *r, pact_error *err)
+static void fail_all(pact_port *p, struct wlist *r, pact_error *err)
 {
     uint64_t limit = p->svc->wseq;
     struct waiter x;
@@ -453,8 +453,13 @@ static void pass(pact_port *p)
 
 static void poll_cb(pact_error *err, int fd, int events, void *ud)
 {
-    (void)err, (void)fd, (void)events;
+    (void)fd, (void)events;
     pact_port *p = ud;
+    if (err) { /* cancelled: pact_loop_close_all closes the port's side */
+        p->poll.id = 0;
+        p->poll_ref = false;
+        return;
+    }
     pact__wake_drain(&p->wake);
     atomic_store(&p->signalled, false); /* before looking: see notify */
     pass(p);
@@ -509,6 +514,8 @@ int pact__port_init(pact_port *p, pact_worker *w, pact_port *peer, bool parent,
     atomic_init(&p->cpu, -1);
     atomic_init(&p->in.inflight, 0);
     p->in.max = max;
+    wlist_init(&p->recvs);
+    wlist_init(&p->writers);
     pact__wake_init(&p->wake);
     if (pthread_mutex_init(&p->in.lock, NULL) != 0)
         return PACT_ENOMEM;
@@ -530,8 +537,7 @@ void pact__port_destroy(pact_port *p)
     pact__ring_release(&p->spare);
     ring_release_values(&p->backlog);
     ring_free(&p->backlog);
-    ring_free(&p->recvs);
-    ring_free(&p->writers);
+    assert(!p->recvs.len && !p->writers.len); /* cancelled before */
     pthread_mutex_destroy(&p->in.lock);
 }
 
@@ -640,13 +646,21 @@ int pact_port_on_message(pact_port *port, pact_msg_cb cb, void *ud)
     return 0;
 }
 
+static void recv_settle(pact_error *err, pact_value *msg, void *ud);
+
+/* The loop is freed before a twin's wait could call back: its deferred. */
+static void unref_deferred(void *d)
+{
+    pact_deferred_unref(d);
+}
+
 static int recv_push(pact_port *p, const pact_wait_opts *opts, pact_msg_cb cb,
                      void *ud)
 {
     if (!p->parent && (p->closing || p->term_seen))
         return PACT_ECANCELED;
-    int rc =
-        pact__waiter_add(p, &p->recvs, W_RECV, (void (*)(void))cb, ud, opts);
+    int rc = pact__waiter_add(p, &p->recvs, W_RECV, (void (*)(void))cb, ud,
+                              cb == recv_settle ? unref_deferred : NULL, opts);
     if (rc == 0)
         poke(p);
     return rc;
@@ -711,8 +725,9 @@ static int writable_push(pact_port *p, const pact_wait_opts *opts, pact_cb cb,
     pthread_mutex_unlock(&c->lock);
     if (closed)
         return PACT_EPIPE;
-    int rc = pact__waiter_add(p, &p->writers, W_WRITABLE, (void (*)(void))cb,
-                              ud, opts);
+    int rc =
+        pact__waiter_add(p, &p->writers, W_WRITABLE, (void (*)(void))cb, ud,
+                         cb == pact_deferred_cb ? unref_deferred : NULL, opts);
     if (rc == 0)
         pact__port_self_wake(p); /* the pass looks at the room */
     return rc;

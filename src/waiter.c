@@ -1,22 +1,11 @@
 /* The waiters of ports and workers (pending receives, waits for room, waits
- * for a worker's end): their abort tokens and their cancellation. Whatever
- * ends a waiter, its callback runs once: with what it waited for, or with
- * PACT_ECANCELED (an abort token, pact_worker_free, pact_loop_close_all),
- * so its ud always goes back to its owner (a promise twin's deferred
- * rejects). src/worker_internal.h describes the rest of the design. */
+ * for a worker's end) as pending-operation records (op.c): whatever ends a
+ * waiter, its callback runs once -- with what it waited for, or with
+ * PACT_ECANCELED (an abort token, pact_worker_free, pact_loop_close_all) on
+ * a later tick -- so its ud always goes back to its owner (a promise twin's
+ * deferred rejects, or is released if the loop is freed first).
+ * src/worker_internal.h describes the rest of the design. */
 #include "worker_internal.h"
-
-static void detach(struct waiter *x)
-{
-    struct abortable *ab = x->ab;
-    if (!ab)
-        return;
-    if (ab->id)
-        pact_abort_off(ab->abort, ab->id);
-    pact_abort_unref(ab->abort);
-    free(ab);
-    x->ab = NULL;
-}
 
 void pact__waiter_call(const struct waiter *x, pact_error *err, pact_value *msg,
                        int code)
@@ -34,126 +23,122 @@ void pact__waiter_call(const struct waiter *x, pact_error *err, pact_value *msg,
     }
 }
 
-/* ---- cancellations due on the next tick ----------------------------------
- */
-
-static void run_done(void *ud)
+static struct waiter *op_waiter(struct pact__op *op)
 {
-    struct workers *s = ud;
-    s->tick_queued = false;
-    /* only those queued so far: a callback that waits again with a token
-     * aborted already is called back on a later tick, not in this loop */
-    for (size_t n = s->done.len; n; n--) {
-        struct cancelled c;
-        ring_pop(&s->done, &c, sizeof c);
-        pact__waiter_call(&c.w, c.err, NULL, 0);
-        pact_error_unref(c.err);
-    }
+    return pact__list_entry(op, struct waiter, op);
 }
 
-static void queue_done(struct workers *s, const struct waiter *x,
-                       pact_error *err)
+/* Off its list: the port may stop keeping its loop alive. */
+static void unlink_waiter(struct waiter *x)
 {
-    struct cancelled c = {*x, err};
-    if (ring_push(&s->done, &c, sizeof c) < 0) {
-        /* no room to defer it: calling back now is the lesser evil */
-        pact__waiter_call(x, err, NULL, 0);
-        pact_error_unref(err);
-        return;
-    }
-    if (s->tick_queued)
-        return;
-    s->tick_queued = true;
-    if (pact_next_tick(s->loop, run_done, s) < 0)
-        pact__micro_must(s->loop, run_done, s);
+    assert(x->list->len > 0);
+    pact__list_remove(&x->link);
+    x->list->len--;
 }
 
-void pact__waiters_flush(struct workers *s)
+static bool waiter_stop(struct pact__op *op)
 {
-    struct cancelled c;
-    while (ring_pop(&s->done, &c, sizeof c)) {
-        pact__waiter_call(&c.w, c.err, NULL, 0);
-        pact_error_unref(c.err);
-    }
+    struct waiter *x = op_waiter(op);
+    unlink_waiter(x);
+    pact__port_update_ref(x->port);
+    return true;
 }
 
-void pact__waiters_cancel(struct workers *s, struct ring *r, pact_error *err)
+static void waiter_fail(struct pact__op *op, pact_error *err)
 {
-    struct waiter x;
-    while (pact__waiter_pop(r, UINT64_MAX, &x))
-        queue_done(s, &x, pact_error_ref(err));
+    struct waiter x = *op_waiter(op);
+    free(op_waiter(op));
+    /* the port may be gone (its worker freed): only the loop is left */
+    pact__label_refine(x.op.loop, PACT_STEP_TICK, x.fn, x.ud);
+    pact__waiter_call(&x, err, NULL, 0);
 }
 
-/* ---- abort tokens ----------------------------------------------------------
- */
-
-static pact_error *aborted_error(pact_error *reason)
+static void waiter_drop(struct pact__op *op)
 {
-    pact_error *err =
-        reason ? PACT_ERROR_CAUSE(reason, PACT_ECANCELED,
-                                  "The operation was aborted")
-               : PACT_ERROR(PACT_ECANCELED, "The operation was aborted");
-    return err ? err : pact__enomem();
+    struct waiter *x = op_waiter(op);
+    pact_fn drop = x->ud_drop;
+    void *ud = x->ud;
+    free(x);
+    if (drop)
+        drop(ud);
 }
 
-/* The token fired: take the waiter off its ring; it is called back on the
- * next tick, never inside pact_abort_abort. */
-static void on_abort(pact_error *reason, void *ud)
+static void waiter_describe(const struct pact__op *op, char *buf, size_t len)
 {
-    struct abortable *ab = ud;
-    ab->id = 0; /* an aborted token drops its listeners */
-    struct ring *r = ab->ring;
-    for (size_t i = 0; i < r->len; i++) {
-        struct waiter *x = ring_at(r, i, sizeof *x);
-        if (x->ab != ab)
-            continue;
-        struct waiter w = *x;
-        ring_remove_at(r, i, sizeof w);
-        pact_port *port = ab->port;
-        detach(&w);
-        queue_done(port->svc, &w, aborted_error(reason));
-        pact__port_update_ref(port);
-        return;
-    }
+    const struct waiter *x = pact__list_entry(op, const struct waiter, op);
+    static const char *const what[] = {
+        [W_RECV] = "a message",
+        [W_WRITABLE] = "room to send",
+        [W_EXIT] = "its end",
+    };
+    char call[160];
+    pact__describe_call(call, sizeof call, x->fn, x->ud);
+    snprintf(buf, len, "worker %s, %s port: waits for %s, %s", x->port->w->name,
+             x->port->parent ? "the parent's" : "its own", what[x->kind], call);
 }
 
-int pact__waiter_add(pact_port *port, struct ring *r, int kind,
-                     void (*fn)(void), void *ud, const pact_wait_opts *opts)
+static const struct pact__op_type waiter_type = {
+    .what = "port wait",
+    .stop = waiter_stop,
+    .fail = waiter_fail,
+    .drop = waiter_drop,
+    .describe = waiter_describe,
+    .waited = false,
+};
+
+int pact__waiter_add(pact_port *port, struct wlist *r, int kind,
+                     void (*fn)(void), void *ud, pact_fn ud_drop,
+                     const pact_wait_opts *opts)
 {
     struct workers *s = port->svc;
-    struct waiter x = {fn, ud, NULL, s->wseq, (uint8_t)kind};
-    pact_abort *abort = opts ? opts->abort : NULL;
-    if (abort && pact_abort_aborted(abort)) { /* as a timer: succeeds, and */
-        queue_done(s, &x, aborted_error(pact_abort_reason(abort)));
-        s->wseq++;
-        return 0;
-    }
-    if (abort) {
-        x.ab = malloc(sizeof *x.ab);
-        if (!x.ab)
-            return PACT_ENOMEM;
-        *x.ab = (struct abortable){pact_abort_ref(abort), 0, r, port};
-        int rc = pact_abort_on(abort, on_abort, x.ab, &x.ab->id);
-        if (rc < 0) {
-            x.ab->id = 0;
-            detach(&x);
-            return rc;
-        }
-    }
-    int rc = ring_push(r, &x, sizeof x);
+    struct waiter *x = malloc(sizeof *x);
+    if (!x)
+        return PACT_ENOMEM;
+    x->list = r;
+    x->port = port;
+    x->fn = fn;
+    x->ud = ud;
+    x->ud_drop = ud_drop;
+    x->seq = s->wseq;
+    x->kind = (uint8_t)kind;
+    pact__list_push_back(&r->head, &x->link);
+    r->len++;
+    /* a token aborted already takes it off again here (as a timer's, the
+     * start succeeds and the cancellation is due on the next tick) */
+    int rc = pact__op_start(port->loop, &x->op, &waiter_type,
+                            opts ? opts->abort : NULL, false);
     if (rc < 0) {
-        detach(&x);
+        unlink_waiter(x);
+        free(x);
         return rc;
     }
     s->wseq++;
     return 0;
 }
 
-bool pact__waiter_pop(struct ring *r, uint64_t limit, struct waiter *out)
+bool pact__waiter_pop(struct wlist *r, uint64_t limit, struct waiter *out)
 {
-    if (!r->len || ((struct waiter *)ring_at(r, 0, sizeof *out))->seq >= limit)
+    struct pact__list *n = pact__list_first(&r->head);
+    if (!n)
         return false;
-    ring_pop(r, out, sizeof *out);
-    detach(out);
+    struct waiter *x = pact__list_entry(n, struct waiter, link);
+    if (x->seq >= limit)
+        return false;
+    unlink_waiter(x);
+    pact_error *err;
+    bool call = pact__op_end(&x->op, &err);
+    assert(call && !err); /* a cancelled one left its list */
+    (void)call;
+    *out = *x;
+    free(x);
     return true;
+}
+
+void pact__waiters_cancel(struct wlist *r, pact_error *err)
+{
+    struct pact__list *n;
+    while ((n = pact__list_first(&r->head))) {
+        struct waiter *x = pact__list_entry(n, struct waiter, link);
+        pact__op_cancel(&x->op, pact_error_ref(err)); /* unlinks it */
+    }
 }

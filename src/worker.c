@@ -17,9 +17,6 @@ static const char *svc_busy(pact_loop *loop, void *state)
 {
     (void)loop;
     struct workers *s = state;
-    if (!s->n && s->done.len)
-        return "cancelled worker or port waits not called back yet: run the "
-               "loop, or pact_loop_close_all";
     if (!s->n)
         return NULL;
     snprintf(s->why, sizeof s->why,
@@ -33,8 +30,7 @@ static void svc_free(pact_loop *loop, void *state)
 {
     (void)loop;
     struct workers *s = state;
-    assert(pact__list_empty(&s->all) && !s->n && !s->done.len);
-    ring_free(&s->done); /* empty: svc_busy said so */
+    assert(pact__list_empty(&s->all) && !s->n);
     free(s);
 }
 
@@ -86,9 +82,9 @@ static void cancel_waiters(pact_port *p, const char *why)
     if (!err)
         err = pact__enomem();
     if (p->parent)
-        pact__waiters_cancel(p->svc, &w->waits, err);
-    pact__waiters_cancel(p->svc, &p->recvs, err);
-    pact__waiters_cancel(p->svc, &p->writers, err);
+        pact__waiters_cancel(&w->waits, err);
+    pact__waiters_cancel(&p->recvs, err);
+    pact__waiters_cancel(&p->writers, err);
     pact_error_unref(err);
 }
 
@@ -97,9 +93,6 @@ static void drop_parent_ops(pact_worker *w)
 {
     pact_port *p = &w->ep[0];
     cancel_waiters(p, "freed");
-    ring_free(&w->waits);
-    ring_free(&p->recvs);
-    ring_free(&p->writers);
     p->on_msg = NULL;
     ring_release_values(&p->backlog);
     pact__ring_release(&p->trash);
@@ -221,6 +214,7 @@ int pact_worker_new(pact_loop *loop, pact_worker_fn entry, void *arg,
         free(w);
         return PACT_ENOMEM;
     }
+    wlist_init(&w->waits);
     pthread_once(&seeded, seed_json); /* before any worker thread exists */
     size_t max =
         opts && opts->queue_max ? opts->queue_max : PACT_WORKER_QUEUE_DEFAULT;
@@ -306,8 +300,7 @@ static void worker_end(pact_worker *w, int code, pact_error *err)
     pact__ring_release(&wp->backlog);
     pact__ring_release(&wp->trash);
     pact__ring_release(&wp->spare);
-    ring_free(&wp->recvs);
-    ring_free(&wp->writers);
+    assert(!wp->recvs.len && !wp->writers.len); /* its loop cancelled them */
     pthread_mutex_lock(&pp->in.lock);
     w->end_code = code;
     w->end_err = err;
@@ -406,9 +399,6 @@ static int svc_close_all(pact_loop *loop, void *state)
         own->on_msg = NULL;
         cancel_waiters(own, "closed (pact_loop_close_all)");
     }
-    /* call back every cancelled wait now, once the list is no longer
-     * walked (a callback may free or start workers) */
-    pact__waiters_flush(s);
     return 0;
 }
 
@@ -452,11 +442,20 @@ int pact_worker_terminate(pact_worker *w)
     return 0;
 }
 
+static void wait_settle(pact_error *err, int code, void *ud);
+
+/* The loop is freed before a twin's wait could call back: its deferred. */
+static void unref_deferred(void *d)
+{
+    pact_deferred_unref(d);
+}
+
 static int wait_push(pact_worker *w, const pact_wait_opts *opts,
                      pact_exit_cb cb, void *ud)
 {
-    int rc = pact__waiter_add(&w->ep[0], &w->waits, W_EXIT, (void (*)(void))cb,
-                              ud, opts);
+    int rc =
+        pact__waiter_add(&w->ep[0], &w->waits, W_EXIT, (void (*)(void))cb, ud,
+                         cb == wait_settle ? unref_deferred : NULL, opts);
     if (rc == 0 && w->reaped)
         pact__port_self_wake(&w->ep[0]);
     pact__port_update_ref(&w->ep[0]);

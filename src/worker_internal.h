@@ -164,24 +164,32 @@ enum waiter_kind {
     W_EXIT,     /* pact_exit_cb */
 };
 
-struct abortable;
-
-/* A pending receive, or a waiter for room or for the worker's end. */
-struct waiter {
-    void (*fn)(void); /* by kind */
-    void *ud;
-    struct abortable *ab; /* its abort token's listener, or NULL */
-    uint64_t seq;         /* order of registration on its loop (see fire) */
-    uint8_t kind;         /* enum waiter_kind */
+/* Waiters, oldest first (pending receives, waits for room, waits for a
+ * worker's end). */
+struct wlist {
+    struct pact__list head;
+    size_t len;
 };
 
-/* A waiter given an abort token: the listener's state, malloc'd, owned by
- * the waiter while it is in its ring. */
-struct abortable {
-    pact_abort *abort; /* a reference */
-    uint64_t id;       /* the listener's; 0 once the token has fired */
-    struct ring *ring; /* where the waiter is */
-    pact_port *port;   /* whose liveness its ring counts toward */
+static inline void wlist_init(struct wlist *l)
+{
+    pact__list_init(&l->head);
+    l->len = 0;
+}
+
+/* A pending receive, or a waiter for room or for the worker's end: a
+ * pending-operation record (op.c), so that abort tokens,
+ * pact_loop_close_all and pact_worker_free cancel it as everything else. */
+struct waiter {
+    struct pact__op op;
+    struct pact__list link; /* in *list while waiting */
+    struct wlist *list;
+    pact_port *port;  /* whose liveness its list counts toward */
+    void (*fn)(void); /* by kind */
+    void *ud;
+    pact_fn ud_drop; /* releases ud if never called (a twin's deferred) */
+    uint64_t seq;    /* order of registration on its loop (see fire) */
+    uint8_t kind;    /* enum waiter_kind */
 };
 
 /* What the promise twins pass to their start functions. */
@@ -190,29 +198,23 @@ struct wait_args {
     const pact_wait_opts *opts;
 };
 
-/* A waiter taken off its ring by cancellation, with the error it gets. */
-struct cancelled {
-    struct waiter w;
-    pact_error *err; /* a reference */
-};
-
 struct pact_port {
     /* ---- the thread of the port's loop only ---- */
     pact_loop *loop;
     pact_worker *w;
     pact_port *peer;
-    struct workers *svc; /* the service state of loop */
-    bool parent;         /* the parent's end */
-    bool poll_ref;       /* the poll handle keeps the loop alive */
-    bool in_pass;        /* inside pass() */
-    bool self;           /* a completion of ours waits for a pass */
-    bool peer_ended;     /* saw in.ended with an empty queue */
-    bool term_seen;      /* the worker's end noticed termination */
-    bool closing;        /* the worker's end is shutting down */
-    pact_handle poll;    /* the fd's watcher on loop */
-    struct ring backlog; /* pact_value: taken from in, not consumed */
-    struct ring recvs;   /* struct waiter: pending receives */
-    struct ring writers; /* struct waiter: waiting for room */
+    struct workers *svc;  /* the service state of loop */
+    bool parent;          /* the parent's end */
+    bool poll_ref;        /* the poll handle keeps the loop alive */
+    bool in_pass;         /* inside pass() */
+    bool self;            /* a completion of ours waits for a pass */
+    bool peer_ended;      /* saw in.ended with an empty queue */
+    bool term_seen;       /* the worker's end noticed termination */
+    bool closing;         /* the worker's end is shutting down */
+    pact_handle poll;     /* the fd's watcher on loop */
+    struct ring backlog;  /* pact_value: taken from in, not consumed */
+    struct wlist recvs;   /* pending receives */
+    struct wlist writers; /* waiting for room */
     pact_msg_cb on_msg;
     void *on_msg_ud;
     size_t consumed;     /* consumed since the last publish */
@@ -242,13 +244,13 @@ struct pact_worker {
     struct workers *svc;
     struct pact__list link; /* in svc->all */
     pthread_t thread;
-    struct ring waits; /* struct waiter: pact_worker_wait */
-    bool user_ref;     /* pact_worker_ref / unref */
-    bool freed;        /* the handle was released: reap, then release */
-    bool reaped;       /* the thread was joined (or left) */
-    bool dead;         /* release at the end of the current pass */
-    int code;          /* after reaped */
-    pact_error *err;   /* after reaped */
+    struct wlist waits; /* pact_worker_wait */
+    bool user_ref;      /* pact_worker_ref / unref */
+    bool freed;         /* the handle was released: reap, then release */
+    bool reaped;        /* the thread was joined (or left) */
+    bool dead;          /* release at the end of the current pass */
+    int code;           /* after reaped */
+    pact_error *err;    /* after reaped */
     const char *name;
 
     /* the worker's thread */
@@ -267,10 +269,8 @@ struct workers {
     pact_loop *loop;
     struct pact__list all; /* pact_worker.link: not released, newest first */
     size_t n;
-    pact_port *own;   /* on a worker's loop: the worker's end */
-    uint64_t wseq;    /* numbers the waiters made on this loop */
-    struct ring done; /* struct cancelled: due on the next tick */
-    bool tick_queued; /* a tick runs done */
+    pact_port *own; /* on a worker's loop: the worker's end */
+    uint64_t wseq;  /* numbers the waiters made on this loop */
     char why[160];
 };
 
@@ -293,25 +293,24 @@ void pact__ring_release(struct ring *r);
 /* ---- waiter.c --------------------------------------------------------------
  */
 
-/* Add a waiter to @p r (one of @p port's rings, or its worker's waits),
- * with @p opts' abort token if any: a token aborted already queues its
- * cancellation instead. @return 0 or PACT_ENOMEM (nothing added). */
-int pact__waiter_add(pact_port *port, struct ring *r, int kind,
-                     void (*fn)(void), void *ud, const pact_wait_opts *opts);
+/* Add a waiter to @p r (one of @p port's lists, or its worker's waits),
+ * with @p opts' abort token if any: a token aborted already makes its
+ * cancellation due at once. @p ud_drop (may be NULL) releases @p ud if the
+ * loop is freed before the call. @return 0 or PACT_ENOMEM (nothing added). */
+int pact__waiter_add(pact_port *port, struct wlist *r, int kind,
+                     void (*fn)(void), void *ud, pact_fn ud_drop,
+                     const pact_wait_opts *opts);
 /* Take the first waiter of @p r registered before @p limit (a value of
  * svc->wseq read earlier), so that a walk that calls back never reaches the
- * waiters its callbacks add. It leaves its abort token. @return whether one
- * was taken. */
-bool pact__waiter_pop(struct ring *r, uint64_t limit, struct waiter *out);
+ * waiters its callbacks add: its call (fn, ud, kind) goes to @p out, its
+ * record ends. @return whether one was taken. */
+bool pact__waiter_pop(struct wlist *r, uint64_t limit, struct waiter *out);
 /* Call @p x back with @p err (and, by kind, @p msg or @p code). */
 void pact__waiter_call(const struct waiter *x, pact_error *err, pact_value *msg,
                        int code);
 /* Cancel every waiter of @p r with @p err (borrowed): each is called back
- * on the next tick (never inside the call that cancels), or by
- * pact__waiters_flush. */
-void pact__waiters_cancel(struct workers *s, struct ring *r, pact_error *err);
-/* Call back every queued cancellation now (pact_loop_close_all). */
-void pact__waiters_flush(struct workers *s);
+ * on the next tick, never inside the call that cancels. */
+void pact__waiters_cancel(struct wlist *r, pact_error *err);
 
 /* ---- worker.c --------------------------------------------------------------
  */

@@ -200,8 +200,8 @@ PACT_API int pact_worker_terminate(pact_worker *w);
  * nobody waits raises its error on the parent loop (pact_loop_raise), as a
  * worker's unhandled 'error' event throws in Node: wait before it can fail.
  * Cancellation gives @p cb PACT_ECANCELED and code 0: by @p opts' abort
- * token (on the next tick), pact_worker_free (on the next tick) or
- * pact_loop_close_all (inside it).
+ * token, pact_worker_free or pact_loop_close_all, each on the next tick
+ * (never inside the call that cancels).
  * @param w  the worker (borrowed).
  * @param opts  the abort token; may be NULL.
  * @param cb, ud  the callback and its data (the caller's).
@@ -234,9 +234,9 @@ PACT_API int pact_worker_unref(pact_worker *w);
  * port are invalid afterwards. Safe inside the worker's own callbacks.
  * pact_loop_close_all does this for every worker of the loop, waiting for
  * each to end (PACT_WORKER_CLOSE_WAIT_MS at most) and calling the pending
- * callbacks with PACT_ECANCELED inside it (on a worker's loop, those of the
- * worker's end too), and pact_loop_free
- * refuses (PACT_EBUSY) while any worker's handle is not released.
+ * callbacks with PACT_ECANCELED on the next tick (on a worker's loop, those of
+ * the worker's end too), and pact_loop_free refuses (PACT_EBUSY) while any
+ * worker's handle is not released.
  */
 PACT_API void pact_worker_free(pact_worker *w);
 
