@@ -3,6 +3,7 @@
  * cancelled, never inside the cancelling call; ud always comes back), the
  * program's own operations through pact_op_start, their promise twins, and
  * 100,000 operations cancelled at once. */
+#include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -97,8 +98,85 @@ enum kind {
     K_IMMEDIATE_P,
     K_DELAY,
     K_USER,
+    K_OFFLOAD,
+    K_OFFLOAD_P,
+    K_RECV,
+    K_RECV_P,
+    K_WRITABLE,
+    K_WAIT,
+    K_WAIT_P,
     K_NKINDS
 };
+
+/* ---- the services' kinds ---- */
+
+/* A job that runs until it is cancelled (or 10 s pass: a stuck test). */
+static pact_error *until_cancelled(pact_job *job, void *arg, pact_value *result)
+{
+    (void)arg, (void)result;
+    for (int i = 0; i < 10000 && !pact_job_cancelled(job); i++)
+        usleep(1000);
+    return NULL;
+}
+
+static void seen_job(pact_error *err, pact_value *result, void *ud)
+{
+    (void)result;
+    record(err, ud);
+}
+
+static void seen_msg(pact_error *err, pact_value *msg, void *ud)
+{
+    (void)msg;
+    record(err, ud);
+}
+
+static void seen_exit(pact_error *err, int code, void *ud)
+{
+    (void)code;
+    record(err, ud);
+}
+
+static void idle_keepalive(pact_error *err, void *ud)
+{
+    (void)ud;
+    ck_assert_ptr_nonnull(err); /* only its loop's end calls it */
+}
+
+/* A worker that sends nothing and waits to be ended. */
+static pact_error *idle_worker(pact_loop *loop, pact_port *port, void *arg)
+{
+    (void)port, (void)arg;
+    T_MUST(pact_timeout(loop, 100000, idle_keepalive, NULL, NULL));
+    return NULL;
+}
+
+static pact_worker *worker; /* of the kinds that wait on one */
+
+static pact_worker *worker_for(enum kind k)
+{
+    if (k < K_RECV || worker)
+        return worker;
+    /* a queue of 1, filled: a wait for room then waits */
+    pact_worker_opts o = {.queue_max = 1};
+    ck_assert_int_eq(pact_worker_new(t_loop, idle_worker, NULL, &o, &worker),
+                     0);
+    ck_assert_int_eq(pact_worker_unref(worker), 0); /* the test runs it */
+    if (k == K_WRITABLE)
+        ck_assert_int_eq(
+            pact_port_post_json(pact_worker_port(worker), json_integer(1)), 0);
+    return worker;
+}
+
+/* After a case: a worker still there is freed (its thread ended). */
+static void worker_done(bool closed_all)
+{
+    if (worker && !closed_all) {
+        pact_worker_free(worker);
+        ck_assert_int_ge(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
+    }
+    worker = NULL;
+}
 
 static int poll_sv[2] = {-1, -1}; /* the pollers' socket pair */
 
@@ -181,6 +259,40 @@ static void start(enum kind k, pact_abort *abort, struct seen *s,
         ck_assert_ptr_nonnull(st->p);
         st->tail = pact_then_cb(st->p, on_settled, s);
         break;
+    case K_OFFLOAD: {
+        pact_offload_opts o = {.abort = abort};
+        ck_assert_int_eq(
+            pact_offload(t_loop, until_cancelled, NULL, &o, seen_job, s), 0);
+        break;
+    }
+    case K_OFFLOAD_P: {
+        pact_offload_opts o = {.abort = abort};
+        st->p = pact_offload_p(t_loop, until_cancelled, NULL, &o);
+        ck_assert_ptr_nonnull(st->p);
+        st->tail = pact_then_cb(st->p, on_settled, s);
+        break;
+    }
+    case K_RECV:
+    case K_RECV_P:
+    case K_WRITABLE:
+    case K_WAIT:
+    case K_WAIT_P: {
+        pact_worker *w = worker_for(k);
+        pact_port *port = pact_worker_port(w);
+        pact_wait_opts o = {.abort = abort};
+        if (k == K_RECV)
+            ck_assert_int_eq(pact_port_recv(port, &o, seen_msg, s), 0);
+        else if (k == K_WRITABLE)
+            ck_assert_int_eq(pact_port_writable(port, &o, seen_cb, s), 0);
+        else if (k == K_WAIT)
+            ck_assert_int_eq(pact_worker_wait(w, &o, seen_exit, s), 0);
+        else
+            st->p = k == K_RECV_P ? pact_port_recv_p(port, &o)
+                                  : pact_worker_wait_p(w, &o);
+        if (st->p)
+            st->tail = pact_then_cb(st->p, on_settled, s);
+        break;
+    }
     case K_USER: {
         struct user *u = calloc(1, sizeof *u);
         u->seen = s;
@@ -238,6 +350,7 @@ START_TEST(each_kind_each_cancel)
             ck_assert_int_eq(s.cause, c == 2 ? 0 : PACT_EPERM);
             finish(&st);
             pact_abort_unref(a);
+            worker_done(c == 2);
         }
     }
     close_poll_sv();
@@ -254,14 +367,19 @@ START_TEST(close_all_then_free_drops)
     struct seen s[K_NKINDS] = {{0}};
     struct started st[K_NKINDS];
     dropped = 0;
-    for (int k = 0; k < K_NKINDS; k++)
+    for (int k = 0; k < K_NKINDS; k++) {
+        if (k == K_WAIT || k == K_WAIT_P || k == K_WRITABLE)
+            continue; /* one worker per loop here: its receives stand in */
         start((enum kind)k, NULL, &s[k], &st[k]);
+    }
     for (int k = 0; k < K_NKINDS; k++)
-        finish(&st[k]);
+        if (k != K_WAIT && k != K_WAIT_P && k != K_WRITABLE)
+            finish(&st[k]);
     ck_assert_int_eq(pact_loop_free(t_loop), PACT_EBUSY);
     ck_assert_int_eq(pact_loop_close_all(t_loop), 0);
     ck_assert_int_eq(pact_loop_free(t_loop), 0);
     t_loop = saved;
+    worker = NULL; /* released by close_all */
     for (int k = 0; k < K_NKINDS; k++)
         ck_assert_int_eq(s[k].calls, 0);
     ck_assert_int_eq(dropped, 1);
