@@ -359,7 +359,11 @@ static void terminate(pact_worker *w)
 static void close_worker(pact_worker *w)
 {
     pact_port *p = &w->ep[0];
-    p->poll.id = 0; /* close_all has cleared it */
+    /* close_all cancelled its poller (its ECANCELED call is due): the port
+     * goes now, so that call must not come */
+    if (p->poll.id)
+        pact_clear(p->loop, p->poll);
+    p->poll.id = 0;
     w->freed = true;
     cancel_waiters(p, "closed (pact_loop_close_all)");
     drop_parent_ops(w);
@@ -394,6 +398,8 @@ static int svc_close_all(pact_loop *loop, void *state)
     }
     pact_port *own = s->own;
     if (own) { /* a worker's loop: its end's operations are cancelled */
+        if (own->poll.id) /* its poller's cancellation is due: not for us */
+            pact_clear(own->loop, own->poll);
         own->poll.id = 0;
         own->poll_ref = false;
         own->on_msg = NULL;
