@@ -14,7 +14,7 @@ static void kick_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     pact_loop *loop = arg;
     loop->kick_pending = false;
-    loop->own_events--;
+    pact__own_event_removed(loop);
     if (loop->running || pact__halted(loop))
         return;
     pact__drain(loop);
@@ -37,7 +37,7 @@ void pact__external_kick(pact_loop *loop)
     }
     if (event_add(loop->kick_ev, &zero) == 0) {
         loop->kick_pending = true;
-        loop->own_events++;
+        pact__own_event_added(loop);
     }
 }
 

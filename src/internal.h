@@ -356,7 +356,8 @@ struct pact_loop {
     struct event *kick_ev;
     bool kick_pending;
 
-    /* events of ours on the base, to tell the program's own from them */
+    /* events of ours added to the base, to tell the program's own from them
+     * (pact__own_event_added/_removed) */
     int own_events;
     /* the program's own events that do not keep the loop alive
      * (pact_loop_unref_event) */
@@ -405,6 +406,18 @@ struct pact_loop {
     pact_error *uncaught;   /* set: stop now and return its code */
     pact_error *last_error; /* the one that stopped the last run */
 };
+
+/* One of pact's own events was added to the base / deleted or freed: the
+ * count foreign_events (loop.c) subtracts. */
+static inline void pact__own_event_added(pact_loop *loop)
+{
+    loop->own_events++;
+}
+static inline void pact__own_event_removed(pact_loop *loop)
+{
+    assert(loop->own_events > 0);
+    loop->own_events--;
+}
 
 /* Phases stop between callbacks after pact_loop_stop or an uncaught error;
  * the microtask drain stops only for the latter. */

@@ -55,7 +55,7 @@ static int start(pact_loop *loop, int kind, int num, short what,
         if (rc == 0 && event_add(s->u.io.ev, NULL) < 0)
             rc = pact__ev_error(); /* e.g. EPERM: a regular file; EBADF */
         if (rc == 0) {
-            loop->own_events++;
+            pact__own_event_added(loop);
         } else if (s->u.io.ev) {
             event_free(s->u.io.ev); /* never added: not counted */
             s->u.io.ev = NULL;
@@ -129,6 +129,6 @@ void pact__io_stop(pact_loop *loop, struct slot *s)
     if (s->u.io.ev) {
         event_free(s->u.io.ev);
         s->u.io.ev = NULL;
-        loop->own_events--;
+        pact__own_event_removed(loop);
     }
 }

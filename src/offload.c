@@ -17,14 +17,10 @@
 #include "promise_internal.h"
 
 #include <event2/event.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#ifdef HAVE_SYS_EVENTFD_H
-#include <sys/eventfd.h>
-#endif
 
 #define DEFAULT_LIMIT 65536
 #define DEFAULT_SHUTDOWN_MS 5000
@@ -45,7 +41,7 @@ struct slab {
 struct offq {
     /* read by the pool threads */
     pact_loop *loop;
-    int fd[2]; /* eventfd in [0] (and [1] = -1), or a pipe */
+    struct pact__wake wake; /* the results' wake-up (an eventfd, or a pipe) */
     /* shared with the pool threads, under lock */
     _Alignas(64) pthread_mutex_t lock;
     pthread_cond_t drained; /* a job was published while free waits */
@@ -79,17 +75,12 @@ struct offq {
 
 static void wake(struct offq *q)
 {
-    uint64_t one = 1;
-    int fd = q->fd[1] >= 0 ? q->fd[1] : q->fd[0];
-    ssize_t n = write(fd, &one, q->fd[1] >= 0 ? 1 : sizeof one);
-    (void)n; /* EAGAIN: a wake-up is buffered already */
+    pact__wake_signal(&q->wake);
 }
 
 static void consume_wakeup(struct offq *q)
 {
-    char buf[64];
-    while (read(q->fd[0], buf, sizeof buf) > 0 && q->fd[1] >= 0)
-        ;
+    pact__wake_drain(&q->wake);
 }
 
 /* Have the loop call on_ready in its next I/O phase (loop thread). */
@@ -605,11 +596,9 @@ static void offq_free(pact_loop *loop, void *state)
     struct offq *q = state;
     if (q->ev) {
         event_free(q->ev);
-        loop->own_events--;
+        pact__own_event_removed(loop);
     }
-    for (int i = 0; i < 2; i++)
-        if (q->fd[i] >= 0)
-            close(q->fd[i]);
+    pact__wake_close(&q->wake);
     while (q->slabs) {
         struct slab *s = q->slabs;
         q->slabs = s->next;
@@ -641,16 +630,6 @@ static size_t env_limit(void)
     return *end || n == 0 || n > SIZE_MAX ? DEFAULT_LIMIT : (size_t)n;
 }
 
-static int open_fd(struct offq *q)
-{
-#ifdef HAVE_SYS_EVENTFD_H
-    q->fd[0] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-#endif
-    if (q->fd[0] < 0 && pipe2(q->fd, O_NONBLOCK | O_CLOEXEC) < 0)
-        return -errno;
-    return 0;
-}
-
 static void *offq_make(pact_loop *loop)
 {
     /* the one flush job queued at a time is queued where a submit has
@@ -667,7 +646,7 @@ static void *offq_make(pact_loop *loop)
     }
     memset(q, 0, sizeof *q);
     q->loop = loop;
-    q->fd[0] = q->fd[1] = -1;
+    pact__wake_init(&q->wake);
     pthread_mutexattr_t ma;
     pthread_mutexattr_init(&ma);
 #ifdef PTHREAD_MUTEX_ADAPTIVE_NP
@@ -685,8 +664,8 @@ static void *offq_make(pact_loop *loop)
     q->shutdown_ms = DEFAULT_SHUTDOWN_MS;
     q->limit[0] = q->limit[1] = env_limit();
     pact__pool_enter();
-    int rc = open_fd(q);
-    if (rc == 0 && !(q->ev = event_new(loop->base, q->fd[0],
+    int rc = pact__wake_open(&q->wake);
+    if (rc == 0 && !(q->ev = event_new(loop->base, pact__wake_fd(&q->wake),
                                        EV_READ | EV_PERSIST, on_ready, q)))
         rc = PACT_ENOMEM;
     errno = 0;
@@ -694,17 +673,17 @@ static void *offq_make(pact_loop *loop)
         rc = pact__ev_error();
     if (rc < 0) {
         if (q->ev)
-            loop->own_events++; /* offq_free takes it back */
+            pact__own_event_added(loop); /* offq_free takes it back */
         offq_free(loop, q);
         errno = -rc; /* for offq_get */
         return NULL;
     }
-    loop->own_events++;
+    pact__own_event_added(loop);
     return q;
 }
 
 /* The loop's queue, made on first use. @return 0, or why it could not be
- * made (offq_make leaves that in errno: PACT_EMFILE for its eventfd). */
+ * made (offq_make leaves that in errno: PACT_EMFILE for its wake-up). */
 static int offq_get(pact_loop *loop, struct offq **out)
 {
     errno = 0;

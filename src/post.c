@@ -99,7 +99,7 @@ int pact__post_init(pact_loop *loop)
     errno = 0;
     if (event_add(loop->post_ev, NULL) < 0)
         return pact__ev_error();
-    loop->own_events++;
+    pact__own_event_added(loop);
     return 0;
 }
 

@@ -423,7 +423,7 @@ static void timer_ev_cb(evutil_socket_t fd, short what, void *arg)
     (void)n;
 #else
     (void)fd;
-    loop->own_events--;
+    pact__own_event_removed(loop);
 #endif
     loop->armed_ns = 0;
     if (!loop->running && !pact__halted(loop)) { /* dispatched by the program */
@@ -453,7 +453,7 @@ void pact__timers_arm(pact_loop *loop, uint64_t deadline_ns)
         tv.tv_usec -= 1000000;
     }
     if (!event_pending(loop->timer_ev, EV_TIMEOUT, NULL))
-        loop->own_events++;
+        pact__own_event_added(loop);
     event_add(loop->timer_ev, &tv);
 #endif
 }
@@ -472,7 +472,7 @@ int pact__timers_init(pact_loop *loop)
     errno = 0;
     if (event_add(loop->timer_ev, NULL) < 0)
         return pact__ev_error();
-    loop->own_events++;
+    pact__own_event_added(loop);
 #else
     loop->timer_ev = event_new(loop->base, -1, 0, timer_ev_cb, loop);
     if (!loop->timer_ev)
