@@ -580,6 +580,123 @@ START_TEST(twin_rejects_when_cancelled)
 }
 END_TEST
 
+/* ---- the await styles: a task and an async function awaiting each twin --
+ * The same cancellations, seen where the code awaits: the await returns
+ * ECANCELED (the abort reason as its cause), once. */
+
+static const enum kind twins[] = {K_DELAY, K_IMMEDIATE_P, K_OFFLOAD_P, K_RECV_P,
+                                  K_WAIT_P};
+
+static struct seen twin_tail; /* what start()'s own reaction records */
+
+static pact_promise *make_twin(enum kind k, pact_abort *abort)
+{
+    struct started st;
+    start(k, abort, &twin_tail, &st);
+    pact_promise_unref(st.tail); /* the await below is the one that counts */
+    return st.p;
+}
+
+struct awaiter {
+    PACT_ASYNC_FRAME; /* first: the async style's frame */
+    enum kind k;
+    pact_abort *abort;
+    struct seen *out; /* outlives the frame (freed when its body ends) */
+};
+
+static pact_error *task_awaits(void *arg, pact_value *result)
+{
+    (void)result;
+    struct awaiter *w = arg;
+    pact_error *err = PACT_AWAIT_ERR(make_twin(w->k, w->abort), NULL);
+    record(err, w->out);
+    pact_error_unref(err);
+    return NULL;
+}
+
+static pact_error *async_awaits(pact_async *a, pact_value *result)
+{
+    (void)result;
+    struct awaiter *w = (struct awaiter *)a;
+    pact_error *err = NULL;
+    PACT_ASYNC_BEGIN(a);
+    PACT_ASYNC_AWAIT_ERR(a, make_twin(w->k, w->abort), NULL, err);
+    record(err, w->out);
+    pact_error_unref(err);
+    PACT_ASYNC_END(a);
+}
+
+static void abort_now(pact_error *err, void *ud)
+{
+    ck_assert_ptr_null(err);
+    pact_error *why = PACT_ERROR(PACT_EPERM, "why");
+    ck_assert_int_eq(pact_abort_abort(ud, why), 0);
+    pact_error_unref(why);
+}
+
+static void close_all_now(pact_error *err, void *ud)
+{
+    (void)ud;
+    ck_assert_ptr_null(err);
+    ck_assert_int_eq(pact_loop_close_all(t_loop), 0);
+}
+
+START_TEST(each_twin_awaited)
+{
+    for (size_t i = 0; i < sizeof twins / sizeof *twins; i++) {
+        for (int style = 0; style < 2; style++) {
+            for (int c = 0; c < 3; c++) {
+                enum kind k = twins[i];
+                pact_abort *a;
+                ck_assert_int_eq(pact_abort_new(t_loop, &a), 0);
+                if (c == 0) {
+                    pact_error *why = PACT_ERROR(PACT_EPERM, "why");
+                    ck_assert_int_eq(pact_abort_abort(a, why), 0);
+                    pact_error_unref(why);
+                }
+                struct seen seen = {0};
+                struct awaiter *w, task_frame = {.k = k, .abort = a};
+                task_frame.out = &seen;
+                /* runs in the first check phase: after the body has
+                 * suspended in its await (a task starts in the drain
+                 * before it, an async function inside pact_async_start),
+                 * and before the twin's own immediate, queued later */
+                if (c == 1)
+                    T_MUST(pact_immediate(t_loop, abort_now, a, NULL));
+                if (c == 2)
+                    T_MUST(pact_immediate(t_loop, close_all_now, NULL, NULL));
+                pact_promise *done;
+                if (style == 0) {
+                    done =
+                        pact_task_spawn(t_loop, task_awaits, &task_frame, NULL);
+                } else {
+                    w = pact_async_new(t_loop, sizeof *w, async_awaits);
+                    ck_assert_ptr_nonnull(w);
+                    w->k = k;
+                    w->abort = a;
+                    w->out = &seen;
+                    done = pact_async_start(w);
+                }
+                ck_assert_ptr_nonnull(done);
+                run_ok();
+                ck_assert_int_eq(pact_promise_state(done), PACT_FULFILLED);
+                pact_promise_unref(done);
+                pact_abort_unref(a);
+                worker_done(c == 2);
+                ck_assert_msg(seen.calls == 1,
+                              "twin %zu, style %d, %d: %d calls", i, style, c,
+                              seen.calls);
+                ck_assert_msg(seen.code == PACT_ECANCELED,
+                              "twin %zu, style %d, %d: code %d", i, style, c,
+                              seen.code);
+                if (c != 2)
+                    ck_assert_int_eq(seen.cause, PACT_EPERM);
+            }
+        }
+    }
+}
+END_TEST
+
 /* ---- misuse ------------------------------------------------------------- */
 
 START_TEST(misuse)
@@ -709,6 +826,7 @@ Suite *suite_op(void)
     tcase_add_checked_fixture(tc, t_setup, t_teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, each_kind_each_cancel);
+    tcase_add_test(tc, each_twin_awaited);
     tcase_add_test(tc, close_all_then_free_drops);
     tcase_add_test(tc, complete_and_cancel_same_turn);
     tcase_add_test(tc, cleared_while_due);
