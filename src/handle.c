@@ -435,6 +435,30 @@ static const struct pact__op_type slot_ops[] = {
     [SLOT_POLL] = SLOT_OPS("fd poller"),
 };
 
+void pact__slots_cancel_all(pact_loop *loop, pact_error *err)
+{
+    for (uint32_t i = 0; i < loop->nslots; i++) {
+        struct slot *s = slot_at(loop, i);
+        if (s->kind != SLOT_FREE && s->op.state == PACT__OP_PENDING)
+            pact__op_cancel(&s->op, pact_error_ref(err));
+    }
+}
+
+size_t pact__slots_print(const pact_loop *loop, FILE *out)
+{
+    size_t n = 0;
+    for (uint32_t i = 0; i < loop->nslots; i++) {
+        const struct slot *s = &loop->chunks[i / SLOT_CHUNK][i % SLOT_CHUNK];
+        if (s->kind == SLOT_FREE || s->op.state != PACT__OP_PENDING)
+            continue;
+        char more[256];
+        describe(s, more, sizeof more);
+        fprintf(out, "  %s: %s\n", s->op.type->what, more);
+        n++;
+    }
+    return n;
+}
+
 size_t pact__slots_print_closing(const pact_loop *loop, FILE *out)
 {
     size_t n = 0;
@@ -450,7 +474,8 @@ size_t pact__slots_print_closing(const pact_loop *loop, FILE *out)
 
 int pact__slot_op_start(pact_loop *loop, struct slot *s, pact_abort *abort)
 {
-    return pact__op_start(loop, &s->op, &slot_ops[s->kind], abort, false);
+    return pact__op_start(loop, &s->op, &slot_ops[s->kind], abort,
+                          PACT__OP_UNLISTED);
 }
 
 size_t pact__slots_due(const pact_loop *loop)

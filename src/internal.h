@@ -117,14 +117,22 @@ struct pact__op {
     void *scope;     /* the owning scope (layer 4), or NULL */
     uint8_t state;   /* enum pact__op_state */
     bool ref;        /* keeps the loop alive while pending */
+    bool listed;     /* on loop->ops while pending (handles are not: the
+                        slot table lists them, at no cost per timer) */
+};
+
+enum pact__op_flags {
+    PACT__OP_REF = 1,      /* keeps the loop alive while pending */
+    PACT__OP_UNLISTED = 2, /* a handle's: found through the slot table */
 };
 
 /* Register @p op (pending) with @p t; @p abort (borrowed, may be NULL)
  * cancels it. A token aborted already: it starts, and its cancellation is
- * due on the next tick, as a timer's. @p ref: it keeps the loop alive.
+ * due on the next tick, as a timer's. @p flags: enum pact__op_flags.
  * @return 0 or PACT_ENOMEM (nothing registered). */
 int pact__op_start(pact_loop *loop, struct pact__op *op,
-                   const struct pact__op_type *t, pact_abort *abort, bool ref);
+                   const struct pact__op_type *t, pact_abort *abort,
+                   unsigned flags);
 /* The operation completed. @return true when the caller calls back, with
  * *@p err NULL (its own result) or the cancellation (a reference for the
  * caller: a STOPPING op whose work came back); false when the core calls
@@ -622,6 +630,10 @@ static inline bool pact__slot_live(const struct slot *s)
     return s->state == ST_ARMED || s->state == ST_FIRING;
 }
 void pact__slots_release_all(pact_loop *loop);
+/* pact_loop_close_all: cancel every armed handle with @p err (borrowed). */
+void pact__slots_cancel_all(pact_loop *loop, pact_error *err);
+/* pact_loop_print_pending: the armed handles. @return how many. */
+size_t pact__slots_print(const pact_loop *loop, FILE *out);
 /* pact_loop_print_pending: the handles on their way to the close phase */
 size_t pact__slots_print_closing(const pact_loop *loop, FILE *out);
 /* Handles whose cancellation is due (pact_loop_free drops those calls). */

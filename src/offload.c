@@ -446,7 +446,7 @@ static int submit(pact_loop *loop, pact_offload_fn fn, void *arg,
     /* a token aborted already stops it here (J_PENDING, on no list yet):
      * its call is then due, and it is never queued */
     int rc = pact__op_start(loop, &j->op, &job_type, opts ? opts->abort : NULL,
-                            true);
+                            PACT__OP_REF);
     if (rc < 0) {
         q->inflight[lane]--;
         q->current--;

@@ -44,7 +44,8 @@ static void abort_off(struct pact__op *op)
 /* Out of the pending list, no longer keeping the loop alive. */
 static void unregister(struct pact__op *op)
 {
-    pact__list_remove(&op->node);
+    if (op->listed)
+        pact__list_remove(&op->node);
     if (op->ref) {
         assert(op->loop->op_refs > 0);
         op->loop->op_refs--;
@@ -52,10 +53,18 @@ static void unregister(struct pact__op *op)
 }
 
 int pact__op_start(pact_loop *loop, struct pact__op *op,
-                   const struct pact__op_type *t, pact_abort *abort, bool ref)
+                   const struct pact__op_type *t, pact_abort *abort,
+                   unsigned flags)
 {
     assert(t && t->stop && t->fail);
-    *op = (struct pact__op){.type = t, .loop = loop, .ref = ref};
+    bool ref = flags & PACT__OP_REF;
+    op->type = t;
+    op->loop = loop;
+    op->abort = NULL;
+    op->err = NULL;
+    op->scope = NULL;
+    op->ref = ref;
+    op->listed = !(flags & PACT__OP_UNLISTED);
     if (abort && !pact_abort_aborted(abort)) {
         int rc = pact_abort_on(abort, on_abort, op, &op->abort_id);
         if (rc < 0)
@@ -63,7 +72,8 @@ int pact__op_start(pact_loop *loop, struct pact__op *op,
         op->abort = pact_abort_ref(abort);
     }
     op->state = PACT__OP_PENDING;
-    pact__list_push_back(&loop->ops, &op->node);
+    if (op->listed)
+        pact__list_push_back(&loop->ops, &op->node);
     if (ref)
         loop->op_refs++;
     if (abort && pact_abort_aborted(abort))
@@ -155,6 +165,7 @@ void pact__ops_close_all(pact_loop *loop)
         PACT_ERROR(PACT_ECANCELED, "cancelled by pact_loop_close_all");
     if (!err)
         err = pact__enomem();
+    pact__slots_cancel_all(loop, err);
     /* each from the head of a detached list: a stop may end others */
     struct pact__list todo;
     pact__list_init(&todo);
@@ -263,8 +274,9 @@ int pact_op_start(pact_loop *loop, const pact_op_type *type, void *ud,
     op->ud = ud;
     /* out first: a token aborted already cancels inside the start */
     *out = op;
-    int rc = pact__op_start(loop, &op->rec, &user_type,
-                            opts ? opts->abort : NULL, opts && opts->ref);
+    int rc =
+        pact__op_start(loop, &op->rec, &user_type, opts ? opts->abort : NULL,
+                       opts && opts->ref ? PACT__OP_REF : 0);
     if (rc < 0) {
         free(op);
         *out = NULL;

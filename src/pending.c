@@ -43,7 +43,8 @@ size_t pact_loop_print_pending(pact_loop *loop, FILE *out)
     if (!loop || !out || pact__misuse_thread(loop, "pact_loop_print_pending"))
         return 0;
     fprintf(out, "pact: loop %p: pending\n", (void *)loop);
-    size_t n = print_list(&loop->ops, "", out);
+    size_t n = pact__slots_print(loop, out);
+    n += print_list(&loop->ops, "", out);
     n += print_list(&loop->op_due, " (cancelled, its call due)", out);
     n += pact__slots_print_closing(loop, out);
     if (!n)

@@ -106,7 +106,7 @@ int pact__waiter_add(pact_port *port, struct wlist *r, int kind,
     /* a token aborted already takes it off again here (as a timer's, the
      * start succeeds and the cancellation is due on the next tick) */
     int rc = pact__op_start(port->loop, &x->op, &waiter_type,
-                            opts ? opts->abort : NULL, false);
+                            opts ? opts->abort : NULL, 0);
     if (rc < 0) {
         unlink_waiter(x);
         free(x);
