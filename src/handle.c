@@ -402,18 +402,18 @@ static void describe(const struct slot *s, char *buf, size_t len)
     }
     switch (s->kind) {
     case SLOT_TIMER:
-        snprintf(buf, len, "%s%" PRIu64 " ms%s, %s",
+        snprintf(buf, len, "%s%" PRIu64 " ms%s, calls %s",
                  s->u.timer.repeat ? "every " : "", s->u.timer.msecs, unref,
                  call);
         break;
     case SLOT_SIGNAL:
-        snprintf(buf, len, "signal %d%s, %s", s->u.io.num, unref, call);
+        snprintf(buf, len, "signal %d%s, calls %s", s->u.io.num, unref, call);
         break;
     case SLOT_POLL:
-        snprintf(buf, len, "fd %d%s, %s", s->u.io.num, unref, call);
+        snprintf(buf, len, "fd %d%s, calls %s", s->u.io.num, unref, call);
         break;
     default:
-        snprintf(buf, len, "%s%s", call, unref);
+        snprintf(buf, len, "calls %s%s", call, unref);
         break;
     }
 }

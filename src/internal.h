@@ -148,8 +148,8 @@ pact_error *pact__aborted_error(pact_error *reason);
 void pact__ops_close_all(pact_loop *loop);
 /* pact_loop_free: the operations still pending (it then refuses) */
 size_t pact__ops_pending(const pact_loop *loop);
-/* For a `describe`: "@p fn (its symbol where the program exports one, else
- * its address) with @p ud" into @p buf. */
+/* For a `describe`: "NAME(UD)" into @p buf, NAME the symbol of @p fn where
+ * the program exports one, else its address; "nothing" for NULL. */
 void pact__describe_call(char *buf, size_t len, void (*fn)(void), void *ud);
 /* pact_loop_free: drop the calls still owed. */
 void pact__ops_drop(pact_loop *loop);
@@ -227,6 +227,10 @@ struct pact__service_ops {
     bool (*spin)(pact_loop *loop, void *state, uint64_t wait_ns);
     /* pact_loop_run begins, on the thread that runs the loop now */
     void (*run)(pact_loop *loop, void *state);
+    /* pact_loop_print_pending: a line on @p out per thing of the service's
+     * that is not a pending-operation record (a task, a worker). @return
+     * how many lines. */
+    size_t (*print)(pact_loop *loop, void *state, FILE *out);
 };
 
 /* Slots live in fixed chunks, so pointers stay valid while the table grows;

@@ -12,11 +12,11 @@ void pact__describe_call(char *buf, size_t len, void (*fn)(void), void *ud)
     /* dladdr names the nearest symbol below: only an exact one counts */
     if (fn && dladdr((void *)(uintptr_t)fn, &info) && info.dli_sname &&
         (uintptr_t)info.dli_saddr == (uintptr_t)fn)
-        snprintf(buf, len, "calls %s(ud %p)", info.dli_sname, ud);
+        snprintf(buf, len, "%s(%p)", info.dli_sname, ud);
     else if (fn)
-        snprintf(buf, len, "calls %p(ud %p)", (void *)(uintptr_t)fn, ud);
+        snprintf(buf, len, "%p(%p)", (void *)(uintptr_t)fn, ud);
     else
-        snprintf(buf, len, "calls nothing (cleared)");
+        snprintf(buf, len, "nothing");
 }
 
 static size_t print_list(const struct pact__list *head, const char *state,
@@ -47,6 +47,11 @@ size_t pact_loop_print_pending(pact_loop *loop, FILE *out)
     n += print_list(&loop->ops, "", out);
     n += print_list(&loop->op_due, " (cancelled, its call due)", out);
     n += pact__slots_print_closing(loop, out);
+    for (int i = PACT__SERVICES - 1; i >= 0; i--) {
+        const struct pact__service_ops *ops = loop->services[i].ops;
+        if (ops && ops->print)
+            n += ops->print(loop, loop->services[i].state, out);
+    }
     if (!n)
         fputs("  nothing\n", out);
     return n;

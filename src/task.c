@@ -112,10 +112,37 @@ static void tasks_free(pact_loop *loop, void *state)
     free(ts);
 }
 
+/* pact_loop_print_pending: each task not finished, with its spawn site and
+ * where it waits. */
+static size_t tasks_print(pact_loop *loop, void *state, FILE *out)
+{
+    (void)loop;
+    struct pact__tasks *ts = state;
+    size_t n = 0;
+    struct pact__list *l, *tmp;
+    pact__list_each(l, tmp, &ts->live) {
+        const pact_task *t = pact__list_entry(l, pact_task, link);
+        static const char *const state_name[] = {
+            [T_NEW] = "queued to start",
+            [T_RUNNING] = "running",
+            [T_SUSPENDED] = "awaiting",
+        };
+        fprintf(out, "  task %s: spawned at %s:%d, %s", pact_task_name(t),
+                t->where.file, t->where.line,
+                t->state <= T_SUSPENDED ? state_name[t->state] : "ending");
+        if (t->state == T_SUSPENDED && t->await_file)
+            fprintf(out, " at %s:%d", t->await_file, t->await_line);
+        fputc('\n', out);
+        n++;
+    }
+    return n;
+}
+
 static const struct pact__service_ops tasks_ops = {
     .close_all = tasks_close_all,
     .busy = tasks_busy,
     .free = tasks_free,
+    .print = tasks_print,
 };
 
 static void *tasks_make(pact_loop *loop)

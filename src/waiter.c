@@ -73,8 +73,9 @@ static void waiter_describe(const struct pact__op *op, char *buf, size_t len)
     };
     char call[160];
     pact__describe_call(call, sizeof call, x->fn, x->ud);
-    snprintf(buf, len, "worker %s, %s port: waits for %s, %s", x->port->w->name,
-             x->port->parent ? "the parent's" : "its own", what[x->kind], call);
+    snprintf(buf, len, "worker %s, %s port: waits for %s, calls %s",
+             x->port->w->name, x->port->parent ? "the parent's" : "its own",
+             what[x->kind], call);
 }
 
 static const struct pact__op_type waiter_type = {

@@ -34,10 +34,30 @@ static void svc_free(pact_loop *loop, void *state)
     free(s);
 }
 
+/* pact_loop_print_pending: each worker whose handle is not released. */
+static size_t svc_print(pact_loop *loop, void *state, FILE *out)
+{
+    (void)loop;
+    struct workers *s = state;
+    size_t n = 0;
+    struct pact__list *l, *tmp;
+    pact__list_each(l, tmp, &s->all) {
+        const pact_worker *w = pact__list_entry(l, pact_worker, link);
+        if (w->freed)
+            continue;
+        fprintf(out, "  worker %s: %s%s\n", w->name,
+                w->reaped ? "ended, its handle not freed" : "running",
+                !w->reaped && !w->user_ref ? ", unreferenced" : "");
+        n++;
+    }
+    return n;
+}
+
 static const struct pact__service_ops workers_ops = {
     .close_all = svc_close_all,
     .busy = svc_busy,
     .free = svc_free,
+    .print = svc_print,
 };
 
 static void *svc_make(pact_loop *loop)

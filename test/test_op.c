@@ -790,6 +790,55 @@ START_TEST(print_pending_lists_everything)
 }
 END_TEST
 
+/* Tasks (with their spawn sites and the await they wait in), workers and
+ * offloaded jobs are listed too: what keeps a loop alive, whichever layer
+ * made it. */
+static pact_error *sleeper(void *arg, pact_value *result)
+{
+    (void)arg, (void)result;
+    pact_error *err = PACT_AWAIT_ERR(pact_delay(t_loop, 100000, NULL), NULL);
+    pact_error_unref(err); /* ECANCELED: the test ends it */
+    return NULL;
+}
+
+START_TEST(print_pending_lists_tasks_workers_jobs)
+{
+    pact_task_opts to = {.name = "the sleeper"};
+    pact_promise *task = pact_task_spawn(t_loop, sleeper, NULL, &to);
+    ck_assert_ptr_nonnull(task);
+    ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_NOWAIT), 1);
+    pact_worker *w = worker_for(K_WAIT);
+    struct seen s = {0};
+    pact_abort *a;
+    ck_assert_int_eq(pact_abort_new(t_loop, &a), 0);
+    pact_offload_opts oo = {.abort = a};
+    ck_assert_int_eq(
+        pact_offload(t_loop, until_cancelled, NULL, &oo, seen_job, &s), 0);
+    size_t n;
+    char *txt = pending_text(&n);
+    ck_assert_ptr_nonnull(strstr(txt, "task the sleeper: spawned at "));
+    ck_assert_ptr_nonnull(strstr(txt, "test_op.c"));
+    ck_assert_ptr_nonnull(strstr(txt, "awaiting at "));
+    ck_assert_ptr_nonnull(strstr(txt, "timer: 100000 ms"));
+    ck_assert_ptr_nonnull(strstr(txt, "worker "));
+    ck_assert_ptr_nonnull(strstr(txt, "offloaded job: "));
+    ck_assert(strstr(txt, "runs until_cancelled") || strstr(txt, "runs 0x"));
+    ck_assert_int_ge(n, 4);
+    free(txt);
+    (void)w;
+    ck_assert_int_eq(pact_loop_close_all(t_loop), 0);
+    worker = NULL;
+    run_ok();
+    ck_assert_int_eq(s.calls, 1);
+    ck_assert_int_eq(pact_promise_state(task), PACT_FULFILLED);
+    pact_promise_unref(task);
+    pact_abort_unref(a);
+    txt = pending_text(&n);
+    ck_assert_int_eq(n, 0);
+    free(txt);
+}
+END_TEST
+
 /* ---- many ---------------------------------------------------------------- */
 
 enum { MANY = 100000 };
@@ -834,6 +883,7 @@ Suite *suite_op(void)
     tcase_add_test(tc, twin_rejects_when_cancelled);
     tcase_add_test(tc, misuse);
     tcase_add_test(tc, print_pending_lists_everything);
+    tcase_add_test(tc, print_pending_lists_tasks_workers_jobs);
     tcase_add_test(tc, many_cancelled_at_once);
     suite_add_tcase(s, tc);
     return s;

@@ -100,11 +100,14 @@ PACT_API pact_loop *pact_op_loop(const pact_op *op);
 /**
  * Print on @p out, one per line, what is pending on @p loop: every armed
  * handle (its kind, delay, fd or signal, whether referenced, the callback by
- * its symbol where the program exports one) and every pending operation
- * (what it waits on, and whether its cancellation is due), and the
- * handles closing: what keeps it alive, and why pact_loop_free says
- * PACT_EBUSY. (Offloaded jobs, fs requests, port and worker waits and tasks
- * are not listed yet: they are not pending-operation records yet.)
+ * its symbol where the program exports one), every pending operation
+ * (offloaded jobs and fs requests, port and worker waits, the program's own:
+ * what each waits on, and whether its cancellation is due), the handles
+ * closing, the tasks not finished (name, spawn site, the await they are
+ * in) and the workers not freed: what keeps the loop alive, and why
+ * pact_loop_free says PACT_EBUSY.
+ * @param loop the loop (its thread only).
+ * @param out where to print, e.g. stderr.
  * @return how many lines (0: nothing pending; also on misuse).
  */
 PACT_API size_t pact_loop_print_pending(pact_loop *loop, FILE *out);
