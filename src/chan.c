@@ -22,7 +22,8 @@ struct waiter {
     struct pact__op op;     /* first: the op.c hooks cast back */
     struct pact__list node; /* recvq, sendq or done */
     bool send;
-    int rc; /* 0, PACT_EOF, PACT_EPIPE */
+    bool sync; /* a promise twin's: settled at once, no tick */
+    int rc;    /* 0, PACT_EOF, PACT_EPIPE */
     pact_value v;
     pact_cb scb;
     pact_chan_recv_cb rcb;
@@ -57,6 +58,16 @@ static void chan_destroy(pact_chan *ch)
     free(ch);
 }
 
+static pact_error *result_error(int rc)
+{
+    pact_error *err = NULL;
+    if (rc == PACT_EOF)
+        err = PACT_ERROR(PACT_EOF, "The channel is closed");
+    else if (rc == PACT_EPIPE)
+        err = PACT_ERROR(PACT_EPIPE, "The channel is closed");
+    return rc && !err ? pact__enomem() : err;
+}
+
 static void deliver(void *ud)
 {
     pact_chan *ch = ud;
@@ -69,13 +80,7 @@ static void deliver(void *ud)
     while ((n = pact__list_first(&due))) {
         struct waiter *w = pact__list_entry(n, struct waiter, node);
         pact__list_remove(n);
-        pact_error *err = NULL;
-        if (w->rc == PACT_EOF)
-            err = PACT_ERROR(PACT_EOF, "The channel is closed");
-        else if (w->rc == PACT_EPIPE)
-            err = PACT_ERROR(PACT_EPIPE, "The channel is closed");
-        if (w->rc && !err)
-            err = pact__enomem();
+        pact_error *err = result_error(w->rc);
         call(w, err); /* may send, receive, close or free */
         pact_error_unref(err);
     }
@@ -97,10 +102,27 @@ static int arm(pact_chan *ch)
     return 0;
 }
 
+/* A promise twin's record settles its deferred at once (the promise's
+ * reactions are a microtask away anyway); a callback's waits for the tick. */
 static void finish(pact_chan *ch, struct waiter *w, int rc)
 {
+    if (w->sync) {
+        pact_error *err = result_error(rc);
+        call(w, err);
+        pact_error_unref(err);
+        return;
+    }
     w->rc = rc;
     pact__list_push_back(&ch->done, &w->node);
+}
+
+/* Before taking the first record of @p q: a callback's needs the tick. */
+static int arm_for(pact_chan *ch, const struct pact__list *q)
+{
+    const struct pact__list *n = pact__list_first((struct pact__list *)q);
+    if (!n || pact__list_entry(n, const struct waiter, node)->sync)
+        return 0;
+    return arm(ch);
 }
 
 /* A parked record leaves its queue, its op ended (it was pending). */
@@ -226,7 +248,8 @@ int pact_chan_close(pact_chan *ch)
     return 0;
 }
 
-static struct waiter *waiter_new(pact_chan *ch, const char *fn, int *rc)
+static struct waiter *waiter_new(pact_chan *ch, const char *fn, bool sync,
+                                 int *rc)
 {
     if (!ch || ch->freed) {
         *rc = pact__misuse(fn, PACT_EINVAL, "ch is NULL or freed");
@@ -237,21 +260,22 @@ static struct waiter *waiter_new(pact_chan *ch, const char *fn, int *rc)
         return NULL;
     }
     struct waiter *w = malloc(sizeof *w);
-    if (!w || (*rc = arm(ch)) < 0) {
+    if (!w || (!sync && (*rc = arm(ch)) < 0)) {
         free(w);
         *rc = w ? *rc : PACT_ENOMEM;
         return NULL;
     }
-    *w = (struct waiter){.v = pact_nothing()};
+    *w = (struct waiter){.v = pact_nothing(), .sync = sync};
     return w;
 }
 
-int pact_chan_send(pact_chan *ch, pact_value value, const pact_chan_opts *opts,
-                   pact_cb cb, void *ud)
+static int send_at(pact_chan *ch, pact_value value, const pact_chan_opts *opts,
+                   pact_cb cb, void *ud, bool sync)
 {
     int rc = 0;
-    struct waiter *w = waiter_new(ch, "pact_chan_send", &rc);
-    if (!w) {
+    struct waiter *w = waiter_new(ch, "pact_chan_send", sync, &rc);
+    if (!w || (!ch->closed && (rc = arm_for(ch, &ch->recvq)) < 0)) {
+        free(w);
         pact_value_release(&value);
         return rc;
     }
@@ -277,15 +301,23 @@ int pact_chan_send(pact_chan *ch, pact_value value, const pact_chan_opts *opts,
     return rc;
 }
 
-int pact_chan_recv(pact_chan *ch, const pact_chan_opts *opts,
-                   pact_chan_recv_cb cb, void *ud)
+int pact_chan_send(pact_chan *ch, pact_value value, const pact_chan_opts *opts,
+                   pact_cb cb, void *ud)
+{
+    return send_at(ch, value, opts, cb, ud, false);
+}
+
+static int recv_at(pact_chan *ch, const pact_chan_opts *opts,
+                   pact_chan_recv_cb cb, void *ud, bool sync)
 {
     if (!cb)
         return pact__misuse("pact_chan_recv", PACT_EINVAL, "cb is NULL");
     int rc = 0;
-    struct waiter *w = waiter_new(ch, "pact_chan_recv", &rc);
-    if (!w)
+    struct waiter *w = waiter_new(ch, "pact_chan_recv", sync, &rc);
+    if (!w || (rc = arm_for(ch, &ch->sendq)) < 0) {
+        free(w);
         return rc;
+    }
     w->rcb = cb;
     w->ud = ud;
     if (ch->len) {
@@ -311,6 +343,12 @@ int pact_chan_recv(pact_chan *ch, const pact_chan_opts *opts,
         waiter_free(w);
     }
     return rc;
+}
+
+int pact_chan_recv(pact_chan *ch, const pact_chan_opts *opts,
+                   pact_chan_recv_cb cb, void *ud)
+{
+    return recv_at(ch, opts, cb, ud, false);
 }
 
 static void send_settled(pact_error *err, void *ud)
@@ -361,7 +399,7 @@ pact_promise *pact_chan_send_p(pact_chan *ch, pact_value value,
         pact_value_release(&value);
         return pact_rejected(ch->loop, NULL);
     }
-    int rc = pact_chan_send(ch, value, opts, send_settled, d);
+    int rc = send_at(ch, value, opts, send_settled, d, true);
     return rc < 0 ? twin_failed(d, p, rc) : p;
 }
 
@@ -375,7 +413,7 @@ pact_promise *pact_chan_recv_p(pact_chan *ch, const pact_chan_opts *opts)
     pact_deferred *d = pact_deferred_new(ch->loop, &p);
     if (!d)
         return pact_rejected(ch->loop, NULL);
-    int rc = pact_chan_recv(ch, opts, recv_settled, d);
+    int rc = recv_at(ch, opts, recv_settled, d, true);
     return rc < 0 ? twin_failed(d, p, rc) : p;
 }
 
