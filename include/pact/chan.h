@@ -12,6 +12,10 @@
 #include "pact/promise.h"
 #include "pact/value.h"
 
+#if defined(PACT__LAYER) && PACT__LAYER < 2
+#error "pact/chan.h is layer 2 (promise): a lower layer must not include it"
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
