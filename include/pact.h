@@ -14,6 +14,7 @@
 
 #include "pact/abort.h"
 #include "pact/async.h"
+#include "pact/chan.h"
 #include "pact/common.h"
 #include "pact/errno.h"
 #include "pact/error.h"

@@ -60,6 +60,7 @@ must 1 internal.h pact/loop.h
 must 1 internal.h pact/stall.h
 must_not 1 internal.h pact/promise.h
 must_not 1 internal.h pact/value.h
+must_not 1 internal.h pact/chan.h
 must_not 1 internal.h pact.h
 must_not 1 internal.h promise_internal.h
 must_not 1 internal.h json_deep.h

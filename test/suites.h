@@ -17,6 +17,7 @@ Suite *suite_order(void);
 Suite *suite_aplus(void);
 Suite *suite_promise(void);
 Suite *suite_combine(void);
+Suite *suite_chan(void);
 Suite *suite_unhandled(void);
 Suite *suite_porder(void);
 Suite *suite_task(void);
@@ -32,7 +33,7 @@ Suite *suite_op(void);
 /* clang-format off */
 #define PACT_TEST_SUITES(X)                                                    \
     X(error) X(loop) X(foreign) X(timer) X(tick) X(io) X(post) X(abort)   \
-    X(uncaught) X(order) X(aplus) X(promise) X(combine) X(unhandled)      \
+    X(uncaught) X(order) X(aplus) X(promise) X(combine) X(chan) X(unhandled)      \
     X(porder)                                                              \
     X(task) X(async) X(aorder) X(pool) X(fs) X(worker) X(stall) X(op)
 /* clang-format on */

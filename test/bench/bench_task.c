@@ -472,6 +472,77 @@ static void bench_async_pingpong(void)
 }
 
 /* ======================================================================
+ * chan.pingpong: task.pingpong through two unbuffered pact_chan channels,
+ * as Go's anchor does: ping sends i on one and awaits it back on the
+ * other, pong receives and sends it back; each side awaits the promise
+ * twins (pact_chan_send_p, pact_chan_recv_p). Figure: as task.pingpong's.
+ * ====================================================================== */
+
+typedef struct chpp_ctx {
+    pp_ctx pp;        /* first: bench_pingpong's context */
+    pact_chan *ch[2]; /* [PING]: to pong, [PONG]: back to ping */
+} chpp_ctx;
+
+static pact_error *chan_ping_task(void *arg, pact_value *result)
+{
+    chpp_ctx *c = arg;
+    c->pp.t0 = bench_wall_ns();
+    for (size_t i = 0; i < c->pp.n; i++) {
+        PACT_AWAIT(pact_chan_send_p(c->ch[PING], pact_int((int64_t)i), NULL));
+        pact_value v = PACT_AWAIT(pact_chan_recv_p(c->ch[PONG], NULL));
+        expect_value(c->pp.name, &v, (int64_t)i);
+        c->pp.count[PING]++;
+    }
+    c->pp.t1 = bench_wall_ns();
+    *result = pact_int((int64_t)c->pp.count[PING]);
+    return NULL;
+}
+
+static pact_error *chan_pong_task(void *arg, pact_value *result)
+{
+    chpp_ctx *c = arg;
+    for (size_t i = 0; i < c->pp.n; i++) {
+        pact_value v = PACT_AWAIT(pact_chan_recv_p(c->ch[PING], NULL));
+        expect_value(c->pp.name, &v, (int64_t)i);
+        c->pp.count[PONG]++;
+        PACT_AWAIT(pact_chan_send_p(c->ch[PONG], v, NULL));
+    }
+    *result = pact_int((int64_t)c->pp.count[PONG]);
+    return NULL;
+}
+
+static void chpp_run(void *ctx, double figs[BENCH_MAX_FIGS])
+{
+    chpp_ctx *c = ctx;
+    pact_loop *loop = c->pp.loop;
+    c->pp.count[PING] = c->pp.count[PONG] = 0;
+    for (int k = 0; k < 2; k++)
+        if (!(c->ch[k] = pact_chan_new(loop, 0)))
+            bench_fail("pact_chan_new failed");
+    pact_promise *pong =
+        bench_must(pact_task_spawn(loop, chan_pong_task, c, NULL), "spawn");
+    pact_promise *ping =
+        bench_must(pact_task_spawn(loop, chan_ping_task, c, NULL), "spawn");
+    bench_run_loop(loop);
+    expect_result(c->pp.name, ping, (int64_t)c->pp.n);
+    expect_result(c->pp.name, pong, (int64_t)c->pp.n);
+    for (int k = 0; k < 2; k++)
+        pact_chan_free(c->ch[k]);
+    figs[0] = (c->pp.t1 - c->pp.t0) / (double)c->pp.n;
+}
+
+static void bench_chan_pingpong(void)
+{
+    chpp_ctx c = {.pp = {.n = ROUNDS, .name = "chan.pingpong"}};
+    double pact[BENCH_MAX_FIGS];
+
+    best_on_loop(chpp_run, &c.pp.loop, &c, pact);
+    const double *v = pingpong_anchors();
+    bench_anchor a[] = {{"node", v[0]}, {"go", v[1]}, {"go_default", v[2]}};
+    bench_print("chan.pingpong", "ns", pact[0], a, 3);
+}
+
+/* ======================================================================
  * task.suspended_bytes(_noguard, _100k_noguard), async.suspended_bytes:
  * N tasks or PACT_ASYNC functions, each suspended awaiting one shared
  * pending promise (a new reference each), so what is measured is each
@@ -632,6 +703,7 @@ const bench_def bench_task[] = {
     {"async.await_settled", bench_async_await_settled},
     {"task.pingpong", bench_task_pingpong},
     {"async.pingpong", bench_async_pingpong},
+    {"chan.pingpong", bench_chan_pingpong},
     {"task.suspended_bytes", bench_task_suspended},
     {"async.suspended_bytes", bench_async_suspended},
     {NULL, NULL},

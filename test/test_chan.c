@@ -1,0 +1,320 @@
+/* Channels (pact/chan.h): unbuffered ping-pong between tasks, buffered
+ * capacity and order, close (drain then EOF, EPIPE to senders), and hostile
+ * use: free and close_all with parked waiters, an aborted receive, a
+ * callback that receives again from its own callback, owned values never
+ * leaked (valgrind/ASan see them). */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <stdlib.h>
+
+#include "helpers.h"
+#include "suites.h"
+
+static void run_ok(void)
+{
+    ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
+}
+
+static int frees;
+static void count_free(void *p)
+{
+    free(p);
+    frees++;
+}
+
+static pact_value owned_int(int i)
+{
+    int *p = malloc(sizeof *p);
+    ck_assert_ptr_nonnull(p);
+    *p = i;
+    return pact_owned(p, count_free);
+}
+
+/* ---- tasks ----------------------------------------------------------------
+ */
+
+#define ROUNDS 100
+struct pp {
+    pact_chan *ping, *pong;
+};
+
+static pact_error *pinger(void *arg, pact_value *result)
+{
+    struct pp *pp = arg;
+    for (int i = 0; i < ROUNDS; i++) {
+        pact_value v;
+        pact_error *err =
+            PACT_AWAIT_ERR(pact_chan_send_p(pp->ping, pact_int(i), NULL), NULL);
+        if (err)
+            return err;
+        err = PACT_AWAIT_ERR(pact_chan_recv_p(pp->pong, NULL), &v);
+        if (err)
+            return err;
+        ck_assert_int_eq(v.kind, PACT_INT);
+        ck_assert_int_eq(v.u.i, i + 1000);
+    }
+    *result = pact_int(ROUNDS);
+    return NULL;
+}
+
+static pact_error *ponger(void *arg, pact_value *result)
+{
+    struct pp *pp = arg;
+    int n = 0;
+    for (;;) {
+        pact_value v;
+        pact_error *err = PACT_AWAIT_ERR(pact_chan_recv_p(pp->ping, NULL), &v);
+        if (err) {
+            ck_assert_int_eq(pact_error_code(err), PACT_EOF);
+            pact_error_unref(err);
+            break;
+        }
+        n++;
+        err = PACT_AWAIT_ERR(
+            pact_chan_send_p(pp->pong, pact_int(v.u.i + 1000), NULL), NULL);
+        if (err)
+            return err;
+    }
+    *result = pact_int(n);
+    return NULL;
+}
+
+static pact_value close_ping(const pact_value *v, void *ud)
+{
+    (void)v;
+    ck_assert_int_eq(pact_chan_close(ud), 0);
+    return pact_nothing();
+}
+
+START_TEST(unbuffered_pingpong)
+{
+    struct pp pp = {pact_chan_new(t_loop, 0), pact_chan_new(t_loop, 0)};
+    ck_assert_ptr_nonnull(pp.ping);
+    pact_promise *b = pact_task_spawn(t_loop, ponger, &pp, NULL);
+    pact_promise *a = pact_task_spawn(t_loop, pinger, &pp, NULL);
+    pact_promise *c = pact_then(a, close_ping, NULL, pp.ping);
+    run_ok();
+    ck_assert_int_eq(pact_promise_state(a), PACT_FULFILLED);
+    ck_assert_int_eq(pact_promise_state(b), PACT_FULFILLED);
+    ck_assert_int_eq(pact_promise_value(b)->u.i, ROUNDS);
+    pact_promise_unref(a);
+    pact_promise_unref(b);
+    pact_promise_unref(c);
+    pact_chan_free(pp.ping);
+    pact_chan_free(pp.pong);
+}
+END_TEST
+
+/* ---- callbacks ------------------------------------------------------------
+ */
+
+static void recv_trace(pact_error *err, pact_value *v, void *ud)
+{
+    (void)ud;
+    if (err)
+        trace("recv %s", pact_strerror(pact_error_code(err)));
+    else if (v->kind == PACT_OWNED)
+        trace("recv %d", *(int *)v->u.owned.ptr);
+    else
+        trace("recv %lld", (long long)v->u.i);
+}
+
+static void send_trace(pact_error *err, void *ud)
+{
+    if (err)
+        trace("send%d %s", (int)(intptr_t)ud,
+              pact_strerror(pact_error_code(err)));
+    else
+        trace("send%d ok", (int)(intptr_t)ud);
+}
+
+START_TEST(buffered_capacity_order)
+{
+    trace_reset();
+    pact_chan *ch = pact_chan_new(t_loop, 2);
+    for (int i = 1; i <= 3; i++)
+        ck_assert_int_eq(pact_chan_send(ch, pact_int(i), NULL, send_trace,
+                                        (void *)(intptr_t)i),
+                         0);
+    ck_assert_uint_eq(pact_chan_len(ch), 2);
+    run_ok(); /* the third send stays parked: it does not keep the loop */
+    ck_assert_str_eq(trace_text(), "send1 ok\nsend2 ok\n");
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(pact_chan_recv(ch, NULL, recv_trace, NULL), 0);
+    run_ok();
+    ck_assert_str_eq(trace_text(),
+                     "send1 ok\nsend2 ok\nrecv 1\nsend3 ok\nrecv 2\nrecv 3\n");
+    ck_assert_uint_eq(pact_chan_len(ch), 0);
+    pact_chan_free(ch);
+}
+END_TEST
+
+START_TEST(close_drains_then_eof_epipe)
+{
+    trace_reset();
+    frees = 0;
+    pact_chan *ch = pact_chan_new(t_loop, 1);
+    ck_assert_int_eq(
+        pact_chan_send(ch, owned_int(7), NULL, send_trace, (void *)1), 0);
+    ck_assert_int_eq(
+        pact_chan_send(ch, owned_int(8), NULL, send_trace, (void *)2),
+        0); /* parked */
+    ck_assert_int_eq(pact_chan_close(ch), 0);
+    ck_assert_int_eq(pact_chan_close(ch), PACT_EALREADY);
+    ck_assert_int_eq(
+        pact_chan_send(ch, owned_int(9), NULL, send_trace, (void *)3), 0);
+    ck_assert_int_eq(pact_chan_recv(ch, NULL, recv_trace, NULL), 0);
+    ck_assert_int_eq(pact_chan_recv(ch, NULL, recv_trace, NULL), 0);
+    run_ok();
+    ck_assert_str_eq(trace_text(), "send1 ok\nsend2 broken pipe\n"
+                                   "send3 broken pipe\nrecv 7\n"
+                                   "recv end of file\n");
+    ck_assert_int_eq(frees, 3);
+    pact_chan_free(ch);
+}
+END_TEST
+
+/* A receive that parks again from its own callback. */
+static int again_n;
+static pact_chan *again_ch;
+static void recv_again(pact_error *err, pact_value *v, void *ud)
+{
+    recv_trace(err, v, ud);
+    if (!err && ++again_n < 3)
+        ck_assert_int_eq(pact_chan_recv(again_ch, NULL, recv_again, NULL), 0);
+}
+
+static void send_more(pact_error *err, void *ud)
+{
+    ck_assert_ptr_null(err);
+    intptr_t i = (intptr_t)ud;
+    if (i < 3)
+        ck_assert_int_eq(pact_chan_send(again_ch, pact_int(i + 1), NULL,
+                                        send_more, (void *)(i + 1)),
+                         0);
+}
+
+START_TEST(callback_reregisters)
+{
+    trace_reset();
+    again_n = 0;
+    again_ch = pact_chan_new(t_loop, 0);
+    ck_assert_int_eq(pact_chan_recv(again_ch, NULL, recv_again, NULL), 0);
+    ck_assert_int_eq(
+        pact_chan_send(again_ch, pact_int(1), NULL, send_more, (void *)1), 0);
+    run_ok();
+    ck_assert_str_eq(trace_text(), "recv 1\nrecv 2\nrecv 3\n");
+    pact_chan_free(again_ch);
+}
+END_TEST
+
+START_TEST(free_with_parked)
+{
+    trace_reset();
+    frees = 0;
+    pact_chan *r = pact_chan_new(t_loop, 0), *s = pact_chan_new(t_loop, 0);
+    ck_assert_int_eq(pact_chan_recv(r, NULL, recv_trace, NULL), 0);
+    ck_assert_int_eq(pact_chan_recv(r, NULL, recv_trace, NULL), 0);
+    ck_assert_int_eq(
+        pact_chan_send(s, owned_int(1), NULL, send_trace, (void *)1), 0);
+    ck_assert_int_eq(
+        pact_chan_send(s, owned_int(2), NULL, send_trace, (void *)2), 0);
+    pact_chan_free(r);
+    pact_chan_free(s);
+    ck_assert_str_eq(trace_text(), ""); /* never inside the call */
+    run_ok();
+    ck_assert_str_eq(trace_text(),
+                     "recv operation canceled\nrecv operation canceled\n"
+                     "send1 operation canceled\nsend2 operation canceled\n");
+    ck_assert_int_eq(frees, 2);
+}
+END_TEST
+
+START_TEST(abort_parked_recv)
+{
+    trace_reset();
+    pact_abort *a;
+    ck_assert_int_eq(pact_abort_new(t_loop, &a), 0);
+    pact_chan *ch = pact_chan_new(t_loop, 0);
+    pact_chan_opts o = {.abort = a};
+    ck_assert_int_eq(pact_chan_recv(ch, &o, recv_trace, NULL), 0);
+    ck_assert_int_eq(pact_abort_abort(a, NULL), 0);
+    ck_assert_str_eq(trace_text(), "");
+    run_ok();
+    ck_assert_str_eq(trace_text(), "recv operation canceled\n");
+    /* the channel still works: the next send parks (nobody to take it) */
+    ck_assert_int_eq(pact_chan_len(ch), 0);
+    pact_abort_unref(a);
+    pact_chan_free(ch);
+}
+END_TEST
+
+START_TEST(close_all_parked)
+{
+    trace_reset();
+    frees = 0;
+    pact_chan *ch = pact_chan_new(t_loop, 0);
+    ck_assert_int_eq(pact_chan_recv(ch, NULL, recv_trace, NULL), 0);
+    pact_chan *s = pact_chan_new(t_loop, 0);
+    ck_assert_int_eq(
+        pact_chan_send(s, owned_int(5), NULL, send_trace, (void *)1), 0);
+    pact_loop_close_all(t_loop);
+    run_ok();
+    ck_assert_str_eq(trace_text(),
+                     "recv operation canceled\nsend1 operation canceled\n");
+    ck_assert_int_eq(frees, 1);
+    pact_chan_free(ch);
+    pact_chan_free(s);
+}
+END_TEST
+
+/* pact_await_any over two receives: the one that gets a value wins. */
+static pact_error *selector(void *arg, pact_value *result)
+{
+    pact_chan **chs = arg;
+    pact_promise *ps[2] = {pact_chan_recv_p(chs[0], NULL),
+                           pact_chan_recv_p(chs[1], NULL)};
+    size_t idx = 9;
+    pact_value v;
+    pact_error *err = pact_await_any(ps, 2, &idx, &v);
+    pact_promise_unref(ps[0]);
+    pact_promise_unref(ps[1]);
+    if (err)
+        return err;
+    *result = pact_int((int64_t)idx * 100 + v.u.i);
+    return NULL;
+}
+
+START_TEST(select_with_await_any)
+{
+    pact_chan *chs[2] = {pact_chan_new(t_loop, 0), pact_chan_new(t_loop, 0)};
+    pact_promise *t = pact_task_spawn(t_loop, selector, chs, NULL);
+    ck_assert_int_eq(pact_chan_send(chs[1], pact_int(42), NULL, NULL, NULL), 0);
+    run_ok();
+    ck_assert_int_eq(pact_promise_state(t), PACT_FULFILLED);
+    ck_assert_int_eq(pact_promise_value(t)->u.i, 142);
+    pact_promise_unref(t);
+    pact_chan_free(chs[0]); /* its parked receive: ECANCELED, promise rejects */
+    pact_chan_free(chs[1]);
+    run_ok();
+}
+END_TEST
+
+Suite *suite_chan(void)
+{
+    Suite *s = suite_create("chan");
+    TCase *tc = tcase_create("chan");
+    tcase_add_checked_fixture(tc, t_setup, t_teardown);
+    tcase_add_test(tc, unbuffered_pingpong);
+    tcase_add_test(tc, buffered_capacity_order);
+    tcase_add_test(tc, close_drains_then_eof_epipe);
+    tcase_add_test(tc, callback_reregisters);
+    tcase_add_test(tc, free_with_parked);
+    tcase_add_test(tc, abort_parked_recv);
+    tcase_add_test(tc, close_all_parked);
+    tcase_add_test(tc, select_with_await_any);
+    suite_add_tcase(s, tc);
+    return s;
+}
