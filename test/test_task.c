@@ -1695,16 +1695,19 @@ START_TEST(abort_token_not_unhandled)
 }
 END_TEST
 
-/* A token that outlives the finished task: aborting it later is a no-op
- * (the task stopped listening when it ended). */
+/* A token that outlives the finished task: aborting it later leaves that
+ * one alone (it stopped listening when it ended) and cancels the task still
+ * suspended with the same token. */
 START_TEST(abort_token_after_finish)
 {
-    pact_deferred *d;
+    pact_deferred *d, *d2;
     pact_abort *a;
     T_MUST(pact_abort_new(t_loop, &a));
     struct ab_body b = {.wait = t_pending(&d)};
-    struct ab_check c = {0};
+    struct ab_body b2 = {.wait = t_pending(&d2)};
+    struct ab_check c = {0}, c2 = {0};
     ab_check_start(&c, ab_spawn(&b, a));
+    ab_check_start(&c2, ab_spawn(&b2, a));
     run_ok();
     T_MUST(pact_deferred_resolve(d, pact_int(1)));
     pact_deferred_unref(d);
@@ -1713,12 +1716,18 @@ START_TEST(abort_token_after_finish)
     ck_assert_int_eq(b.first, 0);
     ck_assert_int_eq(c.done, 1);
     ck_assert_int_eq(c.code, 0);
-    ck_assert_uint_eq(pact_loop_tasks(t_loop), 0);
+    ck_assert_uint_eq(pact_loop_tasks(t_loop), 2);
     T_MUST(pact_abort_abort(a, NULL));
     run_ok();
     ck_assert_int_eq(c.done, 1);
+    ck_assert_int_eq(c.code, 0);
+    ck_assert_int_eq(b2.first, PACT_ECANCELED);
+    ck_assert_int_eq(c2.code, PACT_ECANCELED);
+    ck_assert_uint_eq(pact_loop_tasks(t_loop), 0);
     pact_abort_unref(a);
     pact_promise_unref(b.wait);
+    pact_promise_unref(b2.wait);
+    pact_deferred_unref(d2);
 }
 END_TEST
 
