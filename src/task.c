@@ -62,6 +62,9 @@ struct pact_task {
     uint32_t gen;  /* the current await's number */
     uint8_t state; /* task_state */
     bool cancelled;
+    pact_abort *abort; /* its token (a reference) while listening */
+    uint64_t abort_id;
+    pact_error *aborted;   /* the token's cancellation, once aborted */
     pact_promise *settled; /* handed over by the wake-up (a reference) */
     pact_error *fail;      /* or why it woke without one */
     size_t index;          /* await_any's winner */
@@ -235,6 +238,7 @@ static void overflowed(pact_task *t)
 }
 
 static void finish(pact_task *t);
+static void abort_off(pact_task *t);
 
 /* Tell a stall watchdog which task step runs: its name, spawn site and the
  * await it resumes from. */
@@ -315,6 +319,7 @@ static void entry(void *arg)
 static void finish(pact_task *t)
 {
     struct pact__tasks *ts = t->ts;
+    abort_off(t); /* a token that outlives the task never names it */
     if (t->err) {
         pact_value_release(&t->result);
         /* ended by pact_loop_close_all: not an unhandled failure */
@@ -328,6 +333,8 @@ static void finish(pact_task *t)
     t->result = pact_nothing();
     pact__unref(t->promise);
     t->promise = NULL;
+    pact_error_unref(t->aborted);
+    t->aborted = NULL;
     pact__stack_put(ts, t->stack);
     t->stack = NULL;
     t->where.stack = NULL;
@@ -342,9 +349,44 @@ static void finish(pact_task *t)
 static void start_job(void *ud)
 {
     pact_task *t = ud;
-    if (t->state == T_NEW)
+    if (t->state == T_NEW && t->aborted) {
+        /* aborted before it started: the body never runs */
+        t->err = pact_error_ref(t->aborted);
+        t->state = T_DONE;
+        finish(t);
+    } else if (t->state == T_NEW) {
         run(t);
+    }
     task_unref(t);
+}
+
+static void resume_job(void *ud);
+
+/* Its token aborted: as tasks_close_all, for this task alone. Its suspended
+ * await resumes with the cancellation as a microtask (never inside
+ * pact_abort_abort), and every later await fails with it. */
+static void on_task_abort(pact_error *reason, void *ud)
+{
+    pact_task *t = ud;
+    pact_abort_unref(t->abort); /* an aborted token drops its listeners */
+    t->abort = NULL;
+    t->aborted = pact__aborted_error(reason);
+    t->cancelled = true;
+    if (t->state != T_SUSPENDED || t->fail)
+        return; /* not started (start_job), running, or already resuming */
+    t->gen++;   /* its node, when it fires, is stale */
+    t->fail = pact_error_ref(t->aborted);
+    t->refs++;
+    pact__micro_must(t->ts->loop, resume_job, t);
+}
+
+static void abort_off(pact_task *t)
+{
+    if (!t->abort)
+        return;
+    pact_abort_off(t->abort, t->abort_id);
+    pact_abort_unref(t->abort);
+    t->abort = NULL;
 }
 
 static pact_promise *spawn_failed(pact_promise *p, pact_task *t, size_t size,
@@ -377,6 +419,14 @@ pact_promise *pact_task_spawn_at(pact_loop *loop, pact_task_fn fn, void *arg,
         free(t);
         return NULL;
     }
+    pact_abort *a = opts ? opts->abort : NULL;
+    if (a && pact_abort_aborted(a)) {
+        /* aborted already: no stack, the body never runs */
+        free(t);
+        p->flags |= P_HANDLED;
+        pact__reject(p, pact__aborted_error(pact_abort_reason(a)));
+        return p;
+    }
     pact__stack_watch();
     t->node.state = PACT__NODE_IDLE;
     t->ts = ts;
@@ -392,6 +442,17 @@ pact_promise *pact_task_spawn_at(pact_loop *loop, pact_task_fn fn, void *arg,
         return spawn_failed(p, t, size, errno);
     t->where.stack = t->stack;
     pact__ctx_make(&t->ctx, t->stack->lo, t->stack->size, entry, t);
+    if (a) {
+        int rc = pact_abort_on(a, on_task_abort, t, &t->abort_id);
+        if (rc < 0) {
+            pact__stack_put(ts, t->stack);
+            free(t);
+            pact__reject(p, PACT_ERROR(rc, "pact_task_spawn: the abort "
+                                           "token refused a listener"));
+            return p;
+        }
+        t->abort = pact_abort_ref(a);
+    }
     p->refs++; /* the caller's */
     t->promise = p;
     t->refs = 2; /* until finished, and the start job's */
@@ -485,8 +546,10 @@ static bool attach(pact_task *t, pact_promise *p, size_t index)
     return true;
 }
 
-static pact_error *cancelled(void)
+static pact_error *cancelled(const pact_task *t)
 {
+    if (t && t->aborted)
+        return pact_error_ref(t->aborted);
     return PACT_ERROR(PACT_ECANCELED, "the task's awaits were cancelled "
                                       "(pact_loop_close_all)");
 }
@@ -513,7 +576,7 @@ await_impl(pact_promise *p, pact_value *out, const char *file, int line)
     }
     if (t->cancelled) {
         pact__unref(p);
-        return cancelled();
+        return cancelled(t);
     }
     bool ok = attach(t, p, 0);
     /* With nothing else holding @p p it can never settle: the drop then
@@ -567,7 +630,7 @@ pact_error *pact_await_any_at(pact_promise *const *ps, size_t n, size_t *index,
                               i);
         }
     if (t->cancelled)
-        return cancelled();
+        return cancelled(t);
     for (size_t i = 0; i < n; i++)
         if (!attach(t, ps[i], i)) {
             t->gen++; /* the nodes attached so far are stale */
@@ -609,7 +672,7 @@ static int tasks_close_all(pact_loop *loop, void *state)
         if (t->state != T_SUSPENDED || t->fail)
             continue;
         t->gen++; /* its node, when it fires, is stale */
-        t->fail = cancelled();
+        t->fail = cancelled(NULL);
         t->refs++;
         pact__micro_must(loop, resume_job, t);
     }

@@ -1513,6 +1513,328 @@ static pact_error *cancel_task(void *arg, pact_value *result)
     return err;
 }
 
+/* ---- cancellation by an abort token (pact_task_opts.abort) -------------- */
+
+/* A body that awaits @p wait (a pending promise, borrowed), then yields;
+ * it ends with the first await's error. @p self: abort it first. */
+struct ab_body {
+    pact_promise *wait;
+    pact_abort *self;
+    pact_error *reason;
+    int runs, first, second;
+    bool first_cause_ok;
+};
+
+static pact_error *ab_task(void *arg, pact_value *result)
+{
+    (void)result;
+    struct ab_body *b = arg;
+    b->runs++;
+    if (b->self)
+        T_MUST(pact_abort_abort(b->self, b->reason));
+    pact_error *e = PACT_AWAIT_ERR(pact_promise_ref(b->wait), NULL);
+    b->first = e ? pact_error_code(e) : 0;
+    b->first_cause_ok = e && pact_error_cause(e) == b->reason;
+    pact_error *e2 = pact_yield();
+    b->second = e2 ? pact_error_code(e2) : 0;
+    pact_error_unref(e2);
+    return e;
+}
+
+/* Awaits a task's promise (stolen) and records how it settled. */
+struct ab_check {
+    pact_promise *p;
+    pact_error *reason;
+    int done, code;
+    bool cause_ok;
+};
+
+static pact_error *ab_checker(void *arg, pact_value *result)
+{
+    (void)result;
+    struct ab_check *c = arg;
+    pact_error *e = PACT_AWAIT_ERR(c->p, NULL);
+    c->p = NULL;
+    c->done++;
+    c->code = e ? pact_error_code(e) : 0;
+    c->cause_ok = e && pact_error_cause(e) == c->reason;
+    pact_error_unref(e);
+    return NULL;
+}
+
+static pact_promise *ab_spawn(struct ab_body *b, pact_abort *a)
+{
+    pact_task_opts o = {.abort = a};
+    pact_promise *p = pact_task_spawn(t_loop, ab_task, b, &o);
+    ck_assert_ptr_nonnull(p);
+    return p;
+}
+
+static void ab_check_start(struct ab_check *c, pact_promise *task)
+{
+    c->p = task;
+    pact_promise_unref(spawn(ab_checker, c));
+}
+
+static pact_error *ab_reason(void)
+{
+    pact_error *r = PACT_ERROR(PACT_ETIMEDOUT, "the test gave up");
+    ck_assert_ptr_nonnull(r);
+    return r;
+}
+
+/* Aborted already at spawn: the body never runs, no task is live. */
+START_TEST(abort_token_aborted_at_spawn)
+{
+    pact_deferred *d;
+    pact_error *reason = ab_reason();
+    pact_abort *a;
+    T_MUST(pact_abort_new(t_loop, &a));
+    T_MUST(pact_abort_abort(a, reason));
+    struct ab_body b = {.wait = t_pending(&d), .reason = reason};
+    struct ab_check c = {.reason = reason};
+    ab_check_start(&c, ab_spawn(&b, a));
+    ck_assert_uint_eq(pact_loop_tasks(t_loop), 1); /* the checker only */
+    run_ok();
+    ck_assert_int_eq(b.runs, 0);
+    ck_assert_int_eq(c.done, 1);
+    ck_assert_int_eq(c.code, PACT_ECANCELED);
+    ck_assert(c.cause_ok);
+    ck_assert_uint_eq(pact_loop_tasks(t_loop), 0);
+    pact_abort_unref(a);
+    pact_error_unref(reason);
+    pact_promise_unref(b.wait);
+    pact_deferred_unref(d);
+}
+END_TEST
+
+/* Aborted after spawn but before the microtask that starts it. */
+START_TEST(abort_token_before_start)
+{
+    pact_deferred *d;
+    pact_error *reason = ab_reason();
+    pact_abort *a;
+    T_MUST(pact_abort_new(t_loop, &a));
+    struct ab_body b = {.wait = t_pending(&d), .reason = reason};
+    struct ab_check c = {.reason = reason};
+    ab_check_start(&c, ab_spawn(&b, a));
+    T_MUST(pact_abort_abort(a, reason));
+    run_ok();
+    ck_assert_int_eq(b.runs, 0);
+    ck_assert_int_eq(c.done, 1);
+    ck_assert_int_eq(c.code, PACT_ECANCELED);
+    ck_assert(c.cause_ok);
+    ck_assert_uint_eq(pact_loop_tasks(t_loop), 0);
+    pact_abort_unref(a);
+    pact_error_unref(reason);
+    pact_promise_unref(b.wait);
+    pact_deferred_unref(d);
+}
+END_TEST
+
+/* Aborted while suspended: the await resumes later (not inside the abort)
+ * with ECANCELED caused by the reason, and so does the next one; the
+ * task's rejection is not reported as unhandled. */
+START_TEST(abort_token_while_suspended)
+{
+    pact_deferred *d;
+    pact_error *reason = ab_reason();
+    pact_abort *a;
+    T_MUST(pact_abort_new(t_loop, &a));
+    struct ab_body b = {.wait = t_pending(&d), .reason = reason};
+    pact_promise *p = ab_spawn(&b, a);
+    run_ok(); /* suspended on a promise that never settles */
+    ck_assert_int_eq(b.runs, 1);
+    ck_assert_uint_eq(pact_loop_tasks(t_loop), 1);
+    T_MUST(pact_abort_abort(a, reason));
+    ck_assert_int_eq(b.first, 0); /* not resumed inside the abort */
+    struct ab_check c = {.reason = reason};
+    ab_check_start(&c, pact_promise_ref(p));
+    struct capture cap;
+    capture_begin(&cap);
+    run_ok();
+    char *out = capture_end(&cap);
+    ck_assert_msg(!strstr(out, "nhandled"), "stderr: '%s'", out);
+    free(out);
+    ck_assert_int_eq(b.first, PACT_ECANCELED);
+    ck_assert(b.first_cause_ok);
+    ck_assert_int_eq(b.second, PACT_ECANCELED);
+    ck_assert_int_eq(c.done, 1);
+    ck_assert_int_eq(c.code, PACT_ECANCELED);
+    ck_assert(c.cause_ok);
+    ck_assert_uint_eq(pact_loop_tasks(t_loop), 0);
+    pact_promise_unref(p);
+    pact_abort_unref(a);
+    pact_error_unref(reason);
+    pact_promise_unref(b.wait);
+    pact_deferred_unref(d);
+}
+END_TEST
+
+/* Unhandled: nothing awaits the cancelled task, and nothing is reported. */
+START_TEST(abort_token_not_unhandled)
+{
+    pact_deferred *d;
+    pact_abort *a;
+    T_MUST(pact_abort_new(t_loop, &a));
+    struct ab_body b = {.wait = t_pending(&d)};
+    pact_promise_unref(ab_spawn(&b, a));
+    run_ok();
+    T_MUST(pact_abort_abort(a, NULL));
+    struct capture cap;
+    capture_begin(&cap);
+    run_ok();
+    char *out = capture_end(&cap);
+    ck_assert_msg(!strstr(out, "nhandled"), "stderr: '%s'", out);
+    free(out);
+    ck_assert_int_eq(b.first, PACT_ECANCELED);
+    ck_assert_uint_eq(pact_loop_tasks(t_loop), 0);
+    pact_abort_unref(a);
+    pact_promise_unref(b.wait);
+    pact_deferred_unref(d);
+}
+END_TEST
+
+/* A token that outlives the finished task: aborting it later leaves that
+ * one alone (it stopped listening when it ended) and cancels the task still
+ * suspended with the same token. */
+START_TEST(abort_token_after_finish)
+{
+    pact_deferred *d, *d2;
+    pact_abort *a;
+    T_MUST(pact_abort_new(t_loop, &a));
+    struct ab_body b = {.wait = t_pending(&d)};
+    struct ab_body b2 = {.wait = t_pending(&d2)};
+    struct ab_check c = {0}, c2 = {0};
+    ab_check_start(&c, ab_spawn(&b, a));
+    ab_check_start(&c2, ab_spawn(&b2, a));
+    run_ok();
+    T_MUST(pact_deferred_resolve(d, pact_int(1)));
+    pact_deferred_unref(d);
+    run_ok();
+    ck_assert_int_eq(b.runs, 1);
+    ck_assert_int_eq(b.first, 0);
+    ck_assert_int_eq(c.done, 1);
+    ck_assert_int_eq(c.code, 0);
+    ck_assert_uint_eq(pact_loop_tasks(t_loop), 2);
+    T_MUST(pact_abort_abort(a, NULL));
+    run_ok();
+    ck_assert_int_eq(c.done, 1);
+    ck_assert_int_eq(c.code, 0);
+    ck_assert_int_eq(b2.first, PACT_ECANCELED);
+    ck_assert_int_eq(c2.code, PACT_ECANCELED);
+    ck_assert_uint_eq(pact_loop_tasks(t_loop), 0);
+    pact_abort_unref(a);
+    pact_promise_unref(b.wait);
+    pact_promise_unref(b2.wait);
+    pact_deferred_unref(d2);
+}
+END_TEST
+
+/* One token shared by 1,000 suspended tasks, aborted once. */
+#define AB_MANY 1000
+START_TEST(abort_token_shared_by_many)
+{
+    pact_deferred *d;
+    pact_error *reason = ab_reason();
+    pact_abort *a;
+    T_MUST(pact_abort_new(t_loop, &a));
+    pact_promise *wait = t_pending(&d);
+    struct ab_body *b = calloc(AB_MANY, sizeof *b);
+    struct ab_check *c = calloc(AB_MANY, sizeof *c);
+    ck_assert(b && c);
+    for (int i = 0; i < AB_MANY; i++) {
+        b[i] = (struct ab_body){.wait = wait, .reason = reason};
+        c[i] = (struct ab_check){.reason = reason};
+        ab_check_start(&c[i], ab_spawn(&b[i], a));
+    }
+    run_ok();
+    ck_assert_uint_eq(pact_loop_tasks(t_loop), 2 * AB_MANY);
+    T_MUST(pact_abort_abort(a, reason));
+    run_ok();
+    for (int i = 0; i < AB_MANY; i++) {
+        ck_assert_int_eq(b[i].first, PACT_ECANCELED);
+        ck_assert_int_eq(b[i].second, PACT_ECANCELED);
+        ck_assert_int_eq(c[i].code, PACT_ECANCELED);
+        ck_assert(c[i].cause_ok);
+    }
+    ck_assert_uint_eq(pact_loop_tasks(t_loop), 0);
+    free(b);
+    free(c);
+    pact_abort_unref(a);
+    pact_error_unref(reason);
+    pact_promise_unref(wait);
+    pact_deferred_unref(d);
+}
+END_TEST
+
+/* Another task aborts the token of a suspended one. */
+struct ab_killer {
+    pact_abort *a;
+    pact_error *reason;
+};
+
+static pact_error *ab_killer_task(void *arg, pact_value *result)
+{
+    (void)result;
+    struct ab_killer *k = arg;
+    pact_error *e = pact_yield(); /* after the victim has suspended */
+    ck_assert_ptr_null(e);
+    T_MUST(pact_abort_abort(k->a, k->reason));
+    return NULL;
+}
+
+START_TEST(abort_token_from_another_task)
+{
+    pact_deferred *d;
+    pact_error *reason = ab_reason();
+    pact_abort *a;
+    T_MUST(pact_abort_new(t_loop, &a));
+    struct ab_body b = {.wait = t_pending(&d), .reason = reason};
+    struct ab_check c = {.reason = reason};
+    ab_check_start(&c, ab_spawn(&b, a));
+    struct ab_killer k = {a, reason};
+    pact_promise_unref(spawn(ab_killer_task, &k));
+    run_ok();
+    ck_assert_int_eq(b.runs, 1);
+    ck_assert_int_eq(b.first, PACT_ECANCELED);
+    ck_assert(b.first_cause_ok);
+    ck_assert_int_eq(b.second, PACT_ECANCELED);
+    ck_assert_int_eq(c.code, PACT_ECANCELED);
+    ck_assert(c.cause_ok);
+    ck_assert_uint_eq(pact_loop_tasks(t_loop), 0);
+    pact_abort_unref(a);
+    pact_error_unref(reason);
+    pact_promise_unref(b.wait);
+    pact_deferred_unref(d);
+}
+END_TEST
+
+/* The task aborts its own token: its next await fails at once. */
+START_TEST(abort_token_inside_the_task)
+{
+    pact_deferred *d;
+    pact_error *reason = ab_reason();
+    pact_abort *a;
+    T_MUST(pact_abort_new(t_loop, &a));
+    struct ab_body b = {.wait = t_pending(&d), .self = a, .reason = reason};
+    struct ab_check c = {.reason = reason};
+    ab_check_start(&c, ab_spawn(&b, a));
+    run_ok();
+    ck_assert_int_eq(b.runs, 1);
+    ck_assert_int_eq(b.first, PACT_ECANCELED);
+    ck_assert(b.first_cause_ok);
+    ck_assert_int_eq(b.second, PACT_ECANCELED);
+    ck_assert_int_eq(c.code, PACT_ECANCELED);
+    ck_assert(c.cause_ok);
+    ck_assert_uint_eq(pact_loop_tasks(t_loop), 0);
+    pact_abort_unref(a);
+    pact_error_unref(reason);
+    pact_promise_unref(b.wait);
+    pact_deferred_unref(d);
+}
+END_TEST
+
 /* A task suspended on a promise that nothing will settle keeps
  * pact_loop_free from freeing; pact_loop_close_all cancels its await, and
  * every later one, so it can end. */
@@ -2213,6 +2535,19 @@ Suite *suite_task(void)
     tcase_add_test(mis, close_all_cancels_await_on_cycle);
     tcase_add_test(mis, await_unheld_promise_cancelled);
     suite_add_tcase(s, mis);
+
+    TCase *ab = tcase_create("abort");
+    tcase_add_checked_fixture(ab, t_setup, t_teardown);
+    tcase_set_timeout(ab, 60);
+    tcase_add_test(ab, abort_token_aborted_at_spawn);
+    tcase_add_test(ab, abort_token_before_start);
+    tcase_add_test(ab, abort_token_while_suspended);
+    tcase_add_test(ab, abort_token_not_unhandled);
+    tcase_add_test(ab, abort_token_after_finish);
+    tcase_add_test(ab, abort_token_shared_by_many);
+    tcase_add_test(ab, abort_token_from_another_task);
+    tcase_add_test(ab, abort_token_inside_the_task);
+    suite_add_tcase(s, ab);
 
     TCase *opt = tcase_create("options");
     tcase_add_checked_fixture(opt, t_setup, t_teardown);

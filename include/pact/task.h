@@ -53,6 +53,16 @@ typedef struct pact_task_opts {
     /** Usable stack in bytes, rounded up to whole pages; 0: the loop's
      *  (pact_loop_set_stack_size, 256 KiB unless set). */
     size_t stack_size;
+    /** Cancels this task (borrowed: the task keeps its own reference while
+     *  it listens); NULL: none. Aborted before the body starts (already at
+     *  spawn, or before the microtask that starts it): the body never runs
+     *  and the promise rejects with PACT_ECANCELED caused by the reason (no
+     *  stack is taken when aborted at spawn). Aborted while it runs or is
+     *  suspended: the await it is suspended in resumes, as a microtask,
+     *  with that error, and so fails every later await of the task, so its
+     *  code unwinds. A task ended so is not an unhandled rejection. After
+     *  the task has finished, aborting is a no-op (it stops listening). */
+    pact_abort *abort;
 } pact_task_opts;
 
 /**
@@ -67,7 +77,8 @@ typedef struct pact_task_opts {
  * every later one give PACT_ECANCELED, so its code unwinds; its promise
  * rejecting with PACT_ECANCELED then is not an unhandled rejection.
  * pact_loop_free returns PACT_EBUSY while a task has not finished. To cancel
- * one task, pass an abort token to what it awaits.
+ * one task, give it an abort token (pact_task_opts.abort): its awaits then
+ * fail with PACT_ECANCELED caused by the reason, as after close_all.
  * @param loop  the loop whose thread runs the task.
  * @param fn, arg  the body and its argument (borrowed, the caller's).
  * @param opts  NULL for the defaults; read during the call only.
