@@ -44,7 +44,6 @@ struct slot *pact__slot_alloc(pact_loop *loop, int kind, void (*cb)(void),
     s->state = ST_NEW;
     s->cb = cb;
     s->ud = ud;
-    s->close_cb = NULL;
     s->ud_drop = NULL;
     s->op.state = PACT__OP_IDLE;
     loop->live++;
@@ -231,11 +230,11 @@ int pact_close(pact_loop *loop, pact_handle h, pact_fn cb, void *ud)
                          s->state == ST_FIRING ? ST_FIRING_CLOSING
                          : s->state == ST_DUE  ? ST_DUE_CLOSING
                                                : ST_CLOSING);
-    s->close_cb = cb;
-    s->close_ud = ud;
-    s->close_next = NULL;
+    s->u.close.cb = cb;
+    s->u.close.ud = ud;
+    s->u.close.next = NULL;
     if (loop->closing_tail)
-        loop->closing_tail->close_next = s;
+        loop->closing_tail->u.close.next = s;
     else
         loop->closing_head = s;
     loop->closing_tail = s;
@@ -249,9 +248,9 @@ void pact__run_closing(pact_loop *loop)
     struct slot *s = loop->closing_head;
     loop->closing_head = loop->closing_tail = NULL;
     while (s && !pact__halted(loop)) {
-        struct slot *next = s->close_next;
-        pact_fn cb = s->close_cb;
-        void *ud = s->close_ud;
+        struct slot *next = s->u.close.next;
+        pact_fn cb = s->u.close.cb;
+        void *ud = s->u.close.ud;
         leave_close_list(loop, s);
         if (cb) {
             pact__step_begin(loop, PACT_STEP_CLOSE, (void (*)(void))cb, ud);
@@ -264,9 +263,9 @@ void pact__run_closing(pact_loop *loop)
     /* stopped: keep the rest for the next run */
     if (s) {
         struct slot *tail = s;
-        while (tail->close_next)
-            tail = tail->close_next;
-        tail->close_next = loop->closing_head;
+        while (tail->u.close.next)
+            tail = tail->u.close.next;
+        tail->u.close.next = loop->closing_head;
         if (!loop->closing_head)
             loop->closing_tail = tail;
         loop->closing_head = s;
@@ -462,10 +461,10 @@ size_t pact__slots_print(const pact_loop *loop, FILE *out)
 size_t pact__slots_print_closing(const pact_loop *loop, FILE *out)
 {
     size_t n = 0;
-    for (const struct slot *s = loop->closing_head; s; s = s->close_next) {
+    for (const struct slot *s = loop->closing_head; s; s = s->u.close.next) {
         char call[160];
-        pact__describe_call(call, sizeof call, (void (*)(void))s->close_cb,
-                            s->close_ud);
+        pact__describe_call(call, sizeof call, (void (*)(void))s->u.close.cb,
+                            s->u.close.ud);
         fprintf(out, "  a handle closing: close callback %s\n", call);
         n++;
     }
@@ -499,7 +498,7 @@ int pact_loop_close_all(pact_loop *loop)
     /* handles on their way to the close phase go now, without their close
      * callbacks (pact_fn, no error to tell them apart) */
     for (struct slot *s = loop->closing_head, *next; s; s = next) {
-        next = s->close_next;
+        next = s->u.close.next;
         leave_close_list(loop, s);
     }
     loop->closing_head = loop->closing_tail = NULL;

@@ -259,13 +259,18 @@ struct slot {
             struct event *ev;
             int num; /* signal number or fd */
         } io;
+        struct {
+            /* while on the close list, where what it was armed as is
+             * over: its timer unlinked, its immediate unqueued, its event
+             * freed */
+            pact_fn cb;
+            void *ud;
+            struct slot *next;
+        } close;
         uint32_t next_free;
     } u;
     struct pact__op op; /* pending while armed or firing; then while due */
     pact_fn ud_drop;    /* releases ud if the callback never runs, or NULL */
-    pact_fn close_cb;   /* while on the close list */
-    void *close_ud;
-    struct slot *close_next;
 };
 
 #define SLOT_CHUNK 1024
