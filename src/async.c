@@ -41,6 +41,13 @@ static pact_promise *node_of(pact_async *a)
     return (pact_promise *)(void *)((char *)a + a->node);
 }
 
+/* The token of the scope it was made in (a reference, or NULL), just after
+ * the node: the loop's ambient one while its body runs. */
+static pact_abort **token_of(pact_async *a)
+{
+    return (pact_abort **)(void *)((char *)a + a->node + sizeof(pact_promise));
+}
+
 void *pact_async_new(pact_loop *loop, size_t size, pact_async_fn body)
 {
     if (!loop || !body || size < sizeof(pact_async)) {
@@ -57,7 +64,7 @@ void *pact_async_new(pact_loop *loop, size_t size, pact_async_fn body)
     size_t at = (size + al - 1) / al * al; /* the node, past the fields */
     if (at > UINT32_MAX - sizeof(pact_promise))
         return NULL;
-    pact_async *a = calloc(1, at + sizeof(pact_promise));
+    pact_async *a = calloc(1, at + sizeof(pact_promise) + sizeof(pact_abort *));
     if (!a)
         return NULL;
     a->node = (uint32_t)at;
@@ -68,6 +75,7 @@ void *pact_async_new(pact_loop *loop, size_t size, pact_async_fn body)
     }
     a->body = body;
     a->epoch = loop->close_epoch;
+    *token_of(a) = pact_abort_ref(loop->ambient);
     return a;
 }
 
@@ -87,7 +95,10 @@ static void step(pact_async *a)
         pact__label_push(loop, &l, &save);
     }
     a->flags &= ~A_SUSPENDED;
+    pact_abort *outer_ambient = loop->ambient;
+    loop->ambient = *token_of(a);
     pact_error *err = a->body(a, &result);
+    loop->ambient = outer_ambient;
     pact__label_pop(loop, &save);
     if (a->flags & A_SUSPENDED) {
         pact_value_release(&result); /* stored before an await: see the rules */
@@ -97,7 +108,9 @@ static void step(pact_async *a)
     pact_promise *p = a->promise;
     bool closed = p->loop->close_epoch != a->epoch;
     pact__unref(a->settled); /* taken already, unless the body skipped it */
+    pact_abort *tok = *token_of(a);
     free(a);
+    pact_abort_unref(tok);
     if (err) {
         pact_value_release(&result);
         /* ended by pact_loop_close_all: not an unhandled failure */
@@ -143,6 +156,7 @@ void pact_async_drop(void *frame)
         return;
     }
     pact__unref(a->promise);
+    pact_abort_unref(*token_of(a));
     free(a);
 }
 
@@ -187,7 +201,9 @@ void pact_async_await_(pact_async *a, pact_promise *p, int line)
         pact__micro_must(loop, resume_job, a);
         return;
     }
-    if (loop->close_epoch != a->epoch) {
+    if (loop->close_epoch != a->epoch ||
+        PACT__UNLIKELY(pact_abort_aborted(*token_of(a)))) {
+        p->flags |= P_HANDLED; /* awaited: its rejection is not unhandled */
         pact__unref(p);
         a->flags |= A_CANCELLED;
         pact__micro_must(loop, resume_job, a);
@@ -224,6 +240,8 @@ pact_error *pact_async_take_(pact_async *a, pact_value *out)
     if (why & A_DISCARDED)
         return PACT_ERROR(PACT_ECANCELED, "the awaited promise can never "
                                           "settle: nothing holds it");
+    if ((why & A_CANCELLED) && pact_abort_aborted(*token_of(a)))
+        return pact__aborted_error(pact_abort_reason(*token_of(a)));
     if (why & A_CANCELLED)
         return PACT_ERROR(PACT_ECANCELED, "the async function's awaits were "
                                           "cancelled (pact_loop_close_all)");

@@ -114,7 +114,6 @@ struct pact__op {
     pact_abort *abort; /* a reference while listening */
     uint64_t abort_id;
     pact_error *err; /* the cancellation, once cancelled */
-    void *scope;     /* the owning scope (layer 4), or NULL */
     uint8_t state;   /* enum pact__op_state */
     bool ref;        /* keeps the loop alive while pending */
     bool listed;     /* on loop->ops while pending (handles are not: the
@@ -126,9 +125,10 @@ enum pact__op_flags {
     PACT__OP_UNLISTED = 2, /* a handle's: found through the slot table */
 };
 
-/* Register @p op (pending) with @p t; @p abort (borrowed, may be NULL)
- * cancels it. A token aborted already: it starts, and its cancellation is
- * due on the next tick, as a timer's. @p flags: enum pact__op_flags.
+/* Register @p op (pending) with @p t; @p abort (borrowed; NULL: the
+ * loop's ambient token, if any) cancels it. A token aborted already: it starts,
+ * and its cancellation is due on the next tick, as a timer's. @p flags: enum
+ * pact__op_flags.
  * @return 0 or PACT_ENOMEM (nothing registered). */
 int pact__op_start(pact_loop *loop, struct pact__op *op,
                    const struct pact__op_type *t, pact_abort *abort,
@@ -406,6 +406,13 @@ struct pact_loop {
     struct pact__list op_due; /* CANCELLED: their calls are due */
     size_t op_refs;           /* pending ones that keep the loop alive */
     bool op_tick;             /* the delivery of op_due is queued */
+
+    /* The cancellation of the code running now: the token of the task (or
+     * async function, or group callback) on the CPU, set by the layers above
+     * as they switch (layer 3) or call into a group (layer 4), else NULL. An
+     * operation started without a token of its own takes it, so that a
+     * scope's cancellation reaches whatever was started inside it. */
+    pact_abort *ambient;
 
     /* counts pact_loop_close_all calls: what started before one is
      * cancelled (an async function's later awaits fail) */

@@ -62,9 +62,10 @@ int pact__op_start(pact_loop *loop, struct pact__op *op,
     op->loop = loop;
     op->abort = NULL;
     op->err = NULL;
-    op->scope = NULL;
     op->ref = ref;
     op->listed = !(flags & PACT__OP_UNLISTED);
+    if (!abort)
+        abort = loop->ambient; /* started inside a scope: it is the scope's */
     if (abort && !pact_abort_aborted(abort)) {
         int rc = pact_abort_on(abort, on_abort, op, &op->abort_id);
         if (rc < 0)

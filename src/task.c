@@ -58,12 +58,16 @@ struct pact_task {
     char *label;              /* "file:line" once asked for, without a name */
     const char *await_file;   /* the await it is suspended in */
     int await_line;
-    uint32_t refs; /* 1 until finished, +1 per wake-up that may name it */
-    uint32_t gen;  /* the current await's number */
-    uint8_t state; /* task_state */
-    bool cancelled;
-    pact_abort *abort; /* its token (a reference) while listening */
-    uint64_t abort_id;
+    uint32_t refs;  /* 1 until finished, +1 per wake-up that may name it */
+    uint32_t gen;   /* the current await's number */
+    uint8_t state;  /* task_state */
+    bool cancelled; /* closed, or its token aborted: awaits fail at once */
+    bool closed;    /* by pact_loop_close_all */
+    /* its token (a reference), aborted or not: the spawn's, or the scope's
+     * it is in (pact__task_swap_token); the loop's ambient one while it
+     * runs, so that what it starts is cancelled with it */
+    pact_abort *abort;
+    uint64_t abort_id;     /* its listener on `abort`, while not aborted */
     pact_error *aborted;   /* the token's cancellation, once aborted */
     pact_promise *settled; /* handed over by the wake-up (a reference) */
     pact_error *fail;      /* or why it woke without one */
@@ -269,14 +273,17 @@ static PACT__ALWAYS_INLINE void run(pact_task *t)
     save.on = false;
     if (PACT__UNLIKELY(loop->stall != NULL))
         label(t, &save);
+    pact_abort *outer_ambient = loop->ambient;
     t->back = &back;
     t->state = T_RUNNING;
     current = t;
+    loop->ambient = t->abort;
     pact__where_now = &t->where;
     san_to_task(t, &fake);
     pact__ctx_swap(&back, &t->ctx);
     san_back(fake);
     pact__label_pop(loop, &save); /* before finish() can end the task */
+    loop->ambient = outer_ambient;
     current = outer;
     pact__where_now = outer_where;
     if (!pact__stack_ok(t->stack))
@@ -368,8 +375,7 @@ static void resume_job(void *ud);
 static void on_task_abort(pact_error *reason, void *ud)
 {
     pact_task *t = ud;
-    pact_abort_unref(t->abort); /* an aborted token drops its listeners */
-    t->abort = NULL;
+    t->abort_id = 0; /* an aborted token drops its listeners */
     t->aborted = pact__aborted_error(reason);
     t->cancelled = true;
     if (t->state != T_SUSPENDED || t->fail)
@@ -384,9 +390,38 @@ static void abort_off(pact_task *t)
 {
     if (!t->abort)
         return;
-    pact_abort_off(t->abort, t->abort_id);
+    if (t->abort_id)
+        pact_abort_off(t->abort, t->abort_id);
     pact_abort_unref(t->abort);
     t->abort = NULL;
+}
+
+pact_task *pact__task_current(void)
+{
+    return current;
+}
+
+int pact__task_swap_token(pact_task *t, pact_abort *a, pact_abort **old)
+{
+    uint64_t id = 0;
+    if (a && !pact_abort_aborted(a)) {
+        int rc = pact_abort_on(a, on_task_abort, t, &id);
+        if (rc < 0)
+            return rc;
+    }
+    if (t->abort && t->abort_id)
+        pact_abort_off(t->abort, t->abort_id);
+    *old = t->abort; /* the task's reference moves to the caller */
+    t->abort = pact_abort_ref(a);
+    t->abort_id = id;
+    pact_error_unref(t->aborted);
+    t->aborted = a && pact_abort_aborted(a)
+                     ? pact__aborted_error(pact_abort_reason(a))
+                     : NULL;
+    t->cancelled = t->closed || t->aborted;
+    if (t == current)
+        t->ts->loop->ambient = a;
+    return 0;
 }
 
 static pact_promise *spawn_failed(pact_promise *p, pact_task *t, size_t size,
@@ -419,7 +454,8 @@ pact_promise *pact_task_spawn_at(pact_loop *loop, pact_task_fn fn, void *arg,
         free(t);
         return NULL;
     }
-    pact_abort *a = opts ? opts->abort : NULL;
+    /* no token of its own: the scope's it is spawned in, if any */
+    pact_abort *a = opts && opts->abort ? opts->abort : loop->ambient;
     if (a && pact_abort_aborted(a)) {
         /* aborted already: no stack, the body never runs */
         free(t);
@@ -575,6 +611,9 @@ await_impl(pact_promise *p, pact_value *out, const char *file, int line)
         return PACT_ERROR(PACT_EINVAL, "await of another loop's promise");
     }
     if (t->cancelled) {
+        /* awaited, so handled: an operation it started in the cancelled
+         * scope rejects it later */
+        p->flags |= P_HANDLED;
         pact__unref(p);
         return cancelled(t);
     }
@@ -668,7 +707,7 @@ static int tasks_close_all(pact_loop *loop, void *state)
     struct pact__list *n, *tmp;
     pact__list_each(n, tmp, &ts->live) {
         pact_task *t = pact__list_entry(n, pact_task, link);
-        t->cancelled = true;
+        t->cancelled = t->closed = true;
         if (t->state != T_SUSPENDED || t->fail)
             continue;
         t->gen++; /* its node, when it fires, is stale */

@@ -55,6 +55,16 @@ struct pact__tasks {
     char why[160]; /* pact_loop_free's refusal */
 };
 
+/* ---- scopes (layer 4) -------------------------------------------------- */
+/* The task on the CPU, or NULL on a loop's own stack. */
+pact_task *pact__task_current(void);
+/* From now on @p t's awaits follow @p a (a reference taken; NULL: none):
+ * they fail at once while it is aborted, and its abort wakes the one
+ * suspended; what @p t starts takes it as the ambient token. *@p old gets
+ * the token followed until now (the task's reference moves to the caller).
+ * @return 0, or PACT_ENOMEM with nothing changed. */
+int pact__task_swap_token(pact_task *t, pact_abort *a, pact_abort **old);
+
 /* stack.c */
 /* A stack of at least @p size usable bytes (pooled if it is the default),
  * or NULL with errno set. */

@@ -76,16 +76,24 @@ must_not 2 promise_internal.h pact/pool.h
 must 3 task_internal.h promise_internal.h context.h
 must_not 3 task_internal.h pact/worker.h
 must_not 3 task_internal.h fs_internal.h
+# task groups and cancel scopes
+must 4 scope_internal.h
+must 4 pact/group.h pact/scope.h
+must_not 3 task_internal.h pact/group.h
+must_not 3 task_internal.h pact/scope.h
+must_not 3 task_internal.h scope_internal.h
+must_not 2 promise_internal.h pact/group.h
 # the services: everything below
 must 5 pool_internal.h fs_internal.h
 must 5 worker_internal.h task_internal.h
 must 5 pact.h internal.h
+must 5 scope_internal.h pool_internal.h
 
 # every source is built in one of the layers' libraries
 for f in "$srcdir"/src/*.c "$srcdir"/src/*.S; do
     [ -e "$f" ] || continue
     name=src/$(basename "$f")
-    n=$(sed -n '/^libpact_\(core\|promise\|await\|services\)_la_SOURCES/,/^$/p' \
+    n=$(sed -n '/^libpact_\(core\|promise\|await\|scope\|services\)_la_SOURCES/,/^$/p' \
         "$srcdir/Makefile.am" | grep -c "[ 	]$name\( \|\$\)")
     if [ "$n" -ne 1 ]; then
         echo "check-layers: $name is in $n layers' sources in Makefile.am" >&2
