@@ -16,6 +16,7 @@
 #include "pact/async.h"
 #include "pact/chan.h"
 #include "pact/common.h"
+#include "pact/dump.h"
 #include "pact/errno.h"
 #include "pact/error.h"
 #include "pact/fs.h"

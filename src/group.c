@@ -40,36 +40,6 @@ struct outcome {
     pact_value v;
 };
 
-struct pact_group {
-    pact_loop *loop;
-    unsigned refs;           /* the caller's, each child's, pact_group_run's */
-    pact_abort *token;       /* the group's cancellation (a reference) */
-    pact_abort *parent;      /* a reference while listening to it */
-    uint64_t parent_id;      /* the listener on `parent` */
-    pact_handle timer;       /* the deadline, while set */
-    size_t limit;            /* 0: none */
-    size_t running;          /* started, not finished */
-    struct pact__list queue; /* struct queued, spawn order */
-    size_t nqueued;
-    pact_error **failures; /* in the order they happened */
-    size_t nfail, capfail;
-    struct pact__list outcomes; /* a join set's, in the order they finished */
-    pact_deferred **waits;      /* pact_group_wait's, settled at the end */
-    size_t nwaits, capwaits;
-    pact_deferred **nexts; /* pact_group_next's, FIFO */
-    size_t nnext, capnext, headnext;
-    bool join, move_on;
-    bool expired;  /* its own deadline fired */
-    bool waited;   /* someone waits (wait, wait_cb, run): no outlive report */
-    bool finished; /* every child finished after a wait: closed to more */
-    bool handle;   /* the caller's reference is held */
-    const char *name;
-    const char *file; /* where it was made */
-    int line;
-    const char *last_file; /* the last child's spawn site */
-    int last_line;
-};
-
 static void group_unref(pact_group *g);
 static void start_queued(pact_group *g);
 
@@ -164,6 +134,7 @@ static void maybe_done(pact_group *g)
 
 static void group_free(pact_group *g)
 {
+    pact__list_remove(&g->link);
     clear_deadline(g);
     unlink_parent(g);
     pact_abort_unref(g->token);
@@ -465,9 +436,12 @@ int pact_group_new_at(pact_loop *loop, const pact_group_opts *opts,
     if (opts && opts->timeout_ms < 0)
         return pact__misuse("pact_group_new", PACT_EINVAL,
                             "opts->timeout_ms is negative");
-    pact_group *g = calloc(1, sizeof *g);
+    struct pact__groups *gs = pact__groups_of(loop);
+    pact_group *g = gs ? calloc(1, sizeof *g) : NULL;
     if (!g)
         return PACT_ENOMEM;
+    pact__list_push_back(&gs->groups, &g->link);
+    g->owner = pact__task_current();
     g->loop = loop;
     g->refs = 1;
     g->handle = true;
@@ -505,6 +479,7 @@ int pact_group_new_at(pact_loop *loop, const pact_group_opts *opts,
         loop->ambient = outer;
         if (rc < 0)
             goto fail;
+        g->deadline_at = pact_loop_now(loop) + (uint64_t)opts->timeout_ms;
     }
     *out = g;
     return 0;

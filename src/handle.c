@@ -443,6 +443,16 @@ void pact__slots_cancel_all(pact_loop *loop, pact_error *err)
     }
 }
 
+void pact__slots_each(pact_loop *loop,
+                      void (*fn)(const struct pact__op *op, void *ud), void *ud)
+{
+    for (uint32_t i = 0; i < loop->nslots; i++) {
+        const struct slot *s = slot_at(loop, i);
+        if (s->kind != SLOT_FREE && s->op.state == PACT__OP_PENDING)
+            fn(&s->op, ud);
+    }
+}
+
 size_t pact__slots_print(const pact_loop *loop, FILE *out)
 {
     size_t n = 0;

@@ -138,6 +138,10 @@ int pact__op_start(pact_loop *loop, struct pact__op *op,
  * caller: a STOPPING op whose work came back); false when the core calls
  * back (cancelled and stopped: the completion is ignored). */
 bool pact__op_end(struct pact__op *op, pact_error **err);
+/* Call @p fn for each operation pending (armed handles first, then the
+ * others in the order they started), for the task dump. */
+void pact__ops_each(pact_loop *loop,
+                    void (*fn)(const struct pact__op *op, void *ud), void *ud);
 /* Cancel with @p err (taken; NULL: out of memory, ENOMEM's error is used).
  * No-op unless pending. */
 void pact__op_cancel(struct pact__op *op, pact_error *err);
@@ -196,6 +200,7 @@ struct tlist;
 enum pact__service_id {
     PACT__SVC_PROMISES, /* layer 2: promise.c, reject.c */
     PACT__SVC_TASKS,    /* layer 3: task.c */
+    PACT__SVC_GROUPS,   /* layer 4: group.c, scope.c, dump.c */
     PACT__SVC_OFFLOAD,  /* layer 5: offload.c, the pool's per-loop side */
     PACT__SVC_FS,       /* layer 5: fs.c (none yet) */
     PACT__SVC_WORKERS,  /* layer 5: worker.c */
@@ -650,6 +655,10 @@ void pact__slots_release_all(pact_loop *loop);
 void pact__slots_cancel_all(pact_loop *loop, pact_error *err);
 /* pact_loop_print_pending: the armed handles. @return how many. */
 size_t pact__slots_print(const pact_loop *loop, FILE *out);
+/* pact__ops_each's part: each armed handle's record. */
+void pact__slots_each(pact_loop *loop,
+                      void (*fn)(const struct pact__op *op, void *ud),
+                      void *ud);
 /* pact_loop_print_pending: the handles on their way to the close phase */
 size_t pact__slots_print_closing(const pact_loop *loop, FILE *out);
 /* Handles whose cancellation is due (pact_loop_free drops those calls). */

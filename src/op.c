@@ -181,6 +181,15 @@ void pact__ops_close_all(pact_loop *loop)
     pact_error_unref(err);
 }
 
+void pact__ops_each(pact_loop *loop,
+                    void (*fn)(const struct pact__op *op, void *ud), void *ud)
+{
+    pact__slots_each(loop, fn, ud);
+    for (const struct pact__list *n = loop->ops.next; n != &loop->ops;
+         n = n->next)
+        fn(pact__list_entry(n, const struct pact__op, node), ud);
+}
+
 size_t pact__ops_pending(const pact_loop *loop)
 {
     size_t k = 0;

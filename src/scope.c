@@ -6,17 +6,6 @@
 
 #include <stdlib.h>
 
-struct pact_scope {
-    pact_loop *loop;
-    pact_task *task;
-    pact_abort *token; /* the scope's (a reference) */
-    pact_abort *outer; /* what the task followed before (its reference) */
-    uint64_t link_id;  /* the listener on `outer`, unless shielded */
-    pact_handle timer; /* the deadline, while set */
-    bool expired;      /* its own deadline passed */
-    bool move_on;
-};
-
 static void on_outer(pact_error *reason, void *ud)
 {
     pact_scope *s = ud;
@@ -39,6 +28,7 @@ static void on_deadline(pact_error *err, void *ud)
 
 static void scope_free(pact_scope *s)
 {
+    pact__list_remove(&s->link);
     if (s->timer.id)
         pact_clear(s->loop, s->timer);
     if (s->outer && s->link_id)
@@ -62,10 +52,13 @@ int pact_scope_enter(const pact_scope_opts *opts, pact_scope **out)
         return pact__misuse("pact_scope_enter", PACT_EINVAL,
                             "opts->timeout_ms is negative");
     pact_loop *loop = pact_task_loop(t);
-    pact_scope *s = calloc(1, sizeof *s);
+    struct pact__groups *gs = pact__groups_of(loop);
+    pact_scope *s = gs ? calloc(1, sizeof *s) : NULL;
     if (!s)
         return PACT_ENOMEM;
+    pact__list_push_back(&gs->scopes, &s->link);
     s->loop = loop;
+    s->shield = opts && opts->shield;
     s->task = t;
     s->move_on = opts && opts->move_on;
     int rc = pact_abort_new(loop, &s->token);
@@ -87,6 +80,7 @@ int pact_scope_enter(const pact_scope_opts *opts, pact_scope **out)
         loop->ambient = outer;
         if (rc < 0)
             goto fail;
+        s->deadline_at = pact_loop_now(loop) + (uint64_t)opts->timeout_ms;
     }
     pact_abort *old;
     if ((rc = pact__task_swap_token(t, s->token, &old)) < 0)

@@ -145,6 +145,35 @@ static size_t tasks_print(pact_loop *loop, void *state, FILE *out)
     return n;
 }
 
+void pact__tasks_each(pact_loop *loop,
+                      void (*fn)(const struct pact__task_view *v, void *ud),
+                      void *ud)
+{
+    struct pact__tasks *ts = pact__service_find(loop, PACT__SVC_TASKS);
+    if (!ts)
+        return;
+    struct pact__list *l, *tmp;
+    pact__list_each(l, tmp, &ts->live) {
+        const pact_task *t = pact__list_entry(l, pact_task, link);
+        static const char *const state_name[] = {
+            [T_NEW] = "queued to start",
+            [T_RUNNING] = "running",
+            [T_SUSPENDED] = "awaiting",
+        };
+        struct pact__task_view v = {
+            .task = t,
+            .name = t->where.name,
+            .file = t->where.file,
+            .line = t->where.line,
+            .state = t->state <= T_SUSPENDED ? state_name[t->state] : "ending",
+            .await_file = t->state == T_SUSPENDED ? t->await_file : NULL,
+            .await_line = t->await_line,
+            .token = t->abort,
+        };
+        fn(&v, ud);
+    }
+}
+
 static const struct pact__service_ops tasks_ops = {
     .close_all = tasks_close_all,
     .busy = tasks_busy,

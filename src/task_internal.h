@@ -65,6 +65,22 @@ pact_task *pact__task_current(void);
  * @return 0, or PACT_ENOMEM with nothing changed. */
 int pact__task_swap_token(pact_task *t, pact_abort *a, pact_abort **old);
 
+/* What the task dump (layer 4) shows of a task. */
+struct pact__task_view {
+    const pact_task *task;
+    const char *name; /* may be NULL */
+    const char *file; /* the spawn site */
+    int line;
+    const char *state;      /* "queued to start", "running", "awaiting" */
+    const char *await_file; /* the await it is suspended in, or NULL */
+    int await_line;
+    const pact_abort *token; /* what it follows now (a scope's, a group's) */
+};
+/* Call @p fn for each task not finished, newest first. */
+void pact__tasks_each(pact_loop *loop,
+                      void (*fn)(const struct pact__task_view *v, void *ud),
+                      void *ud);
+
 /* stack.c */
 /* A stack of at least @p size usable bytes (pooled if it is the default),
  * or NULL with errno set. */

@@ -10,8 +10,12 @@
 #include "config.h"
 #endif
 
+#include <jansson.h>
+#include <regex.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -698,6 +702,184 @@ START_TEST(run_is_a_nursery)
 }
 END_TEST
 
+/* ---- the task dump ------------------------------------------------------- */
+
+static char *normalize(const char *in)
+{
+    static const struct {
+        const char *re, *to;
+    } rules[] = {
+        {"[^ (]*test_group\\.c:[0-9]+", "test_group.c:L"},
+        {"0x[0-9a-f]+", "0x?"},
+        {"[0-9]+ ms", "N ms"},
+    };
+    char *s = strdup(in);
+    for (size_t r = 0; r < sizeof rules / sizeof *rules; r++) {
+        regex_t re;
+        ck_assert_int_eq(regcomp(&re, rules[r].re, REG_EXTENDED), 0);
+        size_t cap = strlen(s) * 2 + 64, len = 0;
+        char *out = malloc(cap);
+        const char *p = s;
+        regmatch_t m;
+        while (regexec(&re, p, 1, &m, p == s ? 0 : REG_NOTBOL) == 0 &&
+               m.rm_eo > 0) {
+            size_t need = len + (size_t)m.rm_so + strlen(rules[r].to) + 1;
+            ck_assert_uint_lt(need, cap);
+            memcpy(out + len, p, (size_t)m.rm_so);
+            len += (size_t)m.rm_so;
+            len += (size_t)sprintf(out + len, "%s", rules[r].to);
+            p += m.rm_eo;
+        }
+        ck_assert_uint_lt(len + strlen(p), cap);
+        strcpy(out + len, p);
+        regfree(&re);
+        free(s);
+        s = out;
+    }
+    return s;
+}
+
+static pact_error *scoped_sleeper(void *arg, pact_value *r)
+{
+    (void)arg;
+    (void)r;
+    pact_scope *sc;
+    T_MUST(pact_scope_enter(&(pact_scope_opts){.timeout_ms = 60000}, &sc));
+    pact_error *err = pact_sleep(60000);
+    pact_error_unref(pact_scope_leave(sc, NULL));
+    return err;
+}
+
+static void noop_timer(pact_error *err, void *ud)
+{
+    (void)err;
+    (void)ud;
+}
+
+START_TEST(dump_of_a_known_tree)
+{
+    pact_group *g;
+    T_MUST(pact_group_new(
+        t_loop, &(pact_group_opts){.name = "fetchers", .limit = 2}, &g));
+    T_MUST(pact_group_spawn(g, scoped_sleeper, NULL,
+                            &(pact_task_opts){.name = "fetch-a"}));
+    struct kid b = {.sleep_ms = 60000}, c = {.sleep_ms = 60000};
+    T_MUST(pact_group_spawn(g, kid_body, &b,
+                            &(pact_task_opts){.name = "fetch-b"}));
+    T_MUST(pact_group_spawn(g, kid_body, &c,
+                            &(pact_task_opts){.name = "fetch-c"}));
+    pact_deferred *d;
+    pact_promise *never = t_pending(&d);
+    pact_promise *lonely =
+        pact_task_spawn(t_loop, in_never, &(struct blocked){.never = never},
+                        &(pact_task_opts){.name = "lonely"});
+    pact_handle h;
+    T_MUST(pact_timer_start(t_loop, &(pact_timer_opts){.delay_ms = 60000},
+                            noop_timer, NULL, &h));
+    ck_assert_int_ge(pact_loop_run(t_loop, PACT_RUN_NOWAIT), 0);
+
+    char *text;
+    size_t len;
+    FILE *f = open_memstream(&text, &len);
+    ck_assert_uint_eq(pact_loop_dump(t_loop, f), 9);
+    fclose(f);
+    char *got = normalize(text);
+    free(text);
+    const char *want =
+        "pact: dump of loop: 3 task(s), 1 group(s), 4 operation(s)\n"
+        "  group fetchers (made at test_group.c:L): 2 running, 1 queued, "
+        "limit 2\n"
+        "    task fetch-b (spawned at test_group.c:L): awaiting at "
+        "test_group.c:L\n"
+        "    task fetch-a (spawned at test_group.c:L): awaiting at "
+        "test_group.c:L\n"
+        "      scope, deadline in N ms\n"
+        "      operation timer: N ms, calls pact_deferred_cb(0x?)\n"
+        "    operation timer: N ms, calls pact_deferred_cb(0x?)\n"
+        "  task lonely (spawned at test_group.c:L): awaiting at "
+        "test_group.c:L\n"
+        "  operation timer: N ms, calls 0x?((nil))\n"
+        "  operation timer: N ms, calls 0x?(0x?)\n";
+    ck_assert_str_eq(got, want);
+    free(got);
+
+    json_t *j = pact_loop_dump_json(t_loop);
+    ck_assert_ptr_nonnull(j);
+    json_int_t ntasks, queued, limit;
+    json_t *gt, *tt, *ot;
+    ck_assert_int_eq(json_unpack(j, "{s:I, s:o, s:o, s:o}", "tasks", &ntasks,
+                                 "groups_tree", &gt, "tasks_tree", &tt,
+                                 "operations_tree", &ot),
+                     0);
+    ck_assert_int_eq(ntasks, 3);
+    ck_assert_uint_eq(json_array_size(gt), 1);
+    ck_assert_int_eq(json_unpack(json_array_get(gt, 0), "{s:I, s:I}", "queued",
+                                 &queued, "limit", &limit),
+                     0);
+    ck_assert_int_eq(queued, 1);
+    ck_assert_int_eq(limit, 2);
+    ck_assert_uint_eq(
+        json_array_size(json_object_get(json_array_get(gt, 0), "tasks")), 2);
+    ck_assert_str_eq(
+        json_string_value(json_object_get(json_array_get(tt, 0), "name")),
+        "lonely");
+    ck_assert_uint_eq(json_array_size(ot), 2);
+    json_decref(j);
+
+    T_MUST(pact_clear(t_loop, h));
+    T_MUST(pact_group_cancel(g, NULL));
+    T_MUST(pact_deferred_resolve(d, pact_nothing()));
+    struct outcome o = {0};
+    T_MUST(pact_group_wait_cb(g, on_wait, &o));
+    pact_group_unref(g);
+    run_ok();
+    ck_assert_int_eq(o.code, PACT_ECANCELED);
+    /* empty now */
+    f = open_memstream(&text, &len);
+    ck_assert_uint_eq(pact_loop_dump(t_loop, f), 0);
+    fclose(f);
+    ck_assert_str_eq(text, "pact: dump of loop: 0 task(s), 0 group(s), 0 "
+                           "operation(s)\n  nothing\n");
+    free(text);
+    pact_promise_unref(lonely);
+    pact_promise_unref(never);
+    pact_deferred_unref(d);
+}
+END_TEST
+
+static void dump_by_signal(void *arg)
+{
+    (void)arg;
+    setenv("PACT_DUMP_SIGNAL", "USR2", 1);
+    pact_loop *loop;
+    T_CHILD_ASSERT(pact_loop_new(&loop) == 0);
+    pact_group *g;
+    T_CHILD_ASSERT(
+        pact_group_new(loop, &(pact_group_opts){.name = "sig"}, &g) == 0);
+    struct capture cap;
+    capture_begin(&cap);
+    raise(SIGUSR2);
+    /* the watcher keeps nothing alive: a timer gives the loop a turn */
+    pact_handle h;
+    T_CHILD_ASSERT(pact_timer_start(loop, &(pact_timer_opts){.delay_ms = 20},
+                                    noop_timer, NULL, &h) == 0);
+    T_CHILD_ASSERT(pact_loop_run(loop, PACT_RUN_DEFAULT) == 0);
+    char *out = capture_end(&cap);
+    if (!strstr(out, "group sig (made at"))
+        fprintf(stderr, "child: stderr was '%s'\n", out);
+    T_CHILD_ASSERT(strstr(out, "group sig (made at") != NULL);
+    free(out);
+    pact_group_unref(g);
+    T_CHILD_ASSERT(pact_loop_free(loop) == 0); /* it never blocks free */
+    _exit(0);
+}
+
+START_TEST(dump_on_a_signal)
+{
+    t_forked(dump_by_signal, NULL);
+}
+END_TEST
+
 Suite *suite_group(void)
 {
     Suite *s = suite_create("group");
@@ -716,6 +898,8 @@ Suite *suite_group(void)
     tcase_add_test(tc, dropped_group_cancels_and_reports);
     tcase_add_test(tc, close_all_ends_groups);
     tcase_add_test(tc, run_is_a_nursery);
+    tcase_add_test(tc, dump_of_a_known_tree);
+    tcase_add_test(tc, dump_on_a_signal);
     suite_add_tcase(s, tc);
     TCase *sc = tcase_create("scope");
     tcase_add_checked_fixture(sc, t_setup, t_teardown);
