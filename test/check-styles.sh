@@ -2,24 +2,26 @@
 # One job, four styles: examples/styles/{callbacks,promises,task,async} must
 # each exit 0 with nothing on stderr and print exactly the trace kept in
 # test/fixtures/styles.out -- so the four versions stay the same job, and the
-# await layer keeps the ordering the other two styles give. `make check` runs
+# await layer keeps the ordering the other two styles give. The same for
+# examples/group (a task group with a limit and a deadline) and
+# test/fixtures/group.out. `make check` runs
 # this with top_builddir and top_srcdir set (the programs are noinst programs
 # of the build tree; the libtool wrappers run them).
 
 builddir=${top_builddir:-.}
 srcdir=${top_srcdir:-.}
-expected="$srcdir/test/fixtures/styles.out"
 tmp=${TMPDIR:-/tmp}/check-styles.$$
 trap 'rm -f "$tmp.out" "$tmp.err"' EXIT INT TERM
 
+rc=0
+for job in styles group; do
+expected="$srcdir/test/fixtures/$job.out"
 if [ ! -f "$expected" ]; then
     echo "check-styles: $expected is missing" >&2
     exit 1
 fi
-
-rc=0
 for style in callbacks promises task async; do
-    prog="$builddir/examples/styles/$style"
+    prog="$builddir/examples/$job/$style"
     if [ ! -x "$prog" ]; then
         echo "check-styles: FAIL: $prog not built"
         rc=1
@@ -43,10 +45,11 @@ for style in callbacks promises task async; do
         ok=no
     fi
     if [ "$ok" = yes ]; then
-        echo "check-styles: $style: the trace, exit 0"
+        echo "check-styles: $job/$style: the trace, exit 0"
     else
         rc=1
     fi
+done
 done
 [ "$rc" -eq 0 ] && echo "check-styles: the four styles print the same trace"
 exit "$rc"

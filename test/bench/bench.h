@@ -31,6 +31,7 @@ typedef struct bench_def {
 extern const bench_def bench_core[];
 extern const bench_def bench_promise[];
 extern const bench_def bench_task[];
+extern const bench_def bench_group[];
 extern const bench_def bench_pool[];
 extern const bench_def bench_worker[];
 

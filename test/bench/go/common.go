@@ -28,11 +28,12 @@ var anchors = map[string]func(args []string){
 	"pingpong":       benchPingpong,
 	"suspended":      benchSuspended,
 	"suspended-once": suspendedOnce,
+	"group-spawn":    benchGroupSpawn,
 }
 
 func main() {
 	if len(os.Args) < 2 || anchors[os.Args[1]] == nil {
-		fail("usage: anchors switch|pingpong|suspended [ARGS]")
+		fail("usage: anchors switch|pingpong|suspended|group-spawn [ARGS]")
 	}
 	runtime.GOMAXPROCS(1)
 	anchors[os.Args[1]](os.Args[2:])
