@@ -220,16 +220,8 @@ static void deliver_outcome(pact_group *g, pact_error *err, pact_value v)
     pact__list_push_back(&g->outcomes, &o->link);
 }
 
-/* A child's promise settled (src, a reference), or can never (NULL). */
-static void child_done(pact_promise *src, void *ud, uintptr_t aux)
+static void child_ended(pact_group *g, pact_error *err, pact_value v)
 {
-    (void)aux;
-    pact_group *g = ud;
-    pact_value v = pact_nothing();
-    pact_error *err =
-        src ? pact__await_take(src, g->join ? &v : NULL)
-            : PACT_ERROR(PACT_ECANCELED, "a child's promise can never "
-                                         "settle: nothing holds it");
     assert(g->running > 0);
     g->running--;
     if (g->join)
@@ -241,6 +233,31 @@ static void child_done(pact_promise *src, void *ud, uintptr_t aux)
     start_queued(g);
     maybe_done(g);
     group_unref(g);
+}
+
+/* A child's promise settled (src, a reference), or can never (NULL). */
+static void child_done(pact_promise *src, void *ud, uintptr_t aux)
+{
+    (void)aux;
+    pact_group *g = ud;
+    pact_value v = pact_nothing();
+    pact_error *err =
+        src ? pact__await_take(src, g->join ? &v : NULL)
+            : PACT_ERROR(PACT_ECANCELED, "a child's promise can never "
+                                         "settle: nothing holds it");
+    child_ended(g, err, v);
+}
+
+/* A task child ended: no promise, no microtask between. */
+static void task_done(void *ud, pact_error *err, pact_value *result)
+{
+    pact_group *g = ud;
+    pact_value v = pact_nothing();
+    if (g->join && !err)
+        v = *result;
+    else
+        pact_value_release(result);
+    child_ended(g, err, v);
 }
 
 /* Watch @p p (a reference, taken) as a running child. */
@@ -274,11 +291,19 @@ static void start_failed(pact_group *g, pact_error *err)
 static void start_task(pact_group *g, pact_task_fn fn, void *arg,
                        const pact_task_opts *opts, const char *file, int line)
 {
-    pact_task_opts o = opts ? *opts : (pact_task_opts){0};
-    o.abort = g->token;
-    pact_promise *p = pact_task_spawn_at(g->loop, fn, arg, &o, file, line);
-    if (!p || watch(g, p) < 0)
-        start_failed(g, pact__enomem());
+    pact_task_opts o = {.name = opts ? opts->name : NULL,
+                        .stack_size = opts ? opts->stack_size : 0,
+                        .abort = g->token};
+    int rc =
+        pact__task_spawn_done(g->loop, fn, arg, &o, file, line, task_done, g);
+    if (rc == 0) {
+        g->refs++;
+        g->running++;
+    } else if (rc == PACT_ECANCELED) {
+        start_failed(g, pact__aborted_error(pact_abort_reason(g->token)));
+    } else {
+        start_failed(g, PACT_ERROR(rc, "a task child could not start"));
+    }
 }
 
 static void start_go(pact_group *g, pact_group_fn fn, void *ud)
@@ -368,16 +393,22 @@ int pact_group_spawn_at(pact_group *g, pact_task_fn fn, void *arg,
         return pact__misuse("pact_group_spawn", PACT_EINVAL, "fn is NULL");
     g->last_file = file;
     g->last_line = line;
-    if (has_room(g) || pact_abort_aborted(g->token)) {
-        pact_promise *p = pact_task_spawn_at(
-            g->loop, fn, arg,
-            &(pact_task_opts){.name = opts ? opts->name : NULL,
-                              .stack_size = opts ? opts->stack_size : 0,
-                              .abort = g->token},
-            file, line);
-        if (!p)
-            return PACT_ENOMEM;
-        return watch(g, p);
+    if (pact_abort_aborted(g->token)) {
+        start_task(g, fn, arg, opts, file, line); /* ends at once */
+        maybe_done(g);
+        return 0;
+    }
+    if (has_room(g)) {
+        pact_task_opts o = {.name = opts ? opts->name : NULL,
+                            .stack_size = opts ? opts->stack_size : 0,
+                            .abort = g->token};
+        int e = pact__task_spawn_done(g->loop, fn, arg, &o, file, line,
+                                      task_done, g);
+        if (e < 0)
+            return e;
+        g->refs++;
+        g->running++;
+        return 0;
     }
     struct queued q = {.kind = C_TASK, .file = file, .line = line};
     q.u.task.fn = fn;

@@ -51,7 +51,9 @@ struct pact_task {
     struct pact__stack *stack;
     pact_task_fn fn;
     void *arg;
-    pact_promise *promise; /* its result: a reference until settled */
+    pact_promise *promise;   /* its result: a reference until settled */
+    pact__task_done_fn done; /* or, without a promise, who takes it */
+    void *done_ud;
     pact_value result;
     pact_error *err;
     struct pact__where where; /* name and spawn site for overflow reports */
@@ -356,7 +358,13 @@ static void finish(pact_task *t)
 {
     struct pact__tasks *ts = t->ts;
     abort_off(t); /* a token that outlives the task never names it */
-    if (t->err) {
+    pact__task_done_fn done = t->done;
+    void *done_ud = t->done_ud;
+    pact_error *err = t->err;
+    pact_value result = t->result;
+    if (done) {
+        pact__micro_unreserve(ts->loop);
+    } else if (t->err) {
         pact_value_release(&t->result);
         /* ended by pact_loop_close_all: not an unhandled failure */
         if (t->cancelled && pact_error_code(t->err) == PACT_ECANCELED)
@@ -367,7 +375,8 @@ static void finish(pact_task *t)
     }
     t->err = NULL;
     t->result = pact_nothing();
-    pact__unref(t->promise);
+    if (t->promise)
+        pact__unref(t->promise);
     t->promise = NULL;
     pact_error_unref(t->aborted);
     t->aborted = NULL;
@@ -378,6 +387,8 @@ static void finish(pact_task *t)
     pact__list_remove(&t->link);
     ts->nlive--;
     task_unref(t);
+    if (done)
+        done(done_ud, err, &result); /* it takes both */
 }
 
 /* ---- spawning ------------------------------------------------------------ */
@@ -453,16 +464,59 @@ int pact__task_swap_token(pact_task *t, pact_abort *a, pact_abort **old)
     return 0;
 }
 
-static pact_promise *spawn_failed(pact_promise *p, pact_task *t, size_t size,
-                                  int e)
+/* Set up @p t (zeroed) to run @p fn(@p arg) following @p a (may be NULL).
+ * @return 0, or a code with *@p why (a reference) saying why not; then
+ * nothing is held and @p t is the caller's to free. */
+static int setup(struct pact__tasks *ts, pact_task *t, pact_task_fn fn,
+                 void *arg, const pact_task_opts *opts, pact_abort *a,
+                 const char *file, int line, pact_error **why)
 {
-    pact__reject(p, PACT_ERROR(PACT_ENOMEM,
-                               "no stack for a task of %zu bytes: mmap "
-                               "failed (%s); with guard pages, live tasks "
-                               "are bounded by vm.max_map_count / 2",
-                               size, strerror(e)));
-    free(t);
-    return p;
+    pact__stack_watch();
+    t->node.state = PACT__NODE_IDLE;
+    t->ts = ts;
+    t->fn = fn;
+    t->arg = arg;
+    t->where.name = opts ? opts->name : NULL;
+    t->where.file = file ? file : "?";
+    t->where.line = line;
+    size_t size = opts && opts->stack_size ? pact__stack_round(opts->stack_size)
+                                           : ts->stack_size;
+    t->stack = pact__stack_get(ts, size);
+    if (!t->stack) {
+        *why = PACT_ERROR(PACT_ENOMEM,
+                          "no stack for a task of %zu bytes: mmap failed "
+                          "(%s); with guard pages, live tasks are bounded by "
+                          "vm.max_map_count / 2",
+                          size, strerror(errno));
+        return PACT_ENOMEM;
+    }
+    t->where.stack = t->stack;
+    pact__ctx_make(&t->ctx, t->stack->lo, t->stack->size, entry, t);
+    if (a) {
+        int rc = pact_abort_on(a, on_task_abort, t, &t->abort_id);
+        if (rc < 0) {
+            pact__stack_put(ts, t->stack);
+            *why = PACT_ERROR(rc, "pact_task_spawn: the abort token "
+                                  "refused a listener");
+            return rc;
+        }
+        t->abort = pact_abort_ref(a);
+    }
+    return 0;
+}
+
+/* Queue its start. A task has at most one job queued at a time (start, or
+ * a resume), and only while unfinished: its promise is pending then, never
+ * queued, so the job takes that node's microtask slot (a task without a
+ * promise reserved one of its own). */
+static void queue_start(pact_loop *loop, pact_task *t)
+{
+    struct pact__tasks *ts = t->ts;
+    t->refs = 2; /* until finished, and the start job's */
+    pact__list_push_front(&ts->live, &t->link);
+    ts->nlive++;
+    pact__micro_must(loop, start_job, t);
+    pact__kick(loop);
 }
 
 pact_promise *pact_task_spawn_at(pact_loop *loop, pact_task_fn fn, void *arg,
@@ -492,43 +546,43 @@ pact_promise *pact_task_spawn_at(pact_loop *loop, pact_task_fn fn, void *arg,
         pact__reject(p, pact__aborted_error(pact_abort_reason(a)));
         return p;
     }
-    pact__stack_watch();
-    t->node.state = PACT__NODE_IDLE;
-    t->ts = ts;
-    t->fn = fn;
-    t->arg = arg;
-    t->where.name = opts ? opts->name : NULL;
-    t->where.file = file ? file : "?";
-    t->where.line = line;
-    size_t size = opts && opts->stack_size ? pact__stack_round(opts->stack_size)
-                                           : ts->stack_size;
-    t->stack = pact__stack_get(ts, size);
-    if (!t->stack)
-        return spawn_failed(p, t, size, errno);
-    t->where.stack = t->stack;
-    pact__ctx_make(&t->ctx, t->stack->lo, t->stack->size, entry, t);
-    if (a) {
-        int rc = pact_abort_on(a, on_task_abort, t, &t->abort_id);
-        if (rc < 0) {
-            pact__stack_put(ts, t->stack);
-            free(t);
-            pact__reject(p, PACT_ERROR(rc, "pact_task_spawn: the abort "
-                                           "token refused a listener"));
-            return p;
-        }
-        t->abort = pact_abort_ref(a);
+    pact_error *why;
+    if (setup(ts, t, fn, arg, opts, a, file, line, &why) < 0) {
+        free(t);
+        pact__reject(p, why ? why : pact__enomem());
+        return p;
     }
     p->refs++; /* the caller's */
     t->promise = p;
-    t->refs = 2; /* until finished, and the start job's */
-    /* A task has at most one job queued at a time (start, or a resume), and
-     * only while unfinished: its promise is pending then, never queued, so
-     * the job takes that node's microtask slot. */
-    pact__list_push_front(&ts->live, &t->link);
-    ts->nlive++;
-    pact__micro_must(loop, start_job, t);
-    pact__kick(loop);
+    queue_start(loop, t);
     return p;
+}
+
+int pact__task_spawn_done(pact_loop *loop, pact_task_fn fn, void *arg,
+                          const pact_task_opts *opts, const char *file,
+                          int line, pact__task_done_fn done, void *ud)
+{
+    pact_abort *a = opts && opts->abort ? opts->abort : loop->ambient;
+    if (a && pact_abort_aborted(a))
+        return PACT_ECANCELED;
+    struct pact__tasks *ts = tasks_of(loop);
+    pact_task *t = ts ? calloc(1, sizeof *t) : NULL;
+    if (!t || pact__micro_reserve(loop) < 0) {
+        free(t);
+        return PACT_ENOMEM;
+    }
+    pact_error *why;
+    int rc = setup(ts, t, fn, arg, opts, a, file, line, &why);
+    if (rc < 0) {
+        pact__micro_unreserve(loop);
+        pact_error_unref(why);
+        free(t);
+        return rc;
+    }
+    t->done = done;
+    t->done_ud = ud;
+    queue_start(loop, t);
+    return 0;
 }
 
 /* ---- awaiting ------------------------------------------------------------ */

@@ -65,6 +65,19 @@ pact_task *pact__task_current(void);
  * @return 0, or PACT_ENOMEM with nothing changed. */
 int pact__task_swap_token(pact_task *t, pact_abort *a, pact_abort **old);
 
+/* A task without a promise ends by calling this, on the resumer's stack
+ * right after the body returned: @p err (a reference) and @p result (to
+ * release) are the callee's. */
+typedef void (*pact__task_done_fn)(void *ud, pact_error *err,
+                                   pact_value *result);
+/* pact_task_spawn_at for layer 4's groups, with no promise: @p done(@p ud)
+ * runs exactly once when the task ends (never inside this call).
+ * @return 0; PACT_ECANCELED (its token, opts->abort or the ambient one, is
+ * aborted already: nothing was made); PACT_ENOMEM. */
+int pact__task_spawn_done(pact_loop *loop, pact_task_fn fn, void *arg,
+                          const pact_task_opts *opts, const char *file,
+                          int line, pact__task_done_fn done, void *ud);
+
 /* What the task dump (layer 4) shows of a task. */
 struct pact__task_view {
     const pact_task *task;

@@ -111,7 +111,8 @@ static pact_error *slow_job(pact_job *job, void *arg, pact_value *result)
 }
 
 struct blocked {
-    int sleep_code, pool_code, chan_code, never_code, timer_code;
+    int sleep_code, pool_code, chan_code, never_code, timer_code, port_code;
+    pact_port *port; /* the parent's end of a worker that never posts */
     atomic_int job_saw;
     pact_chan *ch;
     pact_promise *never;
@@ -148,6 +149,31 @@ static pact_error *in_chan(void *arg, pact_value *r)
     return err;
 }
 
+static pact_error *in_port(void *arg, pact_value *r)
+{
+    (void)r;
+    struct blocked *b = arg;
+    pact_error *err = PACT_AWAIT_ERR(pact_port_recv_p(b->port, NULL), NULL);
+    b->port_code = pact_error_code(err);
+    return err;
+}
+
+/* The worker: waits for one message, then ends. */
+static void quit_on_message(pact_error *err, pact_value *msg, void *ud)
+{
+    (void)msg;
+    (void)err;
+    pact_worker_exit(ud, 0);
+}
+
+static pact_error *silent_worker(pact_loop *loop, pact_port *port, void *arg)
+{
+    (void)loop;
+    (void)arg;
+    T_MUST(pact_port_recv(port, NULL, quit_on_message, port));
+    return NULL;
+}
+
 static pact_error *in_never(void *arg, pact_value *r)
 {
     (void)r;
@@ -180,12 +206,17 @@ START_TEST(first_failure_cancels_each_kind)
     pact_deferred *d;
     b.never = t_pending(&d);
     b.ch = pact_chan_new(t_loop, 0);
+    pact_worker *w;
+    T_MUST(pact_worker_new(t_loop, silent_worker, NULL, NULL, &w));
+    b.port = pact_worker_port(w);
+    T_MUST(pact_worker_unref(w)); /* the group's run, not the worker's */
     pact_group *g;
     T_MUST(pact_group_new(t_loop, NULL, &g));
     T_MUST(pact_group_spawn(g, in_sleep, &b, NULL));
     T_MUST(pact_group_spawn(g, in_pool, &b, NULL));
     T_MUST(pact_group_spawn(g, in_chan, &b, NULL));
     T_MUST(pact_group_spawn(g, in_never, &b, NULL));
+    T_MUST(pact_group_spawn(g, in_port, &b, NULL));
     T_MUST(pact_group_go(g, starts_timer, &b));
     struct kid bad = {.sleep_ms = 20, .fail = PACT_EIO, .id = 7};
     T_MUST(pact_group_spawn(g, kid_body, &bad, NULL));
@@ -203,7 +234,13 @@ START_TEST(first_failure_cancels_each_kind)
     ck_assert_int_eq(b.chan_code, PACT_ECANCELED);
     ck_assert_int_eq(b.never_code, PACT_ECANCELED);
     ck_assert_int_eq(b.timer_code, PACT_ECANCELED);
+    ck_assert_int_eq(b.port_code, PACT_ECANCELED);
     ck_assert_uint_eq(pact_loop_tasks(t_loop), 0);
+    T_MUST(pact_worker_ref(w)); /* now run until it has ended */
+    pact_value bye = pact_int(1);
+    T_MUST(pact_port_post(b.port, &bye));
+    run_ok();
+    pact_worker_free(w);
     pact_chan_free(b.ch);
     pact_promise_unref(b.never);
     pact_deferred_unref(d);
