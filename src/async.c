@@ -41,11 +41,40 @@ static pact_promise *node_of(pact_async *a)
     return (pact_promise *)(void *)((char *)a + a->node);
 }
 
-/* The token of the scope it was made in (a reference, or NULL), just after
- * the node: the loop's ambient one while its body runs. */
+/* What follows the node: the token of the scope it was made in (a
+ * reference, or NULL: the loop's ambient one while its body runs), and its
+ * link in the loop's started functions (for the task dump). */
+struct tail {
+    pact_abort *token;
+    struct pact__list link;
+    pact_async *frame;
+};
+
+static struct tail *tail_of(pact_async *a)
+{
+    return (struct tail *)(void *)((char *)a + a->node + sizeof(pact_promise));
+}
+
 static pact_abort **token_of(pact_async *a)
 {
-    return (pact_abort **)(void *)((char *)a + a->node + sizeof(pact_promise));
+    return &tail_of(a)->token;
+}
+
+void pact__async_each(struct pact__tasks *ts,
+                      void (*fn)(const struct pact__task_view *v, void *ud),
+                      void *ud)
+{
+    struct pact__list *l, *tmp;
+    pact__list_each(l, tmp, &ts->asyncs) {
+        const pact_async *a = pact__list_entry(l, struct tail, link)->frame;
+        struct pact__task_view v = {
+            .fn = (void (*)(void))a->body,
+            .state = a->flags & A_SUSPENDED ? "awaiting" : "running",
+            .await_line = a->flags & A_SUSPENDED ? a->resume : 0,
+            .token = pact__list_entry(l, struct tail, link)->token,
+        };
+        fn(&v, ud);
+    }
 }
 
 void *pact_async_new(pact_loop *loop, size_t size, pact_async_fn body)
@@ -64,7 +93,7 @@ void *pact_async_new(pact_loop *loop, size_t size, pact_async_fn body)
     size_t at = (size + al - 1) / al * al; /* the node, past the fields */
     if (at > UINT32_MAX - sizeof(pact_promise))
         return NULL;
-    pact_async *a = calloc(1, at + sizeof(pact_promise) + sizeof(pact_abort *));
+    pact_async *a = calloc(1, at + sizeof(pact_promise) + sizeof(struct tail));
     if (!a)
         return NULL;
     a->node = (uint32_t)at;
@@ -76,6 +105,8 @@ void *pact_async_new(pact_loop *loop, size_t size, pact_async_fn body)
     a->body = body;
     a->epoch = loop->close_epoch;
     *token_of(a) = pact_abort_ref(loop->ambient);
+    tail_of(a)->frame = a;
+    pact__list_init(&tail_of(a)->link);
     return a;
 }
 
@@ -109,6 +140,7 @@ static void step(pact_async *a)
     bool closed = p->loop->close_epoch != a->epoch;
     pact__unref(a->settled); /* taken already, unless the body skipped it */
     pact_abort *tok = *token_of(a);
+    pact__list_remove(&tail_of(a)->link);
     free(a);
     pact_abort_unref(tok);
     if (err) {
@@ -139,6 +171,9 @@ pact_promise *pact_async_start(void *frame)
         return NULL;
     }
     a->flags |= A_STARTED;
+    struct pact__tasks *ts = pact__tasks_get(loop_of(a));
+    if (ts) /* without memory it is only missing from the task dump */
+        pact__list_push_back(&ts->asyncs, &tail_of(a)->link);
     pact_promise *p = a->promise;
     p->refs++; /* the caller's */
     step(a);

@@ -7,6 +7,7 @@
  * form is printed from the JSON, so the two never disagree. */
 #include "scope_internal.h"
 
+#include <dlfcn.h>
 #include <event2/event.h>
 #include <jansson.h>
 #include <signal.h>
@@ -125,11 +126,31 @@ static void take_task(const struct pact__task_view *v, void *ud)
         b->tasks = nt;
         b->tcap = c;
     }
-    json_t *j = json_pack(
-        "{s:s?, s:o, s:s, s:o, s:[], s:[], s:[]}", "name", v->name,
-        "spawned_at", site(v->file, v->line), "state", v->state, "awaiting_at",
-        v->await_file ? site(v->await_file, v->await_line) : json_null(),
-        "scopes", "groups", "operations");
+    json_t *j;
+    if (v->task) {
+        j = json_pack("{s:s, s:s?, s:o, s:s, s:o, s:[], s:[], s:[]}", "kind",
+                      "task", "name", v->name, "spawned_at",
+                      site(v->file, v->line), "state", v->state, "awaiting_at",
+                      v->await_file ? site(v->await_file, v->await_line)
+                                    : json_null(),
+                      "scopes", "groups", "operations");
+    } else {
+        /* an async function: its body's name, and the await's line */
+        Dl_info info;
+        const char *name = dladdr((void *)(uintptr_t)v->fn, &info) &&
+                                   info.dli_sname &&
+                                   (uintptr_t)info.dli_saddr == (uintptr_t)v->fn
+                               ? info.dli_sname
+                               : NULL;
+        j = json_pack("{s:s, s:o, s:n, s:s, s:o, s:[], s:[], s:[]}", "kind",
+                      "async", "name",
+                      name ? json_string(name)
+                           : json_sprintf("%p", (void *)(uintptr_t)v->fn),
+                      "spawned_at", "state", v->state, "awaiting_at",
+                      v->await_line ? json_sprintf("line %d", v->await_line)
+                                    : json_null(),
+                      "scopes", "groups", "operations");
+    }
     if (!j) {
         b->nomem = true;
         return;
@@ -322,8 +343,12 @@ static size_t print_tasks(FILE *out, json_t *tasks, int depth)
     json_array_foreach(tasks, i, t)
     {
         const char *name = str(t, "name");
-        fprintf(out, "%*stask %s%s(spawned at %s): %s", depth * 2, "", name,
-                *name ? " " : "", str(t, "spawned_at"), str(t, "state"));
+        if (strcmp(str(t, "kind"), "async") == 0)
+            fprintf(out, "%*sasync function %s: %s", depth * 2, "", name,
+                    str(t, "state"));
+        else
+            fprintf(out, "%*stask %s%s(spawned at %s): %s", depth * 2, "", name,
+                    *name ? " " : "", str(t, "spawned_at"), str(t, "state"));
         if (json_is_string(json_object_get(t, "awaiting_at")))
             fprintf(out, " at %s", str(t, "awaiting_at"));
         fputc('\n', out);

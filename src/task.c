@@ -117,6 +117,11 @@ static void tasks_free(pact_loop *loop, void *state)
     (void)loop;
     struct pact__tasks *ts = state;
     assert(pact__list_empty(&ts->live) && !ts->nlive);
+    struct pact__list *n; /* frames left suspended forever: unlink them */
+    while ((n = pact__list_first(&ts->asyncs))) {
+        pact__list_remove(n);
+        pact__list_init(n);
+    }
     pact__stack_trim(ts, 0);
     free(ts);
 }
@@ -147,6 +152,37 @@ static size_t tasks_print(pact_loop *loop, void *state, FILE *out)
     return n;
 }
 
+static const struct pact__service_ops tasks_ops = {
+    .close_all = tasks_close_all,
+    .busy = tasks_busy,
+    .free = tasks_free,
+    .print = tasks_print,
+};
+
+static void *tasks_make(pact_loop *loop)
+{
+    struct pact__tasks *ts = calloc(1, sizeof *ts);
+    if (ts) {
+        ts->loop = loop;
+        pact__list_init(&ts->live);
+        pact__list_init(&ts->asyncs);
+        ts->stack_size = pact__stack_round(DEFAULT_STACK);
+        ts->pool_max = DEFAULT_POOL;
+        ts->guard = true;
+    }
+    return ts;
+}
+
+static struct pact__tasks *tasks_of(pact_loop *loop)
+{
+    return pact__service(loop, PACT__SVC_TASKS, &tasks_ops, tasks_make);
+}
+
+struct pact__tasks *pact__tasks_get(pact_loop *loop)
+{
+    return tasks_of(loop);
+}
+
 void pact__tasks_each(pact_loop *loop,
                       void (*fn)(const struct pact__task_view *v, void *ud),
                       void *ud)
@@ -174,31 +210,7 @@ void pact__tasks_each(pact_loop *loop,
         };
         fn(&v, ud);
     }
-}
-
-static const struct pact__service_ops tasks_ops = {
-    .close_all = tasks_close_all,
-    .busy = tasks_busy,
-    .free = tasks_free,
-    .print = tasks_print,
-};
-
-static void *tasks_make(pact_loop *loop)
-{
-    struct pact__tasks *ts = calloc(1, sizeof *ts);
-    if (ts) {
-        ts->loop = loop;
-        pact__list_init(&ts->live);
-        ts->stack_size = pact__stack_round(DEFAULT_STACK);
-        ts->pool_max = DEFAULT_POOL;
-        ts->guard = true;
-    }
-    return ts;
-}
-
-static struct pact__tasks *tasks_of(pact_loop *loop)
-{
-    return pact__service(loop, PACT__SVC_TASKS, &tasks_ops, tasks_make);
+    pact__async_each(ts, fn, ud);
 }
 
 /* ---- switching ----------------------------------------------------------- */

@@ -52,7 +52,8 @@ struct pact__tasks {
     struct pact__list live;   /* pact_task.link: started or queued, not
                                  finished, newest first */
     size_t nlive;
-    char why[160]; /* pact_loop_free's refusal */
+    struct pact__list asyncs; /* async functions started and not ended */
+    char why[160];            /* pact_loop_free's refusal */
 };
 
 /* ---- scopes (layer 4) -------------------------------------------------- */
@@ -80,16 +81,24 @@ int pact__task_spawn_done(pact_loop *loop, pact_task_fn fn, void *arg,
 
 /* What the task dump (layer 4) shows of a task. */
 struct pact__task_view {
-    const pact_task *task;
-    const char *name; /* may be NULL */
-    const char *file; /* the spawn site */
+    const pact_task *task; /* NULL for an async function */
+    void (*fn)(void);      /* an async function's body */
+    const char *name;      /* may be NULL */
+    const char *file;      /* the spawn site */
     int line;
     const char *state;      /* "queued to start", "running", "awaiting" */
     const char *await_file; /* the await it is suspended in, or NULL */
     int await_line;
     const pact_abort *token; /* what it follows now (a scope's, a group's) */
 };
-/* Call @p fn for each task not finished, newest first. */
+/* async.c: pact__tasks_each's part, the async functions. */
+void pact__async_each(struct pact__tasks *ts,
+                      void (*fn)(const struct pact__task_view *v, void *ud),
+                      void *ud);
+/* The loop's task state, made on first use; NULL without memory. */
+struct pact__tasks *pact__tasks_get(pact_loop *loop);
+/* Call @p fn for each task not finished, newest first, then each async
+ * function started and not ended, oldest first. */
 void pact__tasks_each(pact_loop *loop,
                       void (*fn)(const struct pact__task_view *v, void *ud),
                       void *ud);

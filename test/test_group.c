@@ -323,6 +323,48 @@ START_TEST(nested_three_deep)
 }
 END_TEST
 
+/* ---- a parent's cancellation reaches its grandchildren ------------------ */
+
+struct parent {
+    struct kid grandchild;
+    int inner_code;
+};
+
+static pact_error *makes_a_group(void *arg, pact_value *r)
+{
+    (void)r;
+    struct parent *pa = arg;
+    pact_group *g; /* no opts.abort: the ambient token, its parent's */
+    T_MUST(pact_group_new(t_loop, NULL, &g));
+    pa->grandchild = (struct kid){.sleep_ms = 60000, .got = -1};
+    T_MUST(pact_group_spawn(g, kid_body, &pa->grandchild, NULL));
+    pact_error *err = pact_group_await(g);
+    pact_group_unref(g);
+    pa->inner_code = pact_error_code(err);
+    return err;
+}
+
+START_TEST(parent_cancel_reaches_grandchildren)
+{
+    pact_group *g;
+    T_MUST(pact_group_new(t_loop, NULL, &g));
+    struct parent pa = {0};
+    T_MUST(pact_group_spawn(g, makes_a_group, &pa, NULL));
+    struct outcome o = {0};
+    T_MUST(pact_group_wait_cb(g, on_wait, &o));
+    ck_assert_int_ge(pact_loop_run(t_loop, PACT_RUN_NOWAIT), 0);
+    ck_assert_int_eq(pa.grandchild.ran, 1); /* asleep in the inner group */
+    pact_error *why = PACT_ERROR(PACT_ECONNRESET, "the client went away");
+    T_MUST(pact_group_cancel(g, why));
+    pact_group_unref(g);
+    run_ok();
+    ck_assert_int_eq(pa.grandchild.got, PACT_ECANCELED);
+    ck_assert_int_eq(pa.inner_code, PACT_ECANCELED);
+    ck_assert_int_eq(o.code, PACT_ECANCELED);
+    pact_error_unref(why);
+}
+END_TEST
+
 /* ---- many children, cancelled at once ----------------------------------- */
 
 #define MANY 10000
@@ -749,6 +791,7 @@ static char *normalize(const char *in)
         {"[^ (]*test_group\\.c:[0-9]+", "test_group.c:L"},
         {"0x[0-9a-f]+", "0x?"},
         {"[0-9]+ ms", "N ms"},
+        {"line [0-9]+", "line L"},
     };
     char *s = strdup(in);
     for (size_t r = 0; r < sizeof rules / sizeof *rules; r++) {
@@ -787,6 +830,23 @@ static pact_error *scoped_sleeper(void *arg, pact_value *r)
     return err;
 }
 
+typedef struct waiting_frame {
+    PACT_ASYNC_FRAME;
+    pact_promise *on;
+    pact_error *err;
+} waiting_frame;
+
+static pact_error *waiting_body(pact_async *a, pact_value *result)
+{
+    (void)result;
+    waiting_frame *f = (waiting_frame *)a;
+    PACT_ASYNC_BEGIN(a);
+    PACT_ASYNC_AWAIT_ERR(a, pact_promise_ref(f->on), NULL, f->err);
+    pact_error_unref(f->err);
+    return NULL;
+    PACT_ASYNC_END(a);
+}
+
 static void noop_timer(pact_error *err, void *ud)
 {
     (void)err;
@@ -810,6 +870,10 @@ START_TEST(dump_of_a_known_tree)
     pact_promise *lonely =
         pact_task_spawn(t_loop, in_never, &(struct blocked){.never = never},
                         &(pact_task_opts){.name = "lonely"});
+    waiting_frame *wf = pact_async_new(t_loop, sizeof *wf, waiting_body);
+    ck_assert_ptr_nonnull(wf);
+    wf->on = never;
+    pact_promise *waiting = pact_async_start(wf);
     pact_handle h;
     T_MUST(pact_timer_start(t_loop, &(pact_timer_opts){.delay_ms = 60000},
                             noop_timer, NULL, &h));
@@ -818,12 +882,12 @@ START_TEST(dump_of_a_known_tree)
     char *text;
     size_t len;
     FILE *f = open_memstream(&text, &len);
-    ck_assert_uint_eq(pact_loop_dump(t_loop, f), 9);
+    ck_assert_uint_eq(pact_loop_dump(t_loop, f), 10);
     fclose(f);
     char *got = normalize(text);
     free(text);
     const char *want =
-        "pact: dump of loop: 3 task(s), 1 group(s), 4 operation(s)\n"
+        "pact: dump of loop: 4 task(s), 1 group(s), 4 operation(s)\n"
         "  group fetchers (made at test_group.c:L): 2 running, 1 queued, "
         "limit 2\n"
         "    task fetch-b (spawned at test_group.c:L): awaiting at "
@@ -835,6 +899,7 @@ START_TEST(dump_of_a_known_tree)
         "    operation timer: N ms, calls pact_deferred_cb(0x?)\n"
         "  task lonely (spawned at test_group.c:L): awaiting at "
         "test_group.c:L\n"
+        "  async function 0x?: awaiting at line L\n"
         "  operation timer: N ms, calls 0x?((nil))\n"
         "  operation timer: N ms, calls 0x?(0x?)\n";
     ck_assert_str_eq(got, want);
@@ -848,7 +913,7 @@ START_TEST(dump_of_a_known_tree)
                                  "groups_tree", &gt, "tasks_tree", &tt,
                                  "operations_tree", &ot),
                      0);
-    ck_assert_int_eq(ntasks, 3);
+    ck_assert_int_eq(ntasks, 4);
     ck_assert_uint_eq(json_array_size(gt), 1);
     ck_assert_int_eq(json_unpack(json_array_get(gt, 0), "{s:I, s:I}", "queued",
                                  &queued, "limit", &limit),
@@ -860,6 +925,9 @@ START_TEST(dump_of_a_known_tree)
     ck_assert_str_eq(
         json_string_value(json_object_get(json_array_get(tt, 0), "name")),
         "lonely");
+    ck_assert_str_eq(
+        json_string_value(json_object_get(json_array_get(tt, 1), "kind")),
+        "async");
     ck_assert_uint_eq(json_array_size(ot), 2);
     json_decref(j);
 
@@ -879,6 +947,7 @@ START_TEST(dump_of_a_known_tree)
                            "operation(s)\n  nothing\n");
     free(text);
     pact_promise_unref(lonely);
+    pact_promise_unref(waiting);
     pact_promise_unref(never);
     pact_deferred_unref(d);
 }
@@ -926,6 +995,7 @@ Suite *suite_group(void)
     tcase_add_test(tc, waits_for_every_child);
     tcase_add_test(tc, first_failure_cancels_each_kind);
     tcase_add_test(tc, nested_three_deep);
+    tcase_add_test(tc, parent_cancel_reaches_grandchildren);
     tcase_add_test(tc, ten_thousand_cancelled_at_once);
     tcase_add_test(tc, cancel_races_completion);
     tcase_add_test(tc, group_deadline_fail_and_move_on);
