@@ -68,6 +68,7 @@ void pact__async_each(struct pact__tasks *ts,
     pact__list_each(l, tmp, &ts->asyncs) {
         const pact_async *a = pact__list_entry(l, struct tail, link)->frame;
         struct pact__task_view v = {
+            .id = a,
             .fn = (void (*)(void))a->body,
             .state = a->flags & A_SUSPENDED ? "awaiting" : "running",
             .await_line = a->flags & A_SUSPENDED ? a->resume : 0,
@@ -127,9 +128,12 @@ static void step(pact_async *a)
     }
     a->flags &= ~A_SUSPENDED;
     pact_abort *outer_ambient = loop->ambient;
+    const void *outer_owner = loop->ambient_owner;
     loop->ambient = *token_of(a);
+    loop->ambient_owner = a;
     pact_error *err = a->body(a, &result);
     loop->ambient = outer_ambient;
+    loop->ambient_owner = outer_owner;
     pact__label_pop(loop, &save);
     if (a->flags & A_SUSPENDED) {
         pact_value_release(&result); /* stored before an await: see the rules */

@@ -86,10 +86,10 @@ static json_t *site(const char *file, int line)
     return json_sprintf("%s:%d", file ? file : "?", line);
 }
 
-static json_t *find_task(struct build *b, const pact_task *t)
+static json_t *find_task(struct build *b, const void *id)
 {
     for (size_t i = 0; i < b->ntasks; i++)
-        if (b->tasks[i].v.task == t)
+        if (b->tasks[i].v.id == id)
             return b->tasks[i].j;
     return NULL;
 }
@@ -187,7 +187,11 @@ static void take_op(const struct pact__op *op, void *ud)
         op->type->describe(op, more, sizeof more);
     json_t *j = json_pack("{s:s, s:s, s:b}", "what", op->type->what, "detail",
                           more, "cancelled", op->state == PACT__OP_STOPPING);
-    json_t *arr = container(b, op->abort, "operations");
+    /* the task or async function that started it, if it still runs; else
+     * where its token says */
+    json_t *owner = op->owner ? find_task(b, op->owner) : NULL;
+    json_t *arr = owner ? json_object_get(owner, "operations")
+                        : container(b, op->abort, "operations");
     add(b, arr ? arr : b->root_ops, j);
     b->nops++;
 }

@@ -113,11 +113,12 @@ struct pact__op {
     pact_loop *loop;
     pact_abort *abort; /* a reference while listening */
     uint64_t abort_id;
-    pact_error *err; /* the cancellation, once cancelled */
-    uint8_t state;   /* enum pact__op_state */
-    bool ref;        /* keeps the loop alive while pending */
-    bool listed;     /* on loop->ops while pending (handles are not: the
-                        slot table lists them, at no cost per timer) */
+    pact_error *err;   /* the cancellation, once cancelled */
+    const void *owner; /* the task or async frame that started it, or NULL */
+    uint8_t state;     /* enum pact__op_state */
+    bool ref;          /* keeps the loop alive while pending */
+    bool listed;       /* on loop->ops while pending (handles are not: the
+                          slot table lists them, at no cost per timer) */
 };
 
 enum pact__op_flags {
@@ -418,6 +419,10 @@ struct pact_loop {
      * operation started without a token of its own takes it, so that a
      * scope's cancellation reaches whatever was started inside it. */
     pact_abort *ambient;
+    /* Who runs now (the task or async frame, set with `ambient`), so that
+     * an operation records who started it: the task dump shows what each
+     * waits on. */
+    const void *ambient_owner;
 
     /* counts pact_loop_close_all calls: what started before one is
      * cancelled (an async function's later awaits fail) */

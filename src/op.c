@@ -64,6 +64,7 @@ int pact__op_start(pact_loop *loop, struct pact__op *op,
     op->err = NULL;
     op->ref = ref;
     op->listed = !(flags & PACT__OP_UNLISTED);
+    op->owner = loop->ambient_owner;
     if (!abort)
         abort = loop->ambient; /* started inside a scope: it is the scope's */
     if (abort && !pact_abort_aborted(abort)) {

@@ -199,6 +199,7 @@ void pact__tasks_each(pact_loop *loop,
             [T_SUSPENDED] = "awaiting",
         };
         struct pact__task_view v = {
+            .id = t,
             .task = t,
             .name = t->where.name,
             .file = t->where.file,
@@ -317,16 +318,19 @@ static PACT__ALWAYS_INLINE void run(pact_task *t)
     if (PACT__UNLIKELY(loop->stall != NULL))
         label(t, &save);
     pact_abort *outer_ambient = loop->ambient;
+    const void *outer_owner = loop->ambient_owner;
     t->back = &back;
     t->state = T_RUNNING;
     current = t;
     loop->ambient = t->abort;
+    loop->ambient_owner = t;
     pact__where_now = &t->where;
     san_to_task(t, &fake);
     pact__ctx_swap(&back, &t->ctx);
     san_back(fake);
     pact__label_pop(loop, &save); /* before finish() can end the task */
     loop->ambient = outer_ambient;
+    loop->ambient_owner = outer_owner;
     current = outer;
     pact__where_now = outer_where;
     if (!pact__stack_ok(t->stack))

@@ -81,6 +81,7 @@ int pact__task_spawn_done(pact_loop *loop, pact_task_fn fn, void *arg,
 
 /* What the task dump (layer 4) shows of a task. */
 struct pact__task_view {
+    const void *id;        /* the task or the async frame */
     const pact_task *task; /* NULL for an async function */
     void (*fn)(void);      /* an async function's body */
     const char *name;      /* may be NULL */

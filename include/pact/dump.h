@@ -4,13 +4,10 @@
  * nested groups; each task's name, spawn site, state, the await it is
  * suspended at and the cancel scopes it is in; and the pending operations
  * (timers with their delay, pool jobs with their lane, port receives...),
- * each under the scope or group whose token it was started with, the rest
- * at the top. Text for people, JSON (jansson) for tools; both forms are
+ * each under the task or async function that started it while that still
+ * runs, else under the group whose token it was started with, the rest at
+ * the top. Text for people, JSON (jansson) for tools; both forms are
  * stable: fields are only ever added. doc/structured.md shows an example.
- *
- * An operation is placed under a task when the task started it inside a
- * cancel scope of its own (pact/scope.h); started under a group's token
- * alone, it is listed with the group, since its siblings share that token.
  */
 #ifndef PACT_DUMP_H
 #define PACT_DUMP_H
