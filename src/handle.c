@@ -400,11 +400,16 @@ static void describe(const struct slot *s, char *buf, size_t len)
         return;
     }
     switch (s->kind) {
-    case SLOT_TIMER:
-        snprintf(buf, len, "%s%" PRIu64 " ms%s, calls %s",
-                 s->u.timer.repeat ? "every " : "", s->u.timer.msecs, unref,
-                 call);
+    case SLOT_TIMER: {
+        /* due: from its start, in ms from now (0: due already) */
+        uint64_t due = s->u.timer.start + s->u.timer.msecs * 1000000u;
+        uint64_t now = pact__now_ns();
+        snprintf(buf, len,
+                 "%s%" PRIu64 " ms, due in %" PRIu64 " ms%s, calls %s",
+                 s->u.timer.repeat ? "every " : "", s->u.timer.msecs,
+                 due > now ? (due - now + 999999u) / 1000000u : 0, unref, call);
         break;
+    }
     case SLOT_SIGNAL:
         snprintf(buf, len, "signal %d%s, calls %s", s->u.io.num, unref, call);
         break;

@@ -892,16 +892,18 @@ START_TEST(dump_of_a_known_tree)
         "limit 2\n"
         "    task fetch-b (spawned at test_group.c:L): awaiting at "
         "test_group.c:L\n"
-        "      operation timer: N ms, calls pact_deferred_cb(0x?)\n"
+        "      operation timer: N ms, due in N ms, calls "
+        "pact_deferred_cb(0x?)\n"
         "    task fetch-a (spawned at test_group.c:L): awaiting at "
         "test_group.c:L\n"
         "      scope, deadline in N ms\n"
-        "      operation timer: N ms, calls 0x?(0x?)\n"
-        "      operation timer: N ms, calls pact_deferred_cb(0x?)\n"
+        "      operation timer: N ms, due in N ms, calls 0x?(0x?)\n"
+        "      operation timer: N ms, due in N ms, calls "
+        "pact_deferred_cb(0x?)\n"
         "  task lonely (spawned at test_group.c:L): awaiting at "
         "test_group.c:L\n"
         "  async function 0x?: awaiting at line L\n"
-        "  operation timer: N ms, calls 0x?((nil))\n";
+        "  operation timer: N ms, due in N ms, calls 0x?((nil))\n";
     ck_assert_str_eq(got, want);
     free(got);
 

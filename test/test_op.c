@@ -759,8 +759,10 @@ START_TEST(print_pending_lists_everything)
     start(K_USER, NULL, &s, &st);
     txt = pending_text(&n);
     ck_assert_int_eq(n, 4);
-    ck_assert_ptr_nonnull(strstr(txt, "timer: 1234 ms, calls count_cb("));
-    ck_assert_ptr_nonnull(strstr(txt, "timer: every 77 ms, unreferenced"));
+    ck_assert_ptr_nonnull(strstr(txt, "timer: 1234 ms, due in "));
+    ck_assert_ptr_nonnull(strstr(txt, " ms, calls count_cb("));
+    ck_assert_ptr_nonnull(strstr(txt, "timer: every 77 ms, due in "));
+    ck_assert_ptr_nonnull(strstr(txt, " ms, unreferenced, calls "));
     char fd[64];
     snprintf(fd, sizeof fd, "fd poller: fd %d, calls count_cb(", sv[0]);
     ck_assert_ptr_nonnull(strstr(txt, fd));
