@@ -1,0 +1,699 @@
+/* A connected stream (pact/stream.h): its two raw events, reading (one recv
+ * per readable event), writing (one send at once when nothing is queued,
+ * sendmsg of the queued evbuffer when the socket is writable again), the
+ * back-pressure both ways, the timeouts, and its end. tcp_internal.h has
+ * the design.
+ *
+ * A stream's memory lives until it is dead (socket closed), its final
+ * events were delivered, and the program let go of it (a close callback
+ * set, or pact_stream_close/destroy called): a task that only reads never
+ * finds its stream freed under it. */
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "tcp_internal.h"
+
+#define DEFAULT_HWM 65536
+
+static uint64_t now_ms(void)
+{
+    return pact__now_ns() / 1000000;
+}
+
+pact_error *pact__sock_error(int rc, const char *what)
+{
+    pact_error *e = PACT_ERROR(rc, "%s: %s", what, pact_strerror(rc));
+    return e ? e : pact__enomem();
+}
+
+/* ---- events on and off (counted as the loop's own) ----------------------- */
+
+static void ev_on(pact_stream *s, struct event *ev, bool *on,
+                  const struct timeval *tv)
+{
+    if (*on && !tv)
+        return;
+    if (event_add(ev, tv) < 0)
+        return; /* epoll_ctl on a live socket: nothing to do about it */
+    if (!*on)
+        pact__own_event_added(s->loop);
+    *on = true;
+}
+
+static void ev_off(pact_stream *s, struct event *ev, bool *on)
+{
+    if (!*on)
+        return;
+    event_del(ev);
+    pact__own_event_removed(s->loop);
+    *on = false;
+}
+
+/* ---- the end of a stream ------------------------------------------------- */
+
+static bool timeouts(const pact_stream *s)
+{
+    return s->o.idle_timeout_ms || s->o.read_timeout_ms ||
+           s->o.write_timeout_ms;
+}
+
+/* Close the socket and stop everything; the final events are not sent. */
+static void kill_io(pact_stream *s, pact_error *why)
+{
+    s->flags |= S_DEAD;
+    ev_off(s, s->rev, &s->rd_on);
+    ev_off(s, s->wev, &s->wr_on);
+    ev_off(s, s->tev, &s->tm_on);
+    if (s->fd >= 0)
+        close(s->fd);
+    s->fd = -1;
+    evbuffer_drain(s->out, evbuffer_get_length(s->out));
+    pact__stream_fail_reqs(s, why);
+    if (s->server) {
+        pact__server_stream_gone(s->server);
+        s->server = NULL;
+    }
+}
+
+static void stream_free(pact_stream *s)
+{
+    pact__list_remove(&s->node);
+    if (pact__list_linked(&s->fin.node))
+        pact__list_remove(&s->fin.node);
+    event_free(s->rev);
+    event_free(s->wev);
+    event_free(s->tev);
+    evbuffer_free(s->in);
+    evbuffer_free(s->out);
+    pact_error_unref(s->err);
+    free(s);
+}
+
+/* Freed once dead, told, let go of, and off the stack. */
+static void maybe_free(pact_stream *s)
+{
+    if ((s->flags & S_FREE_LATER) && !s->in_cb)
+        stream_free(s);
+}
+
+static void emit_final(pact_stream *s, pact_error *err)
+{
+    s->in_cb++;
+    if (err && s->ev.error) {
+        pact__label_refine(s->loop, PACT_STEP_TICK, (void (*)(void))s->ev.error,
+                           s->ud);
+        s->ev.error(s, err, s->ud);
+    }
+    if (s->ev.close) {
+        pact__label_refine(s->loop, PACT_STEP_TICK, (void (*)(void))s->ev.close,
+                           s->ud);
+        s->ev.close(s, s->ud);
+    }
+    s->in_cb--;
+    s->flags |= S_TOLD;
+    if (s->flags & S_LET_GO)
+        s->flags |= S_FREE_LATER;
+    maybe_free(s);
+}
+
+static void fin_run(struct due *d)
+{
+    pact_stream *s = pact__list_entry(d, pact_stream, fin);
+    pact_error *err = s->err;
+    s->err = NULL;
+    emit_final(s, err);
+    pact_error_unref(err);
+}
+
+static void fin_drop(struct due *d)
+{
+    pact_stream *s = pact__list_entry(d, pact_stream, fin);
+    s->flags |= S_TOLD | S_LET_GO | S_FREE_LATER;
+    maybe_free(s);
+}
+
+void pact__stream_kill(pact_stream *s, pact_error *err)
+{
+    if (s->flags & S_DEAD) {
+        pact_error_unref(err);
+        return;
+    }
+    kill_io(s, err);
+    pact_error *e;
+    if (pact__op_end(&s->op, &e)) {
+        pact_error_unref(e);
+        s->err = err;
+        pact__tcp_due(s->svc, &s->fin);
+    } else {
+        pact_error_unref(err);
+    }
+}
+
+/* The program lets go of @p s. */
+static void let_go(pact_stream *s)
+{
+    s->flags |= S_LET_GO;
+    if (s->flags & S_TOLD)
+        s->flags |= S_FREE_LATER;
+    maybe_free(s);
+}
+
+static bool op_stop(struct pact__op *op)
+{
+    pact_stream *s = pact__list_entry(op, pact_stream, op);
+    kill_io(s, op->err);
+    return true;
+}
+
+static void op_fail(struct pact__op *op, pact_error *err)
+{
+    emit_final(pact__list_entry(op, pact_stream, op), err);
+}
+
+static void op_drop(struct pact__op *op)
+{
+    pact_stream *s = pact__list_entry(op, pact_stream, op);
+    s->flags |= S_TOLD | S_LET_GO | S_FREE_LATER;
+    maybe_free(s);
+}
+
+static void op_describe(const struct pact__op *op, char *buf, size_t len)
+{
+    const pact_stream *s = pact__list_entry(op, const pact_stream, op);
+    snprintf(buf, len, "stream fd %d, peer %s, %zu bytes to write", s->fd,
+             s->name, evbuffer_get_length(s->out));
+}
+
+static const struct pact__op_type stream_type = {
+    .what = "stream",
+    .stop = op_stop,
+    .fail = op_fail,
+    .drop = op_drop,
+    .describe = op_describe,
+};
+
+void pact__stream_release(pact_stream *s)
+{
+    if (!(s->flags & S_DEAD))
+        kill_io(s, NULL);
+    stream_free(s);
+}
+
+/* ---- reading ------------------------------------------------------------- */
+
+static bool wants_read(const pact_stream *s)
+{
+    if (s->flags & (S_DEAD | S_EOF | S_PAUSED | S_CLOSING) ||
+        !(s->flags & S_STARTED))
+        return false;
+    return s->ev.data || s->rreq ||
+           evbuffer_get_length(s->in) < s->o.read_high_water;
+}
+
+void pact__stream_update(pact_stream *s)
+{
+    if (wants_read(s))
+        ev_on(s, s->rev, &s->rd_on, NULL);
+    else
+        ev_off(s, s->rev, &s->rd_on);
+}
+
+/* Both sides done: the stream closes (its input consumed). */
+static void maybe_done(pact_stream *s)
+{
+    if ((s->flags & (S_EOF | S_SHUT | S_DEAD)) == (S_EOF | S_SHUT) &&
+        !s->rreq && !evbuffer_get_length(s->in))
+        pact__stream_kill(s, NULL);
+}
+
+static void do_end(pact_stream *s);
+
+static void got_eof(pact_stream *s)
+{
+    s->flags |= S_EOF;
+    pact__stream_update(s);
+    pact__read_try(s);
+    if (s->ev.end && !(s->flags & S_DEAD))
+        s->ev.end(s, s->ud);
+    if (!s->o.allow_half_open && !(s->flags & (S_ENDING | S_DEAD)))
+        do_end(s);
+    maybe_done(s);
+}
+
+static ssize_t recv_into(pact_stream *s, bool *into_in)
+{
+    *into_in = !s->ev.data;
+    if (!*into_in)
+        return recv(s->fd, s->svc->rbuf, PACT__RBUF, 0);
+    struct evbuffer_iovec v;
+    if (evbuffer_reserve_space(s->in, 16384, &v, 1) < 1)
+        return -2;
+    ssize_t n = recv(s->fd, v.iov_base, v.iov_len, 0);
+    if (n > 0) {
+        v.iov_len = (size_t)n;
+        evbuffer_commit_space(s->in, &v, 1);
+    }
+    return n;
+}
+
+static void do_read(pact_stream *s)
+{
+    bool into_in;
+    errno = 0;
+    ssize_t n = recv_into(s, &into_in);
+    if (n > 0) {
+        if (timeouts(s))
+            s->last_rd = now_ms();
+        if (!into_in) {
+            s->ev.data(s, s->svc->rbuf, (size_t)n, s->ud);
+        } else {
+            pact__read_try(s);
+            pact__stream_update(s);
+        }
+    } else if (n == 0) {
+        got_eof(s);
+    } else if (n == -2) {
+        pact__stream_kill(s, pact__enomem());
+    } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        pact__stream_kill(s, pact__sock_error(pact__sys_err(), "recv"));
+    }
+}
+
+/* pact's own libevent callbacks: drained after, as io.c's. */
+#define OWN_CALLBACK(s, body)                                                  \
+    do {                                                                       \
+        pact_loop *loop_ = (s)->loop;                                          \
+        bool was_ = pact__own_begin(loop_);                                    \
+        pact__step_begin(loop_, PACT_STEP_POLL, (void (*)(void))(s)->ev.data,  \
+                         (s)->ud);                                             \
+        (s)->in_cb++;                                                          \
+        body;                                                                  \
+        (s)->in_cb--;                                                          \
+        pact__step_end(loop_);                                                 \
+        maybe_free(s);                                                         \
+        pact__drain(loop_);                                                    \
+        pact__own_end(loop_, was_);                                            \
+    } while (0)
+
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    pact_stream *s = arg;
+    OWN_CALLBACK(s, do_read(s));
+}
+
+/* ---- writing ------------------------------------------------------------- */
+
+static void shut(pact_stream *s)
+{
+    if (!(s->flags & S_SHUT) && s->fd >= 0)
+        shutdown(s->fd, SHUT_WR);
+    s->flags |= S_SHUT;
+}
+
+/* Hand the queued output to the kernel. @return 0 or the send's error. */
+static int flush(pact_stream *s)
+{
+    while (evbuffer_get_length(s->out)) {
+        struct evbuffer_iovec v[16];
+        int nv = evbuffer_peek(s->out, -1, NULL, v, 16);
+        struct msghdr m = {.msg_iov = (struct iovec *)v,
+                           .msg_iovlen = (size_t)(nv > 16 ? 16 : nv)};
+        ssize_t n = sendmsg(s->fd, &m, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return 0;
+            return pact__sys_err();
+        }
+        evbuffer_drain(s->out, (size_t)n);
+        s->sent += (uint64_t)n;
+        if (timeouts(s))
+            s->last_wr = now_ms();
+    }
+    return 0;
+}
+
+/* The output is empty: what waited for that. */
+static void flushed(pact_stream *s)
+{
+    ev_off(s, s->wev, &s->wr_on);
+    if (s->flags & S_ENDING)
+        shut(s);
+    pact__write_reqs_done(s);
+    if (s->flags & S_CLOSING) {
+        pact__stream_kill(s, NULL);
+        return;
+    }
+    maybe_done(s);
+    if ((s->flags & (S_NEED_DRAIN | S_DEAD)) == S_NEED_DRAIN) {
+        s->flags &= ~(unsigned)S_NEED_DRAIN;
+        if (s->ev.drain)
+            s->ev.drain(s, s->ud);
+    }
+}
+
+static void do_write(pact_stream *s)
+{
+    errno = 0;
+    int rc = flush(s);
+    if (rc < 0) {
+        pact__stream_kill(s, pact__sock_error(rc, "send"));
+        return;
+    }
+    if (!evbuffer_get_length(s->out))
+        flushed(s);
+    else
+        pact__write_reqs_done(s);
+}
+
+static void on_writable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    pact_stream *s = arg;
+    OWN_CALLBACK(s, do_write(s));
+}
+
+int pact__stream_write(pact_stream *s, const void *data, size_t len)
+{
+    if (s->flags & S_DEAD)
+        return s->err ? pact_error_code(s->err) : PACT_EPIPE;
+    if (s->flags & (S_ENDING | S_CLOSING))
+        return PACT_EPIPE;
+    size_t off = 0;
+    if (!evbuffer_get_length(s->out) && len) {
+        ssize_t n = send(s->fd, data, len, MSG_NOSIGNAL);
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+            errno != EINTR) {
+            int rc = pact__sys_err();
+            pact__stream_kill(s, pact__sock_error(rc, "send"));
+            return rc;
+        }
+        off = n > 0 ? (size_t)n : 0;
+        s->sent += off;
+    }
+    if (off < len) {
+        if (evbuffer_add(s->out, (const char *)data + off, len - off) < 0)
+            return PACT_ENOMEM;
+        if (timeouts(s) && !s->wr_on)
+            s->last_wr = now_ms();
+        ev_on(s, s->wev, &s->wr_on, NULL);
+    }
+    s->queued += len;
+    if (evbuffer_get_length(s->out) >= s->o.high_water) {
+        s->flags |= S_NEED_DRAIN;
+        return 0;
+    }
+    return 1;
+}
+
+/* ---- the timeouts -------------------------------------------------------- */
+
+static bool waits_input(const pact_stream *s)
+{
+    return s->rd_on && (s->ev.data || s->rreq);
+}
+
+/* The earliest time a timeout could pass, or 0 (none armed). */
+static uint64_t next_check(const pact_stream *s, const char **why)
+{
+    uint64_t at = 0;
+    const pact_stream_opts *o = &s->o;
+    uint64_t last = s->last_rd > s->last_wr ? s->last_rd : s->last_wr;
+    if (o->idle_timeout_ms) {
+        at = last + o->idle_timeout_ms;
+        *why = "idle timeout";
+    }
+    if (o->read_timeout_ms && waits_input(s) &&
+        (!at || s->last_rd + o->read_timeout_ms < at)) {
+        at = s->last_rd + o->read_timeout_ms;
+        *why = "read timeout";
+    }
+    if (o->write_timeout_ms && evbuffer_get_length(s->out) &&
+        (!at || s->last_wr + o->write_timeout_ms < at)) {
+        at = s->last_wr + o->write_timeout_ms;
+        *why = "write timeout";
+    }
+    return at;
+}
+
+static void arm_timer(pact_stream *s, uint64_t now)
+{
+    const char *why;
+    uint64_t at = next_check(s, &why);
+    if (!at || (s->flags & S_DEAD)) {
+        ev_off(s, s->tev, &s->tm_on);
+        return;
+    }
+    /* at most a second: a read or write wait that begins later is seen */
+    uint64_t ms = at > now ? at - now : 0;
+    if (ms > 1000)
+        ms = 1000;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    ev_on(s, s->tev, &s->tm_on, &tv);
+}
+
+static void check_timeouts(pact_stream *s)
+{
+    s->tm_on = false; /* a fired timer is no longer added */
+    pact__own_event_removed(s->loop);
+    const char *why = NULL;
+    uint64_t now = now_ms(), at = next_check(s, &why);
+    if (at && at <= now)
+        pact__stream_kill(s, PACT_ERROR(PACT_ETIMEDOUT, "%s", why));
+    else
+        arm_timer(s, now);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    pact_stream *s = arg;
+    OWN_CALLBACK(s, check_timeouts(s));
+}
+
+/* ---- making one ---------------------------------------------------------- */
+
+static int apply_opts(pact_stream *s, const pact_stream_opts *o)
+{
+    pact_abort *abort = s->o.abort;
+    s->o = *o;
+    s->o.abort = abort;
+    if (!s->o.high_water)
+        s->o.high_water = DEFAULT_HWM;
+    if (!s->o.read_high_water)
+        s->o.read_high_water = DEFAULT_HWM;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    int rc = 0;
+    if (getsockname(s->fd, (struct sockaddr *)&ss, &sl) == 0 &&
+        ss.ss_family != AF_UNIX) {
+        int on = o->nodelay ? 1 : 0, ka = o->keepalive_s > 0;
+        if (setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on) < 0 ||
+            setsockopt(s->fd, SOL_SOCKET, SO_KEEPALIVE, &ka, sizeof ka) < 0)
+            rc = pact__sys_err();
+        if (!rc && ka &&
+            setsockopt(s->fd, IPPROTO_TCP, TCP_KEEPIDLE, &o->keepalive_s,
+                       sizeof o->keepalive_s) < 0)
+            rc = pact__sys_err();
+    }
+    if (timeouts(s)) {
+        uint64_t now = now_ms();
+        s->last_rd = s->last_wr = now;
+        arm_timer(s, now);
+    }
+    return rc;
+}
+
+static void peer_name(pact_stream *s)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    snprintf(s->name, sizeof s->name, "?");
+    if (getpeername(s->fd, (struct sockaddr *)&ss, &sl) < 0)
+        return;
+    char host[48] = "";
+    if (ss.ss_family == AF_INET) {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+        snprintf(s->name, sizeof s->name, "%s:%d", host, ntohs(a->sin_port));
+    } else if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+        snprintf(s->name, sizeof s->name, "[%s]:%d", host, ntohs(a->sin6_port));
+    } else {
+        snprintf(s->name, sizeof s->name, "unix socket");
+    }
+}
+
+pact_stream *pact__stream_new(struct tcp_svc *svc, int fd,
+                              const pact_stream_opts *opts, pact_abort *abort)
+{
+    pact_stream *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    struct event_base *b = svc->loop->base;
+    s->svc = svc;
+    s->loop = svc->loop;
+    s->fd = fd;
+    pact__list_init(&s->wreq);
+    pact__list_init(&s->fin.node);
+    s->fin.run = fin_run;
+    s->fin.drop = fin_drop;
+    s->in = evbuffer_new();
+    s->out = evbuffer_new();
+    s->rev = event_new(b, fd, EV_READ | EV_PERSIST, on_readable, s);
+    s->wev = event_new(b, fd, EV_WRITE | EV_PERSIST, on_writable, s);
+    s->tev = evtimer_new(b, on_timer, s);
+    static const pact_stream_opts none;
+    if (!s->in || !s->out || !s->rev || !s->wev || !s->tev ||
+        pact__op_start(svc->loop, &s->op, &stream_type, abort, PACT__OP_REF) <
+            0) {
+        if (s->rev)
+            event_free(s->rev);
+        if (s->wev)
+            event_free(s->wev);
+        if (s->tev)
+            event_free(s->tev);
+        if (s->in)
+            evbuffer_free(s->in);
+        if (s->out)
+            evbuffer_free(s->out);
+        free(s);
+        return NULL;
+    }
+    pact__list_push_back(&svc->streams, &s->node);
+    peer_name(s);
+    (void)apply_opts(s, opts ? opts : &none);
+    return s;
+}
+
+/* ---- the API ------------------------------------------------------------- */
+
+#define CHECK_STREAM(s, fn)                                                    \
+    do {                                                                       \
+        if (!(s))                                                              \
+            return pact__misuse(fn, PACT_EINVAL, "s is NULL");                 \
+        PACT_CHECK_THREAD((s)->loop, fn);                                      \
+    } while (0)
+
+int pact_stream_on(pact_stream *s, const pact_stream_events *ev, void *ud)
+{
+    CHECK_STREAM(s, "pact_stream_on");
+    PACT_CHECK_ARG(ev, "pact_stream_on");
+    if (ev->data && (s->rreq || evbuffer_get_length(s->in)))
+        return pact__misuse("pact_stream_on", PACT_EINVAL,
+                            "a read request is pending or input buffered");
+    s->ev = *ev;
+    s->ud = ud;
+    if (ev->data)
+        s->flags |= S_STARTED;
+    if (ev->close)
+        let_go(s);
+    else
+        pact__stream_update(s);
+    return 0;
+}
+
+int pact_stream_set_opts(pact_stream *s, const pact_stream_opts *o)
+{
+    CHECK_STREAM(s, "pact_stream_set_opts");
+    PACT_CHECK_ARG(o, "pact_stream_set_opts");
+    if (s->flags & S_DEAD)
+        return 0;
+    int rc = apply_opts(s, o);
+    pact__stream_update(s);
+    return rc;
+}
+
+int pact_stream_write(pact_stream *s, const void *data, size_t len)
+{
+    CHECK_STREAM(s, "pact_stream_write");
+    PACT_CHECK_ARG(data || !len, "pact_stream_write");
+    return pact__stream_write(s, data, len);
+}
+
+size_t pact_stream_buffered(const pact_stream *s)
+{
+    return s ? evbuffer_get_length(s->out) : 0;
+}
+
+int pact_stream_fd(const pact_stream *s)
+{
+    return s ? s->fd : -1;
+}
+
+int pact_stream_pause(pact_stream *s)
+{
+    CHECK_STREAM(s, "pact_stream_pause");
+    s->flags |= S_PAUSED;
+    pact__stream_update(s);
+    return 0;
+}
+
+int pact_stream_resume(pact_stream *s)
+{
+    CHECK_STREAM(s, "pact_stream_resume");
+    s->flags &= ~(unsigned)S_PAUSED;
+    pact__stream_update(s);
+    return 0;
+}
+
+static void do_end(pact_stream *s)
+{
+    s->flags |= S_ENDING;
+    if (!evbuffer_get_length(s->out)) {
+        shut(s);
+        pact__write_reqs_done(s);
+    }
+}
+
+int pact__stream_end(pact_stream *s)
+{
+    if (s->flags & S_ENDING)
+        return PACT_EALREADY;
+    if (s->flags & S_DEAD)
+        return 0;
+    do_end(s);
+    maybe_done(s);
+    return 0;
+}
+
+int pact_stream_end(pact_stream *s)
+{
+    CHECK_STREAM(s, "pact_stream_end");
+    return pact__stream_end(s);
+}
+
+int pact_stream_close(pact_stream *s)
+{
+    CHECK_STREAM(s, "pact_stream_close");
+    if (!(s->flags & (S_DEAD | S_CLOSING))) {
+        s->flags |= S_CLOSING | S_ENDING;
+        pact__stream_update(s);
+        if (!evbuffer_get_length(s->out))
+            pact__stream_kill(s, NULL);
+    }
+    let_go(s);
+    return 0;
+}
+
+int pact_stream_destroy(pact_stream *s, pact_error *err)
+{
+    CHECK_STREAM(s, "pact_stream_destroy");
+    pact__stream_kill(s, err ? pact_error_ref(err) : NULL);
+    let_go(s);
+    return 0;
+}
