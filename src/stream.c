@@ -600,10 +600,9 @@ int pact_stream_on(pact_stream *s, const pact_stream_events *ev, void *ud)
     s->ud = ud;
     if (ev->data)
         s->flags |= S_STARTED;
+    pact__stream_update(s);
     if (ev->close)
         let_go(s);
-    else
-        pact__stream_update(s);
     return 0;
 }
 

@@ -352,23 +352,26 @@ static int write_start(pact_stream *s, const void *data, size_t len, bool end,
     w->due.drop = write_drop;
     pact__list_init(&w->due.node);
     int rc = pact__op_start(s->loop, &w->op, &write_type, NULL, 0);
-    if (rc == 0)
-        rc = end ? pact__stream_end(s) : pact__stream_write(s, data, len);
-    if (rc == PACT_EALREADY || (end && rc == 0 && (s->flags & S_DEAD)))
-        rc = 0;
     if (rc < 0) {
-        pact_error *e;
-        if (w->op.state == PACT__OP_PENDING)
-            pact__op_end(&w->op, &e);
         free(w);
         return rc;
     }
+    if (!end) {
+        rc = pact__stream_write(s, data, len);
+        if (rc < 0) {
+            pact_error *e;
+            pact__op_end(&w->op, &e);
+            free(w);
+            return rc;
+        }
+    }
     w->end = s->queued;
     pact__list_push_back(&s->wreq, &w->node);
-    if (s->flags & S_DEAD)
+    if (s->flags & S_DEAD) /* only an end finds it so */
         pact__op_cancel(&w->op, PACT_ERROR(PACT_EPIPE, "the stream is closed"));
-    else
-        pact__write_reqs_done(s);
+    else if (end)
+        pact__stream_end(s); /* EALREADY: it waits all the same */
+    pact__write_reqs_done(s);
     return rc;
 }
 

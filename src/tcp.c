@@ -194,7 +194,7 @@ static void back_off(pact_tcp_server *srv, int err)
         fprintf(stderr,
                 "pact: accept on port %d: %s (%s); pausing accepts (retried "
                 "with back-off; said once until an accept succeeds)\n",
-                srv->port, pact_strerror(-err), pact_err_name(-err));
+                srv->port, pact_strerror(err), pact_err_name(err));
     } else if ((srv->backoff_ms *= 2) > BACKOFF_MAX_MS) {
         srv->backoff_ms = BACKOFF_MAX_MS;
     }
