@@ -295,8 +295,8 @@ static void server_free(pact_tcp_server *srv)
 {
     stop_listening(srv);
     /* its streams outlive it */
-    struct pact__list *n;
-    pact__list_each(n, srv->svc->streams.next, &srv->svc->streams) {
+    struct pact__list *n, *tmp;
+    pact__list_each(n, tmp, &srv->svc->streams) {
         pact_stream *s = pact__list_entry(n, pact_stream, node);
         if (s->server == srv)
             s->server = NULL;
