@@ -448,20 +448,43 @@ static uint64_t next_check(const pact_stream *s, const char **why)
     return at;
 }
 
+/* The shortest timeout set (0: none). */
+static uint64_t shortest(const pact_stream_opts *o)
+{
+    uint64_t v[3] = {o->idle_timeout_ms, o->read_timeout_ms,
+                     o->write_timeout_ms};
+    uint64_t m = 0;
+    for (int i = 0; i < 3; i++)
+        if (v[i] && (!m || v[i] < m))
+            m = v[i];
+    return m;
+}
+
+/* Check again at the earliest deadline, and at least every shortest
+ * timeout (capped at a second): a wait that begins meanwhile (a read
+ * request, buffered output) is then seen at most that late. */
 static void arm_timer(pact_stream *s, uint64_t now)
 {
     const char *why;
-    uint64_t at = next_check(s, &why);
-    if (!at || (s->flags & S_DEAD)) {
+    uint64_t at = next_check(s, &why), every = shortest(&s->o);
+    if (!every || (s->flags & S_DEAD)) {
         ev_off(s, s->tev, &s->tm_on);
         return;
     }
-    /* at most a second: a read or write wait that begins later is seen */
-    uint64_t ms = at > now ? at - now : 0;
-    if (ms > 1000)
-        ms = 1000;
+    if (every > 1000)
+        every = 1000;
+    uint64_t ms = !at ? every : at > now ? at - now : 0;
+    if (ms > every)
+        ms = every;
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
     ev_on(s, s->tev, &s->tm_on, &tv);
+}
+
+/* A wait for input begins: the read timeout counts from now. */
+void pact__stream_read_clock(pact_stream *s)
+{
+    if (s->o.read_timeout_ms && !waits_input(s))
+        s->last_rd = now_ms();
 }
 
 static void check_timeouts(pact_stream *s)
@@ -596,12 +619,14 @@ int pact_stream_on(pact_stream *s, const pact_stream_events *ev, void *ud)
     if (ev->data && (s->rreq || evbuffer_get_length(s->in)))
         return pact__misuse("pact_stream_on", PACT_EINVAL,
                             "a read request is pending or input buffered");
+    if (ev->data)
+        pact__stream_read_clock(s);
     s->ev = *ev;
     s->ud = ud;
     if (ev->data)
         s->flags |= S_STARTED;
     pact__stream_update(s);
-    if (ev->close)
+    if (ev->close || ev->data) /* events mode: freed after close, as Node */
         let_go(s);
     return 0;
 }
@@ -645,6 +670,7 @@ int pact_stream_pause(pact_stream *s)
 int pact_stream_resume(pact_stream *s)
 {
     CHECK_STREAM(s, "pact_stream_resume");
+    pact__stream_read_clock(s);
     s->flags &= ~(unsigned)S_PAUSED;
     pact__stream_update(s);
     return 0;

@@ -233,6 +233,7 @@ static int read_start(pact_stream *s, const struct rspec *sp,
     }
     if (r->op.state != PACT__OP_PENDING)
         return 0; /* aborted already: its cancellation is due */
+    pact__stream_read_clock(s);
     r->s = s;
     s->rreq = r;
     s->flags |= S_STARTED;

@@ -110,6 +110,9 @@ pact_stream *pact__stream_new(struct tcp_svc *svc, int fd,
 void pact__stream_kill(pact_stream *s, pact_error *err);
 /* The read interest follows the state (after the input was consumed). */
 void pact__stream_update(pact_stream *s);
+/* A wait for input begins (a read request, resume): the read timeout
+ * counts from now. */
+void pact__stream_read_clock(pact_stream *s);
 /* Free what is left of @p s (pact_loop_free). */
 void pact__stream_release(pact_stream *s);
 /* The error for code @p rc of a socket call named @p what. */

@@ -859,6 +859,390 @@ START_TEST(free_busy_with_server)
 }
 END_TEST
 
+/* ---- timeouts ------------------------------------------------------------ */
+
+struct tmo {
+    int errors, closes;
+    char why[64];
+    pact_tcp_server *srv;
+};
+
+static void tmo_error(pact_stream *s, pact_error *err, void *ud)
+{
+    (void)s;
+    struct tmo *t = ud;
+    ck_assert_int_eq(pact_error_code(err), PACT_ETIMEDOUT);
+    snprintf(t->why, sizeof t->why, "%s", pact_error_message(err));
+    t->errors++;
+}
+
+static void tmo_close(pact_stream *s, void *ud)
+{
+    (void)s;
+    struct tmo *t = ud;
+    t->closes++;
+    pact_tcp_server_close(t->srv, NULL, NULL);
+}
+
+static void tmo_accept(pact_error *err, pact_stream *s, void *ud)
+{
+    if (err)
+        return;
+    pact_stream_events ev = {.error = tmo_error, .close = tmo_close};
+    ck_assert_int_eq(pact_stream_on(s, &ev, ud), 0);
+}
+
+static void tmo_read_accept(pact_error *err, pact_stream *s, void *ud)
+{
+    if (err)
+        return;
+    static struct peer ignored;
+    tmo_accept(err, s, ud);
+    ck_assert_int_eq(pact_stream_read_line(s, NULL, mid_read_got, &ignored), 0);
+}
+
+static void tmo_write_accept(pact_error *err, pact_stream *s, void *ud)
+{
+    if (err)
+        return;
+    tmo_accept(err, s, ud);
+    static char chunk[65536];
+    while (pact_stream_write(s, chunk, sizeof chunk) == 1)
+        ;
+}
+
+static void one_timeout(pact_tcp_accept_cb accept, pact_stream_opts *o,
+                        const char *why)
+{
+    struct tmo t = {0};
+    pact_tcp_listen_opts lo = {.stream = o};
+    ck_assert_int_eq(
+        pact_tcp_listen(t_loop, "127.0.0.1", 0, &lo, accept, &t, &t.srv), 0);
+    int raw = raw_connect(pact_tcp_server_port(t.srv));
+    uint64_t t0 = now_us();
+    run_ok();
+    ck_assert_uint_ge(now_us() - t0, 40000); /* not before its time */
+    ck_assert_int_eq(t.errors, 1);
+    ck_assert_int_eq(t.closes, 1);
+    ck_assert_str_eq(t.why, why);
+    close(raw);
+}
+
+START_TEST(timeouts)
+{
+    pact_stream_opts idle = {.idle_timeout_ms = 50};
+    one_timeout(tmo_accept, &idle, "idle timeout");
+    pact_stream_opts rd = {.read_timeout_ms = 50};
+    one_timeout(tmo_read_accept, &rd, "read timeout");
+    /* the client never reads: the kernel's buffers fill, then nothing */
+    pact_stream_opts wr = {.write_timeout_ms = 50, .high_water = 1 << 20};
+    one_timeout(tmo_write_accept, &wr, "write timeout");
+}
+END_TEST
+
+/* ---- Unix sockets, the connection limit, the stream's token ---------------
+ */
+
+static void unix_data(pact_stream *s, const void *buf, size_t len, void *ud)
+{
+    (void)buf;
+    ck_assert_int_eq(len, 64);
+    (*(int *)ud)++;
+    pact_stream_close(s);
+}
+
+static pact_tcp_server *unix_srv;
+static void unix_close(pact_stream *s, void *ud)
+{
+    (void)s;
+    (void)ud;
+    pact_tcp_server_close(unix_srv, NULL, NULL);
+}
+
+static void unix_client(pact_error *err, pact_stream *s, void *ud)
+{
+    ck_assert_ptr_null(err);
+    pact_stream_events ev = {.data = unix_data, .close = unix_close};
+    ck_assert_int_eq(pact_stream_on(s, &ev, ud), 0);
+    char msg[64];
+    memset(msg, 'u', sizeof msg);
+    ck_assert_int_eq(pact_stream_write(s, msg, sizeof msg), 1);
+}
+
+START_TEST(unix_socket)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/pact-test-%d.sock", (int)getpid());
+    unlink(path);
+    int echoed = 0;
+    ck_assert_int_eq(
+        pact_unix_listen(t_loop, path, NULL, echo_accept, NULL, &unix_srv), 0);
+    ck_assert_int_eq(access(path, F_OK), 0);
+    pact_tcp_server *again;
+    ck_assert_int_eq(
+        pact_unix_listen(t_loop, path, NULL, echo_accept, NULL, &again),
+        PACT_EADDRINUSE);
+    ck_assert_int_eq(pact_tcp_server_port(unix_srv), 0);
+    ck_assert_int_eq(
+        pact_unix_connect(t_loop, path, NULL, unix_client, &echoed), 0);
+    run_ok();
+    ck_assert_int_eq(echoed, 1);
+    ck_assert_int_eq(access(path, F_OK), -1); /* unlinked with the server */
+}
+END_TEST
+
+static void limit_accept(pact_error *err, pact_stream *s, void *ud)
+{
+    if (err)
+        return;
+    int *n = ud;
+    (*n)++;
+    pact_stream_events ev = {.data = echo_data};
+    ck_assert_int_eq(pact_stream_on(s, &ev, NULL), 0);
+}
+
+struct limit {
+    pact_tcp_server *srv;
+    int fds[4];
+    int refused;
+};
+
+static void limit_done(pact_error *err, void *ud)
+{
+    (void)err;
+    struct limit *l = ud;
+    pact_tcp_server_close(l->srv, NULL, NULL);
+    for (int i = 0; i < 4; i++) {
+        char c;
+        /* the two past the limit were closed: EOF (or a reset); the two
+         * accepted have nothing to say (EAGAIN) */
+        ssize_t n = recv(l->fds[i], &c, 1, MSG_DONTWAIT);
+        l->refused += n == 0 || (n < 0 && errno != EAGAIN);
+        close(l->fds[i]);
+    }
+}
+
+START_TEST(connection_limit)
+{
+    int accepted = 0;
+    struct limit l = {0};
+    pact_tcp_listen_opts lo = {.max_connections = 2};
+    ck_assert_int_eq(pact_tcp_listen(t_loop, "127.0.0.1", 0, &lo, limit_accept,
+                                     &accepted, &l.srv),
+                     0);
+    for (int i = 0; i < 4; i++)
+        l.fds[i] = raw_connect(pact_tcp_server_port(l.srv));
+    T_MUST(pact_timeout(t_loop, 100, limit_done, &l, NULL));
+    run_ok();
+    ck_assert_int_eq(accepted, 2);
+    ck_assert_int_eq(l.refused, 2);
+}
+END_TEST
+
+START_TEST(stream_abort_token)
+{
+    struct pend p = {0};
+    pact_abort *a;
+    ck_assert_int_eq(pact_abort_new(t_loop, &a), 0);
+    pact_tcp_server *srv;
+    ck_assert_int_eq(
+        pact_tcp_listen(t_loop, "127.0.0.1", 0, NULL, echo_accept, NULL, &srv),
+        0);
+    pact_stream_opts so = {.abort = a};
+    pact_tcp_connect_opts co = {.stream = &so};
+    pact_promise *c =
+        pact_tcp_connect_p(t_loop, "127.0.0.1", pact_tcp_server_port(srv), &co);
+    while (pact_promise_state(c) == PACT_PENDING)
+        ck_assert_int_ge(pact_loop_run(t_loop, PACT_RUN_ONCE), 0);
+    pact_stream *s = pact_promise_value(c)->u.ptr;
+    pact_stream_events ev = {.error = pend_error, .close = pend_close};
+    ck_assert_int_eq(pact_stream_on(s, &ev, &p), 0);
+    ck_assert_int_eq(pact_abort_abort(a, NULL), 0);
+    ck_assert_int_eq(p.errors + p.closes, 0); /* never inside the abort */
+    pact_tcp_server_close(srv, NULL, NULL);
+    run_ok();
+    ck_assert_int_eq(p.errors, 1);
+    ck_assert_int_eq(p.closes, 1);
+    pact_promise_unref(c);
+    pact_abort_unref(a);
+}
+END_TEST
+
+/* ---- requests ------------------------------------------------------------ */
+
+static pact_error *reads_task(void *arg, pact_value *result)
+{
+    (void)result;
+    pact_stream *s = arg;
+    pact_value v;
+    pact_error *err;
+    ck_assert_ptr_null(
+        PACT_AWAIT_ERR(pact_stream_read_exact_p(s, 7, NULL), &v));
+    ck_assert_str_eq(v.u.bytes.data, "abcdefg");
+    pact_value_release(&v);
+    ck_assert_ptr_null(
+        PACT_AWAIT_ERR(pact_stream_read_until_p(s, "--", 2, NULL), &v));
+    ck_assert_str_eq(v.u.bytes.data, "hij--");
+    pact_value_release(&v);
+    pact_read_opts three = {.max = 3};
+    ck_assert_ptr_null(PACT_AWAIT_ERR(pact_stream_read_some_p(s, &three), &v));
+    ck_assert_str_eq(v.u.bytes.data, "klm");
+    pact_value_release(&v);
+    ck_assert_ptr_null(PACT_AWAIT_ERR(pact_stream_read_line_p(s, NULL), &v));
+    ck_assert_str_eq(v.u.bytes.data, "nop");
+    pact_value_release(&v);
+    /* an aborted read leaves the input where it was */
+    pact_abort *a;
+    ck_assert_int_eq(pact_abort_new(t_loop, &a), 0);
+    pact_read_opts ao = {.abort = a};
+    pact_promise *p3 = pact_stream_read_exact_p(s, 100, &ao);
+    /* a second request while one is pending: EBUSY */
+    err = PACT_AWAIT_ERR(pact_stream_read_line_p(s, NULL), NULL);
+    ck_assert_int_eq(pact_error_code(err), PACT_EBUSY);
+    pact_error_unref(err);
+    ck_assert_ptr_null(PACT_AWAIT_ERR(pact_delay(t_loop, 20, NULL), NULL));
+    pact_abort_abort(a, NULL);
+    err = PACT_AWAIT_ERR(p3, NULL);
+    ck_assert_int_eq(pact_error_code(err), PACT_ECANCELED);
+    pact_error_unref(err);
+    pact_abort_unref(a);
+    ck_assert_ptr_null(PACT_AWAIT_ERR(pact_stream_read_line_p(s, NULL), &v));
+    ck_assert_str_eq(v.u.bytes.data, "rest");
+    pact_value_release(&v);
+    /* events mode refuses requests, and requests refuse events mode with
+     * input buffered */
+    ck_assert_ptr_null(
+        PACT_AWAIT_ERR(pact_stream_read_exact_p(s, 1, NULL), &v));
+    pact_value_release(&v);
+    pact_stream_close(s);
+    return NULL;
+}
+
+static void reads_accept(pact_error *err, pact_stream *s, void *ud)
+{
+    if (err)
+        return;
+    pact_tcp_server_close(ud, NULL, NULL);
+    pact_promise_unref(pact_task_spawn(t_loop, reads_task, s, NULL));
+}
+
+static pact_tcp_server *reads_srv;
+static void reads_accept_g(pact_error *err, pact_stream *s, void *ud)
+{
+    (void)ud;
+    reads_accept(err, s, reads_srv);
+}
+
+START_TEST(read_requests)
+{
+    ck_assert_int_eq(pact_tcp_listen(t_loop, "127.0.0.1", 0, NULL,
+                                     reads_accept_g, NULL, &reads_srv),
+                     0);
+    int raw = raw_connect(pact_tcp_server_port(reads_srv));
+    const char *parts[] = {"abc", "defghij-", "-klmnop\n", "rest\nZ"};
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(send(raw, parts[i], strlen(parts[i]), 0),
+                         (ssize_t)strlen(parts[i]));
+        usleep(5000);
+    }
+    run_ok();
+    close(raw);
+}
+END_TEST
+
+/* ---- misuse -------------------------------------------------------------- */
+
+static void never_read(pact_error *err, pact_value *data, void *ud)
+{
+    (void)err;
+    (void)data;
+    (void)ud;
+    ck_abort_msg("called");
+}
+
+static void misuse_accept(pact_error *err, pact_stream *s, void *ud)
+{
+    if (err)
+        return;
+    pact_stream_events ev = {.data = echo_data};
+    ck_assert_int_eq(pact_stream_on(s, &ev, NULL), 0);
+    ck_assert_int_eq(pact_stream_read_some(s, NULL, never_read, NULL),
+                     PACT_EINVAL);
+    pact_stream_destroy(s, NULL);
+    ck_assert_int_eq(pact_stream_write(s, "x", 1), PACT_EPIPE);
+    pact_tcp_server_close(ud, NULL, NULL);
+}
+
+static pact_tcp_server *misuse_srv;
+static void misuse_accept_g(pact_error *err, pact_stream *s, void *ud)
+{
+    (void)ud;
+    misuse_accept(err, s, misuse_srv);
+}
+
+START_TEST(misuse)
+{
+    pact_tcp_server *srv;
+    ck_assert_int_eq(
+        pact_tcp_listen(t_loop, "localhost", 0, NULL, echo_accept, NULL, &srv),
+        PACT_EINVAL);
+    ck_assert_int_eq(pact_tcp_listen(t_loop, "127.0.0.1", 70000, NULL,
+                                     echo_accept, NULL, &srv),
+                     PACT_EINVAL);
+    ck_assert_int_eq(
+        pact_tcp_connect(t_loop, "127.0.0.1", 0, NULL, expect_code, NULL),
+        PACT_EINVAL);
+    ck_assert_int_eq(pact_stream_write(NULL, "x", 1), PACT_EINVAL);
+    ck_assert_ptr_null(pact_stream_read_line_p(NULL, NULL));
+    ck_assert_int_eq(pact_tcp_listen(t_loop, "127.0.0.1", 0, NULL,
+                                     misuse_accept_g, NULL, &misuse_srv),
+                     0);
+    int raw = raw_connect(pact_tcp_server_port(misuse_srv));
+    run_ok();
+    close(raw);
+}
+END_TEST
+
+/* ---- close_all, then free without a run: nothing leaks ------------------- */
+
+static void hold_accept(pact_error *err, pact_stream *s, void *ud)
+{
+    if (err)
+        return;
+    pact_promise **p = ud;
+    *p = pact_stream_read_line_p(s, NULL); /* left pending */
+}
+
+START_TEST(close_all_then_free)
+{
+    pact_promise *read = NULL;
+    pact_tcp_server *srv;
+    ck_assert_int_eq(
+        pact_tcp_listen(t_loop, "127.0.0.1", 0, NULL, hold_accept, &read, &srv),
+        0);
+    int raw = raw_connect(pact_tcp_server_port(srv));
+    while (!read)
+        ck_assert_int_ge(pact_loop_run(t_loop, PACT_RUN_ONCE), 0);
+    pact_promise *conn = pact_tcp_connect_p(t_loop, "localhost",
+                                            pact_tcp_server_port(srv), NULL);
+    struct capture c;
+    capture_begin(&c);
+    pact_loop_print_pending(t_loop, stderr);
+    char *text = capture_end(&c);
+    ck_assert_ptr_nonnull(strstr(text, "stream fd"));
+    ck_assert_ptr_nonnull(strstr(text, "reads a line"));
+    ck_assert_ptr_nonnull(strstr(text, "connect to localhost"));
+    free(text);
+    ck_assert_int_eq(pact_loop_close_all(t_loop), 0);
+    pact_promise_unref(read);
+    pact_promise_unref(conn);
+    ck_assert_int_eq(pact_loop_free(t_loop), 0); /* no run between */
+    t_loop = NULL;
+    close(raw);
+    ck_assert_int_eq(pact_loop_new(&t_loop), 0); /* for the teardown */
+}
+END_TEST
+
 /* ---- accept out of descriptors ------------------------------------------- */
 
 #define EMFILE_CONNS 6
@@ -894,6 +1278,9 @@ static void exhausted_child(void *arg)
         a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         T_CHILD_ASSERT(connect(fds[i], (struct sockaddr *)&a, sizeof a) == 0);
     }
+    /* what it says goes to a file */
+    FILE *log = tmpfile();
+    T_CHILD_ASSERT(log && dup2(fileno(log), 2) == 2);
     t_child_fd_limit(2); /* two accepts, then EMFILE */
     /* a spinning loop would turn thousands of times in this while */
     int turns = 0;
@@ -924,6 +1311,16 @@ static void exhausted_child(void *arg)
     T_CHILD_ASSERT(pact_loop_free(loop) == 0);
     for (int i = 0; i < EMFILE_CONNS; i++)
         close(fds[i]);
+    /* three episodes (2 accepted, then 2, then 2 and the next accept finds
+     * no descriptor), each said once however many retries it took */
+    char text[4096] = "";
+    fflush(stderr);
+    rewind(log);
+    size_t n = fread(text, 1, sizeof text - 1, log);
+    text[n] = '\0';
+    T_CHILD_ASSERT(t_count(text, "pausing accepts") == 3);
+    T_CHILD_ASSERT(t_count(text, "recovered") == 2);
+    fclose(log);
 }
 
 START_TEST(accept_out_of_descriptors)
@@ -953,6 +1350,13 @@ Suite *suite_tcp(void)
     tcase_add_test(tc, cancel_pending_connect_and_read);
     tcase_add_test(tc, free_busy_with_server);
     tcase_add_test(tc, accept_out_of_descriptors);
+    tcase_add_test(tc, timeouts);
+    tcase_add_test(tc, unix_socket);
+    tcase_add_test(tc, connection_limit);
+    tcase_add_test(tc, stream_abort_token);
+    tcase_add_test(tc, read_requests);
+    tcase_add_test(tc, misuse);
+    tcase_add_test(tc, close_all_then_free);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -39,8 +39,11 @@
 extern "C" {
 #endif
 
-/** A connected byte stream (opaque). Freed by pact after its close event
- * (or by pact_loop_free after pact_loop_close_all). */
+/** A connected byte stream (opaque). pact frees it after its close event
+ * once the program has let go of it: in events mode (a data or close
+ * callback set) at once, as Node; read through requests only, once
+ * pact_stream_close or pact_stream_destroy is called (a task then never
+ * finds it freed under it). pact_loop_free frees what is left. */
 typedef struct pact_stream pact_stream;
 
 /** A stream's options; zero-initialise and set what you need. */
@@ -87,7 +90,7 @@ typedef struct pact_stream_events {
     /** The output, which had passed the high-water mark, is empty. */
     void (*drain)(pact_stream *s, void *ud);
     /** The stream is closed: the last event, exactly once; @p s is freed
-     *  when it returns. */
+     *  when it returns (see pact_stream). */
     void (*close)(pact_stream *s, void *ud);
 } pact_stream_events;
 
