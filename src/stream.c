@@ -248,40 +248,31 @@ static void got_eof(pact_stream *s)
     maybe_done(s);
 }
 
-static ssize_t recv_into(pact_stream *s, bool *into_in)
-{
-    *into_in = !s->ev.data;
-    if (!*into_in)
-        return recv(s->fd, s->svc->rbuf, PACT__RBUF, 0);
-    struct evbuffer_iovec v;
-    if (evbuffer_reserve_space(s->in, 16384, &v, 1) < 1)
-        return -2;
-    ssize_t n = recv(s->fd, v.iov_base, v.iov_len, 0);
-    if (n > 0) {
-        v.iov_len = (size_t)n;
-        evbuffer_commit_space(s->in, &v, 1);
-    }
-    return n;
-}
-
+/* One recv into the loop's buffer: handed to the data event (events mode),
+ * straight to a read_some request (no input buffered), or added to the
+ * input for the requests. */
 static void do_read(pact_stream *s)
 {
-    bool into_in;
+    unsigned char *buf = s->svc->rbuf;
     errno = 0;
-    ssize_t n = recv_into(s, &into_in);
+    ssize_t n = recv(s->fd, buf, PACT__RBUF, 0);
     if (n > 0) {
         if (timeouts(s))
             s->last_rd = now_ms();
-        if (!into_in) {
-            s->ev.data(s, s->svc->rbuf, (size_t)n, s->ud);
-        } else {
-            pact__read_try(s);
-            pact__stream_update(s);
+        if (s->ev.data) {
+            s->ev.data(s, buf, (size_t)n, s->ud);
+            return;
         }
+        if (!pact__read_direct(s, buf, (size_t)n)) {
+            if (evbuffer_add(s->in, buf, (size_t)n) < 0) {
+                pact__stream_kill(s, pact__enomem());
+                return;
+            }
+            pact__read_try(s);
+        }
+        pact__stream_update(s);
     } else if (n == 0) {
         got_eof(s);
-    } else if (n == -2) {
-        pact__stream_kill(s, pact__enomem());
     } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
         pact__stream_kill(s, pact__sock_error(pact__sys_err(), "recv"));
     }

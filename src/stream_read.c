@@ -77,7 +77,31 @@ static void read_done(pact_stream *s, struct read_req *r, pact_error *err,
     r->s = NULL;
     r->err = err;
     r->v = v;
-    pact__tcp_due(s->svc, &r->due);
+    /* a twin settles its deferred at once (its reactions are a microtask
+     * away anyway); a callback is called on a later tick */
+    if (r->ud_drop)
+        read_run(&r->due);
+    else
+        pact__tcp_due(s->svc, &r->due);
+}
+
+bool pact__read_direct(pact_stream *s, const void *buf, size_t n)
+{
+    struct read_req *r = s->rreq;
+    if (!r || r->kind != RD_SOME || evbuffer_get_length(s->in))
+        return false;
+    size_t k = r->max && r->max < n ? r->max : n;
+    unsigned char *b = malloc(k + 1);
+    if (!b)
+        return false;
+    if (k < n && evbuffer_add(s->in, (const char *)buf + k, n - k) < 0) {
+        free(b);
+        return false;
+    }
+    memcpy(b, buf, k);
+    b[k] = '\0';
+    read_done(s, r, NULL, pact_bytes(b, k));
+    return true;
 }
 
 /* Take @p n bytes of input (then drop @p skip more) as bytes. */
@@ -304,7 +328,10 @@ void pact__write_reqs_done(pact_stream *s)
         bool mine = pact__op_end(&w->op, &e);
         assert(mine && !e);
         (void)mine;
-        pact__tcp_due(s->svc, &w->due);
+        if (w->ud_drop) /* a twin: settled at once, as a read's */
+            write_run(&w->due);
+        else
+            pact__tcp_due(s->svc, &w->due);
     }
 }
 

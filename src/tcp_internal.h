@@ -119,6 +119,10 @@ void pact__stream_release(pact_stream *s);
 pact_error *pact__sock_error(int rc, const char *what);
 
 /* stream_read.c */
+/* @p n bytes just read at @p buf, with no input buffered: a pending
+ * read_some takes them without a copy into the input. @return whether it
+ * did (else the caller adds them to the input). */
+bool pact__read_direct(pact_stream *s, const void *buf, size_t n);
 /* Complete the pending read request if the input satisfies it. */
 void pact__read_try(pact_stream *s);
 /* Fail the pending requests of a destroyed stream with @p err

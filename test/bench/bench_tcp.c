@@ -3,8 +3,13 @@
  * client, a thread of this program pinned to the other core (the server
  * runs on the first), keeps CONNS connections busy, each sending a 64-byte
  * message and waiting for its echo before the next, until MESSAGES echoes
- * came back. Figure: wall ns per message (the inverse of messages per
- * second over all connections). The client checks every echo's length, so
+ * came back. Figures: wall ns per message (the inverse of messages per
+ * second over all connections) for the server in callback style
+ * (tcp.echo), with promise chains (tcp.echo_promise) and as a task per
+ * connection (tcp.echo_task), each beside the same two anchors; and the
+ * server thread's CPU time per message (the *_cpu figures: what the
+ * server itself costs, less sensitive to a busy neighbour than wall
+ * time). The client checks every echo's length, so
  * a broken server cannot print a fast figure. README.md says more. */
 #include "config.h"
 
@@ -123,6 +128,14 @@ static void *client_main(void *arg)
     return NULL;
 }
 
+/* CPU time of the calling thread (the server's), in ns */
+static double thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
 static pthread_t start_client(struct load *l)
 {
     pthread_t t;
@@ -131,12 +144,23 @@ static pthread_t start_client(struct load *l)
     return t;
 }
 
-/* ---- pact: the callback style -------------------------------------------- */
+/* ---- pact: the callback, promise and task styles --------------------------
+ */
+
+enum style { CALLBACKS, PROMISES, TASKS };
 
 struct pact_echo {
+    pact_loop *loop;
     pact_tcp_server *srv;
+    enum style style;
     int closed;
 };
+
+static void p_gone(struct pact_echo *e)
+{
+    if (++e->closed == CONNS)
+        pact_tcp_server_close(e->srv, NULL, NULL);
+}
 
 static void p_data(pact_stream *s, const void *buf, size_t len, void *ud)
 {
@@ -148,31 +172,113 @@ static void p_data(pact_stream *s, const void *buf, size_t len, void *ud)
 static void p_close(pact_stream *s, void *ud)
 {
     (void)s;
-    struct pact_echo *e = ud;
-    if (++e->closed == CONNS)
-        pact_tcp_server_close(e->srv, NULL, NULL);
+    p_gone(ud);
+}
+
+/* promises: read_some_p, then write_p of what came, then again */
+struct p_conn {
+    pact_stream *s;
+    struct pact_echo *e;
+};
+
+static void pr_step(struct p_conn *c);
+
+static pact_value pr_written(const pact_value *v, void *ud)
+{
+    (void)v;
+    pr_step(ud);
+    return pact_nothing();
+}
+
+static pact_value pr_got(const pact_value *v, void *ud)
+{
+    struct p_conn *c = ud;
+    pact_promise *w =
+        pact_stream_write_p(c->s, v->u.bytes.data, v->u.bytes.len);
+    pact_promise *next = pact_then(w, pr_written, NULL, c);
+    pact_promise_unref(w);
+    return pact_promise_v(next);
+}
+
+static pact_value pr_end(pact_error *err, void *ud)
+{
+    (void)err;
+    struct p_conn *c = ud;
+    pact_stream_close(c->s);
+    p_gone(c->e);
+    free(c);
+    return pact_nothing();
+}
+
+static void pr_step(struct p_conn *c)
+{
+    pact_promise *r = bench_must(pact_stream_read_some_p(c->s, NULL),
+                                 "pact_stream_read_some_p");
+    pact_promise_unref(pact_then(r, pr_got, pr_end, c));
+    pact_promise_unref(r);
+}
+
+/* a task per connection awaiting the same twins */
+static pact_error *t_echo(void *arg, pact_value *result)
+{
+    (void)result;
+    struct p_conn *c = arg;
+    for (;;) {
+        pact_value v;
+        pact_error *err =
+            PACT_AWAIT_ERR(pact_stream_read_some_p(c->s, NULL), &v);
+        if (err) {
+            pact_error_unref(err);
+            break;
+        }
+        err = PACT_AWAIT_ERR(
+            pact_stream_write_p(c->s, v.u.bytes.data, v.u.bytes.len), NULL);
+        pact_value_release(&v);
+        if (err) {
+            pact_error_unref(err);
+            break;
+        }
+    }
+    pact_stream_close(c->s);
+    p_gone(c->e);
+    free(c);
+    return NULL;
 }
 
 static void p_accept(pact_error *err, pact_stream *s, void *ud)
 {
+    struct pact_echo *e = ud;
     if (err)
         bench_fail("tcp.echo: the pact server failed");
-    pact_stream_events ev = {.data = p_data, .close = p_close};
-    BENCH_CHECK(pact_stream_on(s, &ev, ud));
+    if (e->style == CALLBACKS) {
+        pact_stream_events ev = {.data = p_data, .close = p_close};
+        BENCH_CHECK(pact_stream_on(s, &ev, ud));
+        return;
+    }
+    struct p_conn *c = malloc(sizeof *c);
+    if (!c)
+        bench_fail("out of memory");
+    *c = (struct p_conn){s, e};
+    if (e->style == PROMISES)
+        pr_step(c);
+    else
+        pact_promise_unref(
+            bench_must(pact_task_spawn(e->loop, t_echo, c, NULL), "spawn"));
 }
 
 static void pact_run(void *ctx, double figs[BENCH_MAX_FIGS])
 {
-    (void)ctx;
     pact_loop *loop = bench_new_loop();
-    struct pact_echo e = {0};
+    struct pact_echo e = {loop, NULL, *(enum style *)ctx, 0};
     pact_stream_opts so = {.nodelay = true};
     pact_tcp_listen_opts lo = {.stream = &so};
     BENCH_CHECK(
         pact_tcp_listen(loop, "127.0.0.1", 0, &lo, p_accept, &e, &e.srv));
     struct load l = {pact_tcp_server_port(e.srv), 0};
     pthread_t t = start_client(&l);
+    double c0 = thread_cpu_ns();
     bench_run_loop(loop);
+    figs[1] = (thread_cpu_ns() - c0) / MESSAGES;
     pthread_join(t, NULL);
     BENCH_CHECK(pact_loop_free(loop));
     figs[0] = l.ns / MESSAGES;
@@ -288,7 +394,9 @@ static void ev_run(void *ctx, double figs[BENCH_MAX_FIGS])
     e.lev = event_new(e.base, e.lfd, EV_READ | EV_PERSIST, ev_accept, &e);
     event_add(e.lev, NULL);
     pthread_t t = start_client(&l);
+    double c0 = thread_cpu_ns();
     event_base_dispatch(e.base);
+    figs[1] = (thread_cpu_ns() - c0) / MESSAGES;
     pthread_join(t, NULL);
     event_base_free(e.base);
     figs[0] = l.ns / MESSAGES;
@@ -372,14 +480,17 @@ static void uv_run_echo(void *ctx, double figs[BENCH_MAX_FIGS])
     uv_tcp_getsockname(&e.server, (struct sockaddr *)&a, &al);
     struct load l = {ntohs(a.sin_port), 0};
     pthread_t t = start_client(&l);
+    double c0 = thread_cpu_ns();
     uv_run(&loop, UV_RUN_DEFAULT);
+    figs[1] = (thread_cpu_ns() - c0) / MESSAGES;
     pthread_join(t, NULL);
     uv_loop_close(&loop);
     figs[0] = l.ns / MESSAGES;
 }
 #endif
 
-/* PACT_BENCH_TCP_ONLY=pact|libevent-raw|libuv: one run of that server
+/* PACT_BENCH_TCP_ONLY=pact|pact-promise|pact-task|libevent-raw|libuv: one
+ * run of that server
  * alone, for counting its system calls (strace -c: the server is the main
  * thread, the client another). */
 static bool only(void)
@@ -388,8 +499,13 @@ static bool only(void)
     if (!sys || !*sys)
         return false;
     double f[BENCH_MAX_FIGS] = {0};
-    if (strcmp(sys, "pact") == 0)
-        pact_run(NULL, f);
+    enum style st = CALLBACKS;
+    if (strcmp(sys, "pact-promise") == 0)
+        st = PROMISES;
+    else if (strcmp(sys, "pact-task") == 0)
+        st = TASKS;
+    if (strncmp(sys, "pact", 4) == 0)
+        pact_run(&st, f);
     else if (strcmp(sys, "libevent-raw") == 0)
         ev_run(NULL, f);
 #ifdef HAVE_LIBUV
@@ -405,18 +521,27 @@ static bool only(void)
 
 static void bench_echo(void)
 {
-    double p[BENCH_MAX_FIGS], ev[BENCH_MAX_FIGS], uv[BENCH_MAX_FIGS] = {-1};
+    double p[3][BENCH_MAX_FIGS], ev[BENCH_MAX_FIGS],
+        uv[BENCH_MAX_FIGS] = {-1, -1};
     if (only())
         return;
     pin(0); /* the servers on one core, the client on the other */
-    bench_best(pact_run, NULL, p);
+    for (enum style st = CALLBACKS; st <= TASKS; st++)
+        bench_best(pact_run, &st, p[st]);
     bench_best(ev_run, NULL, ev);
 #ifdef HAVE_LIBUV
     bench_best(uv_run_echo, NULL, uv);
 #endif
     unpin();
-    bench_anchor a[] = {{"libevent-raw", ev[0]}, {"libuv", uv[0]}};
-    bench_print("tcp.echo", "ns", p[0], a, 2);
+    static const char *const names[3][2] = {
+        {"tcp.echo", "tcp.echo_cpu"},
+        {"tcp.echo_promise", "tcp.echo_promise_cpu"},
+        {"tcp.echo_task", "tcp.echo_task_cpu"}};
+    for (int f = 0; f < 2; f++) {
+        bench_anchor a[] = {{"libevent-raw", ev[f]}, {"libuv", uv[f]}};
+        for (int st = CALLBACKS; st <= TASKS; st++)
+            bench_print(names[st][f], "ns", p[st][f], a, 2);
+    }
 }
 
 const bench_def bench_tcp[] = {
