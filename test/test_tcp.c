@@ -839,6 +839,54 @@ START_TEST(cancel_pending_connect_and_read)
 }
 END_TEST
 
+START_TEST(connect_timeout)
+{
+    int port;
+    int full = full_listener(&port);
+    int fill[4];
+    for (int i = 0; i < 4; i++) {
+        fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_port = htons((uint16_t)port)};
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        connect(fill[i], (struct sockaddr *)&a, sizeof a);
+    }
+    trace_reset();
+    int code = 0;
+    pact_tcp_connect_opts o = {.timeout_ms = 50};
+    ck_assert_int_eq(
+        pact_tcp_connect(t_loop, "127.0.0.1", port, &o, expect_code, &code),
+        0);
+    run_ok();
+    ck_assert_int_eq(code, PACT_ETIMEDOUT);
+    ck_assert_str_eq(trace_text(), "ETIMEDOUT\n"); /* once */
+    for (int i = 0; i < 4; i++)
+        close(fill[i]);
+    close(full);
+}
+END_TEST
+
+START_TEST(reuseport)
+{
+    pact_tcp_server *a, *b;
+    pact_tcp_listen_opts o = {.reuseport = true};
+    ck_assert_int_eq(
+        pact_tcp_listen(t_loop, "127.0.0.1", 0, &o, echo_accept, NULL, &a), 0);
+    int port = pact_tcp_server_port(a);
+    /* a second socket on the port: only with SO_REUSEPORT on both */
+    ck_assert_int_eq(pact_tcp_listen(t_loop, "127.0.0.1", port, NULL,
+                                     echo_accept, NULL, &b),
+                     PACT_EADDRINUSE);
+    ck_assert_int_eq(pact_tcp_listen(t_loop, "127.0.0.1", port, &o,
+                                     echo_accept, NULL, &b),
+                     0);
+    ck_assert_int_eq(pact_tcp_server_port(b), port);
+    pact_tcp_server_close(a, NULL, NULL);
+    pact_tcp_server_close(b, NULL, NULL);
+    run_ok();
+}
+END_TEST
+
 /* ---- pact_loop_free ------------------------------------------------------ */
 
 START_TEST(free_busy_with_server)
@@ -1357,6 +1405,8 @@ Suite *suite_tcp(void)
     tcase_add_test(tc, read_requests);
     tcase_add_test(tc, misuse);
     tcase_add_test(tc, close_all_then_free);
+    tcase_add_test(tc, connect_timeout);
+    tcase_add_test(tc, reuseport);
     suite_add_tcase(s, tc);
     return s;
 }
