@@ -184,7 +184,8 @@ static void connected(struct conn *c)
     int fd = c->fd;
     c->fd = -1;
     ev_clear(c, &c->ev, &c->ev_on);
-    pact_stream *s = pact__stream_new(c->svc, fd, &c->so, c->so.abort);
+    int family = ((struct sockaddr *)&c->addr[c->i])->sa_family;
+    pact_stream *s = pact__stream_new(c->svc, fd, family, &c->so, c->so.abort);
     if (!s)
         close(fd);
     finish(c, s ? NULL : pact__enomem(), s);

@@ -185,11 +185,36 @@ static void op_drop(struct pact__op *op)
     maybe_free(s);
 }
 
+/* The peer's address as text into @p name (for print_pending: a system
+ * call each time, none per connection). */
+static void peer_name(const pact_stream *s, char *name, size_t len)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    snprintf(name, len, "?");
+    if (s->fd < 0 || getpeername(s->fd, (struct sockaddr *)&ss, &sl) < 0)
+        return;
+    char host[48] = "";
+    if (ss.ss_family == AF_INET) {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+        snprintf(name, len, "%s:%d", host, ntohs(a->sin_port));
+    } else if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+        snprintf(name, len, "[%s]:%d", host, ntohs(a->sin6_port));
+    } else {
+        snprintf(name, len, "unix socket");
+    }
+}
+
 static void op_describe(const struct pact__op *op, char *buf, size_t len)
 {
     const pact_stream *s = pact__list_entry(op, const pact_stream, op);
-    snprintf(buf, len, "stream fd %d, peer %s, %zu bytes to write", s->fd,
-             s->name, evbuffer_get_length(s->out));
+    char name[64];
+    peer_name(s, name, sizeof name);
+    snprintf(buf, len, "stream fd %d, peer %s, %zu bytes to write", s->fd, name,
+             evbuffer_get_length(s->out));
 }
 
 static const struct pact__op_type stream_type = {
@@ -509,19 +534,22 @@ static int apply_opts(pact_stream *s, const pact_stream_opts *o)
         s->o.high_water = DEFAULT_HWM;
     if (!s->o.read_high_water)
         s->o.read_high_water = DEFAULT_HWM;
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
     int rc = 0;
-    if (getsockname(s->fd, (struct sockaddr *)&ss, &sl) == 0 &&
-        ss.ss_family != AF_UNIX) {
-        int on = o->nodelay ? 1 : 0, ka = o->keepalive_s > 0;
-        if (setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on) < 0 ||
-            setsockopt(s->fd, SOL_SOCKET, SO_KEEPALIVE, &ka, sizeof ka) < 0)
-            rc = pact__sys_err();
-        if (!rc && ka &&
-            setsockopt(s->fd, IPPROTO_TCP, TCP_KEEPIDLE, &o->keepalive_s,
-                       sizeof o->keepalive_s) < 0)
-            rc = pact__sys_err();
+    /* a new socket has both off: no call unless one changes */
+    int nd = o->nodelay, ka = o->keepalive_s > 0;
+    if (s->tcp && nd != s->nodelay &&
+        setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &nd, sizeof nd) < 0)
+        rc = pact__sys_err();
+    if (!rc && s->tcp && (ka || s->keepalive) &&
+        setsockopt(s->fd, SOL_SOCKET, SO_KEEPALIVE, &ka, sizeof ka) < 0)
+        rc = pact__sys_err();
+    if (!rc && s->tcp && ka &&
+        setsockopt(s->fd, IPPROTO_TCP, TCP_KEEPIDLE, &o->keepalive_s,
+                   sizeof o->keepalive_s) < 0)
+        rc = pact__sys_err();
+    if (!rc) {
+        s->nodelay = nd;
+        s->keepalive = ka;
     }
     if (timeouts(s)) {
         uint64_t now = now_ms();
@@ -531,28 +559,7 @@ static int apply_opts(pact_stream *s, const pact_stream_opts *o)
     return rc;
 }
 
-static void peer_name(pact_stream *s)
-{
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    snprintf(s->name, sizeof s->name, "?");
-    if (getpeername(s->fd, (struct sockaddr *)&ss, &sl) < 0)
-        return;
-    char host[48] = "";
-    if (ss.ss_family == AF_INET) {
-        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-        inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
-        snprintf(s->name, sizeof s->name, "%s:%d", host, ntohs(a->sin_port));
-    } else if (ss.ss_family == AF_INET6) {
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
-        snprintf(s->name, sizeof s->name, "[%s]:%d", host, ntohs(a->sin6_port));
-    } else {
-        snprintf(s->name, sizeof s->name, "unix socket");
-    }
-}
-
-pact_stream *pact__stream_new(struct tcp_svc *svc, int fd,
+pact_stream *pact__stream_new(struct tcp_svc *svc, int fd, int family,
                               const pact_stream_opts *opts, pact_abort *abort)
 {
     pact_stream *s = calloc(1, sizeof *s);
@@ -562,6 +569,7 @@ pact_stream *pact__stream_new(struct tcp_svc *svc, int fd,
     s->svc = svc;
     s->loop = svc->loop;
     s->fd = fd;
+    s->tcp = family != AF_UNIX;
     pact__list_init(&s->wreq);
     pact__list_init(&s->fin.node);
     s->fin.run = fin_run;
@@ -589,7 +597,6 @@ pact_stream *pact__stream_new(struct tcp_svc *svc, int fd,
         return NULL;
     }
     pact__list_push_back(&svc->streams, &s->node);
-    peer_name(s);
     (void)apply_opts(s, opts ? opts : &none);
     return s;
 }

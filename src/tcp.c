@@ -29,7 +29,7 @@ struct pact_tcp_server {
     struct due due;         /* the close callback */
     struct tcp_svc *svc;
     pact_loop *loop;
-    int fd, port;
+    int fd, port, family;
     struct event *ev, *backoff;
     bool ev_on, bo_on;
     bool closed;  /* pact_tcp_server_close */
@@ -211,7 +211,8 @@ static void take(pact_tcp_server *srv, int fd)
         close(fd);
         return;
     }
-    pact_stream *s = pact__stream_new(srv->svc, fd, &srv->so, NULL);
+    pact_stream *s =
+        pact__stream_new(srv->svc, fd, srv->family, &srv->so, NULL);
     if (!s) {
         close(fd);
         return;
@@ -450,6 +451,7 @@ static int start(pact_loop *loop, const struct sockaddr *sa, socklen_t sl,
     srv->loop = loop;
     srv->fd = fd;
     srv->port = port;
+    srv->family = sa->sa_family;
     srv->cb = cb;
     srv->ud = ud;
     srv->due.run = closed_run;

@@ -85,7 +85,8 @@ struct pact_stream {
     struct pact__list wreq;    /* writes with callbacks, in order */
     uint64_t queued, sent;     /* bytes given to write, taken by the kernel */
     uint64_t last_rd, last_wr; /* ms, for the timeouts */
-    char name[64];             /* the peer, for print_pending */
+    bool tcp;                  /* not a Unix socket: TCP options apply */
+    bool nodelay, keepalive;   /* as set on the socket */
 };
 
 /* tcp.c */
@@ -101,9 +102,10 @@ static inline int pact__sys_err(void)
 void pact__server_stream_gone(pact_tcp_server *srv);
 
 /* stream.c */
-/* A stream of @p fd (connected, non-blocking), registered; @p opts may be
- * NULL. NULL on PACT_ENOMEM (fd is then left open). */
-pact_stream *pact__stream_new(struct tcp_svc *svc, int fd,
+/* A stream of @p fd (connected, non-blocking; of address @p family),
+ * registered; @p opts may be NULL. NULL on PACT_ENOMEM (fd is then left
+ * open). */
+pact_stream *pact__stream_new(struct tcp_svc *svc, int fd, int family,
                               const pact_stream_opts *opts, pact_abort *abort);
 /* Destroy @p s with @p err (taken; may be NULL): socket closed, requests
  * failed, the error and close events due. */

@@ -13,6 +13,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -855,8 +856,7 @@ START_TEST(connect_timeout)
     int code = 0;
     pact_tcp_connect_opts o = {.timeout_ms = 50};
     ck_assert_int_eq(
-        pact_tcp_connect(t_loop, "127.0.0.1", port, &o, expect_code, &code),
-        0);
+        pact_tcp_connect(t_loop, "127.0.0.1", port, &o, expect_code, &code), 0);
     run_ok();
     ck_assert_int_eq(code, PACT_ETIMEDOUT);
     ck_assert_str_eq(trace_text(), "ETIMEDOUT\n"); /* once */
@@ -874,15 +874,54 @@ START_TEST(reuseport)
         pact_tcp_listen(t_loop, "127.0.0.1", 0, &o, echo_accept, NULL, &a), 0);
     int port = pact_tcp_server_port(a);
     /* a second socket on the port: only with SO_REUSEPORT on both */
-    ck_assert_int_eq(pact_tcp_listen(t_loop, "127.0.0.1", port, NULL,
-                                     echo_accept, NULL, &b),
-                     PACT_EADDRINUSE);
-    ck_assert_int_eq(pact_tcp_listen(t_loop, "127.0.0.1", port, &o,
-                                     echo_accept, NULL, &b),
-                     0);
+    ck_assert_int_eq(
+        pact_tcp_listen(t_loop, "127.0.0.1", port, NULL, echo_accept, NULL, &b),
+        PACT_EADDRINUSE);
+    ck_assert_int_eq(
+        pact_tcp_listen(t_loop, "127.0.0.1", port, &o, echo_accept, NULL, &b),
+        0);
     ck_assert_int_eq(pact_tcp_server_port(b), port);
     pact_tcp_server_close(a, NULL, NULL);
     pact_tcp_server_close(b, NULL, NULL);
+    run_ok();
+}
+END_TEST
+
+static int sockopt(int fd, int level, int name)
+{
+    int v = -1;
+    socklen_t l = sizeof v;
+    ck_assert_int_eq(getsockopt(fd, level, name, &v, &l), 0);
+    return v;
+}
+
+static void opts_connected(pact_error *err, pact_stream *s, void *ud)
+{
+    ck_assert_ptr_null(err);
+    int fd = pact_stream_fd(s);
+    ck_assert_int_ne(sockopt(fd, IPPROTO_TCP, TCP_NODELAY), 0);
+    ck_assert_int_ne(sockopt(fd, SOL_SOCKET, SO_KEEPALIVE), 0);
+    ck_assert_int_eq(sockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE), 30);
+    pact_stream_opts off = {0};
+    ck_assert_int_eq(pact_stream_set_opts(s, &off), 0);
+    ck_assert_int_eq(sockopt(fd, IPPROTO_TCP, TCP_NODELAY), 0);
+    ck_assert_int_eq(sockopt(fd, SOL_SOCKET, SO_KEEPALIVE), 0);
+    pact_stream_destroy(s, NULL);
+    pact_tcp_server_close(ud, NULL, NULL);
+}
+
+START_TEST(socket_options)
+{
+    pact_tcp_server *srv;
+    ck_assert_int_eq(
+        pact_tcp_listen(t_loop, "127.0.0.1", 0, NULL, echo_accept, NULL, &srv),
+        0);
+    pact_stream_opts so = {.nodelay = true, .keepalive_s = 30};
+    pact_tcp_connect_opts co = {.stream = &so};
+    ck_assert_int_eq(pact_tcp_connect(t_loop, "127.0.0.1",
+                                      pact_tcp_server_port(srv), &co,
+                                      opts_connected, srv),
+                     0);
     run_ok();
 }
 END_TEST
@@ -1407,6 +1446,7 @@ Suite *suite_tcp(void)
     tcase_add_test(tc, close_all_then_free);
     tcase_add_test(tc, connect_timeout);
     tcase_add_test(tc, reuseport);
+    tcase_add_test(tc, socket_options);
     suite_add_tcase(s, tc);
     return s;
 }
