@@ -652,6 +652,11 @@ size_t pact_stream_buffered(const pact_stream *s)
     return s ? evbuffer_get_length(s->out) : 0;
 }
 
+size_t pact_stream_input(const pact_stream *s)
+{
+    return s ? evbuffer_get_length(s->in) : 0;
+}
+
 int pact_stream_fd(const pact_stream *s)
 {
     return s ? s->fd : -1;

@@ -504,6 +504,82 @@ START_TEST(slow_reader_bounded)
 }
 END_TEST
 
+/* ---- a slow consumer: reading stops at the read high-water mark ---------- */
+
+#define RHWM 16384u
+
+struct consumer {
+    pact_stream *s;
+    size_t got, max_input;
+    bool first;
+};
+
+static void first_byte(pact_error *err, pact_value *data, void *ud)
+{
+    ck_assert_ptr_null(err);
+    ck_assert_int_eq(data->u.bytes.len, 1);
+    ((struct consumer *)ud)->first = true;
+}
+
+static void consumer_accept(pact_error *err, pact_stream *s, void *ud)
+{
+    if (err)
+        return;
+    struct consumer *c = ud;
+    c->s = s;
+    pact_stream_opts o = {.read_high_water = RHWM};
+    ck_assert_int_eq(pact_stream_set_opts(s, &o), 0);
+    /* one byte is taken; the rest waits for a consumer that does not come */
+    ck_assert_int_eq(pact_stream_read_exact(s, 1, NULL, first_byte, c), 0);
+}
+
+static void drained(pact_error *err, pact_value *data, void *ud)
+{
+    ck_assert_ptr_null(err);
+    struct consumer *c = ud;
+    c->got = data->u.bytes.len;
+    pact_stream_close(c->s);
+}
+
+START_TEST(slow_consumer_bounded)
+{
+    struct consumer c = {0};
+    pact_tcp_server *srv;
+    ck_assert_int_eq(pact_tcp_listen(t_loop, "127.0.0.1", 0, NULL,
+                                     consumer_accept, &c, &srv),
+                     0);
+    int raw = raw_connect(pact_tcp_server_port(srv));
+    static char chunk[65536];
+    size_t sent = 0;
+    int stuck = 0;
+    /* the client writes until the kernel's buffers are full: the server
+     * must stop reading, not take it all */
+    while (stuck < 50 && sent < (64u << 20)) {
+        ssize_t n = send(raw, chunk, sizeof chunk, MSG_DONTWAIT);
+        if (n > 0)
+            sent += (size_t)n, stuck = 0;
+        else
+            stuck++;
+        ck_assert_int_ge(pact_loop_run(t_loop, PACT_RUN_NOWAIT), 0);
+        if (c.s && pact_stream_input(c.s) > c.max_input)
+            c.max_input = pact_stream_input(c.s);
+        if (n <= 0)
+            usleep(1000);
+    }
+    ck_assert(c.first);
+    ck_assert_uint_lt(sent, 64u << 20); /* it did push back */
+    ck_assert_uint_le(c.max_input, RHWM + 65536);
+    /* now consume: everything arrives */
+    shutdown(raw, SHUT_WR);
+    ck_assert_int_eq(pact_stream_read_exact(c.s, sent - 1, NULL, drained, &c),
+                     0);
+    pact_tcp_server_close(srv, NULL, NULL);
+    run_ok();
+    ck_assert_uint_eq(c.got, sent - 1);
+    close(raw);
+}
+END_TEST
+
 /* ---- an over-long line hurts that connection only ------------------------ */
 
 struct longl {
@@ -1447,6 +1523,7 @@ Suite *suite_tcp(void)
     tcase_add_test(tc, connect_timeout);
     tcase_add_test(tc, reuseport);
     tcase_add_test(tc, socket_options);
+    tcase_add_test(tc, slow_consumer_bounded);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -136,6 +136,10 @@ PACT_API int pact_stream_write_cb(pact_stream *s, const void *data, size_t len,
 
 /** @return the bytes in @p s's output buffer, not yet taken by the kernel. */
 PACT_API size_t pact_stream_buffered(const pact_stream *s);
+/** @return the bytes @p s has read ahead that no request has taken yet
+ *  (at most the read high-water mark plus one read of 64 KiB, or a pending
+ *  line's or delimiter's maximum). */
+PACT_API size_t pact_stream_input(const pact_stream *s);
 
 /** Stop reading (events mode, and read-ahead for requests) until
  *  pact_stream_resume. @return 0, PACT_EINVAL, PACT_ETHREAD. */
