@@ -1,6 +1,6 @@
 /* TCP servers, clients and streams (pact/tcp.h, pact/stream.h), with real
  * sockets on 127.0.0.1 and ::1: an echo server in callback, promise and
- * task style driven by one client producing one transcript; hundreds of
+ * task style driven by one client producing one transcript; a thousand
  * connections at once; peers that reset mid-read and mid-write (error
  * events, never SIGPIPE); a slow reader (the output stays bounded, drain
  * follows); an over-long line (that connection only); half-close; refused
@@ -224,7 +224,7 @@ END_TEST
 
 /* ---- many connections ---------------------------------------------------- */
 
-#define MANY 250
+#define MANY 1000
 
 struct many {
     int connected, echoed, closed;
