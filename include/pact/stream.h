@@ -85,7 +85,9 @@ typedef struct pact_stream_events {
     /** The peer ended its side (EOF); at most once. */
     void (*end)(pact_stream *s, void *ud);
     /** The stream failed (@p err borrowed: ECONNRESET, EPIPE, ETIMEDOUT,
-     *  EMSGSIZE, PACT_ECANCELED...); at most once, then close follows. */
+     *  EMSGSIZE, PACT_ECANCELED...); at most once, then close follows.
+     *  Without this callback the error is dropped (a peer's reset is not a
+     *  server's uncaught error); close still follows. */
     void (*error)(pact_stream *s, pact_error *err, void *ud);
     /** The output, which had passed the high-water mark, is empty. */
     void (*drain)(pact_stream *s, void *ud);
