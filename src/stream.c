@@ -418,6 +418,8 @@ int pact__stream_write(pact_stream *s, const void *data, size_t len)
         }
         off = n > 0 ? (size_t)n : 0;
         s->sent += off;
+        if (off && timeouts(s))
+            s->last_wr = now_ms(); /* activity, for the idle timeout */
     }
     if (off < len) {
         if (evbuffer_add(s->out, (const char *)data + off, len - off) < 0)

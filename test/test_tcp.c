@@ -1103,6 +1103,62 @@ START_TEST(timeouts)
 }
 END_TEST
 
+/* a stream that keeps writing is not idle */
+struct talker {
+    pact_stream *s;
+    int ticks;
+    pact_handle h;
+    pact_tcp_server *srv;
+    int errors;
+};
+
+static void talk(pact_error *err, void *ud)
+{
+    (void)err;
+    struct talker *t = ud;
+    if (++t->ticks == 10) { /* 200 ms, four idle timeouts, then stop */
+        T_MUST(pact_clear(t_loop, t->h));
+        pact_stream_close(t->s);
+        pact_tcp_server_close(t->srv, NULL, NULL);
+        return;
+    }
+    ck_assert_int_eq(pact_stream_write(t->s, "tick\n", 5), 1);
+}
+
+static void talker_error(pact_stream *s, pact_error *err, void *ud)
+{
+    (void)s;
+    (void)err;
+    ((struct talker *)ud)->errors++;
+}
+
+static void talker_accept(pact_error *err, pact_stream *s, void *ud)
+{
+    if (err)
+        return;
+    struct talker *t = ud;
+    t->s = s;
+    pact_stream_events ev = {.error = talker_error};
+    ck_assert_int_eq(pact_stream_on(s, &ev, t), 0);
+    T_MUST(pact_interval(t_loop, 20, talk, t, &t->h));
+}
+
+START_TEST(writing_is_not_idle)
+{
+    struct talker t = {0};
+    pact_stream_opts idle = {.idle_timeout_ms = 50};
+    pact_tcp_listen_opts lo = {.stream = &idle};
+    ck_assert_int_eq(
+        pact_tcp_listen(t_loop, "127.0.0.1", 0, &lo, talker_accept, &t, &t.srv),
+        0);
+    int raw = raw_connect(pact_tcp_server_port(t.srv));
+    run_ok();
+    ck_assert_int_eq(t.ticks, 10);
+    ck_assert_int_eq(t.errors, 0);
+    close(raw);
+}
+END_TEST
+
 /* ---- Unix sockets, the connection limit, the stream's token ---------------
  */
 
@@ -1524,6 +1580,7 @@ Suite *suite_tcp(void)
     tcase_add_test(tc, reuseport);
     tcase_add_test(tc, socket_options);
     tcase_add_test(tc, slow_consumer_bounded);
+    tcase_add_test(tc, writing_is_not_idle);
     suite_add_tcase(s, tc);
     return s;
 }
