@@ -1,8 +1,8 @@
 /* A connected stream (pact/stream.h): its two raw events, reading (one recv
  * per readable event), writing (one send at once when nothing is queued,
  * sendmsg of the queued evbuffer when the socket is writable again), the
- * back-pressure both ways, the timeouts, and its end. tcp_internal.h has
- * the design.
+ * back-pressure both ways, and its end (stream_timer.c has the timeouts).
+ * tcp_internal.h has the design.
  *
  * A stream's memory lives until it is dead (socket closed), its final
  * events were delivered, and the program let go of it (a close callback
@@ -23,11 +23,6 @@
 
 #define DEFAULT_HWM 65536
 
-static uint64_t now_ms(void)
-{
-    return pact__now_ns() / 1000000;
-}
-
 pact_error *pact__sock_error(int rc, const char *what)
 {
     pact_error *e = PACT_ERROR(rc, "%s: %s", what, pact_strerror(rc));
@@ -36,8 +31,8 @@ pact_error *pact__sock_error(int rc, const char *what)
 
 /* ---- events on and off (counted as the loop's own) ----------------------- */
 
-static void ev_on(pact_stream *s, struct event *ev, bool *on,
-                  const struct timeval *tv)
+void pact__stream_ev_on(pact_stream *s, struct event *ev, bool *on,
+                        const struct timeval *tv)
 {
     if (*on && !tv)
         return;
@@ -48,7 +43,7 @@ static void ev_on(pact_stream *s, struct event *ev, bool *on,
     *on = true;
 }
 
-static void ev_off(pact_stream *s, struct event *ev, bool *on)
+void pact__stream_ev_off(pact_stream *s, struct event *ev, bool *on)
 {
     if (!*on)
         return;
@@ -59,19 +54,13 @@ static void ev_off(pact_stream *s, struct event *ev, bool *on)
 
 /* ---- the end of a stream ------------------------------------------------- */
 
-static bool timeouts(const pact_stream *s)
-{
-    return s->o.idle_timeout_ms || s->o.read_timeout_ms ||
-           s->o.write_timeout_ms;
-}
-
 /* Close the socket and stop everything; the final events are not sent. */
 static void kill_io(pact_stream *s, pact_error *why)
 {
     s->flags |= S_DEAD;
-    ev_off(s, s->rev, &s->rd_on);
-    ev_off(s, s->wev, &s->wr_on);
-    ev_off(s, s->tev, &s->tm_on);
+    pact__stream_ev_off(s, s->rev, &s->rd_on);
+    pact__stream_ev_off(s, s->wev, &s->wr_on);
+    pact__stream_ev_off(s, s->tev, &s->tm_on);
     if (s->fd >= 0)
         close(s->fd);
     s->fd = -1;
@@ -98,7 +87,7 @@ static void stream_free(pact_stream *s)
 }
 
 /* Freed once dead, told, let go of, and off the stack. */
-static void maybe_free(pact_stream *s)
+void pact__stream_maybe_free(pact_stream *s)
 {
     if ((s->flags & S_FREE_LATER) && !s->in_cb)
         stream_free(s);
@@ -121,7 +110,7 @@ static void emit_final(pact_stream *s, pact_error *err)
     s->flags |= S_TOLD;
     if (s->flags & S_LET_GO)
         s->flags |= S_FREE_LATER;
-    maybe_free(s);
+    pact__stream_maybe_free(s);
 }
 
 static void fin_run(struct due *d)
@@ -137,7 +126,7 @@ static void fin_drop(struct due *d)
 {
     pact_stream *s = pact__list_entry(d, pact_stream, fin);
     s->flags |= S_TOLD | S_LET_GO | S_FREE_LATER;
-    maybe_free(s);
+    pact__stream_maybe_free(s);
 }
 
 void pact__stream_kill(pact_stream *s, pact_error *err)
@@ -163,7 +152,7 @@ static void let_go(pact_stream *s)
     s->flags |= S_LET_GO;
     if (s->flags & S_TOLD)
         s->flags |= S_FREE_LATER;
-    maybe_free(s);
+    pact__stream_maybe_free(s);
 }
 
 static bool op_stop(struct pact__op *op)
@@ -182,7 +171,7 @@ static void op_drop(struct pact__op *op)
 {
     pact_stream *s = pact__list_entry(op, pact_stream, op);
     s->flags |= S_TOLD | S_LET_GO | S_FREE_LATER;
-    maybe_free(s);
+    pact__stream_maybe_free(s);
 }
 
 /* The peer's address as text into @p name (for print_pending: a system
@@ -246,9 +235,9 @@ static bool wants_read(const pact_stream *s)
 void pact__stream_update(pact_stream *s)
 {
     if (wants_read(s))
-        ev_on(s, s->rev, &s->rd_on, NULL);
+        pact__stream_ev_on(s, s->rev, &s->rd_on, NULL);
     else
-        ev_off(s, s->rev, &s->rd_on);
+        pact__stream_ev_off(s, s->rev, &s->rd_on);
 }
 
 /* Both sides done: the stream closes (its input consumed). */
@@ -282,8 +271,8 @@ static void do_read(pact_stream *s)
     errno = 0;
     ssize_t n = recv(s->fd, buf, PACT__RBUF, 0);
     if (n > 0) {
-        if (timeouts(s))
-            s->last_rd = now_ms();
+        if (pact__stream_timeouts(s))
+            s->last_rd = pact__now_ms();
         if (s->ev.data) {
             s->ev.data(s, buf, (size_t)n, s->ud);
             return;
@@ -303,28 +292,12 @@ static void do_read(pact_stream *s)
     }
 }
 
-/* pact's own libevent callbacks: drained after, as io.c's. */
-#define OWN_CALLBACK(s, body)                                                  \
-    do {                                                                       \
-        pact_loop *loop_ = (s)->loop;                                          \
-        bool was_ = pact__own_begin(loop_);                                    \
-        pact__step_begin(loop_, PACT_STEP_POLL, (void (*)(void))(s)->ev.data,  \
-                         (s)->ud);                                             \
-        (s)->in_cb++;                                                          \
-        body;                                                                  \
-        (s)->in_cb--;                                                          \
-        pact__step_end(loop_);                                                 \
-        maybe_free(s);                                                         \
-        pact__drain(loop_);                                                    \
-        pact__own_end(loop_, was_);                                            \
-    } while (0)
-
 static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     pact_stream *s = arg;
-    OWN_CALLBACK(s, do_read(s));
+    PACT__OWN_CALLBACK(s, do_read(s));
 }
 
 /* ---- writing ------------------------------------------------------------- */
@@ -354,8 +327,8 @@ static int flush(pact_stream *s)
         }
         evbuffer_drain(s->out, (size_t)n);
         s->sent += (uint64_t)n;
-        if (timeouts(s))
-            s->last_wr = now_ms();
+        if (pact__stream_timeouts(s))
+            s->last_wr = pact__now_ms();
     }
     return 0;
 }
@@ -363,7 +336,7 @@ static int flush(pact_stream *s)
 /* The output is empty: what waited for that. */
 static void flushed(pact_stream *s)
 {
-    ev_off(s, s->wev, &s->wr_on);
+    pact__stream_ev_off(s, s->wev, &s->wr_on);
     if (s->flags & S_ENDING)
         shut(s);
     pact__write_reqs_done(s);
@@ -398,7 +371,7 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     pact_stream *s = arg;
-    OWN_CALLBACK(s, do_write(s));
+    PACT__OWN_CALLBACK(s, do_write(s));
 }
 
 int pact__stream_write(pact_stream *s, const void *data, size_t len)
@@ -418,15 +391,15 @@ int pact__stream_write(pact_stream *s, const void *data, size_t len)
         }
         off = n > 0 ? (size_t)n : 0;
         s->sent += off;
-        if (off && timeouts(s))
-            s->last_wr = now_ms(); /* activity, for the idle timeout */
+        if (off && pact__stream_timeouts(s))
+            s->last_wr = pact__now_ms(); /* activity, for the idle timeout */
     }
     if (off < len) {
         if (evbuffer_add(s->out, (const char *)data + off, len - off) < 0)
             return PACT_ENOMEM;
-        if (timeouts(s) && !s->wr_on)
-            s->last_wr = now_ms();
-        ev_on(s, s->wev, &s->wr_on, NULL);
+        if (pact__stream_timeouts(s) && !s->wr_on)
+            s->last_wr = pact__now_ms();
+        pact__stream_ev_on(s, s->wev, &s->wr_on, NULL);
     }
     s->queued += len;
     if (evbuffer_get_length(s->out) >= s->o.high_water) {
@@ -434,95 +407,6 @@ int pact__stream_write(pact_stream *s, const void *data, size_t len)
         return 0;
     }
     return 1;
-}
-
-/* ---- the timeouts -------------------------------------------------------- */
-
-static bool waits_input(const pact_stream *s)
-{
-    return s->rd_on && (s->ev.data || s->rreq);
-}
-
-/* The earliest time a timeout could pass, or 0 (none armed). */
-static uint64_t next_check(const pact_stream *s, const char **why)
-{
-    uint64_t at = 0;
-    const pact_stream_opts *o = &s->o;
-    uint64_t last = s->last_rd > s->last_wr ? s->last_rd : s->last_wr;
-    if (o->idle_timeout_ms) {
-        at = last + o->idle_timeout_ms;
-        *why = "idle timeout";
-    }
-    if (o->read_timeout_ms && waits_input(s) &&
-        (!at || s->last_rd + o->read_timeout_ms < at)) {
-        at = s->last_rd + o->read_timeout_ms;
-        *why = "read timeout";
-    }
-    if (o->write_timeout_ms && evbuffer_get_length(s->out) &&
-        (!at || s->last_wr + o->write_timeout_ms < at)) {
-        at = s->last_wr + o->write_timeout_ms;
-        *why = "write timeout";
-    }
-    return at;
-}
-
-/* The shortest timeout set (0: none). */
-static uint64_t shortest(const pact_stream_opts *o)
-{
-    uint64_t v[3] = {o->idle_timeout_ms, o->read_timeout_ms,
-                     o->write_timeout_ms};
-    uint64_t m = 0;
-    for (int i = 0; i < 3; i++)
-        if (v[i] && (!m || v[i] < m))
-            m = v[i];
-    return m;
-}
-
-/* Check again at the earliest deadline, and at least every shortest
- * timeout (capped at a second): a wait that begins meanwhile (a read
- * request, buffered output) is then seen at most that late. */
-static void arm_timer(pact_stream *s, uint64_t now)
-{
-    const char *why;
-    uint64_t at = next_check(s, &why), every = shortest(&s->o);
-    if (!every || (s->flags & S_DEAD)) {
-        ev_off(s, s->tev, &s->tm_on);
-        return;
-    }
-    if (every > 1000)
-        every = 1000;
-    uint64_t ms = !at ? every : at > now ? at - now : 0;
-    if (ms > every)
-        ms = every;
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
-    ev_on(s, s->tev, &s->tm_on, &tv);
-}
-
-/* A wait for input begins: the read timeout counts from now. */
-void pact__stream_read_clock(pact_stream *s)
-{
-    if (s->o.read_timeout_ms && !waits_input(s))
-        s->last_rd = now_ms();
-}
-
-static void check_timeouts(pact_stream *s)
-{
-    s->tm_on = false; /* a fired timer is no longer added */
-    pact__own_event_removed(s->loop);
-    const char *why = NULL;
-    uint64_t now = now_ms(), at = next_check(s, &why);
-    if (at && at <= now)
-        pact__stream_kill(s, PACT_ERROR(PACT_ETIMEDOUT, "%s", why));
-    else
-        arm_timer(s, now);
-}
-
-static void on_timer(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    pact_stream *s = arg;
-    OWN_CALLBACK(s, check_timeouts(s));
 }
 
 /* ---- making one ---------------------------------------------------------- */
@@ -553,10 +437,10 @@ static int apply_opts(pact_stream *s, const pact_stream_opts *o)
         s->nodelay = nd;
         s->keepalive = ka;
     }
-    if (timeouts(s)) {
-        uint64_t now = now_ms();
+    if (pact__stream_timeouts(s)) {
+        uint64_t now = pact__now_ms();
         s->last_rd = s->last_wr = now;
-        arm_timer(s, now);
+        pact__stream_arm_timer(s, now);
     }
     return rc;
 }
@@ -580,7 +464,7 @@ pact_stream *pact__stream_new(struct tcp_svc *svc, int fd, int family,
     s->out = evbuffer_new();
     s->rev = event_new(b, fd, EV_READ | EV_PERSIST, on_readable, s);
     s->wev = event_new(b, fd, EV_WRITE | EV_PERSIST, on_writable, s);
-    s->tev = evtimer_new(b, on_timer, s);
+    s->tev = evtimer_new(b, pact__stream_on_timer, s);
     static const pact_stream_opts none;
     if (!s->in || !s->out || !s->rev || !s->wev || !s->tev ||
         pact__op_start(svc->loop, &s->op, &stream_type, abort, PACT__OP_REF) <

@@ -1,5 +1,6 @@
 /* Private to the sockets: stream.c (a connected stream: reading, writing,
- * events, back-pressure, timeouts, its end), stream_read.c (read requests,
+ * events, back-pressure, its end), stream_timer.c (its timeouts),
+ * stream_read.c (read requests,
  * writes with a callback, the promise twins), tcp.c (servers, accept, the
  * service's per-loop state) and connect.c (connects, name resolution).
  *
@@ -20,6 +21,7 @@
 #error "tcp_internal.h is layer 5 (services): a lower layer must not include it"
 #endif
 
+#include <event2/util.h> /* evutil_socket_t */
 #include <sys/socket.h>
 
 #include "internal.h"
@@ -119,6 +121,46 @@ void pact__stream_read_clock(pact_stream *s);
 void pact__stream_release(pact_stream *s);
 /* The error for code @p rc of a socket call named @p what. */
 pact_error *pact__sock_error(int rc, const char *what);
+
+/* Add @p ev (with @p tv, or again with a new one) / delete it, keeping the
+ * loop's count of its own events. */
+void pact__stream_ev_on(pact_stream *s, struct event *ev, bool *on,
+                        const struct timeval *tv);
+void pact__stream_ev_off(pact_stream *s, struct event *ev, bool *on);
+/* Free @p s if it is dead, told, let go of, and off the stack. */
+void pact__stream_maybe_free(pact_stream *s);
+
+/* pact's own libevent callbacks: drained after, as io.c's. */
+#define PACT__OWN_CALLBACK(s, body)                                            \
+    do {                                                                       \
+        pact_loop *loop_ = (s)->loop;                                          \
+        bool was_ = pact__own_begin(loop_);                                    \
+        pact__step_begin(loop_, PACT_STEP_POLL, (void (*)(void))(s)->ev.data,  \
+                         (s)->ud);                                             \
+        (s)->in_cb++;                                                          \
+        body;                                                                  \
+        (s)->in_cb--;                                                          \
+        pact__step_end(loop_);                                                 \
+        pact__stream_maybe_free(s);                                            \
+        pact__drain(loop_);                                                    \
+        pact__own_end(loop_, was_);                                            \
+    } while (0)
+
+static inline uint64_t pact__now_ms(void)
+{
+    return pact__now_ns() / 1000000;
+}
+
+/* stream_timer.c */
+static inline bool pact__stream_timeouts(const pact_stream *s)
+{
+    return s->o.idle_timeout_ms || s->o.read_timeout_ms ||
+           s->o.write_timeout_ms;
+}
+/* (Re)arm the timer for the next check, or stop it. */
+void pact__stream_arm_timer(pact_stream *s, uint64_t now);
+/* The timer's libevent callback. */
+void pact__stream_on_timer(evutil_socket_t fd, short what, void *arg);
 
 /* stream_read.c */
 /* @p n bytes just read at @p buf, with no input buffered: a pending
