@@ -83,8 +83,12 @@ must_not 3 task_internal.h pact/group.h
 must_not 3 task_internal.h pact/scope.h
 must_not 3 task_internal.h scope_internal.h
 must_not 2 promise_internal.h pact/group.h
+must_not 3 task_internal.h pact/tcp.h
+must_not 3 task_internal.h pact/stream.h
+must_not 3 task_internal.h tcp_internal.h
 # the services: everything below
 must 5 pool_internal.h fs_internal.h
+must 5 tcp_internal.h promise_internal.h pool_internal.h
 must 5 worker_internal.h task_internal.h
 must 5 pact.h internal.h
 must 5 scope_internal.h pool_internal.h

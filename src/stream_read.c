@@ -1,0 +1,544 @@
+/* A stream's requests (pact/stream.h): the read requests (some, a line,
+ * exactly n bytes, up to a delimiter) served from the input buffer, the
+ * writes with a callback (done once the kernel has taken their bytes), and
+ * the promise twins of both. Each request is a pending-operation record:
+ * an abort token or pact_loop_close_all cancels it, and a stream destroyed
+ * under it fails it with the stream's error; its callback runs once, on a
+ * later tick. */
+#include <event2/buffer.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "promise_internal.h"
+#include "tcp_internal.h"
+
+#define DEFAULT_MAX 65536
+
+enum rkind { RD_SOME, RD_LINE, RD_EXACT, RD_UNTIL };
+
+struct read_req {
+    struct pact__op op;
+    struct due due;
+    pact_stream *s; /* while pending */
+    int kind;
+    size_t n, max;
+    unsigned char delim[16];
+    size_t dlen;
+    pact_stream_read_cb cb;
+    void *ud;
+    pact_fn ud_drop; /* a twin's deferred */
+    pact_error *err;
+    pact_value v;
+};
+
+struct write_req {
+    struct pact__op op;
+    struct due due;
+    struct pact__list node; /* s->wreq while pending */
+    uint64_t end;           /* done when s->sent reaches it */
+    bool shut_wait;         /* and the side is shut (pact_stream_end_p) */
+    pact_cb cb;
+    void *ud;
+    pact_fn ud_drop;
+    pact_error *err;
+};
+
+/* ---- read requests ------------------------------------------------------- */
+
+static void read_run(struct due *d)
+{
+    struct read_req *r = pact__list_entry(d, struct read_req, due);
+    r->cb(r->err, r->err ? NULL : &r->v, r->ud);
+    pact_value_release(&r->v);
+    pact_error_unref(r->err);
+    free(r);
+}
+
+static void read_drop(struct due *d)
+{
+    struct read_req *r = pact__list_entry(d, struct read_req, due);
+    if (r->ud_drop)
+        r->ud_drop(r->ud);
+    pact_value_release(&r->v);
+    pact_error_unref(r->err);
+    free(r);
+}
+
+/* @p r is done with @p err (taken) or @p v (taken): its call is due. */
+static void read_done(pact_stream *s, struct read_req *r, pact_error *err,
+                      pact_value v)
+{
+    pact_error *e;
+    bool mine = pact__op_end(&r->op, &e);
+    assert(mine && !e); /* a cancelled one left s->rreq */
+    (void)mine;
+    s->rreq = NULL;
+    r->s = NULL;
+    r->err = err;
+    r->v = v;
+    /* a twin settles its deferred at once (its reactions are a microtask
+     * away anyway); a callback is called on a later tick */
+    if (r->ud_drop)
+        read_run(&r->due);
+    else
+        pact__tcp_due(s->svc, &r->due);
+}
+
+bool pact__read_direct(pact_stream *s, const void *buf, size_t n)
+{
+    struct read_req *r = s->rreq;
+    if (!r || r->kind != RD_SOME || evbuffer_get_length(s->in))
+        return false;
+    size_t k = r->max && r->max < n ? r->max : n;
+    unsigned char *b = malloc(k + 1);
+    if (!b)
+        return false;
+    if (k < n && evbuffer_add(s->in, (const char *)buf + k, n - k) < 0) {
+        free(b);
+        return false;
+    }
+    memcpy(b, buf, k);
+    b[k] = '\0';
+    read_done(s, r, NULL, pact_bytes(b, k));
+    return true;
+}
+
+/* Take @p n bytes of input (then drop @p skip more) as bytes. */
+static pact_value take(pact_stream *s, size_t n, size_t skip, bool line)
+{
+    unsigned char *buf = malloc(n + 1);
+    if (!buf)
+        return pact_throw(pact__enomem());
+    evbuffer_remove(s->in, buf, n);
+    evbuffer_drain(s->in, skip);
+    if (line && n && buf[n - 1] == '\r')
+        n--;
+    buf[n] = '\0';
+    return pact_bytes(buf, n);
+}
+
+/* Where @p r's delimiter ends in the input, or 0 (not there). */
+static size_t find(pact_stream *s, const struct read_req *r)
+{
+    const char *d = r->kind == RD_LINE ? "\n" : (const char *)r->delim;
+    size_t dl = r->kind == RD_LINE ? 1 : r->dlen;
+    struct evbuffer_ptr p = evbuffer_search(s->in, d, dl, NULL);
+    return p.pos < 0 ? 0 : (size_t)p.pos + dl;
+}
+
+void pact__read_try(pact_stream *s)
+{
+    struct read_req *r = s->rreq;
+    if (!r)
+        return;
+    size_t len = evbuffer_get_length(s->in), end = 0;
+    bool over = false;
+    switch (r->kind) {
+    case RD_SOME:
+        end = len < r->max || !r->max ? len : r->max;
+        break;
+    case RD_EXACT:
+        end = len >= r->n ? r->n : 0;
+        break;
+    default: /* a line, or up to a delimiter */
+        end = find(s, r);
+        over = end ? end - (r->kind == RD_LINE) > r->max : len >= r->max;
+        break;
+    }
+    if (over) {
+        pact_error *err = PACT_ERROR(
+            PACT_EMSGSIZE, "over %zu bytes without the delimiter", r->max);
+        err = err ? err : pact__enomem();
+        read_done(s, r, pact_error_ref(err), pact_nothing());
+        pact__stream_kill(s, err);
+        return;
+    }
+    if (end) {
+        size_t skip = r->kind == RD_LINE;
+        pact_value v = take(s, end - skip, skip, r->kind == RD_LINE);
+        pact_error *err = v.kind == PACT_ERROR ? v.u.error : NULL;
+        read_done(s, r, err, err ? pact_nothing() : v);
+    } else if (s->flags & (S_EOF | S_DEAD)) {
+        if (r->kind == RD_LINE && len)
+            read_done(s, r, NULL, take(s, len, 0, true));
+        else
+            read_done(s, r, PACT_ERROR(PACT_EOF, "the peer ended the stream"),
+                      pact_nothing());
+    }
+}
+
+static bool read_stop(struct pact__op *op)
+{
+    struct read_req *r = pact__list_entry(op, struct read_req, op);
+    pact_stream *s = r->s;
+    if (s) {
+        s->rreq = NULL;
+        r->s = NULL;
+        pact__stream_update(s);
+    }
+    return true;
+}
+
+static void read_fail(struct pact__op *op, pact_error *err)
+{
+    struct read_req *r = pact__list_entry(op, struct read_req, op);
+    r->cb(err, NULL, r->ud);
+    pact_value_release(&r->v);
+    free(r);
+}
+
+static void read_op_drop(struct pact__op *op)
+{
+    read_drop(&pact__list_entry(op, struct read_req, op)->due);
+}
+
+static void read_describe(const struct pact__op *op, char *buf, size_t len)
+{
+    const struct read_req *r = pact__list_entry(op, const struct read_req, op);
+    static const char *const kinds[] = {"some bytes", "a line", "n bytes",
+                                        "a delimiter"};
+    char call[160];
+    pact__describe_call(call, sizeof call, (void (*)(void))r->cb, r->ud);
+    snprintf(buf, len, "stream fd %d: reads %s, calls %s", r->s ? r->s->fd : -1,
+             kinds[r->kind], call);
+}
+
+static const struct pact__op_type read_type = {
+    .what = "stream read",
+    .stop = read_stop,
+    .fail = read_fail,
+    .drop = read_op_drop,
+    .describe = read_describe,
+};
+
+struct rspec {
+    int kind;
+    size_t n;
+    const void *delim;
+    size_t dlen;
+    const pact_read_opts *opts;
+};
+
+static int read_start(pact_stream *s, const struct rspec *sp,
+                      pact_stream_read_cb cb, void *ud, pact_fn ud_drop,
+                      const char *fn)
+{
+    if (!s)
+        return pact__misuse(fn, PACT_EINVAL, "s is NULL");
+    PACT_CHECK_THREAD(s->loop, fn);
+    PACT_CHECK_ARG(cb, fn);
+    PACT_CHECK_ARG(!s->ev.data, fn);
+    PACT_CHECK_ARG(sp->kind != RD_UNTIL || (sp->dlen && sp->dlen <= 16), fn);
+    if (s->rreq)
+        return PACT_EBUSY;
+    struct read_req *r = calloc(1, sizeof *r);
+    if (!r)
+        return PACT_ENOMEM;
+    r->kind = sp->kind;
+    r->n = sp->n;
+    r->max = sp->opts && sp->opts->max ? sp->opts->max : 0;
+    if (!r->max && sp->kind != RD_SOME)
+        r->max = DEFAULT_MAX;
+    if (sp->dlen)
+        memcpy(r->delim, sp->delim, sp->dlen);
+    r->dlen = sp->dlen;
+    r->cb = cb;
+    r->ud = ud;
+    r->ud_drop = ud_drop;
+    r->due.run = read_run;
+    r->due.drop = read_drop;
+    pact__list_init(&r->due.node);
+    int rc = pact__op_start(s->loop, &r->op, &read_type,
+                            sp->opts ? sp->opts->abort : NULL, 0);
+    if (rc < 0) {
+        free(r);
+        return rc;
+    }
+    if (r->op.state != PACT__OP_PENDING)
+        return 0; /* aborted already: its cancellation is due */
+    pact__stream_read_clock(s);
+    r->s = s;
+    s->rreq = r;
+    s->flags |= S_STARTED;
+    pact__read_try(s);
+    pact__stream_update(s);
+    return 0;
+}
+
+int pact_stream_read_some(pact_stream *s, const pact_read_opts *opts,
+                          pact_stream_read_cb cb, void *ud)
+{
+    struct rspec sp = {RD_SOME, 0, NULL, 0, opts};
+    return read_start(s, &sp, cb, ud, NULL, "pact_stream_read_some");
+}
+
+int pact_stream_read_line(pact_stream *s, const pact_read_opts *opts,
+                          pact_stream_read_cb cb, void *ud)
+{
+    struct rspec sp = {RD_LINE, 0, NULL, 0, opts};
+    return read_start(s, &sp, cb, ud, NULL, "pact_stream_read_line");
+}
+
+int pact_stream_read_exact(pact_stream *s, size_t n, const pact_read_opts *opts,
+                           pact_stream_read_cb cb, void *ud)
+{
+    struct rspec sp = {RD_EXACT, n, NULL, 0, opts};
+    return read_start(s, &sp, cb, ud, NULL, "pact_stream_read_exact");
+}
+
+int pact_stream_read_until(pact_stream *s, const void *delim, size_t dlen,
+                           const pact_read_opts *opts, pact_stream_read_cb cb,
+                           void *ud)
+{
+    PACT_CHECK_ARG(delim, "pact_stream_read_until");
+    struct rspec sp = {RD_UNTIL, 0, delim, dlen, opts};
+    return read_start(s, &sp, cb, ud, NULL, "pact_stream_read_until");
+}
+
+/* ---- writes with a callback ---------------------------------------------- */
+
+static void write_run(struct due *d)
+{
+    struct write_req *w = pact__list_entry(d, struct write_req, due);
+    if (w->cb)
+        w->cb(w->err, w->ud);
+    pact_error_unref(w->err);
+    free(w);
+}
+
+static void write_drop(struct due *d)
+{
+    struct write_req *w = pact__list_entry(d, struct write_req, due);
+    if (w->ud_drop)
+        w->ud_drop(w->ud);
+    pact_error_unref(w->err);
+    free(w);
+}
+
+void pact__write_reqs_done(pact_stream *s)
+{
+    struct pact__list *n;
+    while ((n = pact__list_first(&s->wreq))) {
+        struct write_req *w = pact__list_entry(n, struct write_req, node);
+        if (s->sent < w->end || (w->shut_wait && !(s->flags & S_SHUT)))
+            return;
+        pact__list_remove(n);
+        pact_error *e;
+        bool mine = pact__op_end(&w->op, &e);
+        assert(mine && !e);
+        (void)mine;
+        if (w->ud_drop) /* a twin: settled at once, as a read's */
+            write_run(&w->due);
+        else
+            pact__tcp_due(s->svc, &w->due);
+    }
+}
+
+static bool write_stop(struct pact__op *op)
+{
+    struct write_req *w = pact__list_entry(op, struct write_req, op);
+    pact__list_remove(&w->node);
+    return true;
+}
+
+static void write_fail(struct pact__op *op, pact_error *err)
+{
+    struct write_req *w = pact__list_entry(op, struct write_req, op);
+    if (w->cb)
+        w->cb(err, w->ud);
+    free(w);
+}
+
+static void write_op_drop(struct pact__op *op)
+{
+    write_drop(&pact__list_entry(op, struct write_req, op)->due);
+}
+
+static const struct pact__op_type write_type = {
+    .what = "stream write",
+    .stop = write_stop,
+    .fail = write_fail,
+    .drop = write_op_drop,
+};
+
+static int write_start(pact_stream *s, const void *data, size_t len, bool end,
+                       pact_cb cb, void *ud, pact_fn ud_drop, const char *fn)
+{
+    if (!s)
+        return pact__misuse(fn, PACT_EINVAL, "s is NULL");
+    PACT_CHECK_THREAD(s->loop, fn);
+    PACT_CHECK_ARG(data || !len, fn);
+    struct write_req *w = calloc(1, sizeof *w);
+    if (!w)
+        return PACT_ENOMEM;
+    w->cb = cb;
+    w->ud = ud;
+    w->ud_drop = ud_drop;
+    w->shut_wait = end;
+    w->due.run = write_run;
+    w->due.drop = write_drop;
+    pact__list_init(&w->due.node);
+    int rc = pact__op_start(s->loop, &w->op, &write_type, NULL, 0);
+    if (rc < 0) {
+        free(w);
+        return rc;
+    }
+    if (!end) {
+        rc = pact__stream_write(s, data, len);
+        if (rc < 0) {
+            pact_error *e;
+            pact__op_end(&w->op, &e);
+            free(w);
+            return rc;
+        }
+    }
+    w->end = s->queued;
+    pact__list_push_back(&s->wreq, &w->node);
+    if (s->flags & S_DEAD) /* only an end finds it so */
+        pact__op_cancel(&w->op, PACT_ERROR(PACT_EPIPE, "the stream is closed"));
+    else if (end)
+        pact__stream_end(s); /* EALREADY: it waits all the same */
+    pact__write_reqs_done(s);
+    return rc;
+}
+
+int pact_stream_write_cb(pact_stream *s, const void *data, size_t len,
+                         pact_cb cb, void *ud)
+{
+    return write_start(s, data, len, false, cb, ud, NULL,
+                       "pact_stream_write_cb");
+}
+
+/* ---- a destroyed stream's requests --------------------------------------- */
+
+void pact__stream_fail_reqs(pact_stream *s, pact_error *why)
+{
+    pact_error *err = why ? pact_error_ref(why)
+                      : s->flags & S_EOF
+                          ? PACT_ERROR(PACT_EOF, "the peer ended the stream")
+                          : PACT_ERROR(PACT_ECANCELED, "the stream was closed");
+    if (s->rreq) {
+        struct read_req *r = s->rreq;
+        pact__op_cancel(&r->op, pact_error_ref(err)); /* takes it off */
+    }
+    struct pact__list *n;
+    while ((n = pact__list_first(&s->wreq))) {
+        struct write_req *w = pact__list_entry(n, struct write_req, node);
+        pact__op_cancel(&w->op, pact_error_ref(err)); /* unlinks it */
+        if (pact__list_first(&s->wreq) == n)
+            pact__list_remove(n); /* not pending: cannot happen */
+    }
+    pact_error_unref(err);
+}
+
+/* ---- the promise twins --------------------------------------------------- */
+
+static void unref_deferred(void *d)
+{
+    pact_deferred_unref(d);
+}
+
+static void settle_read(pact_error *err, pact_value *data, void *d)
+{
+    if (err) {
+        pact_deferred_reject(d, pact_error_ref(err));
+    } else {
+        pact_deferred_resolve(d, *data); /* moved */
+        *data = pact_nothing();
+    }
+    pact_deferred_unref(d);
+}
+
+struct read_args {
+    pact_stream *s;
+    struct rspec sp;
+    const char *fn;
+};
+
+static int start_read(pact_loop *loop, void *args, pact_deferred *d)
+{
+    (void)loop;
+    struct read_args *a = args;
+    return read_start(a->s, &a->sp, settle_read, d, unref_deferred, a->fn);
+}
+
+static pact_promise *read_twin(pact_stream *s, struct rspec sp, const char *fn)
+{
+    if (!s) {
+        pact__misuse(fn, PACT_EINVAL, "s is NULL");
+        return NULL;
+    }
+    struct read_args a = {s, sp, fn};
+    return pact__promisify(s->loop, start_read, &a, fn);
+}
+
+pact_promise *pact_stream_read_some_p(pact_stream *s,
+                                      const pact_read_opts *opts)
+{
+    struct rspec sp = {RD_SOME, 0, NULL, 0, opts};
+    return read_twin(s, sp, "pact_stream_read_some_p");
+}
+
+pact_promise *pact_stream_read_line_p(pact_stream *s,
+                                      const pact_read_opts *opts)
+{
+    struct rspec sp = {RD_LINE, 0, NULL, 0, opts};
+    return read_twin(s, sp, "pact_stream_read_line_p");
+}
+
+pact_promise *pact_stream_read_exact_p(pact_stream *s, size_t n,
+                                       const pact_read_opts *opts)
+{
+    struct rspec sp = {RD_EXACT, n, NULL, 0, opts};
+    return read_twin(s, sp, "pact_stream_read_exact_p");
+}
+
+pact_promise *pact_stream_read_until_p(pact_stream *s, const void *delim,
+                                       size_t dlen, const pact_read_opts *opts)
+{
+    struct rspec sp = {RD_UNTIL, 0, delim, dlen, opts};
+    if (!delim) {
+        pact__misuse("pact_stream_read_until_p", PACT_EINVAL, "delim is NULL");
+        return NULL;
+    }
+    return read_twin(s, sp, "pact_stream_read_until_p");
+}
+
+struct write_args {
+    pact_stream *s;
+    const void *data;
+    size_t len;
+    bool end;
+    const char *fn;
+};
+
+static int start_write(pact_loop *loop, void *args, pact_deferred *d)
+{
+    (void)loop;
+    struct write_args *a = args;
+    int rc = write_start(a->s, a->data, a->len, a->end, pact_deferred_cb, d,
+                         unref_deferred, a->fn);
+    return rc > 0 ? 0 : rc;
+}
+
+static pact_promise *write_twin(struct write_args *a)
+{
+    if (!a->s) {
+        pact__misuse(a->fn, PACT_EINVAL, "s is NULL");
+        return NULL;
+    }
+    return pact__promisify(a->s->loop, start_write, a, a->fn);
+}
+
+pact_promise *pact_stream_write_p(pact_stream *s, const void *data, size_t len)
+{
+    struct write_args a = {s, data, len, false, "pact_stream_write_p"};
+    return write_twin(&a);
+}
+
+pact_promise *pact_stream_end_p(pact_stream *s)
+{
+    struct write_args a = {s, NULL, 0, true, "pact_stream_end_p"};
+    return write_twin(&a);
+}

@@ -1,0 +1,187 @@
+/* Private to the sockets: stream.c (a connected stream: reading, writing,
+ * events, back-pressure, its end), stream_timer.c (its timeouts),
+ * stream_read.c (read requests, writes with a callback, the promise
+ * twins), tcp.c (servers, accept, the service's per-loop state) and
+ * connect.c (connects, name resolution).
+ *
+ * Each stream watches its socket with two raw libevent events (read:
+ * persistent, added while the stream wants input; write: added only while
+ * the kernel refused output), with evbuffers only as buffers: a readable
+ * event costs one recv, a write one send when nothing is queued, so an echo
+ * costs about two system calls a message (bufferevent makes five).
+ *
+ * What must not run inside the call that caused it (a stream's error and
+ * close events, a request's completion) is queued on the service's due
+ * list, which one reserved tick per loop delivers: delivering never fails
+ * for want of memory. */
+#ifndef PACT_TCP_INTERNAL_H
+#define PACT_TCP_INTERNAL_H
+
+#if defined(PACT__LAYER) && PACT__LAYER < 5
+#error "tcp_internal.h is layer 5 (services): a lower layer must not include it"
+#endif
+
+#include <event2/util.h> /* evutil_socket_t */
+#include <sys/socket.h>
+
+#include "internal.h"
+#include "pact/tcp.h"
+
+struct evbuffer;
+
+/* Something to run on the service's next tick. */
+struct due {
+    struct pact__list node; /* svc->due while queued */
+    void (*run)(struct due *d);
+    /* pact_loop_free before it ran: release without calling back */
+    void (*drop)(struct due *d);
+};
+
+/* The per-loop state (PACT__SVC_TCP). */
+struct tcp_svc {
+    pact_loop *loop;
+    struct pact__list streams; /* every stream not yet freed */
+    struct pact__list servers; /* every server not yet freed */
+    struct pact__list due;     /* struct due, in order */
+    bool tick;                 /* the delivery is queued (reserved slot) */
+    unsigned char *rbuf;       /* events mode reads land here */
+};
+
+#define PACT__RBUF 65536
+
+/* A stream's flags. */
+enum {
+    S_PAUSED = 1,       /* pact_stream_pause */
+    S_EOF = 2,          /* the peer's end was read */
+    S_ENDING = 4,       /* pact_stream_end: shut down once flushed */
+    S_SHUT = 8,         /* shutdown(SHUT_WR) done */
+    S_CLOSING = 16,     /* pact_stream_close: close once flushed */
+    S_DEAD = 32,        /* destroyed: socket closed, final events due */
+    S_NEED_DRAIN = 64,  /* write returned 0: emit drain when empty */
+    S_FREE_LATER = 128, /* to be freed once off the stack */
+    S_TOLD = 256,       /* its final events were delivered */
+    S_LET_GO = 512,     /* a close callback, or pact_stream_close/destroy */
+    S_STARTED = 1024,   /* reading began (events set, or a request) */
+};
+
+struct read_req;
+
+struct pact_stream {
+    struct pact__op op;     /* its life: pending while open */
+    struct pact__list node; /* svc->streams */
+    struct due fin;         /* the error and close events */
+    struct tcp_svc *svc;
+    pact_loop *loop;
+    pact_tcp_server *server; /* accepted by it, or NULL */
+    int fd;
+    unsigned flags;
+    unsigned in_cb; /* callbacks of its own on the stack */
+    bool rd_on, wr_on, tm_on;
+    struct event *rev, *wev, *tev;
+    struct evbuffer *in, *out;
+    pact_stream_opts o;
+    pact_stream_events ev;
+    void *ud;
+    pact_error *err;           /* for the error event */
+    struct read_req *rreq;     /* the pending read request */
+    struct pact__list wreq;    /* writes with callbacks, in order */
+    uint64_t queued, sent;     /* bytes given to write, taken by the kernel */
+    uint64_t last_rd, last_wr; /* ms, for the timeouts */
+    bool tcp;                  /* not a Unix socket: TCP options apply */
+    bool nodelay, keepalive;   /* as set on the socket */
+};
+
+/* tcp.c */
+struct tcp_svc *pact__tcp_svc(pact_loop *loop);
+/* Queue @p d on the service's next tick (no-op if queued already). */
+void pact__tcp_due(struct tcp_svc *svc, struct due *d);
+/* The code of the last system call (-errno). */
+static inline int pact__sys_err(void)
+{
+    return errno ? -errno : PACT_EUNKNOWN;
+}
+/* A stream's server let go of it (it is freed). */
+void pact__server_stream_gone(pact_tcp_server *srv);
+
+/* stream.c */
+/* A stream of @p fd (connected, non-blocking; of address @p family),
+ * registered; @p opts may be NULL. NULL on PACT_ENOMEM (fd is then left
+ * open). */
+pact_stream *pact__stream_new(struct tcp_svc *svc, int fd, int family,
+                              const pact_stream_opts *opts, pact_abort *abort);
+/* Destroy @p s with @p err (taken; may be NULL): socket closed, requests
+ * failed, the error and close events due. */
+void pact__stream_kill(pact_stream *s, pact_error *err);
+/* The read interest follows the state (after the input was consumed). */
+void pact__stream_update(pact_stream *s);
+/* A wait for input begins (a read request, resume): the read timeout
+ * counts from now. */
+void pact__stream_read_clock(pact_stream *s);
+/* Free what is left of @p s (pact_loop_free). */
+void pact__stream_release(pact_stream *s);
+/* The error for code @p rc of a socket call named @p what. */
+pact_error *pact__sock_error(int rc, const char *what);
+
+/* Add @p ev (with @p tv, or again with a new one) / delete it, keeping the
+ * loop's count of its own events. */
+void pact__stream_ev_on(pact_stream *s, struct event *ev, bool *on,
+                        const struct timeval *tv);
+void pact__stream_ev_off(pact_stream *s, struct event *ev, bool *on);
+/* Free @p s if it is dead, told, let go of, and off the stack. */
+void pact__stream_maybe_free(pact_stream *s);
+
+/* pact's own libevent callbacks: drained after, as io.c's. */
+#define PACT__OWN_CALLBACK(s, body)                                            \
+    do {                                                                       \
+        pact_loop *loop_ = (s)->loop;                                          \
+        bool was_ = pact__own_begin(loop_);                                    \
+        pact__step_begin(loop_, PACT_STEP_POLL, (void (*)(void))(s)->ev.data,  \
+                         (s)->ud);                                             \
+        (s)->in_cb++;                                                          \
+        body;                                                                  \
+        (s)->in_cb--;                                                          \
+        pact__step_end(loop_);                                                 \
+        pact__stream_maybe_free(s);                                            \
+        pact__drain(loop_);                                                    \
+        pact__own_end(loop_, was_);                                            \
+    } while (0)
+
+static inline uint64_t pact__now_ms(void)
+{
+    return pact__now_ns() / 1000000;
+}
+
+/* stream_timer.c */
+static inline bool pact__stream_timeouts(const pact_stream *s)
+{
+    return s->o.idle_timeout_ms || s->o.read_timeout_ms ||
+           s->o.write_timeout_ms;
+}
+/* (Re)arm the timer for the next check, or stop it. */
+void pact__stream_arm_timer(pact_stream *s, uint64_t now);
+/* The timer's libevent callback. */
+void pact__stream_on_timer(evutil_socket_t fd, short what, void *arg);
+
+/* stream_read.c */
+/* @p n bytes just read at @p buf, with no input buffered: a pending
+ * read_some takes them without a copy into the input. @return whether it
+ * did (else the caller adds them to the input). */
+bool pact__read_direct(pact_stream *s, const void *buf, size_t n);
+/* Complete the pending read request if the input satisfies it. */
+void pact__read_try(pact_stream *s);
+/* Fail the pending requests of a destroyed stream with @p err
+ * (borrowed). */
+void pact__stream_fail_reqs(pact_stream *s, pact_error *err);
+/* The writes with callbacks whose data the kernel has taken. */
+void pact__write_reqs_done(pact_stream *s);
+
+/* pact_stream_write and _end without the checks */
+int pact__stream_write(pact_stream *s, const void *data, size_t len);
+int pact__stream_end(pact_stream *s);
+
+/* tcp.c: @p host (numeric IPv4 or IPv6) and @p port as an address.
+ * @return 0 or PACT_EINVAL. */
+int pact__tcp_addr(const char *host, int port, struct sockaddr_storage *ss,
+                   socklen_t *len);
+
+#endif
