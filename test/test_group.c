@@ -247,6 +247,64 @@ START_TEST(first_failure_cancels_each_kind)
 }
 END_TEST
 
+/* ---- a socket: a child blocked in a read ------------------------------- */
+
+struct sock {
+    pact_tcp_server *srv;
+    pact_stream *accepted;
+    int connect_code, read_code;
+};
+
+static void keep_accepted(pact_error *err, pact_stream *s, void *ud)
+{
+    struct sock *k = ud;
+    if (!err)
+        k->accepted = s; /* it never writes */
+}
+
+static pact_error *reads_forever(void *arg, pact_value *r)
+{
+    (void)r;
+    struct sock *k = arg;
+    pact_value v;
+    pact_error *err =
+        PACT_AWAIT_ERR(pact_tcp_connect_p(t_loop, "127.0.0.1",
+                                          pact_tcp_server_port(k->srv), NULL),
+                       &v);
+    k->connect_code = pact_error_code(err);
+    if (err)
+        return err;
+    pact_stream *s = v.u.ptr;
+    err = PACT_AWAIT_ERR(pact_stream_read_some_p(s, NULL), NULL);
+    k->read_code = pact_error_code(err);
+    pact_stream_close(s);
+    return err;
+}
+
+START_TEST(child_in_a_socket_read_is_woken)
+{
+    struct sock k = {0};
+    T_MUST(pact_tcp_listen(t_loop, "127.0.0.1", 0, NULL, keep_accepted, &k,
+                           &k.srv));
+    pact_group *g;
+    T_MUST(pact_group_new(t_loop, &(pact_group_opts){.timeout_ms = 50}, &g));
+    T_MUST(pact_group_spawn(g, reads_forever, &k, NULL));
+    struct outcome o = {0};
+    T_MUST(pact_group_wait_cb(g, on_wait, &o));
+    pact_group_unref(g);
+    /* the server keeps the loop alive: run until the group is done */
+    while (!o.calls)
+        ck_assert_int_ge(pact_loop_run(t_loop, PACT_RUN_ONCE), 0);
+    ck_assert_int_eq(k.connect_code, 0);
+    ck_assert_int_eq(k.read_code, PACT_ECANCELED);
+    ck_assert_int_eq(o.code, PACT_ETIMEDOUT);
+    if (k.accepted)
+        T_MUST(pact_stream_close(k.accepted));
+    T_MUST(pact_tcp_server_close(k.srv, NULL, NULL));
+    run_ok();
+}
+END_TEST
+
 /* ---- nested three deep, several failing at once ------------------------- */
 
 /* Rejected once for every level: the failing children of all three groups
@@ -996,6 +1054,7 @@ Suite *suite_group(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, waits_for_every_child);
     tcase_add_test(tc, first_failure_cancels_each_kind);
+    tcase_add_test(tc, child_in_a_socket_read_is_woken);
     tcase_add_test(tc, nested_three_deep);
     tcase_add_test(tc, parent_cancel_reaches_grandchildren);
     tcase_add_test(tc, ten_thousand_cancelled_at_once);
