@@ -19,7 +19,8 @@ struct pact_chan {
 };
 
 struct waiter {
-    struct pact__op op;     /* first: the op.c hooks cast back */
+    struct pact__op op; /* first: the op.c hooks cast back */
+    pact_loop *loop;
     struct pact__list node; /* recvq, sendq or done */
     bool send;
     bool sync; /* a promise twin's: settled at once, no tick */
@@ -30,10 +31,31 @@ struct waiter {
     void *ud;
 };
 
+/* Waiters come from the loop's few spares before malloc. */
+#define SPARE_MAX 16
+
+static struct waiter *waiter_alloc(pact_loop *loop)
+{
+    struct pact__promises *ps = pact__promises_of(loop);
+    void *w = ps ? ps->chan_spare : NULL;
+    if (!w)
+        return malloc(sizeof(struct waiter));
+    ps->chan_spare = *(void **)w;
+    ps->chan_nspare--;
+    return w;
+}
+
 static void waiter_free(struct waiter *w)
 {
     pact_value_release(&w->v);
-    free(w);
+    struct pact__promises *ps = pact__service_find(w->loop, PACT__SVC_PROMISES);
+    if (!ps || ps->chan_nspare >= SPARE_MAX) {
+        free(w);
+        return;
+    }
+    *(void **)w = ps->chan_spare;
+    ps->chan_spare = w;
+    ps->chan_nspare++;
 }
 
 static void call(struct waiter *w, pact_error *err)
@@ -259,13 +281,26 @@ static struct waiter *waiter_new(pact_chan *ch, const char *fn, bool sync,
         *rc = PACT_ETHREAD;
         return NULL;
     }
-    struct waiter *w = malloc(sizeof *w);
-    if (!w || (!sync && (*rc = arm(ch)) < 0)) {
-        free(w);
-        *rc = w ? *rc : PACT_ENOMEM;
+    struct waiter *w = waiter_alloc(ch->loop);
+    if (!w) {
+        *rc = PACT_ENOMEM;
         return NULL;
     }
-    *w = (struct waiter){.v = pact_nothing(), .sync = sync};
+    /* field by field: a compound literal zeroes the whole record (its op
+     * too) with `rep stos`, which costs more than the rest of a call */
+    w->op.state = PACT__OP_IDLE;
+    w->loop = ch->loop;
+    w->send = false;
+    w->sync = sync;
+    w->rc = 0;
+    w->v = pact_nothing();
+    w->scb = NULL;
+    w->rcb = NULL;
+    w->ud = NULL;
+    if (!sync && (*rc = arm(ch)) < 0) {
+        waiter_free(w);
+        return NULL;
+    }
     return w;
 }
 
@@ -275,7 +310,8 @@ static int send_at(pact_chan *ch, pact_value value, const pact_chan_opts *opts,
     int rc = 0;
     struct waiter *w = waiter_new(ch, "pact_chan_send", sync, &rc);
     if (!w || (!ch->closed && (rc = arm_for(ch, &ch->recvq)) < 0)) {
-        free(w);
+        if (w)
+            waiter_free(w);
         pact_value_release(&value);
         return rc;
     }
@@ -315,7 +351,8 @@ static int recv_at(pact_chan *ch, const pact_chan_opts *opts,
     int rc = 0;
     struct waiter *w = waiter_new(ch, "pact_chan_recv", sync, &rc);
     if (!w || (rc = arm_for(ch, &ch->sendq)) < 0) {
-        free(w);
+        if (w)
+            waiter_free(w);
         return rc;
     }
     w->rcb = cb;
@@ -415,6 +452,16 @@ pact_promise *pact_chan_recv_p(pact_chan *ch, const pact_chan_opts *opts)
         return pact_rejected(ch->loop, NULL);
     int rc = recv_at(ch, opts, recv_settled, d, true);
     return rc < 0 ? twin_failed(d, p, rc) : p;
+}
+
+int pact__chan_send_sync(pact_chan *ch, pact_value value, pact_cb cb, void *ud)
+{
+    return send_at(ch, value, NULL, cb, ud, true);
+}
+
+int pact__chan_recv_sync(pact_chan *ch, pact_chan_recv_cb cb, void *ud)
+{
+    return recv_at(ch, NULL, cb, ud, true);
 }
 
 size_t pact_chan_len(const pact_chan *ch)

@@ -642,6 +642,10 @@ static void promises_free(pact_loop *loop, void *state)
     (void)loop;
     struct pact__promises *ps = state;
     pact__rejections_free(ps);
+    for (void *w = ps->chan_spare, *nx; w; w = nx) {
+        nx = *(void **)w;
+        free(w);
+    }
     for (struct pact__slab *s = ps->slabs, *nx; s; s = nx) {
         nx = s->next;
         UNPOISON(s, sizeof *s);

@@ -136,6 +136,10 @@ struct pact__promises {
     pact_rejection_hook rejection_hook;
     void *rejection_ud;
     uint64_t rejection_ids;
+    /* chan.c: finished waiters kept for the next call, linked through
+     * their first word (a round trip between two tasks makes four) */
+    void *chan_spare;
+    size_t chan_nspare;
 };
 
 /* ---- promise.c ----------------------------------------------------------- */
@@ -229,5 +233,18 @@ bool pact__rejections(pact_loop *loop, void *state);
 void pact__rejection_unhandled(pact_promise *p);
 /* A handler was attached to a rejected promise that had none. */
 void pact__rejection_handled(pact_promise *p);
+
+/* ---- chan.c -------------------------------------------------------------- */
+
+struct pact_chan;
+/* pact_chan_send and _recv whose callback runs inside the call that
+ * completes them (this one, or the other side's), never on a later tick,
+ * and whose cancellation is the ambient token's: for an await that parks a
+ * task (layer 3). A cancellation still calls back on a later tick. */
+int pact__chan_send_sync(struct pact_chan *ch, pact_value value, pact_cb cb,
+                         void *ud);
+int pact__chan_recv_sync(struct pact_chan *ch,
+                         void (*cb)(pact_error *err, pact_value *v, void *ud),
+                         void *ud);
 
 #endif

@@ -72,9 +72,15 @@ struct pact_task {
     uint64_t abort_id;     /* its listener on `abort`, while not aborted */
     pact_error *aborted;   /* the token's cancellation, once aborted */
     pact_promise *settled; /* handed over by the wake-up (a reference) */
-    pact_error *fail;      /* or why it woke without one */
-    size_t index;          /* await_any's winner */
-    jmp_buf *unwind;       /* where a throwing await lands */
+    /* a park (pact__task_park): the await it is in, and its outcome */
+    uint32_t park_gen;
+    bool parking;   /* between park_begin and park_wait */
+    bool park_done; /* its outcome is in */
+    pact_error *park_err;
+    pact_value park_v;
+    pact_error *fail; /* or why it woke without one */
+    size_t index;     /* await_any's winner */
+    jmp_buf *unwind;  /* where a throwing await lands */
     pact_error *thrown;
     struct pact__list link; /* in ts->live until finished */
     /* the wake-up node of its awaits while idle (one await in flight, the
@@ -434,7 +440,7 @@ static void on_task_abort(pact_error *reason, void *ud)
     t->abort_id = 0; /* an aborted token drops its listeners */
     t->aborted = pact__aborted_error(reason);
     t->cancelled = true;
-    if (t->state != T_SUSPENDED || t->fail)
+    if (t->state != T_SUSPENDED || t->fail || t->park_done)
         return; /* not started (start_job), running, or already resuming */
     t->gen++;   /* its node, when it fires, is stale */
     t->fail = pact_error_ref(t->aborted);
@@ -780,6 +786,79 @@ pact_error *pact_await_any_at(pact_promise *const *ps, size_t n, size_t *index,
     return err;
 }
 
+/* ---- parking: an await without a promise (a channel's) ------------------- */
+
+pact_error *pact__task_park_begin(pact_task **out, const char *fn)
+{
+    pact_task *t = current;
+    *out = t;
+    if (!t)
+        return not_in_task(fn);
+    if (t->cancelled)
+        return cancelled(t);
+    t->parking = true;
+    t->park_done = false;
+    t->park_gen = t->gen;
+    t->refs++; /* the wake's */
+    return NULL;
+}
+
+void pact__task_wake(void *ud, pact_error *err, pact_value *v)
+{
+    pact_task *t = ud;
+    if (t->state == T_DONE || t->park_gen != t->gen || t->park_done) {
+        if (v) /* a stale wake-up: cancelled, the await is over */
+            pact_value_release(v);
+        task_unref(t);
+        return;
+    }
+    t->gen++;
+    t->park_done = true;
+    t->park_err = pact_error_ref(err);
+    if (v) {
+        t->park_v = *v;
+        *v = pact_nothing();
+    }
+    if (t->parking) { /* done inside the call: no suspension */
+        task_unref(t);
+        return;
+    }
+    pact__micro_must(t->ts->loop, resume_job, t); /* the wake's ref moves */
+}
+
+pact_error *pact__task_park_wait(pact_task *t, pact_value *out,
+                                 const char *file, int line)
+{
+    t->parking = false;
+    if (!t->park_done) {
+        t->await_file = file;
+        t->await_line = line;
+        suspend(t);
+        t->await_file = NULL;
+    }
+    if (!t->park_done) { /* cancelled: the wake comes later, stale */
+        pact_error *err = t->fail;
+        t->fail = NULL;
+        return err ? err : pact__enomem();
+    }
+    t->park_done = false;
+    pact_error *err = t->park_err;
+    t->park_err = NULL;
+    if (out)
+        *out = t->park_v;
+    else
+        pact_value_release(&t->park_v);
+    t->park_v = pact_nothing();
+    return err;
+}
+
+void pact__task_park_abandon(pact_task *t)
+{
+    t->parking = false;
+    t->gen++; /* a wake-up that comes anyway is stale */
+    task_unref(t);
+}
+
 pact_error *pact_sleep_at(int64_t ms, const char *file, int line)
 {
     pact_task *t = current;
@@ -807,7 +886,7 @@ static int tasks_close_all(pact_loop *loop, void *state)
     pact__list_each(n, tmp, &ts->live) {
         pact_task *t = pact__list_entry(n, pact_task, link);
         t->cancelled = t->closed = true;
-        if (t->state != T_SUSPENDED || t->fail)
+        if (t->state != T_SUSPENDED || t->fail || t->park_done)
             continue;
         t->gen++; /* its node, when it fires, is stale */
         t->fail = cancelled(NULL);

@@ -57,6 +57,20 @@ struct pact__tasks {
 };
 
 /* ---- scopes (layer 4) -------------------------------------------------- */
+/* Parking: an await on something that calls back instead of settling a
+ * promise (a channel's hand-off). begin (in the running task): NULL, or why
+ * it cannot await (a new reference: not in a task, cancelled); then start
+ * the operation with pact__task_wake and *@p t as its callback and ud, and
+ * pact__task_park_wait for its outcome, or pact__task_park_abandon if it
+ * could not start. The wake may come inside the call that starts it (then
+ * the task is not suspended at all) or later (it resumes as a microtask);
+ * once the task was cancelled meanwhile it is ignored. */
+pact_error *pact__task_park_begin(pact_task **t, const char *fn);
+void pact__task_wake(void *t, pact_error *err, pact_value *v);
+pact_error *pact__task_park_wait(pact_task *t, pact_value *out,
+                                 const char *file, int line);
+void pact__task_park_abandon(pact_task *t);
+
 /* The task on the CPU, or NULL on a loop's own stack. */
 pact_task *pact__task_current(void);
 /* From now on @p t's awaits follow @p a (a reference taken; NULL: none):

@@ -302,6 +302,197 @@ START_TEST(select_with_await_any)
 }
 END_TEST
 
+/* ---- direct awaits: pact_await_recv / pact_await_send -------------------- */
+
+struct direct {
+    pact_chan *ping, *pong;
+    int rounds, got;
+    int suspended; /* how often a buffered receive suspended: never */
+};
+
+static pact_error *d_pinger(void *arg, pact_value *result)
+{
+    (void)result;
+    struct direct *d = arg;
+    for (int i = 0; i < d->rounds; i++) {
+        pact_error *err = pact_await_send(d->ping, owned_int(i));
+        if (err)
+            return err;
+        pact_value v;
+        if ((err = pact_await_recv(d->pong, &v)))
+            return err;
+        ck_assert_int_eq(v.kind, PACT_OWNED);
+        ck_assert_int_eq(*(int *)v.u.owned.ptr, i + 1);
+        pact_value_release(&v);
+        d->got++;
+    }
+    return NULL;
+}
+
+static pact_error *d_ponger(void *arg, pact_value *result)
+{
+    (void)result;
+    struct direct *d = arg;
+    for (;;) {
+        pact_value v;
+        pact_error *err = pact_await_recv(d->ping, &v);
+        if (err) /* PACT_EOF: the pinger is done */
+            return pact_error_code(err) == PACT_EOF
+                       ? (pact_error_unref(err), NULL)
+                       : err;
+        int n = *(int *)v.u.owned.ptr;
+        pact_value_release(&v);
+        if ((err = pact_await_send(d->pong, owned_int(n + 1))))
+            return err;
+    }
+}
+
+START_TEST(direct_pingpong)
+{
+    struct direct d = {.rounds = 200};
+    d.ping = pact_chan_new(t_loop, 0);
+    d.pong = pact_chan_new(t_loop, 0);
+    frees = 0;
+    pact_promise *a = pact_task_spawn(t_loop, d_ponger, &d, NULL);
+    pact_promise *b = pact_task_spawn(t_loop, d_pinger, &d, NULL);
+    run_ok(); /* the ponger waits on ping: not keeping the loop alive */
+    ck_assert_int_eq(d.got, 200);
+    ck_assert_int_eq(pact_promise_state(b), PACT_FULFILLED);
+    T_MUST(pact_chan_close(d.ping));
+    run_ok();
+    ck_assert_int_eq(pact_promise_state(a), PACT_FULFILLED);
+    ck_assert_int_eq(frees, 400); /* every value freed once */
+    pact_promise_unref(a);
+    pact_promise_unref(b);
+    pact_chan_free(d.ping);
+    pact_chan_free(d.pong);
+}
+END_TEST
+
+static pact_error *buffered_body(void *arg, pact_value *result)
+{
+    (void)result;
+    pact_chan *ch = arg;
+    for (int i = 0; i < 3; i++) /* room: none suspends */
+        pact_error_unref(pact_await_send(ch, pact_int(i)));
+    for (int i = 0; i < 3; i++) {
+        pact_value v;
+        pact_error *err = pact_await_recv(ch, &v);
+        ck_assert_ptr_null(err);
+        ck_assert_int_eq(v.u.i, i);
+    }
+    T_MUST(pact_chan_close(ch));
+    pact_value v;
+    pact_error *err = pact_await_recv(ch, &v);
+    ck_assert_int_eq(pact_error_code(err), PACT_EOF);
+    pact_error_unref(err);
+    err = pact_await_send(ch, owned_int(9)); /* released, not leaked */
+    ck_assert_int_eq(pact_error_code(err), PACT_EPIPE);
+    pact_error_unref(err);
+    return NULL;
+}
+
+START_TEST(direct_buffered_and_closed)
+{
+    pact_chan *ch = pact_chan_new(t_loop, 3);
+    frees = 0;
+    pact_promise *p = pact_task_spawn(t_loop, buffered_body, ch, NULL);
+    run_ok();
+    ck_assert_int_eq(pact_promise_state(p), PACT_FULFILLED);
+    ck_assert_int_eq(frees, 1);
+    pact_promise_unref(p);
+    pact_chan_free(ch);
+    /* outside a task */
+    pact_chan *c2 = pact_chan_new(t_loop, 1);
+    struct capture cap;
+    capture_begin(&cap);
+    pact_error *err = pact_await_recv(c2, NULL);
+    free(capture_end(&cap));
+    ck_assert_int_eq(pact_error_code(err), PACT_ENOTASK);
+    pact_error_unref(err);
+    pact_chan_free(c2);
+}
+END_TEST
+
+struct cancelled_recv {
+    pact_chan *ch;
+    int code, later;
+};
+
+static pact_error *recv_in_scope(void *arg, pact_value *result)
+{
+    (void)result;
+    struct cancelled_recv *c = arg;
+    pact_scope *s;
+    T_MUST(pact_scope_enter(&(pact_scope_opts){.timeout_ms = 10}, &s));
+    pact_value v;
+    pact_error *err = pact_await_recv(c->ch, &v);
+    c->code = pact_error_code(err);
+    pact_error_unref(err);
+    pact_error_unref(pact_scope_leave(s, NULL));
+    /* the cancelled receive took nothing: this one gets the value */
+    err = pact_await_recv(c->ch, &v);
+    ck_assert_ptr_null(err);
+    c->later = (int)v.u.i;
+    return NULL;
+}
+
+static void send_late(pact_error *err, void *ud)
+{
+    ck_assert_ptr_null(err);
+    T_MUST(pact_chan_send(ud, pact_int(42), NULL, NULL, NULL));
+}
+
+START_TEST(direct_recv_cancelled_takes_nothing)
+{
+    struct cancelled_recv c = {.ch = pact_chan_new(t_loop, 0)};
+    pact_promise *p = pact_task_spawn(t_loop, recv_in_scope, &c, NULL);
+    T_MUST(pact_timeout(t_loop, 40, send_late, c.ch, NULL));
+    run_ok();
+    ck_assert_int_eq(c.code, PACT_ECANCELED);
+    ck_assert_int_eq(c.later, 42);
+    ck_assert_int_eq(pact_promise_state(p), PACT_FULFILLED);
+    pact_promise_unref(p);
+    pact_chan_free(c.ch);
+}
+END_TEST
+
+static int freed_code;
+
+static pact_error *recv_until_freed(void *arg, pact_value *result)
+{
+    (void)result;
+    pact_error *err = pact_await_recv(arg, NULL);
+    freed_code = pact_error_code(err);
+    pact_error_unref(err);
+    return NULL;
+}
+
+START_TEST(direct_recv_freed_and_close_all)
+{
+    pact_chan *ch = pact_chan_new(t_loop, 0);
+    pact_promise *p = pact_task_spawn(t_loop, recv_until_freed, ch, NULL);
+    ck_assert_int_ge(pact_loop_run(t_loop, PACT_RUN_NOWAIT), 0);
+    freed_code = 0;
+    pact_chan_free(ch); /* parked: ECANCELED on the next tick */
+    run_ok();
+    ck_assert_int_eq(freed_code, PACT_ECANCELED);
+    ck_assert_int_eq(pact_promise_state(p), PACT_FULFILLED);
+    pact_promise_unref(p);
+
+    ch = pact_chan_new(t_loop, 0);
+    p = pact_task_spawn(t_loop, recv_until_freed, ch, NULL);
+    ck_assert_int_ge(pact_loop_run(t_loop, PACT_RUN_NOWAIT), 0);
+    freed_code = 0;
+    T_MUST(pact_loop_close_all(t_loop));
+    run_ok();
+    ck_assert_int_eq(freed_code, PACT_ECANCELED);
+    ck_assert_int_eq(pact_promise_state(p), PACT_FULFILLED);
+    pact_promise_unref(p);
+    pact_chan_free(ch);
+}
+END_TEST
+
 Suite *suite_chan(void)
 {
     Suite *s = suite_create("chan");
@@ -315,6 +506,10 @@ Suite *suite_chan(void)
     tcase_add_test(tc, abort_parked_recv);
     tcase_add_test(tc, close_all_parked);
     tcase_add_test(tc, select_with_await_any);
+    tcase_add_test(tc, direct_pingpong);
+    tcase_add_test(tc, direct_buffered_and_closed);
+    tcase_add_test(tc, direct_recv_cancelled_takes_nothing);
+    tcase_add_test(tc, direct_recv_freed_and_close_all);
     suite_add_tcase(s, tc);
     return s;
 }

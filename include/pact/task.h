@@ -26,6 +26,7 @@
 #error "pact/task.h is layer 3 (await): a lower layer must not include it"
 #endif
 
+#include "pact/chan.h"
 #include "pact/common.h"
 #include "pact/error.h"
 #include "pact/value.h"
@@ -168,6 +169,39 @@ PACT_NODISCARD PACT_API pact_error *pact_sleep_at(int64_t ms, const char *file,
 PACT_NODISCARD PACT_API pact_error *pact_yield_at(const char *file, int line);
 /** pact_yield_at with the caller's file:line. */
 #define pact_yield() pact_yield_at(__FILE__, __LINE__)
+
+/**
+ * In a task: receive from @p ch with no promise in between (Go's
+ * `v := <-ch`). A value buffered, or a sender parked, completes it at once,
+ * without suspending, as Go's receive; else the task parks on the channel
+ * and a send hands its value straight over, the task resuming as a
+ * microtask. Cancelled by the task's scope (its group, cancel scope or
+ * token, pact_loop_close_all): then nothing is taken from the channel.
+ * @param ch the channel, of the task's loop.
+ * @param out receives the value (the caller's), or PACT_NOTHING.
+ * @param file, line the await's site, for reports.
+ * @return NULL; PACT_EOF (closed and drained), PACT_ECANCELED (cancelled,
+ *   the channel freed), PACT_ENOTASK, PACT_EINVAL, PACT_ENOMEM (a new
+ *   reference).
+ */
+PACT_NODISCARD PACT_API pact_error *
+pact_await_recv_at(pact_chan *ch, pact_value *out, const char *file, int line);
+/** pact_await_recv_at with the caller's file:line. */
+#define pact_await_recv(ch, out)                                               \
+    pact_await_recv_at((ch), (out), __FILE__, __LINE__)
+/**
+ * In a task: send @p value (stolen, released on failure) on @p ch with no
+ * promise in between (Go's `ch <- v`): at once when a receiver is parked
+ * (the hand-off) or the buffer has room, else parked until one comes.
+ * Cancellation as pact_await_recv_at: a cancelled send delivers nothing.
+ * @return NULL; PACT_EPIPE (closed), PACT_ECANCELED, PACT_ENOTASK,
+ *   PACT_EINVAL, PACT_ENOMEM (a new reference).
+ */
+PACT_NODISCARD PACT_API pact_error *
+pact_await_send_at(pact_chan *ch, pact_value value, const char *file, int line);
+/** pact_await_send_at with the caller's file:line. */
+#define pact_await_send(ch, value)                                             \
+    pact_await_send_at((ch), (value), __FILE__, __LINE__)
 
 /* ---- introspection and settings ------------------------------------------ */
 

@@ -481,15 +481,39 @@ static void bench_async_pingpong(void)
 typedef struct chpp_ctx {
     pp_ctx pp;        /* first: bench_pingpong's context */
     pact_chan *ch[2]; /* [PING]: to pong, [PONG]: back to ping */
+    bool twins;       /* through the promise twins, not pact_await_recv */
 } chpp_ctx;
+
+/* One send and one receive, by the direct awaits or the twins. */
+static void chan_send(chpp_ctx *c, int k, pact_value v)
+{
+    if (c->twins) {
+        PACT_AWAIT(pact_chan_send_p(c->ch[k], v, NULL));
+        return;
+    }
+    pact_error *err = pact_await_send(c->ch[k], v);
+    if (err)
+        bench_fail("%s: send failed", c->pp.name);
+}
+
+static pact_value chan_recv(chpp_ctx *c, int k)
+{
+    if (c->twins)
+        return PACT_AWAIT(pact_chan_recv_p(c->ch[k], NULL));
+    pact_value v;
+    pact_error *err = pact_await_recv(c->ch[k], &v);
+    if (err)
+        bench_fail("%s: receive failed", c->pp.name);
+    return v;
+}
 
 static pact_error *chan_ping_task(void *arg, pact_value *result)
 {
     chpp_ctx *c = arg;
     c->pp.t0 = bench_wall_ns();
     for (size_t i = 0; i < c->pp.n; i++) {
-        PACT_AWAIT(pact_chan_send_p(c->ch[PING], pact_int((int64_t)i), NULL));
-        pact_value v = PACT_AWAIT(pact_chan_recv_p(c->ch[PONG], NULL));
+        chan_send(c, PING, pact_int((int64_t)i));
+        pact_value v = chan_recv(c, PONG);
         expect_value(c->pp.name, &v, (int64_t)i);
         c->pp.count[PING]++;
     }
@@ -502,10 +526,10 @@ static pact_error *chan_pong_task(void *arg, pact_value *result)
 {
     chpp_ctx *c = arg;
     for (size_t i = 0; i < c->pp.n; i++) {
-        pact_value v = PACT_AWAIT(pact_chan_recv_p(c->ch[PING], NULL));
+        pact_value v = chan_recv(c, PING);
         expect_value(c->pp.name, &v, (int64_t)i);
         c->pp.count[PONG]++;
-        PACT_AWAIT(pact_chan_send_p(c->ch[PONG], v, NULL));
+        chan_send(c, PONG, v);
     }
     *result = pact_int((int64_t)c->pp.count[PONG]);
     return NULL;
@@ -534,12 +558,16 @@ static void chpp_run(void *ctx, double figs[BENCH_MAX_FIGS])
 static void bench_chan_pingpong(void)
 {
     chpp_ctx c = {.pp = {.n = ROUNDS, .name = "chan.pingpong"}};
-    double pact[BENCH_MAX_FIGS];
+    double direct[BENCH_MAX_FIGS], twins[BENCH_MAX_FIGS];
 
-    best_on_loop(chpp_run, &c.pp.loop, &c, pact);
+    best_on_loop(chpp_run, &c.pp.loop, &c, direct);
+    c.twins = true;
+    c.pp.name = "chan.pingpong_promise";
+    best_on_loop(chpp_run, &c.pp.loop, &c, twins);
     const double *v = pingpong_anchors();
     bench_anchor a[] = {{"node", v[0]}, {"go", v[1]}, {"go_default", v[2]}};
-    bench_print("chan.pingpong", "ns", pact[0], a, 3);
+    bench_print("chan.pingpong", "ns", direct[0], a, 3);
+    bench_print("chan.pingpong_promise", "ns", twins[0], a, 3);
 }
 
 /* ======================================================================
