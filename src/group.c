@@ -112,6 +112,8 @@ static void maybe_done(pact_group *g)
 {
     if (g->running || g->nqueued)
         return;
+    if (g->timer.id) /* a deadline alone keeps nothing alive */
+        pact_unref(g->loop, g->timer);
     settle_nexts(g);
     if (!g->waited)
         return;
@@ -360,7 +362,7 @@ static void start_queued(pact_group *g)
     }
 }
 
-static int check_open(const pact_group *g, const char *fn)
+static int check_open(pact_group *g, const char *fn)
 {
     if (!g)
         return pact__misuse(fn, PACT_EINVAL, "the group is NULL");
@@ -369,6 +371,8 @@ static int check_open(const pact_group *g, const char *fn)
         return pact__misuse_always(fn, PACT_EINVAL,
                                    "the group has finished: nothing more "
                                    "can be added to it");
+    if (g->timer.id) /* children coming: the deadline is theirs */
+        pact_ref(g->loop, g->timer);
     return 0;
 }
 

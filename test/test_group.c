@@ -812,6 +812,28 @@ START_TEST(close_all_ends_groups)
 }
 END_TEST
 
+/* A deadline keeps the loop alive only while the group has children. */
+START_TEST(deadline_alone_keeps_nothing_alive)
+{
+    pact_group *g;
+    T_MUST(pact_group_new(t_loop, &(pact_group_opts){.timeout_ms = 60000}, &g));
+    struct kid k = {.sleep_ms = 1};
+    T_MUST(pact_group_spawn(g, kid_body, &k, NULL));
+    run_ok(); /* returns once the child is done, not after 60 s */
+    ck_assert_int_eq(k.ran, 1);
+    ck_assert_uint_eq(pact_group_size(g), 0);
+    /* a child added later is under the deadline again */
+    struct kid k2 = {.sleep_ms = 1};
+    T_MUST(pact_group_spawn(g, kid_body, &k2, NULL));
+    struct outcome o = {0};
+    T_MUST(pact_group_wait_cb(g, on_wait, &o));
+    pact_group_unref(g);
+    run_ok();
+    ck_assert_int_eq(k2.ran, 1);
+    ck_assert_int_eq(o.code, 0);
+}
+END_TEST
+
 static void body_spawns(pact_group *g, void *ud)
 {
     struct kid *k = ud;
@@ -1070,6 +1092,7 @@ Suite *suite_group(void)
     tcase_add_test(tc, queued_go_children_told_of_cancel);
     tcase_add_test(tc, dropped_group_cancels_and_reports);
     tcase_add_test(tc, close_all_ends_groups);
+    tcase_add_test(tc, deadline_alone_keeps_nothing_alive);
     tcase_add_test(tc, run_is_a_nursery);
     tcase_add_test(tc, dump_of_a_known_tree);
     tcase_add_test(tc, dump_on_a_signal);
