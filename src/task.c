@@ -440,7 +440,7 @@ static void on_task_abort(pact_error *reason, void *ud)
     t->abort_id = 0; /* an aborted token drops its listeners */
     t->aborted = pact__aborted_error(reason);
     t->cancelled = true;
-    if (t->state != T_SUSPENDED || t->fail || t->park_done)
+    if (t->state != T_SUSPENDED || t->fail || t->park_done || t->settled)
         return; /* not started (start_job), running, or already resuming */
     t->gen++;   /* its node, when it fires, is stale */
     t->fail = pact_error_ref(t->aborted);
@@ -722,6 +722,25 @@ await_impl(pact_promise *p, pact_value *out, const char *file, int line)
         pact__unref(p);
         return cancelled(t);
     }
+    if (p->state != PACT_PENDING) {
+        /* settled already: its reaction would be queued at once, so queue
+         * the resume itself, with no node (the same turn as Node's) */
+        pact_loop *loop = t->ts->loop;
+        bool had = p->flags & P_HANDLED;
+        p->flags |= P_HANDLED;
+        if (p->state == PACT_REJECTED && !had)
+            pact__rejection_handled(p);
+        if (!loop->micro.len && !loop->uncaught)
+            /* and nothing else is queued before that resume: its turn would
+             * run it next, so go on without leaving (tasks run only inside
+             * the microtask drain, which runs every microtask before any
+             * tick queued meanwhile, as V8's checkpoint) */
+            return pact__await_take(p, out);
+        t->settled = p; /* the await's reference */
+        t->refs++;
+        pact__micro_must(loop, resume_job, t);
+        return wait_woken(t, out, file, line);
+    }
     bool ok = attach(t, p, 0);
     /* With nothing else holding @p p it can never settle: the drop then
      * discards the node, whose wake-up resumes us with PACT_ECANCELED. */
@@ -886,7 +905,7 @@ static int tasks_close_all(pact_loop *loop, void *state)
     pact__list_each(n, tmp, &ts->live) {
         pact_task *t = pact__list_entry(n, pact_task, link);
         t->cancelled = t->closed = true;
-        if (t->state != T_SUSPENDED || t->fail || t->park_done)
+        if (t->state != T_SUSPENDED || t->fail || t->park_done || t->settled)
             continue;
         t->gen++; /* its node, when it fires, is stale */
         t->fail = cancelled(NULL);

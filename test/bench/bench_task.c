@@ -188,6 +188,45 @@ static pact_error *settled_task(void *arg, pact_value *result)
     return NULL;
 }
 
+/* task.await_queued: a no-op microtask queued before each await, so the
+ * task suspends and its resume waits its turn behind it. */
+static void count_noop(void *ud)
+{
+    (*(size_t *)ud)++;
+}
+
+static pact_error *queued_task(void *arg, pact_value *result)
+{
+    await_ctx *c = arg;
+    size_t noops = 0;
+    c->t0 = bench_wall_ns();
+    for (size_t i = 0; i < c->n; i++) {
+        BENCH_CHECK(pact_queue_microtask(c->loop, count_noop, &noops));
+        pact_value v = PACT_AWAIT(pact_promise_ref(c->settled));
+        expect_value("task.await_queued", &v, 7);
+        c->count++;
+    }
+    c->t1 = bench_wall_ns();
+    if (noops != c->n)
+        bench_fail("task.await_queued: %zu of %zu no-ops ran", noops, c->n);
+    *result = pact_int((int64_t)c->count);
+    return NULL;
+}
+
+static void queued_task_run(void *ctx, double figs[BENCH_MAX_FIGS])
+{
+    await_ctx *c = ctx;
+    c->count = 0;
+    c->settled =
+        bench_must(pact_resolved(c->loop, pact_int(7)), "pact_resolved");
+    pact_promise *p =
+        bench_must(pact_task_spawn(c->loop, queued_task, c, NULL), "spawn");
+    bench_run_loop(c->loop);
+    expect_result("task.await_queued", p, (int64_t)c->n);
+    pact_promise_unref(c->settled);
+    figs[0] = (c->t1 - c->t0) / (double)c->n;
+}
+
 static void settled_task_run(void *ctx, double figs[BENCH_MAX_FIGS])
 {
     await_ctx *c = ctx;
@@ -269,6 +308,17 @@ static void bench_await_settled(const char *name, bench_run_fn fn)
 static void bench_task_await_settled(void)
 {
     bench_await_settled("task.await_settled", settled_task_run);
+}
+
+static void bench_task_await_queued(void)
+{
+    await_ctx c = {.n = AWAITS};
+    double pact[BENCH_MAX_FIGS];
+    best_on_loop(queued_task_run, &c.loop, &c, pact);
+    double node = -1;
+    bench_node("await_queued.js", &node, 1);
+    bench_anchor a[] = {{"node", node}};
+    bench_print("task.await_queued", "ns", pact[0], a, 1);
 }
 
 static void bench_async_await_settled(void)
@@ -728,6 +778,7 @@ static void bench_async_suspended(void)
 const bench_def bench_task[] = {
     {"task.switch", bench_switch},
     {"task.await_settled", bench_task_await_settled},
+    {"task.await_queued", bench_task_await_queued},
     {"async.await_settled", bench_async_await_settled},
     {"task.pingpong", bench_task_pingpong},
     {"async.pingpong", bench_async_pingpong},
