@@ -48,6 +48,7 @@ struct tail {
     pact_abort *token;
     struct pact__list link;
     pact_async *frame;
+    const char *file; /* the body's, for the task dump */
 };
 
 static struct tail *tail_of(pact_async *a)
@@ -66,13 +67,15 @@ void pact__async_each(struct pact__tasks *ts,
 {
     struct pact__list *l, *tmp;
     pact__list_each(l, tmp, &ts->asyncs) {
-        const pact_async *a = pact__list_entry(l, struct tail, link)->frame;
+        const struct tail *t = pact__list_entry(l, struct tail, link);
+        const pact_async *a = t->frame;
         struct pact__task_view v = {
             .id = a,
             .fn = (void (*)(void))a->body,
             .state = a->flags & A_SUSPENDED ? "awaiting" : "running",
+            .await_file = a->flags & A_SUSPENDED ? t->file : NULL,
             .await_line = a->flags & A_SUSPENDED ? a->resume : 0,
-            .token = pact__list_entry(l, struct tail, link)->token,
+            .token = t->token,
         };
         fn(&v, ud);
     }
@@ -288,6 +291,11 @@ pact_error *pact_async_take_(pact_async *a, pact_value *out)
         return PACT_ERROR(PACT_EINVAL, "await of a NULL promise or of "
                                        "another loop's");
     return pact__enomem();
+}
+
+void pact_async_site_(pact_async *a, const char *file)
+{
+    tail_of(a)->file = file;
 }
 
 pact_error *pact_async_lost_(pact_async *a)

@@ -147,8 +147,9 @@ static void take_task(const struct pact__task_view *v, void *ud)
                       name ? json_string(name)
                            : json_sprintf("%p", (void *)(uintptr_t)v->fn),
                       "spawned_at", "state", v->state, "awaiting_at",
-                      v->await_line ? json_sprintf("line %d", v->await_line)
-                                    : json_null(),
+                      v->await_file   ? site(v->await_file, v->await_line)
+                      : v->await_line ? json_sprintf("line %d", v->await_line)
+                                      : json_null(),
                       "scopes", "groups", "operations");
     }
     if (!j) {

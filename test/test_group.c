@@ -987,7 +987,7 @@ START_TEST(dump_of_a_known_tree)
         "pact_deferred_cb(0x?)\n"
         "  task lonely (spawned at test_group.c:L): awaiting at "
         "test_group.c:L\n"
-        "  async function 0x?: awaiting at line L\n"
+        "  async function 0x?: awaiting at test_group.c:L\n"
         "  operation timer: N ms, due in N ms, calls 0x?((nil))\n";
     ck_assert_str_eq(got, want);
     free(got);

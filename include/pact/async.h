@@ -127,6 +127,7 @@ PACT_API void pact_async_await_(pact_async *a, pact_promise *p, int line);
 PACT_NODISCARD PACT_API pact_error *pact_async_take_(pact_async *a,
                                                      pact_value *out);
 PACT_API pact_error *pact_async_lost_(pact_async *a);
+PACT_API void pact_async_site_(pact_async *a, const char *file);
 
 #if defined(__GNUC__) && !defined(__clang__)
 #define PACT_ASYNC_PUSH_                                                       \
@@ -144,7 +145,8 @@ PACT_API pact_error *pact_async_lost_(pact_async *a);
     switch ((a)->resume) {                                                     \
     default:                                                                   \
         return pact_async_lost_(a);                                            \
-    case 0:
+    case 0:                                                                    \
+        pact_async_site_((a), __FILE__);
 
 /** Closes the body: reaching it fulfils the promise with *result. */
 #define PACT_ASYNC_END(a)                                                      \
