@@ -492,6 +492,7 @@ int pact_group_new_at(pact_loop *loop, const pact_group_opts *opts,
     }
     int rc = pact_abort_new(loop, &g->token);
     if (rc < 0) {
+        pact__list_remove(&g->link);
         free(g);
         return rc;
     }
@@ -533,7 +534,9 @@ void pact_group_unref(pact_group *g)
         return;
     }
     g->handle = false;
-    if ((g->running || g->nqueued) && !g->waited) {
+    /* cancelled already: its children are ending, nothing outlives it */
+    if ((g->running || g->nqueued) && !g->waited &&
+        !pact_abort_aborted(g->token)) {
         char why[512];
         snprintf(why, sizeof why,
                  "the group made at %s:%d is dropped with %zu child(ren) "

@@ -256,7 +256,8 @@ enum {
     C_OFFLOAD,
     C_FS,
     C_MSG,
-    C_EXIT
+    C_EXIT,
+    C_GROUP
 };
 
 /* An error seen: the honest ones for a failed allocation are these. */
@@ -411,6 +412,58 @@ static void on_exit_worker(pact_error *err, int code, void *ud)
     ran(C_EXIT, err, "worker exit");
 }
 
+/* A group child: a delay inside a cancel scope with a deadline. */
+static pact_error *group_kid(void *arg, pact_value *result)
+{
+    pact_loop *loop = arg;
+    pact_scope *s;
+    int rc = pact_scope_enter(&(pact_scope_opts){.timeout_ms = 5000}, &s);
+    if (rc < 0)
+        return PACT_ERROR(rc, "pact_scope_enter");
+    pact_promise *p = pact_delay(loop, 1, NULL);
+    pact_error *err =
+        p ? PACT_AWAIT_ERR(p, result) : PACT_ERROR(PACT_ENOMEM, "pact_delay");
+    pact_error *late = pact_scope_leave(s, NULL);
+    if (late && !err)
+        return late;
+    pact_error_unref(late);
+    return err;
+}
+
+static pact_promise *group_go(pact_loop *loop, pact_error *cancelled, void *ud)
+{
+    (void)ud;
+    return cancelled ? NULL : pact_offload_p(loop, square, NULL, NULL);
+}
+
+static void on_group(pact_error *err, const pact_value *v, void *ud)
+{
+    (void)v;
+    (void)ud;
+    /* the children's failures, each one honest */
+    for (size_t i = 0; i < pact_error_count(err); i++)
+        note(pact_error_code(pact_error_at(err, i)), "group child");
+    ran(C_GROUP, pact_error_count(err) ? NULL : err, "group");
+}
+
+static void group(pact_loop *loop)
+{
+    pact_group *g;
+    int rc = pact_group_new(
+        loop, &(pact_group_opts){.limit = 1, .timeout_ms = 5000}, &g);
+    note(rc, "pact_group_new");
+    if (rc < 0)
+        return;
+    note(pact_group_spawn(g, group_kid, loop, NULL), "pact_group_spawn");
+    note(pact_group_spawn(g, group_kid, loop, NULL), "pact_group_spawn");
+    note(pact_group_go(g, group_go, NULL), "pact_group_go");
+    rc = pact_group_wait_cb(g, on_group, NULL);
+    started(rc, "pact_group_wait_cb");
+    if (rc < 0) /* nobody waits: cancel first, so no misuse is reported */
+        pact_group_cancel(g, NULL);
+    pact_group_unref(g);
+}
+
 static void chain(pact_loop *loop)
 {
     pact_promise *p;
@@ -475,6 +528,7 @@ static int program(void)
     aborted_timer(loop);
     chain(loop);
     watch(pact_task_spawn(loop, task_body, loop, NULL), C_TASK);
+    group(loop);
     started(pact_offload(loop, square, NULL, NULL, on_offload, NULL),
             "pact_offload");
     started(pact_fs_read_file(loop, file_path, NULL, on_file, NULL),

@@ -82,10 +82,10 @@ PACT_API int pact_group_new_at(pact_loop *loop, const pact_group_opts *opts,
 
 /**
  * Drop the caller's reference. A child cannot outlive its group: if
- * children are still running and nobody waits for the group, they are
- * cancelled and the misuse is reported on stderr with the group's and the
- * last child's call sites. The group's memory lasts until its last child
- * has finished. NULL-safe.
+ * children are still running, nobody waits for the group and it was not
+ * cancelled, they are cancelled and the misuse is reported on stderr with
+ * the group's and the last child's call sites. The group's memory lasts
+ * until its last child has finished. NULL-safe.
  */
 PACT_API void pact_group_unref(pact_group *g);
 
