@@ -834,6 +834,42 @@ START_TEST(deadline_alone_keeps_nothing_alive)
 }
 END_TEST
 
+/* A waiter that waits again from its own callback gets the same outcome,
+ * once per wait. */
+struct rewait {
+    pact_group *g;
+    int calls, codes[4];
+};
+
+static void on_rewait(pact_error *err, const pact_value *v, void *ud)
+{
+    (void)v;
+    struct rewait *r = ud;
+    r->codes[r->calls++] = pact_error_code(err);
+    if (r->calls < 3)
+        T_MUST(pact_group_wait_cb(r->g, on_rewait, r));
+}
+
+START_TEST(waiter_waits_again)
+{
+    struct rewait r = {0};
+    T_MUST(pact_group_new(t_loop, NULL, &r.g));
+    struct kid k = {.sleep_ms = 1, .fail = PACT_EIO};
+    T_MUST(pact_group_spawn(r.g, kid_body, &k, NULL));
+    T_MUST(pact_group_wait_cb(r.g, on_rewait, &r));
+    run_ok();
+    ck_assert_int_eq(r.calls, 3);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(r.codes[i], PACT_EAGGREGATE);
+    /* finished: closed to children, open to more waits */
+    struct capture cap;
+    capture_begin(&cap);
+    ck_assert_int_eq(pact_group_spawn(r.g, kid_body, &k, NULL), PACT_EINVAL);
+    free(capture_end(&cap));
+    pact_group_unref(r.g);
+}
+END_TEST
+
 static void body_spawns(pact_group *g, void *ud)
 {
     struct kid *k = ud;
@@ -1093,6 +1129,7 @@ Suite *suite_group(void)
     tcase_add_test(tc, dropped_group_cancels_and_reports);
     tcase_add_test(tc, close_all_ends_groups);
     tcase_add_test(tc, deadline_alone_keeps_nothing_alive);
+    tcase_add_test(tc, waiter_waits_again);
     tcase_add_test(tc, run_is_a_nursery);
     tcase_add_test(tc, dump_of_a_known_tree);
     tcase_add_test(tc, dump_on_a_signal);
