@@ -163,6 +163,16 @@ void pact__stream_arm_timer(pact_stream *s, uint64_t now);
 void pact__stream_on_timer(evutil_socket_t fd, short what, void *arg);
 
 /* stream_read.c */
+/* A read request's kinds (RD_FRAME: a 4-byte big-endian length, then that
+ * many bytes; over the request's max is PACT_EMSGSIZE). */
+enum rkind { RD_SOME, RD_LINE, RD_EXACT, RD_UNTIL, RD_FRAME };
+/* Start a read request of @p kind (not RD_EXACT nor RD_UNTIL) with
+ * @p ud_drop for @p ud when the loop is freed before it is called, and
+ * @p cb called as soon as it is done when @p at_once (a promise twin's),
+ * else on a later tick. As pact_stream_read_some otherwise. */
+int pact__read_start(pact_stream *s, int kind, const pact_read_opts *opts,
+                     pact_stream_read_cb cb, void *ud, pact_fn ud_drop,
+                     bool at_once, const char *fn);
 /* @p n bytes just read at @p buf, with no input buffered: a pending
  * read_some takes them without a copy into the input. @return whether it
  * did (else the caller adds them to the input). */
