@@ -31,6 +31,7 @@ Suite *suite_op(void);
 Suite *suite_group(void);
 Suite *suite_tcp(void);
 Suite *suite_frame(void);
+Suite *suite_daemon(void);
 
 /* Every suite's name; clang-format does not settle on one layout for it. */
 /* clang-format off */
@@ -39,7 +40,7 @@ Suite *suite_frame(void);
     X(uncaught) X(order) X(aplus) X(promise) X(combine) X(chan) X(unhandled)      \
     X(porder)                                                              \
     X(task) X(async) X(aorder) X(pool) X(fs) X(worker) X(stall) X(op) X(group) X(tcp) \
-    X(frame)
+    X(frame) X(daemon)
 /* clang-format on */
 
 #endif
