@@ -15,6 +15,7 @@
 #include "pact/abort.h"
 #include "pact/async.h"
 #include "pact/chan.h"
+#include "pact/cluster.h"
 #include "pact/common.h"
 #include "pact/dump.h"
 #include "pact/errno.h"

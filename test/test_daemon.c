@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -273,6 +274,234 @@ START_TEST(shutdown_on_sigterm)
 }
 END_TEST
 
+/* ---- a cluster: real forks sharing a port ----------------------------- */
+
+struct cl {
+    pact_loop *loop;
+    pact_tcp_server *srv;
+    int shut_calls, shut_code;
+};
+
+/* A worker's connection: one line in, its pid out (after 300 ms for
+ * "slow"), closed. */
+static pact_error *cl_serve(void *arg, pact_value *result)
+{
+    (void)result;
+    pact_stream *s = arg;
+    pact_value line;
+    pact_error *err = PACT_AWAIT_ERR(pact_stream_read_line_p(s, NULL), &line);
+    if (!err) {
+        if (strcmp((const char *)line.u.bytes.data, "slow") == 0)
+            err = pact_sleep(300);
+        pact_value_release(&line);
+    }
+    if (!err) {
+        char out[32];
+        int n = snprintf(out, sizeof out, "%ld\n", (long)getpid());
+        err = PACT_AWAIT_ERR(pact_stream_write_p(s, out, (size_t)n), NULL);
+    }
+    pact_error_unref(err);
+    pact_stream_close(s);
+    return NULL;
+}
+
+static void cl_conn(pact_error *err, pact_stream *s, void *ud)
+{
+    struct cl *c = ud;
+    if (!err)
+        pact_promise_unref(pact_task_spawn(c->loop, cl_serve, s, NULL));
+}
+
+static void cl_shut(pact_error *err, void *ud)
+{
+    struct cl *c = ud;
+    c->shut_calls++;
+    c->shut_code = err ? pact_error_code(err) : 0;
+}
+
+/* The worker's main: its own loop, the shared port, shut down on SIGTERM;
+ * 0 only after a clean shutdown. */
+static int cl_worker(unsigned index, void *arg)
+{
+    (void)index;
+    struct cl c = {0};
+    if (pact_loop_new(&c.loop) < 0)
+        return 2;
+    pact_tcp_listen_opts lo = {.reuseport = true};
+    if (pact_tcp_listen(c.loop, "127.0.0.1", *(int *)arg, &lo, cl_conn, &c,
+                        &c.srv) < 0 ||
+        pact_tcp_server_shutdown_on_signals(c.srv, 5000, cl_shut, &c) < 0)
+        return 3;
+    if (pact_loop_run(c.loop, PACT_RUN_DEFAULT) < 0)
+        return 4;
+    if (pact_loop_free(c.loop) < 0)
+        return 5;
+    return c.shut_calls == 1 && c.shut_code == 0 ? 0 : 6;
+}
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* Ask the cluster on @p port: the answering worker's pid, or -1. */
+static long ask(int port, const char *what)
+{
+    int fd = raw_connect(port);
+    if (fd < 0)
+        return -1;
+    char req[16];
+    int n = snprintf(req, sizeof req, "%s\n", what);
+    long pid = -1;
+    if (send(fd, req, (size_t)n, 0) == n) {
+        char *got = recv_all(fd);
+        if (*got)
+            pid = strtol(got, NULL, 10);
+        free(got);
+    }
+    close(fd);
+    return pid;
+}
+
+/* An answer from a worker other than @p not1 and @p not2, within 10 s. */
+static long ask_until_other(int port, long not1, long not2)
+{
+    uint64_t until = now_us() + 10000000;
+    while (now_us() < until) {
+        long pid = ask(port, "fast");
+        if (pid > 0 && pid != not1 && pid != not2)
+            return pid;
+        sleep_ms(5);
+    }
+    return -1;
+}
+
+/* @p pid has exited (its sockets are closed): gone or a zombie. */
+static bool exited(long pid)
+{
+    char path[64], buf[256] = "";
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return true;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')');
+    return p && p[1] == ' ' && p[2] == 'Z';
+}
+
+START_TEST(cluster)
+{
+    const char *ck_fork = getenv("CK_FORK");
+    if (ck_fork && strcmp(ck_fork, "no") == 0)
+        return; /* forks: not in one process under valgrind (t_forked) */
+    int port = free_port();
+    fflush(NULL);
+    pid_t sup = fork();
+    ck_assert_int_ge(sup, 0);
+    if (sup == 0) {
+        alarm(60);
+        pact_cluster_opts o = {.workers = 2, .restart_ms = 50, .quiet = true};
+        _exit(pact_cluster_run(&o, cl_worker, &port) == 0 ? 0 : 1);
+    }
+    /* both workers answer: the kernel spreads the connections */
+    long a = ask_until_other(port, -1, -1);
+    ck_assert_int_gt(a, 0);
+    long b = ask_until_other(port, a, -1);
+    ck_assert_int_gt(b, 0);
+    /* one dies: the other answers at once, a new one is started */
+    ck_assert_int_eq(kill((pid_t)a, SIGKILL), 0);
+    uint64_t until = now_us() + 5000000;
+    while (!exited(a) && now_us() < until)
+        sleep_ms(1);
+    ck_assert(exited(a));
+    for (int i = 0; i < 10; i++) {
+        long pid = ask(port, "fast");
+        ck_assert_int_gt(pid, 0);
+        ck_assert_int_ne(pid, a);
+    }
+    long c = ask_until_other(port, a, b);
+    ck_assert_int_gt(c, 0);
+    /* SIGTERM to the supervisor with a request in flight: answered, then
+     * every worker shuts down and the supervisor exits with 0 */
+    int fd = raw_connect(port);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(send(fd, "slow\n", 5, 0), 5);
+    sleep_ms(100);
+    ck_assert_int_eq(kill(sup, SIGTERM), 0);
+    char *got = recv_all(fd);
+    long pid = strtol(got, NULL, 10);
+    ck_assert_msg(pid == b || pid == c, "answered by %s", got);
+    free(got);
+    close(fd);
+    int status;
+    ck_assert_int_eq(waitpid(sup, &status, 0), sup);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "supervisor status %d", status);
+    ck_assert_int_eq(ask(port, "fast"), -1); /* nobody listens */
+}
+END_TEST
+
+/* A worker that fails at once is restarted with a growing back-off; the
+ * stop ends the supervisor with 0 (between two restarts) or 1 (a worker
+ * failing during the stop). */
+static int failing_worker(unsigned index, void *arg)
+{
+    (void)index;
+    int *fd = arg;
+    ssize_t n = write(*fd, "x", 1);
+    (void)n;
+    return 7;
+}
+
+START_TEST(cluster_restart_backoff)
+{
+    const char *ck_fork = getenv("CK_FORK");
+    if (ck_fork && strcmp(ck_fork, "no") == 0)
+        return;
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    fflush(NULL);
+    pid_t sup = fork();
+    ck_assert_int_ge(sup, 0);
+    if (sup == 0) {
+        alarm(60);
+        close(p[0]);
+        pact_cluster_opts o = {.workers = 1,
+                               .restart_ms = 20,
+                               .restart_max_ms = 160,
+                               .quiet = true};
+        _exit(pact_cluster_run(&o, failing_worker, &p[1]));
+    }
+    close(p[1]);
+    /* starts at 0, +20, +40, +80, +160, +160...: six within a second */
+    char buf[64];
+    int starts = 0;
+    uint64_t until = now_us() + 1000000;
+    while (now_us() < until && starts < 6) {
+        ssize_t n = read(p[0], buf, sizeof buf);
+        if (n > 0)
+            starts += (int)n;
+    }
+    ck_assert_int_ge(starts, 6);
+    ck_assert_int_eq(kill(sup, SIGTERM), 0);
+    int status;
+    ck_assert_int_eq(waitpid(sup, &status, 0), sup);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) <= 1,
+                  "supervisor status %d", status);
+    close(p[0]);
+    ck_assert_int_eq(pact_cluster_run(NULL, NULL, NULL), PACT_EINVAL);
+}
+END_TEST
+
 Suite *suite_daemon(void)
 {
     Suite *s = suite_create("daemon");
@@ -284,6 +513,8 @@ Suite *suite_daemon(void)
     tcase_add_test(tc, shutdown_empty);
     tcase_add_test(tc, shutdown_then_close_all);
     tcase_add_test(tc, shutdown_on_sigterm);
+    tcase_add_test(tc, cluster);
+    tcase_add_test(tc, cluster_restart_backoff);
     suite_add_tcase(s, tc);
     return s;
 }
