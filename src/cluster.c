@@ -1,7 +1,7 @@
 /* The supervisor of a cluster (pact/cluster.h): no loop, one thread. It
  * blocks SIGCHLD, SIGTERM and SIGINT and takes them with sigtimedwait, the
  * timeout being the next restart or the stop's deadline; each SIGCHLD reaps
- * every child that ended (signals of one kind coalesce). A worker is a
+ * every worker that ended (signals of one kind coalesce). A worker is a
  * slot: its index, its pid while it runs, when it started (for the
  * back-off), when it is to be started again. */
 #include <errno.h>
@@ -125,14 +125,16 @@ static void ended(struct sup *sp, unsigned i, int status)
             (long)pid, WEXITSTATUS(status), (unsigned long long)s->delay);
 }
 
+/* The workers that ended (only ours: a child the program made before is
+ * left to it). */
 static void reap(struct sup *sp)
 {
-    int status;
-    pid_t pid;
-    while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
-        for (unsigned i = 0; i < sp->n; i++)
-            if (sp->slots[i].pid == pid)
-                ended(sp, i, status);
+    for (unsigned i = 0; i < sp->n; i++) {
+        int status;
+        if (sp->slots[i].pid &&
+            waitpid(sp->slots[i].pid, &status, WNOHANG) == sp->slots[i].pid)
+            ended(sp, i, status);
+    }
 }
 
 static void signal_all(struct sup *sp, int sig)

@@ -382,6 +382,65 @@ START_TEST(events_stop_on_close)
 }
 END_TEST
 
+/* ---- frames with the stream's close event: the stream outlives the last
+ * call (it is freed after both, whichever comes first) ------------------- */
+
+struct both {
+    pact_tcp_server *srv;
+    int frames, last, closes, code;
+};
+
+static void both_frame(pact_stream *s, pact_error *err, pact_value *frame,
+                       void *ud)
+{
+    (void)frame;
+    struct both *b = ud;
+    if (!err) {
+        b->frames++;
+        return;
+    }
+    b->last++;
+    b->code = pact_error_code(err);
+    ck_assert_int_eq(pact_stream_fd(s), -1); /* s is still there, closed */
+}
+
+static void both_close(pact_stream *s, void *ud)
+{
+    (void)s;
+    struct both *b = ud;
+    b->closes++;
+    pact_tcp_server_close(b->srv, NULL, NULL);
+}
+
+static void both_accept(pact_error *err, pact_stream *s, void *ud)
+{
+    if (err)
+        return;
+    pact_stream_events ev = {.close = both_close};
+    ck_assert_int_eq(pact_stream_on(s, &ev, ud), 0);
+    pact_read_opts o = {.max = 10};
+    ck_assert_int_eq(
+        pact_stream_on_frames(s, PACT_FRAME_LENGTH, &o, both_frame, ud), 0);
+}
+
+START_TEST(events_with_close_event)
+{
+    struct both b = {0};
+    ck_assert_int_eq(
+        pact_tcp_listen(t_loop, "127.0.0.1", 0, NULL, both_accept, &b, &b.srv),
+        0);
+    int fd = raw_connect(pact_tcp_server_port(b.srv));
+    send_frame(fd, "ok", 2);
+    send_frame(fd, "far too long", 12);
+    run_ok();
+    ck_assert_int_eq(b.frames, 1);
+    ck_assert_int_eq(b.last, 1);
+    ck_assert_int_eq(b.code, PACT_EMSGSIZE);
+    ck_assert_int_eq(b.closes, 1);
+    close(fd);
+}
+END_TEST
+
 /* ---- close_all while frames are awaited: one last call each ---------------
  */
 
@@ -488,6 +547,7 @@ Suite *suite_frame(void)
     tcase_add_test(tc, json_callbacks);
     tcase_add_test(tc, lines_events);
     tcase_add_test(tc, events_stop_on_close);
+    tcase_add_test(tc, events_with_close_event);
     tcase_add_test(tc, close_all_frames);
     tcase_add_test(tc, misuse);
     suite_add_tcase(s, tc);

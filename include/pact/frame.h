@@ -78,6 +78,9 @@ PACT_API pact_promise *pact_stream_read_json_p(pact_stream *s,
  * when the peer ended cleanly, PACT_EMSGSIZE or PACT_EPROTO (the stream is
  * destroyed with it), PACT_ECANCELED (the stream was closed or destroyed, or
  * the token aborted), or the stream's error. Nothing follows the last call.
+ * @p s stays valid until the last call returns, even in events mode with a
+ * close event (the stream is freed after both); a stream read only through
+ * requests is still the program's to close.
  */
 typedef void (*pact_frame_cb)(pact_stream *s, pact_error *err,
                               pact_value *frame, void *ud);
