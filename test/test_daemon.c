@@ -238,6 +238,80 @@ START_TEST(shutdown_then_close_all)
 }
 END_TEST
 
+/* ---- events style: the stream left at the deadline gets PACT_ECANCELED ----
+ */
+
+struct evd {
+    pact_tcp_server *srv;
+    int errors, closes, code, shut_calls, shut_code;
+};
+
+static void evd_data(pact_stream *s, const void *buf, size_t len, void *ud)
+{
+    (void)ud;
+    ck_assert_int_ge(pact_stream_write(s, buf, len), 0);
+}
+
+static void evd_error(pact_stream *s, pact_error *err, void *ud)
+{
+    (void)s;
+    struct evd *e = ud;
+    e->errors++;
+    e->code = pact_error_code(err);
+}
+
+static void evd_close(pact_stream *s, void *ud)
+{
+    (void)s;
+    struct evd *e = ud;
+    e->closes++;
+}
+
+static void evd_accept(pact_error *err, pact_stream *s, void *ud)
+{
+    if (err)
+        return;
+    pact_stream_events ev = {
+        .data = evd_data, .error = evd_error, .close = evd_close};
+    ck_assert_int_eq(pact_stream_on(s, &ev, ud), 0);
+}
+
+static void evd_shut(pact_error *err, void *ud)
+{
+    struct evd *e = ud;
+    e->shut_calls++;
+    e->shut_code = pact_error_code(err);
+    ck_assert_int_eq(e->closes, 2); /* after the streams' close events */
+}
+
+START_TEST(shutdown_events_deadline)
+{
+    struct evd e = {0};
+    ck_assert_int_eq(
+        pact_tcp_listen(t_loop, "127.0.0.1", 0, NULL, evd_accept, &e, &e.srv),
+        0);
+    int port = pact_tcp_server_port(e.srv);
+    int a = raw_connect(port), b = raw_connect(port);
+    ck_assert_int_eq(send(a, "x", 1, 0), 1);
+    while (pact_tcp_server_connections(e.srv) < 2)
+        ck_assert_int_ge(pact_loop_run(t_loop, PACT_RUN_ONCE), 0);
+    ck_assert_int_eq(pact_tcp_server_shutdown(e.srv, 100, evd_shut, &e), 0);
+    ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
+    ck_assert_int_eq(e.shut_calls, 1);
+    ck_assert_int_eq(e.shut_code, PACT_ETIMEDOUT);
+    ck_assert_int_eq(e.errors, 2);
+    ck_assert_int_eq(e.code, PACT_ECANCELED);
+    char *got = recv_all(a);
+    ck_assert_str_eq(got, "x"); /* echoed, then closed */
+    free(got);
+    got = recv_all(b);
+    ck_assert_str_eq(got, "");
+    free(got);
+    close(a);
+    close(b);
+}
+END_TEST
+
 /* ---- on SIGTERM, in a child (it changes the signal's disposition) -------- */
 
 static void sigterm_child(void *arg)
@@ -512,6 +586,7 @@ Suite *suite_daemon(void)
     tcase_add_test(tc, shutdown_in_time);
     tcase_add_test(tc, shutdown_empty);
     tcase_add_test(tc, shutdown_then_close_all);
+    tcase_add_test(tc, shutdown_events_deadline);
     tcase_add_test(tc, shutdown_on_sigterm);
     tcase_add_test(tc, cluster);
     tcase_add_test(tc, cluster_restart_backoff);

@@ -110,8 +110,9 @@ PACT_API int pact_tcp_server_close(pact_tcp_server *srv, pact_fn cb, void *ud);
  * aborts pact_tcp_server_shutdown_token; then it waits for the connections
  * it accepted to close (the program closes each when its work is done).
  * Those still open after @p deadline_ms (0: no deadline) are destroyed
- * with PACT_ECANCELED (their pending operations fail with it). Then @p srv
- * is freed and @p cb(err, @p ud) (may be NULL) runs once: @p err NULL when
+ * with PACT_ECANCELED (their pending operations fail with it). Then, after
+ * their close events, @p srv is freed and @p cb(err, @p ud) (may be NULL)
+ * runs once: @p err NULL when
  * every connection closed in time, else PACT_ETIMEDOUT saying how many were
  * closed at the deadline (or PACT_ECANCELED when pact_loop_close_all had
  * stopped the server first).
