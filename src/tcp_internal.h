@@ -1,8 +1,10 @@
 /* Private to the sockets: stream.c (a connected stream: reading, writing,
  * events, back-pressure, its end), stream_timer.c (its timeouts),
  * stream_read.c (read requests, writes with a callback, the promise
- * twins), tcp.c (servers, accept, the service's per-loop state) and
- * connect.c (connects, name resolution).
+ * twins), tcp.c (servers, accept, the service's per-loop state),
+ * shutdown.c (a server's graceful shutdown), frame.c (messages: frames and
+ * JSON lines on top of the read requests) and connect.c (connects, name
+ * resolution).
  *
  * Each stream watches its socket with two raw libevent events (read:
  * persistent, added while the stream wants input; write: added only while
