@@ -15,8 +15,6 @@
 
 #define DEFAULT_MAX 65536
 
-enum rkind { RD_SOME, RD_LINE, RD_EXACT, RD_UNTIL };
-
 struct read_req {
     struct pact__op op;
     struct due due;
@@ -28,6 +26,7 @@ struct read_req {
     pact_stream_read_cb cb;
     void *ud;
     pact_fn ud_drop; /* a twin's deferred */
+    bool at_once;    /* a twin: settled at once */
     pact_error *err;
     pact_value v;
 };
@@ -79,7 +78,7 @@ static void read_done(pact_stream *s, struct read_req *r, pact_error *err,
     r->v = v;
     /* a twin settles its deferred at once (its reactions are a microtask
      * away anyway); a callback is called on a later tick */
-    if (r->ud_drop)
+    if (r->at_once)
         read_run(&r->due);
     else
         pact__tcp_due(s->svc, &r->due);
@@ -141,20 +140,38 @@ void pact__read_try(pact_stream *s)
     case RD_EXACT:
         end = len >= r->n ? r->n : 0;
         break;
+    case RD_FRAME: /* a 4-byte big-endian length, then that many bytes */
+        if (len >= 4) {
+            unsigned char h[4];
+            evbuffer_copyout(s->in, h, 4);
+            r->n = (size_t)h[0] << 24 | (size_t)h[1] << 16 | (size_t)h[2] << 8 |
+                   h[3];
+            over = r->n > r->max;
+            end = len - 4 >= r->n ? r->n + 4 : 0;
+        }
+        break;
     default: /* a line, or up to a delimiter */
         end = find(s, r);
         over = end ? end - (r->kind == RD_LINE) > r->max : len >= r->max;
         break;
     }
     if (over) {
-        pact_error *err = PACT_ERROR(
-            PACT_EMSGSIZE, "over %zu bytes without the delimiter", r->max);
+        pact_error *err =
+            r->kind == RD_FRAME
+                ? PACT_ERROR(PACT_EMSGSIZE, "a frame of %zu bytes (over %zu)",
+                             r->n, r->max)
+                : PACT_ERROR(PACT_EMSGSIZE,
+                             "over %zu bytes without the delimiter", r->max);
         err = err ? err : pact__enomem();
         read_done(s, r, pact_error_ref(err), pact_nothing());
         pact__stream_kill(s, err);
         return;
     }
     if (end) {
+        if (r->kind == RD_FRAME) {
+            evbuffer_drain(s->in, 4);
+            end -= 4;
+        }
         size_t skip = r->kind == RD_LINE;
         pact_value v = take(s, end - skip, skip, r->kind == RD_LINE);
         pact_error *err = v.kind == PACT_ERROR ? v.u.error : NULL;
@@ -197,7 +214,7 @@ static void read_describe(const struct pact__op *op, char *buf, size_t len)
 {
     const struct read_req *r = pact__list_entry(op, const struct read_req, op);
     static const char *const kinds[] = {"some bytes", "a line", "n bytes",
-                                        "a delimiter"};
+                                        "a delimiter", "a frame"};
     char call[160];
     pact__describe_call(call, sizeof call, (void (*)(void))r->cb, r->ud);
     snprintf(buf, len, "stream fd %d: reads %s, calls %s", r->s ? r->s->fd : -1,
@@ -218,7 +235,20 @@ struct rspec {
     const void *delim;
     size_t dlen;
     const pact_read_opts *opts;
+    bool later; /* called on a later tick even with ud_drop */
 };
+
+static int read_start(pact_stream *s, const struct rspec *sp,
+                      pact_stream_read_cb cb, void *ud, pact_fn ud_drop,
+                      const char *fn);
+
+int pact__read_start(pact_stream *s, int kind, const pact_read_opts *opts,
+                     pact_stream_read_cb cb, void *ud, pact_fn ud_drop,
+                     bool at_once, const char *fn)
+{
+    struct rspec sp = {kind, 0, NULL, 0, opts, !at_once};
+    return read_start(s, &sp, cb, ud, ud_drop, fn);
+}
 
 static int read_start(pact_stream *s, const struct rspec *sp,
                       pact_stream_read_cb cb, void *ud, pact_fn ud_drop,
@@ -246,6 +276,7 @@ static int read_start(pact_stream *s, const struct rspec *sp,
     r->cb = cb;
     r->ud = ud;
     r->ud_drop = ud_drop;
+    r->at_once = ud_drop && !sp->later;
     r->due.run = read_run;
     r->due.drop = read_drop;
     pact__list_init(&r->due.node);
@@ -269,21 +300,21 @@ static int read_start(pact_stream *s, const struct rspec *sp,
 int pact_stream_read_some(pact_stream *s, const pact_read_opts *opts,
                           pact_stream_read_cb cb, void *ud)
 {
-    struct rspec sp = {RD_SOME, 0, NULL, 0, opts};
+    struct rspec sp = {RD_SOME, 0, NULL, 0, opts, false};
     return read_start(s, &sp, cb, ud, NULL, "pact_stream_read_some");
 }
 
 int pact_stream_read_line(pact_stream *s, const pact_read_opts *opts,
                           pact_stream_read_cb cb, void *ud)
 {
-    struct rspec sp = {RD_LINE, 0, NULL, 0, opts};
+    struct rspec sp = {RD_LINE, 0, NULL, 0, opts, false};
     return read_start(s, &sp, cb, ud, NULL, "pact_stream_read_line");
 }
 
 int pact_stream_read_exact(pact_stream *s, size_t n, const pact_read_opts *opts,
                            pact_stream_read_cb cb, void *ud)
 {
-    struct rspec sp = {RD_EXACT, n, NULL, 0, opts};
+    struct rspec sp = {RD_EXACT, n, NULL, 0, opts, false};
     return read_start(s, &sp, cb, ud, NULL, "pact_stream_read_exact");
 }
 
@@ -292,7 +323,7 @@ int pact_stream_read_until(pact_stream *s, const void *delim, size_t dlen,
                            void *ud)
 {
     PACT_CHECK_ARG(delim, "pact_stream_read_until");
-    struct rspec sp = {RD_UNTIL, 0, delim, dlen, opts};
+    struct rspec sp = {RD_UNTIL, 0, delim, dlen, opts, false};
     return read_start(s, &sp, cb, ud, NULL, "pact_stream_read_until");
 }
 
@@ -476,28 +507,28 @@ static pact_promise *read_twin(pact_stream *s, struct rspec sp, const char *fn)
 pact_promise *pact_stream_read_some_p(pact_stream *s,
                                       const pact_read_opts *opts)
 {
-    struct rspec sp = {RD_SOME, 0, NULL, 0, opts};
+    struct rspec sp = {RD_SOME, 0, NULL, 0, opts, false};
     return read_twin(s, sp, "pact_stream_read_some_p");
 }
 
 pact_promise *pact_stream_read_line_p(pact_stream *s,
                                       const pact_read_opts *opts)
 {
-    struct rspec sp = {RD_LINE, 0, NULL, 0, opts};
+    struct rspec sp = {RD_LINE, 0, NULL, 0, opts, false};
     return read_twin(s, sp, "pact_stream_read_line_p");
 }
 
 pact_promise *pact_stream_read_exact_p(pact_stream *s, size_t n,
                                        const pact_read_opts *opts)
 {
-    struct rspec sp = {RD_EXACT, n, NULL, 0, opts};
+    struct rspec sp = {RD_EXACT, n, NULL, 0, opts, false};
     return read_twin(s, sp, "pact_stream_read_exact_p");
 }
 
 pact_promise *pact_stream_read_until_p(pact_stream *s, const void *delim,
                                        size_t dlen, const pact_read_opts *opts)
 {
-    struct rspec sp = {RD_UNTIL, 0, delim, dlen, opts};
+    struct rspec sp = {RD_UNTIL, 0, delim, dlen, opts, false};
     if (!delim) {
         pact__misuse("pact_stream_read_until_p", PACT_EINVAL, "delim is NULL");
         return NULL;

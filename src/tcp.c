@@ -23,28 +23,6 @@
 #define BACKOFF_MIN_MS 10
 #define BACKOFF_MAX_MS 1000
 
-struct pact_tcp_server {
-    struct pact__op op;     /* pending while listening */
-    struct pact__list node; /* svc->servers */
-    struct due due;         /* the close callback */
-    struct tcp_svc *svc;
-    pact_loop *loop;
-    int fd, port, family;
-    struct event *ev, *backoff;
-    bool ev_on, bo_on;
-    bool closed;  /* pact_tcp_server_close */
-    bool stopped; /* not listening any more */
-    bool episode; /* out of descriptors, logged */
-    uint64_t backoff_ms;
-    pact_tcp_accept_cb cb;
-    void *ud;
-    pact_stream_opts so;
-    size_t max_conns, conns;
-    pact_fn close_cb;
-    void *close_ud;
-    char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-};
-
 /* ---- the service --------------------------------------------------------- */
 
 static void deliver(void *ud)
@@ -224,9 +202,9 @@ static void take(pact_tcp_server *srv, int fd)
     srv->cb(NULL, s, srv->ud);
 }
 
-static void do_accept(pact_tcp_server *srv)
+static void do_accept(pact_tcp_server *srv, size_t batch)
 {
-    for (int i = 0; i < ACCEPT_BATCH && !srv->stopped; i++) {
+    for (size_t i = 0; i < batch && !srv->stopped; i++) {
         int fd = accept4(srv->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             int e = errno;
@@ -254,7 +232,7 @@ static void on_accept(evutil_socket_t fd, short what, void *arg)
     pact_loop *loop = srv->loop;
     bool was = pact__own_begin(loop);
     pact__step_begin(loop, PACT_STEP_POLL, (void (*)(void))srv->cb, srv->ud);
-    do_accept(srv);
+    do_accept(srv, ACCEPT_BATCH);
     pact__step_end(loop);
     pact__drain(loop);
     pact__own_end(loop, was);
@@ -274,10 +252,19 @@ static void on_backoff(evutil_socket_t fd, short what, void *arg)
 void pact__server_stream_gone(pact_tcp_server *srv)
 {
     assert(srv->conns > 0);
-    srv->conns--;
+    if (--srv->conns == 0 && srv->shutting)
+        pact__server_shutdown_done(srv, NULL);
 }
 
 /* ---- its life ------------------------------------------------------------ */
+
+static void stop_listening(pact_tcp_server *srv);
+
+void pact__server_stop(pact_tcp_server *srv)
+{
+    do_accept(srv, SIZE_MAX); /* the kernel's queue: none is lost */
+    stop_listening(srv);
+}
 
 static void stop_listening(pact_tcp_server *srv)
 {
@@ -305,6 +292,7 @@ static void server_free(pact_tcp_server *srv)
     pact__list_remove(&srv->node);
     if (pact__list_linked(&srv->due.node))
         pact__list_remove(&srv->due.node);
+    pact__server_shutdown_release(srv);
     event_free(srv->ev);
     event_free(srv->backoff);
     free(srv);
@@ -316,14 +304,21 @@ static bool srv_stop(struct pact__op *op)
     return true;
 }
 
-static void closed_run(struct due *d)
+void pact__server_closed(struct due *d)
 {
     pact_tcp_server *srv = pact__list_entry(d, pact_tcp_server, due);
     pact_fn cb = srv->close_cb;
     void *ud = srv->close_ud;
+    pact_cb shut_cb = srv->shut_cb;
+    void *shut_ud = srv->shut_ud;
+    pact_error *err = srv->shut_err;
+    srv->shut_err = NULL;
     server_free(srv);
     if (cb)
         cb(ud);
+    if (shut_cb)
+        shut_cb(err, shut_ud);
+    pact_error_unref(err);
 }
 
 static void closed_drop(struct due *d)
@@ -335,7 +330,9 @@ static void srv_fail(struct pact__op *op, pact_error *err)
 {
     pact_tcp_server *srv = pact__list_entry(op, pact_tcp_server, op);
     if (srv->closed) { /* closed while its cancellation was due */
-        closed_run(&srv->due);
+        if (srv->shut_cb && !srv->shut_err)
+            srv->shut_err = pact_error_ref(err);
+        pact__server_closed(&srv->due);
         return;
     }
     pact__label_refine(srv->loop, PACT_STEP_TICK, (void (*)(void))srv->cb,
@@ -454,7 +451,7 @@ static int start(pact_loop *loop, const struct sockaddr *sa, socklen_t sl,
     srv->family = sa->sa_family;
     srv->cb = cb;
     srv->ud = ud;
-    srv->due.run = closed_run;
+    srv->due.run = pact__server_closed;
     srv->due.drop = closed_drop;
     pact__list_init(&srv->due.node);
     if (o && o->stream)

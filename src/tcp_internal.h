@@ -1,8 +1,10 @@
 /* Private to the sockets: stream.c (a connected stream: reading, writing,
  * events, back-pressure, its end), stream_timer.c (its timeouts),
  * stream_read.c (read requests, writes with a callback, the promise
- * twins), tcp.c (servers, accept, the service's per-loop state) and
- * connect.c (connects, name resolution).
+ * twins), tcp.c (servers, accept, the service's per-loop state),
+ * shutdown.c (a server's graceful shutdown), frame.c (messages: frames and
+ * JSON lines on top of the read requests) and connect.c (connects, name
+ * resolution).
  *
  * Each stream watches its socket with two raw libevent events (read:
  * persistent, added while the stream wants input; write: added only while
@@ -23,6 +25,7 @@
 
 #include <event2/util.h> /* evutil_socket_t */
 #include <sys/socket.h>
+#include <sys/un.h>
 
 #include "internal.h"
 #include "pact/tcp.h"
@@ -91,8 +94,54 @@ struct pact_stream {
     bool nodelay, keepalive;   /* as set on the socket */
 };
 
+/* A listening server (tcp.c), and its shutdown (shutdown.c). */
+struct pact_tcp_server {
+    struct pact__op op;     /* pending while listening */
+    struct pact__list node; /* svc->servers */
+    struct due due;         /* the close callback */
+    struct tcp_svc *svc;
+    pact_loop *loop;
+    int fd, port, family;
+    struct event *ev, *backoff;
+    bool ev_on, bo_on;
+    bool closed;  /* pact_tcp_server_close */
+    bool stopped; /* not listening any more */
+    bool episode; /* out of descriptors, logged */
+    uint64_t backoff_ms;
+    pact_tcp_accept_cb cb;
+    void *ud;
+    pact_stream_opts so;
+    size_t max_conns, conns;
+    pact_fn close_cb;
+    void *close_ud;
+    char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    /* a graceful shutdown (shutdown.c) */
+    bool shutting;          /* it began: waiting for the connections */
+    bool finishing;         /* its callback is due */
+    struct event *deadline; /* closes the rest */
+    bool dl_on;
+    uint64_t deadline_ms;
+    pact_cb shut_cb;
+    void *shut_ud;
+    pact_error *shut_err;
+    pact_abort *token;   /* pact_tcp_server_shutdown_token */
+    pact_handle sigs[2]; /* pact_tcp_server_shutdown_on_signals */
+    uint64_t sig_deadline_ms;
+    pact_cb sig_cb;
+    void *sig_ud;
+};
+
 /* tcp.c */
 struct tcp_svc *pact__tcp_svc(pact_loop *loop);
+/* Accept what the kernel's queue holds, then stop listening. */
+void pact__server_stop(pact_tcp_server *srv);
+/* The server's due: free it, then call its close or shutdown callback. */
+void pact__server_closed(struct due *d);
+/* shutdown.c: its connections are gone, or the deadline passed (with
+ * @p err, taken): the callback is due. */
+void pact__server_shutdown_done(pact_tcp_server *srv, pact_error *err);
+/* shutdown.c: free what the shutdown holds (server_free). */
+void pact__server_shutdown_release(pact_tcp_server *srv);
 /* Queue @p d on the service's next tick (no-op if queued already). */
 void pact__tcp_due(struct tcp_svc *svc, struct due *d);
 /* The code of the last system call (-errno). */
@@ -163,6 +212,16 @@ void pact__stream_arm_timer(pact_stream *s, uint64_t now);
 void pact__stream_on_timer(evutil_socket_t fd, short what, void *arg);
 
 /* stream_read.c */
+/* A read request's kinds (RD_FRAME: a 4-byte big-endian length, then that
+ * many bytes; over the request's max is PACT_EMSGSIZE). */
+enum rkind { RD_SOME, RD_LINE, RD_EXACT, RD_UNTIL, RD_FRAME };
+/* Start a read request of @p kind (not RD_EXACT nor RD_UNTIL) with
+ * @p ud_drop for @p ud when the loop is freed before it is called, and
+ * @p cb called as soon as it is done when @p at_once (a promise twin's),
+ * else on a later tick. As pact_stream_read_some otherwise. */
+int pact__read_start(pact_stream *s, int kind, const pact_read_opts *opts,
+                     pact_stream_read_cb cb, void *ud, pact_fn ud_drop,
+                     bool at_once, const char *fn);
 /* @p n bytes just read at @p buf, with no input buffered: a pending
  * read_some takes them without a copy into the input. @return whether it
  * did (else the caller adds them to the input). */

@@ -1,8 +1,9 @@
 #!/bin/sh
-# One TCP echo server in three styles: examples/echo/{callbacks,promises,task}
+# One TCP echo server in four styles:
+# examples/echo/{callbacks,promises,task,async}
 # each serve the demonstration client of examples/echo/client.c on
 # 127.0.0.1 and must exit 0 with nothing on stderr, printing exactly
-# test/fixtures/echo.out -- so the three servers stay the same server.
+# test/fixtures/echo.out -- so the four servers stay the same server.
 # `make check` runs this with top_builddir and top_srcdir set.
 
 builddir=${top_builddir:-.}
@@ -12,7 +13,7 @@ tmp=${TMPDIR:-/tmp}/check-echo.$$
 trap 'rm -f "$tmp.out" "$tmp.err"' EXIT INT TERM
 
 rc=0
-for style in callbacks promises task; do
+for style in callbacks promises task async; do
     prog="$builddir/examples/echo/$style"
     if [ ! -x "$prog" ]; then
         echo "check-echo: FAIL: $prog not built"

@@ -30,6 +30,8 @@ Suite *suite_stall(void);
 Suite *suite_op(void);
 Suite *suite_group(void);
 Suite *suite_tcp(void);
+Suite *suite_frame(void);
+Suite *suite_daemon(void);
 
 /* Every suite's name; clang-format does not settle on one layout for it. */
 /* clang-format off */
@@ -37,7 +39,8 @@ Suite *suite_tcp(void);
     X(error) X(loop) X(foreign) X(timer) X(tick) X(io) X(post) X(abort)   \
     X(uncaught) X(order) X(aplus) X(promise) X(combine) X(chan) X(unhandled)      \
     X(porder)                                                              \
-    X(task) X(async) X(aorder) X(pool) X(fs) X(worker) X(stall) X(op) X(group) X(tcp)
+    X(task) X(async) X(aorder) X(pool) X(fs) X(worker) X(stall) X(op) X(group) X(tcp) \
+    X(frame) X(daemon)
 /* clang-format on */
 
 #endif

@@ -100,6 +100,13 @@ int echo_main(int argc, char **argv, pact_tcp_accept_cb accept, void *ud)
         return 1;
     }
     if (arg) {
+        /* a daemon: SIGTERM or ^C stops accepting and gives the
+         * connections 5 s to finish (doc/daemon.md) */
+        rc = pact_tcp_server_shutdown_on_signals(srv, 5000, NULL, NULL);
+        if (rc < 0) {
+            fprintf(stderr, "signals: %s\n", pact_strerror(rc));
+            return 1;
+        }
         printf("listening on 127.0.0.1:%d\n", pact_tcp_server_port(srv));
         fflush(stdout);
     } else {

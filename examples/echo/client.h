@@ -1,5 +1,6 @@
 /* The echo examples' shared part: how each server is started (a port on
- * the command line: serve it until killed; none: a demonstration on a port
+ * the command line: serve it until SIGTERM or ^C, then shut down
+ * gracefully; none: a demonstration on a port
  * the system picks, driven by the client below), and that client, written
  * with callbacks: it sends three lines one at a time, prints each echo,
  * ends its side and prints what follows. Each server prints the same

@@ -19,6 +19,9 @@
 #error "pact/tcp.h is layer 5 (services): a lower layer must not include it"
 #endif
 
+#include <stdint.h>
+
+#include "pact/abort.h"
 #include "pact/common.h"
 #include "pact/error.h"
 #include "pact/stream.h"
@@ -99,6 +102,49 @@ PACT_API size_t pact_tcp_server_connections(const pact_tcp_server *srv);
  * @return 0, PACT_EINVAL (NULL, or closed already), PACT_ETHREAD.
  */
 PACT_API int pact_tcp_server_close(pact_tcp_server *srv, pact_fn cb, void *ud);
+
+/**
+ * Shut @p srv down gracefully, as a daemon does on SIGTERM: on the next tick
+ * it accepts what the kernel's queue still holds (each to the accept
+ * callback: nothing the kernel accepted is lost), stops listening, and
+ * aborts pact_tcp_server_shutdown_token; then it waits for the connections
+ * it accepted to close (the program closes each when its work is done).
+ * Those still open after @p deadline_ms (0: no deadline) are destroyed
+ * with PACT_ECANCELED (their pending operations fail with it). Then, after
+ * their close events, @p srv is freed and @p cb(err, @p ud) (may be NULL)
+ * runs once: @p err NULL when
+ * every connection closed in time, else PACT_ETIMEDOUT saying how many were
+ * closed at the deadline (or PACT_ECANCELED when pact_loop_close_all had
+ * stopped the server first).
+ * @return 0, PACT_EINVAL (NULL, or closed or shutting down already),
+ *   PACT_ENOMEM, PACT_ETHREAD (then @p cb is never called).
+ */
+PACT_API int pact_tcp_server_shutdown(pact_tcp_server *srv,
+                                      uint64_t deadline_ms, pact_cb cb,
+                                      void *ud);
+
+/**
+ * A token aborted when @p srv's shutdown begins (reason: PACT_ECANCELED,
+ * "the server is shutting down"). Give it as the abort token of the read
+ * that waits for a connection's next request (pact_read_opts.abort): an
+ * idle connection then ends at once, while one handling a request finishes
+ * it and answers first.
+ * @return the token, borrowed (valid while @p srv is; take a reference to
+ *   keep it longer); NULL for NULL or out of memory.
+ */
+PACT_API pact_abort *pact_tcp_server_shutdown_token(pact_tcp_server *srv);
+
+/**
+ * Shut @p srv down (pact_tcp_server_shutdown with @p deadline_ms, @p cb and
+ * @p ud) on the first SIGTERM or SIGINT; a second one closes the remaining
+ * connections at once. The signal watchers do not keep the loop alive and
+ * stop when @p srv is freed. One loop per process may watch signals.
+ * @return 0, PACT_EINVAL, PACT_EALREADY (watching already), PACT_ENOMEM,
+ *   PACT_ETHREAD, or what pact_signal_start returns.
+ */
+PACT_API int pact_tcp_server_shutdown_on_signals(pact_tcp_server *srv,
+                                                 uint64_t deadline_ms,
+                                                 pact_cb cb, void *ud);
 
 /** A connect's callback: @p s the connected stream (the program's), or
  *  NULL with @p err (borrowed): the last address's error (ECONNREFUSED,

@@ -1,23 +1,27 @@
 /* make bench: the TCP echo (layer 5's streams) beside the same echo server
- * on raw libevent events and on libuv, measured in the same run. One load
- * client, a thread of this program pinned to the other core (the server
- * runs on the first), keeps CONNS connections busy, each sending a 64-byte
+ * on raw libevent events, on libevent's bufferevents, on libuv and on
+ * Node's net, measured in the same run. One load client, a thread of this
+ * program pinned to the other core (the server runs on the first), keeps
+ * 50 connections busy (then 1,000: the _1k figures), each sending a 64-byte
  * message and waiting for its echo before the next, until MESSAGES echoes
  * came back. Figures: wall ns per message (the inverse of messages per
  * second over all connections) for the server in callback style
- * (tcp.echo), with promise chains (tcp.echo_promise) and as a task per
- * connection (tcp.echo_task), each beside the same two anchors; and the
- * server thread's CPU time per message (the *_cpu figures: what the
- * server itself costs, less sensitive to a busy neighbour than wall
- * time), and the 99th percentile of a message's round trip as the client
- * sees it (the *_p99 figures). The client checks every echo's length, so
- * a broken server cannot print a fast figure. README.md says more. */
+ * (tcp.echo), with promise chains (tcp.echo_promise), as a task per
+ * connection (tcp.echo_task) and as a stackless async function per
+ * connection (tcp.echo_async), each beside the anchors; and the server's
+ * CPU time per message (the *_cpu figures: what the server itself costs,
+ * less sensitive to a busy neighbour than wall time), and the 99th
+ * percentile of a message's round trip as the client sees it (the *_p99
+ * figures). The client checks every echo's length, so a broken server
+ * cannot print a fast figure. README.md says more. */
 #include "config.h"
 
 #include "bench.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -28,15 +32,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #ifdef HAVE_LIBUV
 #include <uv.h>
 #endif
 
-#define CONNS 50
-#define MESSAGES 100000L
+#define MESSAGES 50000L
 #define MSG 64
+
+/* The connections of the run under way: 50, then 1,000 (the _1k figures). */
+static int conns = 50;
 
 /* ---- the load client (one thread, epoll) --------------------------------- */
 
@@ -106,28 +114,31 @@ static void *client_main(void *arg)
 {
     struct load *l = arg;
     pin(1);
-    int ep = epoll_create1(0), fds[CONNS];
-    size_t got[CONNS] = {0};
+    int ep = epoll_create1(0), *fds = calloc((size_t)conns, sizeof *fds);
+    size_t *got = calloc((size_t)conns, sizeof *got);
+    double *at = calloc((size_t)conns, sizeof *at);
+    struct epoll_event *ev = calloc((size_t)conns, sizeof *ev);
     char msg[MSG], buf[4096];
+    if (!fds || !got || !at || !ev)
+        bench_fail("out of memory");
     memset(msg, 'm', sizeof msg);
-    for (int i = 0; i < CONNS; i++) {
+    for (int i = 0; i < conns; i++) {
         fds[i] = client_socket(l->port);
         struct epoll_event e = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
         epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &e);
     }
     long sent = 0, echoed = 0;
-    double *rtt = malloc(MESSAGES * sizeof *rtt), at[CONNS];
+    double *rtt = malloc(MESSAGES * sizeof *rtt);
     if (!rtt)
         bench_fail("out of memory");
     double t0 = bench_wall_ns();
-    for (int i = 0; i < CONNS; i++, sent++) {
+    for (int i = 0; i < conns; i++, sent++) {
         at[i] = bench_wall_ns();
         if (send(fds[i], msg, MSG, MSG_NOSIGNAL) != MSG)
             bench_fail("tcp.echo: the client's send failed");
     }
     while (echoed < MESSAGES) {
-        struct epoll_event ev[CONNS];
-        int n = epoll_wait(ep, ev, CONNS, 5000);
+        int n = epoll_wait(ep, ev, conns, 5000);
         if (n <= 0)
             bench_fail("tcp.echo: no echo for 5 s (%ld of %ld)", echoed,
                        MESSAGES);
@@ -156,9 +167,13 @@ static void *client_main(void *arg)
     qsort(rtt, MESSAGES, sizeof *rtt, cmp_double);
     l->p99 = rtt[MESSAGES * 99 / 100];
     free(rtt);
-    for (int i = 0; i < CONNS; i++)
+    for (int i = 0; i < conns; i++)
         close(fds[i]);
     close(ep);
+    free(fds);
+    free(got);
+    free(at);
+    free(ev);
     return NULL;
 }
 
@@ -181,7 +196,7 @@ static pthread_t start_client(struct load *l)
 /* ---- pact: the callback, promise and task styles --------------------------
  */
 
-enum style { CALLBACKS, PROMISES, TASKS };
+enum style { CALLBACKS, PROMISES, TASKS, ASYNC };
 
 struct pact_echo {
     pact_loop *loop;
@@ -192,7 +207,7 @@ struct pact_echo {
 
 static void p_gone(struct pact_echo *e)
 {
-    if (++e->closed == CONNS)
+    if (++e->closed == conns)
         pact_tcp_server_close(e->srv, NULL, NULL);
 }
 
@@ -279,6 +294,48 @@ static pact_error *t_echo(void *arg, pact_value *result)
     return NULL;
 }
 
+/* an async function per connection (stackless), the same twins */
+struct a_echo {
+    PACT_ASYNC_FRAME;
+    struct p_conn *c;
+    pact_value v;
+};
+
+static pact_error *a_echo_body(pact_async *a, pact_value *result)
+{
+    struct a_echo *f = (struct a_echo *)a;
+    pact_error *err;
+    PACT_ASYNC_BEGIN(a);
+    for (;;) {
+        PACT_ASYNC_AWAIT_ERR(a, pact_stream_read_some_p(f->c->s, NULL), &f->v,
+                             err);
+        if (err)
+            break;
+        PACT_ASYNC_AWAIT_ERR(
+            a,
+            pact_stream_write_p(f->c->s, f->v.u.bytes.data, f->v.u.bytes.len),
+            NULL, err);
+        pact_value_release(&f->v);
+        if (err)
+            break;
+    }
+    pact_error_unref(err);
+    pact_stream_close(f->c->s);
+    p_gone(f->c->e);
+    free(f->c);
+    *result = pact_nothing();
+    PACT_ASYNC_END(a);
+}
+
+static void a_start(pact_loop *loop, struct p_conn *c)
+{
+    struct a_echo *f = pact_async_new(loop, sizeof *f, a_echo_body);
+    if (!f)
+        bench_fail("out of memory");
+    f->c = c;
+    pact_promise_unref(bench_must(pact_async_start(f), "pact_async_start"));
+}
+
 static void p_accept(pact_error *err, pact_stream *s, void *ud)
 {
     struct pact_echo *e = ud;
@@ -295,6 +352,8 @@ static void p_accept(pact_error *err, pact_stream *s, void *ud)
     *c = (struct p_conn){s, e};
     if (e->style == PROMISES)
         pr_step(c);
+    else if (e->style == ASYNC)
+        a_start(e->loop, c);
     else
         pact_promise_unref(
             bench_must(pact_task_spawn(e->loop, t_echo, c, NULL), "spawn"));
@@ -345,7 +404,7 @@ static void ev_gone(struct ev_conn *c)
     close(c->fd);
     struct ev_echo *e = c->e;
     free(c);
-    if (++e->closed == CONNS) {
+    if (++e->closed == conns) {
         event_free(e->lev);
         close(e->lfd);
     }
@@ -438,6 +497,119 @@ static void ev_run(void *ctx, double figs[BENCH_MAX_FIGS])
     keep_p99(ctx, l.p99);
 }
 
+/* ---- libevent's bufferevents: the input buffer moved to the output ------
+ */
+
+static void bev_gone(struct bufferevent *bev, struct ev_echo *e)
+{
+    bufferevent_free(bev);
+    if (++e->closed == conns) {
+        event_free(e->lev);
+        close(e->lfd);
+    }
+}
+
+static void bev_read(struct bufferevent *bev, void *arg)
+{
+    (void)arg;
+    evbuffer_add_buffer(bufferevent_get_output(bev),
+                        bufferevent_get_input(bev));
+}
+
+static void bev_event(struct bufferevent *bev, short what, void *arg)
+{
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+        bev_gone(bev, arg);
+}
+
+static void bev_accept(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    struct ev_echo *e = arg;
+    int cfd;
+    while ((cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
+        int on = 1;
+        setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+        struct bufferevent *bev =
+            bufferevent_socket_new(e->base, cfd, BEV_OPT_CLOSE_ON_FREE);
+        if (!bev)
+            bench_fail("tcp.echo: bufferevent_socket_new failed");
+        bufferevent_setcb(bev, bev_read, NULL, bev_event, e);
+        bufferevent_enable(bev, EV_READ | EV_WRITE);
+    }
+}
+
+static void bev_run(void *ctx, double figs[BENCH_MAX_FIGS])
+{
+    static struct ev_echo e;
+    memset(&e, 0, sizeof e);
+    e.base = event_base_new();
+    struct load l = {0, 0, 0};
+    e.lfd = listen_socket(&l.port);
+    e.lev = event_new(e.base, e.lfd, EV_READ | EV_PERSIST, bev_accept, &e);
+    event_add(e.lev, NULL);
+    pthread_t t = start_client(&l);
+    double c0 = thread_cpu_ns();
+    event_base_dispatch(e.base);
+    figs[1] = (thread_cpu_ns() - c0) / MESSAGES;
+    pthread_join(t, NULL);
+    event_base_free(e.base);
+    figs[0] = l.ns / MESSAGES;
+    keep_p99(ctx, l.p99);
+}
+
+/* ---- Node's net: node/tcp_echo.js, a child process ----------------------- */
+
+static const char *node_bin(void)
+{
+    const char *node = getenv("PACT_BENCH_NODE");
+    return node && *node ? node : NULL;
+}
+
+/* The script prints its port once listening, and the CPU it used (ns)
+ * once the client's connections are all closed; it runs on the first
+ * core, as the other servers (a child inherits the affinity). */
+static void node_run(void *ctx, double figs[BENCH_MAX_FIGS])
+{
+    const char *dir = getenv("PACT_BENCH_JS");
+    char script[2048], nconns[16];
+    snprintf(script, sizeof script, "%s/tcp_echo.js",
+             dir && *dir ? dir : "test/bench/node");
+    snprintf(nconns, sizeof nconns, "%d", conns);
+    int out[2];
+    if (pipe(out) < 0)
+        bench_fail("tcp.echo: pipe: %s", strerror(errno));
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        bench_fail("tcp.echo: fork: %s", strerror(errno));
+    if (pid == 0) {
+        dup2(out[1], 1);
+        close(out[0]);
+        close(out[1]);
+        execlp(node_bin(), node_bin(), script, nconns, (char *)NULL);
+        _exit(127);
+    }
+    close(out[1]);
+    FILE *f = fdopen(out[0], "r");
+    struct load l = {0, 0, 0};
+    double cpu = 0;
+    if (!f || fscanf(f, "%d", &l.port) != 1)
+        bench_fail("tcp.echo: %s printed no port", script);
+    pthread_t t = start_client(&l);
+    pthread_join(t, NULL);
+    if (fscanf(f, "%lf", &cpu) != 1)
+        bench_fail("tcp.echo: %s printed no CPU time", script);
+    fclose(f);
+    int status;
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+        WEXITSTATUS(status) != 0)
+        bench_fail("tcp.echo: %s: exit status %d", script, status);
+    figs[0] = l.ns / MESSAGES;
+    figs[1] = cpu / MESSAGES;
+    keep_p99(ctx, l.p99);
+}
+
 /* ---- libuv: uv_try_write first, as its streams do -------------------------
  */
 
@@ -465,7 +637,7 @@ static void uv_closed(uv_handle_t *h)
 {
     struct uv_echo *e = h->loop->data;
     free(h);
-    if (++e->closed == CONNS)
+    if (++e->closed == conns)
         uv_close((uv_handle_t *)&e->server, NULL);
 }
 
@@ -525,66 +697,128 @@ static void uv_run_echo(void *ctx, double figs[BENCH_MAX_FIGS])
 }
 #endif
 
-/* PACT_BENCH_TCP_ONLY=pact|pact-promise|pact-task|libevent-raw|libuv: one
- * run of that server
- * alone, for counting its system calls (strace -c: the server is the main
- * thread, the client another). */
+/* The servers: pact's four styles, then the anchors. */
+enum system { SYS_LIBEVENT = ASYNC + 1, SYS_BEV, SYS_LIBUV, SYS_NODE, SYS_N };
+
+static const char *const sys_names[SYS_N] = {
+    "pact",         "pact-promise", "pact-task", "pact-async",
+    "libevent-raw", "bufferevent",  "libuv",     "node"};
+
+static bool sys_present(int sys)
+{
+#ifndef HAVE_LIBUV
+    if (sys == SYS_LIBUV)
+        return false;
+#endif
+    return sys != SYS_NODE || node_bin();
+}
+
+static void sys_run(void *ctx, double figs[BENCH_MAX_FIGS])
+{
+    struct run *r = ctx;
+    switch (r->style) {
+    case SYS_LIBEVENT:
+        ev_run(ctx, figs);
+        break;
+    case SYS_BEV:
+        bev_run(ctx, figs);
+        break;
+#ifdef HAVE_LIBUV
+    case SYS_LIBUV:
+        uv_run_echo(ctx, figs);
+        break;
+#endif
+    case SYS_NODE:
+        node_run(ctx, figs);
+        break;
+    default:
+        pact_run(ctx, figs);
+    }
+}
+
+/* Room for a thousand connections on both sides, and the rest. */
+static void more_descriptors(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+/* PACT_BENCH_TCP_ONLY=pact|pact-promise|pact-task|pact-async|libevent-raw|
+ * bufferevent|libuv|node (and PACT_BENCH_TCP_CONNS=1000): one run of that
+ * server alone, for counting its system calls (strace -c: the server is
+ * the main thread, the client another). */
 static bool only(void)
 {
-    const char *sys = getenv("PACT_BENCH_TCP_ONLY");
-    if (!sys || !*sys)
+    const char *name = getenv("PACT_BENCH_TCP_ONLY");
+    const char *n = getenv("PACT_BENCH_TCP_CONNS");
+    if (!name || !*name)
         return false;
+    if (n && atoi(n) > 0)
+        conns = atoi(n);
+    struct run r = {-1, 0, 0};
+    for (int sys = 0; sys < SYS_N; sys++)
+        if (strcmp(name, sys_names[sys]) == 0 && sys_present(sys))
+            r.style = sys;
+    if (r.style < 0)
+        bench_fail("PACT_BENCH_TCP_ONLY=%s: no such server", name);
     double f[BENCH_MAX_FIGS] = {0};
-    struct run r = {CALLBACKS, 0, 0};
-    if (strcmp(sys, "pact-promise") == 0)
-        r.style = PROMISES;
-    else if (strcmp(sys, "pact-task") == 0)
-        r.style = TASKS;
-    if (strncmp(sys, "pact", 4) == 0)
-        pact_run(&r, f);
-    else if (strcmp(sys, "libevent-raw") == 0)
-        ev_run(&r, f);
-#ifdef HAVE_LIBUV
-    else if (strcmp(sys, "libuv") == 0)
-        uv_run_echo(&r, f);
-#endif
-    else
-        bench_fail("PACT_BENCH_TCP_ONLY=%s: no such server", sys);
-    fprintf(stderr, "tcp.echo %s alone: %ld messages\n", sys, MESSAGES);
+    sys_run(&r, f);
+    fprintf(stderr, "tcp.echo %s alone: %ld messages on %d connections\n", name,
+            MESSAGES, conns);
     bench_print("tcp.echo", "ns", f[0], NULL, 0);
     return true;
 }
 
+/* Every system at @p n connections (the anchors in @p anchors only), then
+ * the pact styles' lines with those anchors, the names ending in
+ * @p suffix. */
+static void echo_at(int n, const bool anchors[SYS_N], const char *suffix)
+{
+    double fig[SYS_N][BENCH_MAX_FIGS + 1];
+    conns = n;
+    pin(0); /* the servers on one core, the client on the other */
+    for (int sys = 0; sys < SYS_N; sys++) {
+        fig[sys][0] = fig[sys][1] = fig[sys][2] = -1;
+        if (sys > ASYNC && (!anchors[sys] || !sys_present(sys)))
+            continue;
+        struct run r = {sys, 0, 0};
+        bench_best(sys_run, &r, fig[sys]);
+        fig[sys][2] = r.p99;
+    }
+    unpin();
+    static const char *const styles[] = {"", "_promise", "_task", "_async"};
+    static const char *const kinds[] = {"", "_cpu", "_p99"};
+    for (int f = 0; f < 3; f++) {
+        bench_anchor a[SYS_N];
+        size_t na = 0;
+        for (int sys = ASYNC + 1; sys < SYS_N; sys++)
+            if (fig[sys][f] >= 0)
+                a[na++] = (bench_anchor){sys_names[sys], fig[sys][f]};
+        for (int st = CALLBACKS; st <= ASYNC; st++) {
+            char name[64];
+            snprintf(name, sizeof name, "tcp.echo%s%s%s", styles[st], suffix,
+                     kinds[f]);
+            bench_print(name, "ns", fig[st][f], a, na);
+        }
+    }
+}
+
 static void bench_echo(void)
 {
-    double p[3][BENCH_MAX_FIGS + 1], ev[BENCH_MAX_FIGS + 1],
-        uv[BENCH_MAX_FIGS + 1] = {-1, -1, -1};
+    more_descriptors();
     if (only())
         return;
-    pin(0); /* the servers on one core, the client on the other */
-    for (int st = CALLBACKS; st <= TASKS; st++) {
-        struct run r = {st, 0, 0};
-        bench_best(pact_run, &r, p[st]);
-        p[st][2] = r.p99;
-    }
-    struct run re = {0, 0, 0};
-    bench_best(ev_run, &re, ev);
-    ev[2] = re.p99;
-#ifdef HAVE_LIBUV
-    struct run ru = {0, 0, 0};
-    bench_best(uv_run_echo, &ru, uv);
-    uv[2] = ru.p99;
-#endif
-    unpin();
-    static const char *const names[3][3] = {
-        {"tcp.echo", "tcp.echo_cpu", "tcp.echo_p99"},
-        {"tcp.echo_promise", "tcp.echo_promise_cpu", "tcp.echo_promise_p99"},
-        {"tcp.echo_task", "tcp.echo_task_cpu", "tcp.echo_task_p99"}};
-    for (int f = 0; f < 3; f++) {
-        bench_anchor a[] = {{"libevent-raw", ev[f]}, {"libuv", uv[f]}};
-        for (int st = CALLBACKS; st <= TASKS; st++)
-            bench_print(names[st][f], "ns", p[st][f], a, 2);
-    }
+    /* 50 connections beside every anchor; 1,000 beside libuv and Node
+     * (the targets' anchors), to keep the whole under a minute */
+    bool all[SYS_N], targets[SYS_N] = {false};
+    for (int sys = 0; sys < SYS_N; sys++)
+        all[sys] = true;
+    targets[SYS_LIBUV] = targets[SYS_NODE] = true;
+    echo_at(50, all, "");
+    echo_at(1000, targets, "_1k");
 }
 
 const bench_def bench_tcp[] = {
