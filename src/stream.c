@@ -65,6 +65,7 @@ static void kill_io(pact_stream *s, pact_error *why)
         close(s->fd);
     s->fd = -1;
     evbuffer_drain(s->out, evbuffer_get_length(s->out));
+    pact__stream_drop_files(s);
     pact__stream_fail_reqs(s, why);
     if (s->server) {
         pact__server_stream_gone(s->server);
@@ -312,11 +313,28 @@ static void shut(pact_stream *s)
 /* Hand the queued output to the kernel. @return 0 or the send's error. */
 static int flush(pact_stream *s)
 {
-    while (evbuffer_get_length(s->out)) {
+    for (;;) {
+        size_t lim = pact__stream_mem_before_file(s);
+        if (!lim || !evbuffer_get_length(s->out)) {
+            if (lim) /* no file part, nothing in memory */
+                return 0;
+            int rc = pact__stream_flush_file(s);
+            if (rc <= 0)
+                return rc;
+            continue;
+        }
         struct evbuffer_iovec v[16];
         int nv = evbuffer_peek(s->out, -1, NULL, v, 16);
-        struct msghdr m = {.msg_iov = (struct iovec *)v,
-                           .msg_iovlen = (size_t)(nv > 16 ? 16 : nv)};
+        size_t iovs = (size_t)(nv > 16 ? 16 : nv), sum = 0;
+        for (size_t i = 0; i < iovs; i++) { /* not past a file part */
+            if (sum + v[i].iov_len >= lim) {
+                v[i].iov_len = lim - sum;
+                iovs = i + 1;
+                break;
+            }
+            sum += v[i].iov_len;
+        }
+        struct msghdr m = {.msg_iov = (struct iovec *)v, .msg_iovlen = iovs};
         ssize_t n = sendmsg(s->fd, &m, MSG_NOSIGNAL);
         if (n < 0) {
             if (errno == EINTR)
@@ -360,7 +378,7 @@ static void do_write(pact_stream *s)
         pact__stream_kill(s, pact__sock_error(rc, "send"));
         return;
     }
-    if (!evbuffer_get_length(s->out))
+    if (!pact__out_pending(s))
         flushed(s);
     else
         pact__write_reqs_done(s);
@@ -376,12 +394,18 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
 
 int pact__stream_write(pact_stream *s, const void *data, size_t len)
 {
+    return pact__stream_write_ref(s, data, len, NULL, NULL);
+}
+
+int pact__stream_write_ref(pact_stream *s, const void *data, size_t len,
+                           pact_stream_release_fn release, void *ud)
+{
     if (s->flags & S_DEAD)
         return s->err ? pact_error_code(s->err) : PACT_EPIPE;
     if (s->flags & (S_ENDING | S_CLOSING))
         return PACT_EPIPE;
     size_t off = 0;
-    if (!evbuffer_get_length(s->out) && len) {
+    if (!pact__out_pending(s) && len) {
         ssize_t n = send(s->fd, data, len, MSG_NOSIGNAL);
         if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
             errno != EINTR) {
@@ -395,11 +419,16 @@ int pact__stream_write(pact_stream *s, const void *data, size_t len)
             s->last_wr = pact__now_ms(); /* activity, for the idle timeout */
     }
     if (off < len) {
-        if (evbuffer_add(s->out, (const char *)data + off, len - off) < 0)
+        const char *rest = (const char *)data + off;
+        if ((release
+                 ? evbuffer_add_reference(s->out, rest, len - off, release, ud)
+                 : evbuffer_add(s->out, rest, len - off)) < 0)
             return PACT_ENOMEM;
         if (pact__stream_timeouts(s) && !s->wr_on)
             s->last_wr = pact__now_ms();
         pact__stream_ev_on(s, s->wev, &s->wr_on, NULL);
+    } else if (release) { /* all taken by the kernel: nothing to keep */
+        release(data, len, ud);
     }
     s->queued += len;
     if (evbuffer_get_length(s->out) >= s->o.high_water) {
@@ -457,6 +486,7 @@ pact_stream *pact__stream_new(struct tcp_svc *svc, int fd, int family,
     s->fd = fd;
     s->tcp = family != AF_UNIX;
     pact__list_init(&s->wreq);
+    pact__list_init(&s->files);
     pact__list_init(&s->fin.node);
     s->fin.run = fin_run;
     s->fin.drop = fin_drop;
@@ -568,7 +598,7 @@ int pact_stream_resume(pact_stream *s)
 static void do_end(pact_stream *s)
 {
     s->flags |= S_ENDING;
-    if (!evbuffer_get_length(s->out)) {
+    if (!pact__out_pending(s)) {
         shut(s);
         pact__write_reqs_done(s);
     }
@@ -597,7 +627,7 @@ int pact_stream_close(pact_stream *s)
     if (!(s->flags & (S_DEAD | S_CLOSING))) {
         s->flags |= S_CLOSING | S_ENDING;
         pact__stream_update(s);
-        if (!evbuffer_get_length(s->out))
+        if (!pact__out_pending(s))
             pact__stream_kill(s, NULL);
     }
     let_go(s);

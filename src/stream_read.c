@@ -393,13 +393,24 @@ static const struct pact__op_type write_type = {
     .drop = write_op_drop,
 };
 
-static int write_start(pact_stream *s, const void *data, size_t len, bool end,
+/* What a write with a callback writes: memory (fd < 0: data and len), or a
+ * file part (fd, off and len). */
+struct wsrc {
+    const void *data;
+    size_t len;
+    int fd;
+    int64_t off;
+};
+
+static int write_start(pact_stream *s, const struct wsrc *src, bool end,
                        pact_cb cb, void *ud, pact_fn ud_drop, const char *fn)
 {
     if (!s)
         return pact__misuse(fn, PACT_EINVAL, "s is NULL");
     PACT_CHECK_THREAD(s->loop, fn);
-    PACT_CHECK_ARG(data || !len, fn);
+    PACT_CHECK_ARG(src->fd >= 0 || src->data || !src->len, fn);
+    if (src->fd >= 0 && src->off < 0)
+        return pact__misuse(fn, PACT_EINVAL, "offset is negative");
     struct write_req *w = calloc(1, sizeof *w);
     if (!w)
         return PACT_ENOMEM;
@@ -416,7 +427,9 @@ static int write_start(pact_stream *s, const void *data, size_t len, bool end,
         return rc;
     }
     if (!end) {
-        rc = pact__stream_write(s, data, len);
+        rc = src->fd >= 0
+                 ? pact__stream_write_file(s, src->fd, src->off, src->len)
+                 : pact__stream_write(s, src->data, src->len);
         if (rc < 0) {
             pact_error *e;
             pact__op_end(&w->op, &e);
@@ -437,8 +450,18 @@ static int write_start(pact_stream *s, const void *data, size_t len, bool end,
 int pact_stream_write_cb(pact_stream *s, const void *data, size_t len,
                          pact_cb cb, void *ud)
 {
-    return write_start(s, data, len, false, cb, ud, NULL,
-                       "pact_stream_write_cb");
+    struct wsrc src = {data, len, -1, 0};
+    return write_start(s, &src, false, cb, ud, NULL, "pact_stream_write_cb");
+}
+
+int pact_stream_sendfile(pact_stream *s, int fd, int64_t offset, size_t len,
+                         pact_cb cb, void *ud)
+{
+    if (fd < 0)
+        return pact__misuse("pact_stream_sendfile", PACT_EINVAL,
+                            "fd is negative");
+    struct wsrc src = {NULL, len, fd, offset};
+    return write_start(s, &src, false, cb, ud, NULL, "pact_stream_sendfile");
 }
 
 /* ---- a destroyed stream's requests --------------------------------------- */
@@ -538,8 +561,7 @@ pact_promise *pact_stream_read_until_p(pact_stream *s, const void *delim,
 
 struct write_args {
     pact_stream *s;
-    const void *data;
-    size_t len;
+    struct wsrc src;
     bool end;
     const char *fn;
 };
@@ -548,7 +570,7 @@ static int start_write(pact_loop *loop, void *args, pact_deferred *d)
 {
     (void)loop;
     struct write_args *a = args;
-    int rc = write_start(a->s, a->data, a->len, a->end, pact_deferred_cb, d,
+    int rc = write_start(a->s, &a->src, a->end, pact_deferred_cb, d,
                          unref_deferred, a->fn);
     return rc > 0 ? 0 : rc;
 }
@@ -564,12 +586,24 @@ static pact_promise *write_twin(struct write_args *a)
 
 pact_promise *pact_stream_write_p(pact_stream *s, const void *data, size_t len)
 {
-    struct write_args a = {s, data, len, false, "pact_stream_write_p"};
+    struct write_args a = {s, {data, len, -1, 0}, false, "pact_stream_write_p"};
+    return write_twin(&a);
+}
+
+pact_promise *pact_stream_sendfile_p(pact_stream *s, int fd, int64_t offset,
+                                     size_t len)
+{
+    if (fd < 0) {
+        pact__misuse("pact_stream_sendfile_p", PACT_EINVAL, "fd is negative");
+        return NULL;
+    }
+    struct write_args a = {
+        s, {NULL, len, fd, offset}, false, "pact_stream_sendfile_p"};
     return write_twin(&a);
 }
 
 pact_promise *pact_stream_end_p(pact_stream *s)
 {
-    struct write_args a = {s, NULL, 0, true, "pact_stream_end_p"};
+    struct write_args a = {s, {NULL, 0, -1, 0}, true, "pact_stream_end_p"};
     return write_twin(&a);
 }

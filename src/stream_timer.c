@@ -29,7 +29,7 @@ static uint64_t next_check(const pact_stream *s, const char **why)
         at = s->last_rd + o->read_timeout_ms;
         *why = "read timeout";
     }
-    if (o->write_timeout_ms && evbuffer_get_length(s->out) &&
+    if (o->write_timeout_ms && pact__out_pending(s) &&
         (!at || s->last_wr + o->write_timeout_ms < at)) {
         at = s->last_wr + o->write_timeout_ms;
         *why = "write timeout";

@@ -23,6 +23,7 @@
 #error "tcp_internal.h is layer 5 (services): a lower layer must not include it"
 #endif
 
+#include <event2/buffer.h>
 #include <event2/util.h> /* evutil_socket_t */
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -89,6 +90,7 @@ struct pact_stream {
     struct read_req *rreq;     /* the pending read request */
     struct pact__list wreq;    /* writes with callbacks, in order */
     uint64_t queued, sent;     /* bytes given to write, taken by the kernel */
+    struct pact__list files;   /* file parts (stream_file.c), in order */
     uint64_t last_rd, last_wr; /* ms, for the timeouts */
     bool tcp;                  /* not a Unix socket: TCP options apply */
     bool nodelay, keepalive;   /* as set on the socket */
@@ -234,8 +236,29 @@ void pact__stream_fail_reqs(pact_stream *s, pact_error *err);
 /* The writes with callbacks whose data the kernel has taken. */
 void pact__write_reqs_done(pact_stream *s);
 
+/* stream_file.c: parts of the output sent from a file with sendfile(2),
+ * placed in the byte stream between the memory writes around them. */
+/* Whether output is queued: memory, or file parts. */
+static inline bool pact__out_pending(const pact_stream *s)
+{
+    return evbuffer_get_length(s->out) || !pact__list_empty(&s->files);
+}
+/* Queue @p len bytes of @p fd from @p off after what is queued. */
+int pact__stream_write_file(pact_stream *s, int fd, int64_t off, size_t len);
+/* Send the first file part if the memory before it has gone: 1 when it
+ * was sent whole (go on flushing), 0 when the socket is full, or an error. */
+int pact__stream_flush_file(pact_stream *s);
+/* The bytes of memory to send before the next file part (SIZE_MAX: none). */
+size_t pact__stream_mem_before_file(const pact_stream *s);
+/* Drop the parts (the stream is destroyed). */
+void pact__stream_drop_files(pact_stream *s);
+
 /* pact_stream_write and _end without the checks */
 int pact__stream_write(pact_stream *s, const void *data, size_t len);
+/* As pact__stream_write, the bytes kept by reference when not sent at once
+ * (@p release NULL: copied). */
+int pact__stream_write_ref(pact_stream *s, const void *data, size_t len,
+                           pact_stream_release_fn release, void *ud);
 int pact__stream_end(pact_stream *s);
 
 /* tcp.c: @p host (numeric IPv4 or IPv6) and @p port as an address.

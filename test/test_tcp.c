@@ -1548,6 +1548,173 @@ START_TEST(accept_out_of_descriptors)
 }
 END_TEST
 
+/* ---- output without copies: sendfile and writes by reference ----------- */
+
+#define ZC_FILE (3u << 20)
+#define ZC_OFF 10u
+
+/* A reader thread: connects, reads until EOF into a buffer. */
+struct slurp {
+    int port;
+    pthread_t th;
+    char *buf;
+    size_t len, cap;
+    bool slow; /* starts reading late, so that the server's output queues */
+};
+
+static void *slurp_main(void *arg)
+{
+    struct slurp *r = arg;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)r->port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0)
+        return NULL;
+    if (r->slow)
+        sleep_ms(200);
+    for (;;) {
+        if (r->len == r->cap) {
+            r->cap = r->cap ? r->cap * 2 : 65536;
+            r->buf = realloc(r->buf, r->cap);
+        }
+        ssize_t n = recv(fd, r->buf + r->len, r->cap - r->len, 0);
+        if (n <= 0)
+            break;
+        r->len += (size_t)n;
+    }
+    close(fd);
+    return NULL;
+}
+
+struct zc {
+    pact_tcp_server *srv;
+    int file;
+    size_t file_len; /* what sendfile is asked for */
+    int file_code, closed;
+    int releases;
+    char *ref; /* for write_ref */
+};
+
+static void zc_file_sent(pact_error *err, void *ud)
+{
+    struct zc *z = ud;
+    z->file_code = err ? pact_error_code(err) : 1;
+}
+
+static void zc_closed(pact_stream *s, void *ud)
+{
+    (void)s;
+    ((struct zc *)ud)->closed++;
+}
+
+static void zc_released(const void *data, size_t len, void *ud)
+{
+    struct zc *z = ud;
+    ck_assert_ptr_eq(data, z->ref);
+    ck_assert_uint_eq(len, ZC_FILE);
+    z->releases++;
+}
+
+static void zc_accept(pact_error *err, pact_stream *s, void *ud)
+{
+    struct zc *z = ud;
+    if (err)
+        return;
+    pact_stream_events ev = {.close = zc_closed};
+    T_MUST(pact_stream_on(s, &ev, z));
+    ck_assert_int_ge(pact_stream_write(s, "head\n", 5), 0);
+    if (z->ref)
+        ck_assert_int_ge(
+            pact_stream_write_ref(s, z->ref, ZC_FILE, zc_released, z), 0);
+    else {
+        /* an error found at once is returned (and destroys the stream);
+         * later, it goes to the callback */
+        int rc = pact_stream_sendfile(s, z->file, ZC_OFF, z->file_len,
+                                      zc_file_sent, z);
+        if (rc < 0)
+            z->file_code = rc;
+    }
+    if (z->file_code >= 0)
+        ck_assert_int_ge(pact_stream_write(s, "tail\n", 5), 0);
+    T_MUST(pact_stream_close(s)); /* once all of it has gone */
+    T_MUST(pact_tcp_server_close(z->srv, NULL, NULL));
+}
+
+static char *zc_pattern(void)
+{
+    char *b = malloc(ZC_FILE + ZC_OFF);
+    for (size_t i = 0; i < ZC_FILE + ZC_OFF; i++)
+        b[i] = (char)('a' + (i * 7 + i / 4096) % 26);
+    return b;
+}
+
+static void zc_run(struct zc *z, struct slurp *r)
+{
+    T_MUST(
+        pact_tcp_listen(t_loop, "127.0.0.1", 0, NULL, zc_accept, z, &z->srv));
+    r->port = pact_tcp_server_port(z->srv);
+    ck_assert_int_eq(pthread_create(&r->th, NULL, slurp_main, r), 0);
+    run_ok();
+    pthread_join(r->th, NULL);
+}
+
+START_TEST(sendfile_in_order_with_writes)
+{
+    char *pat = zc_pattern();
+    char path[] = "/tmp/pact-sendfile-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    unlink(path);
+    ck_assert_int_eq(write(fd, pat, ZC_FILE + ZC_OFF),
+                     (ssize_t)(ZC_FILE + ZC_OFF));
+    struct zc z = {.file = fd, .file_len = ZC_FILE};
+    struct slurp r = {.slow = true}; /* the file queues behind a full socket */
+    zc_run(&z, &r);
+    ck_assert_int_eq(z.file_code, 1);
+    ck_assert_int_eq(z.closed, 1);
+    ck_assert_uint_eq(r.len, 5 + ZC_FILE + 5);
+    ck_assert(memcmp(r.buf, "head\n", 5) == 0);
+    ck_assert(memcmp(r.buf + 5, pat + ZC_OFF, ZC_FILE) == 0);
+    ck_assert(memcmp(r.buf + 5 + ZC_FILE, "tail\n", 5) == 0);
+    /* the file's own position was not used or moved */
+    ck_assert_int_eq(lseek(fd, 0, SEEK_CUR), ZC_FILE + ZC_OFF);
+    free(r.buf);
+
+    /* a file shorter than promised destroys the stream with EIO */
+    struct zc z2 = {.file = fd, .file_len = ZC_FILE + 100};
+    struct slurp r2 = {0};
+    zc_run(&z2, &r2);
+    ck_assert_int_eq(z2.file_code, PACT_EIO);
+    ck_assert_uint_le(r2.len, 5 + ZC_FILE);
+    free(r2.buf);
+    close(fd);
+    free(pat);
+}
+END_TEST
+
+START_TEST(write_by_reference)
+{
+    struct zc z = {.ref = zc_pattern()};
+    struct slurp r = {.slow = true};
+    zc_run(&z, &r);
+    ck_assert_int_eq(z.releases, 1); /* once, after it was sent */
+    ck_assert_uint_eq(r.len, 5 + ZC_FILE + 5);
+    ck_assert(memcmp(r.buf + 5, z.ref, ZC_FILE) == 0);
+    ck_assert(memcmp(r.buf + 5 + ZC_FILE, "tail\n", 5) == 0);
+    free(r.buf);
+    free(z.ref);
+    /* misuse: nothing taken */
+    struct capture cap;
+    capture_begin(&cap);
+    ck_assert_int_eq(pact_stream_write_ref(NULL, "x", 1, zc_released, &z),
+                     PACT_EINVAL);
+    ck_assert_int_eq(pact_stream_sendfile(NULL, 0, 0, 1, NULL, NULL),
+                     PACT_EINVAL);
+    free(capture_end(&cap));
+}
+END_TEST
+
 Suite *suite_tcp(void)
 {
     Suite *s = suite_create("tcp");
@@ -1555,6 +1722,8 @@ Suite *suite_tcp(void)
     tcase_set_timeout(tc, 60);
     tcase_add_checked_fixture(tc, t_setup, t_teardown);
     tcase_add_test(tc, echo_three_styles_v4);
+    tcase_add_test(tc, sendfile_in_order_with_writes);
+    tcase_add_test(tc, write_by_reference);
     tcase_add_test(tc, echo_three_styles_v6);
     tcase_add_test(tc, many_connections);
     tcase_add_test(tc, peer_resets_mid_read);

@@ -136,6 +136,37 @@ PACT_API int pact_stream_write(pact_stream *s, const void *data, size_t len);
 PACT_API int pact_stream_write_cb(pact_stream *s, const void *data, size_t len,
                                   pact_cb cb, void *ud);
 
+/** Releases the bytes of a pact_stream_write_ref: @p data and @p len as
+ *  given, @p ud the caller's. */
+typedef void (*pact_stream_release_fn)(const void *data, size_t len, void *ud);
+
+/**
+ * pact_stream_write without a copy: what the kernel does not take at once
+ * stays in the output by reference (libevent's evbuffer_add_reference), so
+ * @p data must stay valid and unchanged until @p release(data, len, @p ud)
+ * runs: once nothing of it is needed any more (sent, or the stream
+ * destroyed), possibly inside this call when the kernel took it all.
+ * @return as pact_stream_write; on a negative return nothing was taken and
+ *   @p release is not called.
+ */
+PACT_API int pact_stream_write_ref(pact_stream *s, const void *data, size_t len,
+                                   pact_stream_release_fn release, void *ud);
+
+/**
+ * Send @p len bytes of the file @p fd from @p offset with sendfile(2), no
+ * copy through user space, in order with the writes before and after it.
+ * @p fd stays the caller's: keep it open until @p cb runs (its file
+ * position is not used or moved). @p cb as pact_stream_write_cb's: once
+ * all of it is handed to the kernel, or the error that destroyed the
+ * stream first. A file shorter than @p len destroys the stream with
+ * PACT_EIO: returned when found inside this call (then @p cb never runs),
+ * else given to @p cb.
+ * @return as pact_stream_write_cb; PACT_EINVAL for a negative @p fd or
+ *   @p offset; PACT_EIO.
+ */
+PACT_API int pact_stream_sendfile(pact_stream *s, int fd, int64_t offset,
+                                  size_t len, pact_cb cb, void *ud);
+
 /** @return the bytes in @p s's output buffer, not yet taken by the kernel. */
 PACT_API size_t pact_stream_buffered(const pact_stream *s);
 /** @return the bytes @p s has read ahead that no request has taken yet
@@ -239,6 +270,10 @@ PACT_API pact_promise *pact_stream_read_exact_p(pact_stream *s, size_t n,
 PACT_API pact_promise *pact_stream_read_until_p(pact_stream *s,
                                                 const void *delim, size_t dlen,
                                                 const pact_read_opts *opts);
+/** The promise twin of pact_stream_sendfile (as write_p). @return a new
+ *  reference; NULL for misuse. */
+PACT_API pact_promise *pact_stream_sendfile_p(pact_stream *s, int fd,
+                                              int64_t offset, size_t len);
 /** The promise twin of pact_stream_write_cb: fulfils with nothing once the
  *  data is handed to the kernel, or rejects. @return a new reference; NULL
  *  for misuse. */
