@@ -4,7 +4,9 @@
 # test/fixtures/styles.out -- so the four versions stay the same job, and the
 # await layer keeps the ordering the other two styles give. The same for
 # examples/group (a task group with a limit and a deadline) and
-# test/fixtures/group.out. `make check` runs
+# test/fixtures/group.out, and for examples/echo (a TCP echo server, each
+# serving the demonstration client of examples/echo/client.c on 127.0.0.1)
+# and test/fixtures/echo.out. `make check` runs
 # this with top_builddir and top_srcdir set (the programs are noinst programs
 # of the build tree; the libtool wrappers run them).
 
@@ -14,7 +16,7 @@ tmp=${TMPDIR:-/tmp}/check-styles.$$
 trap 'rm -f "$tmp.out" "$tmp.err"' EXIT INT TERM
 
 rc=0
-for job in styles group; do
+for job in styles group echo; do
 expected="$srcdir/test/fixtures/$job.out"
 if [ ! -f "$expected" ]; then
     echo "check-styles: $expected is missing" >&2
