@@ -4,7 +4,7 @@
  * the system picks, driven by the client below), and that client, written
  * with callbacks: it sends three lines one at a time, prints each echo,
  * ends its side and prints what follows. Each server prints the same
- * transcript with it (test/check-echo.sh). */
+ * transcript with it (test/check-styles.sh). */
 #ifndef PACT_EXAMPLE_ECHO_CLIENT_H
 #define PACT_EXAMPLE_ECHO_CLIENT_H
 
