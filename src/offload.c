@@ -143,7 +143,7 @@ static pact_error *outcome(pact_job *j, pact_error *cancel)
     } else if (!err && j->result.kind == PACT_ERROR) {
         err = j->result.u.error ? j->result.u.error : pact__enomem();
         j->result = pact_nothing();
-    } else if (!err && j->result.kind > PACT_BYTES) {
+    } else if (!err && j->result.kind >= PACT_LIST) { /* a loop's things */
         err = PACT_ERROR(PACT_EINVAL,
                          "an offloaded job's value cannot be a promise, "
                          "thenable or list (they belong to a loop)");

@@ -104,6 +104,8 @@ static int prepare(const pact_value *v, json_t **copy)
         return 0;
     case PACT_BYTES:
         return v->u.bytes.data || !v->u.bytes.len ? 0 : PACT_EINVAL;
+    case PACT_STRING:
+        return v->u.str ? 0 : PACT_EINVAL;
     case PACT_JSON:
         if (!v->u.json)
             return PACT_EINVAL;
@@ -143,7 +145,8 @@ static void take(pact_port *p)
  * allocation (glibc), which costs more than the whole post. */
 static void keep_trash(pact_port *p, pact_value *m)
 {
-    if ((m->kind == PACT_JSON || m->kind == PACT_BYTES) &&
+    if ((m->kind == PACT_JSON || m->kind == PACT_BYTES ||
+         m->kind == PACT_STRING) &&
         ring_push(&p->trash, m, sizeof *m) == 0)
         return;
     pact_value_release(m);

@@ -1091,7 +1091,25 @@ struct values {
     char *taken;
     int json_n;
     int calls;
+    char *str; /* a string result, moved out */
 };
+
+static pact_error *make_string(pact_job *job, void *arg, pact_value *result)
+{
+    (void)job;
+    *result = pact_string_fmt("made on a pool thread: %s", (const char *)arg);
+    return NULL;
+}
+
+static void take_string(pact_error *err, pact_value *result, void *ud)
+{
+    ck_assert_ptr_null(err);
+    struct values *v = ud;
+    ck_assert_int_eq(result->kind, PACT_STRING);
+    v->str = result->u.str;
+    *result = pact_nothing();
+    v->calls++;
+}
 
 static void take_bytes(pact_error *err, pact_value *result, void *ud)
 {
@@ -1131,8 +1149,12 @@ START_TEST(values_move_to_the_callback)
         pact_offload(t_loop, make_json, (void *)5, NULL, read_json, &v), 0);
     ck_assert_int_eq(
         pact_offload(t_loop, make_owned, NULL, NULL, leave_owned, &v), 0);
+    ck_assert_int_eq(
+        pact_offload(t_loop, make_string, "x", NULL, take_string, &v), 0);
     ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
-    ck_assert_int_eq(v.calls, 3);
+    ck_assert_int_eq(v.calls, 4);
+    ck_assert_str_eq(v.str, "made on a pool thread: x");
+    free(v.str);
     ck_assert_str_eq(v.taken, "hello");
     ck_assert_int_eq(v.json_n, 5);
     ck_assert_int_eq(atomic_load(&owned_frees), 1);
