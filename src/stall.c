@@ -469,7 +469,7 @@ static void emit(struct watchdog *wd, const struct track *t, bool ended,
     }
     /* named here, on the watchdog thread: never in the loop thread's
      * signal handler, which only records addresses */
-    struct pact__where where;
+    struct pact__codeloc where;
     if (sn->fn &&
         pact__symbolize((const void *)(uintptr_t)sn->fn, false, &where)) {
         r.fn_file = where.obj[0] ? where.obj : NULL;
@@ -784,7 +784,7 @@ static void print_fn(const pact_stall *s, FILE *f, const char *role)
  * information says (libdw), else as backtrace_symbols has it. */
 static void print_frame(FILE *f, int i, void *pc, const char *sym)
 {
-    struct pact__where w;
+    struct pact__codeloc w;
     /* the innermost frame is where the signal stopped the thread; the
      * others are return addresses */
     if (pact__symbolize(pc, i > 0, &w) && w.src[0]) {

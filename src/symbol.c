@@ -33,7 +33,7 @@ struct entry {
     bool is_return;
     bool used;
     bool found;
-    struct pact__where w;
+    struct pact__codeloc w;
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -65,7 +65,7 @@ static void copy(char *dst, size_t cap, const char *src)
  * "..". */
 static void tidy_path(char *p)
 {
-    char buf[sizeof((struct pact__where *)0)->src];
+    char buf[sizeof((struct pact__codeloc *)0)->src];
     const char *seg[64];
     size_t len[64];
     int n = 0;
@@ -150,7 +150,33 @@ static const char *declared_at(Dwfl_Module *m, Dwarf_Addr pc, int *line)
     return file;
 }
 
-static void dw_lookup(uintptr_t a, bool is_return, struct pact__where *w,
+/* The function whose code holds @p pc, inlined ones included (the
+ * symbol table knows only the function they were inlined into). */
+static bool innermost_function(Dwfl_Module *m, Dwarf_Addr pc, char *out,
+                               size_t cap)
+{
+    Dwarf_Addr bias;
+    Dwarf_Die *cu = dwfl_module_addrdie(m, pc, &bias);
+    Dwarf_Die *scopes = NULL;
+    int n = cu ? dwarf_getscopes(cu, pc - bias, &scopes) : 0;
+    bool found = false;
+    for (int i = 0; i < n && !found; i++) {
+        int tag = dwarf_tag(&scopes[i]);
+        if (tag != DW_TAG_subprogram && tag != DW_TAG_inlined_subroutine)
+            continue;
+        Dwarf_Attribute a;
+        const char *name =
+            dwarf_formstring(dwarf_attr_integrate(&scopes[i], DW_AT_name, &a));
+        if (name) {
+            copy(out, cap, name);
+            found = true;
+        }
+    }
+    free(scopes);
+    return found;
+}
+
+static void dw_lookup(uintptr_t a, bool is_return, struct pact__codeloc *w,
                       bool *found)
 {
     static bool reported;
@@ -178,6 +204,8 @@ static void dw_lookup(uintptr_t a, bool is_return, struct pact__where *w,
             *found = true;
         }
     }
+    if (is_return && innermost_function(m, pc, w->fn, sizeof w->fn))
+        *found = true;
     int line = 0;
     const char *src = is_return ? NULL : declared_at(m, pc, &line);
     if (!src) { /* a return address, or no such function: the line table */
@@ -202,7 +230,7 @@ bool pact__symbolize_has_lines(void)
 #endif
 }
 
-static bool lookup(const void *addr, bool is_return, struct pact__where *w)
+static bool lookup(const void *addr, bool is_return, struct pact__codeloc *w)
 {
     bool found = false;
     memset(w, 0, sizeof *w);
@@ -241,7 +269,8 @@ static bool lookup(const void *addr, bool is_return, struct pact__where *w)
     return found;
 }
 
-bool pact__symbolize(const void *addr, bool is_return, struct pact__where *out)
+bool pact__symbolize(const void *addr, bool is_return,
+                     struct pact__codeloc *out)
 {
     if (!addr || !out) {
         if (out)
