@@ -60,6 +60,7 @@ static void copy(char *dst, size_t cap, const char *src)
     snprintf(dst, cap, "%s", src ? src : "");
 }
 
+#ifdef HAVE_LIBDW
 /* "/a/b/../../c/./d.c" -> "/c/d.c", lexically (symlinks are not looked
  * at: this is for reading), in place. A relative path keeps its leading
  * "..". */
@@ -104,7 +105,6 @@ static void tidy_path(char *p)
     strcpy(p, out);
 }
 
-#ifdef HAVE_LIBDW
 static Dwfl *dwfl;
 static bool dwfl_broken; /* could not be made: do not try each time */
 
