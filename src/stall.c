@@ -853,8 +853,10 @@ void pact_stall_print(const pact_stall *s, FILE *f)
 #else
         char **sym = NULL;
 #endif
+        pact__symbolize_hold(true); /* one reading for the whole stack */
         for (int i = 0; i < s->stack_depth; i++)
             print_frame(f, i, s->stack[i], sym ? sym[i] : NULL);
+        pact__symbolize_hold(false);
         free(sym);
     }
 }

@@ -2,13 +2,15 @@
  * exported symbol, then, when built with elfutils' libdw, the debug
  * information for the function (static ones too) and its file:line.
  *
- * One libdw session (Dwfl) per process, made on first use from
- * /proc/self/maps and reported again when an address falls in no module (a
- * library loaded since). libdw is not thread-safe: one lock covers the
- * session and the cache of answers (a small direct-mapped table), and
- * pthread_atfork keeps a fork from leaving it held in the child. Nothing
- * here runs in a signal handler: the stall detector's handler only records
- * addresses, which are named later on the watchdog thread. */
+ * A libdw session (Dwfl) is made from /proc/self/maps when an address is
+ * not in the cache, reported again when an address falls in no module (a
+ * library loaded since), and closed after the lookup (or, between
+ * pact__symbolize_hold(true) and (false), after the last of a batch): what
+ * libdw reads is not kept for the process's life. libdw is not thread-safe: one
+ * lock covers the session and the cache of answers (a small direct-mapped
+ * table), and pthread_atfork keeps a fork from leaving it held in the child.
+ * Nothing here runs in a signal handler: the stall detector's handler only
+ * records addresses, which are named later on the watchdog thread. */
 #include "symbol.h"
 
 #include <dlfcn.h>
@@ -105,25 +107,46 @@ static void tidy_path(char *p)
     strcpy(p, out);
 }
 
-static Dwfl *dwfl;
-static bool dwfl_broken; /* could not be made: do not try each time */
+static Dwfl *dwfl;        /* the open session, or NULL */
+static int session_holds; /* pact__symbolize_hold: keep the session open */
 
 static const Dwfl_Callbacks dwfl_callbacks = {
     .find_elf = dwfl_linux_proc_find_elf,
     .find_debuginfo = dwfl_standard_find_debuginfo,
 };
 
-/* (Re)read the process's modules; under the lock. */
+/* (Re)read the process's modules into the session; under the lock. */
 static bool report(void)
 {
-    if (!dwfl && !dwfl_broken && !(dwfl = dwfl_begin(&dwfl_callbacks)))
-        dwfl_broken = true;
-    if (!dwfl)
-        return false;
     dwfl_report_begin(dwfl);
     int rc = dwfl_linux_proc_report(dwfl, getpid());
     dwfl_report_end(dwfl, NULL, NULL);
     return rc == 0;
+}
+
+/* The session, made and filled on first use; under the lock. */
+static bool session(void)
+{
+    if (dwfl)
+        return true;
+    if (!(dwfl = dwfl_begin(&dwfl_callbacks)))
+        return false;
+    if (!report()) {
+        dwfl_end(dwfl);
+        dwfl = NULL;
+    }
+    return dwfl != NULL;
+}
+
+/* Close the session unless held: what libdw read is freed (it would
+ * otherwise stay for the process's life, and show in valgrind as lost:
+ * libdw's trees tag their pointers). Under the lock. */
+static void session_done(void)
+{
+    if (dwfl && session_holds == 0) {
+        dwfl_end(dwfl);
+        dwfl = NULL;
+    }
 }
 
 /* Where the function that starts at @p pc is defined (its declaration's
@@ -179,13 +202,7 @@ static bool innermost_function(Dwfl_Module *m, Dwarf_Addr pc, char *out,
 static void dw_lookup(uintptr_t a, bool is_return, struct pact__codeloc *w,
                       bool *found)
 {
-    static bool reported;
-    if (!reported) {
-        reported = true;
-        if (!report())
-            return;
-    }
-    if (!dwfl)
+    if (!session())
         return;
     Dwarf_Addr pc = (Dwarf_Addr)(a - (is_return ? 1 : 0));
     Dwfl_Module *m = dwfl_addrmodule(dwfl, pc);
@@ -220,6 +237,19 @@ static void dw_lookup(uintptr_t a, bool is_return, struct pact__codeloc *w,
     }
 }
 #endif
+
+void pact__symbolize_hold(bool on)
+{
+#ifdef HAVE_LIBDW
+    pthread_once(&once, init);
+    pthread_mutex_lock(&lock);
+    session_holds += on ? 1 : -1;
+    session_done();
+    pthread_mutex_unlock(&lock);
+#else
+    (void)on;
+#endif
+}
 
 bool pact__symbolize_has_lines(void)
 {
@@ -290,6 +320,9 @@ bool pact__symbolize(const void *addr, bool is_return,
         found = e->found;
     } else {
         found = lookup(addr, is_return, out);
+#ifdef HAVE_LIBDW
+        session_done();
+#endif
         if (e) {
             e->addr = addr;
             e->is_return = is_return;

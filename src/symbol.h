@@ -57,6 +57,11 @@ struct pact__codeloc {
 bool pact__symbolize(const void *addr, bool is_return,
                      struct pact__codeloc *out);
 
+/* Keep the debug information read by pact__symbolize between calls (@p on
+ * true) until the matching call with false: for a batch of addresses (a
+ * stack). Without it each lookup that misses the cache reads it again. */
+void pact__symbolize_hold(bool on);
+
 /* Whether pact__symbolize can give source lines (built with libdw). */
 bool pact__symbolize_has_lines(void);
 
