@@ -251,15 +251,6 @@ void pact__symbolize_hold(bool on)
 #endif
 }
 
-bool pact__symbolize_has_lines(void)
-{
-#ifdef HAVE_LIBDW
-    return true;
-#else
-    return false;
-#endif
-}
-
 static bool lookup(const void *addr, bool is_return, struct pact__codeloc *w)
 {
     bool found = false;

@@ -62,7 +62,4 @@ bool pact__symbolize(const void *addr, bool is_return,
  * stack). Without it each lookup that misses the cache reads it again. */
 void pact__symbolize_hold(bool on);
 
-/* Whether pact__symbolize can give source lines (built with libdw). */
-bool pact__symbolize_has_lines(void);
-
 #endif
