@@ -1,10 +1,12 @@
 /* Error codes (one table: names, messages), error objects, misuse reports,
  * and the version functions. */
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
+#include "symbol.h"
 
 struct pact_error {
     atomic_int refs;
@@ -14,6 +16,8 @@ struct pact_error {
     pact_error *cause;
     size_t nerrs; /* an aggregate's errors (owned references) */
     pact_error **errs;
+    const void *site;    /* the program's call that started the failed
+                            operation (pact__error_site), or NULL */
     const char *message; /* text, or a literal for the shared ENOMEM */
     char text[];         /* NUL-terminated, allocated with the error */
 };
@@ -69,6 +73,7 @@ static pact_error *make(const char *file, int line, pact_error *cause, int code,
         err->cause = pact_error_ref(cause);
         err->nerrs = 0;
         err->errs = NULL;
+        err->site = NULL;
         memcpy(err->text, msg, len + 1);
         err->message = err->text;
     }
@@ -163,6 +168,40 @@ int pact_error_line(const pact_error *err)
     return err ? err->line : 0;
 }
 
+const void *pact_error_site(const pact_error *err)
+{
+    return err ? err->site : NULL;
+}
+
+static pact_error enomem;
+
+pact_error *pact__error_site(pact_error *err, const void *site)
+{
+    if (err && site && !err->site && err != &enomem &&
+        atomic_load_explicit(&err->refs, memory_order_acquire) == 1)
+        err->site = site;
+    return err;
+}
+
+/* ", started at FILE:LINE (FUNCTION)", named as well as the build can
+ * (symbol.h): without debug information, the object file and offset. */
+static void print_site(const void *site, FILE *out)
+{
+    struct pact__codeloc w;
+    if (!pact__symbolize(site, true, &w)) {
+        fprintf(out, ", started at %p", site);
+    } else if (w.src[0]) {
+        fprintf(out, ", started at %s:%d", w.src, w.line);
+        if (w.fn[0])
+            fprintf(out, " (%s)", w.fn);
+    } else {
+        fprintf(out, ", started at %s+0x%" PRIxPTR, w.obj[0] ? w.obj : "?",
+                w.off);
+        if (w.fn[0])
+            fprintf(out, " (%s)", w.fn);
+    }
+}
+
 static void print_at(const pact_error *err, FILE *out, int indent)
 {
     for (int depth = 0; err; err = err->cause, depth++) {
@@ -170,6 +209,8 @@ static void print_at(const pact_error *err, FILE *out, int indent)
                 pact_err_name(err->code), err->message);
         if (err->file)
             fprintf(out, " (at %s:%d)", err->file, err->line);
+        if (err->site)
+            print_site(err->site, out);
         fputc('\n', out);
         /* under its own line, deeper than a "caused by:" at this level */
         int base = indent + (depth ? 2 : 0);

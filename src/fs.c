@@ -16,6 +16,7 @@
  * no pool thread runs the job. */
 #include "fs_internal.h"
 #include "promise_internal.h"
+#include "symbol.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -32,6 +33,7 @@ struct spec {
     int64_t pos;
     const pact_fs_opts *opts;
     union fs_cb cb;
+    const void *site; /* the program's call (PACT__CALLER in the entry) */
 };
 
 /* ---- the operations' table ----------------------------------------------- */
@@ -63,6 +65,7 @@ static const struct fs_op {
 static void done(pact_error *err, pact_value *result, void *ud)
 {
     struct req *r = ud;
+    pact__error_site(err, r->site); /* "started at" the program's call */
     switch (ops[r->op].result) {
     case R_NONE:
         r->cb.none(err, r->ud);
@@ -162,7 +165,8 @@ static int submit(pact_loop *loop, const struct spec *s, void *ud,
                       .len = s->len,
                       .cb = s->cb,
                       .ud = ud,
-                      .ud_drop = ud_drop};
+                      .ud_drop = ud_drop,
+                      .site = s->site};
     char *p = r->mem;
     if (n1)
         r->path = memcpy(p, s->path, n1);
@@ -345,11 +349,12 @@ const pact_stat *pact_fs_stat_of(const pact_value *v)
 
 #define PATH_SPEC(o, p)                                                        \
     {                                                                          \
-        .op = (o), .path = (p), .opts = opts                                   \
+        .op = (o), .path = (p), .opts = opts, .site = PACT__CALLER()           \
     }
 #define DATA_SPEC(o, p)                                                        \
     {                                                                          \
-        .op = (o), .path = (p), .data = data, .len = len, .opts = opts         \
+        .op = (o), .path = (p), .data = data, .len = len, .opts = opts,        \
+        .site = PACT__CALLER()                                                 \
     }
 
 int pact_fs_read_file(pact_loop *loop, const char *path,
@@ -448,7 +453,11 @@ pact_promise *pact_fs_unlink_p(pact_loop *loop, const char *path,
 int pact_fs_rename(pact_loop *loop, const char *from, const char *to,
                    const pact_fs_opts *opts, pact_cb cb, void *ud)
 {
-    struct spec s = {.op = OP_RENAME, .path = from, .path2 = to, .opts = opts};
+    struct spec s = {.op = OP_RENAME,
+                     .path = from,
+                     .path2 = to,
+                     .opts = opts,
+                     .site = PACT__CALLER()};
     s.cb.none = cb;
     return call(loop, &s, ud);
 }
@@ -456,7 +465,11 @@ int pact_fs_rename(pact_loop *loop, const char *from, const char *to,
 pact_promise *pact_fs_rename_p(pact_loop *loop, const char *from,
                                const char *to, const pact_fs_opts *opts)
 {
-    struct spec s = {.op = OP_RENAME, .path = from, .path2 = to, .opts = opts};
+    struct spec s = {.op = OP_RENAME,
+                     .path = from,
+                     .path2 = to,
+                     .opts = opts,
+                     .site = PACT__CALLER()};
     return twin(loop, &s);
 }
 
@@ -508,8 +521,11 @@ pact_promise *pact_fs_readdir_p(pact_loop *loop, const char *path,
 int pact_fs_open(pact_loop *loop, const char *path, int flags,
                  const pact_fs_opts *opts, pact_fs_fd_cb cb, void *ud)
 {
-    struct spec s = {
-        .op = OP_OPEN, .path = path, .oflags = flags, .opts = opts};
+    struct spec s = {.op = OP_OPEN,
+                     .path = path,
+                     .oflags = flags,
+                     .opts = opts,
+                     .site = PACT__CALLER()};
     s.cb.fd = cb;
     return call(loop, &s, ud);
 }
@@ -517,14 +533,18 @@ int pact_fs_open(pact_loop *loop, const char *path, int flags,
 pact_promise *pact_fs_open_p(pact_loop *loop, const char *path, int flags,
                              const pact_fs_opts *opts)
 {
-    struct spec s = {
-        .op = OP_OPEN, .path = path, .oflags = flags, .opts = opts};
+    struct spec s = {.op = OP_OPEN,
+                     .path = path,
+                     .oflags = flags,
+                     .opts = opts,
+                     .site = PACT__CALLER()};
     return twin(loop, &s);
 }
 
 #define FD_SPEC(o, b)                                                          \
     {                                                                          \
-        .op = (o), .fd = fd, b, .len = len, .pos = pos, .opts = opts           \
+        .op = (o), .fd = fd, b, .len = len, .pos = pos, .opts = opts,          \
+        .site = PACT__CALLER()                                                 \
     }
 
 int pact_fs_read(pact_loop *loop, int fd, void *buf, size_t len, int64_t pos,
@@ -561,13 +581,15 @@ pact_promise *pact_fs_write_p(pact_loop *loop, int fd, const void *data,
 int pact_fs_close(pact_loop *loop, int fd, const pact_fs_opts *opts, pact_cb cb,
                   void *ud)
 {
-    struct spec s = {.op = OP_CLOSE, .fd = fd, .opts = opts};
+    struct spec s = {
+        .op = OP_CLOSE, .fd = fd, .opts = opts, .site = PACT__CALLER()};
     s.cb.none = cb;
     return call(loop, &s, ud);
 }
 
 pact_promise *pact_fs_close_p(pact_loop *loop, int fd, const pact_fs_opts *opts)
 {
-    struct spec s = {.op = OP_CLOSE, .fd = fd, .opts = opts};
+    struct spec s = {
+        .op = OP_CLOSE, .fd = fd, .opts = opts, .site = PACT__CALLER()};
     return twin(loop, &s);
 }

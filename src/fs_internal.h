@@ -55,7 +55,8 @@ struct req {
     size_t len;
     union fs_cb cb;
     void *ud;
-    pact_fn ud_drop; /* releases ud if the callback never runs (twins) */
+    pact_fn ud_drop;  /* releases ud if the callback never runs (twins) */
+    const void *site; /* the program's call that started it (symbol.h) */
     char mem[];
 };
 

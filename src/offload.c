@@ -15,6 +15,7 @@
  * The lock order is in pool_internal.h. */
 #include "pool_internal.h"
 #include "promise_internal.h"
+#include "symbol.h"
 
 #include <event2/event.h>
 #include <stdlib.h>
@@ -143,7 +144,7 @@ static pact_error *outcome(pact_job *j, pact_error *cancel)
     } else if (!err && j->result.kind == PACT_ERROR) {
         err = j->result.u.error ? j->result.u.error : pact__enomem();
         j->result = pact_nothing();
-    } else if (!err && j->result.kind > PACT_BYTES) {
+    } else if (!err && j->result.kind >= PACT_LIST) { /* a loop's things */
         err = PACT_ERROR(PACT_EINVAL,
                          "an offloaded job's value cannot be a promise, "
                          "thenable or list (they belong to a loop)");
@@ -168,7 +169,7 @@ static void deliver(struct offq *q, pact_job *j)
         q->current--;
     pact_error *err = outcome(j, cancel);
     job_set_state(j, J_DONE);
-    j->cb(err, &j->result, j->ud);
+    j->cb(pact__error_site(err, j->site), &j->result, j->ud);
     pact_value_release(&j->result);
     pact_error_unref(err);
     job_free(q, j);
@@ -229,7 +230,7 @@ static void job_fail(struct pact__op *op, pact_error *err)
     struct offq *q = j->q;
     q->inflight[j->lane]--;
     pact_value nothing = pact_nothing();
-    j->cb(err, &nothing, j->ud);
+    j->cb(pact__error_site(err, j->site), &nothing, j->ud);
     job_free(q, j);
 }
 
@@ -418,7 +419,7 @@ static void queue(struct offq *q, pact_job *j)
 
 static int submit(pact_loop *loop, pact_offload_fn fn, void *arg,
                   const pact_offload_opts *opts, pact_offload_cb cb, void *ud,
-                  pact_fn drop_ud, const char *name)
+                  pact_fn drop_ud, const void *site, const char *name)
 {
     PACT_CHECK_LOOP(loop, name);
     PACT_CHECK_ARG(fn, name);
@@ -441,6 +442,7 @@ static int submit(pact_loop *loop, pact_offload_fn fn, void *arg,
     pact_job *j = job_new(q, lane, fn, arg, cb, ud, drop_ud);
     if (!j)
         return PACT_ENOMEM;
+    j->site = site;
     q->inflight[lane]++;
     q->current++;
     /* a token aborted already stops it here (J_PENDING, on no list yet):
@@ -461,14 +463,16 @@ static int submit(pact_loop *loop, pact_offload_fn fn, void *arg,
 int pact_offload(pact_loop *loop, pact_offload_fn fn, void *arg,
                  const pact_offload_opts *opts, pact_offload_cb cb, void *ud)
 {
-    return submit(loop, fn, arg, opts, cb, ud, NULL, "pact_offload");
+    return submit(loop, fn, arg, opts, cb, ud, NULL, PACT__CALLER(),
+                  "pact_offload");
 }
 
 int pact__offload(pact_loop *loop, pact_offload_fn fn, void *arg,
                   const pact_offload_opts *opts, pact_offload_cb cb, void *ud,
                   pact_fn drop_ud, const char *name)
 {
-    return submit(loop, fn, arg, opts, cb, ud, drop_ud, name);
+    /* the service calling (fs) marks its errors with its own caller */
+    return submit(loop, fn, arg, opts, cb, ud, drop_ud, NULL, name);
 }
 
 /* ---- the promise twin ---------------------------------------------------- */
@@ -477,6 +481,7 @@ struct offload_args {
     pact_offload_fn fn;
     void *arg;
     const pact_offload_opts *opts;
+    const void *site; /* the program's call of pact_offload_p */
 };
 
 /* The value moves into the promise: owned values and bytes need no copy. */
@@ -500,13 +505,13 @@ static int start_offload(pact_loop *loop, void *args, pact_deferred *d)
 {
     const struct offload_args *a = args;
     return submit(loop, a->fn, a->arg, a->opts, settle, d, unref_deferred,
-                  "pact_offload_p");
+                  a->site, "pact_offload_p");
 }
 
 pact_promise *pact_offload_p(pact_loop *loop, pact_offload_fn fn, void *arg,
                              const pact_offload_opts *opts)
 {
-    struct offload_args a = {fn, arg, opts};
+    struct offload_args a = {fn, arg, opts, PACT__CALLER()};
     return pact__promisify(loop, start_offload, &a, "pact_offload_p");
 }
 

@@ -54,6 +54,8 @@ struct pact_job {
     pact_error *err;    /* the job's error (written by the worker only then) */
     pact_fn drop;       /* releases ud if the callback is dropped at
                            pact_loop_free (pact__offload), or NULL */
+    const void *site;   /* the program's call that started it, or NULL
+                           (pact__error_site marks its error with it) */
     struct pact__op op; /* its pending-operation record */
 };
 

@@ -104,6 +104,8 @@ static int prepare(const pact_value *v, json_t **copy)
         return 0;
     case PACT_BYTES:
         return v->u.bytes.data || !v->u.bytes.len ? 0 : PACT_EINVAL;
+    case PACT_STRING:
+        return v->u.str ? 0 : PACT_EINVAL;
     case PACT_JSON:
         if (!v->u.json)
             return PACT_EINVAL;
@@ -143,7 +145,8 @@ static void take(pact_port *p)
  * allocation (glibc), which costs more than the whole post. */
 static void keep_trash(pact_port *p, pact_value *m)
 {
-    if ((m->kind == PACT_JSON || m->kind == PACT_BYTES) &&
+    if ((m->kind == PACT_JSON || m->kind == PACT_BYTES ||
+         m->kind == PACT_STRING) &&
         ring_push(&p->trash, m, sizeof *m) == 0)
         return;
     pact_value_release(m);
@@ -273,7 +276,7 @@ static void check_room(pact_port *p)
                                  : NULL;
         if (closed && !err)
             err = pact__enomem();
-        pact__waiter_call(&x, err, NULL, 0);
+        pact__waiter_call(&x, pact__error_site(err, x.site), NULL, 0);
         pact_error_unref(err);
         pact__drain(p->loop);
         if (stopped(p))
@@ -655,12 +658,13 @@ static void unref_deferred(void *d)
 }
 
 static int recv_push(pact_port *p, const pact_wait_opts *opts, pact_msg_cb cb,
-                     void *ud)
+                     void *ud, const void *site)
 {
     if (!p->parent && (p->closing || p->term_seen))
         return PACT_ECANCELED;
-    int rc = pact__waiter_add(p, &p->recvs, W_RECV, (void (*)(void))cb, ud,
-                              cb == recv_settle ? unref_deferred : NULL, opts);
+    int rc =
+        pact__waiter_add(p, &p->recvs, W_RECV, (void (*)(void))cb, ud,
+                         cb == recv_settle ? unref_deferred : NULL, opts, site);
     if (rc == 0)
         poke(p);
     return rc;
@@ -671,7 +675,7 @@ int pact_port_recv(pact_port *port, const pact_wait_opts *opts, pact_msg_cb cb,
 {
     CHECK_PORT(port, "pact_port_recv");
     PACT_CHECK_ARG(cb, "pact_port_recv");
-    return recv_push(port, opts, cb, ud);
+    return recv_push(port, opts, cb, ud, PACT__CALLER());
 }
 
 /* The promise twin's callback: the message moves into the promise. */
@@ -692,7 +696,7 @@ static int start_recv(pact_loop *loop, void *args, pact_deferred *d)
 {
     (void)loop;
     struct wait_args *a = args;
-    return recv_push(a->target, a->opts, recv_settle, d);
+    return recv_push(a->target, a->opts, recv_settle, d, a->site);
 }
 
 static bool bad_port_p(pact_port *port, const char *fn)
@@ -712,12 +716,12 @@ pact_promise *pact_port_recv_p(pact_port *port, const pact_wait_opts *opts)
 {
     if (bad_port_p(port, "pact_port_recv_p"))
         return NULL;
-    struct wait_args a = {port, opts};
+    struct wait_args a = {port, opts, PACT__CALLER()};
     return pact__promisify(port->loop, start_recv, &a, "pact_port_recv_p");
 }
 
 static int writable_push(pact_port *p, const pact_wait_opts *opts, pact_cb cb,
-                         void *ud)
+                         void *ud, const void *site)
 {
     struct chan *c = &p->peer->in;
     pthread_mutex_lock(&c->lock);
@@ -725,9 +729,9 @@ static int writable_push(pact_port *p, const pact_wait_opts *opts, pact_cb cb,
     pthread_mutex_unlock(&c->lock);
     if (closed)
         return PACT_EPIPE;
-    int rc =
-        pact__waiter_add(p, &p->writers, W_WRITABLE, (void (*)(void))cb, ud,
-                         cb == pact_deferred_cb ? unref_deferred : NULL, opts);
+    int rc = pact__waiter_add(
+        p, &p->writers, W_WRITABLE, (void (*)(void))cb, ud,
+        cb == pact_deferred_cb ? unref_deferred : NULL, opts, site);
     if (rc == 0)
         pact__port_self_wake(p); /* the pass looks at the room */
     return rc;
@@ -738,21 +742,21 @@ int pact_port_writable(pact_port *port, const pact_wait_opts *opts, pact_cb cb,
 {
     CHECK_PORT(port, "pact_port_writable");
     PACT_CHECK_ARG(cb, "pact_port_writable");
-    return writable_push(port, opts, cb, ud);
+    return writable_push(port, opts, cb, ud, PACT__CALLER());
 }
 
 static int start_writable(pact_loop *loop, void *args, pact_deferred *d)
 {
     (void)loop;
     struct wait_args *a = args;
-    return writable_push(a->target, a->opts, pact_deferred_cb, d);
+    return writable_push(a->target, a->opts, pact_deferred_cb, d, a->site);
 }
 
 pact_promise *pact_port_writable_p(pact_port *port, const pact_wait_opts *opts)
 {
     if (bad_port_p(port, "pact_port_writable_p"))
         return NULL;
-    struct wait_args a = {port, opts};
+    struct wait_args a = {port, opts, PACT__CALLER()};
     return pact__promisify(port->loop, start_writable, &a,
                            "pact_port_writable_p");
 }

@@ -313,6 +313,7 @@ pact_value pact__share(pact_promise *p)
         break;
     case PACT_OWNED:
     case PACT_BYTES:
+    case PACT_STRING:
         v.kind = PACT__LINK;
         v.u.promise = p;
         p->refs++;
@@ -1043,10 +1044,11 @@ static pact_promise *then_node(pact_promise *p, const char *fn, bool missing,
     return n;
 }
 
-pact_promise *pact_then(pact_promise *p, pact_on_fulfilled ok,
-                        pact_on_rejected fail, void *ud)
+static pact_promise *then_(pact_promise *p, const char *fn,
+                           pact_on_fulfilled ok, pact_on_rejected fail,
+                           void *ud)
 {
-    pact_promise *n = then_node(p, "pact_then", false, H_THEN, ud);
+    pact_promise *n = then_node(p, fn, false, H_THEN, ud);
     if (n) {
         n->u.w.on_ok.ok = ok;
         n->u.w.on_err.fail = fail;
@@ -1055,34 +1057,79 @@ pact_promise *pact_then(pact_promise *p, pact_on_fulfilled ok,
     return n;
 }
 
-pact_promise *pact_catch(pact_promise *p, pact_on_rejected fail, void *ud)
+static pact_promise *finally_(pact_promise *p, const char *fn,
+                              pact_on_finally fin, void *ud)
 {
-    pact_promise *n = then_node(p, "pact_catch", false, H_THEN, ud);
+    pact_promise *n = then_node(p, fn, !fin, H_FINALLY, ud);
     if (n) {
-        n->u.w.on_err.fail = fail;
+        n->u.w.on_ok.fin = fin;
         pact__attach(p, n);
     }
     return n;
+}
+
+static pact_promise *then_cb_(pact_promise *p, const char *fn,
+                              pact_on_settled settled, void *ud)
+{
+    pact_promise *n = then_node(p, fn, !settled, H_SETTLED, ud);
+    if (n) {
+        n->u.w.on_ok.settled = settled;
+        pact__attach(p, n);
+    }
+    return n;
+}
+
+pact_promise *pact_then(pact_promise *p, pact_on_fulfilled ok,
+                        pact_on_rejected fail, void *ud)
+{
+    return then_(p, "pact_then", ok, fail, ud);
+}
+
+pact_promise *pact_catch(pact_promise *p, pact_on_rejected fail, void *ud)
+{
+    return then_(p, "pact_catch", NULL, fail, ud);
 }
 
 pact_promise *pact_finally(pact_promise *p, pact_on_finally fn, void *ud)
 {
-    pact_promise *n = then_node(p, "pact_finally", !fn, H_FINALLY, ud);
-    if (n) {
-        n->u.w.on_ok.fin = fn;
-        pact__attach(p, n);
-    }
-    return n;
+    return finally_(p, "pact_finally", fn, ud);
 }
 
 pact_promise *pact_then_cb(pact_promise *p, pact_on_settled fn, void *ud)
 {
-    pact_promise *n = then_node(p, "pact_then_cb", !fn, H_SETTLED, ud);
-    if (n) {
-        n->u.w.on_ok.settled = fn;
-        pact__attach(p, n);
-    }
-    return n;
+    return then_cb_(p, "pact_then_cb", fn, ud);
+}
+
+/* The _take forms: the source's reference is the caller's to give, so it
+ * goes whatever the result (the derived promise, when there is one, keeps
+ * what it needs of it: its place on the source's list, or a reference while
+ * its reaction is queued). A NULL source is an earlier link that failed:
+ * passed on quietly, as NULL (that failure was reported where it happened). */
+static pact_promise *took(pact_promise *p, pact_promise *derived)
+{
+    pact_promise_unref(p);
+    return derived;
+}
+
+pact_promise *pact_then_take(pact_promise *p, pact_on_fulfilled ok,
+                             pact_on_rejected fail, void *ud)
+{
+    return p ? took(p, then_(p, "pact_then_take", ok, fail, ud)) : NULL;
+}
+
+pact_promise *pact_catch_take(pact_promise *p, pact_on_rejected fail, void *ud)
+{
+    return p ? took(p, then_(p, "pact_catch_take", NULL, fail, ud)) : NULL;
+}
+
+pact_promise *pact_finally_take(pact_promise *p, pact_on_finally fn, void *ud)
+{
+    return p ? took(p, finally_(p, "pact_finally_take", fn, ud)) : NULL;
+}
+
+pact_promise *pact_then_cb_take(pact_promise *p, pact_on_settled fn, void *ud)
+{
+    return p ? took(p, then_cb_(p, "pact_then_cb_take", fn, ud)) : NULL;
 }
 
 int pact_promise_callback(pact_promise *p, pact_value_cb cb, void *ud)

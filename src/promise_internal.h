@@ -20,8 +20,9 @@
 #include "pact/value.h"
 
 /* A value kind that never leaves the layer: "the value of promise u.promise"
- * (one reference), for values that cannot be copied (PACT_OWNED, PACT_BYTES)
- * and are shared by pass-through or adoption. Its target is never a link. */
+ * (one reference), for values that cannot be copied (PACT_OWNED) or would
+ * cost a copy (PACT_BYTES, PACT_STRING), shared by pass-through or adoption.
+ * Its target is never a link. */
 #define PACT__LINK ((pact_kind)64)
 
 /* An internal reaction: @p src is the settled promise (borrowed), or NULL when

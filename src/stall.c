@@ -9,8 +9,8 @@
  * copying the name of. Lock order: a watchdog's lock, then grab.lock (the
  * stack capture); no callback of the program runs under either. */
 #include "internal.h"
+#include "symbol.h"
 
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -467,13 +467,19 @@ static void emit(struct watchdog *wd, const struct track *t, bool ended,
             r.task = label;
         }
     }
-    Dl_info info;
-    if (sn->fn && dladdr((void *)(uintptr_t)sn->fn, &info)) {
-        r.fn_file = info.dli_fname;
-        r.fn_offset = (uintptr_t)sn->fn - (uintptr_t)info.dli_fbase;
-        /* dladdr names the nearest symbol below: only an exact one counts */
-        if (info.dli_sname && (uintptr_t)info.dli_saddr == (uintptr_t)sn->fn)
-            r.fn_name = info.dli_sname;
+    /* named here, on the watchdog thread: never in the loop thread's
+     * signal handler, which only records addresses */
+    struct pact__codeloc where;
+    if (sn->fn &&
+        pact__symbolize((const void *)(uintptr_t)sn->fn, false, &where)) {
+        r.fn_file = where.obj[0] ? where.obj : NULL;
+        r.fn_offset = where.off;
+        if (where.fn[0] && where.fn_exact)
+            r.fn_name = where.fn;
+        if (where.src[0]) {
+            r.fn_source = where.src;
+            r.fn_line = where.line;
+        }
     }
     if (!ended) {
         r.state = t->state[0] ? t->state : NULL;
@@ -756,17 +762,39 @@ static void print_fn(const pact_stall *s, FILE *f, const char *role)
 {
     if (!s->fn)
         return;
-    if (s->fn_name) {
-        fprintf(f, "pact: stall:   %s: %s (%s+0x%" PRIxPTR ")\n", role,
-                s->fn_name, s->fn_file ? s->fn_file : "?", s->fn_offset);
-    } else if (s->fn_file) {
+    fprintf(f, "pact: stall:   %s: ", role);
+    if (s->fn_name)
+        fputs(s->fn_name, f);
+    else
+        fprintf(f, "%p", (void *)(uintptr_t)s->fn);
+    if (s->fn_source)
+        fprintf(f, " at %s:%d", s->fn_source, s->fn_line);
+    if (s->fn_file)
+        fprintf(f, " (%s+0x%" PRIxPTR ")", s->fn_file, s->fn_offset);
+    if (!s->fn_name && !s->fn_source && s->fn_file)
         fprintf(f,
-                "pact: stall:   %s: %p, no symbol for it (a static function, "
-                "or an executable linked without -rdynamic): try "
-                "addr2line -f -e %s 0x%" PRIxPTR "\n",
-                role, (void *)(uintptr_t)s->fn, s->fn_file, s->fn_offset);
+                ", no symbol for it (a static function, or an executable "
+                "linked without -rdynamic; configure pact with libdw to "
+                "name it): try addr2line -f -e %s 0x%" PRIxPTR,
+                s->fn_file, s->fn_offset);
+    fputc('\n', f);
+}
+
+/* One frame of the stack: by function and file:line when the debug
+ * information says (libdw), else as backtrace_symbols has it. */
+static void print_frame(FILE *f, int i, void *pc, const char *sym)
+{
+    struct pact__codeloc w;
+    /* the innermost frame is where the signal stopped the thread; the
+     * others are return addresses */
+    if (pact__symbolize(pc, i > 0, &w) && w.src[0]) {
+        fprintf(f, "pact: stall:     #%-2d %s at %s:%d (%s+0x%" PRIxPTR ")\n",
+                i, w.fn[0] ? w.fn : "?", w.src, w.line, w.obj[0] ? w.obj : "?",
+                w.off);
+    } else if (sym) {
+        fprintf(f, "pact: stall:     #%-2d %s\n", i, sym);
     } else {
-        fprintf(f, "pact: stall:   %s: %p\n", role, (void *)(uintptr_t)s->fn);
+        fprintf(f, "pact: stall:     #%-2d %p\n", i, pc);
     }
 }
 
@@ -825,12 +853,10 @@ void pact_stall_print(const pact_stall *s, FILE *f)
 #else
         char **sym = NULL;
 #endif
-        for (int i = 0; i < s->stack_depth; i++) {
-            if (sym)
-                fprintf(f, "pact: stall:     #%-2d %s\n", i, sym[i]);
-            else
-                fprintf(f, "pact: stall:     #%-2d %p\n", i, s->stack[i]);
-        }
+        pact__symbolize_hold(true); /* one reading for the whole stack */
+        for (int i = 0; i < s->stack_depth; i++)
+            print_frame(f, i, s->stack[i], sym ? sym[i] : NULL);
+        pact__symbolize_hold(false);
         free(sym);
     }
 }

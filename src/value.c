@@ -1,5 +1,7 @@
 /* The value model: releasing what a pact_value owns, the constructors that
  * need jansson or malloc, and the combinators' lists. */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,6 +33,53 @@ pact_value pact_bytes_copy(const void *data, size_t len)
     return pact_bytes(copy, len);
 }
 
+pact_value pact_string(char *str)
+{
+    pact_value v = {PACT_STRING, {0}};
+    if (!str) /* a failed strdup: never a silent empty string */
+        return pact_throw(PACT_ERROR(PACT_EINVAL, "pact_string(NULL): no "
+                                                  "string (a failed "
+                                                  "allocation?)"));
+    v.u.str = str;
+    return v;
+}
+
+pact_value pact_string_copy(const char *str)
+{
+    if (!str)
+        return pact_throw(
+            PACT_ERROR(PACT_EINVAL, "pact_string_copy(NULL): no string"));
+    char *copy = strdup(str);
+    return copy ? pact_string(copy) : pact_throw(pact__enomem());
+}
+
+pact_value pact_string_fmt(const char *fmt, ...)
+{
+    if (!fmt)
+        return pact_throw(
+            PACT_ERROR(PACT_EINVAL, "pact_string_fmt(NULL): no format"));
+    va_list ap, again;
+    va_start(ap, fmt);
+    va_copy(again, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (s)
+        vsnprintf(s, (size_t)n + 1, fmt, again);
+    va_end(again);
+    if (s)
+        return pact_string(s);
+    return pact_throw(n < 0 ? PACT_ERROR(PACT_EINVAL,
+                                         "pact_string_fmt: the format "
+                                         "could not be printed")
+                            : pact__enomem());
+}
+
+const char *pact_value_string(const pact_value *v)
+{
+    return v && v->kind == PACT_STRING ? v->u.str : NULL;
+}
+
 pact_value pact_value_copy(const pact_value *v)
 {
     if (!v)
@@ -45,6 +94,8 @@ pact_value pact_value_copy(const pact_value *v)
         return c;
     case PACT_BYTES:
         return pact_bytes_copy(v->u.bytes.data, v->u.bytes.len);
+    case PACT_STRING:
+        return pact_string_copy(v->u.str);
     case PACT_PROMISE:
         pact_promise_ref(c.u.promise);
         return c;
@@ -78,6 +129,9 @@ void pact_value_release(pact_value *v)
         break;
     case PACT_BYTES:
         free(v->u.bytes.data);
+        break;
+    case PACT_STRING:
+        free(v->u.str);
         break;
     case PACT_LIST:
         pact__list_unref(v->u.list);

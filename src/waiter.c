@@ -5,6 +5,7 @@
  * a later tick -- so its ud always goes back to its owner (a promise twin's
  * deferred rejects, or is released if the loop is freed first).
  * src/worker_internal.h describes the rest of the design. */
+#include "symbol.h"
 #include "worker_internal.h"
 
 void pact__waiter_call(const struct waiter *x, pact_error *err, pact_value *msg,
@@ -50,7 +51,8 @@ static void waiter_fail(struct pact__op *op, pact_error *err)
     free(op_waiter(op));
     /* the port may be gone (its worker freed): only the loop is left */
     pact__label_refine(x.op.loop, PACT_STEP_TICK, x.fn, x.ud);
-    pact__waiter_call(&x, err, NULL, 0);
+    /* its cancellation is its own: "started at" the wait's call */
+    pact__waiter_call(&x, pact__error_site(err, x.site), NULL, 0);
 }
 
 static void waiter_drop(struct pact__op *op)
@@ -89,7 +91,7 @@ static const struct pact__op_type waiter_type = {
 
 int pact__waiter_add(pact_port *port, struct wlist *r, int kind,
                      void (*fn)(void), void *ud, pact_fn ud_drop,
-                     const pact_wait_opts *opts)
+                     const pact_wait_opts *opts, const void *site)
 {
     struct workers *s = port->svc;
     struct waiter *x = malloc(sizeof *x);
@@ -101,6 +103,7 @@ int pact__waiter_add(pact_port *port, struct wlist *r, int kind,
     x->ud = ud;
     x->ud_drop = ud_drop;
     x->seq = s->wseq;
+    x->site = site;
     x->kind = (uint8_t)kind;
     pact__list_push_back(&r->head, &x->link);
     r->len++;

@@ -477,11 +477,11 @@ static void unref_deferred(void *d)
 }
 
 static int wait_push(pact_worker *w, const pact_wait_opts *opts,
-                     pact_exit_cb cb, void *ud)
+                     pact_exit_cb cb, void *ud, const void *site)
 {
     int rc =
         pact__waiter_add(&w->ep[0], &w->waits, W_EXIT, (void (*)(void))cb, ud,
-                         cb == wait_settle ? unref_deferred : NULL, opts);
+                         cb == wait_settle ? unref_deferred : NULL, opts, site);
     if (rc == 0 && w->reaped)
         pact__port_self_wake(&w->ep[0]);
     pact__port_update_ref(&w->ep[0]);
@@ -493,7 +493,7 @@ int pact_worker_wait(pact_worker *w, const pact_wait_opts *opts,
 {
     CHECK_WORKER(w, "pact_worker_wait");
     PACT_CHECK_ARG(cb, "pact_worker_wait");
-    return wait_push(w, opts, cb, ud);
+    return wait_push(w, opts, cb, ud, PACT__CALLER());
 }
 
 static void wait_settle(pact_error *err, int code, void *ud)
@@ -510,14 +510,14 @@ static int start_wait(pact_loop *loop, void *args, pact_deferred *d)
 {
     (void)loop;
     struct wait_args *a = args;
-    return wait_push(a->target, a->opts, wait_settle, d);
+    return wait_push(a->target, a->opts, wait_settle, d, a->site);
 }
 
 pact_promise *pact_worker_wait_p(pact_worker *w, const pact_wait_opts *opts)
 {
     if (bad_worker(w, "pact_worker_wait_p"))
         return NULL;
-    struct wait_args a = {w, opts};
+    struct wait_args a = {w, opts, PACT__CALLER()};
     return pact__promisify(w->ep[0].loop, start_wait, &a, "pact_worker_wait_p");
 }
 

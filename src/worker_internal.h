@@ -42,6 +42,7 @@
 
 #include "internal.h"
 #include "pact/worker.h"
+#include "symbol.h"
 
 /* Rule 18: a JSON tree handed to another thread is reference-counted there
  * (the receiver's decref, a reader's incref) while the sender may still
@@ -187,15 +188,17 @@ struct waiter {
     pact_port *port;  /* whose liveness its list counts toward */
     void (*fn)(void); /* by kind */
     void *ud;
-    pact_fn ud_drop; /* releases ud if never called (a twin's deferred) */
-    uint64_t seq;    /* order of registration on its loop (see fire) */
-    uint8_t kind;    /* enum waiter_kind */
+    pact_fn ud_drop;  /* releases ud if never called (a twin's deferred) */
+    uint64_t seq;     /* order of registration on its loop (see fire) */
+    const void *site; /* the program's call that started it (symbol.h) */
+    uint8_t kind;     /* enum waiter_kind */
 };
 
 /* What the promise twins pass to their start functions. */
 struct wait_args {
     void *target; /* the port, or the worker */
     const pact_wait_opts *opts;
+    const void *site; /* the program's call of the twin */
 };
 
 struct pact_port {
@@ -296,10 +299,12 @@ void pact__ring_release(struct ring *r);
 /* Add a waiter to @p r (one of @p port's lists, or its worker's waits),
  * with @p opts' abort token if any: a token aborted already makes its
  * cancellation due at once. @p ud_drop (may be NULL) releases @p ud if the
- * loop is freed before the call. @return 0 or PACT_ENOMEM (nothing added). */
+ * loop is freed before the call. @p site: the program's call that started
+ * the wait (its error's "started at"). @return 0 or PACT_ENOMEM (nothing
+ * added). */
 int pact__waiter_add(pact_port *port, struct wlist *r, int kind,
                      void (*fn)(void), void *ud, pact_fn ud_drop,
-                     const pact_wait_opts *opts);
+                     const pact_wait_opts *opts, const void *site);
 /* Take the first waiter of @p r registered before @p limit (a value of
  * svc->wseq read earlier), so that a walk that calls back never reaches the
  * waiters its callbacks add: its call (fn, ud, kind) goes to @p out, its

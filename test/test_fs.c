@@ -1628,6 +1628,79 @@ START_TEST(misuse)
 }
 END_TEST
 
+/* ---- where the program started a failed operation ------------------------ */
+
+static pact_value swallow(pact_error *err, void *ud)
+{
+    (void)err;
+    (void)ud;
+    return pact_nothing();
+}
+
+static void keep_err(pact_error *err, pact_value *data, void *ud)
+{
+    (void)data;
+    *(pact_error **)ud = pact_error_ref(err);
+}
+
+/* @p text's "started at" part names @p line of this file (the call, when
+ * pact is built with libdw), and never pact's own sources. */
+static void check_started_at(const pact_error *err, int line)
+{
+    char *text = t_error_text(err);
+    /* where it was made: pact's file, as before */
+    ck_assert_msg(strstr(text, "fs_jobs.c:"), "%s", text);
+#ifdef HAVE_BUILTIN_RETURN_ADDRESS
+    ck_assert_ptr_nonnull(pact_error_site(err));
+    const char *at = strstr(text, ", started at ");
+    ck_assert_msg(at, "%s", text);
+    ck_assert_msg(!strstr(at, "src/"), "%s", text);
+#ifdef HAVE_LIBDW
+    /* the call's line: clang-format may break it after the name */
+    bool named = false;
+    for (int l = line; l <= line + 3 && !named; l++) {
+        char want[64];
+        snprintf(want, sizeof want, "test/test_fs.c:%d (", l);
+        named = strstr(at, want) != NULL;
+    }
+    ck_assert_msg(named, "line %d: %s", line, text);
+    ck_assert_msg(strstr(at, "(errors_started_at_the_call"), "%s", text);
+#else
+    (void)line;
+#endif
+#else
+    ck_assert_ptr_null(pact_error_site(err));
+    ck_assert_msg(!strstr(text, "started at"), "%s", text);
+    (void)line;
+#endif
+    free(text);
+}
+
+/* An fs error is made in pact (fs_jobs.c), but its printed form says where
+ * the program started the operation: this test's calls, in the callback
+ * style and through a promise twin. */
+START_TEST(errors_started_at_the_call)
+{
+    pact_error *err = NULL;
+    int line = __LINE__ + 1;
+    ck_assert_int_eq(
+        pact_fs_read_file(t_loop, P("missing"), NULL, keep_err, &err), 0);
+    int line_p = __LINE__ + 1;
+    pact_promise *p = pact_fs_read_file_p(t_loop, P("missing"), NULL);
+    ck_assert_ptr_nonnull(p);
+    pact_promise *handled = pact_catch(p, swallow, NULL);
+    run();
+    ck_assert_ptr_nonnull(err);
+    ck_assert_int_eq(pact_error_code(err), PACT_ENOENT);
+    check_started_at(err, line);
+    pact_error_unref(err);
+    ck_assert_int_eq(pact_promise_state(p), PACT_REJECTED);
+    check_started_at(pact_promise_error(p), line_p);
+    pact_promise_unref(handled);
+    pact_promise_unref(p);
+}
+END_TEST
+
 Suite *suite_fs(void)
 {
     Suite *s = suite_create("fs");
@@ -1638,6 +1711,7 @@ Suite *suite_fs(void)
     tcase_add_test(tc, files_with_promises);
     tcase_add_test(tc, files_from_a_task);
     tcase_add_test(tc, failures_name_the_call_and_the_path);
+    tcase_add_test(tc, errors_started_at_the_call);
     tcase_add_test(tc, eacces_even_for_root);
     tcase_add_test(tc, atomic_write_is_old_or_new);
     tcase_add_test(tc, atomic_write_failures_leave_nothing_behind);

@@ -1091,7 +1091,25 @@ struct values {
     char *taken;
     int json_n;
     int calls;
+    char *str; /* a string result, moved out */
 };
+
+static pact_error *make_string(pact_job *job, void *arg, pact_value *result)
+{
+    (void)job;
+    *result = pact_string_fmt("made on a pool thread: %s", (const char *)arg);
+    return NULL;
+}
+
+static void take_string(pact_error *err, pact_value *result, void *ud)
+{
+    ck_assert_ptr_null(err);
+    struct values *v = ud;
+    ck_assert_int_eq(result->kind, PACT_STRING);
+    v->str = result->u.str;
+    *result = pact_nothing();
+    v->calls++;
+}
 
 static void take_bytes(pact_error *err, pact_value *result, void *ud)
 {
@@ -1131,8 +1149,12 @@ START_TEST(values_move_to_the_callback)
         pact_offload(t_loop, make_json, (void *)5, NULL, read_json, &v), 0);
     ck_assert_int_eq(
         pact_offload(t_loop, make_owned, NULL, NULL, leave_owned, &v), 0);
+    ck_assert_int_eq(
+        pact_offload(t_loop, make_string, "x", NULL, take_string, &v), 0);
     ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
-    ck_assert_int_eq(v.calls, 3);
+    ck_assert_int_eq(v.calls, 4);
+    ck_assert_str_eq(v.str, "made on a pool thread: x");
+    free(v.str);
     ck_assert_str_eq(v.taken, "hello");
     ck_assert_int_eq(v.json_n, 5);
     ck_assert_int_eq(atomic_load(&owned_frees), 1);
@@ -1498,6 +1520,72 @@ START_TEST(pool_works_in_a_forked_child)
 }
 END_TEST
 
+/* ---- where the program started a failed job ------------------------------ */
+
+static void ignore_value(pact_error *err, const pact_value *v, void *ud)
+{
+    (void)err;
+    (void)v;
+    (void)ud;
+}
+
+static void keep_job_err(pact_error *err, pact_value *result, void *ud)
+{
+    (void)result;
+    *(pact_error **)ud = pact_error_ref(err);
+}
+
+/* Whether @p err's printed form says it was started in this file (always
+ * "started at" when the build records call sites). */
+static void check_site(const pact_error *err)
+{
+    char *text = t_error_text(err);
+#ifdef HAVE_BUILTIN_RETURN_ADDRESS
+    const char *at = strstr(text, ", started at ");
+    ck_assert_msg(at, "%s", text);
+#ifdef HAVE_LIBDW
+    ck_assert_msg(strstr(at, "test/test_pool.c:") &&
+                      strstr(at, "(errors_started_at_the_call"),
+                  "%s", text);
+#endif
+#else
+    ck_assert_msg(!strstr(text, "started at"), "%s", text);
+#endif
+    free(text);
+}
+
+/* A job cancelled by a token aborted before it was submitted (an error made
+ * by pact), a job's own error, and the promise twin's rejection: each says
+ * where the program called pact_offload(_p). */
+START_TEST(errors_started_at_the_call)
+{
+    pact_abort *a;
+    ck_assert_int_eq(pact_abort_new(t_loop, &a), 0);
+    ck_assert_int_eq(pact_abort_abort(a, NULL), 0);
+    pact_offload_opts o = {.abort = a};
+    pact_error *cancelled = NULL, *failed = NULL;
+    ck_assert_int_eq(
+        pact_offload(t_loop, must_not_run, NULL, &o, keep_job_err, &cancelled),
+        0);
+    ck_assert_int_eq(pact_offload(t_loop, fail_with_eio, (void *)1, NULL,
+                                  keep_job_err, &failed),
+                     0);
+    pact_promise *p = pact_offload_p(t_loop, fail_with_eio, (void *)2, NULL);
+    ck_assert_int_eq(pact_promise_callback(p, ignore_value, NULL), 0);
+    pact_abort_unref(a);
+    ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
+    ck_assert_int_eq(pact_error_code(cancelled), PACT_ECANCELED);
+    check_site(cancelled);
+    ck_assert_int_eq(pact_error_code(failed), PACT_EIO);
+    check_site(failed);
+    ck_assert_int_eq(pact_error_code(pact_promise_error(p)), PACT_EIO);
+    check_site(pact_promise_error(p));
+    pact_error_unref(cancelled);
+    pact_error_unref(failed);
+    pact_promise_unref(p);
+}
+END_TEST
+
 Suite *suite_pool(void)
 {
     Suite *s = suite_create("pool");
@@ -1523,6 +1611,7 @@ Suite *suite_pool(void)
     tcase_add_test(tc, free_waits_for_running_jobs);
     tcase_add_test(tc, free_gives_up_after_limit);
     tcase_add_test(tc, errors_from_jobs);
+    tcase_add_test(tc, errors_started_at_the_call);
     tcase_add_test(tc, values_move_to_the_callback);
     tcase_add_test(tc, promise_twin);
     tcase_add_test(tc, await_from_task);

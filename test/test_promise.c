@@ -31,6 +31,8 @@ static void ignore_cb(pact_error *err, const pact_value *v, void *ud)
     (void)ud;
 }
 
+static pact_value pass_copy(const pact_value *v, void *ud);
+
 /* Mark @p p handled without a derived promise, so that a rejection the test
  * inspects is not reported as unhandled. */
 static void observe(pact_promise *p)
@@ -159,7 +161,7 @@ struct box {
 
 static const pact_kind kinds[] = {PACT_NOTHING, PACT_INT,   PACT_DOUBLE,
                                   PACT_PTR,     PACT_OWNED, PACT_JSON,
-                                  PACT_BYTES};
+                                  PACT_BYTES,   PACT_STRING};
 #define NKINDS ((int)(sizeof kinds / sizeof kinds[0]))
 
 static pact_value make_value(pact_kind k, struct box *b)
@@ -186,6 +188,8 @@ static pact_value make_value(pact_kind k, struct box *b)
         memcpy(s, "hello", 5);
         return pact_bytes(s, 5);
     }
+    case PACT_STRING:
+        return pact_string_fmt("%s, %d", "hello", 42);
     default:
         ck_abort_msg("no such kind %d", (int)k);
     }
@@ -221,7 +225,12 @@ static void check_value(pact_kind k, const struct box *b, const pact_value *v)
         ck_assert_ptr_nonnull(v->u.bytes.data);
         ck_assert(memcmp(v->u.bytes.data, "hello", 5) == 0);
         break;
+    case PACT_STRING:
+        ck_assert_str_eq(v->u.str, "hello, 42");
+        ck_assert_ptr_eq(pact_value_string(v), v->u.str);
+        break;
     default:
+        ck_assert_ptr_null(pact_value_string(v));
         break;
     }
 }
@@ -458,6 +467,62 @@ START_TEST(bytes_copy)
     ck_assert_uint_eq(pv->u.bytes.len, 6);
     ck_assert(memcmp(pv->u.bytes.data, "abcdef", 6) == 0);
     pact_promise_unref(p);
+}
+END_TEST
+
+/* The string constructors: steal, copy, printf; NULL and a failed copy are
+ * error values, never a silent empty string; a promise shares its string
+ * with pass-throughs (no copy) and a handler's pact_value_copy copies it. */
+START_TEST(string_values)
+{
+    char src[] = "plain";
+    pact_value v = pact_string_copy(src);
+    ck_assert_int_eq(v.kind, PACT_STRING);
+    ck_assert_ptr_ne(v.u.str, src);
+    src[0] = 'X';
+    ck_assert_str_eq(pact_value_string(&v), "plain");
+    pact_value_release(&v);
+    ck_assert_int_eq(v.kind, PACT_NOTHING);
+
+    char *mine = malloc(4);
+    ck_assert_ptr_nonnull(mine);
+    memcpy(mine, "own", 4);
+    v = pact_string(mine);
+    ck_assert_ptr_eq(v.u.str, mine); /* stolen, not copied */
+    pact_value_release(&v);          /* freed (ASan/valgrind) */
+
+    v = pact_string_fmt("%d-%s", 7, "x");
+    ck_assert_str_eq(v.u.str, "7-x");
+    pact_value_release(&v);
+    v = pact_string_fmt("%s", ""); /* empty is a string */
+    ck_assert_int_eq(v.kind, PACT_STRING);
+    ck_assert_str_eq(v.u.str, "");
+    pact_value_release(&v);
+
+    pact_value bad[] = {pact_string(NULL), pact_string_copy(NULL),
+                        pact_string_fmt(NULL)};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ck_assert_int_eq(bad[i].kind, PACT_ERROR);
+        ck_assert_int_eq(pact_error_code(bad[i].u.error), PACT_EINVAL);
+        ck_assert_ptr_null(pact_value_string(&bad[i]));
+        pact_value_release(&bad[i]);
+    }
+    ck_assert_ptr_null(pact_value_string(NULL));
+
+    /* a promise owns it; pass-through shares it; a copy is a new string */
+    pact_promise *p = pact_resolved(t_loop, pact_string_copy("shared"));
+    pact_promise *pass = pact_then(p, NULL, NULL, NULL);
+    pact_promise *copied = pact_then(p, pass_copy, NULL, NULL);
+    run_ok();
+    const char *orig = pact_value_string(pact_promise_value(p));
+    ck_assert_str_eq(orig, "shared");
+    ck_assert_ptr_eq(pact_value_string(pact_promise_value(pass)), orig);
+    ck_assert_str_eq(pact_value_string(pact_promise_value(copied)), "shared");
+    ck_assert_ptr_ne(pact_value_string(pact_promise_value(copied)), orig);
+    pact_promise_unref(p); /* pass still holds the string */
+    ck_assert_str_eq(pact_value_string(pact_promise_value(pass)), "shared");
+    pact_promise_unref(pass);
+    pact_promise_unref(copied);
 }
 END_TEST
 
@@ -1802,6 +1867,14 @@ START_TEST(value_copy_each_kind)
     pact_value_release(&c);
     pact_value_release(&bv);
 
+    pact_value sv = pact_string_copy("text");
+    c = pact_value_copy(&sv);
+    ck_assert_int_eq(c.kind, PACT_STRING);
+    ck_assert_ptr_ne(c.u.str, sv.u.str);
+    ck_assert_str_eq(c.u.str, "text");
+    pact_value_release(&c);
+    pact_value_release(&sv);
+
     int freed = 0;
     pact_value ov = pact_owned(&freed, count_free);
     c = pact_value_copy(&ov);
@@ -1839,6 +1912,184 @@ START_TEST(handler_passes_copy)
 }
 END_TEST
 
+/* ---- chains that steal their source, and one-call rejections ------------ */
+
+static pact_value add_one(const pact_value *v, void *ud)
+{
+    trace("%s+1", (const char *)ud);
+    return pact_int(v->u.i + 1);
+}
+
+static pact_value too_big(const pact_value *v, void *ud)
+{
+    trace("%s throw", (const char *)ud);
+    return PACT_THROW(PACT_ERANGE, "%lld is too big", (long long)v->u.i);
+}
+
+static pact_value caught(pact_error *err, void *ud)
+{
+    trace("%s catch", (const char *)ud);
+    return pact_string_fmt("caught %s: %s", pact_err_name(pact_error_code(err)),
+                           pact_error_message(err));
+}
+
+static pact_value fin_trace(void *ud)
+{
+    trace("%s finally", (const char *)ud);
+    return pact_nothing();
+}
+
+static pact_value settled_trace(pact_error *err, const pact_value *v, void *ud)
+{
+    trace("%s settled %s", (const char *)ud,
+          err ? "rejected" : pact_value_string(v));
+    return pact_value_copy(v);
+}
+
+/* a.then(f).then(g).catch(h).finally(i).then_cb(j) as one expression of
+ * _take calls beside the same chain written with temporaries: the same
+ * values, and the same microtask turns (the two chains' steps alternate,
+ * as two Node chains on one promise do). The teardown's pact_loop_free
+ * proves that no link was left referenced. */
+START_TEST(take_chain_one_expression)
+{
+    pact_deferred *d;
+    pact_promise *a = t_pending(&d);
+
+    pact_promise *t1 = pact_then(a, add_one, NULL, "A");
+    pact_promise *t2 = pact_then(t1, too_big, NULL, "A");
+    pact_promise *t3 = pact_catch(t2, caught, "A");
+    pact_promise *t4 = pact_finally(t3, fin_trace, "A");
+    pact_promise *ra = pact_then_cb(t4, settled_trace, "A");
+    pact_promise_unref(t1);
+    pact_promise_unref(t2);
+    pact_promise_unref(t3);
+    pact_promise_unref(t4);
+
+    pact_promise *rb = pact_then_cb_take(
+        pact_finally_take(
+            pact_catch_take(pact_then_take(pact_then_take(pact_promise_ref(a),
+                                                          add_one, NULL, "B"),
+                                           too_big, NULL, "B"),
+                            caught, "B"),
+            fin_trace, "B"),
+        settled_trace, "B");
+    ck_assert_ptr_nonnull(ra);
+    ck_assert_ptr_nonnull(rb);
+    pact_promise_unref(a); /* the deferred and the chains hold it */
+    ck_assert_int_eq(pact_deferred_resolve(d, pact_int(41)), 0);
+    pact_deferred_unref(d);
+    run_ok();
+    ck_assert_str_eq(trace_text(), "A+1\nB+1\nA throw\nB throw\nA catch\n"
+                                   "B catch\nA finally\nB finally\n"
+                                   "A settled caught ERANGE: 42 is too big\n"
+                                   "B settled caught ERANGE: 42 is too big\n");
+    ck_assert_str_eq(pact_value_string(pact_promise_value(rb)),
+                     "caught ERANGE: 42 is too big");
+    pact_promise_unref(ra);
+    pact_promise_unref(rb);
+}
+END_TEST
+
+/* The source's reference goes whatever happens: an owned value is freed
+ * with the last holder, the chain's source included; a link that cannot be
+ * made (a NULL handler where one is required) drops its source too. */
+START_TEST(take_steals_source)
+{
+    int freed = 0;
+    pact_promise *r =
+        pact_then_take(pact_resolved(t_loop, pact_owned(&freed, count_free)),
+                       NULL, NULL, NULL);
+    ck_assert_ptr_nonnull(r);
+    run_ok();
+    ck_assert_int_eq(freed, 0); /* shared with r */
+    pact_promise_unref(r);
+    ck_assert_int_eq(freed, 1);
+
+    freed = 0;
+    MISUSE("pact_finally_take",
+           ck_assert_ptr_null(pact_finally_take(
+               pact_resolved(t_loop, pact_owned(&freed, count_free)), NULL,
+               NULL)));
+    ck_assert_int_eq(freed, 1);
+    MISUSE("pact_then_cb_take",
+           ck_assert_ptr_null(pact_then_cb_take(
+               pact_resolved(t_loop, pact_owned(&freed, count_free)), NULL,
+               NULL)));
+    ck_assert_int_eq(freed, 2);
+    ck_assert_str_eq(misnamed, "");
+}
+END_TEST
+
+/* A NULL source (an earlier link that failed) flows to the end of the
+ * chain as NULL: nothing runs, nothing is printed, nothing leaks. */
+START_TEST(take_null_source)
+{
+    struct capture cap;
+    capture_begin(&cap);
+    pact_promise *r = pact_then_cb_take(
+        pact_finally_take(
+            pact_catch_take(pact_then_take(NULL, add_one, NULL, "N"), caught,
+                            "N"),
+            fin_trace, "N"),
+        settled_trace, "N");
+    char *out = capture_end(&cap);
+    ck_assert_ptr_null(r);
+    ck_assert_str_eq(out, "");
+    free(out);
+    run_ok();
+    ck_assert_str_eq(trace_text(), "");
+}
+END_TEST
+
+/* A rejected source whose rejection the chain handles is not reported as
+ * unhandled, though the caller never held the links between. */
+START_TEST(take_chain_handles_rejection)
+{
+    pact_promise *r = pact_catch_take(
+        pact_then_take(PACT_REJECTED(t_loop, PACT_ENOENT, "no %s", "config"),
+                       add_one, NULL, "R"),
+        caught, "R");
+    run_ok(); /* THROW mode: an unhandled rejection would fail the run */
+    ck_assert_str_eq(trace_text(), "R catch\n");
+    ck_assert_str_eq(pact_value_string(pact_promise_value(r)),
+                     "caught ENOENT: no config");
+    pact_promise_unref(r);
+}
+END_TEST
+
+/* Node's reject(new Error(...)) in one call: the code, the printf message
+ * (or pact_strerror's for the code alone) and this file:line. */
+START_TEST(reject_with_reason)
+{
+    pact_deferred *d;
+    pact_promise *p = t_pending(&d);
+    observe(p);
+    int line = __LINE__ + 1;
+    ck_assert_int_eq(PACT_REJECT(d, PACT_EACCES, "cannot read %s", "a.txt"), 0);
+    pact_error *e = rejection(p);
+    ck_assert_int_eq(pact_error_code(e), PACT_EACCES);
+    ck_assert_str_eq(pact_error_message(e), "cannot read a.txt");
+    ck_assert_str_eq(pact_error_file(e), __FILE__);
+    ck_assert_int_eq(pact_error_line(e), line);
+    /* a second settlement is refused; its error is released */
+    MISUSE("pact_deferred_reject",
+           ck_assert_int_eq(PACT_REJECT(d, PACT_EIO), PACT_EALREADY));
+    pact_deferred_unref(d);
+    pact_promise_unref(p);
+
+    pact_promise *q = PACT_REJECTED(t_loop, PACT_ETIMEDOUT);
+    observe(q);
+    ck_assert_int_eq(pact_error_code(rejection(q)), PACT_ETIMEDOUT);
+    ck_assert_str_eq(pact_error_message(rejection(q)),
+                     pact_strerror(PACT_ETIMEDOUT));
+    ck_assert_str_eq(pact_error_file(rejection(q)), __FILE__);
+    pact_promise_unref(q);
+    run_ok();
+    ck_assert_str_eq(misnamed, "");
+}
+END_TEST
+
 Suite *suite_promise(void)
 {
     Suite *s = suite_create("promise");
@@ -1850,6 +2101,7 @@ Suite *suite_promise(void)
     tcase_add_test(tc, value_release_each_kind);
     tcase_add_test(tc, thenable_adopted_and_released);
     tcase_add_test(tc, bytes_copy);
+    tcase_add_test(tc, string_values);
     tcase_add_test(tc, list_from_all);
     suite_add_tcase(s, tc);
 
@@ -1898,6 +2150,15 @@ Suite *suite_promise(void)
     tcase_add_test(tc, close_all_breaks_chain_cycle);
     tcase_add_test(tc, value_copy_each_kind);
     tcase_add_test(tc, handler_passes_copy);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("chain");
+    tcase_add_checked_fixture(tc, t_setup, t_teardown);
+    tcase_add_test(tc, take_chain_one_expression);
+    tcase_add_test(tc, take_steals_source);
+    tcase_add_test(tc, take_null_source);
+    tcase_add_test(tc, take_chain_handles_rejection);
+    tcase_add_test(tc, reject_with_reason);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("misuse");

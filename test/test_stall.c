@@ -41,6 +41,7 @@ enum {
 struct rep {
     pact_stall s; /* its strings point into the fields below */
     char what[64], fn_name[128], fn_file[512], task[256], file[256];
+    char fn_source[512];
     char at_file[256], state[64];
     bool stack_has_spin; /* a frame of the stack is in stall_block_ms */
 };
@@ -74,6 +75,7 @@ static void collect(const pact_stall *s, void *ud)
         r->s.what = keep(r->what, sizeof r->what, s->what);
         r->s.fn_name = keep(r->fn_name, sizeof r->fn_name, s->fn_name);
         r->s.fn_file = keep(r->fn_file, sizeof r->fn_file, s->fn_file);
+        r->s.fn_source = keep(r->fn_source, sizeof r->fn_source, s->fn_source);
         r->s.task = keep(r->task, sizeof r->task, s->task);
         r->s.file = keep(r->file, sizeof r->file, s->file);
         r->s.at_file = keep(r->at_file, sizeof r->at_file, s->at_file);
@@ -241,6 +243,7 @@ START_TEST(sleeping_callback_reported)
 }
 END_TEST
 
+enum { STATIC_SPIN_LINE = __LINE__ + 1 };
 static void static_spin(pact_error *err, void *ud)
 {
     (void)err;
@@ -248,8 +251,26 @@ static void static_spin(pact_error *err, void *ud)
     stall_block_ms(BLOCK);
 }
 
-/* A static function has no dynamic symbol: the address and its file. */
-START_TEST(static_callback_unresolved)
+/* pact_stall_print's text for @p s (malloc'd). */
+static char *print_text(const pact_stall *s)
+{
+    FILE *f = tmpfile();
+    ck_assert_ptr_nonnull(f);
+    pact_stall_print(s, f);
+    long n = ftell(f);
+    char *text = calloc(1, (size_t)n + 1);
+    ck_assert_ptr_nonnull(text);
+    rewind(f);
+    ck_assert_uint_eq(fread(text, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    return text;
+}
+
+/* A static function has no dynamic symbol. Built with libdw, the report
+ * names it anyway, with its file:line from the debug information (the
+ * tests are built with -g); without, it gives the address and its file for
+ * addr2line. */
+START_TEST(static_callback_named)
 {
     watch(THRESHOLD);
     ck_assert_int_eq(pact_timeout(t_loop, 1, static_spin, NULL, NULL), 0);
@@ -257,20 +278,32 @@ START_TEST(static_callback_unresolved)
     unwatch();
     const struct rep *first, *end;
     one_stall(&first, &end, THRESHOLD);
-    ck_assert_ptr_null(first->s.fn_name);
     ck_assert_ptr_nonnull(first->s.fn_file);
     ck_assert_uint_ne(first->s.fn_offset, 0);
-
-    FILE *f = tmpfile();
-    ck_assert_ptr_nonnull(f);
-    pact_stall_print(&first->s, f);
-    long n = ftell(f);
-    char *text = calloc(1, (size_t)n + 1);
-    rewind(f);
-    ck_assert_uint_eq(fread(text, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
+    char *text = print_text(&first->s);
+#ifdef HAVE_LIBDW
+    ck_assert_str_eq(first->s.fn_name, "static_spin");
+    ck_assert_ptr_nonnull(first->s.fn_source);
+    size_t n = strlen(first->s.fn_source);
+    ck_assert_msg(n >= 17 && strcmp(first->s.fn_source + n - 17,
+                                    "test/test_stall.c") == 0,
+                  "%s", first->s.fn_source);
+    /* the line of its first instruction: the declarator or the brace */
+    ck_assert_int_ge(first->s.fn_line, STATIC_SPIN_LINE);
+    ck_assert_int_le(first->s.fn_line, STATIC_SPIN_LINE + 1);
+    char want[64];
+    snprintf(want, sizeof want, "test_stall.c:%d", first->s.fn_line);
+    ck_assert_msg(strstr(text, "callback: static_spin at ") &&
+                      strstr(text, want) && !strstr(text, "no symbol for it"),
+                  "%s", text);
+    /* the end is reported by name too */
+    ck_assert_str_eq(end->s.fn_name, "static_spin");
+#else
+    ck_assert_ptr_null(first->s.fn_name);
+    ck_assert_ptr_null(first->s.fn_source);
     ck_assert_msg(strstr(text, "no symbol for it") && strstr(text, "addr2line"),
                   "%s", text);
+#endif
     free(text);
 }
 END_TEST
@@ -821,7 +854,7 @@ Suite *suite_stall(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, timer_callback_reported);
     tcase_add_test(tc, sleeping_callback_reported);
-    tcase_add_test(tc, static_callback_unresolved);
+    tcase_add_test(tc, static_callback_named);
     tcase_add_test(tc, promise_reaction_reported);
     tcase_add_test(tc, task_step_reported);
     tcase_add_test(tc, task_first_step_reported);

@@ -426,7 +426,7 @@ static const char *const shapes[] = {
 struct echoes {
     int calls;
     json_t *got[32];
-    pact_value scalars[4];
+    pact_value scalars[4]; /* taken: a string is ours to release */
     int nscalars;
 };
 
@@ -439,7 +439,9 @@ static void collect(pact_error *err, pact_value *msg, void *ud)
         e->got[e->calls++] = msg->u.json;
         *msg = pact_nothing();
     } else {
+        ck_assert_int_lt(e->nscalars, 4);
         e->scalars[e->nscalars++] = *msg;
+        *msg = pact_nothing();
     }
 }
 
@@ -477,28 +479,35 @@ START_TEST(json_shapes)
     ck_assert_int_eq(pact_port_post_json(port, d), 0);
     ck_assert_int_eq(pact_port_post_json(port, wide), 0);
     size_t total = n + 2;
-    /* plain values travel too */
-    pact_value s[3] = {pact_int(-7), pact_double(2.5), pact_nothing()};
-    for (int i = 0; i < 3; i++)
+    /* plain values travel too; a string moves as bytes do (no copy) */
+    pact_value s[4] = {pact_int(-7), pact_double(2.5), pact_nothing(),
+                       pact_string_copy("a plain string")};
+    const char *str = s[3].u.str;
+    for (int i = 0; i < 4; i++)
         ck_assert_int_eq(pact_port_post(port, &s[i]), 0);
+    ck_assert_int_eq(s[3].kind, PACT_NOTHING); /* the sender's is gone */
     pact_value stop = pact_double(-1);
     ck_assert_int_eq(pact_port_post(port, &stop), 0);
     ck_assert_int_eq(pact_port_on_message(port, collect, &e), 0);
     run_ok();
     ck_assert_int_eq(m.bad, 0);
-    ck_assert_int_eq(m.n, (int)total + 3);
+    ck_assert_int_eq(m.n, (int)total + 4);
     ck_assert_int_eq(e.calls, (int)total);
     for (size_t i = 0; i < total; i++) {
         ck_assert_msg(json_equal(e.got[i], want[i]), "shape %zu differs", i);
         json_decref(e.got[i]);
         json_decref(want[i]);
     }
-    ck_assert_int_eq(e.nscalars, 3);
+    ck_assert_int_eq(e.nscalars, 4);
     ck_assert_int_eq(e.scalars[0].kind, PACT_INT);
     ck_assert_int_eq(e.scalars[0].u.i, -7);
     ck_assert_int_eq(e.scalars[1].kind, PACT_DOUBLE);
     ck_assert(e.scalars[1].u.d == 2.5);
     ck_assert_int_eq(e.scalars[2].kind, PACT_NOTHING);
+    ck_assert_int_eq(e.scalars[3].kind, PACT_STRING);
+    ck_assert_ptr_eq(e.scalars[3].u.str, str); /* there and back, moved */
+    ck_assert_str_eq(e.scalars[3].u.str, "a plain string");
+    pact_value_release(&e.scalars[3]);
     pact_worker_free(w);
 }
 END_TEST
@@ -920,6 +929,13 @@ START_TEST(recv_p_timeout_keeps_message)
     settle_loop(p);
     ck_assert_int_eq(pact_promise_state(p), PACT_REJECTED);
     assert_timed_out(pact_promise_error(p));
+#if defined(HAVE_BUILTIN_RETURN_ADDRESS) && defined(HAVE_LIBDW)
+    /* made by pact (the cancellation), printed with this test's call */
+    char *text = t_error_text(pact_promise_error(p));
+    const char *at = strstr(text, ", started at ");
+    ck_assert_msg(at && strstr(at, "test/test_worker.c:"), "%s", text);
+    free(text);
+#endif
     pact_promise_unref(p);
     ask_two(port);
     pact_promise *a = pact_port_recv_p(port, NULL);

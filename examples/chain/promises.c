@@ -6,13 +6,15 @@
  * value (or, to wait for more, a promise to adopt), and the error handler
  * sits beside the step it covers. What C adds to JavaScript: every promise a
  * call returns is a reference to drop, and a closure's variables live in the
- * ud pointer.
+ * ud pointer. The _take forms (pact_then_take and its kin) steal the promise
+ * they are given, so a chain is still one expression: only its end is a
+ * reference to drop.
  *
  * The chain, in Node terms:
  *
  *   Promise.all([delay(10).then(quantity), delay(20).then(unitPrice)])
  *     .then(askDiscount)          // returns a promise of the rate
- *     .then(printTotal, orderFailed);
+ *     .then(totalLine, orderFailed);  // the line to print, a string
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,26 +103,29 @@ static pact_value ask_discount(const pact_value *v, void *ud)
     struct order *o = ud;
     int64_t q = pact_promise_value(pact_list_at(v->u.list, 0))->u.i;
     double p = pact_promise_value(pact_list_at(v->u.list, 1))->u.d;
+    if (q <= 0) /* throw new RangeError(...): rejects the rest of the chain */
+        return PACT_THROW(PACT_ERANGE, "nothing to price (quantity %lld)",
+                          (long long)q);
     o->subtotal = (double)q * p;
     printf("  subtotal: %lld x %.2f = %.2f\n", (long long)q, p, o->subtotal);
 
     printf("  discount: asked, with a 15 ms deadline\n");
     pact_abort *deadline;
     TRY(pact_abort_timeout(o->loop, 15, &deadline));
-    pact_promise *answer = must(pact_delay(o->loop, 50, deadline));
+    /* delay(50, deadline).then(discountRate, noDiscount): the delay's
+     * promise goes to the chain (then_take steals it) */
+    pact_promise *rate = must(pact_then_take(pact_delay(o->loop, 50, deadline),
+                                             discount_rate, no_discount, NULL));
     pact_abort_unref(deadline); /* the timer holds its own reference */
-    pact_promise *rate =
-        must(pact_then(answer, discount_rate, no_discount, NULL));
-    pact_promise_unref(answer); /* rate's reaction keeps what it needs */
     /* Steals our reference to rate: the chain adopts it (two more turns). */
     return pact_promise_v(rate);
 }
 
-static pact_value print_total(const pact_value *v, void *ud)
+/* The chain's value: the line to print, a plain string (PACT_STRING). */
+static pact_value total_line(const pact_value *v, void *ud)
 {
     struct order *o = ud;
-    printf("  total: %.2f\n", o->subtotal * (1 - v->u.d));
-    return pact_nothing();
+    return pact_string_fmt("total: %.2f", o->subtotal * (1 - v->u.d));
 }
 
 /* A lookup that failed: pact_all rejects with the first error. */
@@ -138,27 +143,29 @@ int main(int argc, char **argv)
     TRY(example_debug(o.loop, argc, argv)); /* --debug */
 
     printf("order: quantity (10 ms) and unit price (20 ms), in parallel\n");
-    pact_promise *t1 = must(pact_delay(o.loop, 10, NULL));
-    pact_promise *t2 = must(pact_delay(o.loop, 20, NULL));
-    pact_promise *in[2] = {must(pact_then(t1, quantity, NULL, NULL)),
-                           must(pact_then(t2, unit_price, NULL, NULL))};
-    pact_promise *both = must(pact_all(o.loop, in, 2));
-    pact_promise *rate = must(pact_then(both, ask_discount, NULL, &o));
-    pact_promise *done = must(pact_then(rate, print_total, order_failed, &o));
-
-    /* The chain holds itself together: each promise keeps the reactions that
-     * wait on it, and each timer's callback keeps its deferred. Drop every
-     * reference but the last; keep that one to look at after the run. */
-    pact_promise_unref(t1);
-    pact_promise_unref(t2);
+    pact_promise *in[2] = {must(pact_then_take(pact_delay(o.loop, 10, NULL),
+                                               quantity, NULL, NULL)),
+                           must(pact_then_take(pact_delay(o.loop, 20, NULL),
+                                               unit_price, NULL, NULL))};
+    /* Promise.all(in).then(askDiscount).then(totalLine, orderFailed): each
+     * _take call steals the promise it is given (a NULL one, from a link
+     * that could not be made, passes through as NULL), so only the end of
+     * the chain is ours; keep it to look at after the run. */
+    pact_promise *done = must(pact_then_take(
+        pact_then_take(pact_all(o.loop, in, 2), ask_discount, NULL, &o),
+        total_line, order_failed, &o));
+    /* pact_all borrows its inputs: drop ours. The chain holds itself
+     * together: each promise keeps the reactions that wait on it, and each
+     * timer's callback keeps its deferred. */
     pact_promise_unref(in[0]);
     pact_promise_unref(in[1]);
-    pact_promise_unref(both);
-    pact_promise_unref(rate);
 
     int rc = pact_loop_run(o.loop, PACT_RUN_DEFAULT);
     if (pact_promise_state(done) != PACT_FULFILLED)
         printf("  the chain did not end fulfilled\n");
+    const char *line = pact_value_string(pact_promise_value(done));
+    if (line) /* NULL when order_failed handled a failure */
+        printf("  %s\n", line);
     pact_promise_unref(done); /* the last reference: the loop can go */
     int freed = pact_loop_free(o.loop);
     printf("done: pact_loop_run %d, pact_loop_free %d\n", rc, freed);

@@ -14,9 +14,10 @@
  * Run with --debug, as every example, to turn the detector on: a report
  * for each of the three on stderr, with the loop thread's stack. Or run any
  * program with PACT_STALL_MS=100 in its environment. The functions here are
- * static, as callbacks usually are, so the reports give each one's address
- * in the executable for addr2line; exported functions (and, in an
- * executable, only with -rdynamic) are named outright. */
+ * static, as callbacks usually are: with pact built with libdw the reports
+ * name each one with its file:line; without, they give its address in the
+ * executable for addr2line (only exported functions, and in an executable
+ * only with -rdynamic, are named then). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

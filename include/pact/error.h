@@ -104,10 +104,24 @@ PACT_API const char *pact_error_file(const pact_error *err);
 PACT_API int pact_error_line(const pact_error *err);
 
 /**
+ * @return where the program started the operation that failed with @p err:
+ * the return address of its call of the pact function that started it
+ * (pact_fs_read_file, pact_offload, pact_port_recv and their promise
+ * twins...), or NULL (an error made by the program, or a build without
+ * __builtin_return_address). pact_error_print names it.
+ */
+PACT_API const void *pact_error_site(const pact_error *err);
+
+/**
  * Print the error and its cause chain, one line each:
  * "ECANCELED: operation canceled (at src/timer.c:120)" then
  * "  caused by: ..." lines. An aggregate's errors follow it, each under an
  * "[i]:" line two spaces deeper than the aggregate's text, and two more.
+ * An error of an operation the program started (pact_error_site) says
+ * where: "ENOENT: ... (at ../src/fs_jobs.c:218), started at
+ * app/config.c:42 (load_config)", with file:line when pact is built with
+ * libdw and the program with -g, else the executable and offset. Naming
+ * the call reads debug information: never call this from a signal handler.
  */
 PACT_API void pact_error_print(const pact_error *err, FILE *out);
 

@@ -84,6 +84,27 @@ PACT_API pact_promise *pact_resolved(pact_loop *loop, pact_value v);
  * @return a new reference. */
 PACT_API pact_promise *pact_rejected(pact_loop *loop, pact_error *err);
 
+/**
+ * Node's `reject(new Error(...))` in one call: reject the deferred @p d with
+ * a new error made here (this file:line) from a code and an optional printf
+ * message: PACT_REJECT(d, PACT_EINVAL) or
+ * PACT_REJECT(d, PACT_EINVAL, "no user %s", name). Steals nothing but the
+ * error it makes. @return as pact_deferred_reject.
+ */
+#define PACT_REJECT(d, ...) pact_deferred_reject((d), PACT_ERROR(__VA_ARGS__))
+/**
+ * Promise.reject(new Error(...)) in one call: a promise rejected with a new
+ * error made here from a code and an optional printf message, as
+ * PACT_REJECT. @return a new reference (NULL as pact_rejected).
+ */
+#define PACT_REJECTED(loop, ...) pact_rejected((loop), PACT_ERROR(__VA_ARGS__))
+/**
+ * `throw new Error(...)` from a handler: the resolution that rejects the
+ * derived promise with a new error made here from a code and an optional
+ * printf message (return PACT_THROW(PACT_ERANGE, "%d is too big", n);).
+ */
+#define PACT_THROW(...) pact_throw(PACT_ERROR(__VA_ARGS__))
+
 /* ---- consumers ----------------------------------------------------------- */
 
 /** A fulfilment handler: @p v borrowed; returns the derived promise's
@@ -122,6 +143,37 @@ PACT_API pact_promise *pact_finally(pact_promise *p, pact_on_finally fn,
  * reference. */
 PACT_API pact_promise *pact_then_cb(pact_promise *p, pact_on_settled fn,
                                     void *ud);
+
+/* The _take forms steal their source, so a chain is one expression with no
+ * temporaries and no leak: a.then(f).then(g).catch(h) is
+ *
+ *     pact_promise *r = pact_catch_take(
+ *         pact_then_take(pact_then_take(a, f, NULL, ud), g, NULL, ud), h, ud);
+ *
+ * (a's reference goes to the chain; r is the caller's). Each steals @p p's
+ * reference whatever the result; the derived promise keeps the source alive
+ * for as long as it waits on it. A NULL @p p (an earlier link that could not
+ * be made: out of memory or misuse, reported then) gives NULL at once, with
+ * nothing to drop and no handler called: check the end of a chain only.
+ * @p ud stays the caller's either way. */
+
+/** pact_then that steals @p p (see above). @return a new reference, or
+ * NULL. */
+PACT_API pact_promise *pact_then_take(pact_promise *p, pact_on_fulfilled ok,
+                                      pact_on_rejected fail, void *ud);
+/** pact_catch that steals @p p (see pact_then_take). @return a new
+ * reference, or NULL. */
+PACT_API pact_promise *pact_catch_take(pact_promise *p, pact_on_rejected fail,
+                                       void *ud);
+/** pact_finally that steals @p p (see pact_then_take). @return a new
+ * reference, or NULL. */
+PACT_API pact_promise *pact_finally_take(pact_promise *p, pact_on_finally fn,
+                                         void *ud);
+/** pact_then_cb that steals @p p (see pact_then_take). @return a new
+ * reference, or NULL. */
+PACT_API pact_promise *pact_then_cb_take(pact_promise *p, pact_on_settled fn,
+                                         void *ud);
+
 /**
  * callbackify: call @p cb (err, value) when @p p settles, as a microtask.
  * Marks @p p handled. No derived promise.

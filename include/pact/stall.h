@@ -65,12 +65,20 @@ typedef struct pact_stall {
     const char *what;      /**< @c kind in words ("timer callback") */
     void (*fn)(void);      /**< the callback, handler or body; may be NULL */
     void *ud;              /**< its user data (a task's arg, a frame) */
-    const char *fn_name;   /**< @c fn's symbol (dladdr), or NULL: a static
-                                function, or an executable not linked with
-                                -rdynamic */
+    const char *fn_name;   /**< @c fn's name: its exported symbol
+                                (dladdr), or with libdw (configure's
+                                default when found) its symbol in the
+                                symbol table, static functions included;
+                                or NULL (no symbol: a static function
+                                without libdw, a stripped executable) */
     const char *fn_file;   /**< the executable or library holding @c fn */
     uintptr_t fn_offset;   /**< @c fn's address in it, as `addr2line -f -e
                                 fn_file` takes it */
+    const char *fn_source; /**< the source file of @c fn from the debug
+                                information (libdw, a build with -g), or
+                                NULL */
+    int fn_line;           /**< ... and the line of @c fn there (0: not
+                                known) */
     const char *task;      /**< a task step: its name ("file:line" of the
                                 spawn without one); else NULL */
     const char *file;      /**< a task step: where it was spawned */
@@ -128,7 +136,10 @@ PACT_API int pact_loop_watch_stalls(pact_loop *loop, uint64_t threshold_ms,
 /** @return the threshold the loop is watched with, 0 when it is not (or
  *  when called off the loop thread). */
 PACT_API uint64_t pact_loop_stall_threshold(pact_loop *loop);
-/** Print @p stall as the default report does (several lines). */
+/** Print @p stall as the default report does (several lines): the
+ * callback by name and file:line, and the stack's frames by function and
+ * file:line too when pact is built with libdw. Reads debug information:
+ * never call it from a signal handler. */
 PACT_API void pact_stall_print(const pact_stall *stall, FILE *f);
 
 #ifdef __cplusplus

@@ -52,6 +52,7 @@ typedef enum pact_kind {
     PACT_OWNED,       /**< u.owned.ptr, freed by u.owned.free(ptr) */
     PACT_JSON,        /**< u.json: one jansson reference */
     PACT_BYTES,       /**< u.bytes: a malloc'd buffer, freed with free() */
+    PACT_STRING,      /**< u.str: a malloc'd C string, freed with free() */
     PACT_LIST,        /**< u.list: one reference (the combinators' result) */
     /* Resolutions only: a handler or resolver may hand these over, but a
      * promise never fulfils with them. */
@@ -79,6 +80,7 @@ typedef struct pact_value {
             void *data; /**< malloc'd, freed with free() */
             size_t len; /**< bytes, not counting a trailing NUL */
         } bytes;
+        char *str;             /**< PACT_STRING: malloc'd, NUL-terminated */
         pact_list *list;       /**< PACT_LIST (one reference) */
         pact_promise *promise; /**< PACT_PROMISE (one reference) */
         /** PACT_THENABLE */
@@ -147,6 +149,21 @@ static inline pact_value pact_bytes(void *data, size_t len)
  * len: a copy of text is a C string); PACT_ERROR(PACT_ENOMEM) if that fails.
  * pact_value_copy copies bytes this way too. */
 PACT_API pact_value pact_bytes_copy(const void *data, size_t len);
+/** Steals @p str, a malloc'd NUL-terminated string (freed with free()).
+ * NULL is refused as pact_json's: the value is a PACT_EINVAL error (as
+ * pact_throw). Read it back with pact_value_string. */
+PACT_API pact_value pact_string(char *str);
+/** A copy of the C string @p str (the caller keeps @p str): a PACT_STRING
+ * value, PACT_ERROR(PACT_EINVAL) for NULL, PACT_ERROR(PACT_ENOMEM) if the
+ * copy fails. pact_value_copy copies strings this way too. */
+PACT_API pact_value pact_string_copy(const char *str);
+/** A PACT_STRING made with printf's @p fmt and arguments, or an error value
+ * as pact_string_copy's (PACT_EINVAL too for an encoding error). */
+PACT_API pact_value pact_string_fmt(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
 /** Adopt @p p's outcome. Steals one reference to @p p. */
 static inline pact_value pact_promise_v(pact_promise *p)
 {
@@ -171,19 +188,25 @@ static inline pact_value pact_throw(pact_error *err)
     return v;
 }
 
-/** Release what @p v owns (its destructor, JSON, bytes, list, promise or
- * error reference; a thenable's release) and set it to PACT_NOTHING.
+/** Release what @p v owns (its destructor, JSON, bytes, string, list, promise
+ * or error reference; a thenable's release) and set it to PACT_NOTHING.
  * NULL-safe. */
 PACT_API void pact_value_release(pact_value *v);
 
 /**
  * A value of your own from a borrowed one, e.g. to pass a handler's value on:
  * scalars and pointers as they are, a new reference for JSON, lists, promises
- * and errors, a copy of bytes. A PACT_OWNED or PACT_THENABLE value has one
- * owner and cannot be copied: the result is then pact_throw(PACT_EINVAL) (to
- * pass an owned value down a chain, let it pass through: a NULL handler).
+ * and errors, a copy of bytes and strings. A PACT_OWNED or PACT_THENABLE value
+ * has one owner and cannot be copied: the result is then
+ * pact_throw(PACT_EINVAL) (to pass an owned value down a chain, let it pass
+ * through: a NULL handler).
  */
 PACT_API pact_value pact_value_copy(const pact_value *v);
+
+/** @return the string @p v holds (borrowed: valid while @p v, or the
+ * promise whose value it is, lives) if it is a PACT_STRING, else NULL
+ * (NULL-safe). */
+PACT_API const char *pact_value_string(const pact_value *v);
 
 /** @return the number of promises in @p list. */
 PACT_API size_t pact_list_len(const pact_list *list);

@@ -21,6 +21,7 @@
  *                without a copy (the receiver gets the same pointer) and the
  *                sender's value is emptied (as a transferred ArrayBuffer is
  *                detached).
+ *   PACT_STRING  a malloc'd C string: moved as PACT_BYTES is.
  *   PACT_NOTHING, PACT_INT, PACT_DOUBLE   plain values, copied.
  * Any other kind (borrowed pointers, owned pointers, promises, lists,
  * errors) would share memory or belong to one loop: PACT_EINVAL.
