@@ -21,6 +21,7 @@
 #include "pact/error.h"
 #include "pact/fs.h"
 #include "pact/group.h"
+#include "pact/http.h"
 #include "pact/loop.h"
 #include "pact/op.h"
 #include "pact/pool.h"
