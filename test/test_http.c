@@ -603,6 +603,55 @@ START_TEST(disconnect_cancels_handler)
 }
 END_TEST
 
+/* An idle keep-alive connection is closed after idle_timeout_ms; HEAD
+ * gets the headers of GET and no body. */
+START_TEST(idle_timeout_and_head)
+{
+    pact_http_opts o = {.idle_timeout_ms = 150};
+    start(&o);
+    int fd = dial();
+    PUT(fd, "HEAD /cb/1 HTTP/1.1\r\nHost: t\r\n\r\n");
+    char buf[512];
+    ssize_t n = recv(fd, buf, sizeof buf - 1, 0);
+    ck_assert_int_gt(n, 0);
+    buf[n] = '\0';
+    ck_assert_int_eq(status_of(buf), 200);
+    ck_assert_ptr_nonnull(strstr(buf, "Content-Length: 11\r\n"));
+    ck_assert_str_eq(strstr(buf, "\r\n\r\n"), "\r\n\r\n"); /* no body */
+    uint64_t t0 = now_us();
+    ck_assert(closed(fd)); /* the server closes it, idle */
+    ck_assert_uint_ge(now_us() - t0, 100000);
+    close(fd);
+    stop();
+}
+END_TEST
+
+static void do_close_all(void *ud)
+{
+    (void)ud;
+    ck_assert_int_eq(pact_loop_close_all(S.loop), 0);
+    ck_assert_int_eq(pact_http_server_close(S.srv, NULL, NULL), 0);
+}
+
+/* pact_loop_close_all with a handler waiting: its timer is cancelled, the
+ * connection closed, and the loop ends and frees (stop() checks 0). */
+START_TEST(close_all_mid_request)
+{
+    start(NULL);
+    int fd = dial();
+    PUT(fd, "GET /hang HTTP/1.1\r\nHost: t\r\n\r\n");
+    while (atomic_load(&S.handled) < 1)
+        sleep_ms(5);
+    ck_assert_int_eq(pact_loop_post(S.loop, do_close_all, NULL), 0);
+    pthread_join(S.th, NULL);
+    sem_destroy(&S.ready);
+    ck_assert_int_eq(S.free_rc, 0);
+    ck_assert_int_eq(atomic_load(&S.cancelled), 1);
+    ck_assert(closed(fd));
+    close(fd);
+}
+END_TEST
+
 #define MANY 200
 
 START_TEST(many_keep_alive_clients)
@@ -665,6 +714,8 @@ Suite *suite_http(void)
     tcase_add_test(tc, pipelining_in_order);
     tcase_add_test(tc, expect_continue);
     tcase_add_test(tc, disconnect_cancels_handler);
+    tcase_add_test(tc, idle_timeout_and_head);
+    tcase_add_test(tc, close_all_mid_request);
     tcase_add_test(tc, many_keep_alive_clients);
     tcase_add_test(tc, curl_agrees);
     suite_add_tcase(s, tc);
