@@ -195,6 +195,35 @@ static pact_error *h_hang_task(pact_http_req *req, pact_http_res **res,
     return NULL;
 }
 
+/* an async handler whose delay is the request's (made while its token is
+ * ambient) */
+struct h_hang_async {
+    PACT_ASYNC_FRAME;
+    pact_error *err;
+};
+
+static pact_error *h_hang_async_body(pact_async *a, pact_value *result)
+{
+    struct h_hang_async *f = (struct h_hang_async *)a;
+    PACT_ASYNC_BEGIN(a);
+    atomic_fetch_add(&S.handled, 1);
+    PACT_ASYNC_AWAIT_ERR(a, pact_delay(S.loop, 10000, NULL), NULL, f->err);
+    if (f->err && pact_error_code(f->err) == PACT_ECANCELED)
+        atomic_fetch_add(&S.cancelled, 1);
+    if (f->err)
+        return f->err;
+    *result = pact_http_res_value(pact_http_res_new(200));
+    PACT_ASYNC_END(a);
+}
+
+static pact_promise *h_hang_async(pact_http_req *req, void *ud)
+{
+    (void)req, (void)ud;
+    struct h_hang_async *f =
+        pact_async_new(S.loop, sizeof *f, h_hang_async_body);
+    return f ? pact_async_start(f) : NULL;
+}
+
 static void routes(pact_http_server *srv)
 {
     ck_assert_int_eq(pact_http_route(srv, "GET", "/cb/:id", h_cb, NULL), 0);
@@ -214,6 +243,8 @@ static void routes(pact_http_server *srv)
     ck_assert_int_eq(pact_http_route(srv, "GET", "/hang", h_hang, NULL), 0);
     ck_assert_int_eq(
         pact_http_route_task(srv, "GET", "/hangtask", h_hang_task, NULL), 0);
+    ck_assert_int_eq(
+        pact_http_route_p(srv, "GET", "/hangasync", h_hang_async, NULL), 0);
 }
 
 static void *server_main(void *arg)
@@ -584,8 +615,8 @@ END_TEST
 START_TEST(disconnect_cancels_handler)
 {
     start(NULL);
-    const char *paths[] = {"/hang", "/hangtask"};
-    for (int i = 0; i < 2; i++) {
+    const char *paths[] = {"/hang", "/hangtask", "/hangasync"};
+    for (int i = 0; i < 3; i++) {
         int fd = dial();
         char req[128];
         snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: t\r\n\r\n",
