@@ -307,15 +307,16 @@ int pact__http_serialize(pact_http_server *srv, pact_http_req *r,
     bool close = !r->keep_alive || r->err_status || srv->closing;
     r->keep_alive = !close;
     bool body = !r->head_only && res->status != 204 && res->status != 304;
-    size_t cap = 160 + res->hlen + (body ? res->blen : 0);
+    size_t cap = 256 + res->hlen + (body ? res->blen : 0);
     char *o = malloc(cap);
     if (!o)
         return PACT_ENOMEM;
-    int n = snprintf(o, cap,
-                     "HTTP/1.1 %d %s\r\nDate: %s\r\n%.*sContent-Length: "
-                     "%zu\r\n%s\r\n",
+    char clen[48] = ""; /* none on a 204 (RFC 9110 8.6) */
+    if (res->status != 204)
+        snprintf(clen, sizeof clen, "Content-Length: %zu\r\n", res->blen);
+    int n = snprintf(o, cap, "HTTP/1.1 %d %s\r\nDate: %s\r\n%.*s%s%s\r\n",
                      res->status, reason(res->status), date(srv),
-                     (int)res->hlen, res->hdrs ? res->hdrs : "", res->blen,
+                     (int)res->hlen, res->hdrs ? res->hdrs : "", clen,
                      close           ? "Connection: close\r\n"
                      : r->minor == 0 ? "Connection: keep-alive\r\n"
                                      : "");
