@@ -23,6 +23,7 @@
 #include "pact/frame.h"
 #include "pact/fs.h"
 #include "pact/group.h"
+#include "pact/http.h"
 #include "pact/loop.h"
 #include "pact/op.h"
 #include "pact/pool.h"

@@ -32,6 +32,7 @@ Suite *suite_group(void);
 Suite *suite_tcp(void);
 Suite *suite_frame(void);
 Suite *suite_daemon(void);
+Suite *suite_http(void);
 
 /* Every suite's name; clang-format does not settle on one layout for it. */
 /* clang-format off */
@@ -40,7 +41,7 @@ Suite *suite_daemon(void);
     X(uncaught) X(order) X(aplus) X(promise) X(combine) X(chan) X(unhandled)      \
     X(porder)                                                              \
     X(task) X(async) X(aorder) X(pool) X(fs) X(worker) X(stall) X(op) X(group) X(tcp) \
-    X(frame) X(daemon)
+    X(frame) X(daemon) X(http)
 /* clang-format on */
 
 #endif

@@ -287,7 +287,7 @@ void bench_delays(uint32_t *ms, size_t n)
  * which would also slow every pact loop measured after it. */
 static const bench_def *const registries[] = {
     bench_promise, bench_task, bench_group, bench_pool,
-    bench_worker,  bench_tcp,  bench_core};
+    bench_worker,  bench_tcp,  bench_http,  bench_core};
 #define NREGISTRIES (sizeof registries / sizeof registries[0])
 
 static const bench_def *find(const char *name)

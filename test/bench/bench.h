@@ -27,7 +27,8 @@ typedef struct bench_def {
 /* The registries, each terminated by a zero entry: the loop core
  * (bench_core.c), the promises (bench_promise.c), the await layer
  * (bench_task.c), the offload pool (bench_pool.c), the workers
- * (bench_worker.c) and the TCP streams (bench_tcp.c). */
+ * (bench_worker.c), the TCP streams (bench_tcp.c) and the HTTP server
+ * (bench_http.c). */
 extern const bench_def bench_core[];
 extern const bench_def bench_promise[];
 extern const bench_def bench_task[];
@@ -35,6 +36,7 @@ extern const bench_def bench_group[];
 extern const bench_def bench_pool[];
 extern const bench_def bench_worker[];
 extern const bench_def bench_tcp[];
+extern const bench_def bench_http[];
 
 /* One system's result for one figure; value < 0 means "not measured". */
 typedef struct bench_anchor {
