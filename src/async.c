@@ -108,7 +108,7 @@ void *pact_async_new(pact_loop *loop, size_t size, pact_async_fn body)
     }
     a->body = body;
     a->epoch = loop->close_epoch;
-    *token_of(a) = pact_abort_ref(loop->ambient);
+    *token_of(a) = pact_abort_ref(pact__ambient(loop));
     tail_of(a)->frame = a;
     pact__list_init(&tail_of(a)->link);
     return a;
@@ -130,13 +130,9 @@ static void step(pact_async *a)
         pact__label_push(loop, &l, &save);
     }
     a->flags &= ~A_SUSPENDED;
-    pact_abort *outer_ambient = loop->ambient;
-    const void *outer_owner = loop->ambient_owner;
-    loop->ambient = *token_of(a);
-    loop->ambient_owner = a;
+    struct pact__ambient outer = pact__ambient_enter(loop, *token_of(a), a);
     pact_error *err = a->body(a, &result);
-    loop->ambient = outer_ambient;
-    loop->ambient_owner = outer_owner;
+    pact__ambient_leave(loop, outer);
     pact__label_pop(loop, &save);
     if (a->flags & A_SUSPENDED) {
         pact_value_release(&result); /* stored before an await: see the rules */

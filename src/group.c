@@ -311,7 +311,6 @@ static void start_task(pact_group *g, pact_task_fn fn, void *arg,
 static void start_go(pact_group *g, pact_group_fn fn, void *ud)
 {
     pact_loop *loop = g->loop;
-    pact_abort *outer = loop->ambient;
     pact_promise *p;
     if (pact_abort_aborted(g->token)) {
         p = fn(loop, pact_abort_reason(g->token), ud);
@@ -319,9 +318,10 @@ static void start_go(pact_group *g, pact_group_fn fn, void *ud)
             (void)watch(g, p);
         return;
     }
-    loop->ambient = g->token; /* what it starts is the group's */
+    /* what it starts is the group's */
+    struct pact__ambient outer = pact__ambient_enter(loop, g->token, NULL);
     p = fn(loop, NULL, ud);
-    loop->ambient = outer;
+    pact__ambient_leave(loop, outer);
     if (!p) {
         start_failed(g, PACT_ERROR(PACT_ENOMEM, "a child of the group "
                                                 "could not start"));
@@ -496,7 +496,8 @@ int pact_group_new_at(pact_loop *loop, const pact_group_opts *opts,
         free(g);
         return rc;
     }
-    pact_abort *parent = opts && opts->abort ? opts->abort : loop->ambient;
+    pact_abort *parent =
+        opts && opts->abort ? opts->abort : pact__ambient(loop);
     if (parent && pact_abort_aborted(parent)) {
         pact_abort_abort(g->token, pact_abort_reason(parent));
     } else if (parent) {
@@ -507,12 +508,11 @@ int pact_group_new_at(pact_loop *loop, const pact_group_opts *opts,
     }
     if (opts && opts->timeout_ms > 0) {
         /* the deadline is the group's own, not its parent's operation */
-        pact_abort *outer = loop->ambient;
-        loop->ambient = NULL;
+        struct pact__ambient outer = pact__ambient_enter(loop, NULL, NULL);
         rc = pact_timer_start(loop,
                               &(pact_timer_opts){.delay_ms = opts->timeout_ms},
                               on_deadline, g, &g->timer);
-        loop->ambient = outer;
+        pact__ambient_leave(loop, outer);
         if (rc < 0)
             goto fail;
         g->deadline_at = pact_loop_now(loop) + (uint64_t)opts->timeout_ms;
@@ -746,10 +746,9 @@ pact_promise *pact_group_run_at(pact_loop *loop, const pact_group_opts *opts,
         pact_group_unref(g);
         return NULL;
     }
-    pact_abort *outer = loop->ambient;
-    loop->ambient = g->token;
+    struct pact__ambient outer = pact__ambient_enter(loop, g->token, NULL);
     body(g, ud);
-    loop->ambient = outer;
+    pact__ambient_leave(loop, outer);
     g->waited = true;
     maybe_done(g);
     pact_group_unref(g);

@@ -257,11 +257,11 @@ void pact__http_dispatch(pact_http_req *r)
     }
     r->h = *rt;
     r->dispatched = true;
-    pact_abort *outer = loop->ambient;
-    loop->ambient = NULL; /* the record and what follows are this request's */
+    /* the record and what follows are this request's */
+    struct pact__ambient outer = pact__ambient_enter(loop, NULL, NULL);
     pact_op_opts oo = {0};
     if (pact_op_start(loop, &req_type, r, &oo, &r->op) != 0) {
-        loop->ambient = outer;
+        pact__ambient_leave(loop, outer);
         r->op = NULL;
         answer_status(r, 500);
         return;
@@ -270,13 +270,13 @@ void pact__http_dispatch(pact_http_req *r)
     pact_promise *p = NULL;
     switch (rt->style) {
     case H_CB:
-        loop->ambient = r->abort;
+        (void)pact__ambient_enter(loop, r->abort, NULL);
         rt->fn.cb(r, rt->ud);
         break;
     case H_PROMISE:
-        loop->ambient = r->abort;
+        (void)pact__ambient_enter(loop, r->abort, NULL);
         p = rt->fn.p(r, rt->ud);
-        loop->ambient = NULL;
+        (void)pact__ambient_enter(loop, NULL, NULL);
         if (!p)
             p = pact_rejected(loop, PACT_ERROR(PACT_EINVAL, "no promise"));
         break;
@@ -286,7 +286,7 @@ void pact__http_dispatch(pact_http_req *r)
         break;
     }
     }
-    loop->ambient = outer;
+    pact__ambient_leave(loop, outer);
     if (rt->style != H_CB) {
         if (!p || pact_promise_callback(p, settled, r) != 0) {
             answer_status(r, 500);

@@ -25,11 +25,11 @@ static void on_timer(pact_error *err, void *ud);
 static void arm(struct http_conn *c, uint64_t ms)
 {
     pact_loop *loop = c->srv->loop;
-    pact_abort *outer = loop->ambient; /* the timer is the connection's */
-    loop->ambient = NULL;
+    /* the timer is the connection's: no scope cancels it */
+    struct pact__ambient outer = pact__ambient_enter(loop, NULL, NULL);
     pact_timer_opts o = {.delay_ms = (int64_t)ms, .unref = true};
     c->timer_on = pact_timer_start(loop, &o, on_timer, c, &c->timer) == 0;
-    loop->ambient = outer;
+    pact__ambient_leave(loop, outer);
 }
 
 /* Set the deadline: @p kind, @p ms from now. Activity stores a time; the

@@ -441,6 +441,33 @@ struct pact_loop {
     pact_error *last_error; /* the one that stopped the last run */
 };
 
+/* The ambient token and owner (struct pact_loop): what the layers above
+ * set for a span of code (a task's step, a group's start function), or
+ * clear around an operation of their own that no scope should cancel (a
+ * deadline's timer), and put back after it. */
+struct pact__ambient {
+    pact_abort *token;
+    const void *owner;
+};
+static inline struct pact__ambient
+pact__ambient_enter(pact_loop *loop, pact_abort *token, const void *owner)
+{
+    struct pact__ambient was = {loop->ambient, loop->ambient_owner};
+    loop->ambient = token;
+    loop->ambient_owner = owner;
+    return was;
+}
+static inline void pact__ambient_leave(pact_loop *loop,
+                                       struct pact__ambient was)
+{
+    loop->ambient = was.token;
+    loop->ambient_owner = was.owner;
+}
+static inline pact_abort *pact__ambient(const pact_loop *loop)
+{
+    return loop->ambient;
+}
+
 /* One of pact's own events was added to the base / deleted or freed: the
  * count foreign_events (loop.c) subtracts. */
 static inline void pact__own_event_added(pact_loop *loop)

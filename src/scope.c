@@ -64,7 +64,7 @@ int pact_scope_enter(const pact_scope_opts *opts, pact_scope **out)
     int rc = pact_abort_new(loop, &s->token);
     if (rc < 0)
         goto fail;
-    pact_abort *outer = loop->ambient; /* the task's, as it runs */
+    pact_abort *outer = pact__ambient(loop); /* the task's, as it runs */
     if (outer && !(opts && opts->shield)) {
         if (pact_abort_aborted(outer))
             pact_abort_abort(s->token, pact_abort_reason(outer));
@@ -73,11 +73,12 @@ int pact_scope_enter(const pact_scope_opts *opts, pact_scope **out)
     }
     s->outer = pact_abort_ref(outer);
     if (opts && opts->timeout_ms > 0) {
-        loop->ambient = NULL; /* the deadline is the scope's own */
+        /* the deadline is the scope's own: no scope cancels it */
+        struct pact__ambient was = pact__ambient_enter(loop, NULL, t);
         rc = pact_timer_start(loop,
                               &(pact_timer_opts){.delay_ms = opts->timeout_ms},
                               on_deadline, s, &s->timer);
-        loop->ambient = outer;
+        pact__ambient_leave(loop, was);
         if (rc < 0)
             goto fail;
         s->deadline_at = pact_loop_now(loop) + (uint64_t)opts->timeout_ms;
@@ -101,7 +102,7 @@ pact_error *pact_scope_leave(pact_scope *s, bool *expired)
         pact__misuse("pact_scope_leave", PACT_EINVAL, "the scope is NULL");
         return NULL;
     }
-    if (s->task != pact__task_current() || s->loop->ambient != s->token) {
+    if (s->task != pact__task_current() || pact__ambient(s->loop) != s->token) {
         pact__misuse_always("pact_scope_leave", PACT_EINVAL,
                             "not the innermost scope of the running task: "
                             "leave scopes in the task that entered them, "

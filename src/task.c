@@ -323,20 +323,16 @@ static PACT__ALWAYS_INLINE void run(pact_task *t)
     save.on = false;
     if (PACT__UNLIKELY(loop->stall != NULL))
         label(t, &save);
-    pact_abort *outer_ambient = loop->ambient;
-    const void *outer_owner = loop->ambient_owner;
     t->back = &back;
     t->state = T_RUNNING;
     current = t;
-    loop->ambient = t->abort;
-    loop->ambient_owner = t;
+    struct pact__ambient outer_ambient = pact__ambient_enter(loop, t->abort, t);
     pact__where_now = &t->where;
     san_to_task(t, &fake);
     pact__ctx_swap(&back, &t->ctx);
     san_back(fake);
     pact__label_pop(loop, &save); /* before finish() can end the task */
-    loop->ambient = outer_ambient;
-    loop->ambient_owner = outer_owner;
+    pact__ambient_leave(loop, outer_ambient);
     current = outer;
     pact__where_now = outer_where;
     if (!pact__stack_ok(t->stack))
@@ -482,7 +478,7 @@ int pact__task_swap_token(pact_task *t, pact_abort *a, pact_abort **old)
                      : NULL;
     t->cancelled = t->closed || t->aborted;
     if (t == current)
-        t->ts->loop->ambient = a;
+        (void)pact__ambient_enter(t->ts->loop, a, t);
     return 0;
 }
 
@@ -560,7 +556,7 @@ pact_promise *pact_task_spawn_at(pact_loop *loop, pact_task_fn fn, void *arg,
         return NULL;
     }
     /* no token of its own: the scope's it is spawned in, if any */
-    pact_abort *a = opts && opts->abort ? opts->abort : loop->ambient;
+    pact_abort *a = opts && opts->abort ? opts->abort : pact__ambient(loop);
     if (a && pact_abort_aborted(a)) {
         /* aborted already: no stack, the body never runs */
         free(t);
@@ -584,7 +580,7 @@ int pact__task_spawn_done(pact_loop *loop, pact_task_fn fn, void *arg,
                           const pact_task_opts *opts, const char *file,
                           int line, pact__task_done_fn done, void *ud)
 {
-    pact_abort *a = opts && opts->abort ? opts->abort : loop->ambient;
+    pact_abort *a = opts && opts->abort ? opts->abort : pact__ambient(loop);
     if (a && pact_abort_aborted(a))
         return PACT_ECANCELED;
     struct pact__tasks *ts = tasks_of(loop);
