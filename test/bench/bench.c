@@ -7,6 +7,8 @@
 #include "bench.h"
 
 #include <malloc.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -335,4 +337,28 @@ int main(int argc, char **argv)
             if (selected(b, argc, argv))
                 b->run();
     return 0;
+}
+
+/* ---- cores ----------------------------------------------------------------
+ */
+
+void bench_pin(int cpu)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 2)
+        return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu % n, &set);
+    pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
+
+void bench_unpin(void)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    for (long i = 0; i < n && i < CPU_SETSIZE; i++)
+        CPU_SET(i, &set);
+    pthread_setaffinity_np(pthread_self(), sizeof set, &set);
 }

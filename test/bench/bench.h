@@ -69,6 +69,11 @@ void bench_best(bench_run_fn fn, void *ctx, double best[BENCH_MAX_FIGS]);
 void bench_print(const char *name, const char *unit, double value,
                  const bench_anchor *anchors, size_t nanchors);
 
+/** Keep the calling thread on core @p cpu (modulo the cores there are; a
+ * no-op on one core), so that a server and its load client run side by
+ * side; bench_unpin lets it run anywhere again. */
+void bench_pin(int cpu);
+void bench_unpin(void);
 /** Print a message to stderr and exit(1): a benchmark whose check failed. */
 void bench_fail(const char *fmt, ...)
     __attribute__((format(printf, 1, 2), noreturn));

@@ -43,27 +43,6 @@ struct load {
     double ns;
 };
 
-static void pin(int cpu)
-{
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    if (n < 2)
-        return;
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu % n, &set);
-    pthread_setaffinity_np(pthread_self(), sizeof set, &set);
-}
-
-static void unpin(void)
-{
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    for (long i = 0; i < n && i < CPU_SETSIZE; i++)
-        CPU_SET(i, &set);
-    pthread_setaffinity_np(pthread_self(), sizeof set, &set);
-}
-
 static int dial(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0), on = 1;
@@ -125,7 +104,7 @@ static void say_exit(int port)
 static void *client_main(void *arg)
 {
     struct load *l = arg;
-    pin(1);
+    bench_pin(1);
     int ep = epoll_create1(0), fds[CONNS];
     static struct cin in[CONNS];
     for (int i = 0; i < CONNS; i++) {
@@ -349,13 +328,13 @@ static double node_hello(void)
 static void bench_hello(void)
 {
     double p[NSTYLES][BENCH_MAX_FIGS], ev[BENCH_MAX_FIGS] = {-1};
-    pin(0); /* the C servers on one core, the client on the other */
+    bench_pin(0); /* the C servers on one core, the client on the other */
     for (int st = CALLBACKS; st < NSTYLES; st++)
         bench_best(pact_run, &st, p[st]);
 #ifdef HAVE_EVHTTP
     bench_best(evhttp_run, NULL, ev);
 #endif
-    unpin();
+    bench_unpin();
     double nd = node_hello();
     static const char *const names[NSTYLES] = {
         "http.hello", "http.hello_promise", "http.hello_task",

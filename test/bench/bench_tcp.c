@@ -76,27 +76,6 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static void pin(int cpu)
-{
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    if (n < 2)
-        return;
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu % n, &set);
-    pthread_setaffinity_np(pthread_self(), sizeof set, &set);
-}
-
-static void unpin(void)
-{
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    for (long i = 0; i < n && i < CPU_SETSIZE; i++)
-        CPU_SET(i, &set);
-    pthread_setaffinity_np(pthread_self(), sizeof set, &set);
-}
-
 static int client_socket(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -113,7 +92,7 @@ static int client_socket(int port)
 static void *client_main(void *arg)
 {
     struct load *l = arg;
-    pin(1);
+    bench_pin(1);
     int ep = epoll_create1(0), *fds = calloc((size_t)conns, sizeof *fds);
     size_t *got = calloc((size_t)conns, sizeof *got);
     double *at = calloc((size_t)conns, sizeof *at);
@@ -779,7 +758,7 @@ static void echo_at(int n, const bool anchors[SYS_N], const char *suffix)
 {
     double fig[SYS_N][BENCH_MAX_FIGS + 1];
     conns = n;
-    pin(0); /* the servers on one core, the client on the other */
+    bench_pin(0); /* the servers on one core, the client on the other */
     for (int sys = 0; sys < SYS_N; sys++) {
         fig[sys][0] = fig[sys][1] = fig[sys][2] = -1;
         if (sys > ASYNC && (!anchors[sys] || !sys_present(sys)))
@@ -788,7 +767,7 @@ static void echo_at(int n, const bool anchors[SYS_N], const char *suffix)
         bench_best(sys_run, &r, fig[sys]);
         fig[sys][2] = r.p99;
     }
-    unpin();
+    bench_unpin();
     static const char *const styles[] = {"", "_promise", "_task", "_async"};
     static const char *const kinds[] = {"", "_cpu", "_p99"};
     for (int f = 0; f < 3; f++) {
