@@ -488,3 +488,84 @@ int pact_http_server_close(pact_http_server *srv, pact_fn cb, void *ud)
     }
     return 0;
 }
+
+/* ---- a shutdown with a deadline ------------------------------------------ */
+
+struct shutdown {
+    pact_http_server *srv; /* NULL once freed */
+    pact_loop *loop;
+    pact_handle timer;
+    bool timer_on, forced;
+    pact_cb cb;
+    void *ud;
+};
+
+static void shutdown_closed(void *ud)
+{
+    struct shutdown *sd = ud;
+    sd->srv = NULL;
+    if (sd->timer_on)
+        pact_clear(sd->loop, sd->timer);
+    pact_error *err =
+        sd->forced ? PACT_ERROR(PACT_ETIMEDOUT, "connections were still open "
+                                                "at the shutdown's deadline")
+                   : NULL;
+    pact_cb cb = sd->cb;
+    void *cud = sd->ud;
+    free(sd);
+    if (cb)
+        cb(err, cud);
+    pact_error_unref(err);
+}
+
+static void shutdown_deadline(pact_error *err, void *ud)
+{
+    struct shutdown *sd = ud;
+    sd->timer_on = false;
+    if (err || !sd->srv)
+        return; /* cancelled (close_all): the connections close anyway */
+    pact_error *why = PACT_ERROR(PACT_ETIMEDOUT, "the server's shutdown "
+                                                 "deadline passed");
+    struct pact__list *n, *tmp;
+    pact__list_each(n, tmp, &sd->srv->conns) {
+        struct http_conn *c = pact__list_entry(n, struct http_conn, node);
+        sd->forced = true;
+        if (!c->dead) {
+            c->dead = true;
+            pact_stream_destroy(c->s, why);
+        }
+    }
+    pact_error_unref(why);
+}
+
+int pact_http_server_shutdown(pact_http_server *srv, uint64_t deadline_ms,
+                              pact_cb cb, void *ud)
+{
+    if (!srv || srv->closing)
+        return PACT_EINVAL;
+    PACT_CHECK_THREAD(srv->loop, "pact_http_server_shutdown");
+    struct shutdown *sd = calloc(1, sizeof *sd);
+    if (!sd)
+        return PACT_ENOMEM;
+    sd->srv = srv;
+    sd->loop = srv->loop;
+    sd->cb = cb;
+    sd->ud = ud;
+    /* the deadline is the server's own: no scope cancels it */
+    struct pact__ambient outer = pact__ambient_enter(srv->loop, NULL, NULL);
+    int rc = pact_timer_start(
+        srv->loop, &(pact_timer_opts){.delay_ms = (int64_t)deadline_ms},
+        shutdown_deadline, sd, &sd->timer);
+    pact__ambient_leave(srv->loop, outer);
+    if (rc < 0) {
+        free(sd);
+        return rc;
+    }
+    sd->timer_on = true;
+    rc = pact_http_server_close(srv, shutdown_closed, sd);
+    if (rc < 0) {
+        pact_clear(srv->loop, sd->timer);
+        free(sd);
+    }
+    return rc;
+}

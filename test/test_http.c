@@ -40,6 +40,8 @@ static struct {
     int free_rc;
     atomic_int cancelled; /* handlers' operations that saw ECANCELED */
     atomic_int handled;
+    atomic_int shut_calls, shut_code; /* pact_http_server_shutdown's cb */
+    uint64_t shut_ms;
 } S;
 
 /* the styles: each answers 200 with the same headers and body */
@@ -683,6 +685,83 @@ START_TEST(close_all_mid_request)
 }
 END_TEST
 
+static void on_shutdown(pact_error *err, void *ud)
+{
+    (void)ud;
+    atomic_store(&S.shut_code, err ? pact_error_code(err) : 0);
+    atomic_fetch_add(&S.shut_calls, 1);
+}
+
+static void do_shutdown(void *ud)
+{
+    (void)ud;
+    ck_assert_int_eq(
+        pact_http_server_shutdown(S.srv, S.shut_ms, on_shutdown, NULL), 0);
+    /* closing already: refused, nothing changes */
+    ck_assert_int_eq(pact_http_server_shutdown(S.srv, 1, on_shutdown, NULL),
+                     PACT_EINVAL);
+}
+
+/* A graceful shutdown: the request in flight is answered, the idle
+ * connection closed at once, new connections refused; a handler still
+ * waiting at the deadline has its connection closed and its operation
+ * cancelled; the callback once, with PACT_ETIMEDOUT. */
+START_TEST(shutdown_with_deadline)
+{
+    start(NULL);
+    S.shut_ms = 400;
+    int slow = dial(), hang = dial(), idle = dial();
+    PUT(slow, "GET /slow/x HTTP/1.1\r\nHost: t\r\n\r\n");
+    PUT(hang, "GET /hang HTTP/1.1\r\nHost: t\r\n\r\n");
+    while (atomic_load(&S.handled) < 1)
+        sleep_ms(5);
+    ck_assert_int_eq(pact_loop_post(S.loop, do_shutdown, NULL), 0);
+    char *r = response(slow); /* 80 ms handler: answered */
+    ck_assert_int_eq(status_of(r), 200);
+    free(r);
+    ck_assert(closed(idle));
+    ck_assert(closed(hang));  /* at the deadline */
+    pthread_join(S.th, NULL); /* the loop ends: nothing is left */
+    sem_destroy(&S.ready);
+    ck_assert_int_eq(S.free_rc, 0);
+    ck_assert_int_eq(atomic_load(&S.cancelled), 1);
+    ck_assert_int_eq(atomic_load(&S.shut_calls), 1);
+    ck_assert_int_eq(atomic_load(&S.shut_code), PACT_ETIMEDOUT);
+    close(slow);
+    close(hang);
+    close(idle);
+    /* and nothing listens any more */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)S.port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_ne(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    close(fd);
+}
+END_TEST
+
+/* Every request answered before the deadline: the callback gets NULL. */
+START_TEST(shutdown_in_time)
+{
+    start(NULL);
+    S.shut_ms = 5000;
+    int fd = dial();
+    PUT(fd, "GET /slow/y HTTP/1.1\r\nHost: t\r\n\r\n");
+    sleep_ms(20);
+    ck_assert_int_eq(pact_loop_post(S.loop, do_shutdown, NULL), 0);
+    char *r = response(fd);
+    ck_assert_int_eq(status_of(r), 200);
+    free(r);
+    ck_assert(closed(fd));
+    pthread_join(S.th, NULL);
+    sem_destroy(&S.ready);
+    ck_assert_int_eq(S.free_rc, 0);
+    ck_assert_int_eq(atomic_load(&S.shut_calls), 1);
+    ck_assert_int_eq(atomic_load(&S.shut_code), 0);
+    close(fd);
+}
+END_TEST
+
 #define MANY 200
 
 START_TEST(many_keep_alive_clients)
@@ -739,6 +818,8 @@ Suite *suite_http(void)
     TCase *tc = tcase_create("server");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, styles_same_bytes);
+    tcase_add_test(tc, shutdown_with_deadline);
+    tcase_add_test(tc, shutdown_in_time);
     tcase_add_test(tc, errors_are_500_and_keep_alive);
     tcase_add_test(tc, bad_requests);
     tcase_add_test(tc, slowloris);

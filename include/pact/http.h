@@ -94,6 +94,20 @@ PACT_API size_t pact_http_server_connections(const pact_http_server *srv);
  */
 PACT_API int pact_http_server_close(pact_http_server *srv, pact_fn cb,
                                     void *ud);
+/**
+ * A graceful shutdown with a deadline: as pact_http_server_close (stop
+ * listening, close idle connections, let the requests in flight be
+ * answered), and at @p deadline_ms the connections still open are
+ * destroyed, which aborts their requests' tokens (their handlers'
+ * operations end with PACT_ECANCELED). Then @p cb(err, @p ud) runs once,
+ * on a later tick: NULL when every connection ended in time, PACT_ETIMEDOUT
+ * when some were closed at the deadline; @p srv is freed before it.
+ * @return 0; PACT_EINVAL (NULL, closing already); PACT_ETHREAD;
+ *   PACT_ENOMEM (nothing changed).
+ */
+PACT_API int pact_http_server_shutdown(pact_http_server *srv,
+                                       uint64_t deadline_ms, pact_cb cb,
+                                       void *ud);
 
 /* ---- handlers and routes ------------------------------------------------ */
 
