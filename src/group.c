@@ -641,39 +641,16 @@ pact_error *pact_group_await_at(pact_group *g, const char *file, int line)
     return err;
 }
 
-struct wait_cb {
-    pact_value_cb cb;
-    void *ud;
-};
-
-static pact_value wait_cb_settled(pact_error *err, const pact_value *v,
-                                  void *ud)
-{
-    (void)v;
-    struct wait_cb w = *(struct wait_cb *)ud;
-    free(ud);
-    w.cb(err, NULL, w.ud);
-    return pact_nothing();
-}
-
 int pact_group_wait_cb(pact_group *g, pact_value_cb cb, void *ud)
 {
     if (!cb)
         return pact__misuse("pact_group_wait_cb", PACT_EINVAL, "cb is NULL");
-    struct wait_cb *w = malloc(sizeof *w);
-    if (!w)
-        return PACT_ENOMEM;
-    w->cb = cb;
-    w->ud = ud;
     pact_promise *p = pact_group_wait(g);
-    pact_promise *q = p ? pact_then_cb(p, wait_cb_settled, w) : NULL;
-    pact_promise_unref(p);
-    if (!q) {
-        free(w);
+    if (!p)
         return g ? PACT_ENOMEM : PACT_EINVAL;
-    }
-    pact_promise_unref(q);
-    return 0;
+    int rc = pact_promise_callback(p, cb, ud); /* callbackify */
+    pact_promise_unref(p);
+    return rc;
 }
 
 pact_promise *pact_group_next(pact_group *g)

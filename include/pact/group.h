@@ -188,8 +188,9 @@ pact_group_await_at(pact_group *g, const char *file, int line);
 #define pact_group_await(g) pact_group_await_at((g), __FILE__, __LINE__)
 
 /**
- * pact_group_wait's callback twin: @p cb(err, NULL, @p ud) runs once, on a
- * later tick, with its outcome.
+ * pact_group_wait's callback twin (through pact_promise_callback): @p cb(err,
+ * v, @p ud) runs once, as a microtask, with its outcome (@p v holds no
+ * value).
  * @return 0 (then @p cb runs exactly once), PACT_EINVAL, PACT_ETHREAD or
  *   PACT_ENOMEM (then it never runs).
  */

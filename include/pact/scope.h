@@ -66,6 +66,9 @@ PACT_API int pact_scope_enter(const pact_scope_opts *opts, pact_scope **out);
  *   outside (an outer scope, its group) is not reported here: the awaits
  *   after the scope fail with it. NULL too for misuse (reported on stderr:
  *   not the innermost scope, another task's): then nothing changes.
+ *   PACT_ENOMEM when the outer scope cannot be followed again: the scope
+ *   then stays entered, cancelled (the task's awaits fail), and is left by
+ *   calling this again.
  */
 PACT_API pact_error *pact_scope_leave(pact_scope *s, bool *expired);
 
