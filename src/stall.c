@@ -11,6 +11,7 @@
 #include "internal.h"
 #include "symbol.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -399,6 +400,26 @@ static void grab_init(void)
     grab.usable = sigaction(SIGURG, &sa, NULL) == 0;
 }
 
+/* Whether @p pc is in a sanitizer's runtime: TSan runs a signal handler
+ * from its interceptors, below frames not worth naming -- and naming them
+ * from their large debug information held the watchdog for over a second,
+ * blind to the steps that stalled meanwhile. */
+static bool in_sanitizer(void *pc)
+{
+#if defined(PACT__TSAN_BUILD) || defined(PACT__ASAN_BUILD)
+    Dl_info info;
+    if (!dladdr(pc, &info) || !info.dli_fname)
+        return false;
+    const char *base = strrchr(info.dli_fname, '/');
+    base = base ? base + 1 : info.dli_fname;
+    return !strncmp(base, "libtsan", 7) || !strncmp(base, "libasan", 7) ||
+           !strncmp(base, "libubsan", 8) || !strncmp(base, "liblsan", 7);
+#else
+    (void)pc;
+    return false;
+#endif
+}
+
 /* Take @p thread's (@p tid's) stack into @p t. */
 static void take_stack(pthread_t thread, long tid, struct track *t)
 {
@@ -426,8 +447,11 @@ static void take_stack(pthread_t thread, long tid, struct track *t)
             ;
     }
     if (atomic_load_explicit(&grab.state, memory_order_acquire) == G_DONE) {
-        /* drop the handler's frame and the signal trampoline */
+        /* drop the handler's frame and the signal trampoline, and a
+         * sanitizer's frames that delivered the signal late */
         int skip = grab.depth > 2 ? 2 : 0;
+        while (skip < grab.depth && in_sanitizer(grab.frames[skip]))
+            skip++;
         t->depth = grab.depth - skip;
         memcpy(t->stack, grab.frames + skip, (size_t)t->depth * sizeof(void *));
     }

@@ -110,9 +110,27 @@ static void tidy_path(char *p)
 static Dwfl *dwfl;        /* the open session, or NULL */
 static int session_holds; /* pact__symbolize_hold: keep the session open */
 
+/* A system library's separate debug file (a -dbg package's, under
+ * /usr/lib/debug) is not read: its frames are named from its symbol table.
+ * libc's took half a second to load under TSan, while the stall watchdog
+ * that asked was blind to the loop. The program's own objects, wherever
+ * their debug information is, are read as usual. */
+static int find_debuginfo(Dwfl_Module *mod, void **ud, const char *modname,
+                          Dwarf_Addr base, const char *file,
+                          const char *debuglink, GElf_Word crc, char **out)
+{
+    static const char *const system[] = {"/lib/", "/lib64/", "/usr/lib/",
+                                         "/usr/lib64/"};
+    for (size_t i = 0; file && i < sizeof system / sizeof *system; i++)
+        if (!strncmp(file, system[i], strlen(system[i])))
+            return -1;
+    return dwfl_standard_find_debuginfo(mod, ud, modname, base, file, debuglink,
+                                        crc, out);
+}
+
 static const Dwfl_Callbacks dwfl_callbacks = {
     .find_elf = dwfl_linux_proc_find_elf,
-    .find_debuginfo = dwfl_standard_find_debuginfo,
+    .find_debuginfo = find_debuginfo,
 };
 
 /* (Re)read the process's modules into the session; under the lock. */
@@ -288,6 +306,16 @@ static bool lookup(const void *addr, bool is_return, struct pact__codeloc *w)
     dw_lookup((uintptr_t)addr, is_return, w, &found);
 #endif
     return found;
+}
+
+/* The cache is the process's, not a loop's: freed at exit so that leak
+ * checkers see nothing left (a thread still symbolizing holds the lock). */
+__attribute__((destructor)) static void cache_free(void)
+{
+    pthread_mutex_lock(&lock);
+    free(cache);
+    cache = NULL;
+    pthread_mutex_unlock(&lock);
 }
 
 bool pact__symbolize(const void *addr, bool is_return,
