@@ -454,6 +454,62 @@ pact_promise *pact_chan_recv_p(pact_chan *ch, const pact_chan_opts *opts)
     return rc < 0 ? twin_failed(d, p, rc) : p;
 }
 
+int pact__chan_try_send(pact_chan *ch, pact_value *value)
+{
+    if (!ch || ch->freed)
+        return pact__misuse("pact_await_send", PACT_EINVAL,
+                            "ch is NULL or freed");
+    if (pact__misuse_thread(ch->loop, "pact_await_send"))
+        return PACT_ETHREAD;
+    if (ch->closed)
+        return PACT_EPIPE;
+    if (!pact__list_empty(&ch->recvq)) {
+        int rc = arm_for(ch, &ch->recvq);
+        if (rc < 0)
+            return rc;
+        struct waiter *r = unpark(&ch->recvq); /* the hand-off */
+        r->v = *value;
+        finish(ch, r, 0);
+        return 1;
+    }
+    if (ch->len < ch->cap) {
+        ch->buf[(ch->head + ch->len++) % ch->cap] = *value;
+        return 1;
+    }
+    return 0;
+}
+
+int pact__chan_try_recv(pact_chan *ch, pact_value *out)
+{
+    if (!ch || ch->freed)
+        return pact__misuse("pact_await_recv", PACT_EINVAL,
+                            "ch is NULL or freed");
+    if (pact__misuse_thread(ch->loop, "pact_await_recv"))
+        return PACT_ETHREAD;
+    if (!ch->len && pact__list_empty(&ch->sendq))
+        return ch->closed ? PACT_EOF : 0;
+    int rc = arm_for(ch, &ch->sendq);
+    if (rc < 0)
+        return rc;
+    if (ch->len) {
+        *out = ch->buf[ch->head];
+        ch->head = (ch->head + 1) % ch->cap;
+        ch->len--;
+        if (!pact__list_empty(&ch->sendq)) { /* room for a parked send */
+            struct waiter *s = unpark(&ch->sendq);
+            ch->buf[(ch->head + ch->len++) % ch->cap] = s->v;
+            s->v = pact_nothing();
+            finish(ch, s, 0);
+        }
+        return 1;
+    }
+    struct waiter *s = unpark(&ch->sendq); /* unbuffered hand-off */
+    *out = s->v;
+    s->v = pact_nothing();
+    finish(ch, s, 0);
+    return 1;
+}
+
 int pact__chan_send_sync(pact_chan *ch, pact_value value, pact_cb cb, void *ud)
 {
     return send_at(ch, value, NULL, cb, ud, true);

@@ -247,5 +247,14 @@ int pact__chan_send_sync(struct pact_chan *ch, pact_value value, pact_cb cb,
 int pact__chan_recv_sync(struct pact_chan *ch,
                          void (*cb)(pact_error *err, pact_value *v, void *ud),
                          void *ud);
+/* A task's await without a record when it need not wait: hand @p value to a
+ * parked receiver or into the buffer (1: taken), or 0 (it would wait;
+ * untouched), or PACT_EPIPE (closed; untouched), PACT_EINVAL, PACT_ETHREAD,
+ * PACT_ENOMEM. */
+int pact__chan_try_send(struct pact_chan *ch, pact_value *value);
+/* Take a value from the buffer or a parked sender (1), or 0 (it would
+ * wait), PACT_EOF (closed and drained), PACT_EINVAL, PACT_ETHREAD,
+ * PACT_ENOMEM. */
+int pact__chan_try_recv(struct pact_chan *ch, pact_value *out);
 
 #endif

@@ -818,6 +818,14 @@ pact_error *pact__task_park_begin(pact_task **out, const char *fn)
     return NULL;
 }
 
+pact_error *pact__task_await_check(const char *fn)
+{
+    pact_task *t = current;
+    if (!t)
+        return not_in_task(fn);
+    return t->cancelled ? cancelled(t) : NULL;
+}
+
 void pact__task_wake(void *ud, pact_error *err, pact_value *v)
 {
     pact_task *t = ud;

@@ -1,7 +1,9 @@
 /* A task's awaits on a channel with no promise between (pact_await_recv,
- * pact_await_send): the task parks as the channel's waiter and the other
- * side's call hands the value over, so a round trip between two tasks costs
- * two switches, two microtasks and the channel's records. */
+ * pact_await_send): what need not wait (a parked peer, room or a value in
+ * the buffer) completes inside the call with no record at all; otherwise
+ * the task parks as the channel's waiter and the other side's call hands
+ * the value over, so a round trip between two tasks costs two switches,
+ * two microtasks and two parked records. */
 #include "task_internal.h"
 
 #include "promise_internal.h"
@@ -21,11 +23,26 @@ pact_error *pact_await_recv_at(pact_chan *ch, pact_value *out, const char *file,
 {
     if (out)
         *out = pact_nothing();
-    pact_task *t;
-    pact_error *err = pact__task_park_begin(&t, "pact_await_recv");
+    pact_error *err = pact__task_await_check("pact_await_recv");
     if (err)
         return err;
-    int rc = pact__chan_recv_sync(ch, received, t);
+    pact_value v;
+    int rc = pact__chan_try_recv(ch, &v);
+    if (rc == 1) {
+        if (out)
+            *out = v;
+        else
+            pact_value_release(&v);
+        return NULL;
+    }
+    if (rc == PACT_EOF)
+        return PACT_ERROR(PACT_EOF, "The channel is closed");
+    if (rc < 0)
+        return PACT_ERROR(rc, "pact_await_recv: the channel refused");
+    pact_task *t;
+    if ((err = pact__task_park_begin(&t, "pact_await_recv")))
+        return err;
+    rc = pact__chan_recv_sync(ch, received, t);
     if (rc < 0) {
         pact__task_park_abandon(t);
         return PACT_ERROR(rc, "pact_await_recv: the channel refused");
@@ -36,13 +53,24 @@ pact_error *pact_await_recv_at(pact_chan *ch, pact_value *out, const char *file,
 pact_error *pact_await_send_at(pact_chan *ch, pact_value value,
                                const char *file, int line)
 {
+    pact_error *err = pact__task_await_check("pact_await_send");
+    int rc = err ? 0 : pact__chan_try_send(ch, &value);
+    if (rc == 1)
+        return NULL;
+    if (err || rc < 0) {
+        pact_value_release(&value);
+        if (err)
+            return err;
+        return rc == PACT_EPIPE
+                   ? PACT_ERROR(PACT_EPIPE, "The channel is closed")
+                   : PACT_ERROR(rc, "pact_await_send: the channel refused");
+    }
     pact_task *t;
-    pact_error *err = pact__task_park_begin(&t, "pact_await_send");
-    if (err) {
+    if ((err = pact__task_park_begin(&t, "pact_await_send"))) {
         pact_value_release(&value);
         return err;
     }
-    int rc = pact__chan_send_sync(ch, value, sent, t);
+    rc = pact__chan_send_sync(ch, value, sent, t);
     if (rc < 0) { /* the channel released the value */
         pact__task_park_abandon(t);
         return PACT_ERROR(rc, "pact_await_send: the channel refused");

@@ -66,6 +66,9 @@ struct pact__tasks {
  * the task is not suspended at all) or later (it resumes as a microtask);
  * once the task was cancelled meanwhile it is ignored. */
 pact_error *pact__task_park_begin(pact_task **t, const char *fn);
+/* Whether the running task may await at all: NULL, or why not (as
+ * pact__task_park_begin's), before an await that may not need to park. */
+pact_error *pact__task_await_check(const char *fn);
 void pact__task_wake(void *t, pact_error *err, pact_value *v);
 pact_error *pact__task_park_wait(pact_task *t, pact_value *out,
                                  const char *file, int line);

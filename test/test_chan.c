@@ -414,6 +414,53 @@ START_TEST(direct_buffered_and_closed)
 }
 END_TEST
 
+/* A task meeting a callback's parked record: the hand-off completes inside
+ * the task's await (it does not suspend), and the callback runs on the
+ * channel's later tick, once, with the value. */
+static int mixed_got = -1, mixed_sent_cb, mixed_steps;
+static void mixed_recv_cb(pact_error *err, pact_value *v, void *ud)
+{
+    (void)ud;
+    ck_assert_ptr_null(err);
+    mixed_got = (int)v->u.i;
+    ck_assert_int_eq(mixed_steps, 2); /* after the task's synchronous part */
+}
+static void mixed_send_cb(pact_error *err, void *ud)
+{
+    (void)ud;
+    ck_assert_ptr_null(err);
+    mixed_sent_cb++;
+}
+static pact_error *mixed_body(void *arg, pact_value *result)
+{
+    (void)result;
+    pact_chan **ch = arg;
+    ck_assert_ptr_null(pact_await_send(ch[0], pact_int(7))); /* to the cb */
+    mixed_steps++;
+    pact_value v;
+    ck_assert_ptr_null(pact_await_recv(ch[1], &v)); /* from the parked cb */
+    ck_assert_int_eq(v.u.i, 8);
+    mixed_steps++;
+    return NULL;
+}
+
+START_TEST(direct_meets_callbacks)
+{
+    pact_chan *ch[2] = {pact_chan_new(t_loop, 0), pact_chan_new(t_loop, 0)};
+    T_MUST(pact_chan_recv(ch[0], NULL, mixed_recv_cb, NULL));
+    T_MUST(pact_chan_send(ch[1], pact_int(8), NULL, mixed_send_cb, NULL));
+    pact_promise *p = pact_task_spawn(t_loop, mixed_body, ch, NULL);
+    run_ok();
+    ck_assert_int_eq(pact_promise_state(p), PACT_FULFILLED);
+    ck_assert_int_eq(mixed_got, 7);
+    ck_assert_int_eq(mixed_sent_cb, 1);
+    ck_assert_int_eq(mixed_steps, 2);
+    pact_promise_unref(p);
+    pact_chan_free(ch[0]);
+    pact_chan_free(ch[1]);
+}
+END_TEST
+
 struct cancelled_recv {
     pact_chan *ch;
     int code, later;
@@ -508,6 +555,7 @@ Suite *suite_chan(void)
     tcase_add_test(tc, select_with_await_any);
     tcase_add_test(tc, direct_pingpong);
     tcase_add_test(tc, direct_buffered_and_closed);
+    tcase_add_test(tc, direct_meets_callbacks);
     tcase_add_test(tc, direct_recv_cancelled_takes_nothing);
     tcase_add_test(tc, direct_recv_freed_and_close_all);
     suite_add_tcase(s, tc);
