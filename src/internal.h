@@ -717,6 +717,15 @@ void pact__on_drained(pact_loop *loop, bool (*fn)(pact_loop *, void *),
  * one when it is made (PACT_ENOMEM then), give it back when it is freed. */
 int pact__micro_reserve(pact_loop *loop);
 void pact__micro_unreserve(pact_loop *loop);
+/* The job the microtask drain would run next, or NULL (none, or an
+ * uncaught error stops the drain): for a layer that runs it itself, after
+ * popping it with pact__jobq_pop(&loop->micro, ...), exactly as the drain
+ * would have. */
+static inline const struct job *pact__micro_peek(const pact_loop *loop)
+{
+    const struct jobq *q = &loop->micro;
+    return q->len && !loop->uncaught ? &q->v[q->head] : NULL;
+}
 /* Queue the job of a holder of a microtask slot: never fails. */
 void pact__micro_must(pact_loop *loop, pact_fn fn, void *ud);
 

@@ -582,6 +582,33 @@ static void run_reaction(void *arg)
     pact__unref(n);
 }
 
+/* ---- the next reaction, run by its owner --------------------------------- */
+
+void *pact__micro_peek_reaction(pact_loop *loop, pact__react_fn fn)
+{
+    const struct job *j = pact__micro_peek(loop);
+    if (!j || j->fn != run_reaction)
+        return NULL;
+    const pact_promise *n = j->ud;
+    if (n->role != NODE_CB || n->hkind != H_INTERNAL ||
+        n->u.w.on_ok.internal != fn || !(n->flags & P_TAKE))
+        return NULL;
+    return n->u.w.ud;
+}
+
+void pact__micro_take_reaction(pact_loop *loop, pact_promise **src,
+                               uintptr_t *aux)
+{
+    struct job j;
+    bool popped = pact__jobq_pop(&loop->micro, &j);
+    assert(popped && j.fn == run_reaction);
+    (void)popped;
+    pact_promise *n = j.ud;
+    *src = n->u.w.next; /* the job's reference moves (P_TAKE) */
+    *aux = n->u.w.on_err.aux;
+    node_release(loop, n);
+}
+
 /* ---- loop teardown ------------------------------------------------------- */
 
 static bool is_promise_job(pact_fn fn)

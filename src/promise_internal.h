@@ -169,6 +169,15 @@ pact_promise *pact__promise_new(pact_loop *loop);
  * owner that awaits over and over reuses one node instead of taking one
  * from the slabs each time. It is idle again once its reaction ran or was
  * discarded (before @p fn is called). 0 or PACT_ENOMEM. */
+/* The microtask drain's next job, taken by the layer that would run it
+ * (the await layer's switch straight from one task to the next): peek says
+ * whether it is a P_TAKE reaction of @p fn and returns its ud, or NULL
+ * (nothing queued, another job, an uncaught error stopping the drain);
+ * take then pops it as the drain would have, releasing the node: *@p src
+ * (a reference) and *@p aux are what @p fn would have been called with. */
+void *pact__micro_peek_reaction(pact_loop *loop, pact__react_fn fn);
+void pact__micro_take_reaction(pact_loop *loop, pact_promise **src,
+                               uintptr_t *aux);
 int pact__node_embed(pact_loop *loop, pact_promise *n, pact__react_fn fn,
                      void *ud, uintptr_t aux);
 /* A callback reaction node. */

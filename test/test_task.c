@@ -940,6 +940,66 @@ START_TEST(ping_pong)
 }
 END_TEST
 
+/* A suspending task switches straight to the task its next microtask would
+ * wake: here a ring of three, each waking the next and awaiting; the last
+ * hand-off goes to tasks that then end (on the resumer's stack, as if the
+ * drain had run them), and an await of a timer goes back to the loop. */
+struct ring {
+    pact_deferred *d[3]; /* what wakes each task, while it waits */
+    int rounds[3];
+};
+
+static pact_error *ring_task(void *arg, pact_value *result)
+{
+    struct ring *r = ((void **)arg)[0];
+    int me = (int)(intptr_t)((void **)arg)[1], next = (me + 1) % 3;
+    for (int i = 0;; i++) {
+        pact_deferred *d = r->d[next];
+        r->d[next] = NULL;
+        if (d) {
+            trace("%d wakes %d", me, next);
+            T_MUST(pact_deferred_resolve(d, pact_int(i)));
+            pact_deferred_unref(d);
+        }
+        if (i == 100)
+            break;
+        pact_promise *p;
+        r->d[me] = pact_deferred_new(t_loop, &p);
+        pact_value v = PACT_AWAIT(p);
+        ck_assert_int_eq(v.kind, PACT_INT);
+        r->rounds[me]++;
+    }
+    PACT_AWAIT(pact_delay(t_loop, 1, NULL)); /* back to the loop */
+    *result = pact_int(r->rounds[me]);
+    return NULL;
+}
+
+START_TEST(handed_over_tasks_end)
+{
+    struct ring r = {0};
+    void *args[3][2];
+    pact_promise *t[3];
+    for (int i = 0; i < 3; i++) {
+        args[i][0] = &r;
+        args[i][1] = (void *)(intptr_t)i;
+        t[i] = spawn(ring_task, args[i]);
+    }
+    run_ok();
+    /* the three took turns in ring order, 100 rounds each */
+    ck_assert_int_eq(strncmp(trace_text(),
+                             "2 wakes 0\n0 wakes 1\n1 wakes 2\n2 wakes 0\n",
+                             40),
+                     0);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(pact_promise_state(t[i]), PACT_FULFILLED);
+        ck_assert_int_eq(int_value(t[i]), 100);
+        pact_promise_unref(t[i]);
+        ck_assert_ptr_null(r.d[i]);
+    }
+    ck_assert_uint_eq(pact_loop_tasks(t_loop), 0);
+}
+END_TEST
+
 /* ---- ordering ----------------------------------------------------------- */
 
 static pact_error *trace_task(void *arg, pact_value *result)
@@ -2488,6 +2548,7 @@ Suite *suite_task(void)
     tcase_add_test(many, ten_thousand_sleeping_tasks);
     tcase_add_test(many, many_sequential_tasks);
     tcase_add_test(many, ping_pong);
+    tcase_add_test(many, handed_over_tasks_end);
     suite_add_tcase(s, many);
 
     TCase *aw = tcase_create("await");
