@@ -38,18 +38,22 @@ fail() {
 }
 say() { echo "check-notes-api: $*"; }
 
+# launch ARGS...: exec the server (under NOTES_VALGRIND if set); run it in
+# a subshell, so that $! is the server's (or valgrind's) own pid.
+launch() {
+    if [ -n "$NOTES_VALGRIND" ]; then
+        # shellcheck disable=SC2086
+        exec "$builddir/libtool" --mode=execute $NOTES_VALGRIND "$server" "$@"
+    fi
+    exec "$server" "$@"
+}
+
 # start NAME ARGS...: a server in the background; sets PID and PORT.
 start() {
     name=$1
     shift
     : >"$tmp/$name.out"
-    if [ -n "$NOTES_VALGRIND" ]; then
-        # shellcheck disable=SC2086
-        "$builddir/libtool" --mode=execute $NOTES_VALGRIND "$server" \
-            --port 0 "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
-    else
-        "$server" --port 0 "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
-    fi
+    (launch --port 0 "$@") >"$tmp/$name.out" 2>"$tmp/$name.err" &
     PID=$!
     PIDS="$PIDS $PID"
     i=0
@@ -83,7 +87,7 @@ run() {
 # Options: a usage message and exit 2.
 for bad in "--port 70000" "--port x" "--bogus" "--deadline-ms 0" "extra"; do
     # shellcheck disable=SC2086
-    "$server" $bad >/dev/null 2>"$tmp/usage.err"
+    (launch $bad) >/dev/null 2>"$tmp/usage.err"
     rc=$?
     [ "$rc" -eq 2 ] && grep -q '^usage: notes-api' "$tmp/usage.err" ||
         fail "notes-api $bad: exit $rc, expected 2 and a usage message"
@@ -98,12 +102,14 @@ run crud "$PORT" 4096
 run writers "$PORT" 8 50
 
 # A busy port: a clear message, exit 1, and no database made.
-"$server" --port "$PORT" --db "$tmp/busy.db" >/dev/null 2>"$tmp/busy.txt"
+(launch --port "$PORT" --db "$tmp/busy.db") >/dev/null 2>"$tmp/busy.txt"
 rc=$?
 [ "$rc" -eq 1 ] || fail "a second server on port $PORT: exit $rc, expected 1"
 grep -q "port $PORT on 127.0.0.1 is in use" "$tmp/busy.txt" ||
     fail "a busy port: no clear message: $(cat "$tmp/busy.txt")"
-grep -q -i 'uncaught' "$tmp/busy.txt" && fail "a busy port reached the uncaught-error handler"
+# the message alone: not pact's uncaught-error handler, no leak report
+[ "$(wc -l <"$tmp/busy.txt")" -eq 1 ] ||
+    fail "a busy port: more than the message: $(cat "$tmp/busy.txt")"
 [ ! -e "$tmp/busy.db" ] || fail "a busy port left a database behind"
 say "a busy port: a clear message, exit 1"
 
