@@ -313,7 +313,10 @@ pact_error *notes_db_job(pact_job *job, void *arg, pact_value *result)
     if (q->op == NOTES_CREATE || q->op == NOTES_UPDATE ||
         q->op == NOTES_DELETE) {
         pthread_mutex_lock(&q->db->wlock);
-        rc = query(q->db->writer, job, q);
+        /* cancelled while queued for the writer: do not start (a short
+         * statement may end before the progress handler is first asked) */
+        rc = pact_job_cancelled(job) ? SQLITE_INTERRUPT
+                                     : query(q->db->writer, job, q);
         pthread_mutex_unlock(&q->db->wlock);
     } else {
         char err[256] = "";
