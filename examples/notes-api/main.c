@@ -6,6 +6,7 @@
  *
  *   notes-api [--port N] [--db PATH] [--host ADDR] [--deadline-ms N]
  *             [--drain-ms N] [--max-body BYTES] [--query-delay-ms N]
+ *             [--debug]
  */
 #include <getopt.h>
 #include <limits.h>
@@ -21,6 +22,7 @@ typedef struct options {
     long port;
     long deadline_ms, drain_ms, delay_ms;
     long max_body;
+    bool debug;
 } options;
 
 typedef struct server {
@@ -46,7 +48,9 @@ static void usage(FILE *to)
         "  --max-body BYTES    the largest request body (default 65536;\n"
         "                      larger: 413)\n"
         "  --query-delay-ms N  make every query take N ms more: a slow\n"
-        "                      database, to see deadlines and cancellation\n");
+        "                      database, to see deadlines and cancellation\n"
+        "  --debug             report loop stalls of 100 ms or more, with\n"
+        "                      the loop's stack (doc/stall.md)\n");
 }
 
 static bool number(const char *s, long lo, long hi, long *out)
@@ -70,6 +74,7 @@ static int parse(int argc, char **argv, options *o)
         {"drain-ms", required_argument, NULL, 'T'},
         {"max-body", required_argument, NULL, 'm'},
         {"query-delay-ms", required_argument, NULL, 'q'},
+        {"debug", no_argument, NULL, 'g'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -79,8 +84,8 @@ static int parse(int argc, char **argv, options *o)
                    .deadline_ms = 10000,
                    .drain_ms = 10000,
                    .max_body = 65536};
-    int c;
-    while ((c = getopt_long(argc, argv, "", longs, NULL)) != -1) {
+    int c, li = -1;
+    while ((c = getopt_long(argc, argv, "", longs, &li)) != -1) {
         bool ok = true;
         switch (c) {
         case 'p':
@@ -105,26 +110,21 @@ static int parse(int argc, char **argv, options *o)
         case 'q':
             ok = number(optarg, 0, 600000, &o->delay_ms);
             break;
+        case 'g':
+            o->debug = true;
+            break;
         case 'h':
             usage(stdout);
             return -1;
         default:
             ok = false;
-            optarg = NULL;
+            optarg = NULL; /* getopt said what was wrong */
             break;
         }
         if (!ok) {
-            if (optarg)
+            if (optarg && li >= 0)
                 fprintf(stderr, "notes-api: bad value for --%s: '%s'\n",
-                        longs[c == 'p'   ? 0
-                              : c == 'H' ? 1
-                              : c == 'd' ? 2
-                              : c == 'D' ? 3
-                              : c == 'T' ? 4
-                              : c == 'm' ? 5
-                                         : 6]
-                            .name,
-                        optarg);
+                        longs[li].name, optarg);
             usage(stderr);
             return 2;
         }
@@ -171,6 +171,12 @@ static int serve(const options *o)
     if (rc < 0) {
         fprintf(stderr, "notes-api: %s\n", pact_strerror(rc));
         return 1;
+    }
+    if (o->debug) {
+        /* a query on the loop would show here, with the loop's stack */
+        pact_stall_opts so = {.threshold_ms = 100, .stack = true};
+        if ((rc = pact_loop_watch_stalls_opts(d.app.loop, &so)) < 0)
+            fprintf(stderr, "notes-api: --debug: %s\n", pact_strerror(rc));
     }
     char err[512] = "";
     pact_http_opts ho = {.max_body = (size_t)o->max_body};
