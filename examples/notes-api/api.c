@@ -201,7 +201,7 @@ static pact_error *h_list(pact_http_req *req, pact_http_res **res, void *ud)
 }
 
 /* The store answers (a count, without --query-delay-ms), and the
- * handlers' counters. */
+ * handlers' counters; connections: those open now, this one included. */
 static pact_error *h_health(pact_http_req *req, pact_http_res **res, void *ud)
 {
     notes_app *app = ud;
@@ -213,10 +213,12 @@ static pact_error *h_health(pact_http_req *req, pact_http_res **res, void *ud)
     }
     pact_http_res_free(r);
     json_t *j = json_pack(
-        "{s:s, s:I, s:I, s:I, s:I, s:I, s:b}", "status", "ok", "notes",
+        "{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "status", "ok", "notes",
         (json_int_t)q.count, "requests", (json_int_t)app->requests, "in_flight",
         (json_int_t)app->in_flight, "timed_out", (json_int_t)app->timed_out,
-        "cancelled", (json_int_t)app->cancelled, "draining", app->draining);
+        "cancelled", (json_int_t)app->cancelled, "connections",
+        (json_int_t)pact_http_server_connections(app->srv), "draining",
+        app->draining);
     *res = j ? pact_http_res_new_json(200, j) : error_res(503, "no memory");
     json_decref(j);
     return NULL;

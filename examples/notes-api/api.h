@@ -12,6 +12,7 @@
 
 typedef struct notes_app {
     pact_loop *loop;
+    pact_http_server *srv; /* NULL once it has shut down */
     notes_db *db;
     int64_t deadline_ms; /* each request's deadline (its group's) */
     unsigned delay_ms;   /* --query-delay-ms */

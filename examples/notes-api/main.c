@@ -27,7 +27,6 @@ typedef struct options {
 
 typedef struct server {
     notes_app app;
-    pact_http_server *srv;
     pact_handle sigs[2];
     uint64_t drain_ms;
     bool cut; /* the drain's deadline cut connections */
@@ -140,7 +139,7 @@ static int parse(int argc, char **argv, options *o)
 static void on_drained(pact_error *err, void *ud)
 {
     server *d = ud;
-    d->srv = NULL; /* freed before this runs */
+    d->app.srv = NULL; /* freed before this runs */
     d->cut = err != NULL;
     for (size_t i = 0; i < 2; i++)
         pact_clear(d->app.loop, d->sigs[i]);
@@ -155,7 +154,7 @@ static void on_signal(pact_error *err, int signum, void *ud)
     d->app.draining = true;
     fprintf(stderr, "notes-api: %s: draining the requests in flight\n",
             signum == SIGTERM ? "SIGTERM" : "SIGINT");
-    int rc = pact_http_server_shutdown(d->srv, d->drain_ms, on_drained, d);
+    int rc = pact_http_server_shutdown(d->app.srv, d->drain_ms, on_drained, d);
     if (rc < 0) {
         fprintf(stderr, "notes-api: cannot shut down: %s\n", pact_strerror(rc));
         exit(1);
@@ -180,7 +179,7 @@ static int serve(const options *o)
     }
     char err[512] = "";
     pact_http_opts ho = {.max_body = (size_t)o->max_body};
-    rc = pact_http_listen(d.app.loop, o->host, (int)o->port, &ho, &d.srv);
+    rc = pact_http_listen(d.app.loop, o->host, (int)o->port, &ho, &d.app.srv);
     if (rc == PACT_EADDRINUSE) {
         fprintf(stderr,
                 "notes-api: port %ld on %s is in use (another server is "
@@ -189,7 +188,7 @@ static int serve(const options *o)
     } else if (rc < 0) {
         fprintf(stderr, "notes-api: cannot listen on %s port %ld: %s\n",
                 o->host, o->port, pact_strerror(rc));
-    } else if ((rc = notes_api_routes(d.srv, &d.app)) < 0) {
+    } else if ((rc = notes_api_routes(d.app.srv, &d.app)) < 0) {
         fprintf(stderr, "notes-api: routes: %s\n", pact_strerror(rc));
     } else if (notes_db_open(o->db, &d.app.db, err, sizeof err) < 0) {
         /* opened once the port is ours: a busy port leaves no file */
@@ -206,14 +205,14 @@ static int serve(const options *o)
         for (size_t i = 0; i < 2; i++)
             if (d.sigs[i].id)
                 pact_clear(d.app.loop, d.sigs[i]);
-        if (d.srv)
-            pact_http_server_close(d.srv, NULL, NULL);
+        if (d.app.srv)
+            pact_http_server_close(d.app.srv, NULL, NULL);
         pact_loop_run(d.app.loop, PACT_RUN_DEFAULT);
         pact_loop_free(d.app.loop);
         notes_db_close(d.app.db);
         return 1;
     }
-    printf("listening on %d\n", pact_http_server_port(d.srv));
+    printf("listening on %d\n", pact_http_server_port(d.app.srv));
     fflush(stdout);
     rc = pact_loop_run(d.app.loop, PACT_RUN_DEFAULT);
     int frc = pact_loop_free(d.app.loop);
