@@ -132,6 +132,7 @@ struct fetch_origin {
     struct pact__list idle;    /* connections without a fetch, newest first */
     struct pact__list waiters; /* fetches waiting for a connection */
     size_t open;               /* connections open or connecting */
+    size_t records;            /* connection records not yet freed */
 };
 
 /* A fetch (fetch.c). */

@@ -70,6 +70,11 @@ static int on_headers_complete(http_parser *p)
     }
     fp->headers = true;
     fp->total = -1;
+    /* no body whatever the headers say (RFC 9112 6.3): http-parser would
+     * wait for a 304's Content-Length */
+    int st = r->status;
+    if (fp->head || st == 204 || st == 304 || st / 100 == 1)
+        return 1;
     if ((p->flags & F_CONTENTLENGTH) && p->content_length != ULLONG_MAX) {
         if (p->content_length > fp->max_body) {
             fp->err = PACT_EMSGSIZE;
@@ -77,7 +82,7 @@ static int on_headers_complete(http_parser *p)
         }
         fp->total = (int64_t)p->content_length;
     }
-    return fp->head ? 1 : 0; /* 1: no body (HEAD) */
+    return 0;
 }
 
 static int on_body(http_parser *p, const char *at, size_t len)

@@ -57,6 +57,8 @@ static const struct transport transports[2] = {{tcp_connect}, {tls_connect}};
 
 static void conn_free(struct fetch_conn *c)
 {
+    assert(c->origin->records > 0);
+    c->origin->records--;
     pact__list_remove(&c->node);
     if (pact__list_linked(&c->inode))
         pact__list_remove(&c->inode);
@@ -73,8 +75,7 @@ static void origin_free(struct fetch_origin *o)
 /* An origin with nothing open nor waiting goes. */
 static void origin_maybe_free(struct fetch_origin *o)
 {
-    if (o->open == 0 && pact__list_empty(&o->waiters) &&
-        pact__list_empty(&o->idle))
+    if (o->records == 0 && pact__list_empty(&o->waiters))
         origin_free(o);
 }
 
@@ -324,6 +325,7 @@ static int conn_new(struct fetch_origin *o, struct fetch *f)
     }
     pact__list_push_back(&o->svc->conns, &c->node);
     o->open++;
+    o->records++;
     c->f = f;
     f->conn = c;
     return 0;
