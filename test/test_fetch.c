@@ -119,6 +119,17 @@ static void raw_stop(struct raw *r)
             pact_stream_destroy(r->conns[i]->s, NULL);
 }
 
+/* raw_stop for a test that frees the loop without running it again: the
+ * close events will never come, so the records go now. */
+static void raw_stop_last(struct raw *r)
+{
+    raw_stop(r);
+    for (size_t i = 0; i < 64; i++) {
+        free(r->conns[i]);
+        r->conns[i] = NULL;
+    }
+}
+
 static char *url_of(int port, const char *path)
 {
     static char buf[8][256];
@@ -607,7 +618,7 @@ START_TEST(keepalive_reuse)
     ck_assert_int_eq(r.accepts, 1);
     ck_assert_uint_eq(pact_fetch_pool_idle(t_loop), 1);
     /* the server goes; the idle connection is closed by pact_loop_free */
-    raw_stop(&r);
+    raw_stop_last(&r);
 }
 END_TEST
 
@@ -1052,7 +1063,7 @@ START_TEST(loop_freed_pending)
     ck_assert_int_eq(pact_loop_free(t_loop), PACT_EBUSY);
     pact_promise_unref(p);
     ck_assert_int_eq(pact_loop_close_all(t_loop), 0);
-    pact_tcp_server_close(r.srv, NULL, NULL);
+    raw_stop_last(&r);
 }
 END_TEST
 
