@@ -644,6 +644,36 @@ START_TEST(server_closes_idle)
 }
 END_TEST
 
+static struct got stale_g[2];
+
+static void stale_first(pact_error *err, pact_fetch_res *res, void *ud)
+{
+    got_cb(err, res, &stale_g[0]);
+    /* at once: the connection is back in the pool, its EOF not read yet */
+    ck_assert_int_eq(pact_fetch_cb(t_loop, url_of(*(int *)ud, "/"), NULL,
+                                   got_cb, &stale_g[1]),
+                     0);
+}
+
+START_TEST(stale_connection_retried)
+{
+    struct raw r;
+    /* kept alive by its headers, closed by the server all the same */
+    raw_start(&r, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", R_CLOSE);
+    memset(stale_g, 0, sizeof stale_g);
+    ck_assert_int_eq(
+        pact_fetch_cb(t_loop, url_of(r.port, "/"), NULL, stale_first, &r.port),
+        0);
+    run_until(&stale_g[1].calls, 1);
+    ck_assert_int_eq(stale_g[0].code, 0);
+    ck_assert_int_eq(stale_g[1].code, 0);
+    ck_assert_str_eq(stale_g[1].body, "ok");
+    ck_assert_int_eq(r.accepts, 2);
+    raw_stop(&r);
+    run();
+}
+END_TEST
+
 START_TEST(per_origin_bound)
 {
     struct raw r;
@@ -1036,14 +1066,15 @@ START_TEST(close_all_pending)
     pact_fetch_pool_opts po = {.max_per_origin = 2};
     ck_assert_int_eq(pact_fetch_pool_set(t_loop, &po), 0);
     cancelled_calls = 0;
-    /* two sent, one queued, one resolving a name */
+    /* two sent, one queued, one by name (resolving, connecting or sent) */
     for (int i = 0; i < 3; i++)
         ck_assert_int_eq(pact_fetch_cb(t_loop, url_of(r.port, "/"), NULL,
                                        count_cancel, NULL),
                          0);
-    ck_assert_int_eq(
-        pact_fetch_cb(t_loop, "http://localhost:9/", NULL, count_cancel, NULL),
-        0);
+    char byname[64];
+    snprintf(byname, sizeof byname, "http://localhost:%d/", r.port);
+    ck_assert_int_eq(pact_fetch_cb(t_loop, byname, NULL, count_cancel, NULL),
+                     0);
     pact_handle h;
     ck_assert_int_eq(pact_timeout(t_loop, 1, close_all_soon, &r, &h), 0);
     run(); /* close_all stops the server too */
@@ -1090,6 +1121,7 @@ Suite *suite_fetch(void)
     tcase_add_test(tc, no_body);
     tcase_add_test(tc, keepalive_reuse);
     tcase_add_test(tc, server_closes_idle);
+    tcase_add_test(tc, stale_connection_retried);
     tcase_add_test(tc, per_origin_bound);
     tcase_add_test(tc, redirects);
     tcase_add_test(tc, redirect_methods);
