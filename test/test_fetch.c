@@ -674,6 +674,26 @@ START_TEST(stale_connection_retried)
 }
 END_TEST
 
+START_TEST(idle_timeout)
+{
+    struct raw r;
+    raw_start(&r, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", R_KEEP);
+    pact_fetch_pool_opts po = {.idle_timeout_ms = 20};
+    ck_assert_int_eq(pact_fetch_pool_set(t_loop, &po), 0);
+    struct got g;
+    fetch_get(url_of(r.port, "/"), NULL, &g);
+    ck_assert_int_eq(g.code, 0);
+    /* the pool closes it by itself, and the server sees it go */
+    while (pact_fetch_pool_idle(t_loop) > 0 || r.open > 0)
+        ck_assert_int_ge(pact_loop_run(t_loop, PACT_RUN_ONCE), 0);
+    fetch_get(url_of(r.port, "/"), NULL, &g);
+    ck_assert_int_eq(g.code, 0);
+    ck_assert_int_eq(r.accepts, 2);
+    raw_stop(&r);
+    run();
+}
+END_TEST
+
 START_TEST(per_origin_bound)
 {
     struct raw r;
@@ -1122,6 +1142,7 @@ Suite *suite_fetch(void)
     tcase_add_test(tc, keepalive_reuse);
     tcase_add_test(tc, server_closes_idle);
     tcase_add_test(tc, stale_connection_retried);
+    tcase_add_test(tc, idle_timeout);
     tcase_add_test(tc, per_origin_bound);
     tcase_add_test(tc, redirects);
     tcase_add_test(tc, redirect_methods);
