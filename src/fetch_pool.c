@@ -460,6 +460,11 @@ int pact_fetch_pool_set(pact_loop *loop, const pact_fetch_pool_opts *opts)
     svc->o.max_per_origin = opts->max_per_origin ? opts->max_per_origin : 64;
     svc->o.idle_timeout_ms =
         opts->idle_timeout_ms ? opts->idle_timeout_ms : 4000;
+    struct pact__list *n, *tmp;
+    pact__list_each(n, tmp, &svc->origins) {
+        /* a higher bound lets waiters connect now */
+        kick(pact__list_entry(n, struct fetch_origin, node));
+    }
     return 0;
 }
 
