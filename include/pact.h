@@ -20,6 +20,7 @@
 #include "pact/dump.h"
 #include "pact/errno.h"
 #include "pact/error.h"
+#include "pact/fetch.h"
 #include "pact/frame.h"
 #include "pact/fs.h"
 #include "pact/group.h"

@@ -134,6 +134,9 @@ enum pact__op_flags {
 int pact__op_start(pact_loop *loop, struct pact__op *op,
                    const struct pact__op_type *t, pact_abort *abort,
                    unsigned flags);
+/* Let @p op keep the loop alive or not (a pooled connection, idle, does
+ * not). */
+void pact__op_set_ref(struct pact__op *op, bool ref);
 /* The operation completed. @return true when the caller calls back, with
  * *@p err NULL (its own result) or the cancellation (a reference for the
  * caller: a STOPPING op whose work came back); false when the core calls
@@ -207,6 +210,7 @@ enum pact__service_id {
     PACT__SVC_WORKERS,  /* layer 5: worker.c */
     PACT__SVC_TCP,      /* layer 5: to come */
     PACT__SVC_HTTP,     /* layer 5: to come */
+    PACT__SVC_FETCH,    /* layer 5: fetch_pool.c, the client's pool */
     PACT__SVC_STALL,    /* layer 5: stall.c, the watchdog */
     PACT__SERVICES
 };

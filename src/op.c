@@ -83,6 +83,19 @@ int pact__op_start(pact_loop *loop, struct pact__op *op,
     return 0;
 }
 
+void pact__op_set_ref(struct pact__op *op, bool ref)
+{
+    if (op->ref == ref)
+        return;
+    op->ref = ref;
+    if (op->state != PACT__OP_PENDING && op->state != PACT__OP_STOPPING)
+        return; /* counted only while registered (unregister) */
+    if (ref)
+        op->loop->op_refs++;
+    else
+        op->loop->op_refs--;
+}
+
 bool pact__op_end(struct pact__op *op, pact_error **err)
 {
     *err = NULL;

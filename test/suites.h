@@ -33,6 +33,7 @@ Suite *suite_tcp(void);
 Suite *suite_frame(void);
 Suite *suite_daemon(void);
 Suite *suite_http(void);
+Suite *suite_fetch(void);
 
 /* Every suite's name; clang-format does not settle on one layout for it. */
 /* clang-format off */
@@ -41,7 +42,7 @@ Suite *suite_http(void);
     X(uncaught) X(order) X(aplus) X(promise) X(combine) X(chan) X(unhandled)      \
     X(porder)                                                              \
     X(task) X(async) X(aorder) X(pool) X(fs) X(worker) X(stall) X(op) X(group) X(tcp) \
-    X(frame) X(daemon) X(http)
+    X(frame) X(daemon) X(http) X(fetch)
 /* clang-format on */
 
 #endif

@@ -288,8 +288,8 @@ void bench_delays(uint32_t *ms, size_t n)
  * benchmark (post.hop) turns on libevent's locking for the whole process,
  * which would also slow every pact loop measured after it. */
 static const bench_def *const registries[] = {
-    bench_promise, bench_task, bench_group, bench_pool,
-    bench_worker,  bench_tcp,  bench_http,  bench_core};
+    bench_promise, bench_task, bench_group, bench_pool, bench_worker,
+    bench_tcp,     bench_http, bench_fetch, bench_core};
 #define NREGISTRIES (sizeof registries / sizeof registries[0])
 
 static const bench_def *find(const char *name)

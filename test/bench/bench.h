@@ -27,8 +27,8 @@ typedef struct bench_def {
 /* The registries, each terminated by a zero entry: the loop core
  * (bench_core.c), the promises (bench_promise.c), the await layer
  * (bench_task.c), the offload pool (bench_pool.c), the workers
- * (bench_worker.c), the TCP streams (bench_tcp.c) and the HTTP server
- * (bench_http.c). */
+ * (bench_worker.c), the TCP streams (bench_tcp.c), the HTTP server
+ * (bench_http.c) and client (bench_fetch.c). */
 extern const bench_def bench_core[];
 extern const bench_def bench_promise[];
 extern const bench_def bench_task[];
@@ -37,6 +37,7 @@ extern const bench_def bench_pool[];
 extern const bench_def bench_worker[];
 extern const bench_def bench_tcp[];
 extern const bench_def bench_http[];
+extern const bench_def bench_fetch[];
 
 /* One system's result for one figure; value < 0 means "not measured". */
 typedef struct bench_anchor {
