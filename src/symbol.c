@@ -110,20 +110,30 @@ static void tidy_path(char *p)
 static Dwfl *dwfl;        /* the open session, or NULL */
 static int session_holds; /* pact__symbolize_hold: keep the session open */
 
-/* A system library's separate debug file (a -dbg package's, under
- * /usr/lib/debug) is not read: its frames are named from its symbol table.
- * libc's took half a second to load under TSan, while the stall watchdog
- * that asked was blind to the loop. The program's own objects, wherever
- * their debug information is, are read as usual. */
+/* Whether @p file is a system library (or a pseudo-module, the vDSO):
+ * named from its symbol table only. Its debug information -- a -dbg
+ * package's separate file, libasan's embedded one, debuginfod for the vDSO
+ * -- took up to a second to load on a loaded machine under a sanitizer,
+ * while the stall watchdog that asked was blind to the loop; and its
+ * source lines are the system's, not the program's. */
+static bool system_object(const char *file)
+{
+    static const char *const dirs[] = {"/lib/", "/lib64/", "/usr/lib/",
+                                       "/usr/lib64/"};
+    if (!file || file[0] != '/')
+        return true;
+    for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++)
+        if (!strncmp(file, dirs[i], strlen(dirs[i])))
+            return true;
+    return false;
+}
+
 static int find_debuginfo(Dwfl_Module *mod, void **ud, const char *modname,
                           Dwarf_Addr base, const char *file,
                           const char *debuglink, GElf_Word crc, char **out)
 {
-    static const char *const system[] = {"/lib/", "/lib64/", "/usr/lib/",
-                                         "/usr/lib64/"};
-    for (size_t i = 0; file && i < sizeof system / sizeof *system; i++)
-        if (!strncmp(file, system[i], strlen(system[i])))
-            return -1;
+    if (system_object(file))
+        return -1;
     return dwfl_standard_find_debuginfo(mod, ud, modname, base, file, debuglink,
                                         crc, out);
 }
@@ -239,6 +249,10 @@ static void dw_lookup(uintptr_t a, bool is_return, struct pact__codeloc *w,
             *found = true;
         }
     }
+    const char *file = NULL;
+    dwfl_module_info(m, NULL, NULL, NULL, NULL, NULL, &file, NULL);
+    if (system_object(file ? file : w->obj))
+        return; /* its symbol is enough (system_object) */
     if (is_return && innermost_function(m, pc, w->fn, sizeof w->fn))
         *found = true;
     int line = 0;
