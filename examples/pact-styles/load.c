@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
@@ -300,16 +301,21 @@ out:
     return rc;
 }
 
-int load_http_get(int port, const char *path, char **body)
+int load_http(int port, const char *method, const char *path, const char *in,
+              char **body)
 {
-    char req[256], *buf = NULL;
+    char *req = NULL, *buf = NULL;
     size_t len = 0, cap = 0;
     int fd = dial(port), status = -1;
     *body = NULL;
-    int n = snprintf(req, sizeof req,
-                     "GET %s HTTP/1.1\r\nHost: l\r\nConnection: close\r\n\r\n",
-                     path);
-    if (fd < 0 || send_all(fd, req, (size_t)n) < 0)
+    int n = asprintf(&req,
+                     "%s %s HTTP/1.1\r\nHost: l\r\nConnection: close\r\n"
+                     "Content-Type: application/json\r\n"
+                     "Content-Length: %zu\r\n\r\n%s",
+                     method, path, in ? strlen(in) : 0, in ? in : "");
+    if (n < 0)
+        req = NULL;
+    if (fd < 0 || n < 0 || send_all(fd, req, (size_t)n) < 0)
         goto out;
     struct timeval tv = {10, 0}; /* a stuck server must not hang us */
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -334,10 +340,77 @@ int load_http_get(int port, const char *path, char **body)
     status = atoi(buf + 9);
     *body = strdup(end + 4);
 out:
+    free(req);
     free(buf);
     if (fd >= 0)
         close(fd);
     return *body ? status : -1;
+}
+
+int load_http_get(int port, const char *path, char **body)
+{
+    return load_http(port, "GET", path, NULL, body);
+}
+
+int load_echo_transcript(int port, int in, int out)
+{
+    int fd = dial(port), rc = -1;
+    char buf[65536];
+    size_t chunk = 1; /* 1, 7, 49... bytes: the servers see odd pieces */
+    bool sending = true;
+    if (fd < 0)
+        return -1;
+    for (;;) {
+        struct pollfd p[2] = {{.fd = fd, .events = POLLIN},
+                              {.fd = in, .events = sending ? POLLIN : 0}};
+        if (poll(p, 2, 10000) <= 0)
+            break; /* ten seconds of nothing */
+        if (p[1].revents) {
+            ssize_t n = read(in, buf, chunk < sizeof buf ? chunk : sizeof buf);
+            chunk = chunk * 7 % 60000 + 1;
+            if (n <= 0) {
+                sending = false;
+                shutdown(fd, SHUT_WR); /* the end: the server sees EOF */
+            } else if (send_all(fd, buf, (size_t)n) < 0) {
+                break;
+            }
+        }
+        if (p[0].revents) {
+            ssize_t n = recv(fd, buf, sizeof buf, 0);
+            if (n <= 0) {
+                rc = n == 0 && !sending ? 0 : -1;
+                break;
+            }
+            for (ssize_t w = 0, k; w < n; w += k)
+                if ((k = write(out, buf + w, (size_t)(n - w))) <= 0)
+                    goto done;
+        }
+    }
+done:
+    close(fd);
+    return rc;
+}
+
+int load_api_transcript(int port, FILE *out)
+{
+    static const char *const reqs[][3] = {
+        {"GET", "/items/5", NULL},
+        {"GET", "/items/12345", NULL},
+        {"GET", "/items/zero", NULL},
+        {"POST", "/items", "{\"name\":\"widget\",\"qty\":3}"},
+        {"POST", "/items", "{\"name\":\"gadget\",\"tags\":[1,2]}"},
+        {"POST", "/items", "not json"},
+        {"POST", "/items", "[1,2,3]"},
+    };
+    for (size_t i = 0; i < sizeof reqs / sizeof reqs[0]; i++) {
+        char *body;
+        int status = load_http(port, reqs[i][0], reqs[i][1], reqs[i][2], &body);
+        if (status < 0)
+            return -1;
+        fprintf(out, "%s %s -> %d %s\n", reqs[i][0], reqs[i][1], status, body);
+        free(body);
+    }
+    return 0;
 }
 
 char *load_stuck_dump(int port)

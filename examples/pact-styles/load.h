@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 enum load_kind {
     LOAD_ECHO,  /* 64-byte messages echoed back */
@@ -38,9 +39,23 @@ struct load_result {
 /* Run the load. @return 0, or -1 with r->error set. */
 int load_run(const struct load_opts *o, struct load_result *r);
 
-/* One HTTP/1.1 request on a new connection, the whole response's body in
- * *@p body (malloc'd) and its status returned; -1 on failure. */
+/* One HTTP/1.1 request (@p in: its JSON body, or NULL) on a new connection,
+ * the whole response's body in *@p body (malloc'd) and its status
+ * returned; -1 on failure. */
+int load_http(int port, const char *method, const char *path, const char *in,
+              char **body);
+/* load_http of a GET. */
 int load_http_get(int port, const char *path, char **body);
+
+/* Send what comes from fd @p in to the echo server on @p port in pieces of
+ * odd sizes, end, and write what comes back to fd @p out until the server
+ * ends. @return 0, -1. */
+int load_echo_transcript(int port, int in, int out);
+
+/* A fixed set of requests to the API on @p port (good and bad ids, good
+ * and bad bodies), each answer's status and body a line on @p out.
+ * @return 0, -1. */
+int load_api_transcript(int port, FILE *out);
 
 /* Send GET /stuck on a connection of its own, then fetch /dump (the loop's
  * task dump, where that request shows) and close. @return the dump

@@ -369,7 +369,9 @@ int main(int argc, char **argv)
         O_JSON,
         O_SVG,
         O_NOBLOCK,
-        O_SERVE
+        O_SERVE,
+        O_ECHO_CLIENT,
+        O_API_CLIENT
     };
     static const struct option longs[] = {
         {"duration", required_argument, NULL, O_DURATION},
@@ -381,7 +383,10 @@ int main(int argc, char **argv)
         {"no-blocking", no_argument, NULL, O_NOBLOCK},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
-        {"serve", required_argument, NULL, O_SERVE}, /* internal */
+        /* internal: a server of the parent's, and the test's clients */
+        {"serve", required_argument, NULL, O_SERVE},
+        {"echo-client", required_argument, NULL, O_ECHO_CLIENT},
+        {"api-client", required_argument, NULL, O_API_CLIENT},
         {NULL, 0, NULL, 0}};
     const char *serve = NULL;
     opterr = 0;
@@ -417,6 +422,14 @@ int main(int argc, char **argv)
         case O_SERVE:
             serve = optarg;
             break;
+        case O_ECHO_CLIENT: /* stdin to the server, its echo to stdout */
+            return load_echo_transcript(
+                       (int)number("--echo-client", optarg, 1, 65535), 0, 1) <
+                   0;
+        case O_API_CLIENT:
+            return load_api_transcript(
+                       (int)number("--api-client", optarg, 1, 65535), stdout) <
+                   0;
         default:
             usage_error("unknown option or missing value: '%s'",
                         argv[optind - 1]);
