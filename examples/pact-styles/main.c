@@ -504,6 +504,8 @@ int main(int argc, char **argv)
             printf("\nchart: %s\n", opt.svg);
         }
     }
+    if (!opt.json)
+        print_reading(stdout);
     int failed = results_failed(&res);
     results_free(&res);
     return rc < 0 || failed ? 1 : 0;

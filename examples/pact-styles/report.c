@@ -101,6 +101,12 @@ void print_tables(const struct results *r, FILE *out)
     print_lines(r->dump && *r->dump ? r->dump : "(no dump)", out);
 }
 
+void print_reading(FILE *out)
+{
+    fprintf(out, "\nhow to read this: doc/styles.md; each style's code: "
+                 "examples/pact-styles/\n");
+}
+
 /* ---- JSON --------------------------------------------------------------- */
 
 static json_t *row_json(const struct row *r, const struct row *f)

@@ -47,6 +47,8 @@ struct results {
 };
 
 void print_tables(const struct results *r, FILE *out);
+/* Where the tables are explained. */
+void print_reading(FILE *out);
 /* @return 0, -1 (no memory). */
 int print_json(const struct results *r, FILE *out);
 /* @return 0, -1 with errno. */
