@@ -198,6 +198,13 @@ static double nice_max(double v)
     return 10 * p;
 }
 
+/* @p v for a label: whole from 100 up, else three digits */
+static const char *num(char *buf, double v)
+{
+    snprintf(buf, 24, v >= 100 ? "%.0f" : "%.3g", v);
+    return buf;
+}
+
 /* A horizontal bar chart at (@p x, @p y). @return its height. */
 static int bars(FILE *f, int x, int y, const char *title, const char *unit,
                 int n, const char *const *names, const double *v,
@@ -208,6 +215,7 @@ static int bars(FILE *f, int x, int y, const char *title, const char *unit,
         if (ok[i] && v[i] > max)
             max = v[i];
     max = nice_max(max);
+    char buf[24];
     int w = PANEL_W - LABEL_W - 70, top = y + 28, h = n * (BAR_H + 6);
     fprintf(f, "<text x='%d' y='%d' class='t'>%s</text>\n", x, y + 16, title);
     for (int i = 0; i < n; i++) {
@@ -222,10 +230,10 @@ static int bars(FILE *f, int x, int y, const char *title, const char *unit,
         double bw = v[i] / max * w;
         fprintf(f,
                 "<rect x='%d' y='%d' width='%.1f' height='%d' class='%s'/>\n"
-                "<text x='%.1f' y='%d'>%.4g</text>\n",
+                "<text x='%.1f' y='%d'>%s</text>\n",
                 x + LABEL_W, by, bw, BAR_H,
                 !strcmp(names[i], "libevent") ? "floor" : "bar",
-                x + LABEL_W + bw + 4, by + 15, v[i]);
+                x + LABEL_W + bw + 4, by + 15, num(buf, v[i]));
     }
     int ay = top + h;
     fprintf(f, "<line x1='%d' y1='%d' x2='%d' y2='%d' class='axis'/>\n",
@@ -236,8 +244,8 @@ static int bars(FILE *f, int x, int y, const char *title, const char *unit,
         double tx = x + LABEL_W + w * k / 4.0;
         fprintf(f,
                 "<line x1='%.1f' y1='%d' x2='%.1f' y2='%d' class='axis'/>\n"
-                "<text x='%.1f' y='%d' class='m'>%.4g</text>\n",
-                tx, ay, tx, ay + 4, tx, ay + 16, max * k / 4);
+                "<text x='%.1f' y='%d' class='m'>%s</text>\n",
+                tx, ay, tx, ay + 4, tx, ay + 16, num(buf, max * k / 4));
     }
     fprintf(f, "<text x='%d' y='%d' class='m'>%s</text>\n", x + LABEL_W + w / 2,
             ay + 30, unit);
