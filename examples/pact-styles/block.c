@@ -177,8 +177,10 @@ int block_main(const char *mode, int port)
     if (!hash || !mlen || pact_loop_new(&loop) < 0)
         return 2;
     int rc = pact_http_listen(loop, "127.0.0.1", port, NULL, &srv);
-    if (rc < 0)
+    if (rc < 0) {
+        pact_loop_free(loop);
         return serve_listen_failed(port, pact_strerror(rc));
+    }
     if (hash == hash_inline)
         rc = pact_loop_watch_stalls(loop, 10, on_stall, NULL);
     if (hash == hash_worker && rc == 0 &&

@@ -337,8 +337,10 @@ static void parse_styles(const char *list)
         while (i < NSTYLES && strcmp(t, style_names[i]))
             i++;
         if (i == NSTYLES) {
+            char name[64];
+            snprintf(name, sizeof name, "%s", t);
             free(copy);
-            usage_error("unknown style '%s'", t);
+            usage_error("unknown style '%s'", name);
         }
         opt.want[i] = true;
         n++;

@@ -65,14 +65,18 @@ static int serve_pact(const char *daemon, int style, int port)
         pact_tcp_server *srv;
         rc = pact_tcp_listen(loop, "127.0.0.1", port, &lo, echo_accept[style],
                              loop, &srv);
-        if (rc < 0)
+        if (rc < 0) {
+            pact_loop_free(loop);
             return serve_listen_failed(port, pact_strerror(rc));
+        }
         rc = pact_tcp_server_shutdown_on_signals(srv, 1000, NULL, NULL);
         port = pact_tcp_server_port(srv);
     } else {
         rc = pact_http_listen(loop, "127.0.0.1", port, NULL, &http);
-        if (rc < 0)
+        if (rc < 0) {
+            pact_loop_free(loop);
             return serve_listen_failed(port, pact_strerror(rc));
+        }
         rc = api_routes[style](http);
         if (rc == 0)
             rc = pact_signal(loop, SIGTERM, on_term, NULL, &term);
