@@ -236,6 +236,24 @@ static pact_error *task_body(void *arg, pact_value *result)
     return NULL;
 }
 
+/* Name the user's handler to a stall watchdog while it runs: the step
+ * stays of the kind it is (an I/O callback, a tick), but the function a
+ * report names is the handler, not the server's parser that called it. */
+static void label_handler(pact_loop *loop, void (*fn)(void), void *ud,
+                          struct pact__label_save *save)
+{
+    save->on = false;
+    if (PACT__UNLIKELY(loop->stall != NULL)) {
+        struct pact__label l = {
+            .kind = (int)atomic_load_explicit(
+                &loop->stall->label[PACT__LW_KIND], memory_order_relaxed),
+            .fn = fn,
+            .ud = ud,
+        };
+        pact__label_push(loop, &l, save);
+    }
+}
+
 void pact__http_dispatch(pact_http_req *r)
 {
     pact_http_server *srv = r->conn->srv;
@@ -268,14 +286,19 @@ void pact__http_dispatch(pact_http_req *r)
     }
     r->refs++; /* the handler's part */
     pact_promise *p = NULL;
+    struct pact__label_save save;
     switch (rt->style) {
     case H_CB:
         (void)pact__ambient_enter(loop, r->abort, NULL);
+        label_handler(loop, (void (*)(void))rt->fn.cb, rt->ud, &save);
         rt->fn.cb(r, rt->ud);
+        pact__label_pop(loop, &save);
         break;
     case H_PROMISE:
         (void)pact__ambient_enter(loop, r->abort, NULL);
+        label_handler(loop, (void (*)(void))rt->fn.p, rt->ud, &save);
         p = rt->fn.p(r, rt->ud);
+        pact__label_pop(loop, &save);
         (void)pact__ambient_enter(loop, NULL, NULL);
         if (!p)
             p = pact_rejected(loop, PACT_ERROR(PACT_EINVAL, "no promise"));

@@ -226,8 +226,26 @@ static pact_promise *h_hang_async(pact_http_req *req, void *ud)
     return f ? pact_async_start(f) : NULL;
 }
 
+/* handlers that block their loop, for the stall detector */
+static void h_block(pact_http_req *req, void *ud)
+{
+    (void)ud;
+    usleep(100 * 1000);
+    pact_http_reply(req, 200, "text/plain", "late\n", 5);
+}
+
+static pact_promise *h_pblock(pact_http_req *req, void *ud)
+{
+    (void)ud;
+    usleep(100 * 1000);
+    return pact_resolved(S.loop, pact_http_res_value(hello_res(req)));
+}
+
 static void routes(pact_http_server *srv)
 {
+    ck_assert_int_eq(pact_http_route(srv, "GET", "/block", h_block, NULL), 0);
+    ck_assert_int_eq(pact_http_route_p(srv, "GET", "/pblock", h_pblock, NULL),
+                     0);
     ck_assert_int_eq(pact_http_route(srv, "GET", "/cb/:id", h_cb, NULL), 0);
     ck_assert_int_eq(pact_http_route_p(srv, "GET", "/p/:id", h_promise, NULL),
                      0);
@@ -398,6 +416,54 @@ START_TEST(styles_same_bytes)
     }
     free(first);
     stop();
+}
+END_TEST
+
+/* ---- the stall detector names the handler ------------------------------- */
+
+static atomic_int named_cb, named_p; /* reports naming h_block, h_pblock */
+static sem_t watching;
+
+static void on_stall(const pact_stall *st, void *ud)
+{
+    (void)ud;
+    if (st->fn == (void (*)(void))h_block)
+        atomic_fetch_add(&named_cb, 1);
+    else if (st->fn == (void (*)(void))h_pblock)
+        atomic_fetch_add(&named_p, 1);
+}
+
+static void watch(void *ud)
+{
+    ck_assert_int_eq(pact_loop_watch_stalls(S.loop, 20, on_stall, ud), 0);
+    sem_post(&watching);
+}
+
+/* A callback or promise handler that blocks the loop is what a stall
+ * report names (its function), not the server's code that called it. */
+START_TEST(stall_names_the_handler)
+{
+    start(NULL);
+    atomic_store(&named_cb, 0);
+    atomic_store(&named_p, 0);
+    sem_init(&watching, 0, 0);
+    ck_assert_int_eq(pact_loop_post(S.loop, watch, NULL), 0);
+    sem_wait(&watching);
+    /* a loaded machine may not run the watchdog in time: try again */
+    for (int i = 0; i < 20 && !atomic_load(&named_cb); i++) {
+        char *r = once("GET /block HTTP/1.1\r\nHost: t\r\n\r\n");
+        ck_assert_int_eq(status_of(r), 200);
+        free(r);
+    }
+    for (int i = 0; i < 20 && !atomic_load(&named_p); i++) {
+        char *r = once("GET /pblock HTTP/1.1\r\nHost: t\r\n\r\n");
+        ck_assert_int_eq(status_of(r), 200);
+        free(r);
+    }
+    ck_assert_int_gt(atomic_load(&named_cb), 0);
+    ck_assert_int_gt(atomic_load(&named_p), 0);
+    stop(); /* pact_loop_free stops the watchdog */
+    sem_destroy(&watching);
 }
 END_TEST
 
@@ -830,6 +896,7 @@ Suite *suite_http(void)
     tcase_add_test(tc, close_all_mid_request);
     tcase_add_test(tc, many_keep_alive_clients);
     tcase_add_test(tc, curl_agrees);
+    tcase_add_test(tc, stall_names_the_handler);
     suite_add_tcase(s, tc);
     return s;
 }
