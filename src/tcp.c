@@ -190,8 +190,8 @@ static void handshaken(void *arg, pact_stream *s, pact_error *err)
     pact_tcp_server *srv = s->server;
     if (!err && srv && !srv->closed &&
         (srv->op.state == PACT__OP_PENDING || srv->shutting)) {
-        pact__label_refine(srv->loop, PACT_STEP_POLL,
-                           (void (*)(void))srv->cb, srv->ud);
+        pact__label_refine(srv->loop, PACT_STEP_POLL, (void (*)(void))srv->cb,
+                           srv->ud);
         srv->cb(NULL, s, srv->ud);
         return;
     }

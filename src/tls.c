@@ -51,8 +51,8 @@ static void ctx_error(pact_error **err, const char *what, const char *file)
         *err = PACT_ERROR(pact__sys_err(), "%s %s: %s", what, file,
                           pact_strerror(pact__sys_err()));
     else
-        *err = PACT_ERROR(PACT_EPROTO, "%s %s: %s", what, file ? file : "",
-                          why);
+        *err =
+            PACT_ERROR(PACT_EPROTO, "%s %s: %s", what, file ? file : "", why);
     if (!*err)
         *err = pact__enomem();
 }
@@ -63,8 +63,8 @@ static pact_tls_ctx *ctx_new(bool server, const pact_tls_opts *o,
     pact_tls_ctx *ctx = calloc(1, sizeof *ctx);
     ERR_clear_error();
     if (ctx)
-        ctx->ssl = SSL_CTX_new(server ? TLS_server_method()
-                                      : TLS_client_method());
+        ctx->ssl =
+            SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
     if (!ctx || !ctx->ssl) {
         free(ctx);
         if (err)
@@ -73,9 +73,8 @@ static pact_tls_ctx *ctx_new(bool server, const pact_tls_opts *o,
     }
     ctx->refs = 1;
     ctx->server = server;
-    ctx->hs_timeout_ms = o && o->handshake_timeout_ms
-                             ? o->handshake_timeout_ms
-                             : DEFAULT_HS_TIMEOUT_MS;
+    ctx->hs_timeout_ms = o && o->handshake_timeout_ms ? o->handshake_timeout_ms
+                                                      : DEFAULT_HS_TIMEOUT_MS;
     SSL_CTX_set_min_proto_version(ctx->ssl, TLS1_2_VERSION);
     /* renegotiation would let a read need a write and back: off */
     SSL_CTX_set_options(ctx->ssl, SSL_OP_NO_RENEGOTIATION);
@@ -261,8 +260,8 @@ static int start(pact_stream *s, pact_tls_ctx *ctx,
     st->due.run = start_run;
     st->due.drop = start_drop;
     pact__list_init(&st->due.node);
-    int rc = pact__op_start(s->loop, &st->op, &start_type,
-                            o ? o->abort : NULL, PACT__OP_REF);
+    int rc = pact__op_start(s->loop, &st->op, &start_type, o ? o->abort : NULL,
+                            PACT__OP_REF);
     if (rc < 0) {
         free(st);
         return rc;

@@ -50,9 +50,8 @@ typedef void (*pact__tls_done_fn)(void *arg, pact_stream *s, pact_error *err);
  * (on a later turn of the loop); @p servername a client's (may be NULL when
  * the context does not verify). Bytes in @p s's input are taken as the
  * handshake's. @return 0, PACT_ENOMEM, PACT_EINVAL (nothing changed). */
-int pact__tls_attach(pact_stream *s, pact_tls_ctx *ctx,
-                     const char *servername, pact__tls_done_fn done,
-                     void *arg);
+int pact__tls_attach(pact_stream *s, pact_tls_ctx *ctx, const char *servername,
+                     pact__tls_done_fn done, void *arg);
 /* @p s's handshake is under way. */
 bool pact__tls_handshaking(const pact_stream *s);
 /* The handshake's end is not told any more (its owner is gone). */

@@ -80,9 +80,9 @@ static void make_out_method(void)
 {
     BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
                                  "pact evbuffer");
-    if (m && (!BIO_meth_set_write(m, out_write) ||
-              !BIO_meth_set_ctrl(m, out_ctrl) ||
-              !BIO_meth_set_create(m, out_create))) {
+    if (m &&
+        (!BIO_meth_set_write(m, out_write) || !BIO_meth_set_ctrl(m, out_ctrl) ||
+         !BIO_meth_set_create(m, out_create))) {
         BIO_meth_free(m);
         m = NULL;
     }
@@ -100,13 +100,12 @@ static pact_error *tls_error(pact_stream *s, const char *what)
     unsigned long e = ERR_peek_last_error();
     pact_error *err;
     if (t->verify && vr != X509_V_OK)
-        err = PACT_ERROR(PACT_EPROTO, "%s: certificate verify failed: %s",
-                         what, X509_verify_cert_error_string(vr));
+        err = PACT_ERROR(PACT_EPROTO, "%s: certificate verify failed: %s", what,
+                         X509_verify_cert_error_string(vr));
     else if (e)
         err = PACT_ERROR(PACT_EPROTO, "%s: %s", what,
-                         ERR_reason_error_string(e)
-                             ? ERR_reason_error_string(e)
-                             : "OpenSSL error");
+                         ERR_reason_error_string(e) ? ERR_reason_error_string(e)
+                                                    : "OpenSSL error");
     else
         err = PACT_ERROR(PACT_EPROTO, "%s: protocol error", what);
     ERR_clear_error();
@@ -245,10 +244,10 @@ static bool hs_step(pact_stream *s, bool eof)
         return false;
     if (e != SSL_ERROR_NONE) {
         if (eof)
-            pact__stream_kill(
-                s, PACT_ERROR(PACT_ECONNRESET, "the peer closed the "
-                                               "connection during the TLS "
-                                               "handshake"));
+            pact__stream_kill(s, PACT_ERROR(PACT_ECONNRESET,
+                                            "the peer closed the "
+                                            "connection during the TLS "
+                                            "handshake"));
         return false;
     }
     if (pact__out_pending(s)) /* written during the handshake */
@@ -266,8 +265,8 @@ static void on_hs_timeout(evutil_socket_t fd, short what, void *arg)
     s->tls->tmo_on = false; /* fired */
     pact__own_event_removed(s->loop);
     PACT__OWN_CALLBACK(
-        s, pact__stream_kill(s, PACT_ERROR(PACT_ETIMEDOUT,
-                                           "the TLS handshake timed out")));
+        s, pact__stream_kill(
+               s, PACT_ERROR(PACT_ETIMEDOUT, "the TLS handshake timed out")));
 }
 
 /* ---- reading ------------------------------------------------------------- */
@@ -395,8 +394,8 @@ void pact__tls_free(pact_stream *s)
 static int set_name(struct pact__tls *t, const char *name)
 {
     unsigned char ip[16];
-    bool is_ip = inet_pton(AF_INET, name, ip) == 1 ||
-                 inet_pton(AF_INET6, name, ip) == 1;
+    bool is_ip =
+        inet_pton(AF_INET, name, ip) == 1 || inet_pton(AF_INET6, name, ip) == 1;
     if (!is_ip && !SSL_set_tlsext_host_name(t->ssl, name))
         return PACT_EINVAL;
     if (!t->verify)
@@ -422,9 +421,8 @@ static int take_read_ahead(pact_stream *s, BIO *rbio)
     return 0;
 }
 
-int pact__tls_attach(pact_stream *s, pact_tls_ctx *ctx,
-                     const char *servername, pact__tls_done_fn done,
-                     void *arg)
+int pact__tls_attach(pact_stream *s, pact_tls_ctx *ctx, const char *servername,
+                     pact__tls_done_fn done, void *arg)
 {
     pthread_once(&out_once, make_out_method);
     struct pact__tls *t = calloc(1, sizeof *t);
