@@ -73,6 +73,8 @@ PACT_API pact_tls_ctx *pact_tls_client_ctx_new(const pact_tls_opts *opts,
  * Make a server context with the PEM certificate chain @p cert_file (the
  * server's certificate first) and its private key @p key_file. Clients are
  * not asked for certificates.
+ * @param cert_file the PEM certificate chain.
+ * @param key_file its PEM private key.
  * @param opts may be NULL; of it only handshake_timeout_ms applies.
  * @param err as pact_tls_client_ctx_new's (PACT_ENOENT, PACT_EPROTO: a
  *   file that is not PEM, a key that does not match the certificate).
@@ -111,7 +113,11 @@ typedef struct pact_tls_start_opts {
  * PACT_ECANCELED (the abort token, pact_loop_close_all, the stream closed
  * or destroyed meanwhile). Writes made during the handshake are sent once
  * it is done. The handshake is a pending-operation record.
+ * @param s the stream (the caller's, as before).
+ * @param ctx a client or a server context (the stream keeps what it
+ *   needs of it).
  * @param opts may be NULL (a client then needs an insecure context).
+ * @param cb, ud the callback and its data.
  * @return 0; PACT_EINVAL (NULL @p s or @p ctx or @p cb, a client without
  *   servername, a stream closed or ending); PACT_EALREADY (TLS already);
  *   PACT_EBUSY (a read request pending or output not yet written);
