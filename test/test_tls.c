@@ -1006,6 +1006,90 @@ START_TEST(https_server_with_curl)
 }
 END_TEST
 
+/* ---- STARTTLS: pact_tls_start on streams both sides hold, in tasks ------- */
+
+struct starttls {
+    pact_tcp_server *srv;
+    int port;
+    char client_got[32];
+};
+
+static pact_error *starttls_server(void *arg, pact_value *result)
+{
+    (void)result;
+    pact_stream *s = arg;
+    pact_value v;
+    /* the client sends its ClientHello right behind this line: it may be
+     * read ahead, and pact_tls_start must take it */
+    ck_assert_ptr_null(PACT_AWAIT_ERR(pact_stream_read_line_p(s, NULL), &v));
+    ck_assert_str_eq((char *)v.u.bytes.data, "STARTTLS");
+    pact_value_release(&v);
+    ck_assert_ptr_null(
+        PACT_AWAIT_ERR(pact_tls_start_p(s, srv_ctx, NULL), NULL));
+    ck_assert_ptr_nonnull(pact_tls_version(s));
+    ck_assert_ptr_null(PACT_AWAIT_ERR(pact_stream_read_line_p(s, NULL), &v));
+    ck_assert_str_eq((char *)v.u.bytes.data, "hi");
+    pact_value_release(&v);
+    ck_assert_ptr_null(
+        PACT_AWAIT_ERR(pact_stream_write_p(s, "secret\n", 7), NULL));
+    ck_assert_ptr_null(PACT_AWAIT_ERR(pact_stream_end_p(s), NULL));
+    pact_error *err = PACT_AWAIT_ERR(pact_stream_read_some_p(s, NULL), NULL);
+    ck_assert_int_eq(pact_error_code(err), PACT_EOF);
+    pact_error_unref(err);
+    pact_stream_close(s);
+    return NULL;
+}
+
+static void starttls_accept(pact_error *err, pact_stream *s, void *ud)
+{
+    (void)ud;
+    if (!err)
+        pact_promise_unref(pact_task_spawn(t_loop, starttls_server, s, NULL));
+}
+
+static pact_error *starttls_client(void *arg, pact_value *result)
+{
+    (void)result;
+    struct starttls *st = arg;
+    pact_value v;
+    ck_assert_ptr_null(PACT_AWAIT_ERR(
+        pact_tcp_connect_p(t_loop, "127.0.0.1", st->port, NULL), &v));
+    pact_stream *s = v.u.ptr;
+    ck_assert_int_eq(pact_stream_write(s, "STARTTLS\n", 9), 1);
+    pact_tls_start_opts so = {.servername = "localhost"};
+    pact_promise *hs = pact_tls_start_p(s, cli_ctx, &so);
+    ck_assert_ptr_nonnull(hs);
+    ck_assert(pact_stream_is_tls(s));
+    /* written during the handshake: sent, encrypted, once it is done */
+    ck_assert_int_ge(pact_stream_write(s, "hi\n", 3), 0);
+    ck_assert_ptr_null(PACT_AWAIT_ERR(hs, NULL));
+    ck_assert_ptr_null(PACT_AWAIT_ERR(pact_stream_read_line_p(s, NULL), &v));
+    snprintf(st->client_got, sizeof st->client_got, "%s",
+             (char *)v.u.bytes.data);
+    pact_value_release(&v);
+    pact_error *err = PACT_AWAIT_ERR(pact_stream_read_some_p(s, NULL), NULL);
+    ck_assert_int_eq(pact_error_code(err), PACT_EOF);
+    pact_error_unref(err);
+    pact_stream_close(s);
+    pact_tcp_server_close(st->srv, NULL, NULL);
+    return NULL;
+}
+
+START_TEST(starttls_in_tasks)
+{
+    struct starttls st = {0};
+    ck_assert_int_eq(pact_tcp_listen(t_loop, "127.0.0.1", 0, NULL,
+                                     starttls_accept, NULL, &st.srv),
+                     0);
+    st.port = pact_tcp_server_port(st.srv);
+    pact_promise *t = pact_task_spawn(t_loop, starttls_client, &st, NULL);
+    run_ok();
+    ck_assert_int_eq(pact_promise_state(t), PACT_FULFILLED);
+    pact_promise_unref(t);
+    ck_assert_str_eq(st.client_got, "secret");
+}
+END_TEST
+
 /* ---- misuse and bad files ------------------------------------------------ */
 
 START_TEST(misuse)
@@ -1100,6 +1184,7 @@ Suite *suite_tls(void)
     tcase_add_test(tc, handshake_timeout);
     tcase_add_test(tc, end_sends_close_notify);
     tcase_add_test(tc, https_server_with_curl);
+    tcase_add_test(tc, starttls_in_tasks);
     tcase_add_test(tc, misuse);
     tcase_add_test(tc, start_refusals);
     suite_add_tcase(s, tc);
