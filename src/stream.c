@@ -1,7 +1,8 @@
 /* A connected stream (pact/stream.h): its two raw events, reading (one recv
  * per readable event), writing (one send at once when nothing is queued,
  * sendmsg of the queued evbuffer when the socket is writable again), the
- * back-pressure both ways, and its end (stream_timer.c has the timeouts).
+ * back-pressure both ways, and its end (stream_timer.c has the timeouts;
+ * a TLS stream's socket calls go through tls_io.c).
  * tcp_internal.h has the design.
  *
  * A stream's memory lives until it is dead (socket closed), its final

@@ -12,6 +12,10 @@
  * event costs one recv, a write one send when nothing is queued, so an echo
  * costs about two system calls a message (bufferevent makes five).
  *
+ * A stream with TLS (s->tls: tls_io.c, tls_internal.h) keeps all of this:
+ * its recv and its sends go through OpenSSL at those same calls, over
+ * memory buffers, so its plaintext meets the same buffers and events.
+ *
  * What must not run inside the call that caused it (a stream's error and
  * close events, a request's completion) is queued on the service's due
  * list, which one reserved tick per loop delivers: delivering never fails
