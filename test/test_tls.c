@@ -1090,6 +1090,147 @@ START_TEST(starttls_in_tasks)
 }
 END_TEST
 
+/* ---- sendfile and timeouts on a TLS stream ------------------------------- */
+
+#define SF_LEN 300000
+#define SF_OFF 7
+
+struct sf {
+    int fd, port;
+    pact_tcp_server *srv;
+    unsigned char *want;
+};
+
+static struct sf *sf_cur;
+
+static pact_error *sf_serve(void *arg, pact_value *result)
+{
+    (void)result;
+    pact_stream *s = arg;
+    ck_assert_int_ge(pact_stream_write(s, "head\n", 5), 0);
+    pact_promise *f = pact_stream_sendfile_p(s, sf_cur->fd, SF_OFF, SF_LEN);
+    ck_assert_int_ge(pact_stream_write(s, "tail\n", 5), 0);
+    ck_assert_ptr_null(PACT_AWAIT_ERR(f, NULL));
+    ck_assert_ptr_null(PACT_AWAIT_ERR(pact_stream_end_p(s), NULL));
+    pact_stream_close(s);
+    return NULL;
+}
+
+static void sf_accept(pact_error *err, pact_stream *s, void *ud)
+{
+    (void)ud;
+    if (!err)
+        pact_promise_unref(pact_task_spawn(t_loop, sf_serve, s, NULL));
+}
+
+static pact_error *sf_client(void *arg, pact_value *result)
+{
+    (void)result;
+    struct sf *f = arg;
+    pact_tcp_connect_opts o = {.tls = cli_ctx, .servername = "localhost"};
+    pact_value v;
+    ck_assert_ptr_null(PACT_AWAIT_ERR(
+        pact_tcp_connect_p(t_loop, "127.0.0.1", f->port, &o), &v));
+    pact_stream *s = v.u.ptr;
+    ck_assert_ptr_null(
+        PACT_AWAIT_ERR(pact_stream_read_exact_p(s, 5 + SF_LEN + 5, NULL), &v));
+    const unsigned char *b = v.u.bytes.data;
+    ck_assert(memcmp(b, "head\n", 5) == 0);
+    ck_assert(memcmp(b + 5, f->want + SF_OFF, SF_LEN) == 0);
+    ck_assert(memcmp(b + 5 + SF_LEN, "tail\n", 5) == 0);
+    pact_value_release(&v);
+    pact_error *err = PACT_AWAIT_ERR(pact_stream_read_some_p(s, NULL), NULL);
+    ck_assert_int_eq(pact_error_code(err), PACT_EOF);
+    pact_error_unref(err);
+    pact_stream_close(s);
+    pact_tcp_server_close(f->srv, NULL, NULL);
+    return NULL;
+}
+
+START_TEST(sendfile_over_tls)
+{
+    struct sf f = {0};
+    f.want = malloc(SF_OFF + SF_LEN);
+    for (size_t i = 0; i < SF_OFF + SF_LEN; i++)
+        f.want[i] = pattern(i);
+    char path[] = "/tmp/pact-tls-sendfile-XXXXXX";
+    f.fd = mkstemp(path);
+    ck_assert_int_ge(f.fd, 0);
+    unlink(path);
+    ck_assert_int_eq(write(f.fd, f.want, SF_OFF + SF_LEN),
+                     (ssize_t)(SF_OFF + SF_LEN));
+    sf_cur = &f;
+    f.srv = tls_listen(sf_accept, NULL);
+    f.port = pact_tcp_server_port(f.srv);
+    pact_promise *t = pact_task_spawn(t_loop, sf_client, &f, NULL);
+    run_ok();
+    ck_assert_int_eq(pact_promise_state(t), PACT_FULFILLED);
+    pact_promise_unref(t);
+    close(f.fd);
+    free(f.want);
+}
+END_TEST
+
+struct idle {
+    int code, ends, closes;
+    pact_tcp_server *srv;
+};
+
+static void idle_error(pact_stream *s, pact_error *err, void *ud)
+{
+    (void)s;
+    ((struct idle *)ud)->code = pact_error_code(err);
+}
+
+static void idle_accept(pact_error *err, pact_stream *s, void *ud)
+{
+    if (err)
+        return;
+    pact_stream_events ev = {.data = echo_data, .error = idle_error};
+    ck_assert_int_eq(pact_stream_on(s, &ev, ud), 0);
+}
+
+static void idle_end(pact_stream *s, void *ud)
+{
+    (void)s;
+    ((struct idle *)ud)->ends++;
+}
+
+static void idle_close(pact_stream *s, void *ud)
+{
+    (void)s;
+    struct idle *i = ud;
+    i->closes++;
+    pact_tcp_server_close(i->srv, NULL, NULL);
+}
+
+static void idle_connected(pact_error *err, pact_stream *s, void *ud)
+{
+    ck_assert_ptr_null(err);
+    pact_stream_events ev = {
+        .data = echo_data, .end = idle_end, .close = idle_close};
+    ck_assert_int_eq(pact_stream_on(s, &ev, ud), 0);
+}
+
+START_TEST(read_timeout_after_handshake)
+{
+    struct idle i = {0};
+    pact_stream_opts so = {.read_timeout_ms = 100};
+    pact_tcp_listen_opts lo = {.tls = srv_ctx, .stream = &so};
+    ck_assert_int_eq(
+        pact_tcp_listen(t_loop, "127.0.0.1", 0, &lo, idle_accept, &i, &i.srv),
+        0);
+    pact_tcp_connect_opts o = {.tls = cli_ctx, .servername = "localhost"};
+    ck_assert_int_eq(pact_tcp_connect(t_loop, "127.0.0.1",
+                                      pact_tcp_server_port(i.srv), &o,
+                                      idle_connected, &i),
+                     0);
+    run_ok();
+    ck_assert_int_eq(i.code, PACT_ETIMEDOUT); /* the server's stream */
+    ck_assert_int_eq(i.closes, 1);            /* and the client saw it go */
+}
+END_TEST
+
 /* ---- misuse and bad files ------------------------------------------------ */
 
 START_TEST(misuse)
@@ -1185,6 +1326,8 @@ Suite *suite_tls(void)
     tcase_add_test(tc, end_sends_close_notify);
     tcase_add_test(tc, https_server_with_curl);
     tcase_add_test(tc, starttls_in_tasks);
+    tcase_add_test(tc, sendfile_over_tls);
+    tcase_add_test(tc, read_timeout_after_handshake);
     tcase_add_test(tc, misuse);
     tcase_add_test(tc, start_refusals);
     suite_add_tcase(s, tc);
