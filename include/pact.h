@@ -34,6 +34,7 @@
 #include "pact/stream.h"
 #include "pact/task.h"
 #include "pact/tcp.h"
+#include "pact/tls.h"
 #include "pact/value.h"
 #include "pact/version.h"
 #include "pact/worker.h"

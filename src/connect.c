@@ -21,7 +21,7 @@
 
 #include "pool_internal.h"
 #include "promise_internal.h"
-#include "tcp_internal.h"
+#include "tls_internal.h"
 
 #define MAX_ADDRS 16
 
@@ -46,6 +46,9 @@ struct conn {
     pact_stream *result;   /* or the stream */
     struct resolve *res;   /* the name's job while it runs */
     pact_abort *res_abort; /* aborts it */
+    pact_tls_ctx *tls;     /* a reference, or NULL */
+    char *servername;      /* with tls: what the certificate must name */
+    pact_stream *hs;       /* connected, its TLS handshake under way */
     char host[112];        /* for print_pending */
 };
 
@@ -93,6 +96,8 @@ static void conn_free(struct conn *c)
         close(c->fd);
     pact_abort_unref(c->res_abort);
     pact_error_unref(c->err);
+    pact__tls_ctx_unref(c->tls);
+    free(c->servername);
     free(c);
 }
 
@@ -104,6 +109,12 @@ static void stop_all(struct conn *c)
     if (c->fd >= 0)
         close(c->fd);
     c->fd = -1;
+    if (c->hs) { /* nobody was given it */
+        pact__tls_forget(c->hs);
+        pact__stream_kill(c->hs, NULL);
+        pact__stream_let_go(c->hs);
+        c->hs = NULL;
+    }
     if (c->res) {
         c->res->c = NULL;
         c->res = NULL;
@@ -130,9 +141,11 @@ static void due_drop(struct due *d)
 static void finish(struct conn *c, pact_error *err, pact_stream *s)
 {
     pact_error *e;
-    bool mine = pact__op_end(&c->op, &e);
-    assert(mine && !e);
-    (void)mine;
+    if (!pact__op_end(&c->op, &e)) { /* cancelled meanwhile (close_all) */
+        pact_error_unref(err);
+        return;
+    }
+    assert(!e);
     stop_all(c);
     c->err = err;
     c->result = s;
@@ -163,8 +176,11 @@ static void op_describe(const struct pact__op *op, char *buf, size_t len)
     char call[160];
     pact__describe_call(call, sizeof call, (void (*)(void))c->cb, c->ud);
     snprintf(buf, len, "connect to %s (%s, address %zu of %zu), calls %s",
-             c->host, c->res ? "resolving" : "connecting", c->i + 1, c->n,
-             call);
+             c->host,
+             c->res  ? "resolving"
+             : c->hs ? "TLS handshake"
+                     : "connecting",
+             c->i + 1, c->n, call);
 }
 
 static const struct pact__op_type conn_type = {
@@ -179,6 +195,19 @@ static const struct pact__op_type conn_type = {
 
 static void try_next(struct conn *c, int last);
 
+/* tls_io.c: the handshake is over (@p err borrowed). */
+static void handshaken(void *arg, pact_stream *s, pact_error *err)
+{
+    struct conn *c = arg;
+    c->hs = NULL;
+    if (err) {
+        pact__stream_let_go(s); /* it is dead: freed after its events */
+        finish(c, pact_error_ref(err), NULL);
+    } else {
+        finish(c, NULL, s);
+    }
+}
+
 static void connected(struct conn *c)
 {
     int fd = c->fd;
@@ -188,6 +217,17 @@ static void connected(struct conn *c)
     pact_stream *s = pact__stream_new(c->svc, fd, family, &c->so, c->so.abort);
     if (!s)
         close(fd);
+    if (s && c->tls) {
+        int rc = pact__tls_attach(s, c->tls, c->servername, handshaken, c);
+        if (rc == 0) {
+            c->hs = s; /* the connect settles when the handshake does */
+            return;
+        }
+        pact__stream_kill(s, NULL);
+        pact__stream_let_go(s);
+        finish(c, pact__sock_error(rc, "TLS"), NULL);
+        return;
+    }
     finish(c, s ? NULL : pact__enomem(), s);
 }
 
@@ -366,6 +406,21 @@ static int start(pact_loop *loop, const struct target *t,
     pact__list_init(&c->due.node);
     if (o && o->stream)
         c->so = *o->stream;
+    if (o && o->tls) {
+        const char *name = o->servername ? o->servername : t->host;
+        if (o->tls->server || (o->tls->verify && !name)) {
+            free(c);
+            return pact__misuse("pact_tcp_connect", PACT_EINVAL,
+                                o->tls->server ? "opts->tls is a server context"
+                                               : "no servername to verify");
+        }
+        c->tls = pact__tls_ctx_ref(o->tls);
+        if (name && !(c->servername = strdup(name))) {
+            pact__tls_ctx_unref(c->tls);
+            free(c);
+            return PACT_ENOMEM;
+        }
+    }
     snprintf(c->host, sizeof c->host, "%s",
              t->host ? t->host : t->un->sun_path);
     int rc = 0;

@@ -421,8 +421,8 @@ int pact_http_listen(pact_loop *loop, const char *host, int port,
     srv->tail = &srv->routes;
     pact__list_init(&srv->conns);
     pact_stream_opts so = {.nodelay = true, .allow_half_open = true};
-    pact_tcp_listen_opts lo = {.stream = &so,
-                               .max_connections = o->max_connections};
+    pact_tcp_listen_opts lo = {
+        .stream = &so, .max_connections = o->max_connections, .tls = o->tls};
     int rc = pact_tcp_listen(loop, host, port, &lo, on_conn, srv, &srv->tcp);
     if (rc < 0) {
         free(srv);

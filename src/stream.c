@@ -1,7 +1,8 @@
 /* A connected stream (pact/stream.h): its two raw events, reading (one recv
  * per readable event), writing (one send at once when nothing is queued,
  * sendmsg of the queued evbuffer when the socket is writable again), the
- * back-pressure both ways, and its end (stream_timer.c has the timeouts).
+ * back-pressure both ways, and its end (stream_timer.c has the timeouts;
+ * a TLS stream's socket calls go through tls_io.c).
  * tcp_internal.h has the design.
  *
  * A stream's memory lives until it is dead (socket closed), its final
@@ -19,7 +20,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "tcp_internal.h"
+#include "tls_internal.h"
 
 #define DEFAULT_HWM 65536
 
@@ -67,6 +68,8 @@ static void kill_io(pact_stream *s, pact_error *why)
     evbuffer_drain(s->out, evbuffer_get_length(s->out));
     pact__stream_drop_files(s);
     pact__stream_fail_reqs(s, why);
+    if (s->tls)
+        pact__tls_dead(s, why);
     if (s->server) {
         pact__server_stream_gone(s->server);
         s->server = NULL;
@@ -81,6 +84,8 @@ static void stream_free(pact_stream *s)
     event_free(s->rev);
     event_free(s->wev);
     event_free(s->tev);
+    if (s->tls)
+        pact__tls_free(s);
     evbuffer_free(s->in);
     evbuffer_free(s->out);
     pact_error_unref(s->err);
@@ -148,7 +153,7 @@ void pact__stream_kill(pact_stream *s, pact_error *err)
 }
 
 /* The program lets go of @p s. */
-static void let_go(pact_stream *s)
+void pact__stream_let_go(pact_stream *s)
 {
     s->flags |= S_LET_GO;
     if (s->flags & S_TOLD)
@@ -217,6 +222,7 @@ static const struct pact__op_type stream_type = {
 
 void pact__stream_release(pact_stream *s)
 {
+    pact__tls_forget(s); /* its owner is freed with the loop too */
     if (!(s->flags & S_DEAD))
         kill_io(s, NULL);
     stream_free(s);
@@ -224,8 +230,10 @@ void pact__stream_release(pact_stream *s)
 
 /* ---- reading ------------------------------------------------------------- */
 
-static bool wants_read(const pact_stream *s)
+bool pact__stream_wants_read(const pact_stream *s)
 {
+    if (pact__tls_handshaking(s))
+        return !(s->flags & (S_DEAD | S_EOF));
     if (s->flags & (S_DEAD | S_EOF | S_PAUSED | S_CLOSING) ||
         !(s->flags & S_STARTED))
         return false;
@@ -235,10 +243,14 @@ static bool wants_read(const pact_stream *s)
 
 void pact__stream_update(pact_stream *s)
 {
-    if (wants_read(s))
+    if (pact__stream_wants_read(s)) {
         pact__stream_ev_on(s, s->rev, &s->rd_on, NULL);
-    else
+        /* input that TLS decrypted already: no readable event would come */
+        if (s->tls && s->rd_on && pact__tls_more(s))
+            event_active(s->rev, EV_READ, 0);
+    } else {
         pact__stream_ev_off(s, s->rev, &s->rd_on);
+    }
 }
 
 /* Both sides done: the stream closes (its input consumed). */
@@ -251,7 +263,7 @@ static void maybe_done(pact_stream *s)
 
 static void do_end(pact_stream *s);
 
-static void got_eof(pact_stream *s)
+void pact__stream_eof(pact_stream *s)
 {
     s->flags |= S_EOF;
     pact__stream_update(s);
@@ -263,31 +275,41 @@ static void got_eof(pact_stream *s)
     maybe_done(s);
 }
 
-/* One recv into the loop's buffer: handed to the data event (events mode),
- * straight to a read_some request (no input buffered), or added to the
- * input for the requests. */
+/* Bytes read: handed to the data event (events mode), straight to a
+ * read_some request (no input buffered), or added to the input for the
+ * requests. */
+void pact__stream_got(pact_stream *s, const void *buf, size_t n)
+{
+    if (s->ev.data) {
+        s->ev.data(s, buf, n, s->ud);
+        return;
+    }
+    if (!pact__read_direct(s, buf, n)) {
+        if (evbuffer_add(s->in, buf, n) < 0) {
+            pact__stream_kill(s, pact__enomem());
+            return;
+        }
+        pact__read_try(s);
+    }
+    pact__stream_update(s);
+}
+
+/* One recv into the loop's buffer (TLS: tls_io.c decrypts first). */
 static void do_read(pact_stream *s)
 {
+    if (s->tls) {
+        pact__tls_read(s);
+        return;
+    }
     unsigned char *buf = s->svc->rbuf;
     errno = 0;
     ssize_t n = recv(s->fd, buf, PACT__RBUF, 0);
     if (n > 0) {
         if (pact__stream_timeouts(s))
             s->last_rd = pact__now_ms();
-        if (s->ev.data) {
-            s->ev.data(s, buf, (size_t)n, s->ud);
-            return;
-        }
-        if (!pact__read_direct(s, buf, (size_t)n)) {
-            if (evbuffer_add(s->in, buf, (size_t)n) < 0) {
-                pact__stream_kill(s, pact__enomem());
-                return;
-            }
-            pact__read_try(s);
-        }
-        pact__stream_update(s);
+        pact__stream_got(s, buf, (size_t)n);
     } else if (n == 0) {
-        got_eof(s);
+        pact__stream_eof(s);
     } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
         pact__stream_kill(s, pact__sock_error(pact__sys_err(), "recv"));
     }
@@ -303,9 +325,24 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 
 /* ---- writing ------------------------------------------------------------- */
 
+/* The end of our side: TLS's close_notify first (S_SHUT waits until it is
+ * sent), then the TCP end. */
 static void shut(pact_stream *s)
 {
-    if (!(s->flags & S_SHUT) && s->fd >= 0)
+    if (s->flags & S_SHUT)
+        return;
+    if (s->tls && !pact__tls_handshaking(s) && !(s->flags & S_DEAD)) {
+        int rc = pact__tls_shut(s);
+        if (rc < 0) {
+            pact__stream_kill(s, pact__sock_error(rc, "send"));
+            return;
+        }
+        if (rc == 0) {
+            pact__stream_ev_on(s, s->wev, &s->wr_on, NULL);
+            return;
+        }
+    }
+    if (s->fd >= 0)
         shutdown(s->fd, SHUT_WR);
     s->flags |= S_SHUT;
 }
@@ -313,6 +350,15 @@ static void shut(pact_stream *s)
 /* Hand the queued output to the kernel. @return 0 or the send's error. */
 static int flush(pact_stream *s)
 {
+    if (s->tls) { /* the records made before go first */
+        int rc = pact__tls_flush(s);
+        if (rc <= 0)
+            return rc;
+        if (pact__tls_handshaking(s)) { /* nothing more until it is done */
+            pact__stream_ev_off(s, s->wev, &s->wr_on);
+            return 0;
+        }
+    }
     for (;;) {
         size_t lim = pact__stream_mem_before_file(s);
         if (!lim || !evbuffer_get_length(s->out)) {
@@ -335,7 +381,14 @@ static int flush(pact_stream *s)
             sum += v[i].iov_len;
         }
         struct msghdr m = {.msg_iov = (struct iovec *)v, .msg_iovlen = iovs};
-        ssize_t n = sendmsg(s->fd, &m, MSG_NOSIGNAL);
+        ssize_t n;
+        if (s->tls) {
+            n = pact__tls_sendv(s, (struct iovec *)v, iovs);
+            if (n <= 0)
+                return (int)n; /* 0: the records wait for the socket */
+        } else {
+            n = sendmsg(s->fd, &m, MSG_NOSIGNAL);
+        }
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -359,7 +412,8 @@ static void flushed(pact_stream *s)
         shut(s);
     pact__write_reqs_done(s);
     if (s->flags & S_CLOSING) {
-        pact__stream_kill(s, NULL);
+        if (!pact__out_pending(s)) /* else TLS's close_notify is on its way */
+            pact__stream_kill(s, NULL);
         return;
     }
     maybe_done(s);
@@ -406,7 +460,14 @@ int pact__stream_write_ref(pact_stream *s, const void *data, size_t len,
         return PACT_EPIPE;
     size_t off = 0;
     if (!pact__out_pending(s) && len) {
-        ssize_t n = send(s->fd, data, len, MSG_NOSIGNAL);
+        ssize_t n;
+        if (s->tls) {
+            struct iovec v = {(void *)data, len};
+            n = pact__tls_sendv(s, &v, 1);
+            errno = n < 0 ? -(int)n : 0;
+        } else {
+            n = send(s->fd, data, len, MSG_NOSIGNAL);
+        }
         if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
             errno != EINTR) {
             int rc = pact__sys_err();
@@ -426,7 +487,8 @@ int pact__stream_write_ref(pact_stream *s, const void *data, size_t len,
             return PACT_ENOMEM;
         if (pact__stream_timeouts(s) && !s->wr_on)
             s->last_wr = pact__now_ms();
-        pact__stream_ev_on(s, s->wev, &s->wr_on, NULL);
+        if (!pact__tls_handshaking(s)) /* sent once it is done */
+            pact__stream_ev_on(s, s->wev, &s->wr_on, NULL);
     } else if (release) { /* all taken by the kernel: nothing to keep */
         release(data, len, ud);
     }
@@ -541,7 +603,7 @@ int pact_stream_on(pact_stream *s, const pact_stream_events *ev, void *ud)
         s->flags |= S_STARTED;
     pact__stream_update(s);
     if (ev->close || ev->data) /* events mode: freed after close, as Node */
-        let_go(s);
+        pact__stream_let_go(s);
     return 0;
 }
 
@@ -627,10 +689,12 @@ int pact_stream_close(pact_stream *s)
     if (!(s->flags & (S_DEAD | S_CLOSING))) {
         s->flags |= S_CLOSING | S_ENDING;
         pact__stream_update(s);
-        if (!pact__out_pending(s))
+        if (s->tls && !pact__out_pending(s))
+            shut(s); /* close_notify, then the close once it is sent */
+        if (!pact__out_pending(s) && !(s->flags & S_DEAD))
             pact__stream_kill(s, NULL);
     }
-    let_go(s);
+    pact__stream_let_go(s);
     return 0;
 }
 
@@ -638,6 +702,6 @@ int pact_stream_destroy(pact_stream *s, pact_error *err)
 {
     CHECK_STREAM(s, "pact_stream_destroy");
     pact__stream_kill(s, err ? pact_error_ref(err) : NULL);
-    let_go(s);
+    pact__stream_let_go(s);
     return 0;
 }

@@ -9,11 +9,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/sendfile.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
 
-#include "tcp_internal.h"
+#include "tls_internal.h"
 
 struct file_part {
     struct pact__list node; /* s->files */
@@ -33,12 +34,43 @@ size_t pact__stream_mem_before_file(const pact_stream *s)
     return (size_t)(f->start - s->sent);
 }
 
+/* A TLS stream's file part: one pread of up to 16 KiB at a time,
+ * encrypted and sent (no sendfile without kernel TLS). @return 1 when a
+ * piece went, 0 when the socket is full, or an error. */
+static int tls_part(pact_stream *s, struct file_part *f, uint64_t left)
+{
+    unsigned char buf[16384]; /* not the loop's read buffer: a data event
+                                 may be delivering it */
+    int rc = pact__tls_flush(s);
+    if (rc <= 0)
+        return rc;
+    size_t want = left > sizeof buf ? sizeof buf : (size_t)left;
+    ssize_t k = pread(f->fd, buf, want, f->off);
+    if (k < 0)
+        return errno == EINTR ? 1 : pact__sys_err();
+    if (k == 0) /* the file is shorter than promised */
+        return PACT_EIO;
+    struct iovec v = {buf, (size_t)k};
+    ssize_t n = pact__tls_sendv(s, &v, 1);
+    if (n <= 0) /* 0: not now (read again then) */
+        return (int)n;
+    f->off += k;
+    s->sent += (uint64_t)k;
+    return 1;
+}
+
 int pact__stream_flush_file(pact_stream *s)
 {
     struct pact__list *n = pact__list_first(&s->files);
     struct file_part *f = pact__list_entry(n, struct file_part, node);
     while (s->sent < f->start + f->len) {
         uint64_t left = f->start + f->len - s->sent;
+        if (s->tls) { /* the bytes must pass through OpenSSL */
+            int rc = tls_part(s, f, left);
+            if (rc <= 0)
+                return rc;
+            continue;
+        }
         ssize_t k = sendfile(s->fd, f->fd, &f->off,
                              left > (1u << 30) ? (1u << 30) : (size_t)left);
         if (k < 0) {

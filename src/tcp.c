@@ -17,7 +17,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "tcp_internal.h"
+#include "tls_internal.h"
 
 #define ACCEPT_BATCH 32
 #define BACKOFF_MIN_MS 10
@@ -183,6 +183,24 @@ static void back_off(pact_tcp_server *srv, int err)
     set_on(srv, srv->backoff, &srv->bo_on, &tv);
 }
 
+/* tls_io.c: an accepted connection's handshake is over. */
+static void handshaken(void *arg, pact_stream *s, pact_error *err)
+{
+    (void)arg;
+    pact_tcp_server *srv = s->server;
+    if (!err && srv && !srv->closed &&
+        (srv->op.state == PACT__OP_PENDING || srv->shutting)) {
+        pact__label_refine(srv->loop, PACT_STEP_POLL, (void (*)(void))srv->cb,
+                           srv->ud);
+        srv->cb(NULL, s, srv->ud);
+        return;
+    }
+    /* failed, or nobody to hand it to: closed without a word */
+    if (!err)
+        pact__stream_kill(s, NULL);
+    pact__stream_let_go(s);
+}
+
 static void take(pact_tcp_server *srv, int fd)
 {
     if (srv->max_conns && srv->conns >= srv->max_conns) {
@@ -197,6 +215,13 @@ static void take(pact_tcp_server *srv, int fd)
     }
     s->server = srv;
     srv->conns++;
+    if (srv->tls) { /* handed over once its handshake is done */
+        if (pact__tls_attach(s, srv->tls, NULL, handshaken, NULL) < 0) {
+            pact__stream_kill(s, NULL);
+            pact__stream_let_go(s);
+        }
+        return;
+    }
     pact__label_refine(srv->loop, PACT_STEP_POLL, (void (*)(void))srv->cb,
                        srv->ud);
     srv->cb(NULL, s, srv->ud);
@@ -286,8 +311,14 @@ static void server_free(pact_tcp_server *srv)
     struct pact__list *n, *tmp;
     pact__list_each(n, tmp, &srv->svc->streams) {
         pact_stream *s = pact__list_entry(n, pact_stream, node);
-        if (s->server == srv)
-            s->server = NULL;
+        if (s->server != srv)
+            continue;
+        s->server = NULL;
+        if (pact__tls_handshaking(s)) { /* nobody to hand it to */
+            pact__tls_forget(s);
+            pact__stream_kill(s, NULL);
+            pact__stream_let_go(s);
+        }
     }
     pact__list_remove(&srv->node);
     if (pact__list_linked(&srv->due.node))
@@ -295,6 +326,7 @@ static void server_free(pact_tcp_server *srv)
     pact__server_shutdown_release(srv);
     event_free(srv->ev);
     event_free(srv->backoff);
+    pact__tls_ctx_unref(srv->tls);
     free(srv);
 }
 
@@ -435,6 +467,9 @@ static int start(pact_loop *loop, const struct sockaddr *sa, socklen_t sl,
                  const pact_tcp_listen_opts *o, pact_tcp_accept_cb cb, void *ud,
                  pact_tcp_server **out, const char *path)
 {
+    if (o && o->tls && !o->tls->server)
+        return pact__misuse("pact_tcp_listen", PACT_EINVAL,
+                            "opts->tls is a client context");
     struct tcp_svc *svc = pact__tcp_svc(loop);
     pact_tcp_server *srv = svc ? calloc(1, sizeof *srv) : NULL;
     if (!srv)
@@ -458,6 +493,7 @@ static int start(pact_loop *loop, const struct sockaddr *sa, socklen_t sl,
         srv->so = *o->stream;
     srv->so.abort = NULL;
     srv->max_conns = o ? o->max_connections : 0;
+    srv->tls = pact__tls_ctx_ref(o ? o->tls : NULL);
     if (path)
         snprintf(srv->path, sizeof srv->path, "%s", path);
     srv->ev = event_new(loop->base, fd, EV_READ | EV_PERSIST, on_accept, srv);
@@ -474,6 +510,7 @@ static int start(pact_loop *loop, const struct sockaddr *sa, socklen_t sl,
         close(fd);
         if (path)
             unlink(path);
+        pact__tls_ctx_unref(srv->tls);
         free(srv);
         return rc;
     }

@@ -12,6 +12,10 @@
  * event costs one recv, a write one send when nothing is queued, so an echo
  * costs about two system calls a message (bufferevent makes five).
  *
+ * A stream with TLS (s->tls: tls_io.c, tls_internal.h) keeps all of this:
+ * its recv and its sends go through OpenSSL at those same calls, over
+ * memory buffers, so its plaintext meets the same buffers and events.
+ *
  * What must not run inside the call that caused it (a stream's error and
  * close events, a request's completion) is queued on the service's due
  * list, which one reserved tick per loop delivers: delivering never fails
@@ -69,6 +73,7 @@ enum {
 };
 
 struct read_req;
+struct pact__tls;
 
 struct pact_stream {
     struct pact__op op;     /* its life: pending while open */
@@ -94,6 +99,7 @@ struct pact_stream {
     uint64_t last_rd, last_wr; /* ms, for the timeouts */
     bool tcp;                  /* not a Unix socket: TCP options apply */
     bool nodelay, keepalive;   /* as set on the socket */
+    struct pact__tls *tls;     /* its TLS connection (tls_io.c), or NULL */
 };
 
 /* A listening server (tcp.c), and its shutdown (shutdown.c). */
@@ -113,6 +119,7 @@ struct pact_tcp_server {
     pact_tcp_accept_cb cb;
     void *ud;
     pact_stream_opts so;
+    pact_tls_ctx *tls; /* a reference, or NULL */
     size_t max_conns, conns;
     pact_fn close_cb;
     void *close_ud;
@@ -180,6 +187,16 @@ void pact__stream_ev_on(pact_stream *s, struct event *ev, bool *on,
 void pact__stream_ev_off(pact_stream *s, struct event *ev, bool *on);
 /* Free @p s if it is dead, told, let go of, and off the stack. */
 void pact__stream_maybe_free(pact_stream *s);
+/* @p s wants input now (events mode reading, a request, room in the
+ * input; a TLS handshake under way). */
+bool pact__stream_wants_read(const pact_stream *s);
+/* @p n bytes read (plaintext) at @p buf: to the data event, a request or
+ * the input. */
+void pact__stream_got(pact_stream *s, const void *buf, size_t n);
+/* The peer's end was read. */
+void pact__stream_eof(pact_stream *s);
+/* Let go of a stream nobody was given (a TLS handshake that failed). */
+void pact__stream_let_go(pact_stream *s);
 
 /* pact's own libevent callbacks: drained after, as io.c's. */
 #define PACT__OWN_CALLBACK(s, body)                                            \
@@ -238,10 +255,13 @@ void pact__write_reqs_done(pact_stream *s);
 
 /* stream_file.c: parts of the output sent from a file with sendfile(2),
  * placed in the byte stream between the memory writes around them. */
-/* Whether output is queued: memory, or file parts. */
+/* tls_io.c: TLS records wait to be sent. */
+bool pact__tls_pending(const pact_stream *s);
+/* Whether output is queued: memory, file parts, or TLS records. */
 static inline bool pact__out_pending(const pact_stream *s)
 {
-    return evbuffer_get_length(s->out) || !pact__list_empty(&s->files);
+    return evbuffer_get_length(s->out) || !pact__list_empty(&s->files) ||
+           (s->tls && pact__tls_pending(s));
 }
 /* Queue @p len bytes of @p fd from @p off after what is queued. */
 int pact__stream_write_file(pact_stream *s, int fd, int64_t off, size_t len);

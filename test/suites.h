@@ -30,6 +30,7 @@ Suite *suite_stall(void);
 Suite *suite_op(void);
 Suite *suite_group(void);
 Suite *suite_tcp(void);
+Suite *suite_tls(void);
 Suite *suite_frame(void);
 Suite *suite_daemon(void);
 Suite *suite_http(void);
@@ -41,7 +42,7 @@ Suite *suite_fetch(void);
     X(error) X(loop) X(foreign) X(timer) X(tick) X(io) X(post) X(abort)   \
     X(uncaught) X(order) X(aplus) X(promise) X(combine) X(chan) X(unhandled)      \
     X(porder)                                                              \
-    X(task) X(async) X(aorder) X(pool) X(fs) X(worker) X(stall) X(op) X(group) X(tcp) \
+    X(task) X(async) X(aorder) X(pool) X(fs) X(worker) X(stall) X(op) X(group) X(tcp) X(tls) \
     X(frame) X(daemon) X(http) X(fetch)
 /* clang-format on */
 

@@ -27,6 +27,7 @@
 #include "pact/common.h"
 #include "pact/error.h"
 #include "pact/stream.h"
+#include "pact/tls.h"
 #include "pact/value.h"
 
 #ifdef __cplusplus
@@ -67,6 +68,10 @@ typedef struct pact_http_opts {
     /** The most connections at once (0: no limit), as
      *  pact_tcp_listen_opts.max_connections. */
     size_t max_connections;
+    /** A server TLS context (pact/tls.h): HTTPS, as
+     *  pact_tcp_listen_opts.tls (NULL: plain HTTP). The server keeps a
+     *  reference. */
+    pact_tls_ctx *tls;
 } pact_http_opts;
 
 /**

@@ -25,6 +25,7 @@
 #include "pact/common.h"
 #include "pact/error.h"
 #include "pact/stream.h"
+#include "pact/tls.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -63,6 +64,11 @@ typedef struct pact_tcp_listen_opts {
     /** Borrowed; may be NULL. Aborting stops the server (its accept
      *  callback's last call, PACT_ECANCELED caused by the reason). */
     pact_abort *abort;
+    /** A server TLS context (pact/tls.h), or NULL: every connection
+     *  makes its TLS handshake first and is handed to the accept callback
+     *  once it is done; one whose handshake fails (or times out) is closed
+     *  without a word to the program. The server keeps a reference. */
+    pact_tls_ctx *tls;
 } pact_tcp_listen_opts;
 
 /**
@@ -163,6 +169,13 @@ typedef struct pact_tcp_connect_opts {
     /** The stream's options (copied; its abort is honoured from the
      *  connection on); NULL: the defaults. */
     const pact_stream_opts *stream;
+    /** A client TLS context (pact/tls.h), or NULL: the connect makes the
+     *  TLS handshake too and settles with the stream once it is done, or
+     *  with its error (pact_tls_start's). timeout_ms and abort cover it. */
+    pact_tls_ctx *tls;
+    /** With tls: the name sent as SNI and verified in the server's
+     *  certificate (NULL: the host connected to). Copied. */
+    const char *servername;
 } pact_tcp_connect_opts;
 
 /**
