@@ -41,8 +41,10 @@ static void h_user(pact_http_req *req, void *ud)
     }
     pact_http_res *res = pact_http_res_new_json(200, j);
     json_decref(j);
-    if (!res)
+    if (!res) {
+        fprintf(stderr, "colourless: out of memory\n");
         exit(1);
+    }
     TRY(pact_http_respond(req, res));
 }
 
