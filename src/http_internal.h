@@ -86,6 +86,7 @@ struct pact_http_req {
     struct http_route h; /* its route, copied (handler, style, ud) */
     int err_status;      /* a response the server makes (400...), then close */
     char *out;           /* the response's bytes once answered */
+    char *task_name;     /* a task handler's: "METHOD /pattern" */
     size_t olen;
 };
 

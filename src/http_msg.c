@@ -53,6 +53,7 @@ void pact__http_req_unref(pact_http_req *r)
     free(r->pbuf);
     free(r->body);
     free(r->out);
+    free(r->task_name);
     free(r);
 }
 

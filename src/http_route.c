@@ -304,7 +304,16 @@ void pact__http_dispatch(pact_http_req *r)
             p = pact_rejected(loop, PACT_ERROR(PACT_EINVAL, "no promise"));
         break;
     case H_TASK: {
-        pact_task_opts to = {.abort = r->abort, .name = "http handler"};
+        /* named by its route in stall reports and the task dump (the
+         * request outlives the task's run) */
+        size_t n =
+            strlen(rt->method ? rt->method : "*") + strlen(rt->pattern) + 2;
+        if ((r->task_name = malloc(n)))
+            snprintf(r->task_name, n, "%s %s", rt->method ? rt->method : "*",
+                     rt->pattern);
+        pact_task_opts to = {.abort = r->abort,
+                             .name =
+                                 r->task_name ? r->task_name : "http handler"};
         p = pact_task_spawn(loop, task_body, r, &to);
         break;
     }

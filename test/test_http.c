@@ -88,6 +88,10 @@ static pact_promise *h_promise(pact_http_req *req, void *ud)
 static pact_error *h_task(pact_http_req *req, pact_http_res **res, void *ud)
 {
     (void)ud;
+    /* named by its route in stall reports and the dump: else a 500 */
+    const char *name = pact_task_name(pact_task_current());
+    if (strcmp(name, "GET /task/:id") != 0)
+        return PACT_ERROR(PACT_EINVAL, "the handler's task is named %s", name);
     pact_error *err = pact_sleep(1);
     if (err)
         return err;
