@@ -6,7 +6,9 @@
 # examples/group (a task group with a limit and a deadline) and
 # test/fixtures/group.out, and for examples/echo (a TCP echo server, each
 # serving the demonstration client of examples/echo/client.c on 127.0.0.1)
-# and test/fixtures/echo.out. `make check` runs
+# and test/fixtures/echo.out; and for examples/fetch (the essay's
+# fetch(url).then(res => res.json()).then(process).catch(log) against a
+# server each starts itself) and test/fixtures/fetch.out. `make check` runs
 # this with top_builddir and top_srcdir set (the programs are noinst programs
 # of the build tree; the libtool wrappers run them).
 
@@ -16,7 +18,7 @@ tmp=${TMPDIR:-/tmp}/check-styles.$$
 trap 'rm -f "$tmp.out" "$tmp.err"' EXIT INT TERM
 
 rc=0
-for job in styles group echo; do
+for job in styles group echo fetch; do
 expected="$srcdir/test/fixtures/$job.out"
 if [ ! -f "$expected" ]; then
     echo "check-styles: $expected is missing" >&2
