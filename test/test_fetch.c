@@ -1149,6 +1149,9 @@ static pact_tls_ctx *srv_tls;
 static void https_setup(void)
 {
     setup();
+    /* idle connections stay however slow the handshakes (valgrind) */
+    pact_fetch_pool_opts po = {.idle_timeout_ms = 600000};
+    ck_assert_int_eq(pact_fetch_pool_set(t_loop, &po), 0);
     t_certs_make(&certs);
     pact_error *e = NULL;
     srv_tls = pact_tls_server_ctx_new(certs.cert, certs.key, NULL, &e);
@@ -1321,6 +1324,61 @@ START_TEST(https_to_plain)
 }
 END_TEST
 
+START_TEST(https_silent_server)
+{
+    /* a plain server that never answers the ClientHello: the fetch's
+     * timeout ends the handshake, and so does its token */
+    struct raw r;
+    raw_start(&r, NULL, R_HOLD);
+    pact_fetch_opts o = {.ca_file = certs.ca, .timeout_ms = 50};
+    struct got g;
+    fetch_get(https_url("127.0.0.1", r.port, "/"), &o, &g);
+    ck_assert_int_eq(g.code, PACT_ETIMEDOUT);
+    pact_abort *a;
+    ck_assert_int_eq(pact_abort_new(t_loop, &a), 0);
+    o = (pact_fetch_opts){.ca_file = certs.ca, .abort = a};
+    memset(&g, 0, sizeof g);
+    ck_assert_int_eq(pact_fetch_cb(t_loop, https_url("127.0.0.1", r.port, "/"),
+                                   &o, got_cb, &g),
+                     0);
+    run_until(&r.accepts, 2);
+    pact_abort_abort(a, NULL);
+    run_until(&g.calls, 1);
+    ck_assert_int_eq(g.code, PACT_ECANCELED);
+    pact_abort_unref(a);
+    while (r.open > 0) /* the connections went with them */
+        ck_assert_int_ge(pact_loop_run(t_loop, PACT_RUN_ONCE), 0);
+    raw_stop(&r);
+    run();
+}
+END_TEST
+
+START_TEST(https_many_settings)
+{
+    /* more CA settings than the pool keeps contexts: the oldest goes, and
+     * its connection, idle, still serves its own setting */
+    struct raw r;
+    raw_start_at(&r, "127.0.0.1", srv_tls,
+                 "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", R_KEEP);
+    char same_ca[128];
+    snprintf(same_ca, sizeof same_ca, "%s/./ca.pem", certs.dir);
+    const char *files[] = {certs.ca, same_ca,        NULL,
+                           NULL,     certs.other_ca, certs.ca};
+    const bool insecure[] = {false, false, true, false, false, false};
+    const int want[] = {0, 0, 0, PACT_EPROTO, PACT_EPROTO, 0};
+    struct got g;
+    for (size_t i = 0; i < 6; i++) {
+        pact_fetch_opts o = {.ca_file = files[i], .insecure = insecure[i]};
+        fetch_get(https_url("127.0.0.1", r.port, "/"), &o, &g);
+        ck_assert_msg(g.code == want[i], "%zu: %d %s", i, g.code, g.msg);
+    }
+    /* three settings connected, the last one reused the first's */
+    ck_assert_int_eq(r.accepts, 3);
+    ck_assert_int_eq(r.requests, 4);
+    raw_stop_last(&r);
+}
+END_TEST
+
 Suite *suite_fetch(void)
 {
     Suite *s = suite_create("fetch");
@@ -1365,6 +1423,8 @@ Suite *suite_fetch(void)
     tcase_add_test(tc, https_keepalive);
     tcase_add_test(tc, https_redirects);
     tcase_add_test(tc, https_to_plain);
+    tcase_add_test(tc, https_silent_server);
+    tcase_add_test(tc, https_many_settings);
     suite_add_tcase(s, tc);
     return s;
 }
