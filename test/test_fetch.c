@@ -5,7 +5,11 @@
  * per-origin bound, malformed and truncated responses, a server that never
  * answers). Cancellation in every form: a token aborted before and in the
  * middle of a body, the timeout, a group's deadline, pact_loop_close_all;
- * each callback runs once. No test depends on how long anything takes. */
+ * each callback runs once. HTTPS (the "https" case) against pact's HTTPS
+ * server and raw TLS servers, with a CA and server certificate made at
+ * test time (tls_certs.c): verification failures, keep-alive over TLS and
+ * per CA setting, redirects both ways, servers that do not speak TLS. No
+ * test depends on how long anything takes. */
 #include "config.h"
 
 #include <arpa/inet.h>
