@@ -45,6 +45,7 @@ static void fetch_free(struct fetch *f)
         pact__fetch_parse_free(&f->parse);
     pact__fetch_url_free(&f->url);
     pact__fetch_req_free(&f->req);
+    free(f->ca_file);
     free(f->wire);
     free(f);
 }
@@ -149,11 +150,18 @@ static bool idempotent(const char *m)
            !strcmp(m, "DELETE") || !strcmp(m, "OPTIONS");
 }
 
-/* Send @p f on: build its bytes and find it a connection. */
-static int hop(struct fetch *f)
+/* Send @p f on: build its bytes and find it a connection. An https hop
+ * makes its TLS context first, so that a CA file that does not load fails
+ * here, with its reason in *@p why (a new reference), not at each connect. */
+static int hop(struct fetch *f, pact_error **why)
 {
-    if (f->url.https)
-        return PACT_ENOTSUP;
+    if (f->url.https) {
+        pact_tls_ctx *ctx;
+        int rc =
+            pact__fetch_tls_ctx(f->svc, f->ca_file, f->insecure, &ctx, why);
+        if (rc < 0)
+            return rc;
+    }
     free(f->wire);
     f->wire = NULL;
     int rc = pact__fetch_wire(&f->req, &f->url, &f->wire, &f->wlen);
@@ -243,12 +251,11 @@ static void follow(struct fetch *f, const pact_fetch_res *res, const char *loc)
         pact__fetch_parse_free(&f->parse);
         f->parsing = false;
     }
-    rc = hop(f);
+    pact_error *why = NULL;
+    rc = hop(f, &why);
     if (rc < 0)
-        fail(f, rc,
-             rc == PACT_ENOTSUP ? "a redirect to https://, which needs TLS "
-                                  "(not yet available)"
-                                : pact_strerror(rc));
+        fail(f, rc, why ? pact_error_message(why) : pact_strerror(rc));
+    pact_error_unref(why);
 }
 
 /* A response is in (@p res taken), its connection let go of. */
@@ -491,8 +498,9 @@ static int start(pact_loop *loop, const char *url, const pact_fetch_opts *o,
     int rc = pact__fetch_url_parse(url, &f->url);
     if (rc == PACT_EINVAL)
         pact__misuse(fn, rc, "not an absolute http:// or https:// URL");
-    if (rc == 0 && f->url.https)
-        rc = PACT_ENOTSUP; /* until TLS streams land */
+    if (rc == 0 && o && o->ca_file && !(f->ca_file = strdup(o->ca_file)))
+        rc = PACT_ENOMEM;
+    f->insecure = o && o->insecure;
     if (rc == 0 && f->redirect != PACT_FETCH_FOLLOW &&
         f->redirect != PACT_FETCH_MANUAL)
         rc = pact__misuse(fn, PACT_EINVAL, "redirect is not a mode");
@@ -510,7 +518,12 @@ static int start(pact_loop *loop, const char *url, const pact_fetch_opts *o,
     }
     if (f->op.state != PACT__OP_PENDING)
         return 0; /* aborted already: its cancellation is due */
-    rc = hop(f);
+    pact_error *why = NULL;
+    rc = hop(f, &why);
+    if (why) {
+        pact__misuse(fn, rc, pact_error_message(why));
+        pact_error_unref(why);
+    }
     if (rc < 0) {
         pact_error *e = NULL;
         pact__op_end(&f->op, &e);

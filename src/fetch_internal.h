@@ -115,21 +115,42 @@ pact_error *pact__fetch_parse_error(struct fetch_parse *fp, int rc);
 struct fetch;
 struct fetch_conn;
 
+/* A client TLS context the pool made, and the settings it was made with.
+ * Made on the first https:// connect with those settings, kept for the
+ * next (loading the system's store is not cheap), freed with the pool. */
+struct fetch_tls {
+    pact_tls_ctx *ctx; /* NULL: the slot is free */
+    char *ca_file;     /* NULL: the system's store only */
+    bool insecure;
+};
+
+/* How many TLS contexts a pool keeps: a program uses one or two CA
+ * settings, and one more evicts the oldest (connections keep their own
+ * reference to theirs). */
+#define FETCH_TLS_CTXS 4
+
 /* The per-loop state (PACT__SVC_FETCH). */
 struct fetch_svc {
     pact_loop *loop;
     struct pact__list origins;
     struct pact__list conns; /* every connection not yet freed */
     pact_fetch_pool_opts o;  /* defaults filled in */
+    struct fetch_tls tls[FETCH_TLS_CTXS];
+    unsigned tls_next; /* the slot to reuse when all are taken */
 };
 
+/* An origin is scheme, host and port and, for https, the TLS settings
+ * too: a connection verified against one CA setting never serves a fetch
+ * that asked for another. */
 struct fetch_origin {
     struct pact__list node; /* svc->origins */
     struct fetch_svc *svc;
     bool https;
     char host[FETCH_MAX_HOST + 1];
     int port;
-    struct pact__list idle;    /* connections without a fetch, newest first */
+    char *ca_file;          /* https only: the fetch's opts.ca_file, copied */
+    bool insecure;          /* https only: opts.insecure */
+    struct pact__list idle; /* connections without a fetch, newest first */
     struct pact__list waiters; /* fetches waiting for a connection */
     size_t open;               /* connections open or connecting */
     size_t records;            /* connection records not yet freed */
@@ -146,6 +167,8 @@ struct fetch {
     pact_fn ud_drop;
     struct fetch_url url;
     struct fetch_req req;
+    char *ca_file; /* opts.ca_file, copied: every https hop's */
+    bool insecure;
     char *wire;
     size_t wlen;
     struct fetch_conn *conn; /* serving it, or connecting for it */
@@ -164,6 +187,11 @@ struct fetch {
 };
 
 struct fetch_svc *pact__fetch_svc(pact_loop *loop);
+/* The pool's client context for @p ca_file and @p insecure in *@p out
+ * (borrowed: the pool's), made if none is kept. @return 0, or the code of
+ * the new error in *@p err (a CA file missing or not PEM), PACT_ENOMEM. */
+int pact__fetch_tls_ctx(struct fetch_svc *svc, const char *ca_file,
+                        bool insecure, pact_tls_ctx **out, pact_error **err);
 /* Find a connection for @p f (to f->url's origin): an idle one, a new one,
  * or a place in the queue. @return 0, or a code (nothing changed). */
 int pact__fetch_acquire(struct fetch *f);

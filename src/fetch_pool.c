@@ -10,8 +10,10 @@
  * closes it too. pact_loop_free closes the idle ones (the `busy` hook)
  * rather than refusing for them, since the program never held them.
  *
- * The transport is a seam (struct transport): plain TCP today; TLS, when
- * its streams land, is another entry whose connect makes a TLS stream. */
+ * The transport is a seam (struct transport): plain TCP, or TLS, whose
+ * connect makes a TLS stream (pact_tcp_connect_opts.tls) with a client
+ * context from the pool's small cache, keyed by the fetch's ca_file and
+ * insecure, the servername the URL's host. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,10 +47,61 @@ static int tcp_connect(struct fetch_conn *c, pact_stream_cb cb)
                             c->origin->port, &o, cb, c);
 }
 
+static bool same_file(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+int pact__fetch_tls_ctx(struct fetch_svc *svc, const char *ca_file,
+                        bool insecure, pact_tls_ctx **out, pact_error **err)
+{
+    struct fetch_tls *t = NULL;
+    for (size_t i = 0; i < FETCH_TLS_CTXS; i++) {
+        struct fetch_tls *e = &svc->tls[i];
+        if (e->ctx && e->insecure == insecure &&
+            same_file(e->ca_file, ca_file)) {
+            *out = e->ctx;
+            return 0;
+        }
+        if (!e->ctx && !t)
+            t = e;
+    }
+    char *copy = NULL;
+    if (ca_file && !(copy = strdup(ca_file)))
+        return PACT_ENOMEM;
+    pact_tls_opts o = {.ca_file = ca_file, .insecure_no_verify = insecure};
+    pact_tls_ctx *ctx = pact_tls_client_ctx_new(&o, err);
+    if (!ctx) {
+        free(copy);
+        return *err ? pact_error_code(*err) : PACT_ENOMEM;
+    }
+    if (!t) { /* all taken: the oldest goes (its connections keep it) */
+        t = &svc->tls[svc->tls_next];
+        svc->tls_next = (svc->tls_next + 1) % FETCH_TLS_CTXS;
+        pact_tls_ctx_free(t->ctx);
+        free(t->ca_file);
+    }
+    t->ctx = ctx;
+    t->ca_file = copy;
+    t->insecure = insecure;
+    *out = ctx;
+    return 0;
+}
+
 static int tls_connect(struct fetch_conn *c, pact_stream_cb cb)
 {
-    (void)c, (void)cb;
-    return PACT_ENOTSUP; /* TLS streams are being built on branch tls */
+    struct fetch_origin *o = c->origin;
+    pact_tls_ctx *ctx;
+    pact_error *err = NULL;
+    int rc = pact__fetch_tls_ctx(o->svc, o->ca_file, o->insecure, &ctx, &err);
+    pact_error_unref(err); /* fetch.c made the same context before: rare */
+    if (rc < 0)
+        return rc;
+    pact_tcp_connect_opts to = {.abort = c->cabort,
+                                .stream = &c->so,
+                                .tls = ctx,
+                                .servername = o->host};
+    return pact_tcp_connect(o->svc->loop, o->host, o->port, &to, cb, c);
 }
 
 static const struct transport transports[2] = {{tcp_connect}, {tls_connect}};
@@ -69,6 +122,7 @@ static void conn_free(struct fetch_conn *c)
 static void origin_free(struct fetch_origin *o)
 {
     pact__list_remove(&o->node);
+    free(o->ca_file);
     free(o);
 }
 
@@ -161,6 +215,10 @@ static void svc_free(pact_loop *loop, void *state)
         conn_free(pact__list_entry(n, struct fetch_conn, node));
     while ((n = pact__list_first(&svc->origins)))
         origin_free(pact__list_entry(n, struct fetch_origin, node));
+    for (size_t i = 0; i < FETCH_TLS_CTXS; i++) {
+        pact_tls_ctx_free(svc->tls[i].ctx);
+        free(svc->tls[i].ca_file);
+    }
     free(svc);
 }
 
@@ -355,18 +413,28 @@ static void kick(struct fetch_origin *o)
 }
 
 static struct fetch_origin *origin_get(struct fetch_svc *svc,
-                                       const struct fetch_url *u)
+                                       const struct fetch *f)
 {
+    const struct fetch_url *u = &f->url;
+    /* plain http ignores the TLS settings: one origin for them all */
+    const char *ca_file = u->https ? f->ca_file : NULL;
+    bool insecure = u->https && f->insecure;
     struct pact__list *n, *tmp;
     pact__list_each(n, tmp, &svc->origins) {
         struct fetch_origin *o = pact__list_entry(n, struct fetch_origin, node);
         if (o->https == u->https && o->port == u->port &&
-            strcmp(o->host, u->host) == 0)
+            strcmp(o->host, u->host) == 0 && o->insecure == insecure &&
+            same_file(o->ca_file, ca_file))
             return o;
     }
     struct fetch_origin *o = calloc(1, sizeof *o);
     if (!o)
         return NULL;
+    if (ca_file && !(o->ca_file = strdup(ca_file))) {
+        free(o);
+        return NULL;
+    }
+    o->insecure = insecure;
     o->svc = svc;
     o->https = u->https;
     o->port = u->port;
@@ -379,7 +447,7 @@ static struct fetch_origin *origin_get(struct fetch_svc *svc,
 
 int pact__fetch_acquire(struct fetch *f)
 {
-    struct fetch_origin *o = origin_get(f->svc, &f->url);
+    struct fetch_origin *o = origin_get(f->svc, f);
     if (!o)
         return PACT_ENOMEM;
     struct pact__list *in = pact__list_first(&o->idle);

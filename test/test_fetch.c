@@ -5,7 +5,11 @@
  * per-origin bound, malformed and truncated responses, a server that never
  * answers). Cancellation in every form: a token aborted before and in the
  * middle of a body, the timeout, a group's deadline, pact_loop_close_all;
- * each callback runs once. No test depends on how long anything takes. */
+ * each callback runs once. HTTPS (the "https" case) against pact's HTTPS
+ * server and raw TLS servers, with a CA and server certificate made at
+ * test time (tls_certs.c): verification failures, keep-alive over TLS and
+ * per CA setting, redirects both ways, servers that do not speak TLS. No
+ * test depends on how long anything takes. */
 #include "config.h"
 
 #include <arpa/inet.h>
@@ -22,6 +26,7 @@
 
 #include "helpers.h"
 #include "suites.h"
+#include "tls_certs.h"
 
 /* ---- a raw server: the test writes its bytes ----------------------------- */
 
@@ -99,14 +104,22 @@ static void r_accept(pact_error *err, pact_stream *s, void *ud)
     ck_assert_int_eq(pact_stream_on(s, &ev, c), 0);
 }
 
-static void raw_start(struct raw *r, const char *reply, enum after after)
+/* A raw server on @p host, speaking TLS with @p tls (NULL: plain). */
+static void raw_start_at(struct raw *r, const char *host, pact_tls_ctx *tls,
+                         const char *reply, enum after after)
 {
     memset(r, 0, sizeof *r);
     r->reply = reply;
     r->after = after;
+    pact_tcp_listen_opts lo = {.tls = tls};
     ck_assert_int_eq(
-        pact_tcp_listen(t_loop, "127.0.0.1", 0, NULL, r_accept, r, &r->srv), 0);
+        pact_tcp_listen(t_loop, host, 0, &lo, r_accept, r, &r->srv), 0);
     r->port = pact_tcp_server_port(r->srv);
+}
+
+static void raw_start(struct raw *r, const char *reply, enum after after)
+{
+    raw_start_at(r, "127.0.0.1", NULL, reply, after);
 }
 
 /* Stop listening and destroy the connections (their close events come on
@@ -170,6 +183,7 @@ struct got {
     unsigned redirects;
     char url[256];
     char ctype[128];
+    char msg[512]; /* the error's message */
     pact_fetch_res *keep;
 };
 
@@ -180,6 +194,7 @@ static void got_cb(pact_error *err, pact_fetch_res *res, void *ud)
     if (err) {
         ck_assert_ptr_null(res);
         g->code = pact_error_code(err);
+        snprintf(g->msg, sizeof g->msg, "%s", pact_error_message(err));
         return;
     }
     g->code = 0;
@@ -283,9 +298,11 @@ static void h_big(pact_http_req *req, void *ud)
     pact_http_reply(req, 200, "text/plain", big, sizeof big);
 }
 
-static void http_start(void)
+/* pact's server on @p host, HTTPS with @p tls (NULL: plain HTTP). */
+static void http_start_at(const char *host, pact_tls_ctx *tls)
 {
-    ck_assert_int_eq(pact_http_listen(t_loop, "127.0.0.1", 0, NULL, &hs), 0);
+    pact_http_opts ho = {.tls = tls};
+    ck_assert_int_eq(pact_http_listen(t_loop, host, 0, &ho, &hs), 0);
     hport = pact_http_server_port(hs);
     ck_assert_int_eq(pact_http_route(hs, "POST", "/json", h_json, NULL), 0);
     ck_assert_int_eq(pact_http_route(hs, "GET", "/hello", h_hello, NULL), 0);
@@ -295,6 +312,11 @@ static void http_start(void)
                      0);
     ck_assert_int_eq(pact_http_route(hs, NULL, "/method", h_method, NULL), 0);
     ck_assert_int_eq(pact_http_route(hs, "GET", "/big", h_big, NULL), 0);
+}
+
+static void http_start(void)
+{
+    http_start_at("127.0.0.1", NULL);
 }
 
 static void http_stop(void)
@@ -977,13 +999,15 @@ START_TEST(bad_calls)
     h = (pact_fetch_header){"X-Split", "a\r\nInjected: 1"};
     ck_assert_int_eq(pact_fetch_cb(t_loop, "http://h/", &o, got_cb, NULL),
                      PACT_EINVAL);
-    /* https: not yet; the promise rejects with the same code */
+    /* a CA file that does not load, at the call; the promise rejects
+     * with the same code */
+    o = (pact_fetch_opts){.ca_file = "/nonexistent/ca.pem"};
     ck_assert_int_eq(
-        pact_fetch_cb(t_loop, "https://127.0.0.1/", NULL, got_cb, NULL),
-        PACT_ENOTSUP);
-    pact_promise *p = pact_fetch(t_loop, "https://127.0.0.1/", NULL);
+        pact_fetch_cb(t_loop, "https://127.0.0.1/", &o, got_cb, NULL),
+        PACT_ENOENT);
+    pact_promise *p = pact_fetch(t_loop, "https://127.0.0.1/", &o);
     ck_assert_int_eq(pact_promise_state(p), PACT_REJECTED);
-    ck_assert_int_eq(pact_error_code(pact_promise_error(p)), PACT_ENOTSUP);
+    ck_assert_int_eq(pact_error_code(pact_promise_error(p)), PACT_ENOENT);
     pact_promise_unref(p);
     /* the response's accessors take NULL */
     ck_assert_int_eq(pact_fetch_res_status(NULL), 0);
@@ -996,18 +1020,14 @@ START_TEST(bad_calls)
 }
 END_TEST
 
-START_TEST(redirect_to_https)
+START_TEST(redirect_bad_location)
 {
     struct raw r;
     raw_start(&r,
-              "HTTP/1.1 301 Moved\r\nLocation: https://127.0.0.1/\r\n"
+              "HTTP/1.1 302 Found\r\nLocation: http://[::1\r\n"
               "Content-Length: 0\r\n\r\n",
               R_KEEP);
     struct got g;
-    fetch_get(url_of(r.port, "/"), NULL, &g);
-    ck_assert_int_eq(g.code, PACT_ENOTSUP);
-    r.reply = "HTTP/1.1 302 Found\r\nLocation: http://[::1\r\n"
-              "Content-Length: 0\r\n\r\n";
     fetch_get(url_of(r.port, "/"), NULL, &g);
     ck_assert_int_eq(g.code, PACT_EINVAL);
     raw_stop(&r);
@@ -1125,6 +1145,244 @@ static void setup(void)
     ck_assert_int_eq(pact_loop_set_unhandled(t_loop, PACT_UNHANDLED_NONE), 0);
 }
 
+/* ---- HTTPS --------------------------------------------------------------- */
+
+static struct t_certs certs;
+static pact_tls_ctx *srv_tls;
+
+static void https_setup(void)
+{
+    setup();
+    /* idle connections stay however slow the handshakes (valgrind) */
+    pact_fetch_pool_opts po = {.idle_timeout_ms = 600000};
+    ck_assert_int_eq(pact_fetch_pool_set(t_loop, &po), 0);
+    t_certs_make(&certs);
+    pact_error *e = NULL;
+    srv_tls = pact_tls_server_ctx_new(certs.cert, certs.key, NULL, &e);
+    ck_assert_ptr_nonnull(srv_tls);
+}
+
+static void https_teardown(void)
+{
+    pact_tls_ctx_free(srv_tls);
+    t_certs_remove(&certs);
+    t_teardown();
+}
+
+static char *https_url(const char *host, int port, const char *path)
+{
+    static char buf[8][256];
+    static int k;
+    char *u = buf[k++ % 8];
+    snprintf(u, 256, "https://%s:%d%s", host, port, path);
+    return u;
+}
+
+START_TEST(https_json)
+{
+    http_start_at("127.0.0.1", srv_tls);
+    json_t *body = req_json();
+    pact_fetch_opts o = post_opts(body);
+    o.ca_file = certs.ca;
+    pact_promise *p =
+        pact_fetch_json(t_loop, https_url("127.0.0.1", hport, "/json"), &o);
+    json_decref(body);
+    run_promise(p);
+    ck_assert_int_eq(pact_promise_state(p), PACT_FULFILLED);
+    ck_assert_int_eq(pact_promise_value(p)->kind, PACT_JSON);
+    check_echo(pact_promise_value(p)->u.json);
+    pact_promise_unref(p);
+    /* a GET, by name this time: SNI and the certificate's DNS entry */
+    o = (pact_fetch_opts){.ca_file = certs.ca};
+    struct got g;
+    fetch_get(https_url("localhost", hport, "/hello"), &o, &g);
+    ck_assert_int_eq(g.code, 0);
+    ck_assert_int_eq(g.status, 200);
+    ck_assert_str_eq(g.body, "hello");
+    ck_assert_str_eq(g.url, https_url("localhost", hport, "/hello"));
+    http_stop();
+}
+END_TEST
+
+START_TEST(https_verify_fails)
+{
+    http_start_at("127.0.0.1", srv_tls);
+    struct got g;
+    /* the system's store does not know the test's CA */
+    fetch_get(https_url("127.0.0.1", hport, "/hello"), NULL, &g);
+    ck_assert_int_eq(g.code, PACT_EPROTO);
+    ck_assert_msg(strstr(g.msg, "certificate verify failed"), "%s", g.msg);
+    /* nor does another CA */
+    pact_fetch_opts o = {.ca_file = certs.other_ca};
+    fetch_get(https_url("127.0.0.1", hport, "/hello"), &o, &g);
+    ck_assert_int_eq(g.code, PACT_EPROTO);
+    ck_assert_msg(strstr(g.msg, "certificate verify failed"), "%s", g.msg);
+    /* insecure takes anything */
+    o = (pact_fetch_opts){.insecure = true};
+    fetch_get(https_url("127.0.0.1", hport, "/hello"), &o, &g);
+    ck_assert_int_eq(g.code, 0);
+    ck_assert_str_eq(g.body, "hello");
+    http_stop();
+}
+END_TEST
+
+START_TEST(https_wrong_host)
+{
+    /* the right CA, but the certificate names 127.0.0.1 and localhost */
+    http_start_at("127.0.0.2", srv_tls);
+    pact_fetch_opts o = {.ca_file = certs.ca};
+    struct got g;
+    fetch_get(https_url("127.0.0.2", hport, "/hello"), &o, &g);
+    ck_assert_int_eq(g.code, PACT_EPROTO);
+    ck_assert_msg(strstr(g.msg, "mismatch"), "%s", g.msg);
+    o.insecure = true;
+    fetch_get(https_url("127.0.0.2", hport, "/hello"), &o, &g);
+    ck_assert_int_eq(g.code, 0);
+    ck_assert_str_eq(g.body, "hello");
+    http_stop();
+}
+END_TEST
+
+START_TEST(https_keepalive)
+{
+    struct raw r;
+    raw_start_at(&r, "127.0.0.1", srv_tls,
+                 "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", R_KEEP);
+    pact_fetch_opts o = {.ca_file = certs.ca};
+    struct got g;
+    for (int i = 0; i < 4; i++) {
+        fetch_get(https_url("127.0.0.1", r.port, "/k"), &o, &g);
+        ck_assert_int_eq(g.code, 0);
+        ck_assert_str_eq(g.body, "ok");
+    }
+    ck_assert_int_eq(r.requests, 4);
+    ck_assert_int_eq(r.accepts, 1);
+    ck_assert_uint_eq(pact_fetch_pool_idle(t_loop), 1);
+    /* another CA setting never gets the verified connection: its own
+     * connect, which fails */
+    fetch_get(https_url("127.0.0.1", r.port, "/k"), NULL, &g);
+    ck_assert_int_eq(g.code, PACT_EPROTO);
+    o = (pact_fetch_opts){.insecure = true};
+    fetch_get(https_url("127.0.0.1", r.port, "/k"), &o, &g);
+    ck_assert_int_eq(g.code, 0);
+    /* the failed handshake never reached the server's accept callback */
+    ck_assert_int_eq(r.accepts, 2);
+    ck_assert_uint_eq(pact_fetch_pool_idle(t_loop), 2);
+    /* and plain http to the same port is another origin: not TLS */
+    o = (pact_fetch_opts){.timeout_ms = 20000};
+    fetch_get(url_of(r.port, "/k"), &o, &g);
+    ck_assert_int_ne(g.code, 0);
+    raw_stop_last(&r);
+}
+END_TEST
+
+START_TEST(https_redirects)
+{
+    /* http -> https -> http, each hop its own raw server */
+    struct raw first, tls, last;
+    static char to_https[256], to_http[256];
+    raw_start(&first, to_https, R_KEEP);
+    raw_start_at(&tls, "127.0.0.1", srv_tls, to_http, R_KEEP);
+    raw_start(&last, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ndone",
+              R_KEEP);
+    snprintf(to_https, sizeof to_https,
+             "HTTP/1.1 301 Moved\r\nLocation: https://localhost:%d/a\r\n"
+             "Content-Length: 0\r\n\r\n",
+             tls.port);
+    snprintf(to_http, sizeof to_http,
+             "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:%d/done\r\n"
+             "Content-Length: 0\r\n\r\n",
+             last.port);
+    pact_fetch_opts o = {.ca_file = certs.ca};
+    struct got g;
+    fetch_get(url_of(first.port, "/start"), &o, &g);
+    ck_assert_int_eq(g.code, 0);
+    ck_assert_int_eq(g.status, 200);
+    ck_assert_str_eq(g.body, "done");
+    ck_assert_uint_eq(g.redirects, 2);
+    ck_assert_str_eq(g.url, url_of(last.port, "/done"));
+    ck_assert_int_eq(tls.requests, 1);
+    ck_assert_msg(strstr(tls.last, "GET /a HTTP/1.1"), "%s", tls.last);
+    /* the https hop verifies too: without the CA it fails there */
+    fetch_get(url_of(first.port, "/start"), NULL, &g);
+    ck_assert_int_eq(g.code, PACT_EPROTO);
+    ck_assert_msg(strstr(g.msg, "https://localhost"), "%s", g.msg);
+    pact_fetch_pool_close_idle(t_loop);
+    raw_stop(&first);
+    raw_stop(&tls);
+    raw_stop(&last);
+    run();
+}
+END_TEST
+
+START_TEST(https_to_plain)
+{
+    /* a server that does not speak TLS answers the ClientHello as HTTP */
+    http_start_at("127.0.0.1", NULL);
+    pact_fetch_opts o = {.ca_file = certs.ca};
+    struct got g;
+    fetch_get(https_url("127.0.0.1", hport, "/hello"), &o, &g);
+    ck_assert_msg(g.code == PACT_EPROTO || g.code == PACT_ECONNRESET, "%d %s",
+                  g.code, g.msg);
+    http_stop();
+}
+END_TEST
+
+START_TEST(https_silent_server)
+{
+    /* a plain server that never answers the ClientHello: the fetch's
+     * timeout ends the handshake, and so does its token */
+    struct raw r;
+    raw_start(&r, NULL, R_HOLD);
+    pact_fetch_opts o = {.ca_file = certs.ca, .timeout_ms = 50};
+    struct got g;
+    fetch_get(https_url("127.0.0.1", r.port, "/"), &o, &g);
+    ck_assert_int_eq(g.code, PACT_ETIMEDOUT);
+    pact_abort *a;
+    ck_assert_int_eq(pact_abort_new(t_loop, &a), 0);
+    o = (pact_fetch_opts){.ca_file = certs.ca, .abort = a};
+    memset(&g, 0, sizeof g);
+    ck_assert_int_eq(pact_fetch_cb(t_loop, https_url("127.0.0.1", r.port, "/"),
+                                   &o, got_cb, &g),
+                     0);
+    run_until(&r.accepts, 2);
+    pact_abort_abort(a, NULL);
+    run_until(&g.calls, 1);
+    ck_assert_int_eq(g.code, PACT_ECANCELED);
+    pact_abort_unref(a);
+    while (r.open > 0) /* the connections went with them */
+        ck_assert_int_ge(pact_loop_run(t_loop, PACT_RUN_ONCE), 0);
+    raw_stop(&r);
+    run();
+}
+END_TEST
+
+START_TEST(https_many_settings)
+{
+    /* more CA settings than the pool keeps contexts: the oldest goes, and
+     * its connection, idle, still serves its own setting */
+    struct raw r;
+    raw_start_at(&r, "127.0.0.1", srv_tls,
+                 "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", R_KEEP);
+    char same_ca[128];
+    snprintf(same_ca, sizeof same_ca, "%s/./ca.pem", certs.dir);
+    const char *files[] = {certs.ca, same_ca,        NULL,
+                           NULL,     certs.other_ca, certs.ca};
+    const bool insecure[] = {false, false, true, false, false, false};
+    const int want[] = {0, 0, 0, PACT_EPROTO, PACT_EPROTO, 0};
+    struct got g;
+    for (size_t i = 0; i < 6; i++) {
+        pact_fetch_opts o = {.ca_file = files[i], .insecure = insecure[i]};
+        fetch_get(https_url("127.0.0.1", r.port, "/"), &o, &g);
+        ck_assert_msg(g.code == want[i], "%zu: %d %s", i, g.code, g.msg);
+    }
+    /* three settings connected, the last one reused the first's */
+    ck_assert_int_eq(r.accepts, 3);
+    ck_assert_int_eq(r.requests, 4);
+    raw_stop_last(&r);
+}
+END_TEST
+
 Suite *suite_fetch(void)
 {
     Suite *s = suite_create("fetch");
@@ -1155,10 +1413,22 @@ Suite *suite_fetch(void)
     tcase_add_test(tc, refused);
     tcase_add_test(tc, no_such_host);
     tcase_add_test(tc, bad_calls);
-    tcase_add_test(tc, redirect_to_https);
+    tcase_add_test(tc, redirect_bad_location);
     tcase_add_test(tc, group_deadline);
     tcase_add_test(tc, close_all_pending);
     tcase_add_test(tc, loop_freed_pending);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("https");
+    tcase_add_checked_fixture(tc, https_setup, https_teardown);
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, https_json);
+    tcase_add_test(tc, https_verify_fails);
+    tcase_add_test(tc, https_wrong_host);
+    tcase_add_test(tc, https_keepalive);
+    tcase_add_test(tc, https_redirects);
+    tcase_add_test(tc, https_to_plain);
+    tcase_add_test(tc, https_silent_server);
+    tcase_add_test(tc, https_many_settings);
     suite_add_tcase(s, tc);
     return s;
 }

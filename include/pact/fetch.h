@@ -16,8 +16,9 @@
  * pact_loop_close_all and opts.timeout_ms end it, and its callback runs
  * exactly once.
  *
- * https:// is refused with PACT_ENOTSUP until TLS streams land (the options
- * for it are reserved below). Every call is made on the loop's thread.
+ * https:// goes over TLS (pact/tls.h): the server's certificate is
+ * verified against the system's CA store (plus opts.ca_file) and must name
+ * the URL's host. Every call is made on the loop's thread.
  * doc/fetch.md is the guide. */
 #ifndef PACT_FETCH_H
 #define PACT_FETCH_H
@@ -106,11 +107,16 @@ typedef struct pact_fetch_opts {
     pact_fetch_progress_fn progress;
     /** The progress callback's data. */
     void *progress_ud;
-    /** Reserved for https://, once TLS streams land: a PEM file of CA
-     *  certificates to trust besides the system's (NULL: the system's). */
+    /** https://: a PEM file of CA certificates to trust besides the
+     *  system's store (NULL: the system's only); copied, and loaded once
+     *  per loop (the pool keeps the context). It applies to every https://
+     *  hop of the fetch, redirects included. Connections are pooled per
+     *  setting: one verified with a CA file never serves a fetch without
+     *  it. */
     const char *ca_file;
-    /** Reserved for https://, once TLS streams land: skip certificate
-     *  verification (tests only). */
+    /** https://: do not verify the server's certificate nor its name at
+     *  all. FOR TESTS ONLY: anyone in the middle can read and change
+     *  everything. */
     bool insecure;
 } pact_fetch_opts;
 
@@ -118,19 +124,20 @@ typedef struct pact_fetch_opts {
  * A fetch's callback: @p res (borrowed for the call: pact_fetch_res_ref
  * to keep it) on success, which is any HTTP status (a 404 is a response,
  * not an error, as in Node); or NULL and @p err (borrowed): PACT_EINVAL (a
- * Location that is not a URL), PACT_ENOTSUP (a redirect to https://),
- * PACT_ECONNREFUSED and the other connect errors, PACT_ENOENT (the name
- * does not resolve), PACT_ETIMEDOUT (opts.timeout_ms), PACT_ECANCELED (the
- * abort token, its cause the reason; pact_loop_close_all), PACT_ELOOP (too
- * many redirects), PACT_EMSGSIZE (over max_body), PACT_EPROTO (a response
- * that is not HTTP/1.x), PACT_ECONNRESET (the server closed the connection
- * before the response's end).
+ * Location that is not a URL), PACT_ECONNREFUSED and the other connect errors,
+ * PACT_ENOENT (the name does not resolve), PACT_ETIMEDOUT (opts.timeout_ms),
+ * PACT_ECANCELED (the abort token, its cause the reason; pact_loop_close_all),
+ * PACT_ELOOP (too many redirects), PACT_EMSGSIZE (over max_body), PACT_EPROTO
+ * (a response that is not HTTP/1.x; for https://, a certificate that does not
+ * verify or a server that does not speak TLS, with OpenSSL's reason in the
+ * message), PACT_ECONNRESET (the server closed the connection before the
+ * response's end, or during the TLS handshake).
  */
 typedef void (*pact_fetch_res_cb)(pact_error *err, pact_fetch_res *res,
                                   void *ud);
 
 /**
- * Fetch @p url (absolute: "http://host[:port][/path][?query]"; a fragment
+ * Fetch @p url (absolute: "http[s]://host[:port][/path][?query]"; a fragment
  * is dropped) and call @p cb once, on a later tick, with the response or
  * an error (see pact_fetch_res_cb). A GET or HEAD that finds a kept-alive
  * connection closed by the server before any byte of the answer is sent
@@ -141,8 +148,9 @@ typedef void (*pact_fetch_res_cb)(pact_error *err, pact_fetch_res *res,
  * @param cb, ud the callback and its data (the caller's).
  * @return 0; PACT_EINVAL (NULL @p loop, @p url or @p cb; a URL that is not
  *   an absolute http(s) URL, a method that is not a token, a bad header, a
- *   body with GET or HEAD, body and json both); PACT_ENOTSUP (https://, for
- *   now); PACT_ENOMEM; PACT_ETHREAD. On error @p cb is never called.
+ *   body with GET or HEAD, body and json both); for https://, PACT_ENOENT
+ *   (opts.ca_file missing) or PACT_EPROTO (not PEM); PACT_ENOMEM;
+ *   PACT_ETHREAD. On error @p cb is never called.
  */
 PACT_API int pact_fetch_cb(pact_loop *loop, const char *url,
                            const pact_fetch_opts *opts, pact_fetch_res_cb cb,
