@@ -186,8 +186,9 @@ static void take_op(const struct pact__op *op, void *ud)
     char more[256] = "";
     if (op->type->describe)
         op->type->describe(op, more, sizeof more);
-    json_t *j = json_pack("{s:s, s:s, s:b}", "what", op->type->what, "detail",
-                          more, "cancelled", op->state == PACT__OP_STOPPING);
+    json_t *j =
+        json_pack("{s:s, s:s, s:b}", "what", pact__op_what(op), "detail", more,
+                  "cancelled", op->state == PACT__OP_STOPPING);
     /* the task or async function that started it, if it still runs; else
      * where its token says */
     json_t *owner = op->owner ? find_task(b, op->owner) : NULL;

@@ -467,7 +467,7 @@ size_t pact__slots_print(const pact_loop *loop, FILE *out)
             continue;
         char more[256];
         describe(s, more, sizeof more);
-        fprintf(out, "  %s: %s\n", s->op.type->what, more);
+        fprintf(out, "  %s: %s\n", pact__op_what(&s->op), more);
         n++;
     }
     return n;

@@ -105,6 +105,10 @@ struct pact__op_type {
      * STOPPING operation makes pact_loop_free refuse. */
     bool waited;
 };
+/* What @p op waits on, for people (dumps, the pending list): its type's
+ * `what`, or for an operation registered through pact_op_start, the
+ * pact_op_type's own (an HTTP request, the program's request). */
+const char *pact__op_what(const struct pact__op *op);
 
 struct pact__op {
     struct pact__list node; /* loop->ops while pending, loop->op_due once

@@ -275,12 +275,19 @@ static void user_drop(struct pact__op *rec)
 static void user_describe(const struct pact__op *rec, char *buf, size_t len)
 {
     const struct pact_op *op = pact__list_entry(rec, const struct pact_op, rec);
-    snprintf(buf, len, "%s (the program's own, ud %p)",
-             op->t->what ? op->t->what : "an operation", op->ud);
+    snprintf(buf, len, "ud %p", op->ud);
 }
 
 static const struct pact__op_type user_type = {
     "operation", user_stop, user_fail, user_drop, user_describe, false};
+
+const char *pact__op_what(const struct pact__op *rec)
+{
+    if (rec->type != &user_type)
+        return rec->type->what;
+    const struct pact_op *op = pact__list_entry(rec, const struct pact_op, rec);
+    return op->t->what ? op->t->what : rec->type->what;
+}
 
 int pact_op_start(pact_loop *loop, const pact_op_type *type, void *ud,
                   const pact_op_opts *opts, pact_op **out)

@@ -29,7 +29,7 @@ static size_t print_list(const struct pact__list *head, const char *state,
         char more[256] = "";
         if (op->type->describe)
             op->type->describe(op, more, sizeof more);
-        fprintf(out, "  %s%s%s%s%s\n", op->type->what, more[0] ? ": " : "",
+        fprintf(out, "  %s%s%s%s%s\n", pact__op_what(op), more[0] ? ": " : "",
                 more, state,
                 op->state == PACT__OP_STOPPING ? " (cancelled, still running)"
                                                : "");
