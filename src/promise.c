@@ -14,14 +14,24 @@
  * the last unref is still reported although the memory stays in a slab. */
 #ifdef PACT__ASAN_BUILD
 #include <sanitizer/asan_interface.h>
-#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
-#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#define POISON(ps, p, n) ((void)(ps), ASAN_POISON_MEMORY_REGION((p), (n)))
+#define UNPOISON(ps, p, n) ((void)(ps), ASAN_UNPOISON_MEMORY_REGION((p), (n)))
 #elif defined(HAVE_VALGRIND_MEMCHECK_H)
-#define POISON(p, n) VALGRIND_MAKE_MEM_NOACCESS((p), (n))
-#define UNPOISON(p, n) VALGRIND_MAKE_MEM_UNDEFINED((p), (n))
+/* Only under valgrind (ps->marks): natively each client request is a dozen
+ * instructions, and a round trip between two tasks makes eight. */
+#define POISON(ps, p, n)                                                       \
+    do {                                                                       \
+        if (PACT__UNLIKELY((ps)->marks))                                       \
+            VALGRIND_MAKE_MEM_NOACCESS((p), (n));                              \
+    } while (0)
+#define UNPOISON(ps, p, n)                                                     \
+    do {                                                                       \
+        if (PACT__UNLIKELY((ps)->marks))                                       \
+            VALGRIND_MAKE_MEM_UNDEFINED((p), (n));                             \
+    } while (0)
 #else
-#define POISON(p, n) ((void)(p), (void)(n))
-#define UNPOISON(p, n) ((void)(p), (void)(n))
+#define POISON(ps, p, n) ((void)(ps), (void)(p), (void)(n))
+#define UNPOISON(ps, p, n) ((void)(ps), (void)(p), (void)(n))
 #endif
 
 /* A freed node keeps this state, so a stale unref is reported, not obeyed. */
@@ -53,7 +63,7 @@ static void slot_put(pact_loop *loop, pact_promise *n)
     FREE_NEXT(n) = ps->pfree;
     ps->pfree = n;
     ps->plive--;
-    POISON((char *)n + BODY_OFF, sizeof *n - BODY_OFF);
+    POISON(ps, (char *)n + BODY_OFF, sizeof *n - BODY_OFF);
 }
 
 static void node_release(pact_loop *loop, pact_promise *n)
@@ -86,11 +96,11 @@ static pact_promise *slot_take(pact_loop *loop)
             s->nodes[i].refs = 0;
             FREE_NEXT(&s->nodes[i]) = ps->pfree;
             ps->pfree = &s->nodes[i];
-            POISON((char *)&s->nodes[i] + BODY_OFF, sizeof *n - BODY_OFF);
+            POISON(ps, (char *)&s->nodes[i] + BODY_OFF, sizeof *n - BODY_OFF);
         }
         n = &s->nodes[0];
     }
-    UNPOISON((char *)n + BODY_OFF, sizeof *n - BODY_OFF);
+    UNPOISON(ps, (char *)n + BODY_OFF, sizeof *n - BODY_OFF);
     ps->plive++;
     return n;
 }
@@ -676,7 +686,7 @@ static void promises_free(pact_loop *loop, void *state)
     }
     for (struct pact__slab *s = ps->slabs, *nx; s; s = nx) {
         nx = s->next;
-        UNPOISON(s, sizeof *s);
+        UNPOISON(ps, s, sizeof *s);
         free(s);
     }
     free(ps);
@@ -697,6 +707,7 @@ static void *promises_make(pact_loop *loop)
     struct pact__promises *ps = calloc(1, sizeof *ps);
     if (!ps)
         return NULL;
+    ps->marks = pact__on_valgrind();
     ps->unhandled_mode = PACT_UNHANDLED_THROW; /* PACT_UNHANDLED_REJECTIONS
                                                   may say otherwise */
     pact__on_drained(loop, pact__rejections, ps);

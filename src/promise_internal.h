@@ -128,6 +128,7 @@ struct pact__promises {
     struct pact__slab *slabs; /* node chunks, freed with the loop */
     pact_promise *pfree;      /* free nodes, linked through free_next */
     size_t plive;             /* nodes handed out and not freed */
+    bool marks; /* under valgrind: freed nodes are marked inaccessible */
     /* reject.c */
     pact_promise **unhandled; /* rejected without a handler (refs), FIFO */
     size_t unhandled_len, unhandled_cap;
