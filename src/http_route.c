@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "http_internal.h"
+#include "task_internal.h"
 
 /* ---- routes -------------------------------------------------------------- */
 
@@ -225,6 +226,7 @@ static pact_error *task_body(void *arg, pact_value *result)
     (void)result;
     pact_http_req *r = arg;
     pact_http_res *res = NULL;
+    pact__task_show((void (*)(void))r->h.fn.task, r->h.ud);
     pact_error *err = r->h.fn.task(r, &res, r->h.ud);
     if (err || !res)
         answer_status(r, 500);

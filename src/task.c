@@ -51,6 +51,8 @@ struct pact_task {
     struct pact__stack *stack;
     pact_task_fn fn;
     void *arg;
+    void (*show_fn)(void); /* what reports name instead (pact__task_show) */
+    void *show_ud;
     pact_promise *promise;   /* its result: a reference until settled */
     pact__task_done_fn done; /* or, without a promise, who takes it */
     void *done_ud;
@@ -300,8 +302,8 @@ static void label(pact_task *t, struct pact__label_save *save)
 {
     struct pact__label l = {
         .kind = PACT_STEP_TASK,
-        .fn = (void (*)(void))t->fn,
-        .ud = t->arg,
+        .fn = t->show_fn ? t->show_fn : (void (*)(void))t->fn,
+        .ud = t->show_fn ? t->show_ud : t->arg,
         .name = t->where.name,
         .file = t->where.file,
         .line = t->where.line,
@@ -309,6 +311,16 @@ static void label(pact_task *t, struct pact__label_save *save)
         .at_line = t->await_file ? t->await_line : 0,
     };
     pact__label_push(t->ts->loop, &l, save);
+}
+
+void pact__task_show(void (*fn)(void), void *ud)
+{
+    pact_task *t = current;
+    if (!t)
+        return;
+    t->show_fn = fn;
+    t->show_ud = ud;
+    pact__label_refine(t->ts->loop, PACT_STEP_TASK, fn, ud);
 }
 
 /* Continue @p t until it awaits or ends (on the resumer's stack). */
@@ -552,6 +564,8 @@ static int setup(struct pact__tasks *ts, pact_task *t, pact_task_fn fn,
     t->ts = ts;
     t->fn = fn;
     t->arg = arg;
+    t->show_fn = NULL;
+    t->show_ud = NULL;
     t->where.name = opts ? opts->name : NULL;
     t->where.file = file ? file : "?";
     t->where.line = line;

@@ -92,6 +92,11 @@ typedef void (*pact__task_done_fn)(void *ud, pact_error *err,
  * runs exactly once when the task ends (never inside this call).
  * @return 0; PACT_ECANCELED (its token, opts->abort or the ambient one, is
  * aborted already: nothing was made); PACT_ENOMEM. */
+/* From now on, stall reports name @p fn(@p ud) as what the running task
+ * runs, not its body: a service's body that calls the user's code (an HTTP
+ * task handler) names the user's function. Outside a task: nothing. */
+void pact__task_show(void (*fn)(void), void *ud);
+
 int pact__task_spawn_done(pact_loop *loop, pact_task_fn fn, void *arg,
                           const pact_task_opts *opts, const char *file,
                           int line, pact__task_done_fn done, void *ud);

@@ -40,6 +40,7 @@ static struct {
     int free_rc;
     atomic_int cancelled; /* handlers' operations that saw ECANCELED */
     atomic_int handled;
+    atomic_int slow_started;          /* h_slow calls */
     atomic_int shut_calls, shut_code; /* pact_http_server_shutdown's cb */
     uint64_t shut_ms;
 } S;
@@ -167,6 +168,7 @@ static void h_path_later(pact_error *err, void *ud)
 static void h_slow(pact_http_req *req, void *ud)
 {
     (void)ud;
+    atomic_fetch_add(&S.slow_started, 1);
     pact_handle h;
     ck_assert_int_eq(pact_timeout(S.loop, 80, h_path_later, req, &h), 0);
 }
@@ -245,8 +247,18 @@ static pact_promise *h_pblock(pact_http_req *req, void *ud)
     return pact_resolved(S.loop, pact_http_res_value(hello_res(req)));
 }
 
+static pact_error *h_tblock(pact_http_req *req, pact_http_res **res, void *ud)
+{
+    (void)ud;
+    usleep(100 * 1000);
+    *res = hello_res(req);
+    return NULL;
+}
+
 static void routes(pact_http_server *srv)
 {
+    ck_assert_int_eq(
+        pact_http_route_task(srv, "GET", "/tblock", h_tblock, NULL), 0);
     ck_assert_int_eq(pact_http_route(srv, "GET", "/block", h_block, NULL), 0);
     ck_assert_int_eq(pact_http_route_p(srv, "GET", "/pblock", h_pblock, NULL),
                      0);
@@ -425,7 +437,8 @@ END_TEST
 
 /* ---- the stall detector names the handler ------------------------------- */
 
-static atomic_int named_cb, named_p; /* reports naming h_block, h_pblock */
+/* reports naming h_block, h_pblock, h_tblock */
+static atomic_int named_cb, named_p, named_t;
 static sem_t watching;
 
 static void on_stall(const pact_stall *st, void *ud)
@@ -435,6 +448,8 @@ static void on_stall(const pact_stall *st, void *ud)
         atomic_fetch_add(&named_cb, 1);
     else if (st->fn == (void (*)(void))h_pblock)
         atomic_fetch_add(&named_p, 1);
+    else if (st->fn == (void (*)(void))h_tblock)
+        atomic_fetch_add(&named_t, 1);
 }
 
 static void watch(void *ud)
@@ -443,13 +458,14 @@ static void watch(void *ud)
     sem_post(&watching);
 }
 
-/* A callback or promise handler that blocks the loop is what a stall
+/* A callback, promise or task handler that blocks the loop is what a stall
  * report names (its function), not the server's code that called it. */
 START_TEST(stall_names_the_handler)
 {
     start(NULL);
     atomic_store(&named_cb, 0);
     atomic_store(&named_p, 0);
+    atomic_store(&named_t, 0);
     sem_init(&watching, 0, 0);
     ck_assert_int_eq(pact_loop_post(S.loop, watch, NULL), 0);
     sem_wait(&watching);
@@ -464,8 +480,14 @@ START_TEST(stall_names_the_handler)
         ck_assert_int_eq(status_of(r), 200);
         free(r);
     }
+    for (int i = 0; i < 20 && !atomic_load(&named_t); i++) {
+        char *r = once("GET /tblock HTTP/1.1\r\nHost: t\r\n\r\n");
+        ck_assert_int_eq(status_of(r), 200);
+        free(r);
+    }
     ck_assert_int_gt(atomic_load(&named_cb), 0);
     ck_assert_int_gt(atomic_load(&named_p), 0);
+    ck_assert_int_gt(atomic_load(&named_t), 0);
     stop(); /* pact_loop_free stops the watchdog */
     sem_destroy(&watching);
 }
@@ -779,11 +801,12 @@ static void do_shutdown(void *ud)
 START_TEST(shutdown_with_deadline)
 {
     start(NULL);
-    S.shut_ms = 400;
+    S.shut_ms = 1500; /* far past the 80 ms handler, even under valgrind */
     int slow = dial(), hang = dial(), idle = dial();
     PUT(slow, "GET /slow/x HTTP/1.1\r\nHost: t\r\n\r\n");
     PUT(hang, "GET /hang HTTP/1.1\r\nHost: t\r\n\r\n");
-    while (atomic_load(&S.handled) < 1)
+    /* both in flight before the shutdown, however loaded the machine */
+    while (atomic_load(&S.handled) < 1 || atomic_load(&S.slow_started) < 1)
         sleep_ms(5);
     ck_assert_int_eq(pact_loop_post(S.loop, do_shutdown, NULL), 0);
     char *r = response(slow); /* 80 ms handler: answered */
@@ -817,7 +840,9 @@ START_TEST(shutdown_in_time)
     S.shut_ms = 5000;
     int fd = dial();
     PUT(fd, "GET /slow/y HTTP/1.1\r\nHost: t\r\n\r\n");
-    sleep_ms(20);
+    /* in flight (else the shutdown closes it as idle, rightly) */
+    while (atomic_load(&S.slow_started) < 1)
+        sleep_ms(5);
     ck_assert_int_eq(pact_loop_post(S.loop, do_shutdown, NULL), 0);
     char *r = response(fd);
     ck_assert_int_eq(status_of(r), 200);
