@@ -90,7 +90,8 @@ static void eps_init(void)
 struct load {
     int port;
     enum endpoint ep;
-    double ns;
+    double ns; /* the figure: wall ns per request */
+    long reqs; /* the requests the server answered, checks included */
 };
 
 static int dial(int port)
@@ -211,6 +212,7 @@ static void own_client(struct load *l)
         close(fds[i]);
     close(ep);
     l->ns /= REQUESTS;
+    l->reqs = REQUESTS;
 }
 
 /* ---- wrk ------------------------------------------------------------------
@@ -263,6 +265,8 @@ static void wrk_client(struct load *l)
     if (*errs)
         bench_fail("%s: %s", cmd, errs);
     l->ns = 1e9 / rps;
+    l->reqs = reqs + 1; /* and the check; those in flight at the end are
+                           not counted, at most CONNS */
 }
 
 /* The load on @p l's server from the client core: wrk or the own client. */
@@ -284,6 +288,13 @@ static void *load_then_exit(void *arg)
     load_main(l);
     say_exit(l->port);
     return NULL;
+}
+
+static double thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
 /* ---- pact: the four styles ------------------------------------------------
@@ -397,14 +408,17 @@ static void pact_run(void *ctx, double figs[BENCH_MAX_FIGS])
     BENCH_CHECK(pact_http_route(psrv, "GET", "/exit", h_exit, NULL));
     route(c->style, "GET", "/", NULL);
     route(c->style, "POST", "/echo", &echo_ud);
-    struct load l = {pact_http_server_port(psrv), c->ep, 0};
+    struct load l = {pact_http_server_port(psrv), c->ep, 0, 0};
     pthread_t t;
     if (pthread_create(&t, NULL, load_then_exit, &l) != 0)
         bench_fail("http: no load thread");
+    double c0 = thread_cpu_ns();
     bench_run_loop(ploop);
+    double cpu = thread_cpu_ns() - c0;
     pthread_join(t, NULL);
     BENCH_CHECK(pact_loop_free(ploop));
     figs[0] = l.ns;
+    figs[1] = cpu / (double)(l.reqs + 1); /* and /exit */
 }
 
 /* ---- evhttp (libevent's HTTP server) --------------------------------------
@@ -458,15 +472,18 @@ static void evhttp_run(void *ctx, double figs[BENCH_MAX_FIGS])
     socklen_t al = sizeof a;
     getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&a, &al);
     evhttp_set_gencb(http, ev_handler, base);
-    struct load l = {ntohs(a.sin_port), *(enum endpoint *)ctx, 0};
+    struct load l = {ntohs(a.sin_port), *(enum endpoint *)ctx, 0, 0};
     pthread_t t;
     if (pthread_create(&t, NULL, load_then_exit, &l) != 0)
         bench_fail("http: no load thread");
+    double c0 = thread_cpu_ns();
     event_base_dispatch(base);
+    double cpu = thread_cpu_ns() - c0;
     evhttp_free(http); /* closes the /exit connection, which the client reads */
     pthread_join(t, NULL);
     event_base_free(base);
     figs[0] = l.ns;
+    figs[1] = cpu / (double)(l.reqs + 1);
 }
 #endif
 
@@ -497,63 +514,88 @@ static void proc_stop(struct proc *s)
         bench_fail("%s: failed", s->cmd);
 }
 
+/* @return the CPU time the server process @p port has used (all its
+ * threads, user and system), in ns: its answer to `GET /cpu`. */
+static double proc_cpu_ns(int port)
+{
+    static const char q[] =
+        "GET /cpu HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n";
+    int fd = dial(port);
+    char b[1024];
+    size_t n = 0;
+    ssize_t r;
+    if (send(fd, q, sizeof q - 1, MSG_NOSIGNAL) < 0)
+        bench_fail("http: cannot ask for /cpu");
+    while (n < sizeof b - 1 && (r = recv(fd, b + n, sizeof b - 1 - n, 0)) > 0)
+        n += (size_t)r;
+    close(fd);
+    b[n] = '\0';
+    const char *body = strstr(b, "\r\n\r\n");
+    double ns = body ? strtod(body + 4, NULL) : -1;
+    if (strncmp(b, "HTTP/1.1 200 ", 13) != 0 || ns <= 0)
+        bench_fail("http: not the /cpu answer expected: %.200s", b);
+    return ns;
+}
+
 static void proc_run(void *ctx, double figs[BENCH_MAX_FIGS])
 {
     struct proc *s = ctx;
-    struct load l = {s->port, s->ep, 0};
+    struct load l = {s->port, s->ep, 0, 0};
+    double c0 = proc_cpu_ns(s->port);
     pthread_t t;
     if (pthread_create(&t, NULL, load_main, &l) != 0)
         bench_fail("http: no load thread");
     pthread_join(t, NULL);
     figs[0] = l.ns;
+    figs[1] = (proc_cpu_ns(s->port) - c0) / (double)l.reqs;
 }
 
-/* @return the ns per request of the server @p s->cmd, best of 3 after a
- * warm-up, all against one process; @p pin: the process is started from
- * this thread pinned to the server core, so that it runs there as the C
- * servers do. */
-static double proc_measure(struct proc *s, int pin)
+/* Measure the server @p s->cmd into @p figs (ns per request, its CPU
+ * time per request), best of 3 after a warm-up, all against one process;
+ * @p pin: the process is started from this thread pinned to the server
+ * core, so that it runs there as the C servers do. */
+static void proc_measure(struct proc *s, int pin, double figs[BENCH_MAX_FIGS])
 {
-    double f[BENCH_MAX_FIGS] = {0};
     if (pin)
         bench_pin(0);
     proc_start(s);
     if (pin)
         bench_unpin();
-    bench_best(proc_run, s, f);
+    bench_best(proc_run, s, figs);
     proc_stop(s);
-    return f[0];
 }
 
-/* @return Node's ns per request, or -1 without Node. Node's process is not
- * pinned (its own threads do its garbage collection and I/O). */
-static double node_measure(enum endpoint ep)
+/* Node's figures, left at -1 without Node. Node's process is not pinned
+ * (its own threads do its garbage collection and I/O). */
+static void node_measure(enum endpoint ep, double figs[BENCH_MAX_FIGS])
 {
     const char *node = getenv("PACT_BENCH_NODE");
     const char *dir = getenv("PACT_BENCH_JS");
     if (!node || !*node)
-        return -1;
+        return;
     struct proc s = {.ep = ep};
     snprintf(s.cmd, sizeof s.cmd, "'%s' '%s/http_hello.js'", node,
              dir && *dir ? dir : "test/bench/node");
-    return proc_measure(&s, 0);
+    proc_measure(&s, 0, figs);
 }
 
-/* @return Go's ns per request, or -1 without Go: pinned to the server core
+/* Go's figures, left at -1 without Go: pinned to the server core
  * (GOMAXPROCS=1: one thread runs its goroutines, as one runs pact's). */
-static double go_measure(enum endpoint ep)
+static void go_measure(enum endpoint ep, double figs[BENCH_MAX_FIGS])
 {
     const char *bin = bench_go_program();
     if (!bin)
-        return -1;
+        return;
     struct proc s = {.ep = ep};
     snprintf(s.cmd, sizeof s.cmd, "'%s' http-server", bin);
-    return proc_measure(&s, 1);
+    proc_measure(&s, 1, figs);
 }
 
 static void bench_endpoint(enum endpoint ep)
 {
-    double p[NSTYLES][BENCH_MAX_FIGS], ev[BENCH_MAX_FIGS] = {-1};
+    double p[NSTYLES][BENCH_MAX_FIGS], ev[BENCH_MAX_FIGS] = {-1, -1},
+                                       nd[BENCH_MAX_FIGS] = {-1, -1},
+                                       go[BENCH_MAX_FIGS] = {-1, -1};
     eps_init();
     if (wrk_path())
         fprintf(stderr,
@@ -574,15 +616,21 @@ static void bench_endpoint(enum endpoint ep)
     bench_best(evhttp_run, &ep, ev);
 #endif
     bench_unpin();
-    double nd = node_measure(ep), go = go_measure(ep);
+    node_measure(ep, nd);
+    go_measure(ep, go);
     static const char *const names[2][NSTYLES] = {
         {"http.hello", "http.hello_promise", "http.hello_task",
          "http.hello_async"},
         {"http.echo", "http.echo_promise", "http.echo_task",
          "http.echo_async"}};
-    bench_anchor a[] = {{"evhttp", ev[0]}, {"node", nd}, {"go", go}};
-    for (int st = CALLBACKS; st < NSTYLES; st++)
-        bench_print(names[ep][st], "ns", p[st][0], a, 3);
+    for (int f = 0; f < 2; f++) {
+        bench_anchor a[] = {{"evhttp", ev[f]}, {"node", nd[f]}, {"go", go[f]}};
+        for (int st = CALLBACKS; st < NSTYLES; st++) {
+            char name[64];
+            snprintf(name, sizeof name, "%s%s", names[ep][st], f ? "_cpu" : "");
+            bench_print(name, "ns", p[st][f], a, 3);
+        }
+    }
 }
 
 static void bench_hello(void)

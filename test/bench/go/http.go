@@ -5,7 +5,9 @@ package main
 // affinity of the thread that starts it). It prints its port, then serves
 // `GET /` (the 12 bytes of "hello world\n") and `POST /echo` (the JSON
 // body parsed with encoding/json and written back compact) until a
-// `GET /exit`. The bench's load driver measures it; it prints no figure.
+// `GET /exit`; `GET /cpu` answers the process's CPU time so far in ns (for
+// the _cpu figures). The bench's load driver measures it; it prints no
+// figure.
 //
 // fetch.get and fetch.get_c50 anchor (`anchors fetch-get PORT`):
 // http.Client against the bench's own hello server on PORT, 5,000 GETs one
@@ -22,6 +24,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -51,6 +54,13 @@ func httpServer(args []string) {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(out)
+	})
+	mux.HandleFunc("/cpu", func(w http.ResponseWriter, r *http.Request) {
+		var ru syscall.Rusage // the process's CPU time so far, for _cpu
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+			fail("http-server: getrusage: %v", err)
+		}
+		fmt.Fprint(w, (ru.Utime.Nano() + ru.Stime.Nano()))
 	})
 	mux.HandleFunc("/exit", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "bye")

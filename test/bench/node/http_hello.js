@@ -2,7 +2,8 @@
 // on 127.0.0.1 for http.hello (`GET /`, the 12 bytes of "hello world\n") and
 // http.echo (`POST /echo`, the JSON body parsed and written back with
 // JSON.stringify): it prints its port, the bench's load driver (wrk or its
-// own client) measures it, and a request for /exit stops it.
+// own client) measures it, `GET /cpu` answers the process's CPU time so far
+// (for the _cpu figures), and a request for /exit stops it.
 'use strict';
 const http = require('http');
 
@@ -11,6 +12,11 @@ const server = http.createServer((req, res) => {
         res.end('bye');
         server.close();
         server.closeAllConnections();
+        return;
+    }
+    if (req.url === '/cpu') { // the process's CPU time so far (ns): for _cpu
+        const c = process.cpuUsage();
+        res.end(String((c.user + c.system) * 1000));
         return;
     }
     if (req.method === 'POST' && req.url === '/echo') {
