@@ -14,7 +14,9 @@
  * figure. Figures: wall ns per request (1e9 / figure is the requests per
  * second over all connections) for pact's four handler styles (a callback
  * handler; _promise; _task; _async: a PACT_ASYNC function), each beside the
- * anchors. README.md says more. */
+ * anchors, and each one's _cpu twin, the server's CPU time per request
+ * (its thread's for the C servers, the whole process's for Node and Go).
+ * README.md says more. */
 #include "config.h"
 
 #include "bench.h"
