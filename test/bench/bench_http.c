@@ -490,6 +490,17 @@ static void evhttp_run(void *ctx, double figs[BENCH_MAX_FIGS])
 }
 #endif
 
+/* Whether the servers are pinned to the first core (the C servers' thread,
+ * Go's process): yes, unless PACT_BENCH_HTTP_PIN=0. On a quiet machine
+ * pinning keeps the server and the driver on cores of their own; on a
+ * busy one a pinned server waits for its core while a neighbour holds it,
+ * though the other may be free, and Node's process is never pinned. */
+static int pin_servers(void)
+{
+    const char *v = getenv("PACT_BENCH_HTTP_PIN");
+    return !(v && strcmp(v, "0") == 0);
+}
+
 /* ---- Node's http and Go's net/http: servers in processes of their own ----
  */
 
@@ -582,8 +593,9 @@ static void node_measure(enum endpoint ep, double figs[BENCH_MAX_FIGS])
     proc_measure(&s, 0, figs);
 }
 
-/* Go's figures, left at -1 without Go: pinned to the server core
- * (GOMAXPROCS=1: one thread runs its goroutines, as one runs pact's). */
+/* Go's figures, left at -1 without Go: pinned to the server core as the C
+ * servers are (GOMAXPROCS=1: one thread runs its goroutines, as one runs
+ * pact's). */
 static void go_measure(enum endpoint ep, double figs[BENCH_MAX_FIGS])
 {
     const char *bin = bench_go_program();
@@ -591,7 +603,7 @@ static void go_measure(enum endpoint ep, double figs[BENCH_MAX_FIGS])
         return;
     struct proc s = {.ep = ep};
     snprintf(s.cmd, sizeof s.cmd, "'%s' http-server", bin);
-    proc_measure(&s, 1, figs);
+    proc_measure(&s, pin_servers(), figs);
 }
 
 static void bench_endpoint(enum endpoint ep)
@@ -610,7 +622,13 @@ static void bench_endpoint(enum endpoint ep)
                 "bench: %s: driven by the bench's own client (%d "
                 "connections, %ld requests; no wrk), on core 1\n",
                 eps[ep].what, CONNS, REQUESTS);
-    bench_pin(0); /* the C servers on one core, the driver on the other */
+    if (pin_servers())
+        bench_pin(0); /* the C servers on one core, the driver on the other */
+    else
+        fprintf(stderr,
+                "bench: %s: servers not pinned "
+                "(PACT_BENCH_HTTP_PIN=0)\n",
+                eps[ep].what);
     for (int st = CALLBACKS; st < NSTYLES; st++) {
         struct pact_ctx c = {(enum style)st, ep};
         bench_best(pact_run, &c, p[st]);
