@@ -254,6 +254,11 @@ static const char *go_anchors(void)
     return go_bin;
 }
 
+const char *bench_go_program(void)
+{
+    return go_anchors();
+}
+
 size_t bench_go(const char *args, double *out, size_t n)
 {
     const char *bin = go_anchors();

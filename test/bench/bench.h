@@ -154,6 +154,13 @@ size_t bench_node(const char *script, double *out, size_t n);
  */
 size_t bench_go(const char *args, double *out, size_t n);
 
+/**
+ * @return the path of the Go anchors' program (built on first use, as for
+ *   bench_go), for a benchmark that runs it as a server and drives it
+ *   itself; NULL when Go is not configured.
+ */
+const char *bench_go_program(void);
+
 /* ---- shared workload -------------------------------------------------------
  */
 

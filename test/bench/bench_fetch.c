@@ -1,6 +1,7 @@
 /* make bench: pact_fetch (layer 5's pact/fetch.h) against one local hello
- * server, beside Node's fetch (undici) and Node's http.request with a
- * keep-alive agent, in the same run. The server is a thread of this program
+ * server, beside Node's fetch (undici), Node's http.request with a
+ * keep-alive agent and Go's http.Client (GOMAXPROCS=1, go/http.go), in the
+ * same run. The server is a thread of this program
  * (epoll, pinned to the second core; the clients are not pinned),
  * answering every `GET` with the 12 bytes of `hello world\n`, so that every
  * client talks to the same server. Two figures, wall ns per request (1e9 /
@@ -202,11 +203,17 @@ static void bench_get(void)
     setenv("PACT_BENCH_FETCH_PORT", port, 1);
     double nd[4] = {-1, -1, -1, -1};
     bench_node("fetch_get.js", nd, 4);
+    /* Go's http.Client (GOMAXPROCS=1, 50 goroutines for _c50), unpinned */
+    char args[64];
+    snprintf(args, sizeof args, "fetch-get %d", s.port);
+    double go[2] = {-1, -1};
+    bench_go(args, go, 2);
     server_stop(&s);
-    bench_anchor seq[] = {{"node", nd[0]}, {"node_http", nd[2]}};
-    bench_anchor conc[] = {{"node", nd[1]}, {"node_http", nd[3]}};
-    bench_print("fetch.get", "ns", p[0], seq, 2);
-    bench_print("fetch.get_c50", "ns", p[1], conc, 2);
+    bench_anchor seq[] = {{"node", nd[0]}, {"node_http", nd[2]}, {"go", go[0]}};
+    bench_anchor conc[] = {
+        {"node", nd[1]}, {"node_http", nd[3]}, {"go", go[1]}};
+    bench_print("fetch.get", "ns", p[0], seq, 3);
+    bench_print("fetch.get_c50", "ns", p[1], conc, 3);
 }
 
 const bench_def bench_fetch[] = {

@@ -29,11 +29,13 @@ var anchors = map[string]func(args []string){
 	"suspended":      benchSuspended,
 	"suspended-once": suspendedOnce,
 	"group-spawn":    benchGroupSpawn,
+	"http-server":    httpServer,
+	"fetch-get":      benchFetchGet,
 }
 
 func main() {
 	if len(os.Args) < 2 || anchors[os.Args[1]] == nil {
-		fail("usage: anchors switch|pingpong|suspended|group-spawn [ARGS]")
+		fail("usage: anchors switch|pingpong|suspended|group-spawn|http-server|fetch-get [ARGS]")
 	}
 	runtime.GOMAXPROCS(1)
 	anchors[os.Args[1]](os.Args[2:])
