@@ -217,6 +217,23 @@ pact_promise *t_pending(pact_deferred **d)
     return p;
 }
 
+pact_promise *t_promise_cycle(pact_promise **second)
+{
+    pact_deferred *d1, *d2;
+    pact_promise *p1 = t_pending(&d1), *p2 = t_pending(&d2);
+    ck_assert_int_eq(
+        pact_deferred_resolve(d1, pact_promise_v(pact_promise_ref(p2))), 0);
+    ck_assert_int_eq(
+        pact_deferred_resolve(d2, pact_promise_v(pact_promise_ref(p1))), 0);
+    pact_deferred_unref(d1);
+    pact_deferred_unref(d2);
+    if (second)
+        *second = p2;
+    else
+        pact_promise_unref(p2);
+    return p1;
+}
+
 /* t_settle_later's schedule: the settlements due, in deadline order, run
  * one per timer callback by one timer armed for the earliest. The order is
  * the deadlines', whatever pauses a loaded machine puts between the calls

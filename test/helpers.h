@@ -50,6 +50,11 @@ int t_count(const char *hay, const char *needle);
 
 /* A pending promise; its deferred goes to *d. */
 pact_promise *t_pending(pact_deferred **d);
+/* Two promises each resolved with the other: a cycle that nothing settles
+ * and only pact_loop_close_all breaks. @return the first (a new
+ * reference); the second goes to *@p second, or is dropped when @p second is
+ * NULL (the first keeps it alive). */
+pact_promise *t_promise_cycle(pact_promise **second);
 /* After @p ms, resolve @p d (stolen) with @p v (stolen; pact_throw(e)
  * rejects), tracing @p label (may be NULL) first. The delays of calls made
  * in one turn count from the first of them, so their order holds however
