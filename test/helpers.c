@@ -217,6 +217,23 @@ pact_promise *t_pending(pact_deferred **d)
     return p;
 }
 
+pact_promise *t_promise_cycle(pact_promise **second)
+{
+    pact_deferred *d1, *d2;
+    pact_promise *p1 = t_pending(&d1), *p2 = t_pending(&d2);
+    ck_assert_int_eq(
+        pact_deferred_resolve(d1, pact_promise_v(pact_promise_ref(p2))), 0);
+    ck_assert_int_eq(
+        pact_deferred_resolve(d2, pact_promise_v(pact_promise_ref(p1))), 0);
+    pact_deferred_unref(d1);
+    pact_deferred_unref(d2);
+    if (second)
+        *second = p2;
+    else
+        pact_promise_unref(p2);
+    return p1;
+}
+
 /* t_settle_later's schedule: the settlements due, in deadline order, run
  * one per timer callback by one timer armed for the earliest. The order is
  * the deadlines', whatever pauses a loaded machine puts between the calls
@@ -367,4 +384,161 @@ void t_must(int rc, const char *what, const char *file, int line)
         return;
     fprintf(stderr, "%s:%d: %s: %s\n", file, line, what, pact_err_name(rc));
     abort();
+}
+
+/* ---- line-echo servers in three styles, and their one client ------------- */
+
+void t_echo_data(pact_stream *s, const void *data, size_t n, void *ud)
+{
+    (void)ud;
+    ck_assert_int_ge(pact_stream_write(s, data, n), 0);
+}
+
+void t_echo_accept_cb(pact_error *err, pact_stream *s, void *ud)
+{
+    (void)ud;
+    if (err)
+        return;
+    pact_stream_events ev = {.data = t_echo_data};
+    ck_assert_int_eq(pact_stream_on(s, &ev, NULL), 0);
+}
+
+/* The promise style: read a line, write it back, again. */
+static void echo_p_step(pact_stream *s);
+
+static pact_value echo_p_written(const pact_value *v, void *ud)
+{
+    (void)v;
+    echo_p_step(ud);
+    return pact_nothing();
+}
+
+static pact_value echo_p_line(const pact_value *v, void *ud)
+{
+    pact_stream *s = ud;
+    size_t n = v->u.bytes.len;
+    char *line = malloc(n + 1);
+    ck_assert_ptr_nonnull(line);
+    memcpy(line, v->u.bytes.data, n);
+    line[n] = '\n';
+    pact_promise *w = pact_stream_write_p(s, line, n + 1);
+    free(line);
+    pact_promise *next = pact_then(w, echo_p_written, NULL, s);
+    pact_promise_unref(w);
+    return pact_promise_v(next);
+}
+
+static pact_value echo_p_eof(pact_error *err, void *ud)
+{
+    ck_assert_int_eq(pact_error_code(err), PACT_EOF);
+    pact_stream_close(ud);
+    return pact_nothing();
+}
+
+static void echo_p_step(pact_stream *s)
+{
+    pact_promise *r = pact_stream_read_line_p(s, NULL);
+    pact_promise *t = pact_then(r, echo_p_line, echo_p_eof, s);
+    pact_promise_unref(r);
+    pact_promise_unref(t);
+}
+
+void t_echo_accept_promise(pact_error *err, pact_stream *s, void *ud)
+{
+    (void)ud;
+    if (!err)
+        echo_p_step(s);
+}
+
+static pact_error *echo_task(void *arg, pact_value *result)
+{
+    (void)result;
+    pact_stream *s = arg;
+    for (;;) {
+        pact_value line;
+        pact_error *err =
+            PACT_AWAIT_ERR(pact_stream_read_line_p(s, NULL), &line);
+        if (err) {
+            ck_assert_int_eq(pact_error_code(err), PACT_EOF);
+            pact_error_unref(err);
+            break;
+        }
+        char out[256];
+        size_t n = line.u.bytes.len;
+        ck_assert_uint_lt(n, sizeof out);
+        memcpy(out, line.u.bytes.data, n);
+        out[n] = '\n';
+        pact_value_release(&line);
+        err = PACT_AWAIT_ERR(pact_stream_write_p(s, out, n + 1), NULL);
+        if (err)
+            return err;
+    }
+    pact_stream_close(s);
+    return NULL;
+}
+
+void t_echo_accept_task(pact_error *err, pact_stream *s, void *ud)
+{
+    (void)ud;
+    if (!err)
+        pact_promise_unref(pact_task_spawn(t_loop, echo_task, s, NULL));
+}
+
+struct echo_client {
+    const char *host;
+    int port;
+    const pact_tcp_connect_opts *co;
+    pact_tcp_server *srv;
+};
+
+/* A line at a time, each echo read back whole. */
+static pact_error *echo_client_task(void *arg, pact_value *result)
+{
+    (void)result;
+    struct echo_client *c = arg;
+    pact_value v;
+    pact_error *err =
+        PACT_AWAIT_ERR(pact_tcp_connect_p(t_loop, c->host, c->port, c->co), &v);
+    if (err)
+        return err;
+    pact_stream *s = v.u.ptr;
+    if (c->co && c->co->tls)
+        trace("tls %s", pact_tls_version(s) ? "up" : "down");
+    for (int i = 0; i < T_ECHO_LINES; i++) {
+        char msg[32];
+        int n = snprintf(msg, sizeof msg, "line %d of %d\n", i, T_ECHO_LINES);
+        trace("send %.*s", n - 1, msg);
+        err = PACT_AWAIT_ERR(pact_stream_write_p(s, msg, (size_t)n), NULL);
+        ck_assert_ptr_null(err);
+        err = PACT_AWAIT_ERR(pact_stream_read_line_p(s, NULL), &v);
+        ck_assert_ptr_null(err);
+        trace("got %s", (char *)v.u.bytes.data);
+        pact_value_release(&v);
+    }
+    ck_assert_ptr_null(PACT_AWAIT_ERR(pact_stream_end_p(s), NULL));
+    err = PACT_AWAIT_ERR(pact_stream_read_some_p(s, NULL), NULL);
+    trace("then %s", pact_err_name(pact_error_code(err)));
+    pact_error_unref(err);
+    pact_stream_close(s);
+    pact_tcp_server_close(c->srv, NULL, NULL);
+    return NULL;
+}
+
+char *t_echo_transcript(const char *host, const pact_tcp_listen_opts *lo,
+                        const pact_tcp_connect_opts *co,
+                        pact_tcp_accept_cb accept)
+{
+    trace_reset();
+    struct echo_client c = {host, 0, co, NULL};
+    ck_assert_int_eq(pact_tcp_listen(t_loop, host, 0, lo, accept, NULL, &c.srv),
+                     0);
+    c.port = pact_tcp_server_port(c.srv);
+    ck_assert_int_gt(c.port, 0);
+    pact_promise *t = pact_task_spawn(t_loop, echo_client_task, &c, NULL);
+    ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
+    ck_assert_int_eq(pact_promise_state(t), PACT_FULFILLED);
+    pact_promise_unref(t);
+    char *text = strdup(trace_text());
+    ck_assert_ptr_nonnull(text);
+    return text;
 }

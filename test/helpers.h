@@ -50,6 +50,11 @@ int t_count(const char *hay, const char *needle);
 
 /* A pending promise; its deferred goes to *d. */
 pact_promise *t_pending(pact_deferred **d);
+/* Two promises each resolved with the other: a cycle that nothing settles
+ * and only pact_loop_close_all breaks. @return the first (a new
+ * reference); the second goes to *@p second, or is dropped when @p second is
+ * NULL (the first keeps it alive). */
+pact_promise *t_promise_cycle(pact_promise **second);
 /* After @p ms, resolve @p d (stolen) with @p v (stolen; pact_throw(e)
  * rejects), tracing @p label (may be NULL) first. The delays of calls made
  * in one turn count from the first of them, so their order holds however
@@ -95,6 +100,29 @@ void t_forked(void (*fn)(void *), void *arg);
  * descriptors open now, so that a few opens exhaust it. @return the lowest
  * free descriptor (the same before and after: nothing leaked or closed). */
 int t_child_fd_limit(int spare);
+
+/* Line-echo servers, for pact_tcp_listen and pact_unix_listen (ud unused),
+ * in the three styles: callback (each chunk goes back as it came, through
+ * t_echo_data, usable as a data event on its own), promise (read a line,
+ * write it back, again) and task (the same, awaited). The promise and task
+ * ones assert that the client's end came as PACT_EOF, then close. */
+void t_echo_data(pact_stream *s, const void *data, size_t n, void *ud);
+void t_echo_accept_cb(pact_error *err, pact_stream *s, void *ud);
+void t_echo_accept_promise(pact_error *err, pact_stream *s, void *ud);
+void t_echo_accept_task(pact_error *err, pact_stream *s, void *ud);
+
+/* How many lines t_echo_transcript's client sends. */
+#define T_ECHO_LINES 20
+/* Listen on @p host (port 0) with @p lo (may be NULL) and @p accept, and
+ * run t_loop with a client task that connects with @p co (may be NULL),
+ * sends T_ECHO_LINES lines reading each echo back whole, ends its side,
+ * reads the server's end and closes the server.
+ * @return the trace (malloc'd): "tls up" first where @p co has a TLS
+ * context, then "send line i of N" and "got line i of N" per line, and
+ * "then EOF": the same whichever style served. */
+char *t_echo_transcript(const char *host, const pact_tcp_listen_opts *lo,
+                        const pact_tcp_connect_opts *co,
+                        pact_tcp_accept_cb accept);
 
 /* Read a whole file under $PACT_FIXTURES (malloc'd; NULL if missing). */
 char *t_read_fixture(const char *relpath);

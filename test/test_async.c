@@ -713,16 +713,7 @@ static pact_error *on_cycle_body(pact_async *a, pact_value *result)
 
 START_TEST(close_all_cancels_await_on_cycle)
 {
-    P *p1, *p2;
-    pact_deferred *d1 = pact_deferred_new(t_loop, &p1);
-    pact_deferred *d2 = pact_deferred_new(t_loop, &p2);
-    ck_assert_int_eq(
-        pact_deferred_resolve(d1, pact_promise_v(pact_promise_ref(p2))), 0);
-    ck_assert_int_eq(
-        pact_deferred_resolve(d2, pact_promise_v(pact_promise_ref(p1))), 0);
-    pact_deferred_unref(d1);
-    pact_deferred_unref(d2);
-    pact_promise_unref(p2);
+    P *p1 = t_promise_cycle(NULL);
     struct on_cycle *f = new_frame(sizeof *f, on_cycle_body);
     f->p = p1;
     cycle_code = -1;

@@ -1983,16 +1983,7 @@ static pact_error *cycle_task(void *arg, pact_value *result)
  * well, and the loop then frees (the teardown asserts it). */
 START_TEST(close_all_cancels_await_on_cycle)
 {
-    pact_promise *p1, *p2;
-    pact_deferred *d1 = pact_deferred_new(t_loop, &p1);
-    pact_deferred *d2 = pact_deferred_new(t_loop, &p2);
-    ck_assert_int_eq(
-        pact_deferred_resolve(d1, pact_promise_v(pact_promise_ref(p2))), 0);
-    ck_assert_int_eq(
-        pact_deferred_resolve(d2, pact_promise_v(pact_promise_ref(p1))), 0);
-    pact_deferred_unref(d1);
-    pact_deferred_unref(d2);
-    pact_promise_unref(p2);
+    pact_promise *p1 = t_promise_cycle(NULL);
     struct cycle_ctx c = {.p = p1, .first = -1, .second = -1};
     pact_promise *p = spawn(cycle_task, &c);
     struct got g = {0};

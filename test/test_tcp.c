@@ -42,162 +42,13 @@ static bool have_ipv6(void)
 
 /* ---- echo in three styles, one client ------------------------------------ */
 
-#define LINES 20
-
-/* callback style: every chunk goes back as it came */
-static void echo_data(pact_stream *s, const void *buf, size_t len, void *ud)
-{
-    (void)ud;
-    ck_assert_int_ge(pact_stream_write(s, buf, len), 0);
-}
-
-static void echo_accept(pact_error *err, pact_stream *s, void *ud)
-{
-    (void)ud;
-    if (err)
-        return;
-    pact_stream_events ev = {.data = echo_data};
-    ck_assert_int_eq(pact_stream_on(s, &ev, NULL), 0);
-}
-
-/* promise style: read a line, write it back, again */
-static void p_step(pact_stream *s);
-
-static pact_value p_written(const pact_value *v, void *ud)
-{
-    (void)v;
-    p_step(ud);
-    return pact_nothing();
-}
-
-static pact_value p_line(const pact_value *v, void *ud)
-{
-    pact_stream *s = ud;
-    size_t n = v->u.bytes.len;
-    char *line = malloc(n + 1);
-    memcpy(line, v->u.bytes.data, n);
-    line[n] = '\n';
-    pact_promise *w = pact_stream_write_p(s, line, n + 1);
-    free(line);
-    pact_promise *next = pact_then(w, p_written, NULL, s);
-    pact_promise_unref(w);
-    return pact_promise_v(next);
-}
-
-static pact_value p_eof(pact_error *err, void *ud)
-{
-    ck_assert_int_eq(pact_error_code(err), PACT_EOF);
-    pact_stream_close(ud);
-    return pact_nothing();
-}
-
-static void p_step(pact_stream *s)
-{
-    pact_promise *r = pact_stream_read_line_p(s, NULL);
-    pact_promise *t = pact_then(r, p_line, p_eof, s);
-    pact_promise_unref(r);
-    pact_promise_unref(t);
-}
-
-static void promise_accept(pact_error *err, pact_stream *s, void *ud)
-{
-    (void)ud;
-    if (!err)
-        p_step(s);
-}
-
-/* task style */
-static pact_error *echo_task(void *arg, pact_value *result)
-{
-    (void)result;
-    pact_stream *s = arg;
-    for (;;) {
-        pact_value line;
-        pact_error *err =
-            PACT_AWAIT_ERR(pact_stream_read_line_p(s, NULL), &line);
-        if (err) {
-            ck_assert_int_eq(pact_error_code(err), PACT_EOF);
-            pact_error_unref(err);
-            break;
-        }
-        char buf[256];
-        size_t n = line.u.bytes.len;
-        memcpy(buf, line.u.bytes.data, n);
-        buf[n] = '\n';
-        pact_value_release(&line);
-        err = PACT_AWAIT_ERR(pact_stream_write_p(s, buf, n + 1), NULL);
-        if (err)
-            return err;
-    }
-    pact_stream_close(s);
-    return NULL;
-}
-
-static void task_accept(pact_error *err, pact_stream *s, void *ud)
-{
-    (void)ud;
-    if (!err)
-        pact_promise_unref(pact_task_spawn(t_loop, echo_task, s, NULL));
-}
-
-/* The client (a task): a line at a time, each echo read back whole. */
-struct client {
-    const char *host;
-    int port;
-    pact_tcp_server *srv;
-};
-
-static pact_error *client_task(void *arg, pact_value *result)
-{
-    (void)result;
-    struct client *c = arg;
-    pact_value v;
-    pact_error *err =
-        PACT_AWAIT_ERR(pact_tcp_connect_p(t_loop, c->host, c->port, NULL), &v);
-    if (err)
-        return err;
-    pact_stream *s = v.u.ptr;
-    for (int i = 0; i < LINES; i++) {
-        char msg[32];
-        int n = snprintf(msg, sizeof msg, "line %d of %d\n", i, LINES);
-        trace("send %.*s", n - 1, msg);
-        err = PACT_AWAIT_ERR(pact_stream_write_p(s, msg, (size_t)n), NULL);
-        ck_assert_ptr_null(err);
-        err = PACT_AWAIT_ERR(pact_stream_read_line_p(s, NULL), &v);
-        ck_assert_ptr_null(err);
-        trace("got %s", (char *)v.u.bytes.data);
-        pact_value_release(&v);
-    }
-    ck_assert_ptr_null(PACT_AWAIT_ERR(pact_stream_end_p(s), NULL));
-    err = PACT_AWAIT_ERR(pact_stream_read_some_p(s, NULL), NULL);
-    trace("then %s", pact_err_name(pact_error_code(err)));
-    pact_error_unref(err);
-    pact_stream_close(s);
-    pact_tcp_server_close(c->srv, NULL, NULL);
-    return NULL;
-}
-
-static char *echo_transcript(const char *host, pact_tcp_accept_cb accept)
-{
-    trace_reset();
-    struct client c = {host, 0, NULL};
-    ck_assert_int_eq(
-        pact_tcp_listen(t_loop, host, 0, NULL, accept, NULL, &c.srv), 0);
-    c.port = pact_tcp_server_port(c.srv);
-    ck_assert_int_gt(c.port, 0);
-    pact_promise *t = pact_task_spawn(t_loop, client_task, &c, NULL);
-    run_ok();
-    ck_assert_int_eq(pact_promise_state(t), PACT_FULFILLED);
-    pact_promise_unref(t);
-    return strdup(trace_text());
-}
-
+/* The servers and the client are helpers.c's, shared with the TLS suite. */
 static void three_styles(const char *host)
 {
-    char *a = echo_transcript(host, echo_accept);
-    char *b = echo_transcript(host, promise_accept);
-    char *c = echo_transcript(host, task_accept);
-    ck_assert_int_eq(t_count(a, "got line"), LINES);
+    char *a = t_echo_transcript(host, NULL, NULL, t_echo_accept_cb);
+    char *b = t_echo_transcript(host, NULL, NULL, t_echo_accept_promise);
+    char *c = t_echo_transcript(host, NULL, NULL, t_echo_accept_task);
+    ck_assert_int_eq(t_count(a, "got line"), T_ECHO_LINES);
     ck_assert_int_eq(t_count(a, "then EOF"), 1);
     ck_assert_str_eq(a, b);
     ck_assert_str_eq(a, c);
@@ -263,8 +114,8 @@ static void many_connected(pact_error *err, pact_stream *s, void *ud)
 START_TEST(many_connections)
 {
     struct many m = {0};
-    ck_assert_int_eq(pact_tcp_listen(t_loop, "127.0.0.1", 0, NULL, echo_accept,
-                                     NULL, &m.srv),
+    ck_assert_int_eq(pact_tcp_listen(t_loop, "127.0.0.1", 0, NULL,
+                                     t_echo_accept_cb, NULL, &m.srv),
                      0);
     int port = pact_tcp_server_port(m.srv);
     for (int i = 0; i < MANY; i++)
@@ -763,9 +614,9 @@ static void resolved_connected(pact_error *err, pact_stream *s, void *ud)
 START_TEST(name_resolves)
 {
     pact_tcp_server *srv;
-    ck_assert_int_eq(
-        pact_tcp_listen(t_loop, "127.0.0.1", 0, NULL, echo_accept, NULL, &srv),
-        0);
+    ck_assert_int_eq(pact_tcp_listen(t_loop, "127.0.0.1", 0, NULL,
+                                     t_echo_accept_cb, NULL, &srv),
+                     0);
     ck_assert_int_eq(pact_tcp_connect(t_loop, "localhost",
                                       pact_tcp_server_port(srv), NULL,
                                       resolved_connected, srv),
@@ -947,15 +798,16 @@ START_TEST(reuseport)
     pact_tcp_server *a, *b;
     pact_tcp_listen_opts o = {.reuseport = true};
     ck_assert_int_eq(
-        pact_tcp_listen(t_loop, "127.0.0.1", 0, &o, echo_accept, NULL, &a), 0);
+        pact_tcp_listen(t_loop, "127.0.0.1", 0, &o, t_echo_accept_cb, NULL, &a),
+        0);
     int port = pact_tcp_server_port(a);
     /* a second socket on the port: only with SO_REUSEPORT on both */
-    ck_assert_int_eq(
-        pact_tcp_listen(t_loop, "127.0.0.1", port, NULL, echo_accept, NULL, &b),
-        PACT_EADDRINUSE);
-    ck_assert_int_eq(
-        pact_tcp_listen(t_loop, "127.0.0.1", port, &o, echo_accept, NULL, &b),
-        0);
+    ck_assert_int_eq(pact_tcp_listen(t_loop, "127.0.0.1", port, NULL,
+                                     t_echo_accept_cb, NULL, &b),
+                     PACT_EADDRINUSE);
+    ck_assert_int_eq(pact_tcp_listen(t_loop, "127.0.0.1", port, &o,
+                                     t_echo_accept_cb, NULL, &b),
+                     0);
     ck_assert_int_eq(pact_tcp_server_port(b), port);
     pact_tcp_server_close(a, NULL, NULL);
     pact_tcp_server_close(b, NULL, NULL);
@@ -989,9 +841,9 @@ static void opts_connected(pact_error *err, pact_stream *s, void *ud)
 START_TEST(socket_options)
 {
     pact_tcp_server *srv;
-    ck_assert_int_eq(
-        pact_tcp_listen(t_loop, "127.0.0.1", 0, NULL, echo_accept, NULL, &srv),
-        0);
+    ck_assert_int_eq(pact_tcp_listen(t_loop, "127.0.0.1", 0, NULL,
+                                     t_echo_accept_cb, NULL, &srv),
+                     0);
     pact_stream_opts so = {.nodelay = true, .keepalive_s = 30};
     pact_tcp_connect_opts co = {.stream = &so};
     ck_assert_int_eq(pact_tcp_connect(t_loop, "127.0.0.1",
@@ -1007,9 +859,9 @@ END_TEST
 START_TEST(free_busy_with_server)
 {
     pact_tcp_server *srv;
-    ck_assert_int_eq(
-        pact_tcp_listen(t_loop, "127.0.0.1", 0, NULL, echo_accept, NULL, &srv),
-        0);
+    ck_assert_int_eq(pact_tcp_listen(t_loop, "127.0.0.1", 0, NULL,
+                                     t_echo_accept_cb, NULL, &srv),
+                     0);
     ck_assert_int_eq(pact_loop_free(t_loop), PACT_EBUSY);
     struct capture c;
     capture_begin(&c);
@@ -1196,11 +1048,12 @@ START_TEST(unix_socket)
     unlink(path);
     int echoed = 0;
     ck_assert_int_eq(
-        pact_unix_listen(t_loop, path, NULL, echo_accept, NULL, &unix_srv), 0);
+        pact_unix_listen(t_loop, path, NULL, t_echo_accept_cb, NULL, &unix_srv),
+        0);
     ck_assert_int_eq(access(path, F_OK), 0);
     pact_tcp_server *again;
     ck_assert_int_eq(
-        pact_unix_listen(t_loop, path, NULL, echo_accept, NULL, &again),
+        pact_unix_listen(t_loop, path, NULL, t_echo_accept_cb, NULL, &again),
         PACT_EADDRINUSE);
     ck_assert_int_eq(pact_tcp_server_port(unix_srv), 0);
     ck_assert_int_eq(
@@ -1217,7 +1070,7 @@ static void limit_accept(pact_error *err, pact_stream *s, void *ud)
         return;
     int *n = ud;
     (*n)++;
-    pact_stream_events ev = {.data = echo_data};
+    pact_stream_events ev = {.data = t_echo_data};
     ck_assert_int_eq(pact_stream_on(s, &ev, NULL), 0);
 }
 
@@ -1265,9 +1118,9 @@ START_TEST(stream_abort_token)
     pact_abort *a;
     ck_assert_int_eq(pact_abort_new(t_loop, &a), 0);
     pact_tcp_server *srv;
-    ck_assert_int_eq(
-        pact_tcp_listen(t_loop, "127.0.0.1", 0, NULL, echo_accept, NULL, &srv),
-        0);
+    ck_assert_int_eq(pact_tcp_listen(t_loop, "127.0.0.1", 0, NULL,
+                                     t_echo_accept_cb, NULL, &srv),
+                     0);
     pact_stream_opts so = {.abort = a};
     pact_tcp_connect_opts co = {.stream = &so};
     pact_promise *c =
@@ -1384,7 +1237,7 @@ static void misuse_accept(pact_error *err, pact_stream *s, void *ud)
 {
     if (err)
         return;
-    pact_stream_events ev = {.data = echo_data};
+    pact_stream_events ev = {.data = t_echo_data};
     ck_assert_int_eq(pact_stream_on(s, &ev, NULL), 0);
     ck_assert_int_eq(pact_stream_read_some(s, NULL, never_read, NULL),
                      PACT_EINVAL);
@@ -1403,11 +1256,11 @@ static void misuse_accept_g(pact_error *err, pact_stream *s, void *ud)
 START_TEST(misuse)
 {
     pact_tcp_server *srv;
-    ck_assert_int_eq(
-        pact_tcp_listen(t_loop, "localhost", 0, NULL, echo_accept, NULL, &srv),
-        PACT_EINVAL);
+    ck_assert_int_eq(pact_tcp_listen(t_loop, "localhost", 0, NULL,
+                                     t_echo_accept_cb, NULL, &srv),
+                     PACT_EINVAL);
     ck_assert_int_eq(pact_tcp_listen(t_loop, "127.0.0.1", 70000, NULL,
-                                     echo_accept, NULL, &srv),
+                                     t_echo_accept_cb, NULL, &srv),
                      PACT_EINVAL);
     ck_assert_int_eq(
         pact_tcp_connect(t_loop, "127.0.0.1", 0, NULL, expect_code, NULL),

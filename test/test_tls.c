@@ -79,147 +79,20 @@ static int raw_connect(int port)
 
 /* ---- echo in three styles, one client ------------------------------------ */
 
-#define LINES 20
-
-static void echo_data(pact_stream *s, const void *buf, size_t len, void *ud)
-{
-    (void)ud;
-    ck_assert_int_ge(pact_stream_write(s, buf, len), 0);
-}
-
+/* The servers and the client are helpers.c's, shared with the TCP suite;
+ * this one also checks that the stream it serves is a TLS one. */
 static void echo_accept(pact_error *err, pact_stream *s, void *ud)
 {
-    (void)ud;
-    if (err)
-        return;
-    ck_assert(pact_stream_is_tls(s));
-    pact_stream_events ev = {.data = echo_data};
-    ck_assert_int_eq(pact_stream_on(s, &ev, NULL), 0);
-}
-
-static void p_step(pact_stream *s);
-
-static pact_value p_written(const pact_value *v, void *ud)
-{
-    (void)v;
-    p_step(ud);
-    return pact_nothing();
-}
-
-static pact_value p_line(const pact_value *v, void *ud)
-{
-    pact_stream *s = ud;
-    size_t n = v->u.bytes.len;
-    char line[256];
-    memcpy(line, v->u.bytes.data, n);
-    line[n] = '\n';
-    pact_promise *w = pact_stream_write_p(s, line, n + 1);
-    pact_promise_unref(pact_then(w, p_written, NULL, s));
-    pact_promise_unref(w);
-    return pact_nothing();
-}
-
-static pact_value p_failed(pact_error *err, void *ud)
-{
-    ck_assert_int_eq(pact_error_code(err), PACT_EOF);
-    pact_stream_close(ud);
-    return pact_nothing();
-}
-
-static void p_step(pact_stream *s)
-{
-    pact_promise *r = pact_stream_read_line_p(s, NULL);
-    pact_promise_unref(pact_then(r, p_line, p_failed, s));
-    pact_promise_unref(r);
-}
-
-static void promise_accept(pact_error *err, pact_stream *s, void *ud)
-{
-    (void)ud;
     if (!err)
-        p_step(s);
-}
-
-static pact_error *echo_task(void *arg, pact_value *result)
-{
-    (void)result;
-    pact_stream *s = arg;
-    for (;;) {
-        pact_value line;
-        pact_error *err =
-            PACT_AWAIT_ERR(pact_stream_read_line_p(s, NULL), &line);
-        if (err) {
-            ck_assert_int_eq(pact_error_code(err), PACT_EOF);
-            pact_error_unref(err);
-            break;
-        }
-        char buf[256];
-        size_t n = line.u.bytes.len;
-        memcpy(buf, line.u.bytes.data, n);
-        buf[n] = '\n';
-        pact_value_release(&line);
-        err = PACT_AWAIT_ERR(pact_stream_write_p(s, buf, n + 1), NULL);
-        if (err)
-            return err;
-    }
-    pact_stream_close(s);
-    return NULL;
-}
-
-static void task_accept(pact_error *err, pact_stream *s, void *ud)
-{
-    (void)ud;
-    if (!err)
-        pact_promise_unref(pact_task_spawn(t_loop, echo_task, s, NULL));
-}
-
-struct client {
-    int port;
-    const char *servername;
-    pact_tcp_server *srv;
-};
-
-static pact_error *client_task(void *arg, pact_value *result)
-{
-    (void)result;
-    struct client *c = arg;
-    pact_tcp_connect_opts o = {.tls = cli_ctx, .servername = c->servername};
-    pact_value v;
-    pact_error *err = PACT_AWAIT_ERR(
-        pact_tcp_connect_p(t_loop, "127.0.0.1", c->port, &o), &v);
-    if (err)
-        return err;
-    pact_stream *s = v.u.ptr;
-    trace("tls %s", pact_tls_version(s) ? "up" : "down");
-    for (int i = 0; i < LINES; i++) {
-        char msg[32];
-        int n = snprintf(msg, sizeof msg, "line %d of %d\n", i, LINES);
-        err = PACT_AWAIT_ERR(pact_stream_write_p(s, msg, (size_t)n), NULL);
-        ck_assert_ptr_null(err);
-        err = PACT_AWAIT_ERR(pact_stream_read_line_p(s, NULL), &v);
-        ck_assert_ptr_null(err);
-        trace("got %s", (char *)v.u.bytes.data);
-        pact_value_release(&v);
-    }
-    ck_assert_ptr_null(PACT_AWAIT_ERR(pact_stream_end_p(s), NULL));
-    err = PACT_AWAIT_ERR(pact_stream_read_some_p(s, NULL), NULL);
-    trace("then %s", pact_err_name(pact_error_code(err)));
-    pact_error_unref(err);
-    pact_stream_close(s);
-    pact_tcp_server_close(c->srv, NULL, NULL);
-    return NULL;
+        ck_assert(pact_stream_is_tls(s));
+    t_echo_accept_cb(err, s, ud);
 }
 
 static char *echo_transcript(pact_tcp_accept_cb accept, const char *name)
 {
-    trace_reset();
-    struct client c = {0, name, tls_listen(accept, NULL)};
-    c.port = pact_tcp_server_port(c.srv);
-    pact_promise *t = pact_task_spawn(t_loop, client_task, &c, NULL);
-    run_ok();
-    ck_assert_int_eq(pact_promise_state(t), PACT_FULFILLED);
-    pact_promise_unref(t);
-    return strdup(trace_text());
+    pact_tcp_listen_opts lo = {.tls = srv_ctx};
+    pact_tcp_connect_opts co = {.tls = cli_ctx, .servername = name};
+    return t_echo_transcript("127.0.0.1", &lo, &co, accept);
 }
 
 START_TEST(echo_three_styles)
@@ -227,10 +100,10 @@ START_TEST(echo_three_styles)
     /* by IP address (checked against the certificate's IP entry), and by
      * name */
     char *a = echo_transcript(echo_accept, NULL);
-    char *b = echo_transcript(promise_accept, "localhost");
-    char *c = echo_transcript(task_accept, NULL);
+    char *b = echo_transcript(t_echo_accept_promise, "localhost");
+    char *c = echo_transcript(t_echo_accept_task, NULL);
     ck_assert_int_eq(t_count(a, "tls up"), 1);
-    ck_assert_int_eq(t_count(a, "got line"), LINES);
+    ck_assert_int_eq(t_count(a, "got line"), T_ECHO_LINES);
     ck_assert_int_eq(t_count(a, "then EOF"), 1);
     ck_assert_str_eq(a, b);
     ck_assert_str_eq(a, c);
@@ -929,7 +802,7 @@ static void hello_end_accept(pact_error *err, pact_stream *s, void *ud)
     (void)ud;
     if (err)
         return;
-    pact_stream_events ev = {.data = echo_data};
+    pact_stream_events ev = {.data = t_echo_data};
     ck_assert_int_eq(pact_stream_on(s, &ev, NULL), 0);
     ck_assert_int_ge(pact_stream_write(s, "hello", 5), 0);
     ck_assert_int_eq(pact_stream_end(s), 0);
@@ -1186,7 +1059,7 @@ static void idle_accept(pact_error *err, pact_stream *s, void *ud)
 {
     if (err)
         return;
-    pact_stream_events ev = {.data = echo_data, .error = idle_error};
+    pact_stream_events ev = {.data = t_echo_data, .error = idle_error};
     ck_assert_int_eq(pact_stream_on(s, &ev, ud), 0);
 }
 
@@ -1208,7 +1081,7 @@ static void idle_connected(pact_error *err, pact_stream *s, void *ud)
 {
     ck_assert_ptr_null(err);
     pact_stream_events ev = {
-        .data = echo_data, .end = idle_end, .close = idle_close};
+        .data = t_echo_data, .end = idle_end, .close = idle_close};
     ck_assert_int_eq(pact_stream_on(s, &ev, ud), 0);
 }
 

@@ -78,5 +78,5 @@ int main(int argc, char **argv)
     /* Unlike a task, the job runs at once, up to its first await. */
     pact_promise *done = must(pact_async_start(f));
 
-    return server_finish(loop, done);
+    return run_job(loop, done);
 }

@@ -74,5 +74,5 @@ int main(int argc, char **argv)
     j.srv = server_start(j.loop);
     next(&j);
 
-    return server_finish(j.loop, NULL);
+    return run_job(j.loop, NULL);
 }

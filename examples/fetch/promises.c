@@ -81,5 +81,5 @@ int main(int argc, char **argv)
         pact_then_take(chain(j.loop, GOOD_PATH), chain_bad, NULL, &j), stop,
         NULL, &j));
 
-    return server_finish(j.loop, done);
+    return run_job(j.loop, done);
 }

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+const char example_name[] = "fetch";
+
 static int port;
 
 static void h_user(pact_http_req *req, void *ud)
@@ -87,32 +89,4 @@ void log_error(const pact_error *err)
         msg = at + strspn(at, "0123456789");
     }
     printf("%s\n", msg);
-}
-
-int server_finish(pact_loop *loop, pact_promise *done)
-{
-    int rc = pact_loop_run(loop, PACT_RUN_DEFAULT);
-    if (done) {
-        if (pact_promise_state(done) != PACT_FULFILLED)
-            printf("  the job did not end fulfilled\n");
-        pact_promise_unref(done); /* the last reference: the loop can go */
-    }
-    int freed = pact_loop_free(loop);
-    printf("done: pact_loop_run %d, pact_loop_free %d\n", rc, freed);
-    return rc != 0 || freed != 0;
-}
-
-void fail_call(const char *call, int rc)
-{
-    fprintf(stderr, "fetch: %s: %s\n", call, pact_err_name(rc));
-    exit(1);
-}
-
-pact_promise *must(pact_promise *p)
-{
-    if (!p) {
-        fprintf(stderr, "fetch: out of memory\n");
-        exit(1);
-    }
-    return p;
 }

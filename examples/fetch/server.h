@@ -19,6 +19,8 @@
 #include <jansson.h>
 #include <pact.h>
 
+#include "../common/job.h" /* run_job, TRY, must */
+
 /* The two routes. */
 #define GOOD_PATH "/users/ada"
 #define BAD_PATH "/users/ada/broken"
@@ -42,24 +44,5 @@ void process(const json_t *user);
 /* .catch(log): print @p err's code and message, with the port the system
  * picked scrubbed, so that the trace is the same on every run. */
 void log_error(const pact_error *err);
-
-/* The end of every version's main: run @p loop until nothing is left; say
- * so if the job's promise @p done (NULL: none) did not end fulfilled, and
- * drop it; free the loop and print the trace's last line. @return main's
- * exit status, 0 when the run and the free both succeeded. */
-int server_finish(pact_loop *loop, pact_promise *done);
-
-/* Stop on an error code a call should never return here, naming it. */
-#define TRY(call)                                                              \
-    do {                                                                       \
-        int rc_ = (call);                                                      \
-        if (rc_ < 0)                                                           \
-            fail_call(#call, rc_);                                             \
-    } while (0)
-
-void fail_call(const char *call, int rc);
-
-/* @return @p p, or exit when NULL (no memory). */
-pact_promise *must(pact_promise *p);
 
 #endif

@@ -79,5 +79,5 @@ int main(int argc, char **argv)
     /* The task starts as a microtask, once the loop runs. */
     pact_promise *done = must(pact_task_spawn(j.loop, job, &j, NULL));
 
-    return server_finish(j.loop, done);
+    return run_job(j.loop, done);
 }

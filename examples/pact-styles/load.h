@@ -62,9 +62,6 @@ int load_api_transcript(int port, FILE *out);
  * (malloc'd), or NULL. */
 char *load_stuck_dump(int port);
 
-/* Pin the calling thread to core @p cpu (when there are two or more). */
-void load_pin(int cpu);
-
 /* Monotonic time in seconds. */
 double load_now(void);
 

@@ -14,7 +14,6 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,6 +23,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../common/pin.h"
 #include "load.h"
 #include "report.h"
 #include "styles.h"
@@ -84,13 +84,7 @@ static int server_start(const char *spec, int port, int cpu, struct server *s,
     fflush(NULL);
     s->pid = fork();
     if (s->pid == 0) {
-        cpu_set_t set;
-        CPU_ZERO(&set);
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        for (long i = 0; i < n && i < CPU_SETSIZE; i++)
-            if (cpu < 0 || n < 2 || i == cpu % n)
-                CPU_SET(i, &set);
-        sched_setaffinity(0, sizeof set, &set);
+        pin_to_core(cpu); /* undoes the parent's pinning when -1 */
         dup2(out[1], 1);
         dup2(fileno(s->err), 2);
         char a1[256], a2[32];
@@ -458,7 +452,7 @@ int main(int argc, char **argv)
         snprintf(self, sizeof self, "%s", argv[0]);
     opt.quiet |= !isatty(2) && getenv("PACT_STYLES_PROGRESS") == NULL;
     signal(SIGPIPE, SIG_IGN);
-    load_pin(1); /* the servers get core 0 */
+    pin_to_core(1); /* the servers get core 0 */
 
     struct results res = {.duration = opt.duration,
                           .conns = opt.conns,

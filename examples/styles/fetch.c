@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+const char example_name[] = "styles";
+
 #define FETCH_MS 10
 
 /* The store: records 1 and 2 (3 is missing), and how often each id was
@@ -105,32 +107,4 @@ void print_summary(int read, int failed, int64_t total)
 {
     printf("summary: %d read, %d failed, total %lld\n", read, failed,
            (long long)total);
-}
-
-int run_job(pact_loop *loop, pact_promise *done)
-{
-    int rc = pact_loop_run(loop, PACT_RUN_DEFAULT);
-    if (done) {
-        if (pact_promise_state(done) != PACT_FULFILLED)
-            printf("  the job did not end fulfilled\n");
-        pact_promise_unref(done); /* the last reference: the loop can go */
-    }
-    int freed = pact_loop_free(loop);
-    printf("done: pact_loop_run %d, pact_loop_free %d\n", rc, freed);
-    return rc != 0 || freed != 0;
-}
-
-void fail_call(const char *call, int rc)
-{
-    fprintf(stderr, "styles: %s: %s\n", call, pact_err_name(rc));
-    exit(1);
-}
-
-pact_promise *must(pact_promise *p)
-{
-    if (!p) {
-        fprintf(stderr, "styles: out of memory\n");
-        exit(1);
-    }
-    return p;
 }

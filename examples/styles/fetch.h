@@ -17,6 +17,8 @@
 
 #include <pact.h>
 
+#include "../common/job.h" /* run_job, TRY, must */
+
 /* A record of the store (static storage: borrowed by everyone). */
 struct record {
     int id;
@@ -42,24 +44,5 @@ void print_record(const struct record *rec);
 /* "  record ID: WHAT NAME (message)", e.g. "failed with ENOENT (...)". */
 void print_failure(int id, const char *what, const pact_error *err);
 void print_summary(int read, int failed, int64_t total);
-
-/* The end of every version's main: run @p loop until nothing is left; then
- * say so if the job's promise @p done did not end fulfilled, and drop it
- * (NULL: callbacks.c has none); free the loop, and print the trace's last
- * line. @return main's exit status: 0 when the run and the free both
- * succeeded. */
-int run_job(pact_loop *loop, pact_promise *done);
-
-/* Stop on an error code a call should never return here (out of memory,
- * misuse), naming the call. */
-#define TRY(call)                                                              \
-    do {                                                                       \
-        int rc_ = (call);                                                      \
-        if (rc_ < 0)                                                           \
-            fail_call(#call, rc_);                                             \
-    } while (0)
-void fail_call(const char *call, int rc);
-/* The same for the functions that return a promise (NULL: no memory). */
-pact_promise *must(pact_promise *p);
 
 #endif
