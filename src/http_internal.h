@@ -83,6 +83,8 @@ struct pact_http_req {
     bool head_only;      /* HEAD: no body in the response */
     bool expect;         /* 100-continue asked, not sent yet */
     bool dispatched;     /* its handler has been started */
+    bool retired;        /* a shell in the quarantine (http_msg.c) */
+    uint64_t retired_at; /* the loop's turn (imm_epoch) it was retired in */
     struct http_route h; /* its route, copied (handler, style, ud) */
     int err_status;      /* a response the server makes (400...), then close */
     char *out;           /* the response's bytes once answered */
@@ -125,6 +127,18 @@ int pact__http_body(struct http_conn *c, const char *buf, size_t len,
 void pact__http_parser_init(struct http_conn *c);
 
 /* http_msg.c */
+/* The per-loop state (PACT__SVC_HTTP): the quarantine of retired request
+ * shells. A handler's request pointer may still be used after its answer
+ * (a second pact_http_respond, which must say PACT_EALREADY): a request
+ * that reached a handler is therefore not freed when its last reference
+ * goes; its parts are, and its shell, marked answered, waits here until at
+ * least one whole loop turn has passed and more than HTTP_QUARANTINE
+ * younger shells are kept, or pact_loop_free. */
+struct http_svc {
+    struct pact__list shells; /* oldest first */
+    size_t nshells;
+};
+struct http_svc *pact__http_svc(pact_loop *loop);
 pact_http_req *pact__http_req_new(struct http_conn *c);
 void pact__http_req_unref(pact_http_req *req);
 int pact__http_serialize(pact_http_server *srv, pact_http_req *req,

@@ -37,9 +37,82 @@ pact_http_req *pact__http_req_new(struct http_conn *c)
     return r;
 }
 
+/* ---- the quarantine of retired requests -----------------------------------
+ */
+
+/* Shells kept whatever their age: a program that answers twice a little
+ * later than the same turn is still told PACT_EALREADY at low load. */
+#define HTTP_QUARANTINE 64
+
+static void svc_free(pact_loop *loop, void *state)
+{
+    (void)loop;
+    struct http_svc *svc = state;
+    struct pact__list *n;
+    while ((n = pact__list_first(&svc->shells))) {
+        pact__list_remove(n);
+        free(pact__list_entry(n, pact_http_req, node));
+    }
+    free(svc);
+}
+
+/* nothing of it is pending: a shell never keeps the loop */
+static const struct pact__service_ops svc_ops = {.free = svc_free};
+
+static void *svc_make(pact_loop *loop)
+{
+    (void)loop;
+    struct http_svc *svc = calloc(1, sizeof *svc);
+    if (svc)
+        pact__list_init(&svc->shells);
+    return svc;
+}
+
+struct http_svc *pact__http_svc(pact_loop *loop)
+{
+    return pact__service(loop, PACT__SVC_HTTP, &svc_ops, svc_make);
+}
+
+/* Free the shells retired two turns ago or more beyond the youngest
+ * HTTP_QUARANTINE: a shell outlives at least the rest of its turn and the
+ * next poll, so a second answer from the same handler, its timers and
+ * promise reactions of that turn finds it. */
+static void sweep(pact_loop *loop, struct http_svc *svc)
+{
+    struct pact__list *n;
+    while (svc->nshells > HTTP_QUARANTINE &&
+           (n = pact__list_first(&svc->shells))) {
+        pact_http_req *r = pact__list_entry(n, pact_http_req, node);
+        if (r->retired_at + 2 > loop->imm_epoch)
+            break;
+        pact__list_remove(n);
+        svc->nshells--;
+        free(r);
+    }
+}
+
+/* Keep @p r's shell, answered and empty, in the quarantine. */
+static bool retire(pact_http_req *r)
+{
+    pact_loop *loop = r->loop;
+    struct http_svc *svc = pact__service_find(loop, PACT__SVC_HTTP);
+    if (!svc)
+        return false;
+    sweep(loop, svc);
+    pact_loop *keep = r->loop;
+    memset(r, 0, sizeof *r);
+    r->loop = keep;
+    r->query = "";
+    r->answered = r->complete = r->retired = true;
+    r->retired_at = loop->imm_epoch;
+    pact__list_push_back(&svc->shells, &r->node);
+    svc->nshells++;
+    return true;
+}
+
 void pact__http_req_unref(pact_http_req *r)
 {
-    if (!r || --r->refs > 0)
+    if (!r || r->retired || --r->refs > 0)
         return;
     if (r->op) {
         pact_error *err = NULL;
@@ -54,7 +127,8 @@ void pact__http_req_unref(pact_http_req *r)
     free(r->body);
     free(r->out);
     free(r->task_name);
-    free(r);
+    if (!r->dispatched || !retire(r))
+        free(r);
 }
 
 const char *pact_http_req_method(const pact_http_req *r)

@@ -169,6 +169,10 @@ int pact_http_reply(pact_http_req *r, int status, const char *content_type,
 {
     if (!r)
         return PACT_EINVAL;
+    if (pact__misuse_thread(r->loop, __func__))
+        return PACT_ETHREAD;
+    if (r->answered)
+        return PACT_EALREADY;
     pact_http_res *res = pact_http_res_new(status);
     if (!res)
         return PACT_EINVAL;

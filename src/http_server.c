@@ -404,6 +404,8 @@ int pact_http_listen(pact_loop *loop, const char *host, int port,
 {
     if (!loop || !out)
         return PACT_EINVAL;
+    if (!pact__http_svc(loop)) /* the quarantine, made before it is needed */
+        return PACT_ENOMEM;
     pact_http_server *srv = calloc(1, sizeof *srv);
     if (!srv)
         return PACT_ENOMEM;
