@@ -30,6 +30,7 @@ pact_http_req *pact__http_req_new(struct http_conn *c)
     r->refs = 1;
     r->query = "";
     pact__list_init(&r->node);
+    pact__list_init(&r->pieces);
     if (pact_abort_new(r->loop, &r->abort) != 0) {
         free(r);
         return NULL;
@@ -403,6 +404,36 @@ int pact__http_serialize(pact_http_server *srv, pact_http_req *r,
     free(r->out);
     r->out = o;
     r->olen = len;
+    return 0;
+}
+
+int pact__http_serialize_stream(pact_http_server *srv, pact_http_req *r,
+                                const pact_http_res *res, const void **body,
+                                size_t *blen)
+{
+    bool none = res->status == 204 || res->status == 304;
+    r->sbody = !r->head_only && !none;
+    r->chunked = r->minor >= 1 && !none;
+    if (!r->chunked && r->sbody)
+        r->keep_alive = false; /* HTTP/1.0: the close ends the body */
+    bool close = !r->keep_alive || r->err_status || srv->closing;
+    r->keep_alive = !close;
+    size_t cap = 256 + res->hlen;
+    char *o = malloc(cap);
+    if (!o)
+        return PACT_ENOMEM;
+    int n = snprintf(o, cap, "HTTP/1.1 %d %s\r\nDate: %s\r\n%.*s%s%s\r\n",
+                     res->status, reason(res->status), date(srv),
+                     (int)res->hlen, res->hdrs ? res->hdrs : "",
+                     r->chunked ? "Transfer-Encoding: chunked\r\n" : "",
+                     close           ? "Connection: close\r\n"
+                     : r->minor == 0 ? "Connection: keep-alive\r\n"
+                                     : "");
+    free(r->out);
+    r->out = o;
+    r->olen = (size_t)n;
+    *body = res->body;
+    *blen = res->blen;
     return 0;
 }
 
