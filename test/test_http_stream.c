@@ -570,6 +570,28 @@ START_TEST(careless_calls)
 }
 END_TEST
 
+/* curl decodes the chunks as the raw client does (the same connection
+ * twice: the keep-alive survives a streamed response) */
+START_TEST(curl_agrees)
+{
+    if (system("command -v curl >/dev/null 2>&1") != 0)
+        return; /* curl is not installed */
+    start();
+    char cmd[256];
+    snprintf(cmd, sizeof cmd,
+             "curl -s --max-time 10 http://127.0.0.1:%d/task "
+             "--next http://127.0.0.1:%d/order",
+             S.port, S.port);
+    FILE *p = popen(cmd, "r");
+    char out[256] = {0};
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    pclose(p);
+    out[n] = '\0';
+    ck_assert_str_eq(out, "one,two,threeabcd");
+    stop();
+}
+END_TEST
+
 Suite *suite_http_stream(void)
 {
     Suite *s = suite_create("http_stream");
@@ -580,6 +602,7 @@ Suite *suite_http_stream(void)
     tcase_add_test(tc, client_goes_mid_stream);
     tcase_add_test(tc, stream_keeps_order);
     tcase_add_test(tc, careless_calls);
+    tcase_add_test(tc, curl_agrees);
     suite_add_tcase(s, tc);
     return s;
 }
