@@ -77,12 +77,22 @@ struct pact_http_req {
     char *body;
     size_t blen, bcap;
     unsigned short major, minor;
-    bool complete;       /* the whole body is in */
-    bool answered;       /* pact_http_respond called (or an error response) */
-    bool keep_alive;     /* the connection may go on after it */
-    bool head_only;      /* HEAD: no body in the response */
-    bool expect;         /* 100-continue asked, not sent yet */
-    bool dispatched;     /* its handler has been started */
+    bool complete;   /* the whole body is in */
+    bool answered;   /* pact_http_respond called (or an error response) */
+    bool keep_alive; /* the connection may go on after it */
+    bool head_only;  /* HEAD: no body in the response */
+    bool expect;     /* 100-continue asked, not sent yet */
+    bool dispatched; /* its handler has been started */
+    bool retired;    /* a shell in the quarantine (http_msg.c) */
+    /* a streamed response (http_stream.c) */
+    bool streaming;           /* pact_http_respond_start called */
+    bool ended;               /* pact_http_end called (or implied) */
+    bool head_sent;           /* its head is written (it is first in line) */
+    bool chunked;             /* pieces are chunks; else close-delimited */
+    bool sbody;               /* the body is sent (not HEAD, 204, 304) */
+    struct pact__list pieces; /* written, not yet handed to the stream */
+    size_t queued;            /* their bytes */
+    uint64_t retired_at; /* the loop's turn (imm_epoch) it was retired in */
     struct http_route h; /* its route, copied (handler, style, ud) */
     int err_status;      /* a response the server makes (400...), then close */
     char *out;           /* the response's bytes once answered */
@@ -125,12 +135,38 @@ int pact__http_body(struct http_conn *c, const char *buf, size_t len,
 void pact__http_parser_init(struct http_conn *c);
 
 /* http_msg.c */
+/* The per-loop state (PACT__SVC_HTTP): the quarantine of retired request
+ * shells. A handler's request pointer may still be used after its answer
+ * (a second pact_http_respond, which must say PACT_EALREADY): a request
+ * that reached a handler is therefore not freed when its last reference
+ * goes; its parts are, and its shell, marked answered, waits here until at
+ * least one whole loop turn has passed and more than HTTP_QUARANTINE
+ * younger shells are kept, or pact_loop_free. */
+struct http_svc {
+    struct pact__list shells; /* oldest first */
+    size_t nshells;
+};
+struct http_svc *pact__http_svc(pact_loop *loop);
 pact_http_req *pact__http_req_new(struct http_conn *c);
 void pact__http_req_unref(pact_http_req *req);
 int pact__http_serialize(pact_http_server *srv, pact_http_req *req,
                          const pact_http_res *res);
 void pact__http_res_free_v(void *res); /* a response value's free */
+/* A streamed response's head into r->out; its body, if any, in @p body. */
+int pact__http_serialize_stream(pact_http_server *srv, pact_http_req *req,
+                                const pact_http_res *res, const void **body,
+                                size_t *blen);
 int pact__http_error_out(pact_http_server *srv, pact_http_req *req, int status);
+
+/* http_stream.c */
+/* Write @p req's head and pieces: 1 when it is ended and all handed to the
+ * stream (it leaves the queue), 0 when more is to come, or a write error. */
+int pact__http_stream_flush(struct http_conn *c, pact_http_req *req);
+/* The connection went: fail what is queued (once each, PACT_ECONNRESET). */
+void pact__http_stream_fail(pact_http_req *req);
+/* A promise or task handler ended: end a streamed response it left open
+ * (cut it when it @p failed). */
+void pact__http_stream_settled(pact_http_req *req, bool failed);
 
 /* http_route.c */
 void pact__http_dispatch(pact_http_req *req);

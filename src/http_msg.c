@@ -30,6 +30,7 @@ pact_http_req *pact__http_req_new(struct http_conn *c)
     r->refs = 1;
     r->query = "";
     pact__list_init(&r->node);
+    pact__list_init(&r->pieces);
     if (pact_abort_new(r->loop, &r->abort) != 0) {
         free(r);
         return NULL;
@@ -37,9 +38,82 @@ pact_http_req *pact__http_req_new(struct http_conn *c)
     return r;
 }
 
+/* ---- the quarantine of retired requests -----------------------------------
+ */
+
+/* Shells kept whatever their age: a program that answers twice a little
+ * later than the same turn is still told PACT_EALREADY at low load. */
+#define HTTP_QUARANTINE 64
+
+static void svc_free(pact_loop *loop, void *state)
+{
+    (void)loop;
+    struct http_svc *svc = state;
+    struct pact__list *n;
+    while ((n = pact__list_first(&svc->shells))) {
+        pact__list_remove(n);
+        free(pact__list_entry(n, pact_http_req, node));
+    }
+    free(svc);
+}
+
+/* nothing of it is pending: a shell never keeps the loop */
+static const struct pact__service_ops svc_ops = {.free = svc_free};
+
+static void *svc_make(pact_loop *loop)
+{
+    (void)loop;
+    struct http_svc *svc = calloc(1, sizeof *svc);
+    if (svc)
+        pact__list_init(&svc->shells);
+    return svc;
+}
+
+struct http_svc *pact__http_svc(pact_loop *loop)
+{
+    return pact__service(loop, PACT__SVC_HTTP, &svc_ops, svc_make);
+}
+
+/* Free the shells retired two turns ago or more beyond the youngest
+ * HTTP_QUARANTINE: a shell outlives at least the rest of its turn and the
+ * next poll, so a second answer from the same handler, its timers and
+ * promise reactions of that turn finds it. */
+static void sweep(pact_loop *loop, struct http_svc *svc)
+{
+    struct pact__list *n;
+    while (svc->nshells > HTTP_QUARANTINE &&
+           (n = pact__list_first(&svc->shells))) {
+        pact_http_req *r = pact__list_entry(n, pact_http_req, node);
+        if (r->retired_at + 2 > loop->imm_epoch)
+            break;
+        pact__list_remove(n);
+        svc->nshells--;
+        free(r);
+    }
+}
+
+/* Keep @p r's shell, answered and empty, in the quarantine. */
+static bool retire(pact_http_req *r)
+{
+    pact_loop *loop = r->loop;
+    struct http_svc *svc = pact__service_find(loop, PACT__SVC_HTTP);
+    if (!svc)
+        return false;
+    sweep(loop, svc);
+    pact_loop *keep = r->loop;
+    memset(r, 0, sizeof *r);
+    r->loop = keep;
+    r->query = "";
+    r->answered = r->complete = r->retired = true;
+    r->retired_at = loop->imm_epoch;
+    pact__list_push_back(&svc->shells, &r->node);
+    svc->nshells++;
+    return true;
+}
+
 void pact__http_req_unref(pact_http_req *r)
 {
-    if (!r || --r->refs > 0)
+    if (!r || r->retired || --r->refs > 0)
         return;
     if (r->op) {
         pact_error *err = NULL;
@@ -54,7 +128,8 @@ void pact__http_req_unref(pact_http_req *r)
     free(r->body);
     free(r->out);
     free(r->task_name);
-    free(r);
+    if (!r->dispatched || !retire(r))
+        free(r);
 }
 
 const char *pact_http_req_method(const pact_http_req *r)
@@ -329,6 +404,36 @@ int pact__http_serialize(pact_http_server *srv, pact_http_req *r,
     free(r->out);
     r->out = o;
     r->olen = len;
+    return 0;
+}
+
+int pact__http_serialize_stream(pact_http_server *srv, pact_http_req *r,
+                                const pact_http_res *res, const void **body,
+                                size_t *blen)
+{
+    bool none = res->status == 204 || res->status == 304;
+    r->sbody = !r->head_only && !none;
+    r->chunked = r->minor >= 1 && !none;
+    if (!r->chunked && r->sbody)
+        r->keep_alive = false; /* HTTP/1.0: the close ends the body */
+    bool close = !r->keep_alive || r->err_status || srv->closing;
+    r->keep_alive = !close;
+    size_t cap = 256 + res->hlen;
+    char *o = malloc(cap);
+    if (!o)
+        return PACT_ENOMEM;
+    int n = snprintf(o, cap, "HTTP/1.1 %d %s\r\nDate: %s\r\n%.*s%s%s\r\n",
+                     res->status, reason(res->status), date(srv),
+                     (int)res->hlen, res->hdrs ? res->hdrs : "",
+                     r->chunked ? "Transfer-Encoding: chunked\r\n" : "",
+                     close           ? "Connection: close\r\n"
+                     : r->minor == 0 ? "Connection: keep-alive\r\n"
+                                     : "");
+    free(r->out);
+    r->out = o;
+    r->olen = (size_t)n;
+    *body = res->body;
+    *blen = res->blen;
     return 0;
 }
 

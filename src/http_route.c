@@ -170,6 +170,10 @@ int pact_http_reply(pact_http_req *r, int status, const char *content_type,
 {
     if (!r)
         return PACT_EINVAL;
+    if (pact__misuse_thread(r->loop, __func__))
+        return PACT_ETHREAD;
+    if (r->answered)
+        return PACT_EALREADY;
     pact_http_res *res = pact_http_res_new(status);
     if (!res)
         return PACT_EINVAL;
@@ -211,6 +215,7 @@ static const pact_op_type req_type = {
 static void settled(pact_error *err, const pact_value *v, void *ud)
 {
     pact_http_req *r = ud;
+    pact__http_stream_settled(r, err != NULL);
     if (!r->answered) {
         if (!err && v && v->kind == PACT_OWNED && v->u.owned.ptr &&
             v->u.owned.free == pact__http_res_free_v)
@@ -228,6 +233,13 @@ static pact_error *task_body(void *arg, pact_value *result)
     pact_http_res *res = NULL;
     pact__task_show((void (*)(void))r->h.fn.task, r->h.ud);
     pact_error *err = r->h.fn.task(r, &res, r->h.ud);
+    pact__http_stream_settled(r, err != NULL);
+    if (r->streaming) {
+        if (err)
+            pact_error_unref(err);
+        pact_http_res_free(res);
+        return NULL;
+    }
     if (err || !res)
         answer_status(r, 500);
     else

@@ -122,6 +122,30 @@ static bool flush(struct http_conn *c)
     bool popped = false;
     while (!pact__list_empty(&c->reqs) && !c->dead) {
         pact_http_req *r = pact__list_entry(c->reqs.next, pact_http_req, node);
+        if (r->streaming) {
+            int st = pact__http_stream_flush(c, r);
+            if (st == 0)
+                break;    /* more of it to come; the ones after it wait */
+            if (st < 0) { /* the close event fails what is left of it */
+                c->closing = true;
+                c->dead = true;
+                pact_stream_close(c->s);
+                return popped;
+            }
+            pact__list_remove(&r->node);
+            c->nreqs--;
+            popped = true;
+            bool keep = r->keep_alive;
+            r->conn = NULL;
+            pact__http_req_unref(r);
+            if (!keep) {
+                c->closing = true;
+                c->dead = true;
+                pact_stream_close(c->s);
+                return popped;
+            }
+            continue;
+        }
         if (!r->out) {
             if (r->expect && !r->complete)
                 send_continue(c, r);
@@ -178,8 +202,8 @@ static void abort_unanswered(struct http_conn *c)
     struct pact__list *n, *tmp;
     pact__list_each(n, tmp, &c->reqs) {
         pact_http_req *r = pact__list_entry(n, pact_http_req, node);
-        if (r->answered || pact_abort_aborted(r->abort))
-            continue;
+        if ((r->answered && !r->streaming) || pact_abort_aborted(r->abort))
+            continue; /* a streamed response in the queue is not written */
         if (!why)
             why = PACT_ERROR(PACT_ECONNRESET, "the client went away");
         pact_abort_abort(r->abort, why);
@@ -362,10 +386,20 @@ static void on_close(pact_stream *s, void *ud)
     if (c->timer_on)
         pact_clear(srv->loop, c->timer);
     abort_unanswered(c);
-    while (!pact__list_empty(&c->reqs)) {
-        pact_http_req *r = pact__list_entry(c->reqs.next, pact_http_req, node);
+    /* every request lets go of the connection before any write callback
+     * runs (one may answer another request) */
+    struct pact__list gone, *n, *tmp;
+    pact__list_init(&gone);
+    pact__list_each(n, tmp, &c->reqs) {
+        pact_http_req *r = pact__list_entry(n, pact_http_req, node);
         pact__list_remove(&r->node);
+        pact__list_push_back(&gone, &r->node);
         r->conn = NULL;
+    }
+    while ((n = pact__list_first(&gone))) {
+        pact_http_req *r = pact__list_entry(n, pact_http_req, node);
+        pact__list_remove(n);
+        pact__http_stream_fail(r);
         pact__http_req_unref(r);
     }
     pact__list_remove(&c->node);
@@ -404,6 +438,8 @@ int pact_http_listen(pact_loop *loop, const char *host, int port,
 {
     if (!loop || !out)
         return PACT_EINVAL;
+    if (!pact__http_svc(loop)) /* the quarantine, made before it is needed */
+        return PACT_ENOMEM;
     pact_http_server *srv = calloc(1, sizeof *srv);
     if (!srv)
         return PACT_ENOMEM;

@@ -34,6 +34,7 @@ Suite *suite_tls(void);
 Suite *suite_frame(void);
 Suite *suite_daemon(void);
 Suite *suite_http(void);
+Suite *suite_http_stream(void);
 Suite *suite_fetch(void);
 
 /* Every suite's name; clang-format does not settle on one layout for it. */
@@ -43,7 +44,7 @@ Suite *suite_fetch(void);
     X(uncaught) X(order) X(aplus) X(promise) X(combine) X(chan) X(unhandled)      \
     X(porder)                                                              \
     X(task) X(async) X(aorder) X(pool) X(fs) X(worker) X(stall) X(op) X(group) X(tcp) X(tls) \
-    X(frame) X(daemon) X(http) X(fetch)
+    X(frame) X(daemon) X(http) X(http_stream) X(fetch)
 /* clang-format on */
 
 #endif

@@ -43,6 +43,8 @@ static struct {
     atomic_int slow_started;          /* h_slow calls */
     atomic_int shut_calls, shut_code; /* pact_http_server_shutdown's cb */
     uint64_t shut_ms;
+    atomic_int twice[4]; /* the answers after the first (PACT_EALREADY) */
+    atomic_int twice_n;
 } S;
 
 /* the styles: each answers 200 with the same headers and body */
@@ -255,10 +257,34 @@ static pact_error *h_tblock(pact_http_req *req, pact_http_res **res, void *ud)
     return NULL;
 }
 
+/* answers, then answers again: at once, and on a later turn, after the
+ * request has been written and retired (no use after free: ASan and
+ * valgrind run this) */
+static void h_twice_later(pact_error *err, void *ud)
+{
+    (void)err;
+    atomic_store(&S.twice[2], pact_http_respond(ud, pact_http_res_new(500)));
+    atomic_store(&S.twice[3], pact_http_reply(ud, 500, NULL, "x", 1));
+    atomic_fetch_add(&S.twice_n, 1);
+}
+
+static void h_twice(pact_http_req *req, void *ud)
+{
+    (void)ud;
+    ck_assert_int_eq(pact_http_reply(req, 200, "text/plain", "once\n", 5), 0);
+    atomic_store(&S.twice[0], pact_http_respond(req, pact_http_res_new(500)));
+    atomic_store(&S.twice[1], pact_http_reply(req, 500, NULL, "x", 1));
+    /* the request stays readable, if empty */
+    ck_assert_ptr_nonnull(pact_http_req_method(req));
+    pact_handle h;
+    ck_assert_int_eq(pact_timeout(S.loop, 20, h_twice_later, req, &h), 0);
+}
+
 static void routes(pact_http_server *srv)
 {
     ck_assert_int_eq(
         pact_http_route_task(srv, "GET", "/tblock", h_tblock, NULL), 0);
+    ck_assert_int_eq(pact_http_route(srv, "GET", "/twice", h_twice, NULL), 0);
     ck_assert_int_eq(pact_http_route(srv, "GET", "/block", h_block, NULL), 0);
     ck_assert_int_eq(pact_http_route_p(srv, "GET", "/pblock", h_pblock, NULL),
                      0);
@@ -664,6 +690,28 @@ START_TEST(slowloris)
 }
 END_TEST
 
+/* A callback handler that answers twice gets PACT_EALREADY, the response
+ * it passed freed, also once the request is written and retired. */
+START_TEST(respond_twice)
+{
+    start(NULL);
+    int fd = dial();
+    PUT(fd, "GET /twice HTTP/1.1\r\nHost: t\r\n\r\n");
+    char *r = response(fd);
+    ck_assert_int_eq(status_of(r), 200);
+    ck_assert_ptr_nonnull(strstr(r, "\r\n\r\nonce\n"));
+    free(r);
+    close(fd); /* the request is written and its connection gone */
+    uint64_t t0 = now_us();
+    while (atomic_load(&S.twice_n) < 1 && now_us() - t0 < 10000000)
+        sleep_ms(5);
+    ck_assert_int_eq(atomic_load(&S.twice_n), 1);
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(atomic_load(&S.twice[i]), PACT_EALREADY);
+    stop();
+}
+END_TEST
+
 START_TEST(pipelining_in_order)
 {
     start(NULL);
@@ -921,6 +969,7 @@ Suite *suite_http(void)
     tcase_add_test(tc, bad_requests);
     tcase_add_test(tc, slowloris);
     tcase_add_test(tc, pipelining_in_order);
+    tcase_add_test(tc, respond_twice);
     tcase_add_test(tc, expect_continue);
     tcase_add_test(tc, disconnect_cancels_handler);
     tcase_add_test(tc, idle_timeout_and_head);

@@ -8,7 +8,9 @@
  * (with `:name` parameters) to a handler in one of four styles: a callback
  * that responds later (pact_http_respond), a function returning a promise
  * of a response (which is how a PACT_ASYNC handler is started), or a body
- * run as a task. A failing handler gives a 500. Each request carries an
+ * run as a task. A response is one buffer or streamed in pieces with
+ * back-pressure (pact_http_respond_start, pact_http_write, pact_http_end).
+ * A failing handler gives a 500. Each request carries an
  * abort token, ambient while its handler starts, aborted when the client
  * disconnects: what the handler started (timers, jobs, awaits) is
  * cancelled. Every request is a pending-operation record (pact/op.h).
@@ -26,6 +28,7 @@
 #include "pact/abort.h"
 #include "pact/common.h"
 #include "pact/error.h"
+#include "pact/promise.h"
 #include "pact/stream.h"
 #include "pact/tls.h"
 #include "pact/value.h"
@@ -117,7 +120,8 @@ PACT_API int pact_http_server_shutdown(pact_http_server *srv,
 /* ---- handlers and routes ------------------------------------------------ */
 
 /** A callback handler: respond once with pact_http_respond (now or later;
- *  also after the client has gone, when the response is dropped). */
+ *  also after the client has gone, when the response is dropped), or
+ *  stream with pact_http_respond_start and end with pact_http_end. */
 typedef void (*pact_http_handler)(pact_http_req *req, void *ud);
 /** A promise handler: returns a promise (a new reference) that fulfils with
  *  a response (pact_http_res_value); a rejection, another value or NULL
@@ -207,7 +211,9 @@ PACT_API pact_value pact_http_res_value(pact_http_res *res);
  * request; after it @p req is not the handler's any more (callback style).
  * Responses are written in the order the requests came.
  * @return 0 (also when the client has gone: the response is dropped);
- *   PACT_EALREADY (answered already); PACT_EINVAL; PACT_ETHREAD.
+ *   PACT_EALREADY (answered already, whole or streamed: also after the
+ *   request was written and retired, within the quarantine doc/http.md
+ *   describes); PACT_EINVAL; PACT_ETHREAD.
  */
 PACT_API int pact_http_respond(pact_http_req *req, pact_http_res *res);
 /** pact_http_respond of a response made of @p status, a Content-Type
@@ -220,6 +226,68 @@ PACT_API int pact_http_reply(pact_http_req *req, int status,
  *  @return a new response, or NULL. */
 PACT_API pact_http_res *pact_http_res_new_json(int status,
                                                const struct json_t *json);
+
+/* ---- a streamed response ------------------------------------------------ */
+
+/**
+ * Answer @p req with a response whose body is written in pieces, as Node's
+ * res.writeHead then res.write and res.end: @p res (taken, whatever the
+ * result) gives the status and headers, and its body, if set, is the first
+ * piece. On HTTP/1.1 the body is sent chunked (Transfer-Encoding: chunked),
+ * on HTTP/1.0 it ends with the connection; HEAD, 204 and 304 send no body
+ * (the writes are accepted and dropped). The head goes out once every
+ * earlier response on the connection has been written; pieces written
+ * before then wait in the server (pact_http_write says 0 past 64 KiB).
+ * The response is over with pact_http_end; in the callback style that is
+ * when @p req stops being the handler's (not at this call). A promise or
+ * task handler that settles with the response still open ends it (cuts
+ * it, closing the connection, when it fails: a 500 cannot follow a head).
+ * @return 0 (also when the client has gone: pact_http_write then says
+ *   PACT_ECONNRESET); PACT_EALREADY (answered already, whole or streamed);
+ *   PACT_EINVAL; PACT_ETHREAD.
+ */
+PACT_API int pact_http_respond_start(pact_http_req *req, pact_http_res *res);
+/**
+ * Write @p len bytes of @p data (copied) to @p req's streamed response;
+ * then @p cb(err, @p ud) (may be NULL) once, on a later tick: NULL when the
+ * kernel has taken them (so a handler that waits for each write goes at
+ * its client's pace), PACT_ECONNRESET when the connection went first (the
+ * request's token is aborted too). A write of 0 bytes sends nothing and
+ * calls back in order.
+ * @return 1 while the server holds less than 64 KiB of this response
+ *   (pact_http_buffered), 0 at or past it (wait for this write's callback
+ *   before writing more, as for a stream's `drain`), and @p cb will run;
+ *   negative, and @p cb will not run: PACT_EINVAL (NULL, or not started
+ *   with pact_http_respond_start), PACT_EPIPE (after pact_http_end, or the
+ *   request was answered whole), PACT_ECONNRESET (the client has gone),
+ *   PACT_ENOMEM, PACT_ETHREAD.
+ */
+PACT_API int pact_http_write(pact_http_req *req, const void *data, size_t len,
+                             pact_cb cb, void *ud);
+/** The promise twin of pact_http_write: a new reference, fulfilled (with
+ *  nothing) when the kernel has taken the bytes, rejected with the error
+ *  pact_http_write returns or calls back with; NULL only for a NULL
+ *  @p req. */
+PACT_API pact_promise *pact_http_write_p(pact_http_req *req, const void *data,
+                                         size_t len);
+/**
+ * End @p req's streamed response (the last chunk), then @p cb(err, @p ud)
+ * (may be NULL) once, on a later tick: NULL when all of the response is
+ * with the kernel, PACT_ECONNRESET when the connection went first. In the
+ * callback style @p req is not the handler's after it.
+ * @return 0; PACT_EALREADY (ended already, or answered whole);
+ *   PACT_EINVAL (NULL, or not started); PACT_ECONNRESET (the client has
+ *   gone: the response is over all the same, @p cb will not run);
+ *   PACT_ENOMEM (the connection is cut); PACT_ETHREAD.
+ */
+PACT_API int pact_http_end(pact_http_req *req, pact_cb cb, void *ud);
+/** The promise twin of pact_http_end (a new reference; NULL only for a
+ *  NULL @p req). */
+PACT_API pact_promise *pact_http_end_p(pact_http_req *req);
+/** @return the bytes of @p req's streamed response that the server holds:
+ *  queued behind earlier responses, or in the connection's output buffer
+ *  not yet taken by the kernel (0 for NULL). */
+PACT_API size_t pact_http_buffered(const pact_http_req *req);
 
 #ifdef __cplusplus
 }

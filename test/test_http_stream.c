@@ -1,0 +1,608 @@
+/* Streamed HTTP responses (pact_http_respond_start, pact_http_write,
+ * pact_http_end) on 127.0.0.1 with real sockets: the server's loop on a
+ * thread of its own, the test a raw client that decodes chunks. 64 MiB to a
+ * client that does not read until the server has felt its back-pressure:
+ * the bytes the server holds stay under the mark, counted at each write; a
+ * task that awaits each write and returns without ending; a client that
+ * goes mid-stream (the pending write fails once with ECONNRESET, the token
+ * is aborted, valgrind finds nothing leaked); a streamed response behind a
+ * slow one waits its turn and buffers; careless calls get their codes. */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <check.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <pact.h>
+
+#include "helpers.h"
+#include "suites.h"
+
+#define PIECE (64 * 1024)
+#define BIG (64u * 1024 * 1024)
+#define MARK (64 * 1024)
+
+static struct {
+    pthread_t th;
+    sem_t ready;
+    pact_loop *loop;
+    pact_http_server *srv;
+    int port;
+    int free_rc;
+    atomic_int saw_full;    /* a write said 0: the client may read now */
+    atomic_size_t max_held; /* the most pact_http_buffered after a write */
+    atomic_int fails, sync_fails, fail_code, aborted, late_write, ended;
+    atomic_size_t queued_held; /* /order's bytes held behind /slow */
+    atomic_int codes[16];
+    atomic_int hostile_done;
+} S;
+
+/* ---- handlers ------------------------------------------------------------ */
+
+static unsigned char pattern(size_t i)
+{
+    return (unsigned char)(i % 251);
+}
+
+/* /big: 64 MiB in 64 KiB pieces, writing while pact_http_write says 1 and
+ * waiting for the callback of the write that said 0 (as for `drain`) */
+struct big {
+    pact_http_req *req;
+    size_t sent;
+    size_t writes, done; /* writes made; their callbacks run (in order) */
+    size_t wait_for;     /* the write whose callback resumes; 0: none */
+    unsigned char buf[PIECE];
+};
+
+static void big_pump(struct big *b);
+
+static void big_done(pact_error *err, void *ud)
+{
+    ck_assert_ptr_null(err);
+    struct big *b = ud;
+    b->done++;
+    if (b->wait_for && b->done == b->wait_for) {
+        b->wait_for = 0;
+        big_pump(b);
+    } else if (b->sent == BIG && b->done == b->writes) {
+        free(b);
+    }
+}
+
+static void big_pump(struct big *b)
+{
+    while (b->sent < BIG) {
+        for (size_t i = 0; i < PIECE; i++)
+            b->buf[i] = pattern(b->sent + i);
+        b->sent += PIECE;
+        int rc = pact_http_write(b->req, b->buf, PIECE, big_done, b);
+        ck_assert_int_ge(rc, 0);
+        b->writes++;
+        size_t held = pact_http_buffered(b->req);
+        if (held > atomic_load(&S.max_held))
+            atomic_store(&S.max_held, held);
+        if (rc == 0 && b->sent < BIG) {
+            atomic_store(&S.saw_full, 1);
+            b->wait_for = b->writes;
+            return;
+        }
+    }
+    ck_assert_int_eq(pact_http_end(b->req, NULL, NULL), 0);
+}
+
+static void h_big(pact_http_req *req, void *ud)
+{
+    (void)ud;
+    struct big *b = calloc(1, sizeof *b);
+    b->req = req;
+    pact_http_res *res = pact_http_res_new(200);
+    pact_http_res_header(res, "Content-Type", "application/octet-stream");
+    ck_assert_int_eq(pact_http_respond_start(req, res), 0);
+    big_pump(b);
+}
+
+/* /task: a task awaits each write and returns without ending */
+static pact_error *h_task(pact_http_req *req, pact_http_res **res, void *ud)
+{
+    (void)res, (void)ud;
+    pact_http_res *r = pact_http_res_new(200);
+    pact_http_res_body(r, "one,", 4); /* the first piece */
+    ck_assert_int_eq(pact_http_respond_start(req, r), 0);
+    PACT_AWAIT_TRY(pact_http_write_p(req, "two,", 4), NULL);
+    PACT_AWAIT_TRY(pact_http_write_p(req, "", 0), NULL);
+    PACT_AWAIT_TRY(pact_http_write_p(req, "three", 5), NULL);
+    return NULL;
+}
+
+/* /forever: writes until the client goes: a write's callback fails, or
+ * (the client's FIN seen first) the next write says so at once */
+static void forever_gone(pact_http_req *req)
+{
+    atomic_store(&S.aborted, pact_abort_aborted(pact_http_req_abort(req)));
+    atomic_store(&S.late_write, pact_http_write(req, "x", 1, NULL, NULL));
+    atomic_store(&S.ended, pact_http_end(req, NULL, NULL));
+}
+
+static void forever_done(pact_error *err, void *ud);
+
+static void forever_write(pact_http_req *req)
+{
+    static const char piece[PIECE];
+    int rc = pact_http_write(req, piece, sizeof piece, forever_done, req);
+    if (rc >= 0)
+        return;
+    atomic_fetch_add(&S.sync_fails, 1);
+    atomic_store(&S.fail_code, rc);
+    forever_gone(req);
+}
+
+static void forever_done(pact_error *err, void *ud)
+{
+    pact_http_req *req = ud;
+    if (!err) {
+        forever_write(req);
+        return;
+    }
+    atomic_fetch_add(&S.fails, 1);
+    atomic_store(&S.fail_code, pact_error_code(err));
+    forever_gone(req);
+}
+
+static void h_forever(pact_http_req *req, void *ud)
+{
+    (void)ud;
+    ck_assert_int_eq(pact_http_respond_start(req, pact_http_res_new(200)), 0);
+    forever_write(req);
+}
+
+/* /slow/...: a whole response, 80 ms later */
+static void slow_later(pact_error *err, void *ud)
+{
+    (void)err;
+    const char *path = pact_http_req_path(ud);
+    pact_http_reply(ud, 200, "text/plain", path, strlen(path));
+}
+
+static void h_slow(pact_http_req *req, void *ud)
+{
+    (void)ud;
+    pact_handle h;
+    ck_assert_int_eq(pact_timeout(S.loop, 80, slow_later, req, &h), 0);
+}
+
+/* /order: streams at once, behind /slow: it is held in the server */
+static void h_order(pact_http_req *req, void *ud)
+{
+    (void)ud;
+    ck_assert_int_eq(pact_http_respond_start(req, pact_http_res_new(200)), 0);
+    ck_assert_int_eq(pact_http_write(req, "ab", 2, NULL, NULL), 1);
+    ck_assert_int_eq(pact_http_write(req, "cd", 2, NULL, NULL), 1);
+    atomic_store(&S.queued_held, pact_http_buffered(req));
+    ck_assert_int_eq(pact_http_end(req, NULL, NULL), 0);
+}
+
+static void h_echo(pact_http_req *req, void *ud)
+{
+    (void)ud;
+    size_t len;
+    const void *b = pact_http_req_body(req, &len);
+    pact_http_reply(req, 200, NULL, b, len);
+}
+
+/* /hostile: every careless call, and the code it gets */
+static void h_hostile(pact_http_req *req, void *ud)
+{
+    (void)ud;
+    int i = 0;
+    atomic_store(&S.codes[i++], pact_http_write(req, "x", 1, NULL, NULL));
+    atomic_store(&S.codes[i++], pact_http_end(req, NULL, NULL));
+    atomic_store(&S.codes[i++], pact_http_respond_start(req, NULL));
+    atomic_store(&S.codes[i++],
+                 pact_http_respond_start(req, pact_http_res_new(200)));
+    atomic_store(&S.codes[i++],
+                 pact_http_respond_start(req, pact_http_res_new(200)));
+    atomic_store(&S.codes[i++], pact_http_respond(req, pact_http_res_new(500)));
+    atomic_store(&S.codes[i++], pact_http_reply(req, 500, NULL, "x", 1));
+    atomic_store(&S.codes[i++], pact_http_write(NULL, "x", 1, NULL, NULL));
+    atomic_store(&S.codes[i++], pact_http_write(req, NULL, 1, NULL, NULL));
+    atomic_store(&S.codes[i++], pact_http_write(req, "ok", 2, NULL, NULL));
+    atomic_store(&S.codes[i++], pact_http_end(req, NULL, NULL));
+    /* req may be retired now: still a clear answer */
+    atomic_store(&S.codes[i++], pact_http_end(req, NULL, NULL));
+    atomic_store(&S.codes[i++], pact_http_write(req, "x", 1, NULL, NULL));
+    atomic_store(&S.codes[i++], pact_http_respond(req, pact_http_res_new(500)));
+    atomic_store(&S.hostile_done, i);
+}
+
+/* /whole: answered whole; then the streaming calls */
+static void h_whole(pact_http_req *req, void *ud)
+{
+    (void)ud;
+    ck_assert_int_eq(pact_http_reply(req, 200, NULL, "w", 1), 0);
+    ck_assert_int_eq(pact_http_write(req, "x", 1, NULL, NULL), PACT_EPIPE);
+    ck_assert_int_eq(pact_http_end(req, NULL, NULL), PACT_EALREADY);
+    ck_assert_int_eq(pact_http_respond_start(req, pact_http_res_new(200)),
+                     PACT_EALREADY);
+}
+
+/* ---- the server ---------------------------------------------------------- */
+
+static void *server_main(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(pact_loop_new(&S.loop), 0);
+    ck_assert_int_eq(pact_http_listen(S.loop, "127.0.0.1", 0, NULL, &S.srv), 0);
+    pact_http_server *srv = S.srv;
+    ck_assert_int_eq(pact_http_route(srv, "GET", "/big", h_big, NULL), 0);
+    ck_assert_int_eq(pact_http_route_task(srv, "GET", "/task", h_task, NULL),
+                     0);
+    ck_assert_int_eq(pact_http_route(srv, "GET", "/forever", h_forever, NULL),
+                     0);
+    ck_assert_int_eq(pact_http_route(srv, "GET", "/slow/*", h_slow, NULL), 0);
+    ck_assert_int_eq(pact_http_route(srv, "GET", "/order", h_order, NULL), 0);
+    ck_assert_int_eq(pact_http_route(srv, "POST", "/echo", h_echo, NULL), 0);
+    ck_assert_int_eq(pact_http_route(srv, "GET", "/hostile", h_hostile, NULL),
+                     0);
+    ck_assert_int_eq(pact_http_route(srv, "GET", "/whole", h_whole, NULL), 0);
+    S.port = pact_http_server_port(S.srv);
+    sem_post(&S.ready);
+    pact_loop_run(S.loop, PACT_RUN_DEFAULT);
+    S.free_rc = pact_loop_free(S.loop);
+    if (S.free_rc)
+        pact_loop_print_pending(S.loop, stderr);
+    return NULL;
+}
+
+static void start(void)
+{
+    memset(&S, 0, sizeof S);
+    sem_init(&S.ready, 0, 0);
+    ck_assert_int_eq(pthread_create(&S.th, NULL, server_main, NULL), 0);
+    sem_wait(&S.ready);
+}
+
+static void do_close(void *ud)
+{
+    (void)ud;
+    ck_assert_int_eq(pact_http_server_close(S.srv, NULL, NULL), 0);
+}
+
+static void stop(void)
+{
+    ck_assert_int_eq(pact_loop_post(S.loop, do_close, NULL), 0);
+    pthread_join(S.th, NULL);
+    sem_destroy(&S.ready);
+    ck_assert_int_eq(S.free_rc, 0);
+}
+
+/* ---- the raw client ------------------------------------------------------ */
+
+static int dial(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)S.port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    struct timeval tv = {.tv_sec = 20};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return fd;
+}
+
+static void put(int fd, const char *s)
+{
+    size_t n = strlen(s);
+    ck_assert_int_eq(send(fd, s, n, MSG_NOSIGNAL), (ssize_t)n);
+}
+
+/* a buffered reader over a socket */
+struct rd {
+    int fd;
+    char buf[1 << 16];
+    size_t pos, len;
+};
+
+static int rd_byte(struct rd *r)
+{
+    if (r->pos == r->len) {
+        ssize_t n = recv(r->fd, r->buf, sizeof r->buf, 0);
+        if (n <= 0)
+            return -1;
+        r->pos = 0;
+        r->len = (size_t)n;
+    }
+    return (unsigned char)r->buf[r->pos++];
+}
+
+/* a line without its CRLF into @p out (at most @p cap - 1 bytes) */
+static bool rd_line(struct rd *r, char *out, size_t cap)
+{
+    size_t n = 0;
+    int ch;
+    while ((ch = rd_byte(r)) >= 0) {
+        if (ch == '\n') {
+            if (n && out[n - 1] == '\r')
+                n--;
+            out[n] = '\0';
+            return true;
+        }
+        if (n + 1 < cap)
+            out[n++] = (char)ch;
+    }
+    return false;
+}
+
+/* A response's head into @p head (lines joined by \n); its status. */
+static int rd_head(struct rd *r, char *head, size_t cap)
+{
+    char line[1024];
+    size_t n = 0;
+    head[0] = '\0';
+    while (rd_line(r, line, sizeof line) && line[0]) {
+        n += (size_t)snprintf(head + n, cap - n, "%s\n", line);
+        if (n >= cap)
+            n = cap - 1;
+    }
+    return strncmp(head, "HTTP/1.1 ", 9) == 0 ? atoi(head + 9) : 0;
+}
+
+/* A chunked body: each data byte to @p fn (may be NULL) with its index;
+ * @return its length, or (size_t)-1 when it is cut or malformed. */
+static size_t rd_chunked(struct rd *r, void (*fn)(size_t i, int ch, void *ud),
+                         void *ud)
+{
+    char line[64];
+    size_t total = 0;
+    for (;;) {
+        if (!rd_line(r, line, sizeof line))
+            return (size_t)-1;
+        char *end;
+        size_t n = strtoul(line, &end, 16);
+        if (end == line)
+            return (size_t)-1;
+        if (n == 0)
+            return rd_line(r, line, sizeof line) && !line[0] ? total
+                                                             : (size_t)-1;
+        for (size_t i = 0; i < n; i++) {
+            int ch = rd_byte(r);
+            if (ch < 0)
+                return (size_t)-1;
+            if (fn)
+                fn(total + i, ch, ud);
+        }
+        total += n;
+        if (!rd_line(r, line, sizeof line) || line[0])
+            return (size_t)-1;
+    }
+}
+
+static void collect(size_t i, int ch, void *ud)
+{
+    char *s = ud;
+    if (i < 255) {
+        s[i] = (char)ch;
+        s[i + 1] = '\0';
+    }
+}
+
+static void check_pattern(size_t i, int ch, void *ud)
+{
+    size_t *bad = ud;
+    if ((unsigned char)ch != pattern(i))
+        (*bad)++;
+}
+
+/* ---- the tests ----------------------------------------------------------- */
+
+/* 64 MiB to a client that reads only once the server has felt its
+ * back-pressure: what the server holds of the response, sampled after
+ * every write, stays under the mark plus one piece. */
+START_TEST(big_body_bounded)
+{
+    start();
+    int fd = dial();
+    put(fd, "GET /big HTTP/1.1\r\nHost: t\r\n\r\n");
+    while (!atomic_load(&S.saw_full))
+        sleep_ms(5);
+    struct rd *r = calloc(1, sizeof *r);
+    r->fd = fd;
+    char head[1024];
+    ck_assert_int_eq(rd_head(r, head, sizeof head), 200);
+    ck_assert_ptr_nonnull(strstr(head, "Transfer-Encoding: chunked"));
+    size_t bad = 0;
+    ck_assert_uint_eq(rd_chunked(r, check_pattern, &bad), BIG);
+    ck_assert_uint_eq(bad, 0);
+    size_t max = atomic_load(&S.max_held);
+    ck_assert_msg(max < MARK + PIECE + 64, "held %zu", max);
+    /* the connection goes on */
+    put(fd, "GET /whole HTTP/1.1\r\nHost: t\r\n\r\n");
+    ck_assert_int_eq(rd_head(r, head, sizeof head), 200);
+    ck_assert_int_eq(rd_byte(r), 'w');
+    free(r);
+    close(fd);
+    stop();
+}
+END_TEST
+
+/* A task awaits each write (a body set on the response is the first
+ * piece, an empty write sends nothing) and returns: the response ends. */
+START_TEST(task_streams)
+{
+    start();
+    int fd = dial();
+    struct rd *r = calloc(1, sizeof *r);
+    r->fd = fd;
+    char head[1024], body[256] = "";
+    for (int i = 0; i < 2; i++) { /* twice on one connection */
+        put(fd, "GET /task HTTP/1.1\r\nHost: t\r\n\r\n");
+        ck_assert_int_eq(rd_head(r, head, sizeof head), 200);
+        ck_assert_uint_eq(rd_chunked(r, collect, body), 13);
+        ck_assert_str_eq(body, "one,two,three");
+    }
+    /* HEAD: the head alone; HTTP/1.0: the body ends with the connection */
+    put(fd, "HEAD /task HTTP/1.1\r\nHost: t\r\n\r\n"
+            "GET /task HTTP/1.0\r\n\r\n");
+    ck_assert_int_eq(rd_head(r, head, sizeof head), 200);
+    ck_assert_int_eq(rd_head(r, head, sizeof head), 200);
+    ck_assert_ptr_null(strstr(head, "Transfer-Encoding"));
+    ck_assert_ptr_nonnull(strstr(head, "Connection: close"));
+    char rest[64];
+    size_t n = 0;
+    int ch;
+    while ((ch = rd_byte(r)) >= 0 && n < sizeof rest - 1)
+        rest[n++] = (char)ch;
+    rest[n] = '\0';
+    ck_assert_str_eq(rest, "one,two,three");
+    free(r);
+    close(fd);
+    stop();
+}
+END_TEST
+
+/* The client goes mid-stream: the pending write fails once with
+ * ECONNRESET, the token is aborted, later writes say ECONNRESET. */
+START_TEST(client_goes_mid_stream)
+{
+    start();
+    int fd = dial();
+    put(fd, "GET /forever HTTP/1.1\r\nHost: t\r\n\r\n");
+    char buf[4096];
+    size_t got = 0;
+    while (got < 3 * PIECE) {
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        ck_assert_int_gt(n, 0);
+        got += (size_t)n;
+    }
+    close(fd);
+    uint64_t t0 = now_us();
+    while (!atomic_load(&S.fails) && !atomic_load(&S.sync_fails) &&
+           now_us() - t0 < 20000000)
+        sleep_ms(5);
+    stop(); /* the loop has ended: nothing more can come */
+    /* one write learnt it: its callback, or at once (and then no
+     * callback was pending) */
+    ck_assert_int_eq(atomic_load(&S.fails) + atomic_load(&S.sync_fails), 1);
+    ck_assert_int_eq(atomic_load(&S.fail_code), PACT_ECONNRESET);
+    ck_assert_int_eq(atomic_load(&S.aborted), 1);
+    ck_assert_int_eq(atomic_load(&S.late_write), PACT_ECONNRESET);
+    ck_assert_int_eq(atomic_load(&S.ended), PACT_ECONNRESET);
+}
+END_TEST
+
+/* Pipelined: a streamed response behind a slow whole one waits its turn,
+ * held in the server, and the one after it waits for its end. */
+START_TEST(stream_keeps_order)
+{
+    start();
+    int fd = dial();
+    put(fd, "GET /slow/a HTTP/1.1\r\nHost: t\r\n\r\n"
+            "GET /order HTTP/1.1\r\nHost: t\r\n\r\n"
+            "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\nz");
+    struct rd *r = calloc(1, sizeof *r);
+    r->fd = fd;
+    char head[1024], body[256] = "";
+    ck_assert_int_eq(rd_head(r, head, sizeof head), 200);
+    for (const char *p = "/slow/a"; *p; p++)
+        ck_assert_int_eq(rd_byte(r), *p);
+    ck_assert_int_eq(rd_head(r, head, sizeof head), 200);
+    ck_assert_uint_eq(rd_chunked(r, collect, body), 4);
+    ck_assert_str_eq(body, "abcd");
+    ck_assert_int_eq(rd_head(r, head, sizeof head), 200);
+    ck_assert_int_eq(rd_byte(r), 'z');
+    /* "2\r\nab\r\n" and "2\r\ncd\r\n" waited in the server */
+    ck_assert_uint_eq(atomic_load(&S.queued_held), 14);
+    free(r);
+    close(fd);
+    stop();
+}
+END_TEST
+
+/* Careless calls: each gets its code, nothing crashes (ASan, valgrind). */
+START_TEST(careless_calls)
+{
+    start();
+    int fd = dial();
+    put(fd, "GET /hostile HTTP/1.1\r\nHost: t\r\n\r\n"
+            "GET /whole HTTP/1.1\r\nHost: t\r\n\r\n");
+    struct rd *r = calloc(1, sizeof *r);
+    r->fd = fd;
+    char head[1024], body[256] = "";
+    ck_assert_int_eq(rd_head(r, head, sizeof head), 200);
+    ck_assert_uint_eq(rd_chunked(r, collect, body), 2);
+    ck_assert_str_eq(body, "ok");
+    ck_assert_int_eq(rd_head(r, head, sizeof head), 200);
+    ck_assert_int_eq(rd_byte(r), 'w');
+    free(r);
+    close(fd);
+    stop();
+    const int want[] = {
+        PACT_EINVAL,
+        PACT_EINVAL,
+        PACT_EINVAL,
+        0,
+        PACT_EALREADY,
+        PACT_EALREADY,
+        PACT_EALREADY,
+        PACT_EINVAL,
+        PACT_EINVAL,
+        1,
+        0,
+        PACT_EALREADY,
+        PACT_EPIPE,
+        PACT_EALREADY,
+    };
+    int n = (int)(sizeof want / sizeof want[0]);
+    ck_assert_int_eq(atomic_load(&S.hostile_done), n);
+    for (int i = 0; i < n; i++)
+        ck_assert_msg(atomic_load(&S.codes[i]) == want[i], "call %d: %d", i,
+                      atomic_load(&S.codes[i]));
+}
+END_TEST
+
+/* curl decodes the chunks as the raw client does (the same connection
+ * twice: the keep-alive survives a streamed response) */
+START_TEST(curl_agrees)
+{
+    if (system("command -v curl >/dev/null 2>&1") != 0)
+        return; /* curl is not installed */
+    start();
+    char cmd[256];
+    snprintf(cmd, sizeof cmd,
+             "curl -s --max-time 10 http://127.0.0.1:%d/task "
+             "--next http://127.0.0.1:%d/order",
+             S.port, S.port);
+    FILE *p = popen(cmd, "r");
+    char out[256] = {0};
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    pclose(p);
+    out[n] = '\0';
+    ck_assert_str_eq(out, "one,two,threeabcd");
+    stop();
+}
+END_TEST
+
+Suite *suite_http_stream(void)
+{
+    Suite *s = suite_create("http_stream");
+    TCase *tc = tcase_create("stream");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, big_body_bounded);
+    tcase_add_test(tc, task_streams);
+    tcase_add_test(tc, client_goes_mid_stream);
+    tcase_add_test(tc, stream_keeps_order);
+    tcase_add_test(tc, careless_calls);
+    tcase_add_test(tc, curl_agrees);
+    suite_add_tcase(s, tc);
+    return s;
+}
