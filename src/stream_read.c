@@ -262,9 +262,12 @@ static int read_start(pact_stream *s, const struct rspec *sp,
     PACT_CHECK_ARG(sp->kind != RD_UNTIL || (sp->dlen && sp->dlen <= 16), fn);
     if (s->rreq)
         return PACT_EBUSY;
-    struct read_req *r = calloc(1, sizeof *r);
+    /* malloc, not calloc: glibc's calloc skips the thread cache, and with
+     * a thousand streams it costs several times a message's own work */
+    struct read_req *r = malloc(sizeof *r);
     if (!r)
         return PACT_ENOMEM;
+    *r = (struct read_req){0};
     r->kind = sp->kind;
     r->n = sp->n;
     r->max = sp->opts && sp->opts->max ? sp->opts->max : 0;
@@ -400,6 +403,7 @@ struct wsrc {
     size_t len;
     int fd;
     int64_t off;
+    bool written; /* queued already (a twin's quick path): only wait */
 };
 
 static int write_start(pact_stream *s, const struct wsrc *src, bool end,
@@ -411,9 +415,11 @@ static int write_start(pact_stream *s, const struct wsrc *src, bool end,
     PACT_CHECK_ARG(src->fd >= 0 || src->data || !src->len, fn);
     if (src->fd >= 0 && src->off < 0)
         return pact__misuse(fn, PACT_EINVAL, "offset is negative");
-    struct write_req *w = calloc(1, sizeof *w);
+    struct write_req *w = malloc(sizeof *w); /* not calloc: read_start */
     if (!w)
         return PACT_ENOMEM;
+    *w = (struct write_req){0};
+    pact__list_init(&w->node);
     w->cb = cb;
     w->ud = ud;
     w->ud_drop = ud_drop;
@@ -426,7 +432,10 @@ static int write_start(pact_stream *s, const struct wsrc *src, bool end,
         free(w);
         return rc;
     }
-    if (!end) {
+    if (w->op.state != PACT__OP_PENDING)
+        return 1; /* started in an aborted scope: its cancellation is due */
+    rc = 1;
+    if (!end && !src->written) {
         rc = src->fd >= 0
                  ? pact__stream_write_file(s, src->fd, src->off, src->len)
                  : pact__stream_write(s, src->data, src->len);
@@ -450,7 +459,7 @@ static int write_start(pact_stream *s, const struct wsrc *src, bool end,
 int pact_stream_write_cb(pact_stream *s, const void *data, size_t len,
                          pact_cb cb, void *ud)
 {
-    struct wsrc src = {data, len, -1, 0};
+    struct wsrc src = {data, len, -1, 0, false};
     return write_start(s, &src, false, cb, ud, NULL, "pact_stream_write_cb");
 }
 
@@ -460,7 +469,7 @@ int pact_stream_sendfile(pact_stream *s, int fd, int64_t offset, size_t len,
     if (fd < 0)
         return pact__misuse("pact_stream_sendfile", PACT_EINVAL,
                             "fd is negative");
-    struct wsrc src = {NULL, len, fd, offset};
+    struct wsrc src = {NULL, len, fd, offset, false};
     return write_start(s, &src, false, cb, ud, NULL, "pact_stream_sendfile");
 }
 
@@ -493,28 +502,28 @@ static void unref_deferred(void *d)
     pact_deferred_unref(d);
 }
 
-static void settle_read(pact_error *err, pact_value *data, void *d)
+/* A read twin's request settles its promise itself, holding a reference
+ * to it, with no deferred between (a message costs one node less). */
+static void settle_read(pact_error *err, pact_value *data, void *ud)
 {
+    pact_promise *p = ud;
     if (err) {
-        pact_deferred_reject(d, pact_error_ref(err));
+        pact__resolve(p, pact_throw(pact_error_ref(err)));
     } else {
-        pact_deferred_resolve(d, *data); /* moved */
+        pact__resolve(p, *data); /* moved */
         *data = pact_nothing();
     }
-    pact_deferred_unref(d);
+    pact__unref(p);
 }
 
-struct read_args {
-    pact_stream *s;
-    struct rspec sp;
-    const char *fn;
-};
-
-static int start_read(pact_loop *loop, void *args, pact_deferred *d)
+/* The loop is freed before the request ended: as a dropped deferred's. */
+static void drop_read(void *ud)
 {
-    (void)loop;
-    struct read_args *a = args;
-    return read_start(a->s, &a->sp, settle_read, d, unref_deferred, a->fn);
+    pact_promise *p = ud;
+    pact_error *err = PACT_ERROR(PACT_ECANCELED, "broken promise: the stream "
+                                                 "read was dropped unresolved");
+    pact__resolve(p, pact_throw(err ? err : pact__enomem()));
+    pact__unref(p);
 }
 
 static pact_promise *read_twin(pact_stream *s, struct rspec sp, const char *fn)
@@ -523,8 +532,21 @@ static pact_promise *read_twin(pact_stream *s, struct rspec sp, const char *fn)
         pact__misuse(fn, PACT_EINVAL, "s is NULL");
         return NULL;
     }
-    struct read_args a = {s, sp, fn};
-    return pact__promisify(s->loop, start_read, &a, fn);
+    if (!pact__on_thread(s->loop)) {
+        pact__misuse(fn, PACT_ETHREAD, "called off the loop thread");
+        return NULL;
+    }
+    pact_promise *p = pact__promise_new(s->loop);
+    if (!p)
+        return NULL;
+    p->refs++; /* the request's */
+    int rc = read_start(s, &sp, settle_read, p, drop_read, fn);
+    if (rc < 0) { /* it will never call back: its reference is ours */
+        pact_error *err = PACT_ERROR(rc);
+        pact__resolve(p, pact_throw(err ? err : pact__enomem()));
+        pact__unref(p);
+    }
+    return p;
 }
 
 pact_promise *pact_stream_read_some_p(pact_stream *s,
@@ -584,9 +606,37 @@ static pact_promise *write_twin(struct write_args *a)
     return pact__promisify(a->s->loop, start_write, a, a->fn);
 }
 
+/* A write twin's quick path: the bytes go to the kernel here, and when it
+ * takes them all (the common case) the promise is a settled one, with no
+ * request, record or deferred -- as the slow path would have settled it at
+ * once. @return that promise, or NULL when the slow path is to go on (with
+ * a->src.written set if the bytes are queued already). */
+static pact_promise *write_quick(struct write_args *a)
+{
+    pact_stream *s = a->s;
+    pact_loop *loop = s->loop;
+    if (!pact__on_thread(loop) || (!a->src.data && a->src.len) ||
+        (s->flags & (S_DEAD | S_ENDING | S_CLOSING)) ||
+        (loop->ambient && pact_abort_aborted(loop->ambient)))
+        return NULL; /* the slow path reports or cancels it */
+    int rc = pact__stream_write(s, a->src.data, a->src.len);
+    if (rc < 0)
+        return pact_rejected(loop, PACT_ERROR(rc)); /* as promisify's */
+    if (s->sent >= s->queued)
+        return pact_resolved(loop, pact_nothing());
+    a->src.written = true; /* the rest waits for the socket */
+    return NULL;
+}
+
 pact_promise *pact_stream_write_p(pact_stream *s, const void *data, size_t len)
 {
-    struct write_args a = {s, {data, len, -1, 0}, false, "pact_stream_write_p"};
+    struct write_args a = {
+        s, {data, len, -1, 0, false}, false, "pact_stream_write_p"};
+    if (s) {
+        pact_promise *p = write_quick(&a);
+        if (p)
+            return p;
+    }
     return write_twin(&a);
 }
 
@@ -598,12 +648,13 @@ pact_promise *pact_stream_sendfile_p(pact_stream *s, int fd, int64_t offset,
         return NULL;
     }
     struct write_args a = {
-        s, {NULL, len, fd, offset}, false, "pact_stream_sendfile_p"};
+        s, {NULL, len, fd, offset, false}, false, "pact_stream_sendfile_p"};
     return write_twin(&a);
 }
 
 pact_promise *pact_stream_end_p(pact_stream *s)
 {
-    struct write_args a = {s, {NULL, 0, -1, 0}, true, "pact_stream_end_p"};
+    struct write_args a = {
+        s, {NULL, 0, -1, 0, false}, true, "pact_stream_end_p"};
     return write_twin(&a);
 }
