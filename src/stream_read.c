@@ -29,6 +29,7 @@ struct read_req {
     bool at_once;    /* a twin: settled at once */
     pact_error *err;
     pact_value v;
+    struct read_req *next_spare; /* in svc->spare */
 };
 
 struct write_req {
@@ -64,6 +65,41 @@ static void read_drop(struct due *d)
     free(r);
 }
 
+/* The read requests that twins (a task's read loop) end at once are kept
+ * for the next one: malloc and free were a tenth of such a loop's cost. */
+#define SPARES 64
+
+static struct read_req *req_get(struct tcp_svc *svc)
+{
+    struct read_req *r = svc->spare;
+    if (!r)
+        return malloc(sizeof *r);
+    svc->spare = r->next_spare;
+    svc->nspare--;
+    return r;
+}
+
+static void req_put(struct tcp_svc *svc, struct read_req *r)
+{
+    if (svc->nspare >= SPARES) {
+        free(r);
+        return;
+    }
+    r->next_spare = svc->spare;
+    svc->spare = r;
+    svc->nspare++;
+}
+
+void pact__read_spares_free(struct tcp_svc *svc)
+{
+    struct read_req *r;
+    while ((r = svc->spare)) {
+        svc->spare = r->next_spare;
+        free(r);
+    }
+    svc->nspare = 0;
+}
+
 /* @p r is done with @p err (taken) or @p v (taken): its call is due. */
 static void read_done(pact_stream *s, struct read_req *r, pact_error *err,
                       pact_value v)
@@ -78,10 +114,15 @@ static void read_done(pact_stream *s, struct read_req *r, pact_error *err,
     r->v = v;
     /* a twin settles its deferred at once (its reactions are a microtask
      * away anyway); a callback is called on a later tick */
-    if (r->at_once)
-        read_run(&r->due);
-    else
+    if (r->at_once) {
+        struct tcp_svc *svc = s->svc; /* the loop's: outlives the call */
+        r->cb(r->err, r->err ? NULL : &r->v, r->ud);
+        pact_value_release(&r->v);
+        pact_error_unref(r->err);
+        req_put(svc, r);
+    } else {
         pact__tcp_due(s->svc, &r->due);
+    }
 }
 
 bool pact__read_direct(pact_stream *s, const void *buf, size_t n)
@@ -132,6 +173,8 @@ void pact__read_try(pact_stream *s)
     if (!r)
         return;
     size_t len = evbuffer_get_length(s->in), end = 0;
+    if (!len && !(s->flags & (S_EOF | S_DEAD)))
+        return; /* nothing to take nor to fail: the common wait */
     bool over = false;
     switch (r->kind) {
     case RD_SOME:
@@ -262,9 +305,10 @@ static int read_start(pact_stream *s, const struct rspec *sp,
     PACT_CHECK_ARG(sp->kind != RD_UNTIL || (sp->dlen && sp->dlen <= 16), fn);
     if (s->rreq)
         return PACT_EBUSY;
-    /* malloc, not calloc: glibc's calloc skips the thread cache, and with
-     * a thousand streams it costs several times a message's own work */
-    struct read_req *r = malloc(sizeof *r);
+    /* reused or malloc'd, never calloc'd: glibc's calloc skips the thread
+     * cache, and with a thousand streams it cost more than the rest of the
+     * request */
+    struct read_req *r = req_get(s->svc);
     if (!r)
         return PACT_ENOMEM;
     *r = (struct read_req){0};
