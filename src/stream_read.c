@@ -653,34 +653,37 @@ static pact_promise *write_twin(struct write_args *a)
 /* A write twin's quick path: the bytes go to the kernel here, and when it
  * takes them all (the common case) the promise is a settled one, with no
  * request, record or deferred -- as the slow path would have settled it at
- * once. @return that promise, or NULL when the slow path is to go on (with
+ * once. @return whether it is done, with *@p out the promise (NULL only
+ * without memory); false when the slow path is to go on (with
  * a->src.written set if the bytes are queued already). */
-static pact_promise *write_quick(struct write_args *a)
+static bool write_quick(struct write_args *a, pact_promise **out)
 {
     pact_stream *s = a->s;
     pact_loop *loop = s->loop;
     if (!pact__on_thread(loop) || (!a->src.data && a->src.len) ||
         (s->flags & (S_DEAD | S_ENDING | S_CLOSING)) ||
         (loop->ambient && pact_abort_aborted(loop->ambient)))
-        return NULL; /* the slow path reports or cancels it */
+        return false; /* the slow path reports or cancels it */
     int rc = pact__stream_write(s, a->src.data, a->src.len);
-    if (rc < 0)
-        return pact_rejected(loop, PACT_ERROR(rc)); /* as promisify's */
-    if (s->sent >= s->queued)
-        return pact_resolved(loop, pact_nothing());
+    if (rc < 0) {
+        *out = pact_rejected(loop, PACT_ERROR(rc)); /* as promisify's */
+        return true;
+    }
+    if (s->sent >= s->queued) {
+        *out = pact_resolved(loop, pact_nothing());
+        return true;
+    }
     a->src.written = true; /* the rest waits for the socket */
-    return NULL;
+    return false;
 }
 
 pact_promise *pact_stream_write_p(pact_stream *s, const void *data, size_t len)
 {
     struct write_args a = {
         s, {data, len, -1, 0, false}, false, "pact_stream_write_p"};
-    if (s) {
-        pact_promise *p = write_quick(&a);
-        if (p)
-            return p;
-    }
+    pact_promise *p;
+    if (s && write_quick(&a, &p))
+        return p;
     return write_twin(&a);
 }
 
