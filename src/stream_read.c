@@ -29,6 +29,7 @@ struct read_req {
     bool at_once;    /* a twin: settled at once */
     pact_error *err;
     pact_value v;
+    struct read_req *next_spare; /* in svc->spare */
 };
 
 struct write_req {
@@ -64,6 +65,41 @@ static void read_drop(struct due *d)
     free(r);
 }
 
+/* The read requests that twins (a task's read loop) end at once are kept
+ * for the next one: malloc and free were a tenth of such a loop's cost. */
+#define SPARES 64
+
+static struct read_req *req_get(struct tcp_svc *svc)
+{
+    struct read_req *r = svc->spare;
+    if (!r)
+        return malloc(sizeof *r);
+    svc->spare = r->next_spare;
+    svc->nspare--;
+    return r;
+}
+
+static void req_put(struct tcp_svc *svc, struct read_req *r)
+{
+    if (svc->nspare >= SPARES) {
+        free(r);
+        return;
+    }
+    r->next_spare = svc->spare;
+    svc->spare = r;
+    svc->nspare++;
+}
+
+void pact__read_spares_free(struct tcp_svc *svc)
+{
+    struct read_req *r;
+    while ((r = svc->spare)) {
+        svc->spare = r->next_spare;
+        free(r);
+    }
+    svc->nspare = 0;
+}
+
 /* @p r is done with @p err (taken) or @p v (taken): its call is due. */
 static void read_done(pact_stream *s, struct read_req *r, pact_error *err,
                       pact_value v)
@@ -78,10 +114,15 @@ static void read_done(pact_stream *s, struct read_req *r, pact_error *err,
     r->v = v;
     /* a twin settles its deferred at once (its reactions are a microtask
      * away anyway); a callback is called on a later tick */
-    if (r->at_once)
-        read_run(&r->due);
-    else
+    if (r->at_once) {
+        struct tcp_svc *svc = s->svc; /* the loop's: outlives the call */
+        r->cb(r->err, r->err ? NULL : &r->v, r->ud);
+        pact_value_release(&r->v);
+        pact_error_unref(r->err);
+        req_put(svc, r);
+    } else {
         pact__tcp_due(s->svc, &r->due);
+    }
 }
 
 bool pact__read_direct(pact_stream *s, const void *buf, size_t n)
@@ -132,6 +173,8 @@ void pact__read_try(pact_stream *s)
     if (!r)
         return;
     size_t len = evbuffer_get_length(s->in), end = 0;
+    if (!len && !(s->flags & (S_EOF | S_DEAD)))
+        return; /* nothing to take nor to fail: the common wait */
     bool over = false;
     switch (r->kind) {
     case RD_SOME:
@@ -262,9 +305,13 @@ static int read_start(pact_stream *s, const struct rspec *sp,
     PACT_CHECK_ARG(sp->kind != RD_UNTIL || (sp->dlen && sp->dlen <= 16), fn);
     if (s->rreq)
         return PACT_EBUSY;
-    struct read_req *r = calloc(1, sizeof *r);
+    /* reused or malloc'd, never calloc'd: glibc's calloc skips the thread
+     * cache, and with a thousand streams it cost more than the rest of the
+     * request */
+    struct read_req *r = req_get(s->svc);
     if (!r)
         return PACT_ENOMEM;
+    *r = (struct read_req){0};
     r->kind = sp->kind;
     r->n = sp->n;
     r->max = sp->opts && sp->opts->max ? sp->opts->max : 0;
@@ -400,6 +447,7 @@ struct wsrc {
     size_t len;
     int fd;
     int64_t off;
+    bool written; /* queued already (a twin's quick path): only wait */
 };
 
 static int write_start(pact_stream *s, const struct wsrc *src, bool end,
@@ -411,9 +459,11 @@ static int write_start(pact_stream *s, const struct wsrc *src, bool end,
     PACT_CHECK_ARG(src->fd >= 0 || src->data || !src->len, fn);
     if (src->fd >= 0 && src->off < 0)
         return pact__misuse(fn, PACT_EINVAL, "offset is negative");
-    struct write_req *w = calloc(1, sizeof *w);
+    struct write_req *w = malloc(sizeof *w); /* not calloc: read_start */
     if (!w)
         return PACT_ENOMEM;
+    *w = (struct write_req){0};
+    pact__list_init(&w->node);
     w->cb = cb;
     w->ud = ud;
     w->ud_drop = ud_drop;
@@ -426,7 +476,10 @@ static int write_start(pact_stream *s, const struct wsrc *src, bool end,
         free(w);
         return rc;
     }
-    if (!end) {
+    if (w->op.state != PACT__OP_PENDING)
+        return 1; /* started in an aborted scope: its cancellation is due */
+    rc = 1;
+    if (!end && !src->written) {
         rc = src->fd >= 0
                  ? pact__stream_write_file(s, src->fd, src->off, src->len)
                  : pact__stream_write(s, src->data, src->len);
@@ -450,7 +503,7 @@ static int write_start(pact_stream *s, const struct wsrc *src, bool end,
 int pact_stream_write_cb(pact_stream *s, const void *data, size_t len,
                          pact_cb cb, void *ud)
 {
-    struct wsrc src = {data, len, -1, 0};
+    struct wsrc src = {data, len, -1, 0, false};
     return write_start(s, &src, false, cb, ud, NULL, "pact_stream_write_cb");
 }
 
@@ -460,7 +513,7 @@ int pact_stream_sendfile(pact_stream *s, int fd, int64_t offset, size_t len,
     if (fd < 0)
         return pact__misuse("pact_stream_sendfile", PACT_EINVAL,
                             "fd is negative");
-    struct wsrc src = {NULL, len, fd, offset};
+    struct wsrc src = {NULL, len, fd, offset, false};
     return write_start(s, &src, false, cb, ud, NULL, "pact_stream_sendfile");
 }
 
@@ -493,28 +546,28 @@ static void unref_deferred(void *d)
     pact_deferred_unref(d);
 }
 
-static void settle_read(pact_error *err, pact_value *data, void *d)
+/* A read twin's request settles its promise itself, holding a reference
+ * to it, with no deferred between (a message costs one node less). */
+static void settle_read(pact_error *err, pact_value *data, void *ud)
 {
+    pact_promise *p = ud;
     if (err) {
-        pact_deferred_reject(d, pact_error_ref(err));
+        pact__resolve(p, pact_throw(pact_error_ref(err)));
     } else {
-        pact_deferred_resolve(d, *data); /* moved */
+        pact__resolve(p, *data); /* moved */
         *data = pact_nothing();
     }
-    pact_deferred_unref(d);
+    pact__unref(p);
 }
 
-struct read_args {
-    pact_stream *s;
-    struct rspec sp;
-    const char *fn;
-};
-
-static int start_read(pact_loop *loop, void *args, pact_deferred *d)
+/* The loop is freed before the request ended: as a dropped deferred's. */
+static void drop_read(void *ud)
 {
-    (void)loop;
-    struct read_args *a = args;
-    return read_start(a->s, &a->sp, settle_read, d, unref_deferred, a->fn);
+    pact_promise *p = ud;
+    pact_error *err = PACT_ERROR(PACT_ECANCELED, "broken promise: the stream "
+                                                 "read was dropped unresolved");
+    pact__resolve(p, pact_throw(err ? err : pact__enomem()));
+    pact__unref(p);
 }
 
 static pact_promise *read_twin(pact_stream *s, struct rspec sp, const char *fn)
@@ -523,8 +576,21 @@ static pact_promise *read_twin(pact_stream *s, struct rspec sp, const char *fn)
         pact__misuse(fn, PACT_EINVAL, "s is NULL");
         return NULL;
     }
-    struct read_args a = {s, sp, fn};
-    return pact__promisify(s->loop, start_read, &a, fn);
+    if (!pact__on_thread(s->loop)) {
+        pact__misuse(fn, PACT_ETHREAD, "called off the loop thread");
+        return NULL;
+    }
+    pact_promise *p = pact__promise_new(s->loop);
+    if (!p)
+        return NULL;
+    p->refs++; /* the request's */
+    int rc = read_start(s, &sp, settle_read, p, drop_read, fn);
+    if (rc < 0) { /* it will never call back: its reference is ours */
+        pact_error *err = PACT_ERROR(rc);
+        pact__resolve(p, pact_throw(err ? err : pact__enomem()));
+        pact__unref(p);
+    }
+    return p;
 }
 
 pact_promise *pact_stream_read_some_p(pact_stream *s,
@@ -584,9 +650,40 @@ static pact_promise *write_twin(struct write_args *a)
     return pact__promisify(a->s->loop, start_write, a, a->fn);
 }
 
+/* A write twin's quick path: the bytes go to the kernel here, and when it
+ * takes them all (the common case) the promise is a settled one, with no
+ * request, record or deferred -- as the slow path would have settled it at
+ * once. @return whether it is done, with *@p out the promise (NULL only
+ * without memory); false when the slow path is to go on (with
+ * a->src.written set if the bytes are queued already). */
+static bool write_quick(struct write_args *a, pact_promise **out)
+{
+    pact_stream *s = a->s;
+    pact_loop *loop = s->loop;
+    if (!pact__on_thread(loop) || (!a->src.data && a->src.len) ||
+        (s->flags & (S_DEAD | S_ENDING | S_CLOSING)) ||
+        (loop->ambient && pact_abort_aborted(loop->ambient)))
+        return false; /* the slow path reports or cancels it */
+    int rc = pact__stream_write(s, a->src.data, a->src.len);
+    if (rc < 0) {
+        *out = pact_rejected(loop, PACT_ERROR(rc)); /* as promisify's */
+        return true;
+    }
+    if (s->sent >= s->queued) {
+        *out = pact_resolved(loop, pact_nothing());
+        return true;
+    }
+    a->src.written = true; /* the rest waits for the socket */
+    return false;
+}
+
 pact_promise *pact_stream_write_p(pact_stream *s, const void *data, size_t len)
 {
-    struct write_args a = {s, {data, len, -1, 0}, false, "pact_stream_write_p"};
+    struct write_args a = {
+        s, {data, len, -1, 0, false}, false, "pact_stream_write_p"};
+    pact_promise *p;
+    if (s && write_quick(&a, &p))
+        return p;
     return write_twin(&a);
 }
 
@@ -598,12 +695,13 @@ pact_promise *pact_stream_sendfile_p(pact_stream *s, int fd, int64_t offset,
         return NULL;
     }
     struct write_args a = {
-        s, {NULL, len, fd, offset}, false, "pact_stream_sendfile_p"};
+        s, {NULL, len, fd, offset, false}, false, "pact_stream_sendfile_p"};
     return write_twin(&a);
 }
 
 pact_promise *pact_stream_end_p(pact_stream *s)
 {
-    struct write_args a = {s, {NULL, 0, -1, 0}, true, "pact_stream_end_p"};
+    struct write_args a = {
+        s, {NULL, 0, -1, 0, false}, true, "pact_stream_end_p"};
     return write_twin(&a);
 }

@@ -86,6 +86,7 @@ static void svc_free(pact_loop *loop, void *state)
         server_free(pact__list_entry(n, pact_tcp_server, node));
     assert(loop->ticks.reserved > 0);
     loop->ticks.reserved--; /* the delivery's slot */
+    pact__read_spares_free(svc);
     free(svc->rbuf);
     free(svc);
 }

@@ -45,6 +45,8 @@ struct due {
     void (*drop)(struct due *d);
 };
 
+struct read_req;
+
 /* The per-loop state (PACT__SVC_TCP). */
 struct tcp_svc {
     pact_loop *loop;
@@ -53,6 +55,8 @@ struct tcp_svc {
     struct pact__list due;     /* struct due, in order */
     bool tick;                 /* the delivery is queued (reserved slot) */
     unsigned char *rbuf;       /* events mode reads land here */
+    struct read_req *spare;    /* read requests to reuse (stream_read.c) */
+    size_t nspare;
 };
 
 #define PACT__RBUF 65536
@@ -75,31 +79,39 @@ enum {
 struct read_req;
 struct pact__tls;
 
+/* The fields every message touches come first, together: with a thousand
+ * streams busy none stays in the cache from one message to the next, so
+ * each cache line they spread over is a miss a message. */
 struct pact_stream {
-    struct pact__op op;     /* its life: pending while open */
-    struct pact__list node; /* svc->streams */
-    struct due fin;         /* the error and close events */
-    struct tcp_svc *svc;
     pact_loop *loop;
-    pact_tcp_server *server; /* accepted by it, or NULL */
+    struct tcp_svc *svc;
     int fd;
     unsigned flags;
     unsigned in_cb; /* callbacks of its own on the stack */
     bool rd_on, wr_on, tm_on;
-    struct event *rev, *wev, *tev;
-    struct evbuffer *in, *out;
-    pact_stream_opts o;
-    pact_stream_events ev;
+    bool timeouts;         /* one of the timeouts is set (o) */
+    struct read_req *rreq; /* the pending read request */
+    struct pact__tls *tls; /* its TLS connection (tls_io.c), or NULL */
+    struct event *rev;     /* read: persistent while it wants input */
+    struct evbuffer *in;   /* read ahead, not yet taken by requests */
+    uint64_t queued, sent; /* bytes given to write, taken by the kernel */
     void *ud;
-    pact_error *err;           /* for the error event */
-    struct read_req *rreq;     /* the pending read request */
+    size_t read_hw;        /* o.read_high_water, here with the hot ones */
+    pact_stream_events ev; /* ev.data is hot, the rest is not */
+    pact_stream_opts o;
+    /* the rest */
+    struct evbuffer *out;
+    struct event *wev, *tev;
     struct pact__list wreq;    /* writes with callbacks, in order */
-    uint64_t queued, sent;     /* bytes given to write, taken by the kernel */
     struct pact__list files;   /* file parts (stream_file.c), in order */
+    struct pact__op op;        /* its life: pending while open */
+    struct pact__list node;    /* svc->streams */
+    struct due fin;            /* the error and close events */
+    pact_tcp_server *server;   /* accepted by it, or NULL */
+    pact_error *err;           /* for the error event */
     uint64_t last_rd, last_wr; /* ms, for the timeouts */
     bool tcp;                  /* not a Unix socket: TCP options apply */
     bool nodelay, keepalive;   /* as set on the socket */
-    struct pact__tls *tls;     /* its TLS connection (tls_io.c), or NULL */
 };
 
 /* A listening server (tcp.c), and its shutdown (shutdown.c). */
@@ -222,8 +234,7 @@ static inline uint64_t pact__now_ms(void)
 /* stream_timer.c */
 static inline bool pact__stream_timeouts(const pact_stream *s)
 {
-    return s->o.idle_timeout_ms || s->o.read_timeout_ms ||
-           s->o.write_timeout_ms;
+    return s->timeouts; /* idle, read or write timeout set (apply_opts) */
 }
 /* (Re)arm the timer for the next check, or stop it. */
 void pact__stream_arm_timer(pact_stream *s, uint64_t now);
@@ -247,6 +258,8 @@ int pact__read_start(pact_stream *s, int kind, const pact_read_opts *opts,
 bool pact__read_direct(pact_stream *s, const void *buf, size_t n);
 /* Complete the pending read request if the input satisfies it. */
 void pact__read_try(pact_stream *s);
+/* Free the read requests kept for reuse (the service is freed). */
+void pact__read_spares_free(struct tcp_svc *svc);
 /* Fail the pending requests of a destroyed stream with @p err
  * (borrowed). */
 void pact__stream_fail_reqs(pact_stream *s, pact_error *err);
@@ -260,8 +273,12 @@ bool pact__tls_pending(const pact_stream *s);
 /* Whether output is queued: memory, file parts, or TLS records. */
 static inline bool pact__out_pending(const pact_stream *s)
 {
+    /* without TLS, what the kernel has not taken is all queued: no look
+     * at the output buffer (a cache miss a message) */
+    if (!s->tls)
+        return s->sent < s->queued;
     return evbuffer_get_length(s->out) || !pact__list_empty(&s->files) ||
-           (s->tls && pact__tls_pending(s));
+           pact__tls_pending(s);
 }
 /* Queue @p len bytes of @p fd from @p off after what is queued. */
 int pact__stream_write_file(pact_stream *s, int fd, int64_t off, size_t len);

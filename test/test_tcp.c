@@ -1569,6 +1569,90 @@ START_TEST(write_by_reference)
 }
 END_TEST
 
+/* ---- write twins: settled at once when the kernel takes the bytes, else
+ * once it has taken them, in order; a write started in an aborted scope is
+ * cancelled and writes nothing ------------------------------------------ */
+
+#define WT_BIG (8u << 20) /* past any socket buffer: it waits in the output */
+
+struct wt {
+    pact_tcp_server *srv;
+    pact_abort *token;
+    int cancelled;
+    bool done;
+};
+
+static void wt_cancelled(pact_error *err, void *ud)
+{
+    struct wt *w = ud;
+    ck_assert_int_eq(pact_error_code(err), PACT_ECANCELED);
+    w->cancelled++;
+}
+
+static struct wt *wt_now;
+
+static pact_error *wt_body(void *arg, pact_value *result)
+{
+    (void)result;
+    pact_stream *s = arg;
+    struct wt *w = wt_now;
+    /* the kernel takes it at once: the promise is settled already */
+    pact_promise *p = pact_stream_write_p(s, "head\n", 5);
+    ck_assert_int_eq(pact_promise_state(p), PACT_FULFILLED);
+    ck_assert_ptr_null(PACT_AWAIT_ERR(p, NULL));
+    char *big = malloc(WT_BIG);
+    ck_assert_ptr_nonnull(big);
+    memset(big, 'b', WT_BIG);
+    p = pact_stream_write_p(s, big, WT_BIG); /* copied: freed at once */
+    free(big);
+    ck_assert_int_eq(pact_promise_state(p), PACT_PENDING);
+    pact_promise *q = pact_stream_write_p(s, "tail\n", 5); /* behind it */
+    ck_assert_int_eq(pact_promise_state(q), PACT_PENDING);
+    ck_assert_ptr_null(PACT_AWAIT_ERR(p, NULL));
+    ck_assert_ptr_null(PACT_AWAIT_ERR(q, NULL));
+    /* the scope is aborted: a write with a callback is cancelled (before,
+     * it tripped an assert), and writes nothing */
+    pact_abort_abort(w->token, NULL);
+    ck_assert_int_eq(pact_stream_write_cb(s, "X", 1, wt_cancelled, w), 1);
+    pact_stream_close(s);
+    w->done = true;
+    return NULL;
+}
+
+static void wt_accept(pact_error *err, pact_stream *s, void *ud)
+{
+    struct wt *w = ud;
+    if (err)
+        return;
+    pact_tcp_server_close(w->srv, NULL, NULL);
+    pact_task_opts o = {.abort = w->token};
+    pact_promise *t = pact_task_spawn(t_loop, wt_body, s, &o);
+    ck_assert_ptr_nonnull(t);
+    pact_promise_unref(t);
+}
+
+START_TEST(write_twins_settle_in_order)
+{
+    struct wt w = {0};
+    wt_now = &w;
+    T_MUST(pact_abort_new(t_loop, &w.token));
+    T_MUST(
+        pact_tcp_listen(t_loop, "127.0.0.1", 0, NULL, wt_accept, &w, &w.srv));
+    struct slurp r = {.port = pact_tcp_server_port(w.srv), .slow = true};
+    ck_assert_int_eq(pthread_create(&r.th, NULL, slurp_main, &r), 0);
+    run_ok();
+    pthread_join(r.th, NULL);
+    ck_assert(w.done);
+    ck_assert_int_eq(w.cancelled, 1);
+    ck_assert_uint_eq(r.len, 5 + WT_BIG + 5);
+    ck_assert(memcmp(r.buf, "head\n", 5) == 0);
+    ck_assert(r.buf[5] == 'b' && r.buf[5 + WT_BIG - 1] == 'b');
+    ck_assert(memcmp(r.buf + 5 + WT_BIG, "tail\n", 5) == 0);
+    free(r.buf);
+    pact_abort_unref(w.token);
+}
+END_TEST
+
 Suite *suite_tcp(void)
 {
     Suite *s = suite_create("tcp");
@@ -1578,6 +1662,7 @@ Suite *suite_tcp(void)
     tcase_add_test(tc, echo_three_styles_v4);
     tcase_add_test(tc, sendfile_in_order_with_writes);
     tcase_add_test(tc, write_by_reference);
+    tcase_add_test(tc, write_twins_settle_in_order);
     tcase_add_test(tc, echo_three_styles_v6);
     tcase_add_test(tc, many_connections);
     tcase_add_test(tc, peer_resets_mid_read);

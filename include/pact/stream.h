@@ -129,7 +129,8 @@ PACT_API int pact_stream_write(pact_stream *s, const void *data, size_t len);
  * pact_stream_write, then @p cb(err, @p ud) once all of @p data has been
  * handed to the kernel, or with the error that destroyed the stream first,
  * or PACT_ECANCELED (pact_loop_close_all); once, on a later tick. A
- * pending-operation record.
+ * pending-operation record: started in an aborted scope (a cancelled task
+ * or group), it writes nothing and @p cb gets the cancellation.
  * @return as pact_stream_write (1 or 0: @p cb will be called; negative:
  *   it will not).
  */

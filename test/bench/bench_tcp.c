@@ -748,6 +748,7 @@ static bool only(void)
     fprintf(stderr, "tcp.echo %s alone: %ld messages on %d connections\n", name,
             MESSAGES, conns);
     bench_print("tcp.echo", "ns", f[0], NULL, 0);
+    bench_print("tcp.echo_cpu", "ns", f[1], NULL, 0); /* the server's */
     return true;
 }
 
