@@ -135,11 +135,12 @@ void pact__stack_put(struct pact__tasks *ts, struct pact__stack *s);
 /* Unmap pooled stacks until at most @p keep are left. */
 void pact__stack_trim(struct pact__tasks *ts, size_t keep);
 /* The word at the bottom of every stack is its canary, checked at each
- * switch back: the zero the kernel gave, never written by us, so that the
- * check reads the shared zero page instead of making a second page of each
- * stack resident. Only an overflow writes there (a task's frames reach the
- * lowest word only by overflowing): it catches, late, what a guard page
- * would have, and a frame large enough to step over the guard page. */
+ * switch back (behind a guard page: when the task ends): the zero the kernel
+ * gave, never written by us, so that the check reads the shared zero page
+ * instead of making a second page of each stack resident. Only an overflow
+ * writes there (a task's frames reach the lowest word only by overflowing): it
+ * catches, late, what a guard page would have, and a frame large enough to step
+ * over the guard page. */
 static inline bool pact__stack_ok(const struct pact__stack *s)
 {
     uint32_t c;
