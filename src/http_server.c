@@ -265,7 +265,10 @@ static void parse(struct http_conn *c)
 {
     const pact_http_opts *o = &c->srv->o;
     size_t pos = 0;
-    while (!c->broken && !c->closing && !c->dead && pos < c->ilen) {
+    /* closing (the server's close, a last request): the body being read
+     * is still read to its end, nothing after it */
+    while (!c->broken && !c->dead && pos < c->ilen &&
+           (!c->closing || c->in_body)) {
         char *in = c->in + pos;
         size_t n = c->ilen - pos;
         if (c->in_body) {
@@ -329,7 +332,7 @@ static void parse(struct http_conn *c)
             }
         }
     }
-    if (c->broken || c->closing)
+    if (c->broken || (c->closing && !c->in_body))
         pos = c->ilen; /* nothing more is read on this connection */
     memmove(c->in, c->in + pos, c->ilen - pos);
     c->ilen -= pos;
@@ -405,7 +408,7 @@ static void on_data(pact_stream *s, const void *buf, size_t len, void *ud)
 {
     (void)s;
     struct http_conn *c = ud;
-    if (c->broken || c->closing || c->dead)
+    if (c->broken || c->dead || (c->closing && !c->in_body))
         return; /* read only to see the peer go */
     if (c->ilen + len > c->icap) {
         size_t cap = c->icap ? c->icap : 4096;

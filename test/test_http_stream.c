@@ -354,6 +354,40 @@ static void h_big413(pact_http_req *req, void *ud)
     ck_assert_int_eq(pact_http_req_read(req, big413_got, req), 0);
 }
 
+/* /echo2: a streamed response of the streamed body, a read after each
+ * write's callback (the client's pace both ways) */
+static void echo_got(pact_error *err, const pact_value *v, void *ud);
+
+static void echo_wrote(pact_error *err, void *ud)
+{
+    pact_http_req *req = ud;
+    if (err) {
+        pact_http_end(req, NULL, NULL);
+        return;
+    }
+    ck_assert_int_eq(pact_http_req_read(req, echo_got, req), 0);
+}
+
+static void echo_got(pact_error *err, const pact_value *v, void *ud)
+{
+    pact_http_req *req = ud;
+    if (err) {
+        ck_assert_int_eq(pact_error_code(err), PACT_EOF);
+        ck_assert_int_eq(pact_http_end(req, NULL, NULL), 0);
+        return;
+    }
+    ck_assert_int_ge(
+        pact_http_write(req, v->u.bytes.data, v->u.bytes.len, echo_wrote, req),
+        0);
+}
+
+static void h_echo2(pact_http_req *req, void *ud)
+{
+    (void)ud;
+    ck_assert_int_eq(pact_http_respond_start(req, pact_http_res_new(200)), 0);
+    ck_assert_int_eq(pact_http_req_read(req, echo_got, req), 0);
+}
+
 /* /mis: careless reads; /plain (not streamed): the body, then the end */
 static void mis_got(pact_error *err, const pact_value *v, void *ud)
 {
@@ -401,7 +435,9 @@ static void *server_main(void *arg)
                      0);
     ck_assert_int_eq(pact_http_route(srv, "POST", "/mis", h_mis, NULL), 0);
     ck_assert_int_eq(pact_http_route(srv, "POST", "/plain", h_mis, NULL), 0);
-    const char *streamed[] = {"/up", "/sum", "/early", "/big413", "/mis"};
+    ck_assert_int_eq(pact_http_route(srv, "POST", "/echo2", h_echo2, NULL), 0);
+    const char *streamed[] = {"/up",     "/sum", "/early",
+                              "/big413", "/mis", "/echo2"};
     for (size_t i = 0; i < sizeof streamed / sizeof *streamed; i++)
         ck_assert_int_eq(pact_http_route_stream_body(srv, "POST", streamed[i]),
                          0);
@@ -977,6 +1013,33 @@ START_TEST(early_answer_pipelined)
 }
 END_TEST
 
+/* A streamed response echoes the streamed body as it is read, and the
+ * connection goes on after it. */
+START_TEST(echo_while_reading)
+{
+    start();
+    int fd = dial();
+    struct rd *r = calloc(1, sizeof *r);
+    r->fd = fd;
+    static unsigned char data[200000];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = pattern(i);
+    for (int k = 0; k < 2; k++) {
+        put(fd, "POST /echo2 HTTP/1.1\r\nHost: t\r\n"
+                "Content-Length: 200000\r\n\r\n");
+        put_n(fd, data, sizeof data);
+        char head[1024];
+        ck_assert_int_eq(rd_head(r, head, sizeof head), 200);
+        size_t bad = 0;
+        ck_assert_uint_eq(rd_chunked(r, check_pattern, &bad), sizeof data);
+        ck_assert_uint_eq(bad, 0);
+    }
+    free(r);
+    close(fd);
+    stop();
+}
+END_TEST
+
 /* Careless reads: NULL -> EINVAL, a second read pending -> EBUSY, reads
  * after the end get the end again; a route not streamed gives its body as
  * one piece, then the end. */
@@ -1028,6 +1091,7 @@ Suite *suite_http_stream(void)
     tcase_add_test(tc, upload_client_goes);
     tcase_add_test(tc, early_answer_pipelined);
     tcase_add_test(tc, careless_reads);
+    tcase_add_test(tc, echo_while_reading);
     suite_add_tcase(s, tc);
     return s;
 }
