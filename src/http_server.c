@@ -282,10 +282,13 @@ static void parse(struct http_conn *c)
                 fail(c, r, st);
                 break;
             }
-            if (c->msg_done)
+            if (c->msg_done) {
                 complete(c, r);
-            else if (r->bstream)
+            } else if (r->bstream) {
+                if (used && pact__http_body_dropping(r)) /* no reads now */
+                    deadline(c, D_BODY, o->body_timeout_ms);
                 pact__http_body_wake(r);
+            }
             continue;
         }
         if (c->nreqs >= o->max_pipeline)

@@ -1040,6 +1040,35 @@ START_TEST(echo_while_reading)
 }
 END_TEST
 
+/* The server closes while a body is read: the body is read to its end,
+ * answered, and then the connection and the server close. */
+START_TEST(close_mid_body)
+{
+    start();
+    int fd = dial();
+    static unsigned char data[200000];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = pattern(i);
+    put(fd, "POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: 200000\r\n\r\n");
+    put_n(fd, data, 100000);
+    while (!atomic_load(&S.max_in)) /* its handler has read a piece */
+        sleep_ms(5);
+    ck_assert_int_eq(pact_loop_post(S.loop, do_close, NULL), 0);
+    put_n(fd, data + 100000, 100000);
+    struct rd *r = calloc(1, sizeof *r);
+    r->fd = fd;
+    char body[256];
+    ck_assert_int_eq(rd_whole(r, body, sizeof body), 200);
+    ck_assert_str_eq(body, "200000 0");
+    ck_assert_int_lt(rd_byte(r), 0); /* closed */
+    free(r);
+    close(fd);
+    pthread_join(S.th, NULL);
+    sem_destroy(&S.ready);
+    ck_assert_int_eq(S.free_rc, 0);
+}
+END_TEST
+
 /* Careless reads: NULL -> EINVAL, a second read pending -> EBUSY, reads
  * after the end get the end again; a route not streamed gives its body as
  * one piece, then the end. */
@@ -1092,6 +1121,7 @@ Suite *suite_http_stream(void)
     tcase_add_test(tc, early_answer_pipelined);
     tcase_add_test(tc, careless_reads);
     tcase_add_test(tc, echo_while_reading);
+    tcase_add_test(tc, close_mid_body);
     suite_add_tcase(s, tc);
     return s;
 }
