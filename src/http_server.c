@@ -85,8 +85,6 @@ static void enqueue(struct http_conn *c, pact_http_req *r)
     c->nreqs++;
 }
 
-/* A request the server answers itself (400, 408, 413, 431...): the last
- * one read on this connection, which closes once it is written. */
 /* The reader's part of a streamed body: @p c stops reading it. */
 static void body_release(struct http_conn *c)
 {
@@ -120,6 +118,8 @@ static int body_fail(struct http_conn *c, pact_http_req *r, int status)
     return -1;
 }
 
+/* A request the server answers itself (400, 408, 413, 431...): the last
+ * one read on this connection, which closes once it is written. */
 static int fail(struct http_conn *c, pact_http_req *r, int status)
 {
     if (r && r->bstream && r->rconn == c)
@@ -437,7 +437,8 @@ static void body_gone(struct http_conn *c)
     pact_http_req *r = c->cur;
     if (!r->berr)
         r->berr = PACT_ECONNRESET;
-    if (!pact_abort_aborted(r->abort)) {
+    /* a complete response is not aborted (as abort_unanswered) */
+    if (!pact__http_body_dropping(r) && !pact_abort_aborted(r->abort)) {
         pact_error *why = PACT_ERROR(PACT_ECONNRESET, "the client went away");
         pact_abort_abort(r->abort, why);
         pact_error_unref(why);
