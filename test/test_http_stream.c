@@ -6,7 +6,16 @@
  * task that awaits each write and returns without ending; a client that
  * goes mid-stream (the pending write fails once with ECONNRESET, the token
  * is aborted, valgrind finds nothing leaked); a streamed response behind a
- * slow one waits its turn and buffers; careless calls get their codes. */
+ * slow one waits its turn and buffers; careless calls get their codes.
+ *
+ * Streamed request bodies (pact_http_route_stream_body, pact_http_req_read):
+ * 64 MiB uploaded to a handler that reads a piece a millisecond holds the
+ * server to the mark plus two socket reads, sampled at every read; chunked
+ * and Content-Length bodies to a task that awaits each piece; max_body
+ * passed mid-stream (413, EMSGSIZE), a stalled body (408, ETIMEDOUT), a
+ * client that goes (one ECONNRESET, the token aborted); an answer before
+ * the body is read, then pipelined requests; an echo while reading; the
+ * server closing mid-body; careless reads. */
 #include "config.h"
 
 #include <arpa/inet.h>
@@ -46,8 +55,9 @@ static struct {
     atomic_int codes[16];
     atomic_int hostile_done;
     /* streamed request bodies */
-    size_t max_body;      /* the server's (0: 2 * BIG) */
-    atomic_size_t max_in; /* the most body bytes held, at a read */
+    size_t max_body;          /* the server's (0: 2 * BIG) */
+    uint64_t body_timeout_ms; /* the server's (0: its default) */
+    atomic_size_t max_in;     /* the most body bytes held, at a read */
     atomic_int body_fails, body_code, body_aborted, late_rc;
     atomic_int mis[16], mis_done;
 } S;
@@ -425,7 +435,8 @@ static void *server_main(void *arg)
 {
     (void)arg;
     ck_assert_int_eq(pact_loop_new(&S.loop), 0);
-    pact_http_opts o = {.max_body = S.max_body ? S.max_body : 2 * BIG};
+    pact_http_opts o = {.max_body = S.max_body ? S.max_body : 2 * BIG,
+                        .body_timeout_ms = S.body_timeout_ms};
     ck_assert_int_eq(pact_http_listen(S.loop, "127.0.0.1", 0, &o, &S.srv), 0);
     pact_http_server *srv = S.srv;
     ck_assert_int_eq(pact_http_route(srv, "POST", "/up", h_up, NULL), 0);
@@ -467,10 +478,11 @@ static void *server_main(void *arg)
     return NULL;
 }
 
-static void start_with(size_t max_body)
+static void start_with(size_t max_body, uint64_t body_timeout_ms)
 {
     memset(&S, 0, sizeof S);
     S.max_body = max_body;
+    S.body_timeout_ms = body_timeout_ms;
     sem_init(&S.ready, 0, 0);
     ck_assert_int_eq(pthread_create(&S.th, NULL, server_main, NULL), 0);
     sem_wait(&S.ready);
@@ -931,7 +943,7 @@ END_TEST
  * is refused (and lets go of the request: valgrind finds nothing). */
 START_TEST(upload_too_big)
 {
-    start_with(100000);
+    start_with(100000, 0);
     int fd = dial();
     put(fd, "POST /big413 HTTP/1.1\r\nHost: t\r\n"
             "Transfer-Encoding: chunked\r\n\r\n");
@@ -955,6 +967,31 @@ START_TEST(upload_too_big)
     stop();
     ck_assert_int_eq(atomic_load(&S.body_fails), 1);
     ck_assert_int_eq(atomic_load(&S.body_code), PACT_EMSGSIZE);
+    ck_assert_int_eq(atomic_load(&S.late_rc), PACT_EALREADY);
+}
+END_TEST
+
+/* The client stalls mid-body: past body_timeout_ms the pending read fails
+ * with ETIMEDOUT and the server answers 408 and closes. */
+START_TEST(upload_stalls)
+{
+    start_with(0, 300);
+    int fd = dial();
+    put(fd, "POST /big413 HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n"
+            "\r\nsome of it");
+    struct rd *r = calloc(1, sizeof *r);
+    r->fd = fd;
+    char body[256];
+    ck_assert_int_eq(rd_whole(r, body, sizeof body), 408);
+    ck_assert_int_lt(rd_byte(r), 0); /* closed */
+    free(r);
+    close(fd);
+    uint64_t t0 = now_us();
+    while (!atomic_load(&S.body_fails) && now_us() - t0 < 20000000)
+        sleep_ms(5);
+    stop();
+    ck_assert_int_eq(atomic_load(&S.body_fails), 1);
+    ck_assert_int_eq(atomic_load(&S.body_code), PACT_ETIMEDOUT);
     ck_assert_int_eq(atomic_load(&S.late_rc), PACT_EALREADY);
 }
 END_TEST
@@ -1118,6 +1155,7 @@ Suite *suite_http_stream(void)
     tcase_add_test(tc, task_reads_chunked);
     tcase_add_test(tc, upload_too_big);
     tcase_add_test(tc, upload_client_goes);
+    tcase_add_test(tc, upload_stalls);
     tcase_add_test(tc, early_answer_pipelined);
     tcase_add_test(tc, careless_reads);
     tcase_add_test(tc, echo_while_reading);
