@@ -2,8 +2,9 @@
  * deadlines, reading and the ordered writing of responses), http_parse.c
  * (a request's head checked strictly, then http-parser for the framing:
  * Content-Length, chunked), http_msg.c (the request's accessors, the
- * response, its bytes) and http_route.c (routes, the four handler styles,
- * pact_http_respond).
+ * response, its bytes), http_route.c (routes, the four handler styles,
+ * pact_http_respond), http_stream.c (streamed responses) and http_body.c
+ * (streamed request bodies: pact_http_req_read).
  *
  * A connection reads in events mode into one input buffer; a head is taken
  * whole (up to "\r\n\r\n", bounded) and checked by our own code before

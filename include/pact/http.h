@@ -9,7 +9,10 @@
  * that responds later (pact_http_respond), a function returning a promise
  * of a response (which is how a PACT_ASYNC handler is started), or a body
  * run as a task. A response is one buffer or streamed in pieces with
- * back-pressure (pact_http_respond_start, pact_http_write, pact_http_end).
+ * back-pressure (pact_http_respond_start, pact_http_write, pact_http_end);
+ * a request body is buffered whole, or, on a route so marked, read in
+ * pieces with back-pressure (pact_http_route_stream_body,
+ * pact_http_req_read).
  * A failing handler gives a 500. Each request carries an
  * abort token, ambient while its handler starts, aborted when the client
  * disconnects: what the handler started (timers, jobs, awaits) is
