@@ -2,8 +2,9 @@
  * deadlines, reading and the ordered writing of responses), http_parse.c
  * (a request's head checked strictly, then http-parser for the framing:
  * Content-Length, chunked), http_msg.c (the request's accessors, the
- * response, its bytes) and http_route.c (routes, the four handler styles,
- * pact_http_respond).
+ * response, its bytes), http_route.c (routes, the four handler styles,
+ * pact_http_respond), http_stream.c (streamed responses) and http_body.c
+ * (streamed request bodies: pact_http_req_read).
  *
  * A connection reads in events mode into one input buffer; a head is taken
  * whole (up to "\r\n\r\n", bounded) and checked by our own code before
@@ -40,6 +41,7 @@ struct http_route {
         pact_http_task_handler task;
     } fn;
     void *ud;
+    bool stream_body; /* pact_http_route_stream_body: dispatched at its head */
 };
 
 struct pact_http_server {
@@ -92,11 +94,23 @@ struct pact_http_req {
     bool sbody;               /* the body is sent (not HEAD, 204, 304) */
     struct pact__list pieces; /* written, not yet handed to the stream */
     size_t queued;            /* their bytes */
-    uint64_t retired_at; /* the loop's turn (imm_epoch) it was retired in */
-    struct http_route h; /* its route, copied (handler, style, ud) */
-    int err_status;      /* a response the server makes (400...), then close */
-    char *out;           /* the response's bytes once answered */
-    char *task_name;     /* a task handler's: "METHOD /pattern" */
+    /* a streamed request body (http_body.c) */
+    bool bstream;  /* its handler reads the body (dispatched at the head) */
+    bool hpart;    /* a callback handler still holds its part */
+    bool forced;   /* the server answered it (413, 408) under its handler */
+    bool rpending; /* a pact_http_req_read waits */
+    bool rsched;   /* an immediate will settle it */
+    pact_value_cb rcb;
+    void *rud;
+    int berr;                /* the body failed: PACT_EMSGSIZE, ECONNRESET... */
+    size_t btotal;           /* the body's bytes received (max_body) */
+    size_t roff;             /* not streamed: the body's bytes given */
+    struct http_conn *rconn; /* its connection while it reads its body */
+    uint64_t retired_at;     /* the loop's turn (imm_epoch) it was retired in */
+    struct http_route h;     /* its route, copied (handler, style, ud) */
+    int err_status;  /* a response the server makes (400...), then close */
+    char *out;       /* the response's bytes once answered */
+    char *task_name; /* a task handler's: "METHOD /pattern" */
     size_t olen;
 };
 
@@ -168,11 +182,26 @@ void pact__http_stream_fail(pact_http_req *req);
  * (cut it when it @p failed). */
 void pact__http_stream_settled(pact_http_req *req, bool failed);
 
+/* http_body.c */
+/* What a streamed body may hold in the server before reading stops. */
+#define HTTP_RMARK (64 * 1024)
+/* The response is complete: the rest of @p req's body is dropped. */
+bool pact__http_body_dropping(const pact_http_req *req);
+/* Something happened to @p req's body: settle a waiting read if it can. */
+void pact__http_body_wake(pact_http_req *req);
+
 /* http_route.c */
 void pact__http_dispatch(pact_http_req *req);
+/* The route @p req goes to streams its body. */
+bool pact__http_route_streams(pact_http_req *req);
+/* A callback handler whose request the server answered (413...) lets go
+ * of it at its own answer, which is refused with PACT_EALREADY. */
+void pact__http_forced_release(pact_http_req *req);
 
 /* http_server.c */
 void pact__http_answered(pact_http_req *req);
 void pact__http_expect(pact_http_req *req);
+/* The handler read @p c's streamed body: refresh its deadline, read on. */
+void pact__http_body_resume(struct http_conn *c);
 
 #endif

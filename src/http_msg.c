@@ -184,6 +184,11 @@ const char *pact_http_req_param(const pact_http_req *r, const char *name)
 
 const void *pact_http_req_body(const pact_http_req *r, size_t *len)
 {
+    if (r && r->bstream) { /* read in pieces: not kept */
+        if (len)
+            *len = 0;
+        return "";
+    }
     if (len)
         *len = r ? r->blen : 0;
     return r && r->body ? r->body : "";
@@ -191,7 +196,7 @@ const void *pact_http_req_body(const pact_http_req *r, size_t *len)
 
 json_t *pact_http_req_json(const pact_http_req *r)
 {
-    if (!r || !r->body)
+    if (!r || !r->body || r->bstream)
         return NULL;
     return json_loadb(r->body, r->blen, JSON_DECODE_ANY, NULL);
 }

@@ -54,8 +54,11 @@ static int on_body(http_parser *p, const char *at, size_t len)
 {
     struct http_conn *c = p->data;
     pact_http_req *r = c->cur;
-    if (len > c->srv->o.max_body - r->blen)
+    if (len > c->srv->o.max_body - r->btotal)
         return 1; /* HPE_CB_body: 413 */
+    r->btotal += len;
+    if (pact__http_body_dropping(r))
+        return 0; /* answered: the rest is read and dropped */
     if (r->blen + len + 1 > r->bcap) {
         size_t cap = r->bcap ? r->bcap : 256;
         while (cap < r->blen + len + 1)
@@ -76,7 +79,7 @@ static int on_body(http_parser *p, const char *at, size_t len)
 static int on_chunk_header(http_parser *p)
 {
     struct http_conn *c = p->data;
-    return p->content_length > c->srv->o.max_body - c->cur->blen;
+    return p->content_length > c->srv->o.max_body - c->cur->btotal;
 }
 
 static int on_message_complete(http_parser *p)

@@ -70,6 +70,23 @@ int pact_http_route_task(pact_http_server *srv, const char *method,
     return add(srv, method, pattern, H_TASK, (void *)fn, ud);
 }
 
+int pact_http_route_stream_body(pact_http_server *srv, const char *method,
+                                const char *pattern)
+{
+    if (!srv || !pattern)
+        return PACT_EINVAL;
+    int n = 0;
+    for (struct http_route *rt = srv->routes; rt; rt = rt->next) {
+        if (strcmp(rt->pattern, pattern) != 0 ||
+            (method ? !rt->method || strcmp(rt->method, method) != 0
+                    : rt->method != NULL))
+            continue;
+        rt->stream_body = true;
+        n++;
+    }
+    return n ? 0 : PACT_ENOENT;
+}
+
 /* Match @p path against @p pat; on a match the parameters go to @p r (its
  * names and values copied to r->pbuf). */
 static bool match(pact_http_req *r, const char *pat, const char *path)
@@ -148,6 +165,14 @@ static void answer_status(pact_http_req *r, int status)
     pact_http_res_free(res);
 }
 
+void pact__http_forced_release(pact_http_req *r)
+{
+    if (r->forced && r->hpart && r->h.style == H_CB) {
+        r->hpart = false;
+        pact__http_req_unref(r); /* the handler's part */
+    }
+}
+
 int pact_http_respond(pact_http_req *r, pact_http_res *res)
 {
     if (!r || !res) {
@@ -160,8 +185,12 @@ int pact_http_respond(pact_http_req *r, pact_http_res *res)
     }
     int rc = answer(r, res);
     pact_http_res_free(res);
-    if (rc == 0 && r->h.style == H_CB)
+    if (rc == 0 && r->h.style == H_CB) {
+        r->hpart = false;
         pact__http_req_unref(r); /* the handler's part */
+    } else if (rc == PACT_EALREADY) {
+        pact__http_forced_release(r);
+    }
     return rc;
 }
 
@@ -172,8 +201,10 @@ int pact_http_reply(pact_http_req *r, int status, const char *content_type,
         return PACT_EINVAL;
     if (pact__misuse_thread(r->loop, __func__))
         return PACT_ETHREAD;
-    if (r->answered)
+    if (r->answered) {
+        pact__http_forced_release(r);
         return PACT_EALREADY;
+    }
     pact_http_res *res = pact_http_res_new(status);
     if (!res)
         return PACT_EINVAL;
@@ -268,21 +299,37 @@ static void label_handler(pact_loop *loop, void (*fn)(void), void *ud,
     }
 }
 
-void pact__http_dispatch(pact_http_req *r)
+/* The route of @p r (its parameters set), or NULL; @p other: the path
+ * matches a route of another method. */
+static const struct http_route *find(pact_http_req *r, bool *other)
 {
-    pact_http_server *srv = r->conn->srv;
-    pact_loop *loop = srv->loop;
-    const struct http_route *rt = srv->routes;
-    bool other = false;
+    const struct http_route *rt = r->conn->srv->routes;
+    *other = false;
     for (; rt; rt = rt->next) {
         bool m = !rt->method || !strcmp(rt->method, r->method) ||
                  (r->head_only && !strcmp(rt->method, "GET"));
         if (match(r, rt->pattern, r->path)) {
             if (m)
                 break;
-            other = true;
+            *other = true;
         }
     }
+    return rt;
+}
+
+bool pact__http_route_streams(pact_http_req *r)
+{
+    bool other;
+    const struct http_route *rt = find(r, &other);
+    return rt && rt->stream_body;
+}
+
+void pact__http_dispatch(pact_http_req *r)
+{
+    pact_http_server *srv = r->conn->srv;
+    pact_loop *loop = srv->loop;
+    bool other;
+    const struct http_route *rt = find(r, &other);
     if (!rt) {
         answer_status(r, other ? 405 : 404);
         return;
@@ -299,6 +346,7 @@ void pact__http_dispatch(pact_http_req *r)
         return;
     }
     r->refs++; /* the handler's part */
+    r->hpart = true;
     pact_promise *p = NULL;
     struct pact__label_save save;
     switch (rt->style) {

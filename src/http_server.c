@@ -85,10 +85,45 @@ static void enqueue(struct http_conn *c, pact_http_req *r)
     c->nreqs++;
 }
 
+/* The reader's part of a streamed body: @p c stops reading it. */
+static void body_release(struct http_conn *c)
+{
+    pact_http_req *r = c->cur;
+    c->cur = NULL;
+    c->in_body = false;
+    r->rconn = NULL;
+    pact__http_body_wake(r);
+    pact__http_req_unref(r);
+}
+
+/* A streamed body failed (@p status: 413, 408, 400 cut): its read fails;
+ * the server answers with @p status if the handler has not answered, and
+ * the connection closes (after the response). */
+static int body_fail(struct http_conn *c, pact_http_req *r, int status)
+{
+    r->berr = status == 413   ? PACT_EMSGSIZE
+              : status == 408 ? PACT_ETIMEDOUT
+                              : PACT_ECONNRESET;
+    c->broken = c->closing = true;
+    c->ilen = 0;
+    r->keep_alive = false;
+    if (!r->answered) {
+        r->forced = r->answered = true;
+        r->err_status = status;
+        r->expect = false;
+        if (pact__http_error_out(c->srv, r, status) != 0)
+            pact_stream_destroy(c->s, NULL);
+    }
+    body_release(c);
+    return -1;
+}
+
 /* A request the server answers itself (400, 408, 413, 431...): the last
  * one read on this connection, which closes once it is written. */
 static int fail(struct http_conn *c, pact_http_req *r, int status)
 {
+    if (r && r->bstream && r->rconn == c)
+        return body_fail(c, r, status);
     if (!r) {
         r = pact__http_req_new(c);
         if (!r) {
@@ -175,12 +210,25 @@ static bool flush(struct http_conn *c)
 static void complete(struct http_conn *c, pact_http_req *r)
 {
     r->complete = true;
-    c->cur = NULL;
-    c->in_body = false;
     if (!r->keep_alive || c->parser.upgrade)
         c->closing = true; /* the last request read on this connection */
     deadline(c, D_NONE, 0);
+    if (r->bstream) {
+        body_release(c); /* its handler runs already */
+        return;
+    }
+    c->cur = NULL;
+    c->in_body = false;
     pact__http_dispatch(r);
+}
+
+/* The room @p r's streamed body has in the server before the parser
+ * stops; SIZE_MAX for a body not streamed, or dropped. */
+static size_t room(const pact_http_req *r)
+{
+    if (!r->bstream || pact__http_body_dropping(r))
+        return SIZE_MAX;
+    return r->blen < HTTP_RMARK ? HTTP_RMARK - r->blen : 0;
 }
 
 /* A LF without its CR in @p len bytes of a head. */
@@ -217,19 +265,30 @@ static void parse(struct http_conn *c)
 {
     const pact_http_opts *o = &c->srv->o;
     size_t pos = 0;
-    while (!c->broken && !c->closing && !c->dead && pos < c->ilen) {
+    /* closing (the server's close, a last request): the body being read
+     * is still read to its end, nothing after it */
+    while (!c->broken && !c->dead && pos < c->ilen &&
+           (!c->closing || c->in_body)) {
         char *in = c->in + pos;
         size_t n = c->ilen - pos;
         if (c->in_body) {
-            size_t used = 0;
-            int st = pact__http_body(c, in, n, &used);
+            pact_http_req *r = c->cur;
+            size_t used = 0, max = room(r);
+            if (!max)
+                break; /* its handler has not read: wait for it */
+            int st = pact__http_body(c, in, n < max ? n : max, &used);
             pos += used;
             if (st) {
-                fail(c, c->cur, st);
+                fail(c, r, st);
                 break;
             }
-            if (c->msg_done)
-                complete(c, c->cur);
+            if (c->msg_done) {
+                complete(c, r);
+            } else if (r->bstream) {
+                if (used && pact__http_body_dropping(r)) /* no reads now */
+                    deadline(c, D_BODY, o->body_timeout_ms);
+                pact__http_body_wake(r);
+            }
             continue;
         }
         if (c->nreqs >= o->max_pipeline)
@@ -268,9 +327,15 @@ static void parse(struct http_conn *c)
             deadline(c, D_BODY, o->body_timeout_ms);
             if (r->expect && c->reqs.next == &r->node)
                 send_continue(c, r);
+            if (pact__http_route_streams(r)) {
+                r->bstream = true;
+                r->rconn = c;
+                r->refs++; /* the reader's part, until the body is over */
+                pact__http_dispatch(r);
+            }
         }
     }
-    if (c->broken || c->closing)
+    if (c->broken || (c->closing && !c->in_body))
         pos = c->ilen; /* nothing more is read on this connection */
     memmove(c->in, c->in + pos, c->ilen - pos);
     c->ilen -= pos;
@@ -280,7 +345,8 @@ static void reading(struct http_conn *c)
 {
     if (c->dead)
         return;
-    bool want = c->nreqs < c->srv->o.max_pipeline && !c->full;
+    bool want = c->nreqs < c->srv->o.max_pipeline && !c->full &&
+                !(c->in_body && c->cur && room(c->cur) == 0);
     if (want && c->paused) {
         c->paused = false;
         pact_stream_resume(c->s);
@@ -314,7 +380,7 @@ static void kick(struct http_conn *c)
             pact_stream_close(c->s);
             return;
         }
-        if (!c->ilen && c->dkind != D_IDLE)
+        if (!c->ilen && !c->in_body && c->dkind != D_IDLE)
             deadline(c, D_IDLE, c->srv->o.idle_timeout_ms);
     }
     reading(c);
@@ -322,15 +388,30 @@ static void kick(struct http_conn *c)
 
 void pact__http_answered(pact_http_req *r)
 {
+    if (pact__http_body_dropping(r)) {
+        r->blen = 0; /* what it did not read is dropped */
+        pact__http_body_wake(r);
+    }
     if (r->conn)
         kick(r->conn);
+    else if (r->rconn)
+        kick(r->rconn);
+}
+
+void pact__http_body_resume(struct http_conn *c)
+{
+    if (c->dead)
+        return;
+    if (c->in_body)
+        deadline(c, D_BODY, c->srv->o.body_timeout_ms);
+    kick(c);
 }
 
 static void on_data(pact_stream *s, const void *buf, size_t len, void *ud)
 {
     (void)s;
     struct http_conn *c = ud;
-    if (c->broken || c->closing || c->dead)
+    if (c->broken || c->dead || (c->closing && !c->in_body))
         return; /* read only to see the peer go */
     if (c->ilen + len > c->icap) {
         size_t cap = c->icap ? c->icap : 4096;
@@ -349,13 +430,32 @@ static void on_data(pact_stream *s, const void *buf, size_t len, void *ud)
     kick(c);
 }
 
+/* The client went while its streamed body was read: the read fails once
+ * with PACT_ECONNRESET and the token is aborted (whatever the response). */
+static void body_gone(struct http_conn *c)
+{
+    pact_http_req *r = c->cur;
+    if (!r->berr)
+        r->berr = PACT_ECONNRESET;
+    /* a complete response is not aborted (as abort_unanswered) */
+    if (!pact__http_body_dropping(r) && !pact_abort_aborted(r->abort)) {
+        pact_error *why = PACT_ERROR(PACT_ECONNRESET, "the client went away");
+        pact_abort_abort(r->abort, why);
+        pact_error_unref(why);
+    }
+    c->ilen = 0;
+    body_release(c);
+}
+
 static void on_end(pact_stream *s, void *ud)
 {
     (void)s;
     struct http_conn *c = ud;
     c->eof = true;
     c->closing = true;
-    if (c->in_body && c->cur)
+    if (c->in_body && c->cur && c->cur->bstream)
+        body_gone(c);
+    else if (c->in_body && c->cur)
         fail(c, c->cur, 400); /* the body was cut short */
     c->ilen = 0;
     /* as Node's server (httpAllowHalfOpen false): a client that ended its
@@ -386,6 +486,8 @@ static void on_close(pact_stream *s, void *ud)
     if (c->timer_on)
         pact_clear(srv->loop, c->timer);
     abort_unanswered(c);
+    if (c->in_body && c->cur && c->cur->bstream)
+        body_gone(c);
     /* every request lets go of the connection before any write callback
      * runs (one may answer another request) */
     struct pact__list gone, *n, *tmp;

@@ -199,6 +199,7 @@ int pact_http_respond_start(pact_http_req *r, pact_http_res *res)
     }
     if (r->answered) {
         pact_http_res_free(res);
+        pact__http_forced_release(r);
         return PACT_EALREADY;
     }
     r->answered = r->streaming = true;
@@ -245,8 +246,11 @@ int pact_http_end(pact_http_req *r, pact_cb cb, void *ud)
         return PACT_EINVAL;
     if (pact__misuse_thread(r->loop, __func__))
         return PACT_ETHREAD;
-    if (!r->streaming)
+    if (!r->streaming) {
+        if (r->answered)
+            pact__http_forced_release(r);
         return r->answered ? PACT_EALREADY : PACT_EINVAL;
+    }
     if (r->ended)
         return PACT_EALREADY;
     r->ended = true;
@@ -265,8 +269,10 @@ int pact_http_end(pact_http_req *r, pact_cb cb, void *ud)
         }
         pact__http_answered(r);
     }
-    if (r->h.style == H_CB)
+    if (r->h.style == H_CB) {
+        r->hpart = false;
         pact__http_req_unref(r); /* the handler's part */
+    }
     return rc;
 }
 

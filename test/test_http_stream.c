@@ -6,7 +6,16 @@
  * task that awaits each write and returns without ending; a client that
  * goes mid-stream (the pending write fails once with ECONNRESET, the token
  * is aborted, valgrind finds nothing leaked); a streamed response behind a
- * slow one waits its turn and buffers; careless calls get their codes. */
+ * slow one waits its turn and buffers; careless calls get their codes.
+ *
+ * Streamed request bodies (pact_http_route_stream_body, pact_http_req_read):
+ * 64 MiB uploaded to a handler that reads a piece a millisecond holds the
+ * server to the mark plus two socket reads, sampled at every read; chunked
+ * and Content-Length bodies to a task that awaits each piece; max_body
+ * passed mid-stream (413, EMSGSIZE), a stalled body (408, ETIMEDOUT), a
+ * client that goes (one ECONNRESET, the token aborted); an answer before
+ * the body is read, then pipelined requests; an echo while reading; the
+ * server closing mid-body; careless reads. */
 #include "config.h"
 
 #include <arpa/inet.h>
@@ -45,6 +54,12 @@ static struct {
     atomic_size_t queued_held; /* /order's bytes held behind /slow */
     atomic_int codes[16];
     atomic_int hostile_done;
+    /* streamed request bodies */
+    size_t max_body;          /* the server's (0: 2 * BIG) */
+    uint64_t body_timeout_ms; /* the server's (0: its default) */
+    atomic_size_t max_in;     /* the most body bytes held, at a read */
+    atomic_int body_fails, body_code, body_aborted, late_rc;
+    atomic_int mis[16], mis_done;
 } S;
 
 /* ---- handlers ------------------------------------------------------------ */
@@ -235,14 +250,214 @@ static void h_whole(pact_http_req *req, void *ud)
                      PACT_EALREADY);
 }
 
+/* /up: a streamed body read slowly (a read 1 ms after the last one); what
+ * the server held of it, sampled at each read, stays bounded; the reply is
+ * the length and the bytes that broke the pattern */
+struct up {
+    pact_http_req *req;
+    size_t total, bad;
+};
+
+static void up_got(pact_error *err, const pact_value *v, void *ud);
+
+static void up_later(pact_error *err, void *ud)
+{
+    (void)err;
+    struct up *u = ud;
+    ck_assert_int_eq(pact_http_req_read(u->req, up_got, u), 0);
+}
+
+static void up_got(pact_error *err, const pact_value *v, void *ud)
+{
+    struct up *u = ud;
+    if (err) {
+        int code = pact_error_code(err);
+        if (code == PACT_EOF) {
+            char out[64];
+            int n = snprintf(out, sizeof out, "%zu %zu", u->total, u->bad);
+            pact_http_reply(u->req, 200, "text/plain", out, (size_t)n);
+        } else {
+            atomic_fetch_add(&S.body_fails, 1);
+            atomic_store(&S.body_code, code);
+            atomic_store(&S.body_aborted,
+                         pact_abort_aborted(pact_http_req_abort(u->req)));
+            atomic_store(&S.late_rc, pact_http_reply(u->req, 500, NULL, "", 0));
+        }
+        free(u);
+        return;
+    }
+    ck_assert_int_eq(v->kind, PACT_BYTES);
+    const unsigned char *b = v->u.bytes.data;
+    size_t len = v->u.bytes.len;
+    size_t held = len + pact_http_req_buffered(u->req);
+    if (held > atomic_load(&S.max_in))
+        atomic_store(&S.max_in, held);
+    for (size_t i = 0; i < len; i++)
+        if (b[i] != pattern(u->total + i))
+            u->bad++;
+    u->total += len;
+    pact_handle h;
+    ck_assert_int_eq(pact_timeout(S.loop, 1, up_later, u, &h), 0);
+}
+
+static void h_up(pact_http_req *req, void *ud)
+{
+    (void)ud;
+    struct up *u = calloc(1, sizeof *u);
+    u->req = req;
+    ck_assert_int_eq(pact_http_req_read(req, up_got, u), 0);
+}
+
+/* /sum: a task awaits each piece and replies the length and a checksum */
+static pact_error *h_sum(pact_http_req *req, pact_http_res **res, void *ud)
+{
+    (void)ud;
+    size_t total = 0;
+    unsigned long sum = 0;
+    for (;;) {
+        pact_value v;
+        pact_error *err = PACT_AWAIT_ERR(pact_http_req_read_p(req), &v);
+        if (err) {
+            int code = pact_error_code(err);
+            pact_error_unref(err);
+            if (code == PACT_EOF)
+                break;
+            return PACT_ERROR(code, "the body failed");
+        }
+        const unsigned char *b = v.u.bytes.data;
+        for (size_t i = 0; i < v.u.bytes.len; i++)
+            sum = (sum * 31 + b[i]) % 1000000007ul;
+        total += v.u.bytes.len;
+        pact_value_release(&v);
+    }
+    char out[64];
+    int n = snprintf(out, sizeof out, "%zu %lu", total, sum);
+    *res = pact_http_res_new(200);
+    pact_http_res_body(*res, out, (size_t)n);
+    return NULL;
+}
+
+/* /early: answers before reading; the body is dropped */
+static void h_early(pact_http_req *req, void *ud)
+{
+    (void)ud;
+    ck_assert_int_eq(pact_http_reply(req, 200, NULL, "early", 5), 0);
+}
+
+/* /big413: reads until the body fails past max_body; the server answered */
+static void big413_got(pact_error *err, const pact_value *v, void *ud)
+{
+    (void)v;
+    pact_http_req *req = ud;
+    if (!err) {
+        ck_assert_int_eq(pact_http_req_read(req, big413_got, req), 0);
+        return;
+    }
+    atomic_fetch_add(&S.body_fails, 1);
+    atomic_store(&S.body_code, pact_error_code(err));
+    atomic_store(&S.late_rc, pact_http_reply(req, 200, NULL, "no", 2));
+}
+
+static void h_big413(pact_http_req *req, void *ud)
+{
+    (void)ud;
+    ck_assert_int_eq(pact_http_req_read(req, big413_got, req), 0);
+}
+
+/* /echo2: a streamed response of the streamed body, a read after each
+ * write's callback (the client's pace both ways) */
+static void echo_got(pact_error *err, const pact_value *v, void *ud);
+
+static void echo_wrote(pact_error *err, void *ud)
+{
+    pact_http_req *req = ud;
+    if (err) {
+        pact_http_end(req, NULL, NULL);
+        return;
+    }
+    ck_assert_int_eq(pact_http_req_read(req, echo_got, req), 0);
+}
+
+static void echo_got(pact_error *err, const pact_value *v, void *ud)
+{
+    pact_http_req *req = ud;
+    if (err) {
+        ck_assert_int_eq(pact_error_code(err), PACT_EOF);
+        ck_assert_int_eq(pact_http_end(req, NULL, NULL), 0);
+        return;
+    }
+    ck_assert_int_ge(
+        pact_http_write(req, v->u.bytes.data, v->u.bytes.len, echo_wrote, req),
+        0);
+}
+
+static void h_echo2(pact_http_req *req, void *ud)
+{
+    (void)ud;
+    ck_assert_int_eq(pact_http_respond_start(req, pact_http_res_new(200)), 0);
+    ck_assert_int_eq(pact_http_req_read(req, echo_got, req), 0);
+}
+
+/* /mis: careless reads; /plain (not streamed): the body, then the end */
+static void mis_got(pact_error *err, const pact_value *v, void *ud)
+{
+    pact_http_req *req = ud;
+    int i = atomic_load(&S.mis_done);
+    if (!err) {
+        atomic_store(&S.mis[i++], (int)v->u.bytes.len);
+        atomic_store(&S.mis_done, i);
+        ck_assert_int_eq(pact_http_req_read(req, mis_got, req), 0);
+        return;
+    }
+    atomic_store(&S.mis[i++], pact_error_code(err));
+    atomic_store(&S.mis_done, i);
+    if (i < 7) { /* the end, again */
+        ck_assert_int_eq(pact_http_req_read(req, mis_got, req), 0);
+        return;
+    }
+    ck_assert_int_eq(pact_http_reply(req, 200, NULL, "m", 1), 0);
+}
+
+static void h_mis(pact_http_req *req, void *ud)
+{
+    (void)ud;
+    int i = 0;
+    atomic_store(&S.mis[i++], pact_http_req_read(NULL, mis_got, req));
+    atomic_store(&S.mis[i++], pact_http_req_read(req, NULL, req));
+    atomic_store(&S.mis[i++], pact_http_req_read(req, mis_got, req));
+    atomic_store(&S.mis[i++], pact_http_req_read(req, mis_got, req));
+    atomic_store(&S.mis_done, i);
+}
+
 /* ---- the server ---------------------------------------------------------- */
 
 static void *server_main(void *arg)
 {
     (void)arg;
     ck_assert_int_eq(pact_loop_new(&S.loop), 0);
-    ck_assert_int_eq(pact_http_listen(S.loop, "127.0.0.1", 0, NULL, &S.srv), 0);
+    pact_http_opts o = {.max_body = S.max_body ? S.max_body : 2 * BIG,
+                        .body_timeout_ms = S.body_timeout_ms};
+    ck_assert_int_eq(pact_http_listen(S.loop, "127.0.0.1", 0, &o, &S.srv), 0);
     pact_http_server *srv = S.srv;
+    ck_assert_int_eq(pact_http_route(srv, "POST", "/up", h_up, NULL), 0);
+    ck_assert_int_eq(pact_http_route_task(srv, "POST", "/sum", h_sum, NULL), 0);
+    ck_assert_int_eq(pact_http_route(srv, "POST", "/early", h_early, NULL), 0);
+    ck_assert_int_eq(pact_http_route(srv, "POST", "/big413", h_big413, NULL),
+                     0);
+    ck_assert_int_eq(pact_http_route(srv, "POST", "/mis", h_mis, NULL), 0);
+    ck_assert_int_eq(pact_http_route(srv, "POST", "/plain", h_mis, NULL), 0);
+    ck_assert_int_eq(pact_http_route(srv, "POST", "/echo2", h_echo2, NULL), 0);
+    const char *streamed[] = {"/up",     "/sum", "/early",
+                              "/big413", "/mis", "/echo2"};
+    for (size_t i = 0; i < sizeof streamed / sizeof *streamed; i++)
+        ck_assert_int_eq(pact_http_route_stream_body(srv, "POST", streamed[i]),
+                         0);
+    ck_assert_int_eq(pact_http_route_stream_body(srv, "GET", "/up"),
+                     PACT_ENOENT);
+    ck_assert_int_eq(pact_http_route_stream_body(srv, NULL, "/up"),
+                     PACT_ENOENT);
+    ck_assert_int_eq(pact_http_route_stream_body(NULL, "POST", "/up"),
+                     PACT_EINVAL);
     ck_assert_int_eq(pact_http_route(srv, "GET", "/big", h_big, NULL), 0);
     ck_assert_int_eq(pact_http_route_task(srv, "GET", "/task", h_task, NULL),
                      0);
@@ -261,6 +476,16 @@ static void *server_main(void *arg)
     if (S.free_rc)
         pact_loop_print_pending(S.loop, stderr);
     return NULL;
+}
+
+static void start_with(size_t max_body, uint64_t body_timeout_ms)
+{
+    memset(&S, 0, sizeof S);
+    S.max_body = max_body;
+    S.body_timeout_ms = body_timeout_ms;
+    sem_init(&S.ready, 0, 0);
+    ck_assert_int_eq(pthread_create(&S.th, NULL, server_main, NULL), 0);
+    sem_wait(&S.ready);
 }
 
 static void start(void)
@@ -592,6 +817,329 @@ START_TEST(curl_agrees)
 }
 END_TEST
 
+/* ---- streamed request bodies --------------------------------------------- */
+
+static void put_n(int fd, const void *p, size_t n)
+{
+    const char *c = p;
+    while (n) {
+        ssize_t k = send(fd, c, n, MSG_NOSIGNAL);
+        ck_assert_int_gt(k, 0);
+        c += k;
+        n -= (size_t)k;
+    }
+}
+
+/* A whole response with Content-Length: its status, its body in @p body. */
+static int rd_whole(struct rd *r, char *body, size_t cap)
+{
+    char head[1024];
+    int st = rd_head(r, head, sizeof head);
+    const char *cl = strstr(head, "Content-Length: ");
+    size_t n = cl ? strtoul(cl + 16, NULL, 10) : 0, i = 0;
+    for (; i < n; i++) {
+        int ch = rd_byte(r);
+        if (ch < 0)
+            break;
+        if (i + 1 < cap)
+            body[i] = (char)ch;
+    }
+    body[i < cap ? i : cap - 1] = '\0';
+    return st;
+}
+
+/* 64 MiB uploaded to a handler that reads a piece a millisecond: what the
+ * server holds of the body, sampled at every read, stays under the mark
+ * plus two socket reads (64 KiB each), and every byte arrives in order. */
+START_TEST(upload_bounded)
+{
+    start();
+    int fd = dial();
+    char head[256];
+    snprintf(head, sizeof head,
+             "POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: %u\r\n\r\n", BIG);
+    put(fd, head);
+    unsigned char *buf = malloc(PIECE);
+    for (size_t sent = 0; sent < BIG; sent += PIECE) {
+        for (size_t i = 0; i < PIECE; i++)
+            buf[i] = pattern(sent + i);
+        put_n(fd, buf, PIECE);
+    }
+    free(buf);
+    struct rd *r = calloc(1, sizeof *r);
+    r->fd = fd;
+    char body[256];
+    ck_assert_int_eq(rd_whole(r, body, sizeof body), 200);
+    snprintf(head, sizeof head, "%u 0", BIG);
+    ck_assert_str_eq(body, head);
+    size_t max = atomic_load(&S.max_in);
+    ck_assert_msg(max <= MARK + 2 * 65536, "held %zu", max);
+    ck_assert_msg(max >= MARK, "never filled: held %zu", max);
+    /* the connection goes on */
+    put(fd, "GET /whole HTTP/1.1\r\nHost: t\r\n\r\n");
+    ck_assert_int_eq(rd_head(r, head, sizeof head), 200);
+    ck_assert_int_eq(rd_byte(r), 'w');
+    free(r);
+    close(fd);
+    stop();
+}
+END_TEST
+
+/* A chunked body (after 100 Continue) and a Content-Length one to a task
+ * that awaits pact_http_req_read_p in a loop: the length and checksum
+ * match the client's. */
+START_TEST(task_reads_chunked)
+{
+    start();
+    int fd = dial();
+    struct rd *r = calloc(1, sizeof *r);
+    r->fd = fd;
+    char line[256], body[256], want[64];
+    put(fd, "POST /sum HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+            "Expect: 100-continue\r\n\r\n");
+    ck_assert(rd_line(r, line, sizeof line));
+    ck_assert_str_eq(line, "HTTP/1.1 100 Continue");
+    ck_assert(rd_line(r, line, sizeof line));
+    ck_assert_str_eq(line, "");
+    static unsigned char data[300000];
+    unsigned long sum = 0;
+    for (size_t i = 0; i < sizeof data; i++) {
+        data[i] = (unsigned char)(i * 7 + 3);
+        sum = (sum * 31 + data[i]) % 1000000007ul;
+    }
+    size_t off = 0, sizes[] = {1, 10, 1000, 70000, 100000, 128989};
+    for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+        char ch[32];
+        snprintf(ch, sizeof ch, "%zx;ext=1\r\n", sizes[k]);
+        put(fd, ch);
+        put_n(fd, data + off, sizes[k]);
+        put(fd, "\r\n");
+        off += sizes[k];
+    }
+    ck_assert_uint_eq(off, sizeof data);
+    put(fd, "0\r\nTrailer: x\r\n\r\n");
+    snprintf(want, sizeof want, "%zu %lu", sizeof data, sum);
+    ck_assert_int_eq(rd_whole(r, body, sizeof body), 200);
+    ck_assert_str_eq(body, want);
+    /* Content-Length, pipelined with an empty body */
+    snprintf(line, sizeof line,
+             "POST /sum HTTP/1.1\r\nHost: t\r\nContent-Length: %zu\r\n\r\n",
+             sizeof data);
+    put(fd, line);
+    put_n(fd, data, sizeof data);
+    put(fd, "POST /sum HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
+    ck_assert_int_eq(rd_whole(r, body, sizeof body), 200);
+    ck_assert_str_eq(body, want);
+    ck_assert_int_eq(rd_whole(r, body, sizeof body), 200);
+    ck_assert_str_eq(body, "0 0");
+    free(r);
+    close(fd);
+    stop();
+}
+END_TEST
+
+/* Past max_body mid-stream (a chunk too big): the pending read fails with
+ * EMSGSIZE, the server answers 413 and closes; the handler's own answer
+ * is refused (and lets go of the request: valgrind finds nothing). */
+START_TEST(upload_too_big)
+{
+    start_with(100000, 0);
+    int fd = dial();
+    put(fd, "POST /big413 HTTP/1.1\r\nHost: t\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n");
+    static char data[60000];
+    memset(data, 'a', sizeof data);
+    put(fd, "ea60\r\n"); /* 60000 */
+    put_n(fd, data, sizeof data);
+    /* the next chunk's size is past the limit: refused before its bytes
+     * (nothing unread is left that would make the close a reset) */
+    put(fd, "\r\nea60\r\n");
+    struct rd *r = calloc(1, sizeof *r);
+    r->fd = fd;
+    char body[256];
+    ck_assert_int_eq(rd_whole(r, body, sizeof body), 413);
+    ck_assert_int_lt(rd_byte(r), 0); /* closed */
+    free(r);
+    close(fd);
+    uint64_t t0 = now_us();
+    while (!atomic_load(&S.body_fails) && now_us() - t0 < 20000000)
+        sleep_ms(5);
+    stop();
+    ck_assert_int_eq(atomic_load(&S.body_fails), 1);
+    ck_assert_int_eq(atomic_load(&S.body_code), PACT_EMSGSIZE);
+    ck_assert_int_eq(atomic_load(&S.late_rc), PACT_EALREADY);
+}
+END_TEST
+
+/* The client stalls mid-body: past body_timeout_ms the pending read fails
+ * with ETIMEDOUT and the server answers 408 and closes. */
+START_TEST(upload_stalls)
+{
+    start_with(0, 300);
+    int fd = dial();
+    put(fd, "POST /big413 HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n"
+            "\r\nsome of it");
+    struct rd *r = calloc(1, sizeof *r);
+    r->fd = fd;
+    char body[256];
+    ck_assert_int_eq(rd_whole(r, body, sizeof body), 408);
+    ck_assert_int_lt(rd_byte(r), 0); /* closed */
+    free(r);
+    close(fd);
+    uint64_t t0 = now_us();
+    while (!atomic_load(&S.body_fails) && now_us() - t0 < 20000000)
+        sleep_ms(5);
+    stop();
+    ck_assert_int_eq(atomic_load(&S.body_fails), 1);
+    ck_assert_int_eq(atomic_load(&S.body_code), PACT_ETIMEDOUT);
+    ck_assert_int_eq(atomic_load(&S.late_rc), PACT_EALREADY);
+}
+END_TEST
+
+/* The client goes mid-body: the read fails once with ECONNRESET and the
+ * token is aborted; the late answer is dropped (0). */
+START_TEST(upload_client_goes)
+{
+    start();
+    int fd = dial();
+    put(fd, "POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\n");
+    static unsigned char data[100000];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = pattern(i);
+    put_n(fd, data, sizeof data);
+    close(fd);
+    uint64_t t0 = now_us();
+    while (!atomic_load(&S.body_fails) && now_us() - t0 < 20000000)
+        sleep_ms(5);
+    stop();
+    ck_assert_int_eq(atomic_load(&S.body_fails), 1);
+    ck_assert_int_eq(atomic_load(&S.body_code), PACT_ECONNRESET);
+    ck_assert_int_eq(atomic_load(&S.body_aborted), 1);
+    ck_assert_int_eq(atomic_load(&S.late_rc), 0);
+}
+END_TEST
+
+/* A handler answers before reading: the body (a big one, chunked, then one
+ * with Content-Length) is dropped and the pipelined request after it is
+ * answered on the same connection. */
+START_TEST(early_answer_pipelined)
+{
+    start();
+    int fd = dial();
+    struct rd *r = calloc(1, sizeof *r);
+    r->fd = fd;
+    char body[256];
+    static unsigned char data[200000];
+    memset(data, 'x', sizeof data);
+    put(fd,
+        "POST /early HTTP/1.1\r\nHost: t\r\nContent-Length: 200000\r\n\r\n");
+    ck_assert_int_eq(rd_whole(r, body, sizeof body), 200);
+    ck_assert_str_eq(body, "early");
+    put_n(fd, data, sizeof data);
+    put(fd, "POST /early HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+            "\r\n30d40\r\n");
+    put_n(fd, data, sizeof data);
+    put(fd, "\r\n0\r\n\r\nGET /whole HTTP/1.1\r\nHost: t\r\n\r\n");
+    ck_assert_int_eq(rd_whole(r, body, sizeof body), 200);
+    ck_assert_str_eq(body, "early");
+    ck_assert_int_eq(rd_whole(r, body, sizeof body), 200);
+    ck_assert_str_eq(body, "w");
+    free(r);
+    close(fd);
+    stop();
+}
+END_TEST
+
+/* A streamed response echoes the streamed body as it is read, and the
+ * connection goes on after it. */
+START_TEST(echo_while_reading)
+{
+    start();
+    int fd = dial();
+    struct rd *r = calloc(1, sizeof *r);
+    r->fd = fd;
+    static unsigned char data[200000];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = pattern(i);
+    for (int k = 0; k < 2; k++) {
+        put(fd, "POST /echo2 HTTP/1.1\r\nHost: t\r\n"
+                "Content-Length: 200000\r\n\r\n");
+        put_n(fd, data, sizeof data);
+        char head[1024];
+        ck_assert_int_eq(rd_head(r, head, sizeof head), 200);
+        size_t bad = 0;
+        ck_assert_uint_eq(rd_chunked(r, check_pattern, &bad), sizeof data);
+        ck_assert_uint_eq(bad, 0);
+    }
+    free(r);
+    close(fd);
+    stop();
+}
+END_TEST
+
+/* The server closes while a body is read: the body is read to its end,
+ * answered, and then the connection and the server close. */
+START_TEST(close_mid_body)
+{
+    start();
+    int fd = dial();
+    static unsigned char data[200000];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = pattern(i);
+    put(fd, "POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: 200000\r\n\r\n");
+    put_n(fd, data, 100000);
+    while (!atomic_load(&S.max_in)) /* its handler has read a piece */
+        sleep_ms(5);
+    ck_assert_int_eq(pact_loop_post(S.loop, do_close, NULL), 0);
+    put_n(fd, data + 100000, 100000);
+    struct rd *r = calloc(1, sizeof *r);
+    r->fd = fd;
+    char body[256];
+    ck_assert_int_eq(rd_whole(r, body, sizeof body), 200);
+    ck_assert_str_eq(body, "200000 0");
+    ck_assert_int_lt(rd_byte(r), 0); /* closed */
+    free(r);
+    close(fd);
+    pthread_join(S.th, NULL);
+    sem_destroy(&S.ready);
+    ck_assert_int_eq(S.free_rc, 0);
+}
+END_TEST
+
+/* Careless reads: NULL -> EINVAL, a second read pending -> EBUSY, reads
+ * after the end get the end again; a route not streamed gives its body as
+ * one piece, then the end. */
+START_TEST(careless_reads)
+{
+    start();
+    int fd = dial();
+    struct rd *r = calloc(1, sizeof *r);
+    r->fd = fd;
+    char body[256];
+    const char *paths[] = {"/mis", "/plain"};
+    for (int k = 0; k < 2; k++) {
+        char req[256];
+        snprintf(req, sizeof req,
+                 "POST %s HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
+                 "\r\nhello",
+                 paths[k]);
+        put(fd, req);
+        ck_assert_int_eq(rd_whole(r, body, sizeof body), 200);
+        ck_assert_str_eq(body, "m");
+        const int want[] = {PACT_EINVAL, PACT_EINVAL, 0,       PACT_EBUSY,
+                            5,           PACT_EOF,    PACT_EOF};
+        ck_assert_int_eq(atomic_load(&S.mis_done), 7);
+        for (int i = 0; i < 7; i++)
+            ck_assert_msg(atomic_load(&S.mis[i]) == want[i], "%s %d: %d",
+                          paths[k], i, atomic_load(&S.mis[i]));
+        atomic_store(&S.mis_done, 0);
+    }
+    free(r);
+    close(fd);
+    stop();
+}
+END_TEST
+
 Suite *suite_http_stream(void)
 {
     Suite *s = suite_create("http_stream");
@@ -603,6 +1151,15 @@ Suite *suite_http_stream(void)
     tcase_add_test(tc, stream_keeps_order);
     tcase_add_test(tc, careless_calls);
     tcase_add_test(tc, curl_agrees);
+    tcase_add_test(tc, upload_bounded);
+    tcase_add_test(tc, task_reads_chunked);
+    tcase_add_test(tc, upload_too_big);
+    tcase_add_test(tc, upload_client_goes);
+    tcase_add_test(tc, upload_stalls);
+    tcase_add_test(tc, early_answer_pipelined);
+    tcase_add_test(tc, careless_reads);
+    tcase_add_test(tc, echo_while_reading);
+    tcase_add_test(tc, close_mid_body);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -9,7 +9,10 @@
  * that responds later (pact_http_respond), a function returning a promise
  * of a response (which is how a PACT_ASYNC handler is started), or a body
  * run as a task. A response is one buffer or streamed in pieces with
- * back-pressure (pact_http_respond_start, pact_http_write, pact_http_end).
+ * back-pressure (pact_http_respond_start, pact_http_write, pact_http_end);
+ * a request body is buffered whole, or, on a route so marked, read in
+ * pieces with back-pressure (pact_http_route_stream_body,
+ * pact_http_req_read).
  * A failing handler gives a 500. Each request carries an
  * abort token, ambient while its handler starts, aborted when the client
  * disconnects: what the handler started (timers, jobs, awaits) is
@@ -153,6 +156,19 @@ PACT_API int pact_http_route_task(pact_http_server *srv, const char *method,
                                   const char *pattern,
                                   pact_http_task_handler fn, void *ud);
 
+/**
+ * Stream the request bodies of the routes added so far with @p method
+ * (NULL: the routes added with NULL) and @p pattern (as given to the
+ * route function): their handler starts as soon as a request's head is
+ * in, and takes the body in pieces with pact_http_req_read (the body is
+ * not buffered whole; pact_http_req_body gives "" and 0). See
+ * pact_http_req_read for back-pressure, limits and a client that goes.
+ * @return 0; PACT_ENOENT (no such route yet); PACT_EINVAL.
+ */
+PACT_API int pact_http_route_stream_body(pact_http_server *srv,
+                                         const char *method,
+                                         const char *pattern);
+
 /* ---- the request -------------------------------------------------------- */
 
 /** @return the method ("GET"), borrowed for the request's life. */
@@ -177,6 +193,36 @@ PACT_API const char *pact_http_req_param(const pact_http_req *req,
 PACT_API const void *pact_http_req_body(const pact_http_req *req, size_t *len);
 /** Parse the body as JSON. @return a new reference, or NULL (not JSON). */
 PACT_API struct json_t *pact_http_req_json(const pact_http_req *req);
+/**
+ * Read the next piece of @p req's body: @p cb(err, v, @p ud) runs once, on
+ * a later tick, with @p v a PACT_BYTES value (borrowed: copy what you
+ * keep) holding every byte the server has of the body (chunked bodies
+ * decoded), or with @p err (borrowed): PACT_EOF at the end (and again for
+ * each read after it); PACT_EMSGSIZE past max_body (the server answers 413
+ * if the handler has not answered, and the connection closes);
+ * PACT_ETIMEDOUT past body_timeout_ms (408, likewise); PACT_ECONNRESET
+ * when the client went mid-body (once; its token is aborted); PACT_EPIPE
+ * once the response is complete before the body was read to its end (the
+ * rest is read and dropped, up to max_body, so the next request on the
+ * connection is read). On a route whose body is not streamed the buffered
+ * body is one piece, then PACT_EOF. On a streamed route, the server reads
+ * from the client only while it holds less than 64 KiB of the body not
+ * read (pact_http_req_buffered): the client goes at the handler's pace.
+ * `Expect: 100-continue` is answered when the head is in, not at the
+ * first read.
+ * @return 0, and @p cb will run; negative, and it will not: PACT_EBUSY (a
+ *   read is pending: one at a time), PACT_EPIPE (@p req is retired),
+ *   PACT_EINVAL (NULL), PACT_ETHREAD.
+ */
+PACT_API int pact_http_req_read(pact_http_req *req, pact_value_cb cb, void *ud);
+/** The promise twin of pact_http_req_read: a new reference, fulfilled
+ *  with the piece (PACT_BYTES), rejected with PACT_EOF at the end or with
+ *  the error; NULL only for a NULL @p req. */
+PACT_API pact_promise *pact_http_req_read_p(pact_http_req *req);
+/** @return the bytes of @p req's body the server holds and the handler has
+ *  not read: those parsed, and while the body is read, the connection's
+ *  input not parsed yet (0 for NULL). */
+PACT_API size_t pact_http_req_buffered(const pact_http_req *req);
 /** @return the request's abort token (borrowed): aborted, with reason
  *  PACT_ECONNRESET, when the client disconnects before the response is
  *  written, or by pact_loop_close_all. */
