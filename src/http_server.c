@@ -555,10 +555,13 @@ int pact_http_listen(pact_loop *loop, const char *host, int port,
     o->header_timeout_ms = o->header_timeout_ms ? o->header_timeout_ms : 10000;
     o->body_timeout_ms = o->body_timeout_ms ? o->body_timeout_ms : 60000;
     o->idle_timeout_ms = o->idle_timeout_ms ? o->idle_timeout_ms : 5000;
+    o->send_timeout_ms = o->send_timeout_ms ? o->send_timeout_ms : 60000;
     o->max_pipeline = o->max_pipeline ? o->max_pipeline : 16;
     srv->tail = &srv->routes;
     pact__list_init(&srv->conns);
-    pact_stream_opts so = {.nodelay = true, .allow_half_open = true};
+    pact_stream_opts so = {.nodelay = true,
+                           .allow_half_open = true,
+                           .write_timeout_ms = o->send_timeout_ms};
     pact_tcp_listen_opts lo = {
         .stream = &so, .max_connections = o->max_connections, .tls = o->tls};
     int rc = pact_tcp_listen(loop, host, port, &lo, on_conn, srv, &srv->tcp);

@@ -57,6 +57,7 @@ static struct {
     /* streamed request bodies */
     size_t max_body;          /* the server's (0: 2 * BIG) */
     uint64_t body_timeout_ms; /* the server's (0: its default) */
+    uint64_t send_timeout_ms; /* the server's (0: its default) */
     atomic_size_t max_in;     /* the most body bytes held, at a read */
     atomic_int body_fails, body_code, body_aborted, late_rc;
     atomic_int mis[16], mis_done;
@@ -436,7 +437,8 @@ static void *server_main(void *arg)
     (void)arg;
     ck_assert_int_eq(pact_loop_new(&S.loop), 0);
     pact_http_opts o = {.max_body = S.max_body ? S.max_body : 2 * BIG,
-                        .body_timeout_ms = S.body_timeout_ms};
+                        .body_timeout_ms = S.body_timeout_ms,
+                        .send_timeout_ms = S.send_timeout_ms};
     ck_assert_int_eq(pact_http_listen(S.loop, "127.0.0.1", 0, &o, &S.srv), 0);
     pact_http_server *srv = S.srv;
     ck_assert_int_eq(pact_http_route(srv, "POST", "/up", h_up, NULL), 0);
@@ -722,6 +724,40 @@ START_TEST(client_goes_mid_stream)
     ck_assert_int_eq(atomic_load(&S.aborted), 1);
     ck_assert_int_eq(atomic_load(&S.late_write), PACT_ECONNRESET);
     ck_assert_int_eq(atomic_load(&S.ended), PACT_ECONNRESET);
+}
+END_TEST
+
+/* A client that asks for a stream and stops reading: once the kernel's
+ * buffers are full and it takes nothing for send_timeout_ms, the server
+ * cuts the connection, the pending write fails once and the token is
+ * aborted, so the handler lets go (a reverse slowloris holds nothing). */
+START_TEST(client_stops_reading)
+{
+    memset(&S, 0, sizeof S);
+    S.send_timeout_ms = 200;
+    sem_init(&S.ready, 0, 0);
+    ck_assert_int_eq(pthread_create(&S.th, NULL, server_main, NULL), 0);
+    sem_wait(&S.ready);
+    int fd = dial();
+    int small = 4096; /* so that the buffers fill soon */
+    ck_assert_int_eq(
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+    put(fd, "GET /forever HTTP/1.1\r\nHost: t\r\n\r\n");
+    uint64_t t0 = now_us();
+    while (!atomic_load(&S.fails) && !atomic_load(&S.sync_fails) &&
+           now_us() - t0 < 60000000)
+        sleep_ms(10);
+    ck_assert_int_eq(atomic_load(&S.fails) + atomic_load(&S.sync_fails), 1);
+    ck_assert_int_eq(atomic_load(&S.aborted), 1);
+    /* the server's side is gone: what was sent drains, then the end */
+    char buf[65536];
+    ssize_t n;
+    while ((n = recv(fd, buf, sizeof buf, 0)) > 0)
+        ;
+    ck_assert_int_le(n, 0);
+    close(fd);
+    stop();
+    ck_assert_int_eq(atomic_load(&S.fails) + atomic_load(&S.sync_fails), 1);
 }
 END_TEST
 
@@ -1148,6 +1184,7 @@ Suite *suite_http_stream(void)
     tcase_add_test(tc, big_body_bounded);
     tcase_add_test(tc, task_streams);
     tcase_add_test(tc, client_goes_mid_stream);
+    tcase_add_test(tc, client_stops_reading);
     tcase_add_test(tc, stream_keeps_order);
     tcase_add_test(tc, careless_calls);
     tcase_add_test(tc, curl_agrees);

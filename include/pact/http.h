@@ -68,6 +68,11 @@ typedef struct pact_http_opts {
     uint64_t body_timeout_ms;
     /** An idle keep-alive connection is closed after this long (0: 5 s). */
     uint64_t idle_timeout_ms;
+    /** A connection whose response waits to be sent while the client takes
+     *  none of it for this long is closed (0: 60 s): a client that stops
+     *  reading cannot hold a connection and its buffered response forever
+     *  (pact_stream_opts.write_timeout_ms). */
+    uint64_t send_timeout_ms;
     /** Requests read ahead on one connection while earlier ones are
      *  unanswered (0: 16); past it the connection stops reading. */
     size_t max_pipeline;
