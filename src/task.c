@@ -44,10 +44,31 @@ enum task_state {
     T_DONE,      /* its body returned: to be settled and unmapped */
 };
 
+/* The fields every await and wake-up touch come first, in one cache line
+ * (the asm context is a stack pointer), and the wake-up node next to it: at
+ * a thousand tasks each line a message touches is a cache miss. */
 struct pact_task {
-    pact__ctx ctx;   /* saved while not running */
-    pact__ctx *back; /* the resumer's, while running */
+    _Alignas(64) pact__ctx ctx; /* saved while not running */
+    pact__ctx *back;            /* the resumer's, while running */
     struct pact__tasks *ts;
+    /* its token (a reference), aborted or not: the spawn's, or the scope's
+     * it is in (pact__task_swap_token); the loop's ambient one while it
+     * runs, so that what it starts is cancelled with it */
+    pact_abort *abort;
+    pact_promise *settled;  /* handed over by the wake-up (a reference) */
+    const char *await_file; /* the await it is suspended in */
+    uint32_t refs;          /* 1 until finished, +1 per wake-up naming it */
+    uint32_t gen;           /* the current await's number */
+    uint32_t index;         /* await_any's winner */
+    uint8_t state;          /* task_state */
+    bool cancelled; /* closed, or its token aborted: awaits fail at once */
+    bool guard;     /* its stack has a guard page (the stack's, at hand) */
+    bool closed;    /* by pact_loop_close_all */
+    /* the wake-up node of its awaits while idle (one await in flight, the
+     * usual case): no slab node per await; a stale one still attached
+     * (await_any's loser, a cancelled await) makes the next take a slab's */
+    pact_promise node;
+    int await_line;
     struct pact__stack *stack;
     pact_task_fn fn;
     void *arg;
@@ -60,20 +81,8 @@ struct pact_task {
     pact_error *err;
     struct pact__where where; /* name and spawn site for overflow reports */
     char *label;              /* "file:line" once asked for, without a name */
-    const char *await_file;   /* the await it is suspended in */
-    int await_line;
-    uint32_t refs;  /* 1 until finished, +1 per wake-up that may name it */
-    uint32_t gen;   /* the current await's number */
-    uint8_t state;  /* task_state */
-    bool cancelled; /* closed, or its token aborted: awaits fail at once */
-    bool closed;    /* by pact_loop_close_all */
-    /* its token (a reference), aborted or not: the spawn's, or the scope's
-     * it is in (pact__task_swap_token); the loop's ambient one while it
-     * runs, so that what it starts is cancelled with it */
-    pact_abort *abort;
-    uint64_t abort_id;     /* its listener on `abort`, while not aborted */
-    pact_error *aborted;   /* the token's cancellation, once aborted */
-    pact_promise *settled; /* handed over by the wake-up (a reference) */
+    uint64_t abort_id;        /* its listener on `abort`, while not aborted */
+    pact_error *aborted;      /* the token's cancellation, once aborted */
     /* a park (pact__task_park): the await it is in, and its outcome */
     uint32_t park_gen;
     bool parking;   /* between park_begin and park_wait */
@@ -81,14 +90,9 @@ struct pact_task {
     pact_error *park_err;
     pact_value park_v;
     pact_error *fail; /* or why it woke without one */
-    size_t index;     /* await_any's winner */
     jmp_buf *unwind;  /* where a throwing await lands */
     pact_error *thrown;
     struct pact__list link; /* in ts->live until finished */
-    /* the wake-up node of its awaits while idle (one await in flight, the
-     * usual case): no slab node per await; a stale one still attached
-     * (await_any's loser, a cancelled await) makes the next take a slab's */
-    pact_promise node;
 #ifdef PACT_ASAN
     void *fake;          /* ASan's fake stack while switched out */
     const void *back_lo; /* the resumer's stack, as ASan reported it */
@@ -98,6 +102,20 @@ struct pact_task {
     void *back_fiber;
 #endif
 };
+
+#if PACT_CONTEXT_ASM
+_Static_assert(offsetof(struct pact_task, node) == 64,
+               "the fields of every await fill the task's first cache line");
+#endif
+
+/* A zeroed task, on its own cache lines (see struct pact_task). */
+static pact_task *task_alloc(void)
+{
+    pact_task *t = aligned_alloc(_Alignof(pact_task), sizeof *t);
+    if (t)
+        memset(t, 0, sizeof *t);
+    return t;
+}
 
 /* initial-exec where configure found it: no __tls_get_addr per switch */
 static _Thread_local pact_task *current PACT_TLS_MODEL;
@@ -352,7 +370,7 @@ static PACT__ALWAYS_INLINE void run(pact_task *t)
      * switch was a TLB miss a message with a thousand tasks. A guard page
      * catches an overflow as it happens, so behind one it is read when
      * the task ends. */
-    if ((!t->stack->guard || t->state == T_DONE) && !pact__stack_ok(t->stack))
+    if ((!t->guard || t->state == T_DONE) && !pact__stack_ok(t->stack))
         overflowed(t);
     if (t->state == T_DONE)
         finish(t);
@@ -395,7 +413,7 @@ static pact_task *next_woken(pact_task *t)
         return NULL;
     }
     u->gen++;
-    u->index = (size_t)(aux & 0xffffffffu);
+    u->index = (uint32_t)aux;
     u->settled = src;
     task_unref(u); /* the node's; live, it holds its own */
     return u;
@@ -585,6 +603,7 @@ static int setup(struct pact__tasks *ts, pact_task *t, pact_task_fn fn,
         return PACT_ENOMEM;
     }
     t->where.stack = t->stack;
+    t->guard = t->stack->guard;
     pact__ctx_make(&t->ctx, t->stack->lo, t->stack->size, entry, t);
     if (a) {
         int rc = pact_abort_on(a, on_task_abort, t, &t->abort_id);
@@ -625,7 +644,7 @@ pact_promise *pact_task_spawn_at(pact_loop *loop, pact_task_fn fn, void *arg,
     if (pact__misuse_thread(loop, "pact_task_spawn"))
         return NULL;
     struct pact__tasks *ts = tasks_of(loop);
-    pact_task *t = ts ? calloc(1, sizeof *t) : NULL;
+    pact_task *t = ts ? task_alloc() : NULL;
     pact_promise *p = t ? pact__promise_new(loop) : NULL;
     if (!p) {
         free(t);
@@ -660,7 +679,7 @@ int pact__task_spawn_done(pact_loop *loop, pact_task_fn fn, void *arg,
     if (a && pact_abort_aborted(a))
         return PACT_ECANCELED;
     struct pact__tasks *ts = tasks_of(loop);
-    pact_task *t = ts ? calloc(1, sizeof *t) : NULL;
+    pact_task *t = ts ? task_alloc() : NULL;
     if (!t || pact__micro_reserve(loop) < 0) {
         free(t);
         return PACT_ENOMEM;
@@ -702,7 +721,7 @@ static void wake(pact_promise *src, void *ud, uintptr_t aux)
         return;
     }
     t->gen++; /* the await's other nodes are stale now */
-    t->index = (size_t)(aux & 0xffffffffu);
+    t->index = (uint32_t)aux;
     if (src) {
         t->settled = src; /* the job's reference (P_TAKE) */
         run(t);
