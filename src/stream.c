@@ -237,7 +237,7 @@ bool pact__stream_wants_read(const pact_stream *s)
     if (s->flags & (S_DEAD | S_EOF | S_PAUSED | S_CLOSING) ||
         !(s->flags & S_STARTED))
         return false;
-    return s->ev.data || s->rreq || evbuffer_get_length(s->in) < s->read_hw;
+    return s->ev.data || s->rreq || pact__stream_in_len(s) < s->read_hw;
 }
 
 void pact__stream_update(pact_stream *s)
@@ -256,7 +256,7 @@ void pact__stream_update(pact_stream *s)
 static void maybe_done(pact_stream *s)
 {
     if ((s->flags & (S_EOF | S_SHUT | S_DEAD)) == (S_EOF | S_SHUT) &&
-        !s->rreq && !evbuffer_get_length(s->in))
+        !s->rreq && !pact__stream_in_len(s))
         pact__stream_kill(s, NULL);
 }
 
@@ -288,6 +288,7 @@ void pact__stream_got(pact_stream *s, const void *buf, size_t n)
             pact__stream_kill(s, pact__enomem());
             return;
         }
+        s->in_some = true;
         pact__read_try(s);
     }
     pact__stream_update(s);
@@ -600,7 +601,7 @@ int pact_stream_on(pact_stream *s, const pact_stream_events *ev, void *ud)
 {
     CHECK_STREAM(s, "pact_stream_on");
     PACT_CHECK_ARG(ev, "pact_stream_on");
-    if (ev->data && (s->rreq || evbuffer_get_length(s->in)))
+    if (ev->data && (s->rreq || pact__stream_in_len(s)))
         return pact__misuse("pact_stream_on", PACT_EINVAL,
                             "a read request is pending or input buffered");
     if (ev->data)

@@ -128,15 +128,18 @@ static void read_done(pact_stream *s, struct read_req *r, pact_error *err,
 bool pact__read_direct(pact_stream *s, const void *buf, size_t n)
 {
     struct read_req *r = s->rreq;
-    if (!r || r->kind != RD_SOME || evbuffer_get_length(s->in))
+    if (!r || r->kind != RD_SOME || pact__stream_in_len(s))
         return false;
     size_t k = r->max && r->max < n ? r->max : n;
     unsigned char *b = malloc(k + 1);
     if (!b)
         return false;
-    if (k < n && evbuffer_add(s->in, (const char *)buf + k, n - k) < 0) {
-        free(b);
-        return false;
+    if (k < n) {
+        if (evbuffer_add(s->in, (const char *)buf + k, n - k) < 0) {
+            free(b);
+            return false;
+        }
+        s->in_some = true;
     }
     memcpy(b, buf, k);
     b[k] = '\0';
@@ -152,6 +155,7 @@ static pact_value take(pact_stream *s, size_t n, size_t skip, bool line)
         return pact_throw(pact__enomem());
     evbuffer_remove(s->in, buf, n);
     evbuffer_drain(s->in, skip);
+    pact__stream_in_taken(s);
     if (line && n && buf[n - 1] == '\r')
         n--;
     buf[n] = '\0';
@@ -172,7 +176,7 @@ void pact__read_try(pact_stream *s)
     struct read_req *r = s->rreq;
     if (!r)
         return;
-    size_t len = evbuffer_get_length(s->in), end = 0;
+    size_t len = pact__stream_in_len(s), end = 0;
     if (!len && !(s->flags & (S_EOF | S_DEAD)))
         return; /* nothing to take nor to fail: the common wait */
     bool over = false;

@@ -72,7 +72,7 @@ void pact__stream_arm_timer(pact_stream *s, uint64_t now)
 /* A wait for input begins: the read timeout counts from now. */
 void pact__stream_read_clock(pact_stream *s)
 {
-    if (s->o.read_timeout_ms && !waits_input(s))
+    if (s->timeouts && s->o.read_timeout_ms && !waits_input(s))
         s->last_rd = pact__now_ms();
 }
 

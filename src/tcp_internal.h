@@ -90,6 +90,7 @@ struct pact_stream {
     unsigned in_cb; /* callbacks of its own on the stack */
     bool rd_on, wr_on, tm_on;
     bool timeouts;         /* one of the timeouts is set (o) */
+    bool in_some;          /* `in` may hold bytes: see pact__stream_in_len */
     struct read_req *rreq; /* the pending read request */
     struct pact__tls *tls; /* its TLS connection (tls_io.c), or NULL */
     struct event *rev;     /* read: persistent while it wants input */
@@ -113,6 +114,20 @@ struct pact_stream {
     bool tcp;                  /* not a Unix socket: TCP options apply */
     bool nodelay, keepalive;   /* as set on the socket */
 };
+
+/* The bytes read ahead in `in`. The evbuffer is a line of its own, a miss
+ * a message at a thousand streams, so the usual answer, none, comes from
+ * the hot flag: set where bytes are added, cleared where they are taken. */
+static inline size_t pact__stream_in_len(const pact_stream *s)
+{
+    return s->in_some ? evbuffer_get_length(s->in) : 0;
+}
+
+/* After bytes were taken from `in`: whether any are left. */
+static inline void pact__stream_in_taken(pact_stream *s)
+{
+    s->in_some = evbuffer_get_length(s->in) != 0;
+}
 
 /* A listening server (tcp.c), and its shutdown (shutdown.c). */
 struct pact_tcp_server {

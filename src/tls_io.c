@@ -418,6 +418,7 @@ static int take_read_ahead(pact_stream *s, BIO *rbio)
             return PACT_ENOMEM;
         evbuffer_drain(s->in, v.iov_len);
     }
+    pact__stream_in_taken(s);
     return 0;
 }
 
