@@ -110,19 +110,22 @@ struct pact__op_type {
  * pact_op_type's own (an HTTP request, the program's request). */
 const char *pact__op_what(const struct pact__op *op);
 
+/* What pact__op_end reads comes first (32 bytes): an operation that
+ * completes is often cold, and its owner may keep its own hot fields on the
+ * same cache line (see struct read_req). */
 struct pact__op {
     struct pact__list node; /* loop->ops while pending, loop->op_due once
                                cancelled and stopped */
+    uint8_t state;          /* enum pact__op_state */
+    bool ref;               /* keeps the loop alive while pending */
+    bool listed;            /* on loop->ops while pending (handles are not: the
+                               slot table lists them, at no cost per timer) */
+    pact_abort *abort;      /* a reference while listening */
     const struct pact__op_type *type;
     pact_loop *loop;
-    pact_abort *abort; /* a reference while listening */
     uint64_t abort_id;
     pact_error *err;   /* the cancellation, once cancelled */
     const void *owner; /* the task or async frame that started it, or NULL */
-    uint8_t state;     /* enum pact__op_state */
-    bool ref;          /* keeps the loop alive while pending */
-    bool listed;       /* on loop->ops while pending (handles are not: the
-                          slot table lists them, at no cost per timer) */
 };
 
 enum pact__op_flags {
