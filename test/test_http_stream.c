@@ -70,6 +70,13 @@ static unsigned char pattern(size_t i)
     return (unsigned char)(i % 251);
 }
 
+/* @p n bytes of the pattern from its index @p from */
+static void fill_pattern(unsigned char *b, size_t n, size_t from)
+{
+    for (size_t i = 0; i < n; i++)
+        b[i] = pattern(from + i);
+}
+
 /* /big: 64 MiB in 64 KiB pieces, writing while pact_http_write says 1 and
  * waiting for the callback of the write that said 0 (as for `drain`) */
 struct big {
@@ -98,8 +105,7 @@ static void big_done(pact_error *err, void *ud)
 static void big_pump(struct big *b)
 {
     while (b->sent < BIG) {
-        for (size_t i = 0; i < PIECE; i++)
-            b->buf[i] = pattern(b->sent + i);
+        fill_pattern(b->buf, PIECE, b->sent);
         b->sent += PIECE;
         int rc = pact_http_write(b->req, b->buf, PIECE, big_done, b);
         ck_assert_int_ge(rc, 0);
@@ -480,11 +486,14 @@ static void *server_main(void *arg)
     return NULL;
 }
 
-static void start_with(size_t max_body, uint64_t body_timeout_ms)
+/* The server's options; 0 for each: its default (max_body: 2 * BIG). */
+static void start_with(size_t max_body, uint64_t body_timeout_ms,
+                       uint64_t send_timeout_ms)
 {
     memset(&S, 0, sizeof S);
     S.max_body = max_body;
     S.body_timeout_ms = body_timeout_ms;
+    S.send_timeout_ms = send_timeout_ms;
     sem_init(&S.ready, 0, 0);
     ck_assert_int_eq(pthread_create(&S.th, NULL, server_main, NULL), 0);
     sem_wait(&S.ready);
@@ -492,10 +501,7 @@ static void start_with(size_t max_body, uint64_t body_timeout_ms)
 
 static void start(void)
 {
-    memset(&S, 0, sizeof S);
-    sem_init(&S.ready, 0, 0);
-    ck_assert_int_eq(pthread_create(&S.th, NULL, server_main, NULL), 0);
-    sem_wait(&S.ready);
+    start_with(0, 0, 0);
 }
 
 static void do_close(void *ud)
@@ -510,6 +516,27 @@ static void stop(void)
     pthread_join(S.th, NULL);
     sem_destroy(&S.ready);
     ck_assert_int_eq(S.free_rc, 0);
+}
+
+/* Wait (up to @p secs: never a verdict on speed) until @p a or @p b (may be
+ * NULL) is set by the server's thread. */
+static void wait_set(atomic_int *a, atomic_int *b, unsigned secs)
+{
+    uint64_t t0 = now_us();
+    while (!atomic_load(a) && !(b && atomic_load(b)) &&
+           now_us() - t0 < secs * 1000000ull)
+        sleep_ms(5);
+}
+
+/* After a failed upload: the body's read failed once with @p code, and the
+ * handler's answer after it got @p late_rc. */
+static void stop_body_failed(int code, int late_rc)
+{
+    wait_set(&S.body_fails, NULL, 20);
+    stop();
+    ck_assert_int_eq(atomic_load(&S.body_fails), 1);
+    ck_assert_int_eq(atomic_load(&S.body_code), code);
+    ck_assert_int_eq(atomic_load(&S.late_rc), late_rc);
 }
 
 /* ---- the raw client ------------------------------------------------------ */
@@ -539,6 +566,35 @@ struct rd {
     char buf[1 << 16];
     size_t pos, len;
 };
+
+static struct rd *rd_new(int fd)
+{
+    struct rd *r = calloc(1, sizeof *r);
+    ck_assert_ptr_nonnull(r);
+    r->fd = fd;
+    return r;
+}
+
+/* Close the socket and free the reader. */
+static void rd_free(struct rd *r)
+{
+    close(r->fd);
+    free(r);
+}
+
+/* A server (start) and a client connected to it. */
+static struct rd *start_client(void)
+{
+    start();
+    return rd_new(dial());
+}
+
+/* The client goes, then the server (stop). */
+static void stop_client(struct rd *r)
+{
+    rd_free(r);
+    stop();
+}
 
 static int rd_byte(struct rd *r)
 {
@@ -614,6 +670,15 @@ static size_t rd_chunked(struct rd *r, void (*fn)(size_t i, int ch, void *ud),
     }
 }
 
+/* The connection goes on after what was read: /whole is answered. */
+static void whole_goes_on(struct rd *r)
+{
+    char head[1024];
+    put(r->fd, "GET /whole HTTP/1.1\r\nHost: t\r\n\r\n");
+    ck_assert_int_eq(rd_head(r, head, sizeof head), 200);
+    ck_assert_int_eq(rd_byte(r), 'w');
+}
+
 static void collect(size_t i, int ch, void *ud)
 {
     char *s = ud;
@@ -642,8 +707,7 @@ START_TEST(big_body_bounded)
     put(fd, "GET /big HTTP/1.1\r\nHost: t\r\n\r\n");
     while (!atomic_load(&S.saw_full))
         sleep_ms(5);
-    struct rd *r = calloc(1, sizeof *r);
-    r->fd = fd;
+    struct rd *r = rd_new(fd);
     char head[1024];
     ck_assert_int_eq(rd_head(r, head, sizeof head), 200);
     ck_assert_ptr_nonnull(strstr(head, "Transfer-Encoding: chunked"));
@@ -652,13 +716,8 @@ START_TEST(big_body_bounded)
     ck_assert_uint_eq(bad, 0);
     size_t max = atomic_load(&S.max_held);
     ck_assert_msg(max < MARK + PIECE + 64, "held %zu", max);
-    /* the connection goes on */
-    put(fd, "GET /whole HTTP/1.1\r\nHost: t\r\n\r\n");
-    ck_assert_int_eq(rd_head(r, head, sizeof head), 200);
-    ck_assert_int_eq(rd_byte(r), 'w');
-    free(r);
-    close(fd);
-    stop();
+    whole_goes_on(r);
+    stop_client(r);
 }
 END_TEST
 
@@ -666,10 +725,8 @@ END_TEST
  * piece, an empty write sends nothing) and returns: the response ends. */
 START_TEST(task_streams)
 {
-    start();
-    int fd = dial();
-    struct rd *r = calloc(1, sizeof *r);
-    r->fd = fd;
+    struct rd *r = start_client();
+    int fd = r->fd;
     char head[1024], body[256] = "";
     for (int i = 0; i < 2; i++) { /* twice on one connection */
         put(fd, "GET /task HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -691,9 +748,7 @@ START_TEST(task_streams)
         rest[n++] = (char)ch;
     rest[n] = '\0';
     ck_assert_str_eq(rest, "one,two,three");
-    free(r);
-    close(fd);
-    stop();
+    stop_client(r);
 }
 END_TEST
 
@@ -712,10 +767,7 @@ START_TEST(client_goes_mid_stream)
         got += (size_t)n;
     }
     close(fd);
-    uint64_t t0 = now_us();
-    while (!atomic_load(&S.fails) && !atomic_load(&S.sync_fails) &&
-           now_us() - t0 < 20000000)
-        sleep_ms(5);
+    wait_set(&S.fails, &S.sync_fails, 20);
     stop(); /* the loop has ended: nothing more can come */
     /* one write learnt it: its callback, or at once (and then no
      * callback was pending) */
@@ -733,20 +785,13 @@ END_TEST
  * aborted, so the handler lets go (a reverse slowloris holds nothing). */
 START_TEST(client_stops_reading)
 {
-    memset(&S, 0, sizeof S);
-    S.send_timeout_ms = 200;
-    sem_init(&S.ready, 0, 0);
-    ck_assert_int_eq(pthread_create(&S.th, NULL, server_main, NULL), 0);
-    sem_wait(&S.ready);
+    start_with(0, 0, 200);
     int fd = dial();
     int small = 4096; /* so that the buffers fill soon */
     ck_assert_int_eq(
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
     put(fd, "GET /forever HTTP/1.1\r\nHost: t\r\n\r\n");
-    uint64_t t0 = now_us();
-    while (!atomic_load(&S.fails) && !atomic_load(&S.sync_fails) &&
-           now_us() - t0 < 60000000)
-        sleep_ms(10);
+    wait_set(&S.fails, &S.sync_fails, 60);
     ck_assert_int_eq(atomic_load(&S.fails) + atomic_load(&S.sync_fails), 1);
     ck_assert_int_eq(atomic_load(&S.aborted), 1);
     /* the server's side is gone: what was sent drains, then the end */
@@ -770,8 +815,7 @@ START_TEST(stream_keeps_order)
     put(fd, "GET /slow/a HTTP/1.1\r\nHost: t\r\n\r\n"
             "GET /order HTTP/1.1\r\nHost: t\r\n\r\n"
             "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\nz");
-    struct rd *r = calloc(1, sizeof *r);
-    r->fd = fd;
+    struct rd *r = rd_new(fd);
     char head[1024], body[256] = "";
     ck_assert_int_eq(rd_head(r, head, sizeof head), 200);
     for (const char *p = "/slow/a"; *p; p++)
@@ -783,9 +827,7 @@ START_TEST(stream_keeps_order)
     ck_assert_int_eq(rd_byte(r), 'z');
     /* "2\r\nab\r\n" and "2\r\ncd\r\n" waited in the server */
     ck_assert_uint_eq(atomic_load(&S.queued_held), 14);
-    free(r);
-    close(fd);
-    stop();
+    stop_client(r);
 }
 END_TEST
 
@@ -796,17 +838,14 @@ START_TEST(careless_calls)
     int fd = dial();
     put(fd, "GET /hostile HTTP/1.1\r\nHost: t\r\n\r\n"
             "GET /whole HTTP/1.1\r\nHost: t\r\n\r\n");
-    struct rd *r = calloc(1, sizeof *r);
-    r->fd = fd;
+    struct rd *r = rd_new(fd);
     char head[1024], body[256] = "";
     ck_assert_int_eq(rd_head(r, head, sizeof head), 200);
     ck_assert_uint_eq(rd_chunked(r, collect, body), 2);
     ck_assert_str_eq(body, "ok");
     ck_assert_int_eq(rd_head(r, head, sizeof head), 200);
     ck_assert_int_eq(rd_byte(r), 'w');
-    free(r);
-    close(fd);
-    stop();
+    stop_client(r);
     const int want[] = {
         PACT_EINVAL,
         PACT_EINVAL,
@@ -884,6 +923,15 @@ static int rd_whole(struct rd *r, char *body, size_t cap)
     return st;
 }
 
+/* The server answers @p status, then closes: the reader is freed. */
+static void rd_closed_after(struct rd *r, int status)
+{
+    char body[256];
+    ck_assert_int_eq(rd_whole(r, body, sizeof body), status);
+    ck_assert_int_lt(rd_byte(r), 0); /* closed */
+    rd_free(r);
+}
+
 /* 64 MiB uploaded to a handler that reads a piece a millisecond: what the
  * server holds of the body, sampled at every read, stays under the mark
  * plus two socket reads (64 KiB each), and every byte arrives in order. */
@@ -897,13 +945,11 @@ START_TEST(upload_bounded)
     put(fd, head);
     unsigned char *buf = malloc(PIECE);
     for (size_t sent = 0; sent < BIG; sent += PIECE) {
-        for (size_t i = 0; i < PIECE; i++)
-            buf[i] = pattern(sent + i);
+        fill_pattern(buf, PIECE, sent);
         put_n(fd, buf, PIECE);
     }
     free(buf);
-    struct rd *r = calloc(1, sizeof *r);
-    r->fd = fd;
+    struct rd *r = rd_new(fd);
     char body[256];
     ck_assert_int_eq(rd_whole(r, body, sizeof body), 200);
     snprintf(head, sizeof head, "%u 0", BIG);
@@ -911,13 +957,8 @@ START_TEST(upload_bounded)
     size_t max = atomic_load(&S.max_in);
     ck_assert_msg(max <= MARK + 2 * 65536, "held %zu", max);
     ck_assert_msg(max >= MARK, "never filled: held %zu", max);
-    /* the connection goes on */
-    put(fd, "GET /whole HTTP/1.1\r\nHost: t\r\n\r\n");
-    ck_assert_int_eq(rd_head(r, head, sizeof head), 200);
-    ck_assert_int_eq(rd_byte(r), 'w');
-    free(r);
-    close(fd);
-    stop();
+    whole_goes_on(r);
+    stop_client(r);
 }
 END_TEST
 
@@ -926,10 +967,8 @@ END_TEST
  * match the client's. */
 START_TEST(task_reads_chunked)
 {
-    start();
-    int fd = dial();
-    struct rd *r = calloc(1, sizeof *r);
-    r->fd = fd;
+    struct rd *r = start_client();
+    int fd = r->fd;
     char line[256], body[256], want[64];
     put(fd, "POST /sum HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
             "Expect: 100-continue\r\n\r\n");
@@ -968,9 +1007,7 @@ START_TEST(task_reads_chunked)
     ck_assert_str_eq(body, want);
     ck_assert_int_eq(rd_whole(r, body, sizeof body), 200);
     ck_assert_str_eq(body, "0 0");
-    free(r);
-    close(fd);
-    stop();
+    stop_client(r);
 }
 END_TEST
 
@@ -979,7 +1016,7 @@ END_TEST
  * is refused (and lets go of the request: valgrind finds nothing). */
 START_TEST(upload_too_big)
 {
-    start_with(100000, 0);
+    start_with(100000, 0, 0);
     int fd = dial();
     put(fd, "POST /big413 HTTP/1.1\r\nHost: t\r\n"
             "Transfer-Encoding: chunked\r\n\r\n");
@@ -990,20 +1027,9 @@ START_TEST(upload_too_big)
     /* the next chunk's size is past the limit: refused before its bytes
      * (nothing unread is left that would make the close a reset) */
     put(fd, "\r\nea60\r\n");
-    struct rd *r = calloc(1, sizeof *r);
-    r->fd = fd;
-    char body[256];
-    ck_assert_int_eq(rd_whole(r, body, sizeof body), 413);
-    ck_assert_int_lt(rd_byte(r), 0); /* closed */
-    free(r);
-    close(fd);
-    uint64_t t0 = now_us();
-    while (!atomic_load(&S.body_fails) && now_us() - t0 < 20000000)
-        sleep_ms(5);
-    stop();
-    ck_assert_int_eq(atomic_load(&S.body_fails), 1);
-    ck_assert_int_eq(atomic_load(&S.body_code), PACT_EMSGSIZE);
-    ck_assert_int_eq(atomic_load(&S.late_rc), PACT_EALREADY);
+    struct rd *r = rd_new(fd);
+    rd_closed_after(r, 413);
+    stop_body_failed(PACT_EMSGSIZE, PACT_EALREADY);
 }
 END_TEST
 
@@ -1011,24 +1037,13 @@ END_TEST
  * with ETIMEDOUT and the server answers 408 and closes. */
 START_TEST(upload_stalls)
 {
-    start_with(0, 300);
+    start_with(0, 300, 0);
     int fd = dial();
     put(fd, "POST /big413 HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n"
             "\r\nsome of it");
-    struct rd *r = calloc(1, sizeof *r);
-    r->fd = fd;
-    char body[256];
-    ck_assert_int_eq(rd_whole(r, body, sizeof body), 408);
-    ck_assert_int_lt(rd_byte(r), 0); /* closed */
-    free(r);
-    close(fd);
-    uint64_t t0 = now_us();
-    while (!atomic_load(&S.body_fails) && now_us() - t0 < 20000000)
-        sleep_ms(5);
-    stop();
-    ck_assert_int_eq(atomic_load(&S.body_fails), 1);
-    ck_assert_int_eq(atomic_load(&S.body_code), PACT_ETIMEDOUT);
-    ck_assert_int_eq(atomic_load(&S.late_rc), PACT_EALREADY);
+    struct rd *r = rd_new(fd);
+    rd_closed_after(r, 408);
+    stop_body_failed(PACT_ETIMEDOUT, PACT_EALREADY);
 }
 END_TEST
 
@@ -1040,18 +1055,11 @@ START_TEST(upload_client_goes)
     int fd = dial();
     put(fd, "POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\n");
     static unsigned char data[100000];
-    for (size_t i = 0; i < sizeof data; i++)
-        data[i] = pattern(i);
+    fill_pattern(data, sizeof data, 0);
     put_n(fd, data, sizeof data);
     close(fd);
-    uint64_t t0 = now_us();
-    while (!atomic_load(&S.body_fails) && now_us() - t0 < 20000000)
-        sleep_ms(5);
-    stop();
-    ck_assert_int_eq(atomic_load(&S.body_fails), 1);
-    ck_assert_int_eq(atomic_load(&S.body_code), PACT_ECONNRESET);
+    stop_body_failed(PACT_ECONNRESET, 0);
     ck_assert_int_eq(atomic_load(&S.body_aborted), 1);
-    ck_assert_int_eq(atomic_load(&S.late_rc), 0);
 }
 END_TEST
 
@@ -1060,10 +1068,8 @@ END_TEST
  * answered on the same connection. */
 START_TEST(early_answer_pipelined)
 {
-    start();
-    int fd = dial();
-    struct rd *r = calloc(1, sizeof *r);
-    r->fd = fd;
+    struct rd *r = start_client();
+    int fd = r->fd;
     char body[256];
     static unsigned char data[200000];
     memset(data, 'x', sizeof data);
@@ -1080,9 +1086,7 @@ START_TEST(early_answer_pipelined)
     ck_assert_str_eq(body, "early");
     ck_assert_int_eq(rd_whole(r, body, sizeof body), 200);
     ck_assert_str_eq(body, "w");
-    free(r);
-    close(fd);
-    stop();
+    stop_client(r);
 }
 END_TEST
 
@@ -1090,13 +1094,10 @@ END_TEST
  * connection goes on after it. */
 START_TEST(echo_while_reading)
 {
-    start();
-    int fd = dial();
-    struct rd *r = calloc(1, sizeof *r);
-    r->fd = fd;
+    struct rd *r = start_client();
+    int fd = r->fd;
     static unsigned char data[200000];
-    for (size_t i = 0; i < sizeof data; i++)
-        data[i] = pattern(i);
+    fill_pattern(data, sizeof data, 0);
     for (int k = 0; k < 2; k++) {
         put(fd, "POST /echo2 HTTP/1.1\r\nHost: t\r\n"
                 "Content-Length: 200000\r\n\r\n");
@@ -1107,9 +1108,7 @@ START_TEST(echo_while_reading)
         ck_assert_uint_eq(rd_chunked(r, check_pattern, &bad), sizeof data);
         ck_assert_uint_eq(bad, 0);
     }
-    free(r);
-    close(fd);
-    stop();
+    stop_client(r);
 }
 END_TEST
 
@@ -1120,22 +1119,19 @@ START_TEST(close_mid_body)
     start();
     int fd = dial();
     static unsigned char data[200000];
-    for (size_t i = 0; i < sizeof data; i++)
-        data[i] = pattern(i);
+    fill_pattern(data, sizeof data, 0);
     put(fd, "POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: 200000\r\n\r\n");
     put_n(fd, data, 100000);
     while (!atomic_load(&S.max_in)) /* its handler has read a piece */
         sleep_ms(5);
     ck_assert_int_eq(pact_loop_post(S.loop, do_close, NULL), 0);
     put_n(fd, data + 100000, 100000);
-    struct rd *r = calloc(1, sizeof *r);
-    r->fd = fd;
+    struct rd *r = rd_new(fd);
     char body[256];
     ck_assert_int_eq(rd_whole(r, body, sizeof body), 200);
     ck_assert_str_eq(body, "200000 0");
     ck_assert_int_lt(rd_byte(r), 0); /* closed */
-    free(r);
-    close(fd);
+    rd_free(r);
     pthread_join(S.th, NULL);
     sem_destroy(&S.ready);
     ck_assert_int_eq(S.free_rc, 0);
@@ -1147,10 +1143,8 @@ END_TEST
  * one piece, then the end. */
 START_TEST(careless_reads)
 {
-    start();
-    int fd = dial();
-    struct rd *r = calloc(1, sizeof *r);
-    r->fd = fd;
+    struct rd *r = start_client();
+    int fd = r->fd;
     char body[256];
     const char *paths[] = {"/mis", "/plain"};
     for (int k = 0; k < 2; k++) {
@@ -1170,9 +1164,7 @@ START_TEST(careless_reads)
                           paths[k], i, atomic_load(&S.mis[i]));
         atomic_store(&S.mis_done, 0);
     }
-    free(r);
-    close(fd);
-    stop();
+    stop_client(r);
 }
 END_TEST
 
