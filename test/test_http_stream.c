@@ -42,12 +42,7 @@
 #define MARK (64 * 1024)
 
 static struct {
-    pthread_t th;
-    sem_t ready;
-    pact_loop *loop;
-    pact_http_server *srv;
-    int port;
-    int free_rc;
+    struct t_http h;
     atomic_int saw_full;    /* a write said 0: the client may read now */
     atomic_size_t max_held; /* the most pact_http_buffered after a write */
     atomic_int fails, sync_fails, fail_code, aborted, late_write, ended;
@@ -55,10 +50,7 @@ static struct {
     atomic_int codes[16];
     atomic_int hostile_done;
     /* streamed request bodies */
-    size_t max_body;          /* the server's (0: 2 * BIG) */
-    uint64_t body_timeout_ms; /* the server's (0: its default) */
-    uint64_t send_timeout_ms; /* the server's (0: its default) */
-    atomic_size_t max_in;     /* the most body bytes held, at a read */
+    atomic_size_t max_in; /* the most body bytes held, at a read */
     atomic_int body_fails, body_code, body_aborted, late_rc;
     atomic_int mis[16], mis_done;
 } S;
@@ -199,7 +191,7 @@ static void h_slow(pact_http_req *req, void *ud)
 {
     (void)ud;
     pact_handle h;
-    ck_assert_int_eq(pact_timeout(S.loop, 80, slow_later, req, &h), 0);
+    ck_assert_int_eq(pact_timeout(S.h.loop, 80, slow_later, req, &h), 0);
 }
 
 /* /order: streams at once, behind /slow: it is held in the server */
@@ -304,7 +296,7 @@ static void up_got(pact_error *err, const pact_value *v, void *ud)
             u->bad++;
     u->total += len;
     pact_handle h;
-    ck_assert_int_eq(pact_timeout(S.loop, 1, up_later, u, &h), 0);
+    ck_assert_int_eq(pact_timeout(S.h.loop, 1, up_later, u, &h), 0);
 }
 
 static void h_up(pact_http_req *req, void *ud)
@@ -438,15 +430,8 @@ static void h_mis(pact_http_req *req, void *ud)
 
 /* ---- the server ---------------------------------------------------------- */
 
-static void *server_main(void *arg)
+static void routes(pact_http_server *srv)
 {
-    (void)arg;
-    ck_assert_int_eq(pact_loop_new(&S.loop), 0);
-    pact_http_opts o = {.max_body = S.max_body ? S.max_body : 2 * BIG,
-                        .body_timeout_ms = S.body_timeout_ms,
-                        .send_timeout_ms = S.send_timeout_ms};
-    ck_assert_int_eq(pact_http_listen(S.loop, "127.0.0.1", 0, &o, &S.srv), 0);
-    pact_http_server *srv = S.srv;
     ck_assert_int_eq(pact_http_route(srv, "POST", "/up", h_up, NULL), 0);
     ck_assert_int_eq(pact_http_route_task(srv, "POST", "/sum", h_sum, NULL), 0);
     ck_assert_int_eq(pact_http_route(srv, "POST", "/early", h_early, NULL), 0);
@@ -477,13 +462,6 @@ static void *server_main(void *arg)
     ck_assert_int_eq(pact_http_route(srv, "GET", "/hostile", h_hostile, NULL),
                      0);
     ck_assert_int_eq(pact_http_route(srv, "GET", "/whole", h_whole, NULL), 0);
-    S.port = pact_http_server_port(S.srv);
-    sem_post(&S.ready);
-    pact_loop_run(S.loop, PACT_RUN_DEFAULT);
-    S.free_rc = pact_loop_free(S.loop);
-    if (S.free_rc)
-        pact_loop_print_pending(S.loop, stderr);
-    return NULL;
 }
 
 /* The server's options; 0 for each: its default (max_body: 2 * BIG). */
@@ -491,12 +469,11 @@ static void start_with(size_t max_body, uint64_t body_timeout_ms,
                        uint64_t send_timeout_ms)
 {
     memset(&S, 0, sizeof S);
-    S.max_body = max_body;
-    S.body_timeout_ms = body_timeout_ms;
-    S.send_timeout_ms = send_timeout_ms;
-    sem_init(&S.ready, 0, 0);
-    ck_assert_int_eq(pthread_create(&S.th, NULL, server_main, NULL), 0);
-    sem_wait(&S.ready);
+    S.h.opts = (pact_http_opts){.max_body = max_body ? max_body : 2 * BIG,
+                                .body_timeout_ms = body_timeout_ms,
+                                .send_timeout_ms = send_timeout_ms};
+    S.h.routes = routes;
+    t_http_start(&S.h);
 }
 
 static void start(void)
@@ -507,15 +484,12 @@ static void start(void)
 static void do_close(void *ud)
 {
     (void)ud;
-    ck_assert_int_eq(pact_http_server_close(S.srv, NULL, NULL), 0);
+    ck_assert_int_eq(pact_http_server_close(S.h.srv, NULL, NULL), 0);
 }
 
 static void stop(void)
 {
-    ck_assert_int_eq(pact_loop_post(S.loop, do_close, NULL), 0);
-    pthread_join(S.th, NULL);
-    sem_destroy(&S.ready);
-    ck_assert_int_eq(S.free_rc, 0);
+    t_http_stop(&S.h);
 }
 
 /* Wait (up to @p secs: never a verdict on speed) until @p a or @p b (may be
@@ -543,15 +517,7 @@ static void stop_body_failed(int code, int late_rc)
 
 static int dial(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_ge(fd, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)S.port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
-    struct timeval tv = {.tv_sec = 20};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    return fd;
+    return t_dial(S.h.port, 20);
 }
 
 static void put(int fd, const char *s)
@@ -874,19 +840,16 @@ END_TEST
  * twice: the keep-alive survives a streamed response) */
 START_TEST(curl_agrees)
 {
-    if (system("command -v curl >/dev/null 2>&1") != 0)
+    if (!t_have("curl"))
         return; /* curl is not installed */
     start();
     char cmd[256];
     snprintf(cmd, sizeof cmd,
              "curl -s --max-time 10 http://127.0.0.1:%d/task "
              "--next http://127.0.0.1:%d/order",
-             S.port, S.port);
-    FILE *p = popen(cmd, "r");
-    char out[256] = {0};
-    size_t n = fread(out, 1, sizeof out - 1, p);
-    pclose(p);
-    out[n] = '\0';
+             S.h.port, S.h.port);
+    char out[256];
+    t_output(cmd, out, sizeof out);
     ck_assert_str_eq(out, "one,two,threeabcd");
     stop();
 }
@@ -1124,7 +1087,7 @@ START_TEST(close_mid_body)
     put_n(fd, data, 100000);
     while (!atomic_load(&S.max_in)) /* its handler has read a piece */
         sleep_ms(5);
-    ck_assert_int_eq(pact_loop_post(S.loop, do_close, NULL), 0);
+    ck_assert_int_eq(pact_loop_post(S.h.loop, do_close, NULL), 0);
     put_n(fd, data + 100000, 100000);
     struct rd *r = rd_new(fd);
     char body[256];
@@ -1132,9 +1095,7 @@ START_TEST(close_mid_body)
     ck_assert_str_eq(body, "200000 0");
     ck_assert_int_lt(rd_byte(r), 0); /* closed */
     rd_free(r);
-    pthread_join(S.th, NULL);
-    sem_destroy(&S.ready);
-    ck_assert_int_eq(S.free_rc, 0);
+    t_http_join(&S.h);
 }
 END_TEST
 
