@@ -621,3 +621,17 @@ int t_output(const char *cmd, char *out, size_t size)
     out[n] = '\0';
     return p ? pclose(p) : -1;
 }
+
+void t_seen_end(pact_stream *s, void *ud)
+{
+    (void)s;
+    ((struct t_seen *)ud)->ends++;
+}
+
+void t_seen_close(pact_stream *s, void *ud)
+{
+    (void)s;
+    struct t_seen *c = ud;
+    c->closes++;
+    pact_tcp_server_close(c->srv, NULL, NULL);
+}

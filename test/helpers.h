@@ -152,6 +152,17 @@ void t_http_join(struct t_http *h);
  * up after @p secs (0: never). */
 int t_dial(int port, int secs);
 
+/* What a stream saw of its end: the first member of a test's state (the
+ * ud), so that t_seen_end and t_seen_close serve as that stream's events. */
+struct t_seen {
+    pact_tcp_server *srv;
+    int ends, closes;
+};
+/* Count the end. */
+void t_seen_end(pact_stream *s, void *ud);
+/* Count the close, and close srv: the client's last event ends the test. */
+void t_seen_close(pact_stream *s, void *ud);
+
 /* Whether @p prog is installed (on PATH): tests of an outside tool that is
  * not there pass without it. */
 bool t_have(const char *prog);

@@ -104,28 +104,6 @@ static void expect_eof_and_close(pact_stream *s)
     pact_stream_close(s);
 }
 
-/* What a client stream saw: the first member of the state of the tests
- * whose streams count their end and close the server at their close (the
- * ud of seen_end and seen_close). */
-struct seen {
-    pact_tcp_server *srv;
-    int ends, closes;
-};
-
-static void seen_end(pact_stream *s, void *ud)
-{
-    (void)s;
-    ((struct seen *)ud)->ends++;
-}
-
-static void seen_close(pact_stream *s, void *ud)
-{
-    (void)s;
-    struct seen *c = ud;
-    c->closes++;
-    pact_tcp_server_close(c->srv, NULL, NULL);
-}
-
 /* ---- echo in three styles, one client ------------------------------------ */
 
 /* The servers and the client are helpers.c's, shared with the TCP suite;
@@ -165,7 +143,7 @@ END_TEST
 /* ---- the callback style on the client side too --------------------------- */
 
 struct cb_client {
-    struct seen seen; /* first: the ud of seen_end and seen_close too */
+    struct t_seen seen; /* first: the ud of t_seen_end and t_seen_close too */
     int connected;
     char got[64];
     size_t n;
@@ -187,7 +165,7 @@ static void cbc_connected(pact_error *err, pact_stream *s, void *ud)
     ck_assert_ptr_null(err);
     c->connected++;
     pact_stream_events ev = {
-        .data = cbc_data, .end = seen_end, .close = seen_close};
+        .data = cbc_data, .end = t_seen_end, .close = t_seen_close};
     ck_assert_int_eq(pact_stream_on(s, &ev, c), 0);
     ck_assert_int_eq(pact_stream_write(s, "hello", 5), 1);
 }
@@ -1031,7 +1009,7 @@ START_TEST(sendfile_over_tls)
 END_TEST
 
 struct idle {
-    struct seen seen; /* first: the ud of seen_end and seen_close too */
+    struct t_seen seen; /* first: the ud of t_seen_end and t_seen_close too */
     int code;
 };
 
@@ -1053,7 +1031,7 @@ static void idle_connected(pact_error *err, pact_stream *s, void *ud)
 {
     ck_assert_ptr_null(err);
     pact_stream_events ev = {
-        .data = t_echo_data, .end = seen_end, .close = seen_close};
+        .data = t_echo_data, .end = t_seen_end, .close = t_seen_close};
     ck_assert_int_eq(pact_stream_on(s, &ev, ud), 0);
 }
 
