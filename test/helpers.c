@@ -592,6 +592,19 @@ void t_http_join(struct t_http *h)
     ck_assert_int_eq(h->free_rc, 0);
 }
 
+static void t_http_path_now(pact_error *err, void *ud)
+{
+    (void)err; /* cancelled too: the request is answered whatever happens */
+    const char *path = pact_http_req_path(ud);
+    pact_http_reply(ud, 200, "text/plain", path, strlen(path));
+}
+
+void t_http_path_later(pact_loop *loop, pact_http_req *req, uint64_t ms)
+{
+    pact_handle h;
+    ck_assert_int_eq(pact_timeout(loop, ms, t_http_path_now, req, &h), 0);
+}
+
 int t_dial(int port, int secs)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);

@@ -148,6 +148,9 @@ void t_http_stop(struct t_http *h);
 /* Wait for the loop of a server that is closing to end, and assert that
  * pact_loop_free succeeded (every handle closed). */
 void t_http_join(struct t_http *h);
+/* A handler's answer @p ms later (on @p req's loop, @p loop): 200 with the
+ * request's path as its body, for tests of the order of slow answers. */
+void t_http_path_later(pact_loop *loop, pact_http_req *req, uint64_t ms);
 /* A blocking TCP socket connected to 127.0.0.1:@p port, whose receives give
  * up after @p secs (0: never). */
 int t_dial(int port, int secs);

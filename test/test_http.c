@@ -154,19 +154,11 @@ static pact_error *h_task_fail(pact_http_req *req, pact_http_res **res,
 }
 
 /* slow answers, for the pipelining order */
-static void h_path_later(pact_error *err, void *ud)
-{
-    (void)err;
-    const char *path = pact_http_req_path(ud);
-    pact_http_reply(ud, 200, "text/plain", path, strlen(path));
-}
-
 static void h_slow(pact_http_req *req, void *ud)
 {
     (void)ud;
     atomic_fetch_add(&S.slow_started, 1);
-    pact_handle h;
-    ck_assert_int_eq(pact_timeout(S.h.loop, 80, h_path_later, req, &h), 0);
+    t_http_path_later(S.h.loop, req, 80);
 }
 
 /* a handler whose timer is cancelled when the client goes */

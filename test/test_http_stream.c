@@ -180,18 +180,10 @@ static void h_forever(pact_http_req *req, void *ud)
 }
 
 /* /slow/...: a whole response, 80 ms later */
-static void slow_later(pact_error *err, void *ud)
-{
-    (void)err;
-    const char *path = pact_http_req_path(ud);
-    pact_http_reply(ud, 200, "text/plain", path, strlen(path));
-}
-
 static void h_slow(pact_http_req *req, void *ud)
 {
     (void)ud;
-    pact_handle h;
-    ck_assert_int_eq(pact_timeout(S.h.loop, 80, slow_later, req, &h), 0);
+    t_http_path_later(S.h.loop, req, 80);
 }
 
 /* /order: streams at once, behind /slow: it is held in the server */
