@@ -197,6 +197,11 @@ bool pact__http_route_streams(pact_http_req *req);
 /* A callback handler whose request the server answered (413...) lets go
  * of it at its own answer, which is refused with PACT_EALREADY. */
 void pact__http_forced_release(pact_http_req *req);
+/* The checks every respond call starts with: 0, or the error after freeing
+ * @p res, which the call owns whatever happens; @p fn names the caller in
+ * the misuse report. */
+int pact__http_respond_check(pact_http_req *req, pact_http_res *res,
+                             const char *fn);
 
 /* http_server.c */
 void pact__http_answered(pact_http_req *req);

@@ -173,17 +173,26 @@ void pact__http_forced_release(pact_http_req *r)
     }
 }
 
-int pact_http_respond(pact_http_req *r, pact_http_res *res)
+int pact__http_respond_check(pact_http_req *r, pact_http_res *res,
+                             const char *fn)
 {
     if (!r || !res) {
         pact_http_res_free(res);
         return PACT_EINVAL;
     }
-    if (pact__misuse_thread(r->loop, __func__)) {
+    if (pact__misuse_thread(r->loop, fn)) {
         pact_http_res_free(res);
         return PACT_ETHREAD;
     }
-    int rc = answer(r, res);
+    return 0;
+}
+
+int pact_http_respond(pact_http_req *r, pact_http_res *res)
+{
+    int rc = pact__http_respond_check(r, res, __func__);
+    if (rc != 0)
+        return rc;
+    rc = answer(r, res);
     pact_http_res_free(res);
     if (rc == 0 && r->h.style == H_CB) {
         r->hpart = false;

@@ -151,6 +151,26 @@ static void send_continue(struct http_conn *c, pact_http_req *r)
     pact_stream_write(c->s, cont, sizeof cont - 1);
 }
 
+/* Take the written @p r off the queue; true if the connection stays open
+ * for the ones after it. */
+static bool retire(struct http_conn *c, pact_http_req *r)
+{
+    pact__list_remove(&r->node);
+    c->nreqs--;
+    bool keep = r->keep_alive;
+    r->conn = NULL;
+    pact__http_req_unref(r);
+    return keep;
+}
+
+/* Nothing more is read or written; the close event fails what is left. */
+static void shut(struct http_conn *c)
+{
+    c->closing = true;
+    c->dead = true;
+    pact_stream_close(c->s);
+}
+
 /* Write the answered responses at the head of the queue, in order. */
 static bool flush(struct http_conn *c)
 {
@@ -160,23 +180,14 @@ static bool flush(struct http_conn *c)
         if (r->streaming) {
             int st = pact__http_stream_flush(c, r);
             if (st == 0)
-                break;    /* more of it to come; the ones after it wait */
-            if (st < 0) { /* the close event fails what is left of it */
-                c->closing = true;
-                c->dead = true;
-                pact_stream_close(c->s);
+                break; /* more of it to come; the ones after it wait */
+            if (st < 0) {
+                shut(c);
                 return popped;
             }
-            pact__list_remove(&r->node);
-            c->nreqs--;
             popped = true;
-            bool keep = r->keep_alive;
-            r->conn = NULL;
-            pact__http_req_unref(r);
-            if (!keep) {
-                c->closing = true;
-                c->dead = true;
-                pact_stream_close(c->s);
+            if (!retire(c, r)) {
+                shut(c);
                 return popped;
             }
             continue;
@@ -187,18 +198,12 @@ static bool flush(struct http_conn *c)
             break;
         }
         int rc = pact_stream_write(c->s, r->out, r->olen);
-        pact__list_remove(&r->node);
-        c->nreqs--;
         popped = true;
-        bool keep = r->keep_alive;
-        r->conn = NULL;
-        pact__http_req_unref(r);
+        bool keep = retire(c, r);
         if (rc == 0)
             c->full = true;
         if (rc < 0 || !keep) {
-            c->closing = true;
-            c->dead = true; /* nothing more is read or written */
-            pact_stream_close(c->s);
+            shut(c);
             return popped;
         }
     }

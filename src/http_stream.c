@@ -189,14 +189,9 @@ void pact__http_stream_fail(pact_http_req *r)
 
 int pact_http_respond_start(pact_http_req *r, pact_http_res *res)
 {
-    if (!r || !res) {
-        pact_http_res_free(res);
-        return PACT_EINVAL;
-    }
-    if (pact__misuse_thread(r->loop, __func__)) {
-        pact_http_res_free(res);
-        return PACT_ETHREAD;
-    }
+    int rc = pact__http_respond_check(r, res, __func__);
+    if (rc != 0)
+        return rc;
     if (r->answered) {
         pact_http_res_free(res);
         pact__http_forced_release(r);

@@ -1,11 +1,15 @@
 #include "helpers.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -541,4 +545,106 @@ char *t_echo_transcript(const char *host, const pact_tcp_listen_opts *lo,
     char *text = strdup(trace_text());
     ck_assert_ptr_nonnull(text);
     return text;
+}
+
+/* ---- an HTTP server on a thread ------------------------------------------ */
+
+static void *t_http_main(void *arg)
+{
+    struct t_http *h = arg;
+    ck_assert_int_eq(pact_loop_new(&h->loop), 0);
+    ck_assert_int_eq(
+        pact_http_listen(h->loop, "127.0.0.1", 0, &h->opts, &h->srv), 0);
+    if (h->routes)
+        h->routes(h->srv);
+    h->port = pact_http_server_port(h->srv);
+    sem_post(&h->ready);
+    pact_loop_run(h->loop, PACT_RUN_DEFAULT);
+    h->free_rc = pact_loop_free(h->loop);
+    if (h->free_rc) /* what is left open, for the failure that follows */
+        pact_loop_print_pending(h->loop, stderr);
+    return NULL;
+}
+
+void t_http_start(struct t_http *h)
+{
+    sem_init(&h->ready, 0, 0);
+    ck_assert_int_eq(pthread_create(&h->th, NULL, t_http_main, h), 0);
+    sem_wait(&h->ready);
+}
+
+static void t_http_close(void *ud)
+{
+    struct t_http *h = ud;
+    ck_assert_int_eq(pact_http_server_close(h->srv, NULL, NULL), 0);
+}
+
+void t_http_stop(struct t_http *h)
+{
+    ck_assert_int_eq(pact_loop_post(h->loop, t_http_close, h), 0);
+    t_http_join(h);
+}
+
+void t_http_join(struct t_http *h)
+{
+    pthread_join(h->th, NULL);
+    sem_destroy(&h->ready);
+    ck_assert_int_eq(h->free_rc, 0);
+}
+
+static void t_http_path_now(pact_error *err, void *ud)
+{
+    (void)err; /* cancelled too: the request is answered whatever happens */
+    const char *path = pact_http_req_path(ud);
+    pact_http_reply(ud, 200, "text/plain", path, strlen(path));
+}
+
+void t_http_path_later(pact_loop *loop, pact_http_req *req, uint64_t ms)
+{
+    pact_handle h;
+    ck_assert_int_eq(pact_timeout(loop, ms, t_http_path_now, req, &h), 0);
+}
+
+int t_dial(int port, int secs)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    if (secs) {
+        struct timeval tv = {.tv_sec = secs};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    }
+    return fd;
+}
+
+bool t_have(const char *prog)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "command -v %s >/dev/null 2>&1", prog);
+    return system(cmd) == 0;
+}
+
+int t_output(const char *cmd, char *out, size_t size)
+{
+    FILE *p = popen(cmd, "r");
+    size_t n = p ? fread(out, 1, size - 1, p) : 0;
+    out[n] = '\0';
+    return p ? pclose(p) : -1;
+}
+
+void t_seen_end(pact_stream *s, void *ud)
+{
+    (void)s;
+    ((struct t_seen *)ud)->ends++;
+}
+
+void t_seen_close(pact_stream *s, void *ud)
+{
+    (void)s;
+    struct t_seen *c = ud;
+    c->closes++;
+    pact_tcp_server_close(c->srv, NULL, NULL);
 }

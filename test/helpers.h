@@ -4,6 +4,8 @@
 
 #include <check.h>
 #include <pact.h>
+#include <pthread.h>
+#include <semaphore.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -123,6 +125,54 @@ void t_echo_accept_task(pact_error *err, pact_stream *s, void *ud);
 char *t_echo_transcript(const char *host, const pact_tcp_listen_opts *lo,
                         const pact_tcp_connect_opts *co,
                         pact_tcp_accept_cb accept);
+
+/* An HTTP server on 127.0.0.1 (a port of its own) served by a loop on a
+ * thread of its own, for tests whose client is a raw socket on the test's
+ * thread. Set opts and routes, then t_http_start. */
+struct t_http {
+    pact_http_opts opts;
+    /* Adds the routes, on the server's thread, before it serves. */
+    void (*routes)(pact_http_server *srv);
+    pact_loop *loop;
+    pact_http_server *srv;
+    int port;
+    int free_rc; /* pact_loop_free's, once the loop has ended */
+    pthread_t th;
+    sem_t ready;
+};
+/* Start @p h's server; returns once it listens on h->port. */
+void t_http_start(struct t_http *h);
+/* Close the server (its open connections once answered), then as
+ * t_http_join. */
+void t_http_stop(struct t_http *h);
+/* Wait for the loop of a server that is closing to end, and assert that
+ * pact_loop_free succeeded (every handle closed). */
+void t_http_join(struct t_http *h);
+/* A handler's answer @p ms later (on @p req's loop, @p loop): 200 with the
+ * request's path as its body, for tests of the order of slow answers. */
+void t_http_path_later(pact_loop *loop, pact_http_req *req, uint64_t ms);
+/* A blocking TCP socket connected to 127.0.0.1:@p port, whose receives give
+ * up after @p secs (0: never). */
+int t_dial(int port, int secs);
+
+/* What a stream saw of its end: the first member of a test's state (the
+ * ud), so that t_seen_end and t_seen_close serve as that stream's events. */
+struct t_seen {
+    pact_tcp_server *srv;
+    int ends, closes;
+};
+/* Count the end. */
+void t_seen_end(pact_stream *s, void *ud);
+/* Count the close, and close srv: the client's last event ends the test. */
+void t_seen_close(pact_stream *s, void *ud);
+
+/* Whether @p prog is installed (on PATH): tests of an outside tool that is
+ * not there pass without it. */
+bool t_have(const char *prog);
+/* Run the shell command @p cmd; what it wrote to its output (at most
+ * @p size - 1 bytes, NUL-terminated) goes to @p out. @return pclose's status,
+ * or -1 when it could not be run. */
+int t_output(const char *cmd, char *out, size_t size);
 
 /* Read a whole file under $PACT_FIXTURES (malloc'd; NULL if missing). */
 char *t_read_fixture(const char *relpath);

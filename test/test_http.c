@@ -31,13 +31,7 @@
 /* ---- the server, on its own thread --------------------------------------- */
 
 static struct {
-    pthread_t th;
-    sem_t ready;
-    pact_loop *loop;
-    pact_http_server *srv;
-    pact_http_opts opts;
-    int port;
-    int free_rc;
+    struct t_http h;
     atomic_int cancelled; /* handlers' operations that saw ECANCELED */
     atomic_int handled;
     atomic_int slow_started;          /* h_slow calls */
@@ -70,7 +64,7 @@ static void h_cb(pact_http_req *req, void *ud)
 {
     (void)ud;
     pact_handle h;
-    ck_assert_int_eq(pact_timeout(S.loop, 1, h_cb_later, req, &h), 0);
+    ck_assert_int_eq(pact_timeout(S.h.loop, 1, h_cb_later, req, &h), 0);
 }
 
 static pact_value to_res(const pact_value *v, void *ud)
@@ -82,7 +76,7 @@ static pact_value to_res(const pact_value *v, void *ud)
 static pact_promise *h_promise(pact_http_req *req, void *ud)
 {
     (void)ud;
-    pact_promise *d = pact_delay(S.loop, 1, NULL);
+    pact_promise *d = pact_delay(S.h.loop, 1, NULL);
     pact_promise *p = pact_then(d, to_res, NULL, req);
     pact_promise_unref(d);
     return p;
@@ -111,7 +105,7 @@ static pact_error *h_async_body(pact_async *a, pact_value *result)
 {
     struct h_async *f = (struct h_async *)a;
     PACT_ASYNC_BEGIN(a);
-    PACT_ASYNC_TRY(a, pact_delay(S.loop, 1, NULL), NULL);
+    PACT_ASYNC_TRY(a, pact_delay(S.h.loop, 1, NULL), NULL);
     *result = pact_http_res_value(hello_res(f->req));
     PACT_ASYNC_END(a);
 }
@@ -119,7 +113,7 @@ static pact_error *h_async_body(pact_async *a, pact_value *result)
 static pact_promise *h_async(pact_http_req *req, void *ud)
 {
     (void)ud;
-    struct h_async *f = pact_async_new(S.loop, sizeof *f, h_async_body);
+    struct h_async *f = pact_async_new(S.h.loop, sizeof *f, h_async_body);
     if (!f)
         return NULL;
     f->req = req;
@@ -149,7 +143,7 @@ static void h_json(pact_http_req *req, void *ud)
 static pact_promise *h_reject(pact_http_req *req, void *ud)
 {
     (void)req, (void)ud;
-    return pact_rejected(S.loop, PACT_ERROR(PACT_EIO, "handler failed"));
+    return pact_rejected(S.h.loop, PACT_ERROR(PACT_EIO, "handler failed"));
 }
 
 static pact_error *h_task_fail(pact_http_req *req, pact_http_res **res,
@@ -160,19 +154,11 @@ static pact_error *h_task_fail(pact_http_req *req, pact_http_res **res,
 }
 
 /* slow answers, for the pipelining order */
-static void h_path_later(pact_error *err, void *ud)
-{
-    (void)err;
-    const char *path = pact_http_req_path(ud);
-    pact_http_reply(ud, 200, "text/plain", path, strlen(path));
-}
-
 static void h_slow(pact_http_req *req, void *ud)
 {
     (void)ud;
     atomic_fetch_add(&S.slow_started, 1);
-    pact_handle h;
-    ck_assert_int_eq(pact_timeout(S.loop, 80, h_path_later, req, &h), 0);
+    t_http_path_later(S.h.loop, req, 80);
 }
 
 /* a handler whose timer is cancelled when the client goes */
@@ -188,7 +174,7 @@ static void h_hang(pact_http_req *req, void *ud)
     (void)ud;
     atomic_fetch_add(&S.handled, 1);
     pact_handle h;
-    ck_assert_int_eq(pact_timeout(S.loop, 10000, h_hang_timer, req, &h), 0);
+    ck_assert_int_eq(pact_timeout(S.h.loop, 10000, h_hang_timer, req, &h), 0);
 }
 
 static pact_error *h_hang_task(pact_http_req *req, pact_http_res **res,
@@ -217,7 +203,7 @@ static pact_error *h_hang_async_body(pact_async *a, pact_value *result)
     struct h_hang_async *f = (struct h_hang_async *)a;
     PACT_ASYNC_BEGIN(a);
     atomic_fetch_add(&S.handled, 1);
-    PACT_ASYNC_AWAIT_ERR(a, pact_delay(S.loop, 10000, NULL), NULL, f->err);
+    PACT_ASYNC_AWAIT_ERR(a, pact_delay(S.h.loop, 10000, NULL), NULL, f->err);
     if (f->err && pact_error_code(f->err) == PACT_ECANCELED)
         atomic_fetch_add(&S.cancelled, 1);
     if (f->err)
@@ -230,7 +216,7 @@ static pact_promise *h_hang_async(pact_http_req *req, void *ud)
 {
     (void)req, (void)ud;
     struct h_hang_async *f =
-        pact_async_new(S.loop, sizeof *f, h_hang_async_body);
+        pact_async_new(S.h.loop, sizeof *f, h_hang_async_body);
     return f ? pact_async_start(f) : NULL;
 }
 
@@ -246,7 +232,7 @@ static pact_promise *h_pblock(pact_http_req *req, void *ud)
 {
     (void)ud;
     usleep(100 * 1000);
-    return pact_resolved(S.loop, pact_http_res_value(hello_res(req)));
+    return pact_resolved(S.h.loop, pact_http_res_value(hello_res(req)));
 }
 
 static pact_error *h_tblock(pact_http_req *req, pact_http_res **res, void *ud)
@@ -277,7 +263,7 @@ static void h_twice(pact_http_req *req, void *ud)
     /* the request stays readable, if empty */
     ck_assert_ptr_nonnull(pact_http_req_method(req));
     pact_handle h;
-    ck_assert_int_eq(pact_timeout(S.loop, 20, h_twice_later, req, &h), 0);
+    ck_assert_int_eq(pact_timeout(S.h.loop, 20, h_twice_later, req, &h), 0);
 }
 
 static void routes(pact_http_server *srv)
@@ -309,57 +295,26 @@ static void routes(pact_http_server *srv)
         pact_http_route_p(srv, "GET", "/hangasync", h_hang_async, NULL), 0);
 }
 
-static void *server_main(void *arg)
-{
-    (void)arg;
-    ck_assert_int_eq(pact_loop_new(&S.loop), 0);
-    ck_assert_int_eq(pact_http_listen(S.loop, "127.0.0.1", 0, &S.opts, &S.srv),
-                     0);
-    routes(S.srv);
-    S.port = pact_http_server_port(S.srv);
-    sem_post(&S.ready);
-    pact_loop_run(S.loop, PACT_RUN_DEFAULT);
-    S.free_rc = pact_loop_free(S.loop);
-    return NULL;
-}
-
 static void start(const pact_http_opts *o)
 {
     memset(&S, 0, sizeof S);
     if (o)
-        S.opts = *o;
-    sem_init(&S.ready, 0, 0);
-    ck_assert_int_eq(pthread_create(&S.th, NULL, server_main, NULL), 0);
-    sem_wait(&S.ready);
-}
-
-static void do_close(void *ud)
-{
-    (void)ud;
-    ck_assert_int_eq(pact_http_server_close(S.srv, NULL, NULL), 0);
+        S.h.opts = *o;
+    S.h.routes = routes;
+    t_http_start(&S.h);
 }
 
 /* close the server (its open connections once answered) and join */
 static void stop(void)
 {
-    ck_assert_int_eq(pact_loop_post(S.loop, do_close, NULL), 0);
-    pthread_join(S.th, NULL);
-    sem_destroy(&S.ready);
-    ck_assert_int_eq(S.free_rc, 0);
+    t_http_stop(&S.h);
 }
 
 /* ---- the raw client ------------------------------------------------------ */
 
 static int dial(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_ge(fd, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)S.port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
-    struct timeval tv = {.tv_sec = 5};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    int fd = t_dial(S.h.port, 5);
     int on = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
     return fd;
@@ -480,7 +435,7 @@ static void on_stall(const pact_stall *st, void *ud)
 
 static void watch(void *ud)
 {
-    ck_assert_int_eq(pact_loop_watch_stalls(S.loop, 20, on_stall, ud), 0);
+    ck_assert_int_eq(pact_loop_watch_stalls(S.h.loop, 20, on_stall, ud), 0);
     sem_post(&watching);
 }
 
@@ -493,7 +448,7 @@ START_TEST(stall_names_the_handler)
     atomic_store(&named_p, 0);
     atomic_store(&named_t, 0);
     sem_init(&watching, 0, 0);
-    ck_assert_int_eq(pact_loop_post(S.loop, watch, NULL), 0);
+    ck_assert_int_eq(pact_loop_post(S.h.loop, watch, NULL), 0);
     sem_wait(&watching);
     /* a loaded machine may not run the watchdog in time: try again */
     for (int i = 0; i < 20 && !atomic_load(&named_cb); i++) {
@@ -802,8 +757,8 @@ END_TEST
 static void do_close_all(void *ud)
 {
     (void)ud;
-    ck_assert_int_eq(pact_loop_close_all(S.loop), 0);
-    ck_assert_int_eq(pact_http_server_close(S.srv, NULL, NULL), 0);
+    ck_assert_int_eq(pact_loop_close_all(S.h.loop), 0);
+    ck_assert_int_eq(pact_http_server_close(S.h.srv, NULL, NULL), 0);
 }
 
 /* pact_loop_close_all with a handler waiting: its timer is cancelled, the
@@ -815,10 +770,8 @@ START_TEST(close_all_mid_request)
     PUT(fd, "GET /hang HTTP/1.1\r\nHost: t\r\n\r\n");
     while (atomic_load(&S.handled) < 1)
         sleep_ms(5);
-    ck_assert_int_eq(pact_loop_post(S.loop, do_close_all, NULL), 0);
-    pthread_join(S.th, NULL);
-    sem_destroy(&S.ready);
-    ck_assert_int_eq(S.free_rc, 0);
+    ck_assert_int_eq(pact_loop_post(S.h.loop, do_close_all, NULL), 0);
+    t_http_join(&S.h);
     ck_assert_int_eq(atomic_load(&S.cancelled), 1);
     ck_assert(closed(fd));
     close(fd);
@@ -836,9 +789,9 @@ static void do_shutdown(void *ud)
 {
     (void)ud;
     ck_assert_int_eq(
-        pact_http_server_shutdown(S.srv, S.shut_ms, on_shutdown, NULL), 0);
+        pact_http_server_shutdown(S.h.srv, S.shut_ms, on_shutdown, NULL), 0);
     /* closing already: refused, nothing changes */
-    ck_assert_int_eq(pact_http_server_shutdown(S.srv, 1, on_shutdown, NULL),
+    ck_assert_int_eq(pact_http_server_shutdown(S.h.srv, 1, on_shutdown, NULL),
                      PACT_EINVAL);
 }
 
@@ -856,15 +809,13 @@ START_TEST(shutdown_with_deadline)
     /* both in flight before the shutdown, however loaded the machine */
     while (atomic_load(&S.handled) < 1 || atomic_load(&S.slow_started) < 1)
         sleep_ms(5);
-    ck_assert_int_eq(pact_loop_post(S.loop, do_shutdown, NULL), 0);
+    ck_assert_int_eq(pact_loop_post(S.h.loop, do_shutdown, NULL), 0);
     char *r = response(slow); /* 80 ms handler: answered */
     ck_assert_int_eq(status_of(r), 200);
     free(r);
     ck_assert(closed(idle));
-    ck_assert(closed(hang));  /* at the deadline */
-    pthread_join(S.th, NULL); /* the loop ends: nothing is left */
-    sem_destroy(&S.ready);
-    ck_assert_int_eq(S.free_rc, 0);
+    ck_assert(closed(hang)); /* at the deadline */
+    t_http_join(&S.h);       /* the loop ends: nothing is left */
     ck_assert_int_eq(atomic_load(&S.cancelled), 1);
     ck_assert_int_eq(atomic_load(&S.shut_calls), 1);
     ck_assert_int_eq(atomic_load(&S.shut_code), PACT_ETIMEDOUT);
@@ -874,7 +825,7 @@ START_TEST(shutdown_with_deadline)
     /* and nothing listens any more */
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)S.port)};
+                            .sin_port = htons((uint16_t)S.h.port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     ck_assert_int_ne(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
     close(fd);
@@ -891,14 +842,12 @@ START_TEST(shutdown_in_time)
     /* in flight (else the shutdown closes it as idle, rightly) */
     while (atomic_load(&S.slow_started) < 1)
         sleep_ms(5);
-    ck_assert_int_eq(pact_loop_post(S.loop, do_shutdown, NULL), 0);
+    ck_assert_int_eq(pact_loop_post(S.h.loop, do_shutdown, NULL), 0);
     char *r = response(fd);
     ck_assert_int_eq(status_of(r), 200);
     free(r);
     ck_assert(closed(fd));
-    pthread_join(S.th, NULL);
-    sem_destroy(&S.ready);
-    ck_assert_int_eq(S.free_rc, 0);
+    t_http_join(&S.h);
     ck_assert_int_eq(atomic_load(&S.shut_calls), 1);
     ck_assert_int_eq(atomic_load(&S.shut_code), 0);
     close(fd);
@@ -938,7 +887,7 @@ END_TEST
 
 START_TEST(curl_agrees)
 {
-    if (system("command -v curl >/dev/null 2>&1") != 0)
+    if (!t_have("curl"))
         return; /* curl is not installed */
     start(NULL);
     char cmd[256];
@@ -946,12 +895,9 @@ START_TEST(curl_agrees)
              "curl -s --max-time 5 -d '{\"k\":[1,2]}' "
              "-H 'Content-Type: application/json' "
              "http://127.0.0.1:%d/json --next http://127.0.0.1:%d/task/9",
-             S.port, S.port);
-    FILE *p = popen(cmd, "r");
-    char out[256] = {0};
-    size_t n = fread(out, 1, sizeof out - 1, p);
-    pclose(p);
-    out[n] = '\0';
+             S.h.port, S.h.port);
+    char out[256];
+    t_output(cmd, out, sizeof out);
     ck_assert_str_eq(out, "{\"got\":{\"k\":[1,2]}}hello 9 q=\n");
     stop();
 }

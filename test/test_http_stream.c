@@ -42,12 +42,7 @@
 #define MARK (64 * 1024)
 
 static struct {
-    pthread_t th;
-    sem_t ready;
-    pact_loop *loop;
-    pact_http_server *srv;
-    int port;
-    int free_rc;
+    struct t_http h;
     atomic_int saw_full;    /* a write said 0: the client may read now */
     atomic_size_t max_held; /* the most pact_http_buffered after a write */
     atomic_int fails, sync_fails, fail_code, aborted, late_write, ended;
@@ -55,10 +50,7 @@ static struct {
     atomic_int codes[16];
     atomic_int hostile_done;
     /* streamed request bodies */
-    size_t max_body;          /* the server's (0: 2 * BIG) */
-    uint64_t body_timeout_ms; /* the server's (0: its default) */
-    uint64_t send_timeout_ms; /* the server's (0: its default) */
-    atomic_size_t max_in;     /* the most body bytes held, at a read */
+    atomic_size_t max_in; /* the most body bytes held, at a read */
     atomic_int body_fails, body_code, body_aborted, late_rc;
     atomic_int mis[16], mis_done;
 } S;
@@ -68,6 +60,13 @@ static struct {
 static unsigned char pattern(size_t i)
 {
     return (unsigned char)(i % 251);
+}
+
+/* @p n bytes of the pattern from its index @p from */
+static void fill_pattern(unsigned char *b, size_t n, size_t from)
+{
+    for (size_t i = 0; i < n; i++)
+        b[i] = pattern(from + i);
 }
 
 /* /big: 64 MiB in 64 KiB pieces, writing while pact_http_write says 1 and
@@ -98,8 +97,7 @@ static void big_done(pact_error *err, void *ud)
 static void big_pump(struct big *b)
 {
     while (b->sent < BIG) {
-        for (size_t i = 0; i < PIECE; i++)
-            b->buf[i] = pattern(b->sent + i);
+        fill_pattern(b->buf, PIECE, b->sent);
         b->sent += PIECE;
         int rc = pact_http_write(b->req, b->buf, PIECE, big_done, b);
         ck_assert_int_ge(rc, 0);
@@ -182,18 +180,10 @@ static void h_forever(pact_http_req *req, void *ud)
 }
 
 /* /slow/...: a whole response, 80 ms later */
-static void slow_later(pact_error *err, void *ud)
-{
-    (void)err;
-    const char *path = pact_http_req_path(ud);
-    pact_http_reply(ud, 200, "text/plain", path, strlen(path));
-}
-
 static void h_slow(pact_http_req *req, void *ud)
 {
     (void)ud;
-    pact_handle h;
-    ck_assert_int_eq(pact_timeout(S.loop, 80, slow_later, req, &h), 0);
+    t_http_path_later(S.h.loop, req, 80);
 }
 
 /* /order: streams at once, behind /slow: it is held in the server */
@@ -298,7 +288,7 @@ static void up_got(pact_error *err, const pact_value *v, void *ud)
             u->bad++;
     u->total += len;
     pact_handle h;
-    ck_assert_int_eq(pact_timeout(S.loop, 1, up_later, u, &h), 0);
+    ck_assert_int_eq(pact_timeout(S.h.loop, 1, up_later, u, &h), 0);
 }
 
 static void h_up(pact_http_req *req, void *ud)
@@ -432,15 +422,8 @@ static void h_mis(pact_http_req *req, void *ud)
 
 /* ---- the server ---------------------------------------------------------- */
 
-static void *server_main(void *arg)
+static void routes(pact_http_server *srv)
 {
-    (void)arg;
-    ck_assert_int_eq(pact_loop_new(&S.loop), 0);
-    pact_http_opts o = {.max_body = S.max_body ? S.max_body : 2 * BIG,
-                        .body_timeout_ms = S.body_timeout_ms,
-                        .send_timeout_ms = S.send_timeout_ms};
-    ck_assert_int_eq(pact_http_listen(S.loop, "127.0.0.1", 0, &o, &S.srv), 0);
-    pact_http_server *srv = S.srv;
     ck_assert_int_eq(pact_http_route(srv, "POST", "/up", h_up, NULL), 0);
     ck_assert_int_eq(pact_http_route_task(srv, "POST", "/sum", h_sum, NULL), 0);
     ck_assert_int_eq(pact_http_route(srv, "POST", "/early", h_early, NULL), 0);
@@ -471,60 +454,62 @@ static void *server_main(void *arg)
     ck_assert_int_eq(pact_http_route(srv, "GET", "/hostile", h_hostile, NULL),
                      0);
     ck_assert_int_eq(pact_http_route(srv, "GET", "/whole", h_whole, NULL), 0);
-    S.port = pact_http_server_port(S.srv);
-    sem_post(&S.ready);
-    pact_loop_run(S.loop, PACT_RUN_DEFAULT);
-    S.free_rc = pact_loop_free(S.loop);
-    if (S.free_rc)
-        pact_loop_print_pending(S.loop, stderr);
-    return NULL;
 }
 
-static void start_with(size_t max_body, uint64_t body_timeout_ms)
+/* The server's options; 0 for each: its default (max_body: 2 * BIG). */
+static void start_with(size_t max_body, uint64_t body_timeout_ms,
+                       uint64_t send_timeout_ms)
 {
     memset(&S, 0, sizeof S);
-    S.max_body = max_body;
-    S.body_timeout_ms = body_timeout_ms;
-    sem_init(&S.ready, 0, 0);
-    ck_assert_int_eq(pthread_create(&S.th, NULL, server_main, NULL), 0);
-    sem_wait(&S.ready);
+    S.h.opts = (pact_http_opts){.max_body = max_body ? max_body : 2 * BIG,
+                                .body_timeout_ms = body_timeout_ms,
+                                .send_timeout_ms = send_timeout_ms};
+    S.h.routes = routes;
+    t_http_start(&S.h);
 }
 
 static void start(void)
 {
-    memset(&S, 0, sizeof S);
-    sem_init(&S.ready, 0, 0);
-    ck_assert_int_eq(pthread_create(&S.th, NULL, server_main, NULL), 0);
-    sem_wait(&S.ready);
+    start_with(0, 0, 0);
 }
 
 static void do_close(void *ud)
 {
     (void)ud;
-    ck_assert_int_eq(pact_http_server_close(S.srv, NULL, NULL), 0);
+    ck_assert_int_eq(pact_http_server_close(S.h.srv, NULL, NULL), 0);
 }
 
 static void stop(void)
 {
-    ck_assert_int_eq(pact_loop_post(S.loop, do_close, NULL), 0);
-    pthread_join(S.th, NULL);
-    sem_destroy(&S.ready);
-    ck_assert_int_eq(S.free_rc, 0);
+    t_http_stop(&S.h);
+}
+
+/* Wait (up to @p secs: never a verdict on speed) until @p a or @p b (may be
+ * NULL) is set by the server's thread. */
+static void wait_set(atomic_int *a, atomic_int *b, unsigned secs)
+{
+    uint64_t t0 = now_us();
+    while (!atomic_load(a) && !(b && atomic_load(b)) &&
+           now_us() - t0 < secs * 1000000ull)
+        sleep_ms(5);
+}
+
+/* After a failed upload: the body's read failed once with @p code, and the
+ * handler's answer after it got @p late_rc. */
+static void stop_body_failed(int code, int late_rc)
+{
+    wait_set(&S.body_fails, NULL, 20);
+    stop();
+    ck_assert_int_eq(atomic_load(&S.body_fails), 1);
+    ck_assert_int_eq(atomic_load(&S.body_code), code);
+    ck_assert_int_eq(atomic_load(&S.late_rc), late_rc);
 }
 
 /* ---- the raw client ------------------------------------------------------ */
 
 static int dial(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_ge(fd, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)S.port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
-    struct timeval tv = {.tv_sec = 20};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    return fd;
+    return t_dial(S.h.port, 20);
 }
 
 static void put(int fd, const char *s)
@@ -539,6 +524,35 @@ struct rd {
     char buf[1 << 16];
     size_t pos, len;
 };
+
+static struct rd *rd_new(int fd)
+{
+    struct rd *r = calloc(1, sizeof *r);
+    ck_assert_ptr_nonnull(r);
+    r->fd = fd;
+    return r;
+}
+
+/* Close the socket and free the reader. */
+static void rd_free(struct rd *r)
+{
+    close(r->fd);
+    free(r);
+}
+
+/* A server (start) and a client connected to it. */
+static struct rd *start_client(void)
+{
+    start();
+    return rd_new(dial());
+}
+
+/* The client goes, then the server (stop). */
+static void stop_client(struct rd *r)
+{
+    rd_free(r);
+    stop();
+}
 
 static int rd_byte(struct rd *r)
 {
@@ -614,6 +628,15 @@ static size_t rd_chunked(struct rd *r, void (*fn)(size_t i, int ch, void *ud),
     }
 }
 
+/* The connection goes on after what was read: /whole is answered. */
+static void whole_goes_on(struct rd *r)
+{
+    char head[1024];
+    put(r->fd, "GET /whole HTTP/1.1\r\nHost: t\r\n\r\n");
+    ck_assert_int_eq(rd_head(r, head, sizeof head), 200);
+    ck_assert_int_eq(rd_byte(r), 'w');
+}
+
 static void collect(size_t i, int ch, void *ud)
 {
     char *s = ud;
@@ -642,8 +665,7 @@ START_TEST(big_body_bounded)
     put(fd, "GET /big HTTP/1.1\r\nHost: t\r\n\r\n");
     while (!atomic_load(&S.saw_full))
         sleep_ms(5);
-    struct rd *r = calloc(1, sizeof *r);
-    r->fd = fd;
+    struct rd *r = rd_new(fd);
     char head[1024];
     ck_assert_int_eq(rd_head(r, head, sizeof head), 200);
     ck_assert_ptr_nonnull(strstr(head, "Transfer-Encoding: chunked"));
@@ -652,13 +674,8 @@ START_TEST(big_body_bounded)
     ck_assert_uint_eq(bad, 0);
     size_t max = atomic_load(&S.max_held);
     ck_assert_msg(max < MARK + PIECE + 64, "held %zu", max);
-    /* the connection goes on */
-    put(fd, "GET /whole HTTP/1.1\r\nHost: t\r\n\r\n");
-    ck_assert_int_eq(rd_head(r, head, sizeof head), 200);
-    ck_assert_int_eq(rd_byte(r), 'w');
-    free(r);
-    close(fd);
-    stop();
+    whole_goes_on(r);
+    stop_client(r);
 }
 END_TEST
 
@@ -666,10 +683,8 @@ END_TEST
  * piece, an empty write sends nothing) and returns: the response ends. */
 START_TEST(task_streams)
 {
-    start();
-    int fd = dial();
-    struct rd *r = calloc(1, sizeof *r);
-    r->fd = fd;
+    struct rd *r = start_client();
+    int fd = r->fd;
     char head[1024], body[256] = "";
     for (int i = 0; i < 2; i++) { /* twice on one connection */
         put(fd, "GET /task HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -691,9 +706,7 @@ START_TEST(task_streams)
         rest[n++] = (char)ch;
     rest[n] = '\0';
     ck_assert_str_eq(rest, "one,two,three");
-    free(r);
-    close(fd);
-    stop();
+    stop_client(r);
 }
 END_TEST
 
@@ -712,10 +725,7 @@ START_TEST(client_goes_mid_stream)
         got += (size_t)n;
     }
     close(fd);
-    uint64_t t0 = now_us();
-    while (!atomic_load(&S.fails) && !atomic_load(&S.sync_fails) &&
-           now_us() - t0 < 20000000)
-        sleep_ms(5);
+    wait_set(&S.fails, &S.sync_fails, 20);
     stop(); /* the loop has ended: nothing more can come */
     /* one write learnt it: its callback, or at once (and then no
      * callback was pending) */
@@ -733,20 +743,13 @@ END_TEST
  * aborted, so the handler lets go (a reverse slowloris holds nothing). */
 START_TEST(client_stops_reading)
 {
-    memset(&S, 0, sizeof S);
-    S.send_timeout_ms = 200;
-    sem_init(&S.ready, 0, 0);
-    ck_assert_int_eq(pthread_create(&S.th, NULL, server_main, NULL), 0);
-    sem_wait(&S.ready);
+    start_with(0, 0, 200);
     int fd = dial();
     int small = 4096; /* so that the buffers fill soon */
     ck_assert_int_eq(
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
     put(fd, "GET /forever HTTP/1.1\r\nHost: t\r\n\r\n");
-    uint64_t t0 = now_us();
-    while (!atomic_load(&S.fails) && !atomic_load(&S.sync_fails) &&
-           now_us() - t0 < 60000000)
-        sleep_ms(10);
+    wait_set(&S.fails, &S.sync_fails, 60);
     ck_assert_int_eq(atomic_load(&S.fails) + atomic_load(&S.sync_fails), 1);
     ck_assert_int_eq(atomic_load(&S.aborted), 1);
     /* the server's side is gone: what was sent drains, then the end */
@@ -770,8 +773,7 @@ START_TEST(stream_keeps_order)
     put(fd, "GET /slow/a HTTP/1.1\r\nHost: t\r\n\r\n"
             "GET /order HTTP/1.1\r\nHost: t\r\n\r\n"
             "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\nz");
-    struct rd *r = calloc(1, sizeof *r);
-    r->fd = fd;
+    struct rd *r = rd_new(fd);
     char head[1024], body[256] = "";
     ck_assert_int_eq(rd_head(r, head, sizeof head), 200);
     for (const char *p = "/slow/a"; *p; p++)
@@ -783,9 +785,7 @@ START_TEST(stream_keeps_order)
     ck_assert_int_eq(rd_byte(r), 'z');
     /* "2\r\nab\r\n" and "2\r\ncd\r\n" waited in the server */
     ck_assert_uint_eq(atomic_load(&S.queued_held), 14);
-    free(r);
-    close(fd);
-    stop();
+    stop_client(r);
 }
 END_TEST
 
@@ -796,17 +796,14 @@ START_TEST(careless_calls)
     int fd = dial();
     put(fd, "GET /hostile HTTP/1.1\r\nHost: t\r\n\r\n"
             "GET /whole HTTP/1.1\r\nHost: t\r\n\r\n");
-    struct rd *r = calloc(1, sizeof *r);
-    r->fd = fd;
+    struct rd *r = rd_new(fd);
     char head[1024], body[256] = "";
     ck_assert_int_eq(rd_head(r, head, sizeof head), 200);
     ck_assert_uint_eq(rd_chunked(r, collect, body), 2);
     ck_assert_str_eq(body, "ok");
     ck_assert_int_eq(rd_head(r, head, sizeof head), 200);
     ck_assert_int_eq(rd_byte(r), 'w');
-    free(r);
-    close(fd);
-    stop();
+    stop_client(r);
     const int want[] = {
         PACT_EINVAL,
         PACT_EINVAL,
@@ -835,19 +832,16 @@ END_TEST
  * twice: the keep-alive survives a streamed response) */
 START_TEST(curl_agrees)
 {
-    if (system("command -v curl >/dev/null 2>&1") != 0)
+    if (!t_have("curl"))
         return; /* curl is not installed */
     start();
     char cmd[256];
     snprintf(cmd, sizeof cmd,
              "curl -s --max-time 10 http://127.0.0.1:%d/task "
              "--next http://127.0.0.1:%d/order",
-             S.port, S.port);
-    FILE *p = popen(cmd, "r");
-    char out[256] = {0};
-    size_t n = fread(out, 1, sizeof out - 1, p);
-    pclose(p);
-    out[n] = '\0';
+             S.h.port, S.h.port);
+    char out[256];
+    t_output(cmd, out, sizeof out);
     ck_assert_str_eq(out, "one,two,threeabcd");
     stop();
 }
@@ -884,6 +878,15 @@ static int rd_whole(struct rd *r, char *body, size_t cap)
     return st;
 }
 
+/* The server answers @p status, then closes: the reader is freed. */
+static void rd_closed_after(struct rd *r, int status)
+{
+    char body[256];
+    ck_assert_int_eq(rd_whole(r, body, sizeof body), status);
+    ck_assert_int_lt(rd_byte(r), 0); /* closed */
+    rd_free(r);
+}
+
 /* 64 MiB uploaded to a handler that reads a piece a millisecond: what the
  * server holds of the body, sampled at every read, stays under the mark
  * plus two socket reads (64 KiB each), and every byte arrives in order. */
@@ -897,13 +900,11 @@ START_TEST(upload_bounded)
     put(fd, head);
     unsigned char *buf = malloc(PIECE);
     for (size_t sent = 0; sent < BIG; sent += PIECE) {
-        for (size_t i = 0; i < PIECE; i++)
-            buf[i] = pattern(sent + i);
+        fill_pattern(buf, PIECE, sent);
         put_n(fd, buf, PIECE);
     }
     free(buf);
-    struct rd *r = calloc(1, sizeof *r);
-    r->fd = fd;
+    struct rd *r = rd_new(fd);
     char body[256];
     ck_assert_int_eq(rd_whole(r, body, sizeof body), 200);
     snprintf(head, sizeof head, "%u 0", BIG);
@@ -911,13 +912,8 @@ START_TEST(upload_bounded)
     size_t max = atomic_load(&S.max_in);
     ck_assert_msg(max <= MARK + 2 * 65536, "held %zu", max);
     ck_assert_msg(max >= MARK, "never filled: held %zu", max);
-    /* the connection goes on */
-    put(fd, "GET /whole HTTP/1.1\r\nHost: t\r\n\r\n");
-    ck_assert_int_eq(rd_head(r, head, sizeof head), 200);
-    ck_assert_int_eq(rd_byte(r), 'w');
-    free(r);
-    close(fd);
-    stop();
+    whole_goes_on(r);
+    stop_client(r);
 }
 END_TEST
 
@@ -926,10 +922,8 @@ END_TEST
  * match the client's. */
 START_TEST(task_reads_chunked)
 {
-    start();
-    int fd = dial();
-    struct rd *r = calloc(1, sizeof *r);
-    r->fd = fd;
+    struct rd *r = start_client();
+    int fd = r->fd;
     char line[256], body[256], want[64];
     put(fd, "POST /sum HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
             "Expect: 100-continue\r\n\r\n");
@@ -968,9 +962,7 @@ START_TEST(task_reads_chunked)
     ck_assert_str_eq(body, want);
     ck_assert_int_eq(rd_whole(r, body, sizeof body), 200);
     ck_assert_str_eq(body, "0 0");
-    free(r);
-    close(fd);
-    stop();
+    stop_client(r);
 }
 END_TEST
 
@@ -979,7 +971,7 @@ END_TEST
  * is refused (and lets go of the request: valgrind finds nothing). */
 START_TEST(upload_too_big)
 {
-    start_with(100000, 0);
+    start_with(100000, 0, 0);
     int fd = dial();
     put(fd, "POST /big413 HTTP/1.1\r\nHost: t\r\n"
             "Transfer-Encoding: chunked\r\n\r\n");
@@ -990,20 +982,9 @@ START_TEST(upload_too_big)
     /* the next chunk's size is past the limit: refused before its bytes
      * (nothing unread is left that would make the close a reset) */
     put(fd, "\r\nea60\r\n");
-    struct rd *r = calloc(1, sizeof *r);
-    r->fd = fd;
-    char body[256];
-    ck_assert_int_eq(rd_whole(r, body, sizeof body), 413);
-    ck_assert_int_lt(rd_byte(r), 0); /* closed */
-    free(r);
-    close(fd);
-    uint64_t t0 = now_us();
-    while (!atomic_load(&S.body_fails) && now_us() - t0 < 20000000)
-        sleep_ms(5);
-    stop();
-    ck_assert_int_eq(atomic_load(&S.body_fails), 1);
-    ck_assert_int_eq(atomic_load(&S.body_code), PACT_EMSGSIZE);
-    ck_assert_int_eq(atomic_load(&S.late_rc), PACT_EALREADY);
+    struct rd *r = rd_new(fd);
+    rd_closed_after(r, 413);
+    stop_body_failed(PACT_EMSGSIZE, PACT_EALREADY);
 }
 END_TEST
 
@@ -1011,24 +992,13 @@ END_TEST
  * with ETIMEDOUT and the server answers 408 and closes. */
 START_TEST(upload_stalls)
 {
-    start_with(0, 300);
+    start_with(0, 300, 0);
     int fd = dial();
     put(fd, "POST /big413 HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n"
             "\r\nsome of it");
-    struct rd *r = calloc(1, sizeof *r);
-    r->fd = fd;
-    char body[256];
-    ck_assert_int_eq(rd_whole(r, body, sizeof body), 408);
-    ck_assert_int_lt(rd_byte(r), 0); /* closed */
-    free(r);
-    close(fd);
-    uint64_t t0 = now_us();
-    while (!atomic_load(&S.body_fails) && now_us() - t0 < 20000000)
-        sleep_ms(5);
-    stop();
-    ck_assert_int_eq(atomic_load(&S.body_fails), 1);
-    ck_assert_int_eq(atomic_load(&S.body_code), PACT_ETIMEDOUT);
-    ck_assert_int_eq(atomic_load(&S.late_rc), PACT_EALREADY);
+    struct rd *r = rd_new(fd);
+    rd_closed_after(r, 408);
+    stop_body_failed(PACT_ETIMEDOUT, PACT_EALREADY);
 }
 END_TEST
 
@@ -1040,18 +1010,11 @@ START_TEST(upload_client_goes)
     int fd = dial();
     put(fd, "POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\n");
     static unsigned char data[100000];
-    for (size_t i = 0; i < sizeof data; i++)
-        data[i] = pattern(i);
+    fill_pattern(data, sizeof data, 0);
     put_n(fd, data, sizeof data);
     close(fd);
-    uint64_t t0 = now_us();
-    while (!atomic_load(&S.body_fails) && now_us() - t0 < 20000000)
-        sleep_ms(5);
-    stop();
-    ck_assert_int_eq(atomic_load(&S.body_fails), 1);
-    ck_assert_int_eq(atomic_load(&S.body_code), PACT_ECONNRESET);
+    stop_body_failed(PACT_ECONNRESET, 0);
     ck_assert_int_eq(atomic_load(&S.body_aborted), 1);
-    ck_assert_int_eq(atomic_load(&S.late_rc), 0);
 }
 END_TEST
 
@@ -1060,10 +1023,8 @@ END_TEST
  * answered on the same connection. */
 START_TEST(early_answer_pipelined)
 {
-    start();
-    int fd = dial();
-    struct rd *r = calloc(1, sizeof *r);
-    r->fd = fd;
+    struct rd *r = start_client();
+    int fd = r->fd;
     char body[256];
     static unsigned char data[200000];
     memset(data, 'x', sizeof data);
@@ -1080,9 +1041,7 @@ START_TEST(early_answer_pipelined)
     ck_assert_str_eq(body, "early");
     ck_assert_int_eq(rd_whole(r, body, sizeof body), 200);
     ck_assert_str_eq(body, "w");
-    free(r);
-    close(fd);
-    stop();
+    stop_client(r);
 }
 END_TEST
 
@@ -1090,13 +1049,10 @@ END_TEST
  * connection goes on after it. */
 START_TEST(echo_while_reading)
 {
-    start();
-    int fd = dial();
-    struct rd *r = calloc(1, sizeof *r);
-    r->fd = fd;
+    struct rd *r = start_client();
+    int fd = r->fd;
     static unsigned char data[200000];
-    for (size_t i = 0; i < sizeof data; i++)
-        data[i] = pattern(i);
+    fill_pattern(data, sizeof data, 0);
     for (int k = 0; k < 2; k++) {
         put(fd, "POST /echo2 HTTP/1.1\r\nHost: t\r\n"
                 "Content-Length: 200000\r\n\r\n");
@@ -1107,9 +1063,7 @@ START_TEST(echo_while_reading)
         ck_assert_uint_eq(rd_chunked(r, check_pattern, &bad), sizeof data);
         ck_assert_uint_eq(bad, 0);
     }
-    free(r);
-    close(fd);
-    stop();
+    stop_client(r);
 }
 END_TEST
 
@@ -1120,25 +1074,20 @@ START_TEST(close_mid_body)
     start();
     int fd = dial();
     static unsigned char data[200000];
-    for (size_t i = 0; i < sizeof data; i++)
-        data[i] = pattern(i);
+    fill_pattern(data, sizeof data, 0);
     put(fd, "POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: 200000\r\n\r\n");
     put_n(fd, data, 100000);
     while (!atomic_load(&S.max_in)) /* its handler has read a piece */
         sleep_ms(5);
-    ck_assert_int_eq(pact_loop_post(S.loop, do_close, NULL), 0);
+    ck_assert_int_eq(pact_loop_post(S.h.loop, do_close, NULL), 0);
     put_n(fd, data + 100000, 100000);
-    struct rd *r = calloc(1, sizeof *r);
-    r->fd = fd;
+    struct rd *r = rd_new(fd);
     char body[256];
     ck_assert_int_eq(rd_whole(r, body, sizeof body), 200);
     ck_assert_str_eq(body, "200000 0");
     ck_assert_int_lt(rd_byte(r), 0); /* closed */
-    free(r);
-    close(fd);
-    pthread_join(S.th, NULL);
-    sem_destroy(&S.ready);
-    ck_assert_int_eq(S.free_rc, 0);
+    rd_free(r);
+    t_http_join(&S.h);
 }
 END_TEST
 
@@ -1147,10 +1096,8 @@ END_TEST
  * one piece, then the end. */
 START_TEST(careless_reads)
 {
-    start();
-    int fd = dial();
-    struct rd *r = calloc(1, sizeof *r);
-    r->fd = fd;
+    struct rd *r = start_client();
+    int fd = r->fd;
     char body[256];
     const char *paths[] = {"/mis", "/plain"};
     for (int k = 0; k < 2; k++) {
@@ -1170,9 +1117,7 @@ START_TEST(careless_reads)
                           paths[k], i, atomic_load(&S.mis[i]));
         atomic_store(&S.mis_done, 0);
     }
-    free(r);
-    close(fd);
-    stop();
+    stop_client(r);
 }
 END_TEST
 

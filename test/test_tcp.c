@@ -132,8 +132,8 @@ END_TEST
 /* ---- peers that go away -------------------------------------------------- */
 
 struct peer {
-    int errors, closes, code, reads;
-    pact_tcp_server *srv;
+    struct t_seen seen; /* first: the ud of t_seen_close too */
+    int errors, code, reads;
     pact_stream *server_side;
     int raw; /* the client, a plain socket */
     size_t written;
@@ -147,22 +147,9 @@ static void peer_error(pact_stream *s, pact_error *err, void *ud)
     p->code = pact_error_code(err);
 }
 
-static void peer_close(pact_stream *s, void *ud)
-{
-    (void)s;
-    struct peer *p = ud;
-    p->closes++;
-    pact_tcp_server_close(p->srv, NULL, NULL);
-}
-
 static int raw_connect(int port)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
-    return fd;
+    return t_dial(port, 0);
 }
 
 /* close with a reset (SO_LINGER 0) */
@@ -193,7 +180,7 @@ static void mid_read_accept(pact_error *err, pact_stream *s, void *ud)
     struct peer *p = ud;
     if (err)
         return;
-    pact_stream_events ev = {.error = peer_error, .close = peer_close};
+    pact_stream_events ev = {.error = peer_error, .close = t_seen_close};
     ck_assert_int_eq(pact_stream_on(s, &ev, p), 0);
     ck_assert_int_eq(pact_stream_read_exact(s, 1000, NULL, mid_read_got, p), 0);
     ck_assert_int_eq(send(p->raw, "only ten b", 10, 0), 10);
@@ -204,14 +191,14 @@ START_TEST(peer_resets_mid_read)
 {
     struct peer p = {0};
     ck_assert_int_eq(pact_tcp_listen(t_loop, "127.0.0.1", 0, NULL,
-                                     mid_read_accept, &p, &p.srv),
+                                     mid_read_accept, &p, &p.seen.srv),
                      0);
-    p.raw = raw_connect(pact_tcp_server_port(p.srv));
+    p.raw = raw_connect(pact_tcp_server_port(p.seen.srv));
     run_ok();
     ck_assert_int_eq(p.reads, 1);
     ck_assert_int_eq(p.code, PACT_ECONNRESET);
     ck_assert_int_eq(p.errors, 1);
-    ck_assert_int_eq(p.closes, 1);
+    ck_assert_int_eq(p.seen.closes, 1);
 }
 END_TEST
 
@@ -223,7 +210,7 @@ static void mid_write_accept(pact_error *err, pact_stream *s, void *ud)
     if (err)
         return;
     pact_stream_events ev = {
-        .error = peer_error, .close = peer_close, .drain = flood};
+        .error = peer_error, .close = t_seen_close, .drain = flood};
     ck_assert_int_eq(pact_stream_on(s, &ev, p), 0);
     flood(s, p);
     raw_reset(p->raw); /* it never read a byte */
@@ -243,13 +230,13 @@ START_TEST(peer_resets_mid_write)
     /* a SIGPIPE would end this process: Check reports the signal */
     struct peer p = {0};
     ck_assert_int_eq(pact_tcp_listen(t_loop, "127.0.0.1", 0, NULL,
-                                     mid_write_accept, &p, &p.srv),
+                                     mid_write_accept, &p, &p.seen.srv),
                      0);
-    p.raw = raw_connect(pact_tcp_server_port(p.srv));
+    p.raw = raw_connect(pact_tcp_server_port(p.seen.srv));
     run_ok();
     ck_assert_int_eq(p.errors, 1);
     ck_assert(p.code == PACT_EPIPE || p.code == PACT_ECONNRESET);
-    ck_assert_int_eq(p.closes, 1);
+    ck_assert_int_eq(p.seen.closes, 1);
 }
 END_TEST
 
@@ -877,9 +864,9 @@ END_TEST
 /* ---- timeouts ------------------------------------------------------------ */
 
 struct tmo {
-    int errors, closes;
+    struct t_seen seen; /* first: the ud of t_seen_close too */
+    int errors;
     char why[64];
-    pact_tcp_server *srv;
 };
 
 static void tmo_error(pact_stream *s, pact_error *err, void *ud)
@@ -891,19 +878,11 @@ static void tmo_error(pact_stream *s, pact_error *err, void *ud)
     t->errors++;
 }
 
-static void tmo_close(pact_stream *s, void *ud)
-{
-    (void)s;
-    struct tmo *t = ud;
-    t->closes++;
-    pact_tcp_server_close(t->srv, NULL, NULL);
-}
-
 static void tmo_accept(pact_error *err, pact_stream *s, void *ud)
 {
     if (err)
         return;
-    pact_stream_events ev = {.error = tmo_error, .close = tmo_close};
+    pact_stream_events ev = {.error = tmo_error, .close = t_seen_close};
     ck_assert_int_eq(pact_stream_on(s, &ev, ud), 0);
 }
 
@@ -932,13 +911,14 @@ static void one_timeout(pact_tcp_accept_cb accept, pact_stream_opts *o,
     struct tmo t = {0};
     pact_tcp_listen_opts lo = {.stream = o};
     ck_assert_int_eq(
-        pact_tcp_listen(t_loop, "127.0.0.1", 0, &lo, accept, &t, &t.srv), 0);
-    int raw = raw_connect(pact_tcp_server_port(t.srv));
+        pact_tcp_listen(t_loop, "127.0.0.1", 0, &lo, accept, &t, &t.seen.srv),
+        0);
+    int raw = raw_connect(pact_tcp_server_port(t.seen.srv));
     uint64_t t0 = now_us();
     run_ok();
     ck_assert_uint_ge(now_us() - t0, 40000); /* not before its time */
     ck_assert_int_eq(t.errors, 1);
-    ck_assert_int_eq(t.closes, 1);
+    ck_assert_int_eq(t.seen.closes, 1);
     ck_assert_str_eq(t.why, why);
     close(raw);
 }

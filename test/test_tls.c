@@ -56,25 +56,52 @@ static void run_ok(void)
     ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
 }
 
-static pact_tcp_server *tls_listen(pact_tcp_accept_cb cb, void *ud)
+/* A server on 127.0.0.1 with @p ctx (NULL: plain TCP). */
+static pact_tcp_server *listen_with(pact_tls_ctx *ctx, pact_tcp_accept_cb cb,
+                                    void *ud)
 {
     pact_tcp_server *srv;
-    pact_tcp_listen_opts lo = {.tls = srv_ctx};
+    pact_tcp_listen_opts lo = {.tls = ctx};
     ck_assert_int_eq(pact_tcp_listen(t_loop, "127.0.0.1", 0, &lo, cb, ud, &srv),
                      0);
     return srv;
 }
 
+static pact_tcp_server *tls_listen(pact_tcp_accept_cb cb, void *ud)
+{
+    return listen_with(srv_ctx, cb, ud);
+}
+
+/* Connect to @p srv with @p o (may be NULL: plain TCP). */
+static void connect_to(pact_tcp_server *srv, const pact_tcp_connect_opts *o,
+                       pact_stream_cb cb, void *ud)
+{
+    ck_assert_int_eq(pact_tcp_connect(t_loop, "127.0.0.1",
+                                      pact_tcp_server_port(srv), o, cb, ud),
+                     0);
+}
+
+/* Connect to @p srv with TLS: @p ctx, the server checked against @p name. */
+static void tls_connect(pact_tcp_server *srv, pact_tls_ctx *ctx,
+                        const char *name, pact_stream_cb cb, void *ud)
+{
+    pact_tcp_connect_opts o = {.tls = ctx, .servername = name};
+    connect_to(srv, &o, cb, ud);
+}
+
 /* A blocking TCP socket connected to @p port. */
 static int raw_connect(int port)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_ge(fd, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
-    return fd;
+    return t_dial(port, 0);
+}
+
+/* In a task: the peer's end (PACT_EOF) comes next on @p s; then close it. */
+static void expect_eof_and_close(pact_stream *s)
+{
+    pact_error *err = PACT_AWAIT_ERR(pact_stream_read_some_p(s, NULL), NULL);
+    ck_assert_int_eq(pact_error_code(err), PACT_EOF);
+    pact_error_unref(err);
+    pact_stream_close(s);
 }
 
 /* ---- echo in three styles, one client ------------------------------------ */
@@ -116,8 +143,8 @@ END_TEST
 /* ---- the callback style on the client side too --------------------------- */
 
 struct cb_client {
-    pact_tcp_server *srv;
-    int connected, ends, closes;
+    struct t_seen seen; /* first: the ud of t_seen_end and t_seen_close too */
+    int connected;
     char got[64];
     size_t n;
 };
@@ -132,27 +159,13 @@ static void cbc_data(pact_stream *s, const void *buf, size_t len, void *ud)
         ck_assert_int_eq(pact_stream_end(s), 0);
 }
 
-static void cbc_end(pact_stream *s, void *ud)
-{
-    (void)s;
-    ((struct cb_client *)ud)->ends++;
-}
-
-static void cbc_close(pact_stream *s, void *ud)
-{
-    (void)s;
-    struct cb_client *c = ud;
-    c->closes++;
-    pact_tcp_server_close(c->srv, NULL, NULL);
-}
-
 static void cbc_connected(pact_error *err, pact_stream *s, void *ud)
 {
     struct cb_client *c = ud;
     ck_assert_ptr_null(err);
     c->connected++;
     pact_stream_events ev = {
-        .data = cbc_data, .end = cbc_end, .close = cbc_close};
+        .data = cbc_data, .end = t_seen_end, .close = t_seen_close};
     ck_assert_int_eq(pact_stream_on(s, &ev, c), 0);
     ck_assert_int_eq(pact_stream_write(s, "hello", 5), 1);
 }
@@ -160,16 +173,12 @@ static void cbc_connected(pact_error *err, pact_stream *s, void *ud)
 START_TEST(echo_callbacks)
 {
     struct cb_client c = {0};
-    c.srv = tls_listen(echo_accept, NULL);
-    pact_tcp_connect_opts o = {.tls = cli_ctx, .servername = "localhost"};
-    ck_assert_int_eq(pact_tcp_connect(t_loop, "127.0.0.1",
-                                      pact_tcp_server_port(c.srv), &o,
-                                      cbc_connected, &c),
-                     0);
+    c.seen.srv = tls_listen(echo_accept, NULL);
+    tls_connect(c.seen.srv, cli_ctx, "localhost", cbc_connected, &c);
     run_ok();
     ck_assert_int_eq(c.connected, 1);
-    ck_assert_int_eq(c.ends, 1);
-    ck_assert_int_eq(c.closes, 1);
+    ck_assert_int_eq(c.seen.ends, 1);
+    ck_assert_int_eq(c.seen.closes, 1);
     c.got[c.n] = 0;
     ck_assert_str_eq(c.got, "hello");
 }
@@ -205,19 +214,21 @@ static void record_connect(pact_error *err, pact_stream *s, void *ud)
         pact_tcp_server_close(o->srv, NULL, NULL);
 }
 
+/* Run the loop; the connect's callback came once, with @p code. */
+static void run_outcome(const struct outcome *out, int code)
+{
+    run_ok();
+    ck_assert_int_eq(out->calls, 1);
+    ck_assert_int_eq(out->code, code);
+}
+
 static void expect_failure(pact_tls_ctx *ctx, const char *name, const char *why)
 {
     int accepted = 0;
     struct outcome out = {0};
     out.srv = tls_listen(count_accept, &accepted);
-    pact_tcp_connect_opts o = {.tls = ctx, .servername = name};
-    ck_assert_int_eq(pact_tcp_connect(t_loop, "127.0.0.1",
-                                      pact_tcp_server_port(out.srv), &o,
-                                      record_connect, &out),
-                     0);
-    run_ok();
-    ck_assert_int_eq(out.calls, 1);
-    ck_assert_int_eq(out.code, PACT_EPROTO);
+    tls_connect(out.srv, ctx, name, record_connect, &out);
+    run_outcome(&out, PACT_EPROTO);
     ck_assert_msg(strstr(out.msg, why), "message: %s", out.msg);
     ck_assert_int_eq(accepted, 0); /* the server never handed it over */
 }
@@ -251,15 +262,9 @@ START_TEST(insecure_no_verify)
     int accepted = 0;
     struct outcome out = {0};
     out.srv = tls_listen(count_accept, &accepted);
-    pact_tcp_connect_opts o = {.tls = ctx, .servername = "example.com"};
-    ck_assert_int_eq(pact_tcp_connect(t_loop, "127.0.0.1",
-                                      pact_tcp_server_port(out.srv), &o,
-                                      record_connect, &out),
-                     0);
+    tls_connect(out.srv, ctx, "example.com", record_connect, &out);
     pact_tls_ctx_free(ctx); /* the connect keeps what it needs */
-    run_ok();
-    ck_assert_int_eq(out.calls, 1);
-    ck_assert_int_eq(out.code, 0);
+    run_outcome(&out, 0);
 }
 END_TEST
 
@@ -376,11 +381,7 @@ START_TEST(mib_each_way)
     struct pump cp = {.done = &done};
     pact_tcp_server *srv = tls_listen(pump_accept, &sp);
     sp.srv = cp.srv = srv;
-    pact_tcp_connect_opts o = {.tls = cli_ctx, .servername = "localhost"};
-    ck_assert_int_eq(pact_tcp_connect(t_loop, "127.0.0.1",
-                                      pact_tcp_server_port(srv), &o,
-                                      pump_connected, &cp),
-                     0);
+    tls_connect(srv, cli_ctx, "localhost", pump_connected, &cp);
     run_ok();
     ck_assert_int_eq(sp.got, BIG);
     ck_assert_int_eq(cp.got, BIG);
@@ -404,17 +405,9 @@ static void hang_up_accept(pact_error *err, pact_stream *s, void *ud)
 START_TEST(server_closes_mid_handshake)
 {
     struct outcome out = {0};
-    ck_assert_int_eq(pact_tcp_listen(t_loop, "127.0.0.1", 0, NULL,
-                                     hang_up_accept, NULL, &out.srv),
-                     0);
-    pact_tcp_connect_opts o = {.tls = cli_ctx, .servername = "localhost"};
-    ck_assert_int_eq(pact_tcp_connect(t_loop, "127.0.0.1",
-                                      pact_tcp_server_port(out.srv), &o,
-                                      record_connect, &out),
-                     0);
-    run_ok();
-    ck_assert_int_eq(out.calls, 1);
-    ck_assert_int_eq(out.code, PACT_ECONNRESET);
+    out.srv = listen_with(NULL, hang_up_accept, NULL);
+    tls_connect(out.srv, cli_ctx, "localhost", record_connect, &out);
+    run_outcome(&out, PACT_ECONNRESET);
 }
 END_TEST
 
@@ -591,13 +584,8 @@ START_TEST(abort_during_handshake)
     struct starter st = {.h = &h};
     ck_assert_int_eq(pact_abort_new(t_loop, &st.abort), 0);
     h.abort = st.abort;
-    ck_assert_int_eq(
-        pact_tcp_listen(t_loop, "127.0.0.1", 0, NULL, hold_accept, &h, &st.srv),
-        0);
-    ck_assert_int_eq(pact_tcp_connect(t_loop, "127.0.0.1",
-                                      pact_tcp_server_port(st.srv), NULL,
-                                      plain_connected, &st),
-                     0);
+    st.srv = listen_with(NULL, hold_accept, &h);
+    connect_to(st.srv, NULL, plain_connected, &st);
     run_ok();
     ck_assert_int_eq(st.calls, 1);
     ck_assert_int_eq(st.code, PACT_ECANCELED);
@@ -608,18 +596,11 @@ START_TEST(abort_during_handshake)
     struct holder h2 = {0};
     struct outcome out = {0};
     ck_assert_int_eq(pact_abort_new(t_loop, &h2.abort), 0);
-    ck_assert_int_eq(pact_tcp_listen(t_loop, "127.0.0.1", 0, NULL, hold_accept,
-                                     &h2, &out.srv),
-                     0);
+    out.srv = listen_with(NULL, hold_accept, &h2);
     pact_tcp_connect_opts o = {
         .tls = cli_ctx, .servername = "localhost", .abort = h2.abort};
-    ck_assert_int_eq(pact_tcp_connect(t_loop, "127.0.0.1",
-                                      pact_tcp_server_port(out.srv), &o,
-                                      record_connect, &out),
-                     0);
-    run_ok();
-    ck_assert_int_eq(out.calls, 1);
-    ck_assert_int_eq(out.code, PACT_ECANCELED);
+    connect_to(out.srv, &o, record_connect, &out);
+    run_outcome(&out, PACT_ECANCELED);
     ck_assert_ptr_null(h2.held); /* closed by the client's end */
     pact_abort_unref(h2.abort);
 }
@@ -659,9 +640,7 @@ static void three_pending(struct pending3 *p, pact_tcp_server **tls_srv,
 {
     *tls_srv = tls_listen(count_accept, calls + 3);
     *raw = raw_connect(pact_tcp_server_port(*tls_srv));
-    ck_assert_int_eq(pact_tcp_listen(t_loop, "127.0.0.1", 0, NULL, hold_accept,
-                                     &p->h, plain_srv),
-                     0);
+    *plain_srv = listen_with(NULL, hold_accept, &p->h);
     int port = pact_tcp_server_port(*plain_srv);
     pact_tcp_connect_opts o = {.tls = cli_ctx, .servername = "localhost"};
     ck_assert_int_eq(
@@ -722,12 +701,8 @@ START_TEST(handshake_timeout)
     pact_tls_ctx *quick =
         pact_tls_server_ctx_new(certs.cert, certs.key, &so, NULL);
     ck_assert_ptr_nonnull(quick);
-    pact_tcp_server *srv;
     int accepted = 0;
-    pact_tcp_listen_opts lo = {.tls = quick};
-    ck_assert_int_eq(pact_tcp_listen(t_loop, "127.0.0.1", 0, &lo, count_accept,
-                                     &accepted, &srv),
-                     0);
+    pact_tcp_server *srv = listen_with(quick, count_accept, &accepted);
     pact_tls_ctx_free(quick);
     int raw = raw_connect(pact_tcp_server_port(srv));
     /* the server gives up on a client that says nothing: EOF here */
@@ -906,10 +881,7 @@ static pact_error *starttls_server(void *arg, pact_value *result)
     ck_assert_ptr_null(
         PACT_AWAIT_ERR(pact_stream_write_p(s, "secret\n", 7), NULL));
     ck_assert_ptr_null(PACT_AWAIT_ERR(pact_stream_end_p(s), NULL));
-    pact_error *err = PACT_AWAIT_ERR(pact_stream_read_some_p(s, NULL), NULL);
-    ck_assert_int_eq(pact_error_code(err), PACT_EOF);
-    pact_error_unref(err);
-    pact_stream_close(s);
+    expect_eof_and_close(s);
     return NULL;
 }
 
@@ -940,10 +912,7 @@ static pact_error *starttls_client(void *arg, pact_value *result)
     snprintf(st->client_got, sizeof st->client_got, "%s",
              (char *)v.u.bytes.data);
     pact_value_release(&v);
-    pact_error *err = PACT_AWAIT_ERR(pact_stream_read_some_p(s, NULL), NULL);
-    ck_assert_int_eq(pact_error_code(err), PACT_EOF);
-    pact_error_unref(err);
-    pact_stream_close(s);
+    expect_eof_and_close(s);
     pact_tcp_server_close(st->srv, NULL, NULL);
     return NULL;
 }
@@ -951,9 +920,7 @@ static pact_error *starttls_client(void *arg, pact_value *result)
 START_TEST(starttls_in_tasks)
 {
     struct starttls st = {0};
-    ck_assert_int_eq(pact_tcp_listen(t_loop, "127.0.0.1", 0, NULL,
-                                     starttls_accept, NULL, &st.srv),
-                     0);
+    st.srv = listen_with(NULL, starttls_accept, NULL);
     st.port = pact_tcp_server_port(st.srv);
     pact_promise *t = pact_task_spawn(t_loop, starttls_client, &st, NULL);
     run_ok();
@@ -1012,10 +979,7 @@ static pact_error *sf_client(void *arg, pact_value *result)
     ck_assert(memcmp(b + 5, f->want + SF_OFF, SF_LEN) == 0);
     ck_assert(memcmp(b + 5 + SF_LEN, "tail\n", 5) == 0);
     pact_value_release(&v);
-    pact_error *err = PACT_AWAIT_ERR(pact_stream_read_some_p(s, NULL), NULL);
-    ck_assert_int_eq(pact_error_code(err), PACT_EOF);
-    pact_error_unref(err);
-    pact_stream_close(s);
+    expect_eof_and_close(s);
     pact_tcp_server_close(f->srv, NULL, NULL);
     return NULL;
 }
@@ -1045,8 +1009,8 @@ START_TEST(sendfile_over_tls)
 END_TEST
 
 struct idle {
-    int code, ends, closes;
-    pact_tcp_server *srv;
+    struct t_seen seen; /* first: the ud of t_seen_end and t_seen_close too */
+    int code;
 };
 
 static void idle_error(pact_stream *s, pact_error *err, void *ud)
@@ -1063,25 +1027,11 @@ static void idle_accept(pact_error *err, pact_stream *s, void *ud)
     ck_assert_int_eq(pact_stream_on(s, &ev, ud), 0);
 }
 
-static void idle_end(pact_stream *s, void *ud)
-{
-    (void)s;
-    ((struct idle *)ud)->ends++;
-}
-
-static void idle_close(pact_stream *s, void *ud)
-{
-    (void)s;
-    struct idle *i = ud;
-    i->closes++;
-    pact_tcp_server_close(i->srv, NULL, NULL);
-}
-
 static void idle_connected(pact_error *err, pact_stream *s, void *ud)
 {
     ck_assert_ptr_null(err);
     pact_stream_events ev = {
-        .data = t_echo_data, .end = idle_end, .close = idle_close};
+        .data = t_echo_data, .end = t_seen_end, .close = t_seen_close};
     ck_assert_int_eq(pact_stream_on(s, &ev, ud), 0);
 }
 
@@ -1090,17 +1040,13 @@ START_TEST(read_timeout_after_handshake)
     struct idle i = {0};
     pact_stream_opts so = {.read_timeout_ms = 100};
     pact_tcp_listen_opts lo = {.tls = srv_ctx, .stream = &so};
-    ck_assert_int_eq(
-        pact_tcp_listen(t_loop, "127.0.0.1", 0, &lo, idle_accept, &i, &i.srv),
-        0);
-    pact_tcp_connect_opts o = {.tls = cli_ctx, .servername = "localhost"};
-    ck_assert_int_eq(pact_tcp_connect(t_loop, "127.0.0.1",
-                                      pact_tcp_server_port(i.srv), &o,
-                                      idle_connected, &i),
+    ck_assert_int_eq(pact_tcp_listen(t_loop, "127.0.0.1", 0, &lo, idle_accept,
+                                     &i, &i.seen.srv),
                      0);
+    tls_connect(i.seen.srv, cli_ctx, "localhost", idle_connected, &i);
     run_ok();
     ck_assert_int_eq(i.code, PACT_ETIMEDOUT); /* the server's stream */
-    ck_assert_int_eq(i.closes, 1);            /* and the client saw it go */
+    ck_assert_int_eq(i.seen.closes, 1);       /* and the client saw it go */
 }
 END_TEST
 
@@ -1164,14 +1110,8 @@ static void refusals_connected(pact_error *err, pact_stream *s, void *ud)
 START_TEST(start_refusals)
 {
     struct holder h = {0};
-    pact_tcp_server *srv;
-    ck_assert_int_eq(
-        pact_tcp_listen(t_loop, "127.0.0.1", 0, NULL, hold_accept, &h, &srv),
-        0);
-    ck_assert_int_eq(pact_tcp_connect(t_loop, "127.0.0.1",
-                                      pact_tcp_server_port(srv), NULL,
-                                      refusals_connected, srv),
-                     0);
+    pact_tcp_server *srv = listen_with(NULL, hold_accept, &h);
+    connect_to(srv, NULL, refusals_connected, srv);
     run_ok();
     ck_assert_ptr_null(h.held);
 }
