@@ -50,20 +50,28 @@ struct pact__slab {
  * unpoisoned under ASan) so that a stale reference is caught. */
 #define FREE_NEXT(n) ((n)->free_next)
 #define BODY_OFF offsetof(pact_promise, u)
+/* The body is marked freed; the header and the deferred's tail are not. */
+#define BODY_LEN (offsetof(pact_promise, d) - BODY_OFF)
 
-/* A deferred's node (see struct pact_deferred). */
+/* A referenced deferred's tail, and the node of a far deferred (see struct
+ * pact_deferred). */
 #define STATE_DEFERRED 0xde
 
-/* Give slot @p n back to the free list. */
+/* Give slot @p n back to the free list, or, while its deferred is still
+ * referenced, leave it half dead for the deferred's last unref to free. */
 static void slot_put(pact_loop *loop, pact_promise *n)
 {
     struct pact__promises *ps = pact__promises_had(loop);
     n->state = STATE_DEAD;
     n->refs = 0;
+    if (PACT__UNLIKELY(n->d.state == STATE_DEFERRED)) {
+        POISON(ps, (char *)n + BODY_OFF, BODY_LEN);
+        return; /* n->loop stays: the deferred's calls check the thread */
+    }
     FREE_NEXT(n) = ps->pfree;
     ps->pfree = n;
     ps->plive--;
-    POISON(ps, (char *)n + BODY_OFF, sizeof *n - BODY_OFF);
+    POISON(ps, (char *)n + BODY_OFF, BODY_LEN);
 }
 
 static void node_release(pact_loop *loop, pact_promise *n)
@@ -91,16 +99,19 @@ static pact_promise *slot_take(pact_loop *loop)
             return NULL;
         s->next = ps->slabs;
         ps->slabs = s;
+        s->nodes[0].d.state = STATE_DEAD;
         for (size_t i = SLAB_NODES - 1; i > 0; i--) {
             s->nodes[i].state = STATE_DEAD;
             s->nodes[i].refs = 0;
+            s->nodes[i].d.state = STATE_DEAD;
+            s->nodes[i].d.refs = 0;
             FREE_NEXT(&s->nodes[i]) = ps->pfree;
             ps->pfree = &s->nodes[i];
-            POISON(ps, (char *)&s->nodes[i] + BODY_OFF, sizeof *n - BODY_OFF);
+            POISON(ps, (char *)&s->nodes[i] + BODY_OFF, BODY_LEN);
         }
         n = &s->nodes[0];
     }
-    UNPOISON(ps, (char *)n + BODY_OFF, sizeof *n - BODY_OFF);
+    UNPOISON(ps, (char *)n + BODY_OFF, BODY_LEN);
     ps->plive++;
     return n;
 }
@@ -385,23 +396,23 @@ static void adopt_job(void *arg)
     pact__unref(q);
 }
 
-/* A deferred for @p p (its reference moves in), or NULL without memory. */
-static pact_deferred *deferred_new(pact_loop *loop, pact_promise *p)
+/* A far deferred for @p p (its reference moves in), or NULL without
+ * memory: a thenable's resolver, quiet. */
+static pact_deferred *far_deferred_new(pact_loop *loop, pact_promise *p)
 {
     pact_promise *n = slot_take(loop);
     if (!n)
         return NULL;
-    n->refs = 1;
-    n->state = STATE_DEFERRED;
-    n->role = NODE_CB; /* not a promise */
+    n->refs = 0;
+    n->state = STATE_DEFERRED; /* not a promise */
+    n->role = NODE_CB;
     n->hkind = H_CALLBACK;
     n->flags = 0;
     n->loop = loop;
-    n->u.d.p = p;
-    n->u.d.was = p;
-    n->u.d.done = false;
-    n->u.d.quiet = false;
-    return (pact_deferred *)n;
+    n->u.far.p = p;
+    n->d = (struct pact_deferred){
+        .refs = 1, .state = STATE_DEFERRED, .quiet = true, .far = true};
+    return &n->d;
 }
 
 /* The same for a foreign thenable: call its then once with a resolver. */
@@ -412,17 +423,16 @@ static void thenable_job(void *arg)
     const pact_thenable_vt *vt = p->u.w.on_err.vt;
     p->u.w.ud = NULL;
     p->u.w.on_err.vt = NULL;
-    pact_deferred *d = deferred_new(p->loop, p);
+    pact_deferred *d = far_deferred_new(p->loop, p);
     if (!d) {
         pact__reject(p, NULL);
         pact__unref(p);
     } else {
-        d->n.u.d.quiet = true;
         /* a microtask step: say whose code it runs */
         pact__label_refine(p->loop, PACT_STEP_REACTION,
                            (void (*)(void))vt->then, obj);
         int rc = vt->then(obj, d);
-        if (rc < 0 && !d->n.u.d.done)
+        if (rc < 0 && !d->done)
             pact_deferred_reject(
                 d, PACT_ERROR(rc, "the thenable's then failed (%s)",
                               pact_err_name(rc)));
@@ -932,22 +942,27 @@ static bool loop_ok(pact_loop *loop, const char *fn)
     return !pact__misuse_thread(loop, fn);
 }
 
+/* The node whose tail @p d is. */
+static inline pact_promise *deferred_node(const pact_deferred *d)
+{
+    return (pact_promise *)((char *)(uintptr_t)d - offsetof(pact_promise, d));
+}
+
 pact_deferred *pact__deferred_new(pact_loop *loop, pact_promise **out,
                                   const char *fn)
 {
     if (!loop_ok(loop, fn))
         return NULL;
     pact_promise *p = pact__promise_new(loop);
-    pact_deferred *d = p ? deferred_new(loop, p) : NULL;
-    if (!d) {
-        pact__unref(p);
+    if (!p)
         return NULL;
-    }
+    /* p's one reference is the deferred's until it settles */
+    p->d = (struct pact_deferred){.refs = 1, .state = STATE_DEFERRED};
     if (out) {
         p->refs++;
         *out = p;
     }
-    return d;
+    return &p->d;
 }
 
 pact_deferred *pact_deferred_new(pact_loop *loop, pact_promise **out)
@@ -960,7 +975,7 @@ static int deferred_misuse(const pact_deferred *d, const char *fn)
 {
     if (!d)
         return pact__misuse(fn, PACT_EINVAL, "deferred is NULL");
-    if (d->n.state != STATE_DEFERRED) {
+    if (d->state != STATE_DEFERRED) {
         char why[96];
         snprintf(why, sizeof why, "deferred %p was already freed",
                  (const void *)d);
@@ -973,8 +988,8 @@ static int deferred_misuse(const pact_deferred *d, const char *fn)
  * thread: inline, as it runs twice per operation. */
 static inline int check_deferred(const pact_deferred *d, const char *fn)
 {
-    if (PACT__UNLIKELY(!d || d->n.state != STATE_DEFERRED ||
-                       !pact__on_thread(d->n.loop)))
+    if (PACT__UNLIKELY(!d || d->state != STATE_DEFERRED ||
+                       !pact__on_thread(deferred_node(d)->loop)))
         return deferred_misuse(d, fn);
     return 0;
 }
@@ -986,20 +1001,24 @@ int pact__settle(pact_deferred *d, pact_value v, const char *fn)
         pact_value_release(&v);
         return rc;
     }
-    if (d->n.u.d.done) {
+    pact_promise *p = deferred_node(d);
+    if (d->done) {
         char why[96];
         pact_value_release(&v);
-        if (d->n.u.d.quiet)
+        if (d->quiet)
             return PACT_EALREADY;
         snprintf(why, sizeof why, "the deferred already resolved promise %p",
-                 (const void *)d->n.u.d.was);
+                 (const void *)p);
         return pact__misuse(fn, PACT_EALREADY, why);
     }
-    pact_promise *p = d->n.u.d.p;
-    d->n.u.d.done = true;
-    d->n.u.d.p = NULL;
+    d->done = true;
+    if (PACT__UNLIKELY(d->far)) {
+        pact_promise *q = p->u.far.p;
+        p->u.far.p = NULL;
+        p = q;
+    }
     pact__resolve(p, v);
-    pact__unref(p);
+    pact__unref(p); /* the deferred's reference: p's node may go half dead */
     return 0;
 }
 
@@ -1016,25 +1035,28 @@ int pact_deferred_reject(pact_deferred *d, pact_error *err)
 
 bool pact_deferred_done(const pact_deferred *d)
 {
-    return d && d->n.state == STATE_DEFERRED && d->n.u.d.done;
+    return d && d->state == STATE_DEFERRED && d->done;
 }
 
 pact_deferred *pact_deferred_ref(pact_deferred *d)
 {
     if (check_deferred(d, "pact_deferred_ref") == 0)
-        d->n.refs++;
+        d->refs++;
     return d;
 }
 
 void pact_deferred_unref(pact_deferred *d)
 {
-    if (!d || check_deferred(d, "pact_deferred_unref") < 0 || --d->n.refs)
+    if (!d || check_deferred(d, "pact_deferred_unref") < 0 || --d->refs)
         return;
-    if (!d->n.u.d.done)
+    if (!d->done)
         pact_deferred_reject(d, PACT_ERROR(PACT_ECANCELED,
                                            "broken promise: its deferred was "
                                            "dropped unresolved"));
-    slot_put(d->n.loop, &d->n);
+    pact_promise *n = deferred_node(d);
+    d->state = STATE_DEAD;
+    if (d->far || n->state == STATE_DEAD) /* the promise went before */
+        slot_put(n->loop, n);
 }
 
 static pact_promise *resolved(pact_loop *loop, pact_value v, const char *fn)

@@ -1,7 +1,7 @@
 /* Private to the promise layer (value.c, promise.c, combine.c, adapt.c,
  * reject.c): the promise's layout and the calls those files share.
  *
- * One 56-byte node is both a promise and the reaction that feeds it: the
+ * One 64-byte node is both a promise and the reaction that feeds it: the
  * promise made by then() waits on its source's list as that reaction, with the
  * handlers stored in it until they have run, so a then() costs one
  * allocation. Callback reactions (pact_promise_callback, the combinators' and
@@ -74,6 +74,24 @@ union pact_handler_err {
     const pact_thenable_vt *vt; /* while adopting a thenable */
 };
 
+/* A deferred lives in the tail of its promise's node (the handle points
+ * there), so that pact_deferred_new takes one slab node, not two. The node
+ * goes back to its slab when both are gone: the promise's last unref with
+ * the deferred alive leaves the node half dead (state PACT__NODE_IDLE, the
+ * body marked freed, counted in plive so that pact_loop_free still refuses),
+ * and the deferred's last unref then frees it. The tail, like the header,
+ * stays readable while the node is free, so that a stale deferred is
+ * reported, not obeyed. A thenable's resolver is made for a promise that may
+ * have a deferred of its own already: it is a far deferred, the tail of a
+ * node of its own whose body holds the promise (u.far.p). */
+struct pact_deferred {
+    uint32_t refs;
+    uint8_t state; /* promise.c's STATE_DEFERRED while referenced */
+    bool done;
+    bool quiet; /* a thenable's resolver: settling twice is allowed */
+    bool far;   /* the promise is u.far.p, not the node's own */
+};
+
 struct pact_promise {
     uint32_t refs;
     uint8_t state; /* pact_state */
@@ -101,19 +119,10 @@ struct pact_promise {
             uint64_t id; /* rejection id, once reported */
         } r;             /* rejected */
         struct {
-            pact_promise *p;         /* a reference until done */
-            const pact_promise *was; /* the promise, for misuse reports */
-            bool done;
-            bool quiet; /* a thenable's resolver: settling twice is allowed */
-        } d;            /* a deferred (promise.c's state STATE_DEFERRED) */
+            pact_promise *p; /* a reference until done */
+        } far;               /* a far deferred's node (see pact_deferred) */
     } u;
-};
-
-/* A deferred is a slab node too (no malloc per operation): its refs are the
- * node's, its fields u.d, and it counts in plive, so that pact_loop_free
- * refuses while one is referenced, as for a promise. */
-struct pact_deferred {
-    pact_promise n;
+    struct pact_deferred d; /* the promise's own deferred, when it has one */
 };
 
 struct pact_list {
