@@ -253,6 +253,12 @@ static void run_reaction(void *arg);
 static void trigger(pact_promise *p, pact_promise *head)
 {
     pact_promise *fifo = NULL, *nx;
+    if (head && !head->u.w.next) { /* one reaction: an await's, most often */
+        head->u.w.next = p;
+        p->refs++;
+        pact__micro_must(p->loop, run_reaction, head);
+        return;
+    }
     for (; head; head = nx) {
         nx = head->u.w.next;
         head->u.w.next = fifo;
@@ -271,6 +277,15 @@ static bool fulfillable(pact_kind k)
     return k <= PACT_LIST || k == PACT__LINK;
 }
 
+/* Fulfil @p p with @p v, a kind it may hold. */
+static inline void fulfil(pact_promise *p, pact_value v)
+{
+    pact_promise *head = p->u.w.head;
+    p->u.v = v;
+    p->state = PACT_FULFILLED;
+    trigger(p, head);
+}
+
 void pact__fulfil(pact_promise *p, pact_value v)
 {
     if (!fulfillable(v.kind)) {
@@ -279,10 +294,7 @@ void pact__fulfil(pact_promise *p, pact_value v)
         pact__reject(p, PACT_ERROR(PACT_EINVAL, "unknown value kind %d", kind));
         return;
     }
-    pact_promise *head = p->u.w.head;
-    p->u.v = v;
-    p->state = PACT_FULFILLED;
-    trigger(p, head);
+    fulfil(p, v);
 }
 
 void pact__reject(pact_promise *p, pact_error *err)
@@ -445,6 +457,10 @@ static void thenable_job(void *arg)
 
 void pact__resolve(pact_promise *p, pact_value v)
 {
+    if (PACT__LIKELY(v.kind <= PACT_LIST)) { /* data: no thenable to adopt */
+        fulfil(p, v);
+        return;
+    }
     switch (v.kind) {
     case PACT_PROMISE:
         if (!v.u.promise) {
