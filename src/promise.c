@@ -382,6 +382,14 @@ static pact_value take_value(pact_promise *p)
 
 pact_error *pact__await_take(pact_promise *src, pact_value *out)
 {
+    if (PACT__LIKELY(src->refs == 1 && src->state == PACT_FULFILLED &&
+                     src->u.v.kind <= PACT_PTR)) {
+        /* data, and the last reference: nothing to copy or release */
+        if (out)
+            *out = src->u.v;
+        node_release(src->loop, src);
+        return NULL;
+    }
     pact_error *err = NULL;
     if (src->state == PACT_REJECTED) {
         err = pact_error_ref(src->u.r.err);
