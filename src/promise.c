@@ -84,33 +84,39 @@ static void node_release(pact_loop *loop, pact_promise *n)
     loop->micro.reserved--; /* pact__micro_unreserve */
 }
 
-/* A free slot (its body unpoisoned, counted live), or NULL without memory. */
-static pact_promise *slot_take(pact_loop *loop)
+/* A new slab's first node (the others freed), or NULL without memory. */
+static pact_promise *slab_grow(struct pact__promises *ps)
+{
+    struct pact__slab *s = malloc(sizeof *s);
+    if (!s)
+        return NULL;
+    s->next = ps->slabs;
+    ps->slabs = s;
+    s->nodes[0].d.state = STATE_DEAD;
+    for (size_t i = SLAB_NODES - 1; i > 0; i--) {
+        s->nodes[i].state = STATE_DEAD;
+        s->nodes[i].refs = 0;
+        s->nodes[i].d.state = STATE_DEAD;
+        s->nodes[i].d.refs = 0;
+        FREE_NEXT(&s->nodes[i]) = ps->pfree;
+        ps->pfree = &s->nodes[i];
+        POISON(ps, (char *)&s->nodes[i] + BODY_OFF, BODY_LEN);
+    }
+    return &s->nodes[0];
+}
+
+/* A free slot (its body unpoisoned, counted live), or NULL without memory:
+ * inline, as a round trip between two tasks takes two. */
+static inline pact_promise *slot_take(pact_loop *loop)
 {
     struct pact__promises *ps = pact__promises_of(loop);
-    if (!ps)
+    if (PACT__UNLIKELY(!ps))
         return NULL;
     pact_promise *n = ps->pfree;
-    if (n) {
+    if (PACT__LIKELY(n != NULL))
         ps->pfree = FREE_NEXT(n);
-    } else {
-        struct pact__slab *s = malloc(sizeof *s);
-        if (!s)
-            return NULL;
-        s->next = ps->slabs;
-        ps->slabs = s;
-        s->nodes[0].d.state = STATE_DEAD;
-        for (size_t i = SLAB_NODES - 1; i > 0; i--) {
-            s->nodes[i].state = STATE_DEAD;
-            s->nodes[i].refs = 0;
-            s->nodes[i].d.state = STATE_DEAD;
-            s->nodes[i].d.refs = 0;
-            FREE_NEXT(&s->nodes[i]) = ps->pfree;
-            ps->pfree = &s->nodes[i];
-            POISON(ps, (char *)&s->nodes[i] + BODY_OFF, BODY_LEN);
-        }
-        n = &s->nodes[0];
-    }
+    else if (!(n = slab_grow(ps)))
+        return NULL;
     UNPOISON(ps, (char *)n + BODY_OFF, BODY_LEN);
     ps->plive++;
     return n;
@@ -239,10 +245,9 @@ static void destroy(pact_promise *p)
     }
 }
 
-void pact__unref(pact_promise *p)
+void pact__destroy(pact_promise *p)
 {
-    if (p && --p->refs == 0)
-        destroy(p);
+    destroy(p);
 }
 
 /* ---- settling ------------------------------------------------------------ */
@@ -253,12 +258,6 @@ static void run_reaction(void *arg);
 static void trigger(pact_promise *p, pact_promise *head)
 {
     pact_promise *fifo = NULL, *nx;
-    if (head && !head->u.w.next) { /* one reaction: an await's, most often */
-        head->u.w.next = p;
-        p->refs++;
-        pact__micro_must(p->loop, run_reaction, head);
-        return;
-    }
     for (; head; head = nx) {
         nx = head->u.w.next;
         head->u.w.next = fifo;
@@ -283,7 +282,13 @@ static inline void fulfil(pact_promise *p, pact_value v)
     pact_promise *head = p->u.w.head;
     p->u.v = v;
     p->state = PACT_FULFILLED;
-    trigger(p, head);
+    if (head && !head->u.w.next) { /* one reaction: an await's, most often */
+        head->u.w.next = p;
+        p->refs++;
+        pact__micro_must(p->loop, run_reaction, head);
+    } else if (head) {
+        trigger(p, head);
+    }
 }
 
 void pact__fulfil(pact_promise *p, pact_value v)
