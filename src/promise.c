@@ -122,22 +122,12 @@ static inline pact_promise *slot_take(pact_loop *loop)
     return n;
 }
 
-/* pact__micro_reserve, its common case inline: once per node. */
-static inline int reserve(pact_loop *loop)
-{
-    struct jobq *q = &loop->micro;
-    if (PACT__UNLIKELY(q->len + q->reserved >= q->cap))
-        return pact__micro_reserve(loop);
-    q->reserved++;
-    return 0;
-}
-
 /* A node holds a microtask slot for its life: its one job at a time (its
  * reaction, an adoption) is then queued without allocating, where a failure
  * could no longer be reported. */
 static pact_promise *node_new(pact_loop *loop, uint8_t role, uint8_t hkind)
 {
-    if (reserve(loop) < 0)
+    if (pact__reserve(loop) < 0)
         return NULL;
     pact_promise *n = slot_take(loop);
     if (!n) {
@@ -162,25 +152,6 @@ void pact__node_free(pact_promise *n)
 pact_promise *pact__promise_new(pact_loop *loop)
 {
     return node_new(loop, NODE_THEN, H_THEN);
-}
-
-int pact__node_embed(pact_loop *loop, pact_promise *n, pact__react_fn fn,
-                     void *ud, uintptr_t aux)
-{
-    if (reserve(loop) < 0)
-        return PACT_ENOMEM;
-    n->refs = 1;
-    n->state = PACT_PENDING;
-    n->role = NODE_CB;
-    n->hkind = H_INTERNAL;
-    n->flags = P_OWNED;
-    n->loop = loop;
-    n->u.w.head = NULL;
-    n->u.w.next = NULL;
-    n->u.w.on_ok.internal = fn;
-    n->u.w.on_err.aux = aux;
-    n->u.w.ud = ud;
-    return 0;
 }
 
 pact_promise *pact__node_cb(pact_loop *loop, pact__react_fn fn, void *ud,
@@ -313,15 +284,10 @@ void pact__reject(pact_promise *p, pact_error *err)
     trigger(p, head);
 }
 
-void pact__attach(pact_promise *p, pact_promise *node)
+void pact__attach_settled(pact_promise *p, pact_promise *node)
 {
     bool had = p->flags & P_HANDLED;
     p->flags |= P_HANDLED;
-    if (p->state == PACT_PENDING) {
-        node->u.w.next = p->u.w.head;
-        p->u.w.head = node;
-        return;
-    }
     node->u.w.next = p;
     p->refs++;
     pact__micro_must(p->loop, run_reaction, node);

@@ -174,11 +174,6 @@ static inline struct pact__promises *pact__promises_had(pact_loop *loop)
 pact_promise *pact__promise_new(pact_loop *loop);
 /* The state of a freed node, and of an embedded one that is idle. */
 #define PACT__NODE_IDLE 0xdd
-/* Set up @p n, a node embedded in its owner and idle (state PACT__NODE_IDLE),
- * as a callback reaction (flag P_OWNED) to attach with pact__attach: an
- * owner that awaits over and over reuses one node instead of taking one
- * from the slabs each time. It is idle again once its reaction ran or was
- * discarded (before @p fn is called). 0 or PACT_ENOMEM. */
 /* The microtask drain's next job, taken by the layer that would run it
  * (the await layer's switch straight from one task to the next): peek says
  * whether it is a P_TAKE reaction of @p fn and returns its ud, or NULL
@@ -188,8 +183,39 @@ pact_promise *pact__promise_new(pact_loop *loop);
 void *pact__micro_peek_reaction(pact_loop *loop, pact__react_fn fn);
 void pact__micro_take_reaction(pact_loop *loop, pact_promise **src,
                                uintptr_t *aux);
-int pact__node_embed(pact_loop *loop, pact_promise *n, pact__react_fn fn,
-                     void *ud, uintptr_t aux);
+/* pact__micro_reserve, its common case inline: once per node. */
+static inline int pact__reserve(pact_loop *loop)
+{
+    struct jobq *q = &loop->micro;
+    if (PACT__UNLIKELY(q->len + q->reserved >= q->cap))
+        return pact__micro_reserve(loop);
+    q->reserved++;
+    return 0;
+}
+/* Set up @p n, a node embedded in its owner and idle (state PACT__NODE_IDLE),
+ * as a callback reaction (flag P_OWNED) to attach with pact__attach: an
+ * owner that awaits over and over reuses one node instead of taking one
+ * from the slabs each time. It is idle again once its reaction ran or was
+ * discarded (before @p fn is called). 0 or PACT_ENOMEM. Inline: a task or an
+ * async function embeds its node at every await. */
+static inline int pact__node_embed(pact_loop *loop, pact_promise *n,
+                                   pact__react_fn fn, void *ud, uintptr_t aux)
+{
+    if (pact__reserve(loop) < 0)
+        return PACT_ENOMEM;
+    n->refs = 1;
+    n->state = PACT_PENDING;
+    n->role = NODE_CB;
+    n->hkind = H_INTERNAL;
+    n->flags = P_OWNED;
+    n->loop = loop;
+    n->u.w.head = NULL;
+    n->u.w.next = NULL;
+    n->u.w.on_ok.internal = fn;
+    n->u.w.on_err.aux = aux;
+    n->u.w.ud = ud;
+    return 0;
+}
 /* A callback reaction node. */
 pact_promise *pact__node_cb(pact_loop *loop, pact__react_fn fn, void *ud,
                             uintptr_t aux);
@@ -201,8 +227,19 @@ int pact__settle(pact_deferred *d, pact_value v, const char *fn);
 /* Free a node never attached, without running or discarding its handler. */
 void pact__node_free(pact_promise *n);
 /* Attach a reaction node (its reference moves to @p p's list, or to the job
- * when @p p is settled already). */
-void pact__attach(pact_promise *p, pact_promise *node);
+ * when @p p is settled already). Inline for a pending @p p (every await);
+ * pact__attach_settled is the rest. */
+void pact__attach_settled(pact_promise *p, pact_promise *node);
+static inline void pact__attach(pact_promise *p, pact_promise *node)
+{
+    if (PACT__UNLIKELY(p->state != PACT_PENDING)) {
+        pact__attach_settled(p, node);
+        return;
+    }
+    p->flags |= P_HANDLED;
+    node->u.w.next = p->u.w.head;
+    p->u.w.head = node;
+}
 /* The resolution procedure; steals @p v. @p p must be unresolved. */
 void pact__resolve(pact_promise *p, pact_value v);
 /* Resolve *@p slot with @p v (stolen), then drop the reference the slot
