@@ -223,8 +223,6 @@ void pact__destroy(pact_promise *p)
 
 /* ---- settling ------------------------------------------------------------ */
 
-static void run_reaction(void *arg);
-
 /* Queue one job per reaction, in the order they were attached. */
 static void trigger(pact_promise *p, pact_promise *head)
 {
@@ -238,7 +236,7 @@ static void trigger(pact_promise *p, pact_promise *head)
         nx = fifo->u.w.next;
         fifo->u.w.next = p;
         p->refs++;
-        pact__micro_must(p->loop, run_reaction, fifo);
+        pact__micro_must(p->loop, pact__run_reaction, fifo);
     }
 }
 
@@ -256,7 +254,7 @@ static inline void fulfil(pact_promise *p, pact_value v)
     if (head && !head->u.w.next) { /* one reaction: an await's, most often */
         head->u.w.next = p;
         p->refs++;
-        pact__micro_must(p->loop, run_reaction, head);
+        pact__micro_must(p->loop, pact__run_reaction, head);
     } else if (head) {
         trigger(p, head);
     }
@@ -290,7 +288,7 @@ void pact__attach_settled(pact_promise *p, pact_promise *node)
     p->flags |= P_HANDLED;
     node->u.w.next = p;
     p->refs++;
-    pact__micro_must(p->loop, run_reaction, node);
+    pact__micro_must(p->loop, pact__run_reaction, node);
     if (p->state == PACT_REJECTED && !had)
         pact__rejection_handled(p);
 }
@@ -563,7 +561,7 @@ static void label_reaction(pact_promise *n, const pact_promise *src)
         pact__label_refine(n->loop, PACT_STEP_REACTION, fn, n->u.w.ud);
 }
 
-static void run_reaction(void *arg)
+void pact__run_reaction(void *arg)
 {
     pact_promise *n = arg, *src = n->u.w.next;
     if (PACT__UNLIKELY(n->loop->stall != NULL))
@@ -597,45 +595,18 @@ static void run_reaction(void *arg)
     pact__unref(n);
 }
 
-/* ---- the next reaction, run by its owner --------------------------------- */
-
-void *pact__micro_peek_reaction(pact_loop *loop, pact__react_fn fn)
-{
-    const struct job *j = pact__micro_peek(loop);
-    if (!j || j->fn != run_reaction)
-        return NULL;
-    const pact_promise *n = j->ud;
-    if (n->role != NODE_CB || n->hkind != H_INTERNAL ||
-        n->u.w.on_ok.internal != fn || !(n->flags & P_TAKE))
-        return NULL;
-    return n->u.w.ud;
-}
-
-void pact__micro_take_reaction(pact_loop *loop, pact_promise **src,
-                               uintptr_t *aux)
-{
-    struct job j;
-    bool popped = pact__jobq_pop(&loop->micro, &j);
-    assert(popped && j.fn == run_reaction);
-    (void)popped;
-    pact_promise *n = j.ud;
-    *src = n->u.w.next; /* the job's reference moves (P_TAKE) */
-    *aux = n->u.w.on_err.aux;
-    node_release(loop, n);
-}
-
 /* ---- loop teardown ------------------------------------------------------- */
 
 static bool is_promise_job(pact_fn fn)
 {
-    return fn == run_reaction || fn == adopt_job || fn == thenable_job;
+    return fn == pact__run_reaction || fn == adopt_job || fn == thenable_job;
 }
 
 /* Drop a queued job's references as if it ran and found nothing to do. */
 static void drop_job(pact_fn fn, void *ud)
 {
     pact_promise *n = ud;
-    if (fn == run_reaction) {
+    if (fn == pact__run_reaction) {
         pact_promise *src = n->u.w.next;
         n->u.w.next = NULL;
         if (n->role == NODE_CB) {
@@ -824,9 +795,9 @@ static void react_to(pact_promise *n, pact_promise *r, pact_fn *slot)
     r->refs++;
     n->flags |= P_HANDLED; /* a shutdown's cancellation is not news */
     if (slot)
-        *slot = run_reaction;
+        *slot = pact__run_reaction;
     else
-        pact__micro_must(n->loop, run_reaction, n);
+        pact__micro_must(n->loop, pact__run_reaction, n);
 }
 
 static void cancel_doomed(pact_loop *loop, struct cycles *c, pact_promise *r)

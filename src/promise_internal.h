@@ -170,6 +170,10 @@ static inline struct pact__promises *pact__promises_had(pact_loop *loop)
     return ps;
 }
 
+/* The microtask job that runs reaction node @p arg. */
+void pact__run_reaction(void *arg);
+/* Free a node never attached, without running or discarding its handler. */
+void pact__node_free(pact_promise *n);
 /* A pending promise (role NODE_THEN, no handlers), or NULL without memory. */
 pact_promise *pact__promise_new(pact_loop *loop);
 /* The state of a freed node, and of an embedded one that is idle. */
@@ -180,9 +184,36 @@ pact_promise *pact__promise_new(pact_loop *loop);
  * (nothing queued, another job, an uncaught error stopping the drain);
  * take then pops it as the drain would have, releasing the node: *@p src
  * (a reference) and *@p aux are what @p fn would have been called with. */
-void *pact__micro_peek_reaction(pact_loop *loop, pact__react_fn fn);
-void pact__micro_take_reaction(pact_loop *loop, pact_promise **src,
-                               uintptr_t *aux);
+static inline void *pact__micro_peek_reaction(pact_loop *loop,
+                                              pact__react_fn fn)
+{
+    const struct job *j = pact__micro_peek(loop);
+    if (!j || j->fn != pact__run_reaction)
+        return NULL;
+    const pact_promise *n = j->ud;
+    if (n->role != NODE_CB || n->hkind != H_INTERNAL ||
+        n->u.w.on_ok.internal != fn || !(n->flags & P_TAKE))
+        return NULL;
+    return n->u.w.ud;
+}
+static inline void pact__micro_take_reaction(pact_loop *loop,
+                                             pact_promise **src, uintptr_t *aux)
+{
+    struct job j;
+    bool popped = pact__jobq_pop(&loop->micro, &j);
+    assert(popped && j.fn == pact__run_reaction);
+    (void)popped;
+    pact_promise *n = j.ud;
+    *src = n->u.w.next; /* the job's reference moves (P_TAKE) */
+    *aux = n->u.w.on_err.aux;
+    if (n->flags & P_OWNED) { /* idle: its owner may attach it again */
+        n->state = PACT__NODE_IDLE;
+        assert(loop->micro.reserved > 0);
+        loop->micro.reserved--; /* pact__micro_unreserve */
+    } else {
+        pact__node_free(n);
+    }
+}
 /* pact__micro_reserve, its common case inline: once per node. */
 static inline int pact__reserve(pact_loop *loop)
 {
@@ -224,8 +255,6 @@ pact_promise *pact__node_cb(pact_loop *loop, pact__react_fn fn, void *ud,
 pact_deferred *pact__deferred_new(pact_loop *loop, pact_promise **out,
                                   const char *fn);
 int pact__settle(pact_deferred *d, pact_value v, const char *fn);
-/* Free a node never attached, without running or discarding its handler. */
-void pact__node_free(pact_promise *n);
 /* Attach a reaction node (its reference moves to @p p's list, or to the job
  * when @p p is settled already). Inline for a pending @p p (every await);
  * pact__attach_settled is the rest. */
