@@ -351,8 +351,10 @@ static pact_value take_value(pact_promise *p)
 
 pact_error *pact__await_take(pact_promise *src, pact_value *out)
 {
-    if (PACT__LIKELY(src->refs == 1 && src->state == PACT_FULFILLED &&
-                     src->u.v.kind <= PACT_PTR)) {
+    /* the tests apart: one 8-byte load of refs and state together would
+     * wait for the caller's recent 4-byte store to refs (no forwarding) */
+    if (PACT__LIKELY(src->state == PACT_FULFILLED &&
+                     src->u.v.kind <= PACT_PTR && src->refs == 1)) {
         /* data, and the last reference: nothing to copy or release */
         if (out)
             *out = src->u.v;
