@@ -135,8 +135,12 @@ static void step(pact_async *a)
     pact__ambient_leave(loop, outer);
     pact__label_pop(loop, &save);
     if (a->flags & A_SUSPENDED) {
-        pact_value_release(&result); /* stored before an await: see the rules */
-        pact_error_unref(err);
+        /* stored before an await (see the rules): tested here, as this runs
+         * at every await */
+        if (PACT__UNLIKELY(result.kind > PACT_PTR))
+            pact_value_release(&result);
+        if (PACT__UNLIKELY(err != NULL))
+            pact_error_unref(err);
         return;
     }
     pact_promise *p = a->promise;
@@ -239,8 +243,9 @@ void pact_async_await_(pact_async *a, pact_promise *p, int line)
         pact__micro_must(loop, resume_job, a);
         return;
     }
+    pact_abort *tok = *token_of(a);
     if (loop->close_epoch != a->epoch ||
-        PACT__UNLIKELY(pact_abort_aborted(*token_of(a)))) {
+        PACT__UNLIKELY(tok != NULL && pact_abort_aborted(tok))) {
         p->flags |= P_HANDLED; /* awaited: its rejection is not unhandled */
         pact__unref(p);
         a->flags |= A_CANCELLED;

@@ -597,8 +597,10 @@ struct pact__label_save {
 
 #if defined(__GNUC__)
 #define PACT__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define PACT__LIKELY(x) __builtin_expect(!!(x), 1)
 #else
 #define PACT__UNLIKELY(x) (x)
+#define PACT__LIKELY(x) (x)
 #endif
 
 /* probe.c: the slow paths */
@@ -737,8 +739,6 @@ static inline const struct job *pact__micro_peek(const pact_loop *loop)
     const struct jobq *q = &loop->micro;
     return q->len && !loop->uncaught ? &q->v[q->head] : NULL;
 }
-/* Queue the job of a holder of a microtask slot: never fails. */
-void pact__micro_must(pact_loop *loop, pact_fn fn, void *ud);
 
 /* timer.c */
 int pact__timers_init(pact_loop *loop);
@@ -778,6 +778,14 @@ static inline void pact__kick(pact_loop *loop)
         pact__external_kick(loop);
     else if (loop->foreign)
         pact__foreign_kick(loop);
+}
+
+/* tick.c: queue the job of a holder of a microtask slot: never fails.
+ * Inline: a promise's reaction and a task's wake-up queue one each. */
+static inline void pact__micro_must(pact_loop *loop, pact_fn fn, void *ud)
+{
+    pact__kick(loop);
+    pact__jobq_put(&loop->micro, fn, ud);
 }
 
 /* pact's own libevent callbacks run between these: they drain the queues

@@ -50,20 +50,28 @@ struct pact__slab {
  * unpoisoned under ASan) so that a stale reference is caught. */
 #define FREE_NEXT(n) ((n)->free_next)
 #define BODY_OFF offsetof(pact_promise, u)
+/* The body is marked freed; the header and the deferred's tail are not. */
+#define BODY_LEN (offsetof(pact_promise, d) - BODY_OFF)
 
-/* A deferred's node (see struct pact_deferred). */
+/* A referenced deferred's tail, and the node of a far deferred (see struct
+ * pact_deferred). */
 #define STATE_DEFERRED 0xde
 
-/* Give slot @p n back to the free list. */
+/* Give slot @p n back to the free list, or, while its deferred is still
+ * referenced, leave it half dead for the deferred's last unref to free. */
 static void slot_put(pact_loop *loop, pact_promise *n)
 {
     struct pact__promises *ps = pact__promises_had(loop);
     n->state = STATE_DEAD;
     n->refs = 0;
+    if (PACT__UNLIKELY(n->d.state == STATE_DEFERRED)) {
+        POISON(ps, (char *)n + BODY_OFF, BODY_LEN);
+        return; /* n->loop stays: the deferred's calls check the thread */
+    }
     FREE_NEXT(n) = ps->pfree;
     ps->pfree = n;
     ps->plive--;
-    POISON(ps, (char *)n + BODY_OFF, sizeof *n - BODY_OFF);
+    POISON(ps, (char *)n + BODY_OFF, BODY_LEN);
 }
 
 static void node_release(pact_loop *loop, pact_promise *n)
@@ -76,43 +84,42 @@ static void node_release(pact_loop *loop, pact_promise *n)
     loop->micro.reserved--; /* pact__micro_unreserve */
 }
 
-/* A free slot (its body unpoisoned, counted live), or NULL without memory. */
-static pact_promise *slot_take(pact_loop *loop)
+/* A new slab's first node (the others freed), or NULL without memory. */
+static pact_promise *slab_grow(struct pact__promises *ps)
 {
-    struct pact__promises *ps = pact__promises_of(loop);
-    if (!ps)
+    struct pact__slab *s = malloc(sizeof *s);
+    if (!s)
         return NULL;
-    pact_promise *n = ps->pfree;
-    if (n) {
-        ps->pfree = FREE_NEXT(n);
-    } else {
-        struct pact__slab *s = malloc(sizeof *s);
-        if (!s)
-            return NULL;
-        s->next = ps->slabs;
-        ps->slabs = s;
-        for (size_t i = SLAB_NODES - 1; i > 0; i--) {
-            s->nodes[i].state = STATE_DEAD;
-            s->nodes[i].refs = 0;
-            FREE_NEXT(&s->nodes[i]) = ps->pfree;
-            ps->pfree = &s->nodes[i];
-            POISON(ps, (char *)&s->nodes[i] + BODY_OFF, sizeof *n - BODY_OFF);
-        }
-        n = &s->nodes[0];
+    s->next = ps->slabs;
+    ps->slabs = s;
+    s->nodes[0].d.state = STATE_DEAD;
+    for (size_t i = SLAB_NODES - 1; i > 0; i--) {
+        s->nodes[i].state = STATE_DEAD;
+        s->nodes[i].refs = 0;
+        s->nodes[i].d.state = STATE_DEAD;
+        s->nodes[i].d.refs = 0;
+        FREE_NEXT(&s->nodes[i]) = ps->pfree;
+        ps->pfree = &s->nodes[i];
+        POISON(ps, (char *)&s->nodes[i] + BODY_OFF, BODY_LEN);
     }
-    UNPOISON(ps, (char *)n + BODY_OFF, sizeof *n - BODY_OFF);
-    ps->plive++;
-    return n;
+    return &s->nodes[0];
 }
 
-/* pact__micro_reserve, its common case inline: once per node. */
-static inline int reserve(pact_loop *loop)
+/* A free slot (its body unpoisoned, counted live), or NULL without memory:
+ * inline, as a round trip between two tasks takes two. */
+static inline pact_promise *slot_take(pact_loop *loop)
 {
-    struct jobq *q = &loop->micro;
-    if (PACT__UNLIKELY(q->len + q->reserved >= q->cap))
-        return pact__micro_reserve(loop);
-    q->reserved++;
-    return 0;
+    struct pact__promises *ps = pact__promises_of(loop);
+    if (PACT__UNLIKELY(!ps))
+        return NULL;
+    pact_promise *n = ps->pfree;
+    if (PACT__LIKELY(n != NULL))
+        ps->pfree = FREE_NEXT(n);
+    else if (!(n = slab_grow(ps)))
+        return NULL;
+    UNPOISON(ps, (char *)n + BODY_OFF, BODY_LEN);
+    ps->plive++;
+    return n;
 }
 
 /* A node holds a microtask slot for its life: its one job at a time (its
@@ -120,7 +127,7 @@ static inline int reserve(pact_loop *loop)
  * could no longer be reported. */
 static pact_promise *node_new(pact_loop *loop, uint8_t role, uint8_t hkind)
 {
-    if (reserve(loop) < 0)
+    if (pact__reserve(loop) < 0)
         return NULL;
     pact_promise *n = slot_take(loop);
     if (!n) {
@@ -145,25 +152,6 @@ void pact__node_free(pact_promise *n)
 pact_promise *pact__promise_new(pact_loop *loop)
 {
     return node_new(loop, NODE_THEN, H_THEN);
-}
-
-int pact__node_embed(pact_loop *loop, pact_promise *n, pact__react_fn fn,
-                     void *ud, uintptr_t aux)
-{
-    if (reserve(loop) < 0)
-        return PACT_ENOMEM;
-    n->refs = 1;
-    n->state = PACT_PENDING;
-    n->role = NODE_CB;
-    n->hkind = H_INTERNAL;
-    n->flags = P_OWNED;
-    n->loop = loop;
-    n->u.w.head = NULL;
-    n->u.w.next = NULL;
-    n->u.w.on_ok.internal = fn;
-    n->u.w.on_err.aux = aux;
-    n->u.w.ud = ud;
-    return 0;
 }
 
 pact_promise *pact__node_cb(pact_loop *loop, pact__react_fn fn, void *ud,
@@ -228,15 +216,12 @@ static void destroy(pact_promise *p)
     }
 }
 
-void pact__unref(pact_promise *p)
+void pact__destroy(pact_promise *p)
 {
-    if (p && --p->refs == 0)
-        destroy(p);
+    destroy(p);
 }
 
 /* ---- settling ------------------------------------------------------------ */
-
-static void run_reaction(void *arg);
 
 /* Queue one job per reaction, in the order they were attached. */
 static void trigger(pact_promise *p, pact_promise *head)
@@ -251,13 +236,28 @@ static void trigger(pact_promise *p, pact_promise *head)
         nx = fifo->u.w.next;
         fifo->u.w.next = p;
         p->refs++;
-        pact__micro_must(p->loop, run_reaction, fifo);
+        pact__micro_must(p->loop, pact__run_reaction, fifo);
     }
 }
 
 static bool fulfillable(pact_kind k)
 {
     return k <= PACT_LIST || k == PACT__LINK;
+}
+
+/* Fulfil @p p with @p v, a kind it may hold. */
+static inline void fulfil(pact_promise *p, pact_value v)
+{
+    pact_promise *head = p->u.w.head;
+    p->u.v = v;
+    p->state = PACT_FULFILLED;
+    if (head && !head->u.w.next) { /* one reaction: an await's, most often */
+        head->u.w.next = p;
+        p->refs++;
+        pact__micro_must(p->loop, pact__run_reaction, head);
+    } else if (head) {
+        trigger(p, head);
+    }
 }
 
 void pact__fulfil(pact_promise *p, pact_value v)
@@ -268,10 +268,7 @@ void pact__fulfil(pact_promise *p, pact_value v)
         pact__reject(p, PACT_ERROR(PACT_EINVAL, "unknown value kind %d", kind));
         return;
     }
-    pact_promise *head = p->u.w.head;
-    p->u.v = v;
-    p->state = PACT_FULFILLED;
-    trigger(p, head);
+    fulfil(p, v);
 }
 
 void pact__reject(pact_promise *p, pact_error *err)
@@ -285,18 +282,13 @@ void pact__reject(pact_promise *p, pact_error *err)
     trigger(p, head);
 }
 
-void pact__attach(pact_promise *p, pact_promise *node)
+void pact__attach_settled(pact_promise *p, pact_promise *node)
 {
     bool had = p->flags & P_HANDLED;
     p->flags |= P_HANDLED;
-    if (p->state == PACT_PENDING) {
-        node->u.w.next = p->u.w.head;
-        p->u.w.head = node;
-        return;
-    }
     node->u.w.next = p;
     p->refs++;
-    pact__micro_must(p->loop, run_reaction, node);
+    pact__micro_must(p->loop, pact__run_reaction, node);
     if (p->state == PACT_REJECTED && !had)
         pact__rejection_handled(p);
 }
@@ -359,6 +351,16 @@ static pact_value take_value(pact_promise *p)
 
 pact_error *pact__await_take(pact_promise *src, pact_value *out)
 {
+    /* the tests apart: one 8-byte load of refs and state together would
+     * wait for the caller's recent 4-byte store to refs (no forwarding) */
+    if (PACT__LIKELY(src->state == PACT_FULFILLED &&
+                     src->u.v.kind <= PACT_PTR && src->refs == 1)) {
+        /* data, and the last reference: nothing to copy or release */
+        if (out)
+            *out = src->u.v;
+        node_release(src->loop, src);
+        return NULL;
+    }
     pact_error *err = NULL;
     if (src->state == PACT_REJECTED) {
         err = pact_error_ref(src->u.r.err);
@@ -385,23 +387,23 @@ static void adopt_job(void *arg)
     pact__unref(q);
 }
 
-/* A deferred for @p p (its reference moves in), or NULL without memory. */
-static pact_deferred *deferred_new(pact_loop *loop, pact_promise *p)
+/* A far deferred for @p p (its reference moves in), or NULL without
+ * memory: a thenable's resolver, quiet. */
+static pact_deferred *far_deferred_new(pact_loop *loop, pact_promise *p)
 {
     pact_promise *n = slot_take(loop);
     if (!n)
         return NULL;
-    n->refs = 1;
-    n->state = STATE_DEFERRED;
-    n->role = NODE_CB; /* not a promise */
+    n->refs = 0;
+    n->state = STATE_DEFERRED; /* not a promise */
+    n->role = NODE_CB;
     n->hkind = H_CALLBACK;
     n->flags = 0;
     n->loop = loop;
-    n->u.d.p = p;
-    n->u.d.was = p;
-    n->u.d.done = false;
-    n->u.d.quiet = false;
-    return (pact_deferred *)n;
+    n->u.far.p = p;
+    n->d = (struct pact_deferred){
+        .refs = 1, .state = STATE_DEFERRED, .quiet = true, .far = true};
+    return &n->d;
 }
 
 /* The same for a foreign thenable: call its then once with a resolver. */
@@ -412,17 +414,16 @@ static void thenable_job(void *arg)
     const pact_thenable_vt *vt = p->u.w.on_err.vt;
     p->u.w.ud = NULL;
     p->u.w.on_err.vt = NULL;
-    pact_deferred *d = deferred_new(p->loop, p);
+    pact_deferred *d = far_deferred_new(p->loop, p);
     if (!d) {
         pact__reject(p, NULL);
         pact__unref(p);
     } else {
-        d->n.u.d.quiet = true;
         /* a microtask step: say whose code it runs */
         pact__label_refine(p->loop, PACT_STEP_REACTION,
                            (void (*)(void))vt->then, obj);
         int rc = vt->then(obj, d);
-        if (rc < 0 && !d->n.u.d.done)
+        if (rc < 0 && !d->done)
             pact_deferred_reject(
                 d, PACT_ERROR(rc, "the thenable's then failed (%s)",
                               pact_err_name(rc)));
@@ -435,6 +436,10 @@ static void thenable_job(void *arg)
 
 void pact__resolve(pact_promise *p, pact_value v)
 {
+    if (PACT__LIKELY(v.kind <= PACT_LIST)) { /* data: no thenable to adopt */
+        fulfil(p, v);
+        return;
+    }
     switch (v.kind) {
     case PACT_PROMISE:
         if (!v.u.promise) {
@@ -558,7 +563,7 @@ static void label_reaction(pact_promise *n, const pact_promise *src)
         pact__label_refine(n->loop, PACT_STEP_REACTION, fn, n->u.w.ud);
 }
 
-static void run_reaction(void *arg)
+void pact__run_reaction(void *arg)
 {
     pact_promise *n = arg, *src = n->u.w.next;
     if (PACT__UNLIKELY(n->loop->stall != NULL))
@@ -592,45 +597,18 @@ static void run_reaction(void *arg)
     pact__unref(n);
 }
 
-/* ---- the next reaction, run by its owner --------------------------------- */
-
-void *pact__micro_peek_reaction(pact_loop *loop, pact__react_fn fn)
-{
-    const struct job *j = pact__micro_peek(loop);
-    if (!j || j->fn != run_reaction)
-        return NULL;
-    const pact_promise *n = j->ud;
-    if (n->role != NODE_CB || n->hkind != H_INTERNAL ||
-        n->u.w.on_ok.internal != fn || !(n->flags & P_TAKE))
-        return NULL;
-    return n->u.w.ud;
-}
-
-void pact__micro_take_reaction(pact_loop *loop, pact_promise **src,
-                               uintptr_t *aux)
-{
-    struct job j;
-    bool popped = pact__jobq_pop(&loop->micro, &j);
-    assert(popped && j.fn == run_reaction);
-    (void)popped;
-    pact_promise *n = j.ud;
-    *src = n->u.w.next; /* the job's reference moves (P_TAKE) */
-    *aux = n->u.w.on_err.aux;
-    node_release(loop, n);
-}
-
 /* ---- loop teardown ------------------------------------------------------- */
 
 static bool is_promise_job(pact_fn fn)
 {
-    return fn == run_reaction || fn == adopt_job || fn == thenable_job;
+    return fn == pact__run_reaction || fn == adopt_job || fn == thenable_job;
 }
 
 /* Drop a queued job's references as if it ran and found nothing to do. */
 static void drop_job(pact_fn fn, void *ud)
 {
     pact_promise *n = ud;
-    if (fn == run_reaction) {
+    if (fn == pact__run_reaction) {
         pact_promise *src = n->u.w.next;
         n->u.w.next = NULL;
         if (n->role == NODE_CB) {
@@ -819,9 +797,9 @@ static void react_to(pact_promise *n, pact_promise *r, pact_fn *slot)
     r->refs++;
     n->flags |= P_HANDLED; /* a shutdown's cancellation is not news */
     if (slot)
-        *slot = run_reaction;
+        *slot = pact__run_reaction;
     else
-        pact__micro_must(n->loop, run_reaction, n);
+        pact__micro_must(n->loop, pact__run_reaction, n);
 }
 
 static void cancel_doomed(pact_loop *loop, struct cycles *c, pact_promise *r)
@@ -932,22 +910,27 @@ static bool loop_ok(pact_loop *loop, const char *fn)
     return !pact__misuse_thread(loop, fn);
 }
 
+/* The node whose tail @p d is. */
+static inline pact_promise *deferred_node(const pact_deferred *d)
+{
+    return (pact_promise *)((char *)(uintptr_t)d - offsetof(pact_promise, d));
+}
+
 pact_deferred *pact__deferred_new(pact_loop *loop, pact_promise **out,
                                   const char *fn)
 {
     if (!loop_ok(loop, fn))
         return NULL;
     pact_promise *p = pact__promise_new(loop);
-    pact_deferred *d = p ? deferred_new(loop, p) : NULL;
-    if (!d) {
-        pact__unref(p);
+    if (!p)
         return NULL;
-    }
+    /* p's one reference is the deferred's until it settles */
+    p->d = (struct pact_deferred){.refs = 1, .state = STATE_DEFERRED};
     if (out) {
         p->refs++;
         *out = p;
     }
-    return d;
+    return &p->d;
 }
 
 pact_deferred *pact_deferred_new(pact_loop *loop, pact_promise **out)
@@ -960,7 +943,7 @@ static int deferred_misuse(const pact_deferred *d, const char *fn)
 {
     if (!d)
         return pact__misuse(fn, PACT_EINVAL, "deferred is NULL");
-    if (d->n.state != STATE_DEFERRED) {
+    if (d->state != STATE_DEFERRED) {
         char why[96];
         snprintf(why, sizeof why, "deferred %p was already freed",
                  (const void *)d);
@@ -973,8 +956,8 @@ static int deferred_misuse(const pact_deferred *d, const char *fn)
  * thread: inline, as it runs twice per operation. */
 static inline int check_deferred(const pact_deferred *d, const char *fn)
 {
-    if (PACT__UNLIKELY(!d || d->n.state != STATE_DEFERRED ||
-                       !pact__on_thread(d->n.loop)))
+    if (PACT__UNLIKELY(!d || d->state != STATE_DEFERRED ||
+                       !pact__on_thread(deferred_node(d)->loop)))
         return deferred_misuse(d, fn);
     return 0;
 }
@@ -986,20 +969,24 @@ int pact__settle(pact_deferred *d, pact_value v, const char *fn)
         pact_value_release(&v);
         return rc;
     }
-    if (d->n.u.d.done) {
+    pact_promise *p = deferred_node(d);
+    if (d->done) {
         char why[96];
         pact_value_release(&v);
-        if (d->n.u.d.quiet)
+        if (d->quiet)
             return PACT_EALREADY;
         snprintf(why, sizeof why, "the deferred already resolved promise %p",
-                 (const void *)d->n.u.d.was);
+                 (const void *)p);
         return pact__misuse(fn, PACT_EALREADY, why);
     }
-    pact_promise *p = d->n.u.d.p;
-    d->n.u.d.done = true;
-    d->n.u.d.p = NULL;
+    d->done = true;
+    if (PACT__UNLIKELY(d->far)) {
+        pact_promise *q = p->u.far.p;
+        p->u.far.p = NULL;
+        p = q;
+    }
     pact__resolve(p, v);
-    pact__unref(p);
+    pact__unref(p); /* the deferred's reference: p's node may go half dead */
     return 0;
 }
 
@@ -1016,25 +1003,28 @@ int pact_deferred_reject(pact_deferred *d, pact_error *err)
 
 bool pact_deferred_done(const pact_deferred *d)
 {
-    return d && d->n.state == STATE_DEFERRED && d->n.u.d.done;
+    return d && d->state == STATE_DEFERRED && d->done;
 }
 
 pact_deferred *pact_deferred_ref(pact_deferred *d)
 {
     if (check_deferred(d, "pact_deferred_ref") == 0)
-        d->n.refs++;
+        d->refs++;
     return d;
 }
 
 void pact_deferred_unref(pact_deferred *d)
 {
-    if (!d || check_deferred(d, "pact_deferred_unref") < 0 || --d->n.refs)
+    if (!d || check_deferred(d, "pact_deferred_unref") < 0 || --d->refs)
         return;
-    if (!d->n.u.d.done)
+    if (!d->done)
         pact_deferred_reject(d, PACT_ERROR(PACT_ECANCELED,
                                            "broken promise: its deferred was "
                                            "dropped unresolved"));
-    slot_put(d->n.loop, &d->n);
+    pact_promise *n = deferred_node(d);
+    d->state = STATE_DEAD;
+    if (d->far || n->state == STATE_DEAD) /* the promise went before */
+        slot_put(n->loop, n);
 }
 
 static pact_promise *resolved(pact_loop *loop, pact_value v, const char *fn)

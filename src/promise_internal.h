@@ -1,7 +1,7 @@
 /* Private to the promise layer (value.c, promise.c, combine.c, adapt.c,
  * reject.c): the promise's layout and the calls those files share.
  *
- * One 56-byte node is both a promise and the reaction that feeds it: the
+ * One 64-byte node is both a promise and the reaction that feeds it: the
  * promise made by then() waits on its source's list as that reaction, with the
  * handlers stored in it until they have run, so a then() costs one
  * allocation. Callback reactions (pact_promise_callback, the combinators' and
@@ -74,6 +74,24 @@ union pact_handler_err {
     const pact_thenable_vt *vt; /* while adopting a thenable */
 };
 
+/* A deferred lives in the tail of its promise's node (the handle points
+ * there), so that pact_deferred_new takes one slab node, not two. The node
+ * goes back to its slab when both are gone: the promise's last unref with
+ * the deferred alive leaves the node half dead (state PACT__NODE_IDLE, the
+ * body marked freed, counted in plive so that pact_loop_free still refuses),
+ * and the deferred's last unref then frees it. The tail, like the header,
+ * stays readable while the node is free, so that a stale deferred is
+ * reported, not obeyed. A thenable's resolver is made for a promise that may
+ * have a deferred of its own already: it is a far deferred, the tail of a
+ * node of its own whose body holds the promise (u.far.p). */
+struct pact_deferred {
+    uint32_t refs;
+    uint8_t state; /* promise.c's STATE_DEFERRED while referenced */
+    bool done;
+    bool quiet; /* a thenable's resolver: settling twice is allowed */
+    bool far;   /* the promise is u.far.p, not the node's own */
+};
+
 struct pact_promise {
     uint32_t refs;
     uint8_t state; /* pact_state */
@@ -101,19 +119,10 @@ struct pact_promise {
             uint64_t id; /* rejection id, once reported */
         } r;             /* rejected */
         struct {
-            pact_promise *p;         /* a reference until done */
-            const pact_promise *was; /* the promise, for misuse reports */
-            bool done;
-            bool quiet; /* a thenable's resolver: settling twice is allowed */
-        } d;            /* a deferred (promise.c's state STATE_DEFERRED) */
+            pact_promise *p; /* a reference until done */
+        } far;               /* a far deferred's node (see pact_deferred) */
     } u;
-};
-
-/* A deferred is a slab node too (no malloc per operation): its refs are the
- * node's, its fields u.d, and it counts in plive, so that pact_loop_free
- * refuses while one is referenced, as for a promise. */
-struct pact_deferred {
-    pact_promise n;
+    struct pact_deferred d; /* the promise's own deferred, when it has one */
 };
 
 struct pact_list {
@@ -161,26 +170,83 @@ static inline struct pact__promises *pact__promises_had(pact_loop *loop)
     return ps;
 }
 
+/* The microtask job that runs reaction node @p arg. */
+void pact__run_reaction(void *arg);
+/* Free a node never attached, without running or discarding its handler. */
+void pact__node_free(pact_promise *n);
 /* A pending promise (role NODE_THEN, no handlers), or NULL without memory. */
 pact_promise *pact__promise_new(pact_loop *loop);
 /* The state of a freed node, and of an embedded one that is idle. */
 #define PACT__NODE_IDLE 0xdd
-/* Set up @p n, a node embedded in its owner and idle (state PACT__NODE_IDLE),
- * as a callback reaction (flag P_OWNED) to attach with pact__attach: an
- * owner that awaits over and over reuses one node instead of taking one
- * from the slabs each time. It is idle again once its reaction ran or was
- * discarded (before @p fn is called). 0 or PACT_ENOMEM. */
 /* The microtask drain's next job, taken by the layer that would run it
  * (the await layer's switch straight from one task to the next): peek says
  * whether it is a P_TAKE reaction of @p fn and returns its ud, or NULL
  * (nothing queued, another job, an uncaught error stopping the drain);
  * take then pops it as the drain would have, releasing the node: *@p src
  * (a reference) and *@p aux are what @p fn would have been called with. */
-void *pact__micro_peek_reaction(pact_loop *loop, pact__react_fn fn);
-void pact__micro_take_reaction(pact_loop *loop, pact_promise **src,
-                               uintptr_t *aux);
-int pact__node_embed(pact_loop *loop, pact_promise *n, pact__react_fn fn,
-                     void *ud, uintptr_t aux);
+static inline void *pact__micro_peek_reaction(pact_loop *loop,
+                                              pact__react_fn fn)
+{
+    const struct job *j = pact__micro_peek(loop);
+    if (!j || j->fn != pact__run_reaction)
+        return NULL;
+    const pact_promise *n = j->ud;
+    if (n->role != NODE_CB || n->hkind != H_INTERNAL ||
+        n->u.w.on_ok.internal != fn || !(n->flags & P_TAKE))
+        return NULL;
+    return n->u.w.ud;
+}
+static inline void pact__micro_take_reaction(pact_loop *loop,
+                                             pact_promise **src, uintptr_t *aux)
+{
+    struct job j;
+    bool popped = pact__jobq_pop(&loop->micro, &j);
+    assert(popped && j.fn == pact__run_reaction);
+    (void)popped;
+    pact_promise *n = j.ud;
+    *src = n->u.w.next; /* the job's reference moves (P_TAKE) */
+    *aux = n->u.w.on_err.aux;
+    if (n->flags & P_OWNED) { /* idle: its owner may attach it again */
+        n->state = PACT__NODE_IDLE;
+        assert(loop->micro.reserved > 0);
+        loop->micro.reserved--; /* pact__micro_unreserve */
+    } else {
+        pact__node_free(n);
+    }
+}
+/* pact__micro_reserve, its common case inline: once per node. */
+static inline int pact__reserve(pact_loop *loop)
+{
+    struct jobq *q = &loop->micro;
+    if (PACT__UNLIKELY(q->len + q->reserved >= q->cap))
+        return pact__micro_reserve(loop);
+    q->reserved++;
+    return 0;
+}
+/* Set up @p n, a node embedded in its owner and idle (state PACT__NODE_IDLE),
+ * as a callback reaction (flag P_OWNED) to attach with pact__attach: an
+ * owner that awaits over and over reuses one node instead of taking one
+ * from the slabs each time. It is idle again once its reaction ran or was
+ * discarded (before @p fn is called). 0 or PACT_ENOMEM. Inline: a task or an
+ * async function embeds its node at every await. */
+static inline int pact__node_embed(pact_loop *loop, pact_promise *n,
+                                   pact__react_fn fn, void *ud, uintptr_t aux)
+{
+    if (pact__reserve(loop) < 0)
+        return PACT_ENOMEM;
+    n->refs = 1;
+    n->state = PACT_PENDING;
+    n->role = NODE_CB;
+    n->hkind = H_INTERNAL;
+    n->flags = P_OWNED;
+    n->loop = loop;
+    n->u.w.head = NULL;
+    n->u.w.next = NULL;
+    n->u.w.on_ok.internal = fn;
+    n->u.w.on_err.aux = aux;
+    n->u.w.ud = ud;
+    return 0;
+}
 /* A callback reaction node. */
 pact_promise *pact__node_cb(pact_loop *loop, pact__react_fn fn, void *ud,
                             uintptr_t aux);
@@ -189,11 +255,20 @@ pact_promise *pact__node_cb(pact_loop *loop, pact__react_fn fn, void *ud,
 pact_deferred *pact__deferred_new(pact_loop *loop, pact_promise **out,
                                   const char *fn);
 int pact__settle(pact_deferred *d, pact_value v, const char *fn);
-/* Free a node never attached, without running or discarding its handler. */
-void pact__node_free(pact_promise *n);
 /* Attach a reaction node (its reference moves to @p p's list, or to the job
- * when @p p is settled already). */
-void pact__attach(pact_promise *p, pact_promise *node);
+ * when @p p is settled already). Inline for a pending @p p (every await);
+ * pact__attach_settled is the rest. */
+void pact__attach_settled(pact_promise *p, pact_promise *node);
+static inline void pact__attach(pact_promise *p, pact_promise *node)
+{
+    if (PACT__UNLIKELY(p->state != PACT_PENDING)) {
+        pact__attach_settled(p, node);
+        return;
+    }
+    p->flags |= P_HANDLED;
+    node->u.w.next = p->u.w.head;
+    p->u.w.head = node;
+}
 /* The resolution procedure; steals @p v. @p p must be unresolved. */
 void pact__resolve(pact_promise *p, pact_value v);
 /* Resolve *@p slot with @p v (stolen), then drop the reference the slot
@@ -207,8 +282,15 @@ void pact__reject(pact_promise *p, pact_error *err);
 pact_value pact__share(pact_promise *p);
 /* The value a fulfilled promise holds, links followed. */
 const pact_value *pact__value(const pact_promise *p);
-/* Drop a reference from inside the layer (no thread check). */
-void pact__unref(pact_promise *p);
+/* Free a node whose last reference went (pact__unref's slow path). */
+void pact__destroy(pact_promise *p);
+/* Drop a reference from inside the layer (no thread check): inline, as a
+ * round trip between two tasks drops six. */
+static inline void pact__unref(pact_promise *p)
+{
+    if (p && --p->refs == 0)
+        pact__destroy(p);
+}
 /* What an await gives back from the settled @p src (a reference, consumed):
  * NULL and *@p out (may be NULL) set to the value -- moved out when @p src
  * held the last reference to it, else a copy -- or the rejection (a new

@@ -95,12 +95,6 @@ void pact__micro_unreserve(pact_loop *loop)
     loop->micro.reserved--;
 }
 
-void pact__micro_must(pact_loop *loop, pact_fn fn, void *ud)
-{
-    pact__kick(loop);
-    pact__jobq_put(&loop->micro, fn, ud);
-}
-
 void pact__on_drained(pact_loop *loop, bool (*fn)(pact_loop *, void *),
                       void *state)
 {

@@ -730,6 +730,45 @@ START_TEST(deferred_keeps_loop)
 }
 END_TEST
 
+/* A deferred shares its promise's node: either may be dropped first, the
+ * node staying until both are gone, and a deferred used after its last
+ * unref is reported, not obeyed. */
+START_TEST(deferred_and_promise_part)
+{
+    pact_promise *p;
+    struct capture cap;
+    /* the promise goes first: the deferred still answers */
+    pact_deferred *d = pact_deferred_new(t_loop, &p);
+    ck_assert_int_eq(pact_deferred_resolve(d, pact_int(3)), 0);
+    pact_promise_unref(p);
+    run_ok();
+    ck_assert(pact_deferred_done(d));
+    ck_assert_ptr_eq(pact_deferred_ref(d), d);
+    pact_deferred_unref(d);
+    capture_begin(&cap);
+    int rc = pact_deferred_resolve(d, pact_int(4));
+    free(capture_end(&cap));
+    ck_assert_int_eq(rc, PACT_EALREADY);
+    pact_deferred_unref(d);
+    /* now gone: a stale call is refused and says so */
+    capture_begin(&cap);
+    rc = pact_deferred_resolve(d, pact_int(5));
+    char *out = capture_end(&cap);
+    ck_assert_int_eq(rc, PACT_EINVAL);
+    ck_assert_ptr_nonnull(strstr(out, "already freed"));
+    free(out);
+    ck_assert(!pact_deferred_done(d));
+
+    /* the deferred goes first: the promise keeps its value */
+    d = pact_deferred_new(t_loop, &p);
+    ck_assert_int_eq(pact_deferred_resolve(d, pact_int(6)), 0);
+    pact_deferred_unref(d);
+    run_ok();
+    ck_assert_int_eq(int_value(p), 6);
+    pact_promise_unref(p);
+}
+END_TEST
+
 /* done: once resolved, even while still adopting a pending promise. */
 START_TEST(deferred_done)
 {
@@ -2106,6 +2145,7 @@ Suite *suite_promise(void)
     tcase_add_test(tc, deferred_dropped_is_broken_promise);
     tcase_add_test(tc, deferred_resolved_then_dropped);
     tcase_add_test(tc, deferred_keeps_loop);
+    tcase_add_test(tc, deferred_and_promise_part);
     tcase_add_test(tc, deferred_done);
     tcase_add_test(tc, deferred_resolved_from_timer);
     suite_add_tcase(s, tc);
