@@ -251,16 +251,16 @@ static pact_error *t_echo(void *arg, pact_value *result)
 {
     (void)result;
     struct p_conn *c = arg;
+    pact_stream *s = c->s; /* on the task's stack, as a handler would */
     for (;;) {
         pact_value v;
-        pact_error *err =
-            PACT_AWAIT_ERR(pact_stream_read_some_p(c->s, NULL), &v);
+        pact_error *err = PACT_AWAIT_ERR(pact_stream_read_some_p(s, NULL), &v);
         if (err) {
             pact_error_unref(err);
             break;
         }
         err = PACT_AWAIT_ERR(
-            pact_stream_write_p(c->s, v.u.bytes.data, v.u.bytes.len), NULL);
+            pact_stream_write_p(s, v.u.bytes.data, v.u.bytes.len), NULL);
         pact_value_release(&v);
         if (err) {
             pact_error_unref(err);
@@ -277,6 +277,7 @@ static pact_error *t_echo(void *arg, pact_value *result)
 struct a_echo {
     PACT_ASYNC_FRAME;
     struct p_conn *c;
+    pact_stream *s; /* c->s, in the frame, as a handler would keep it */
     pact_value v;
 };
 
@@ -286,13 +287,12 @@ static pact_error *a_echo_body(pact_async *a, pact_value *result)
     pact_error *err;
     PACT_ASYNC_BEGIN(a);
     for (;;) {
-        PACT_ASYNC_AWAIT_ERR(a, pact_stream_read_some_p(f->c->s, NULL), &f->v,
+        PACT_ASYNC_AWAIT_ERR(a, pact_stream_read_some_p(f->s, NULL), &f->v,
                              err);
         if (err)
             break;
         PACT_ASYNC_AWAIT_ERR(
-            a,
-            pact_stream_write_p(f->c->s, f->v.u.bytes.data, f->v.u.bytes.len),
+            a, pact_stream_write_p(f->s, f->v.u.bytes.data, f->v.u.bytes.len),
             NULL, err);
         pact_value_release(&f->v);
         if (err)
@@ -312,6 +312,7 @@ static void a_start(pact_loop *loop, struct p_conn *c)
     if (!f)
         bench_fail("out of memory");
     f->c = c;
+    f->s = c->s;
     pact_promise_unref(bench_must(pact_async_start(f), "pact_async_start"));
 }
 
