@@ -4,6 +4,7 @@
 #include "task_internal.h"
 
 #include <errno.h>
+#include <event2/event.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,7 +78,8 @@ static struct pact__stack *stack_map(size_t size, bool guard)
     s->lo = map + (guard ? page : 0);
     s->size = size;
     s->guard = guard;
-    s->next = NULL;
+    pact__list_init(&s->link);
+    s->freed = 0;
     s->vg = VALGRIND_STACK_REGISTER(s->lo, s->lo + size);
 #ifdef PACT__TSAN_BUILD
     s->fiber = __tsan_create_fiber(0);
@@ -96,21 +98,122 @@ static void stack_unmap(struct pact__stack *s)
     free(s);
 }
 
-static struct pact__stack *pool_pop(struct pact__tasks *ts)
+/* ---- the pool ------------------------------------------------------------
+ *
+ * The pool_max most recently freed stacks are kept indefinitely. Beyond
+ * them a freed stack is kept too, as surplus, up to SURPLUS_MAX of them, and
+ * unmapped once it has been idle for PACT__STACK_LINGER_MS: a daemon whose
+ * connections (one task each) come and go, or rise to a thousand and fall
+ * back, reuses stacks instead of paying mmap + mprotect at each start and a
+ * munmap at each end (which, once the process has a second thread, is a TLB
+ * shootdown: ~27 us here). Go keeps freed stacks the same way until its next
+ * GC. The pool is LIFO (the stack reused is the one whose pages are warm),
+ * so it is also sorted by age: the trim unmaps from its tail.
+ *
+ * The trim runs on a timer of its own (a bare libevent timer, counted as
+ * one of pact's own events so it never keeps pact_loop_run going, nor is a
+ * handle that pact_loop_free or pact_loop_close_all would see), armed when a
+ * surplus appears and re-armed only while one is left. With pool_max 0
+ * nothing is kept at all, surplus included. */
+
+/* How long a surplus stack stays mapped after its task ended: long enough
+ * for a burst of connections ending and the next burst starting, short
+ * enough that a daemon's memory falls back within a second or two of a
+ * peak. */
+#define PACT__STACK_LINGER_MS 1000
+
+/* The surplus's hard cap, in stacks and bytes of mappings. 4096 stacks of
+ * the default 256 KiB are about 1 GiB of address space (MAP_NORESERVE: no
+ * commit charge) but only the pages their tasks touched are resident, a few
+ * each for a connection's handler; and 8192 mappings (a guard page makes two
+ * per stack), far below vm.max_map_count (65530 by default), which the
+ * program's own stacks and mappings share. Under TSan each pooled stack also
+ * keeps a fiber (TSan's thread state, several mappings of its own), hence
+ * the lower cap there. */
+#ifdef PACT__TSAN_BUILD
+#define SURPLUS_MAX 512
+#else
+#define SURPLUS_MAX 4096
+#endif
+#define SURPLUS_MAX_BYTES                                                      \
+    (sizeof(void *) >= 8 ? (size_t)4 << 30 : (size_t)256 << 20)
+
+static struct pact__stack *pool_newest(struct pact__tasks *ts)
 {
-    struct pact__stack *s = ts->pool;
-    ts->pool = s->next;
+    struct pact__list *n = pact__list_first(&ts->pool);
+    return n ? pact__list_entry(n, struct pact__stack, link) : NULL;
+}
+
+static struct pact__stack *pool_oldest(struct pact__tasks *ts)
+{
+    if (pact__list_empty(&ts->pool))
+        return NULL;
+    return pact__list_entry(ts->pool.prev, struct pact__stack, link);
+}
+
+static void pool_take(struct pact__tasks *ts, struct pact__stack *s)
+{
+    pact__list_remove(&s->link);
     ts->pooled--;
-    s->next = NULL;
-    return s;
+}
+
+static void on_trim(evutil_socket_t fd, short what, void *ud);
+
+/* Ring the trim timer in @p ms (the loop thread; idle: nothing to do). */
+static void trim_arm(struct pact__tasks *ts, uint64_t ms)
+{
+    if (ts->trim_armed)
+        return;
+    if (!ts->trim_ev &&
+        !(ts->trim_ev = evtimer_new(ts->loop->base, on_trim, ts)))
+        return; /* no memory: the surplus waits for the next put */
+    struct timeval tv = {.tv_sec = (time_t)(ms / 1000),
+                         .tv_usec = (suseconds_t)(ms % 1000 * 1000)};
+    if (evtimer_add(ts->trim_ev, &tv) == 0) {
+        ts->trim_armed = true;
+        pact__own_event_added(ts->loop);
+    }
+}
+
+static void trim_disarm(struct pact__tasks *ts)
+{
+    if (!ts->trim_armed)
+        return;
+    evtimer_del(ts->trim_ev);
+    ts->trim_armed = false;
+    pact__own_event_removed(ts->loop);
+}
+
+/* Unmap the surplus that has been idle long enough; wait for the rest. */
+static void on_trim(evutil_socket_t fd, short what, void *ud)
+{
+    (void)fd;
+    (void)what;
+    struct pact__tasks *ts = ud;
+    ts->trim_armed = false; /* one-shot: fired, so no longer added */
+    pact__own_event_removed(ts->loop);
+    /* the real time: the loop's cached one may be a poll behind */
+    uint64_t now = pact__now_ns() / 1000000;
+    struct pact__stack *s;
+    while (ts->pooled > ts->pool_max && (s = pool_oldest(ts))) {
+        if (now - s->freed < PACT__STACK_LINGER_MS) {
+            trim_arm(ts, s->freed + PACT__STACK_LINGER_MS - now);
+            return;
+        }
+        pool_take(ts, s);
+        stack_unmap(s);
+    }
 }
 
 struct pact__stack *pact__stack_get(struct pact__tasks *ts, size_t size)
 {
-    if (size == ts->stack_size && ts->pool && ts->pool->guard == ts->guard)
-        return pool_pop(ts);
+    struct pact__stack *s = pool_newest(ts);
+    if (s && size == ts->stack_size && s->guard == ts->guard) {
+        pool_take(ts, s);
+        return s;
+    }
     /* a pool of the other guard setting is of no use any more */
-    if (ts->pool && ts->pool->guard != ts->guard)
+    if (s && s->guard != ts->guard)
         pact__stack_trim(ts, 0);
     return stack_map(size, ts->guard);
 }
@@ -120,20 +223,41 @@ void pact__stack_put(struct pact__tasks *ts, struct pact__stack *s)
     /* frames that never returned (the task's entry) leave poisoned bytes
      * that the next task's frames would trip on */
     UNPOISON(s->lo, s->size);
-    if (s->size == ts->stack_size && s->guard == ts->guard &&
-        ts->pooled < ts->pool_max) {
-        s->next = ts->pool;
-        ts->pool = s;
-        ts->pooled++;
+    if (s->size != ts->stack_size || s->guard != ts->guard || !ts->pool_max) {
+        stack_unmap(s);
         return;
     }
-    stack_unmap(s);
+    if (ts->pooled >= ts->pool_max) {
+        size_t surplus = ts->pooled - ts->pool_max;
+        if (surplus >= SURPLUS_MAX || surplus >= SURPLUS_MAX_BYTES / s->len) {
+            stack_unmap(s);
+            return;
+        }
+        trim_arm(ts, PACT__STACK_LINGER_MS);
+    }
+    s->freed = ts->loop->now;
+    pact__list_push_front(&ts->pool, &s->link);
+    ts->pooled++;
 }
 
 void pact__stack_trim(struct pact__tasks *ts, size_t keep)
 {
-    while (ts->pooled > keep)
-        stack_unmap(pool_pop(ts));
+    struct pact__stack *s;
+    while (ts->pooled > keep && (s = pool_oldest(ts))) {
+        pool_take(ts, s);
+        stack_unmap(s);
+    }
+    if (ts->pooled <= ts->pool_max)
+        trim_disarm(ts);
+}
+
+void pact__stack_pool_free(struct pact__tasks *ts)
+{
+    pact__stack_trim(ts, 0);
+    trim_disarm(ts);
+    if (ts->trim_ev)
+        event_free(ts->trim_ev);
+    ts->trim_ev = NULL;
 }
 
 /* ---- overflow reports ---------------------------------------------------- */

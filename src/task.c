@@ -148,7 +148,7 @@ static void tasks_free(pact_loop *loop, void *state)
         pact__list_remove(n);
         pact__list_init(n);
     }
-    pact__stack_trim(ts, 0);
+    pact__stack_pool_free(ts);
     free(ts);
 }
 
@@ -192,6 +192,7 @@ static void *tasks_make(pact_loop *loop)
         ts->loop = loop;
         pact__list_init(&ts->live);
         pact__list_init(&ts->asyncs);
+        pact__list_init(&ts->pool);
         ts->stack_size = pact__stack_round(DEFAULT_STACK);
         ts->pool_max = DEFAULT_POOL;
         ts->guard = true;
@@ -1087,7 +1088,7 @@ int pact_loop_set_stack_pool(pact_loop *loop, size_t stacks)
     if (!ts)
         return PACT_ENOMEM;
     ts->pool_max = stacks;
-    pact__stack_trim(ts, stacks);
+    pact__stack_trim(ts, stacks); /* the surplus too */
     return 0;
 }
 
@@ -1097,6 +1098,8 @@ int pact_loop_set_stack_guard(pact_loop *loop, bool guard)
     struct pact__tasks *ts = tasks_of(loop);
     if (!ts)
         return PACT_ENOMEM;
+    if (guard != ts->guard)
+        pact__stack_trim(ts, 0); /* pooled stacks are of the old setting */
     ts->guard = guard;
     return 0;
 }

@@ -28,13 +28,14 @@
 /* One task stack: a mapping holding the guard page (if any) and then the
  * usable stack; this header is allocated apart from it. */
 struct pact__stack {
-    char *map;                /* the mapping */
-    size_t len;               /* its length */
-    char *lo;                 /* lowest usable byte; a canary sits there */
-    size_t size;              /* usable bytes, from lo up */
-    bool guard;               /* [map, lo) is a PROT_NONE guard */
-    unsigned vg;              /* valgrind's id for it */
-    struct pact__stack *next; /* in the pool */
+    char *map;              /* the mapping */
+    size_t len;             /* its length */
+    char *lo;               /* lowest usable byte; a canary sits there */
+    size_t size;            /* usable bytes, from lo up */
+    bool guard;             /* [map, lo) is a PROT_NONE guard */
+    unsigned vg;            /* valgrind's id for it */
+    struct pact__list link; /* in the pool, newest first */
+    uint64_t freed;         /* loop time (ms) it entered the pool */
 #ifdef PACT__TSAN_BUILD
     /* TSan's fiber for the tasks run on this stack: pooled with it, since
      * making one costs TSan far more than the task it would serve */
@@ -45,12 +46,15 @@ struct pact__stack {
 /* A loop's task state (a pact__service). */
 struct pact__tasks {
     pact_loop *loop;
-    size_t stack_size; /* default usable size */
-    size_t pool_max, pooled;
+    size_t stack_size;       /* default usable size */
+    size_t pool_max, pooled; /* pooled - pool_max, if above: the surplus */
     bool guard;
-    struct pact__stack *pool; /* of stack_size stacks, guarded as `guard` */
-    struct pact__list live;   /* pact_task.link: started or queued, not
-                                 finished, newest first */
+    bool trim_armed;        /* trim_ev is pending */
+    struct pact__list pool; /* of stack_size stacks, guarded as `guard`, most
+                               recently freed first (so oldest last) */
+    struct event *trim_ev;  /* unmaps the surplus once it is idle (stack.c) */
+    struct pact__list live; /* pact_task.link: started or queued, not
+                               finished, newest first */
     size_t nlive;
     struct pact__list asyncs; /* async functions started and not ended */
     char why[160];            /* pact_loop_free's refusal */
@@ -130,10 +134,13 @@ void pact__tasks_each(pact_loop *loop,
 /* A stack of at least @p size usable bytes (pooled if it is the default),
  * or NULL with errno set. */
 struct pact__stack *pact__stack_get(struct pact__tasks *ts, size_t size);
-/* Give it back: to the pool, or unmapped. */
+/* Give it back: to the pool (within pool_max, or as surplus that a timer
+ * unmaps once idle for PACT__STACK_LINGER_MS), or unmapped. */
 void pact__stack_put(struct pact__tasks *ts, struct pact__stack *s);
-/* Unmap pooled stacks until at most @p keep are left. */
+/* Unmap pooled stacks, oldest first, until at most @p keep are left. */
 void pact__stack_trim(struct pact__tasks *ts, size_t keep);
+/* pact_loop_free: unmap every pooled stack and free the trim timer. */
+void pact__stack_pool_free(struct pact__tasks *ts);
 /* The word at the bottom of every stack is its canary, checked at each
  * switch back (behind a guard page: when the task ends): the zero the kernel
  * gave, never written by us, so that the check reads the shared zero page
