@@ -17,6 +17,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -2319,6 +2320,205 @@ START_TEST(stack_pool_reuse)
 }
 END_TEST
 
+/* ---- the pool's surplus ---------------------------------------------------
+ * A stack is seen from outside by the page of its task's frame (the real
+ * frame, not a sanitizer's fake one) and whether that page is still mapped
+ * (mincore fails with ENOMEM on an unmapped range): nothing here touches
+ * the pool to look at it. */
+
+#define BURST 12
+
+struct burst {
+    uintptr_t page[BURST];
+    int reused[BURST]; /* found the marks a task before left */
+    int started;
+};
+
+static pact_error *burst_task(void *arg, pact_value *result)
+{
+    (void)result;
+    struct burst *b = arg;
+    int i = b->started++;
+    uintptr_t at = (uintptr_t)__builtin_frame_address(0);
+    b->page[i] = at / page_size() * page_size();
+    /* suspended: every task of the burst holds its stack at once */
+    pact_error *err = pact_yield();
+    /* then, as the probe tasks do, read what a task before left on this
+     * stack, and leave the marks for the next */
+    struct probe r = {0}, w = {.write = true};
+    probe_deeper(&r);
+    probe_deeper(&w);
+    b->reused[i] = r.marked == PROBE;
+    return err;
+}
+
+static int burst_reused(const struct burst *b)
+{
+    int n = 0;
+    for (int i = 0; i < BURST; i++)
+        n += b->reused[i];
+    return n;
+}
+
+/* Run BURST tasks that all live at the same time, to the end. */
+static void burst_run(pact_loop *loop, struct burst *b)
+{
+    b->started = 0;
+    pact_promise *p[BURST];
+    for (int i = 0; i < BURST; i++) {
+        p[i] = pact_task_spawn(loop, burst_task, b, NULL);
+        ck_assert_ptr_nonnull(p[i]);
+    }
+    ck_assert_int_eq(pact_loop_run(loop, PACT_RUN_DEFAULT), 0);
+    ck_assert_int_eq(b->started, BURST);
+    for (int i = 0; i < BURST; i++) {
+        ck_assert_int_eq(pact_promise_state(p[i]), PACT_FULFILLED);
+        pact_promise_unref(p[i]);
+    }
+}
+
+static bool page_mapped(uintptr_t page)
+{
+    unsigned char v;
+    return mincore((void *)page, page_size(), &v) == 0;
+}
+
+static int burst_mapped(const struct burst *b)
+{
+    int n = 0;
+    for (int i = 0; i < BURST; i++)
+        n += page_mapped(b->page[i]);
+    return n;
+}
+
+static bool burst_has(const struct burst *b, uintptr_t page)
+{
+    for (int i = 0; i < BURST; i++)
+        if (b->page[i] == page)
+            return true;
+    return false;
+}
+
+START_TEST(stack_surplus_reused)
+{
+    /* a pool of 2, a burst of 12: the 10 beyond it are kept as surplus
+     * (without it they would be unmapped as each task ends) */
+    ck_assert_int_eq(pact_loop_set_stack_pool(t_loop, 2), 0);
+    struct burst a, b;
+    burst_run(t_loop, &a);
+    /* pact_loop_run returned with the surplus held: its trim timer does not
+     * keep the loop alive (had it, the run would have lasted until the
+     * trim, and the stacks would be gone) */
+    ck_assert_int_eq(burst_mapped(&a), BURST);
+    /* the next burst runs on the very same stacks, none newly mapped */
+    burst_run(t_loop, &b);
+    for (int i = 0; i < BURST; i++)
+        ck_assert_msg(burst_has(&a, b.page[i]), "task %d got a new stack", i);
+    ck_assert_int_eq(burst_reused(&b), BURST);
+    ck_assert_int_eq(burst_mapped(&b), BURST);
+}
+END_TEST
+
+static int trim_ticks;
+static void trim_check(pact_error *err, void *ud)
+{
+    ck_assert_ptr_null(err);
+    const struct burst *b = ud;
+    /* done when only the pool is left, or after a generous bound */
+    if (burst_mapped(b) <= 2 || ++trim_ticks >= 300)
+        pact_loop_stop(t_loop);
+}
+
+START_TEST(stack_surplus_trimmed)
+{
+    ck_assert_int_eq(pact_loop_set_stack_pool(t_loop, 2), 0);
+    struct burst a;
+    burst_run(t_loop, &a);
+    ck_assert_int_eq(burst_mapped(&a), BURST);
+    /* keep the loop running (a referenced timer) until the trim has
+     * happened: 300 ticks of 100 ms bound it, far past the linger */
+    trim_ticks = 0;
+    pact_handle h;
+    ck_assert_int_eq(pact_interval(t_loop, 100, trim_check, &a, &h), 0);
+    ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 1); /* stopped */
+    ck_assert_int_eq(pact_clear(t_loop, h), 0);
+    ck_assert_int_lt(trim_ticks, 300);
+    /* the pool's two are kept indefinitely: the last two tasks' */
+    ck_assert_int_eq(burst_mapped(&a), 2);
+    /* the next burst finds the marks on those two only (a new mapping may
+     * land where an old one was, but it is zeros) */
+    struct burst b;
+    burst_run(t_loop, &b);
+    ck_assert_int_eq(burst_reused(&b), 2);
+}
+END_TEST
+
+START_TEST(stack_surplus_none_without_pool)
+{
+    /* pool 0: nothing kept, surplus included */
+    ck_assert_int_eq(pact_loop_set_stack_pool(t_loop, 0), 0);
+    struct burst a;
+    burst_run(t_loop, &a);
+    ck_assert_int_eq(burst_mapped(&a), 0);
+}
+END_TEST
+
+START_TEST(stack_surplus_settings_changed)
+{
+    struct burst a;
+    /* the pool shrunk while a surplus is held: cut to the new size now */
+    ck_assert_int_eq(pact_loop_set_stack_pool(t_loop, 2), 0);
+    burst_run(t_loop, &a);
+    ck_assert_int_eq(burst_mapped(&a), BURST);
+    ck_assert_int_eq(pact_loop_set_stack_pool(t_loop, 1), 0);
+    ck_assert_int_eq(burst_mapped(&a), 1);
+    ck_assert_int_eq(pact_loop_set_stack_pool(t_loop, 0), 0);
+    ck_assert_int_eq(burst_mapped(&a), 0);
+
+    /* a new stack size: every pooled stack is released */
+    ck_assert_int_eq(pact_loop_set_stack_pool(t_loop, 2), 0);
+    burst_run(t_loop, &a);
+    ck_assert_int_eq(burst_mapped(&a), BURST);
+    ck_assert_int_eq(pact_loop_set_stack_size(t_loop, 128 * 1024), 0);
+    ck_assert_int_eq(burst_mapped(&a), 0);
+
+    /* guard pages off, then on: released each time */
+    burst_run(t_loop, &a);
+    ck_assert_int_eq(burst_mapped(&a), BURST);
+    ck_assert_int_eq(pact_loop_set_stack_guard(t_loop, false), 0);
+    ck_assert_int_eq(burst_mapped(&a), 0);
+    burst_run(t_loop, &a);
+    ck_assert_int_eq(burst_mapped(&a), BURST);
+    ck_assert_int_eq(pact_loop_set_stack_guard(t_loop, true), 0);
+    ck_assert_int_eq(burst_mapped(&a), 0);
+
+    /* the same settings again release nothing */
+    burst_run(t_loop, &a);
+    ck_assert_int_eq(pact_loop_set_stack_guard(t_loop, true), 0);
+    ck_assert_int_eq(pact_loop_set_stack_size(t_loop, 128 * 1024), 0);
+    ck_assert_int_eq(burst_mapped(&a), BURST);
+    /* a larger pool takes the surplus in; the loop still ends with it */
+    ck_assert_int_eq(pact_loop_set_stack_pool(t_loop, 100), 0);
+    burst_run(t_loop, &a);
+    ck_assert_int_eq(burst_mapped(&a), BURST);
+}
+END_TEST
+
+START_TEST(stack_surplus_freed_with_loop)
+{
+    /* a loop of its own, freed with a surplus and its trim timer pending:
+     * everything is unmapped (valgrind and ASan see the headers freed) */
+    pact_loop *loop;
+    ck_assert_int_eq(pact_loop_new(&loop), 0);
+    ck_assert_int_eq(pact_loop_set_stack_pool(loop, 2), 0);
+    struct burst a;
+    burst_run(loop, &a);
+    ck_assert_int_eq(burst_mapped(&a), BURST);
+    ck_assert_int_eq(pact_loop_free(loop), 0);
+    ck_assert_int_eq(burst_mapped(&a), 0);
+}
+END_TEST
+
 struct seq {
     int n, done;
     int64_t sum;
@@ -2609,6 +2809,11 @@ Suite *suite_task(void)
     tcase_add_test(opt, loop_stack_size_setting);
     tcase_add_test(opt, stack_size_rounding);
     tcase_add_test(opt, stack_pool_reuse);
+    tcase_add_test(opt, stack_surplus_reused);
+    tcase_add_test(opt, stack_surplus_trimmed);
+    tcase_add_test(opt, stack_surplus_none_without_pool);
+    tcase_add_test(opt, stack_surplus_settings_changed);
+    tcase_add_test(opt, stack_surplus_freed_with_loop);
     tcase_add_test(opt, rounding_mode_per_task);
     tcase_add_test(opt, no_stack_rejects_at_once);
     suite_add_tcase(s, opt);
