@@ -215,7 +215,14 @@ struct pact__stack *pact__stack_get(struct pact__tasks *ts, size_t size)
     /* a pool of the other guard setting is of no use any more */
     if (s && s->guard != ts->guard)
         pact__stack_trim(ts, 0);
-    return stack_map(size, ts->guard);
+    struct pact__stack *m = stack_map(size, ts->guard);
+    /* out of mappings (vm.max_map_count) or address space: the surplus is
+     * only a cache, let it go and try once more */
+    if (!m && ts->pooled > ts->pool_max) {
+        pact__stack_trim(ts, ts->pool_max);
+        m = stack_map(size, ts->guard);
+    }
+    return m;
 }
 
 void pact__stack_put(struct pact__tasks *ts, struct pact__stack *s)

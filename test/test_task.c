@@ -2504,6 +2504,29 @@ START_TEST(stack_surplus_settings_changed)
 }
 END_TEST
 
+START_TEST(stack_surplus_released_on_map_failure)
+{
+    /* a stack that cannot be mapped (here: too large for the address
+     * space; in a daemon: vm.max_map_count reached) lets the surplus go
+     * before it gives up, the pool's own stacks stay */
+    ck_assert_int_eq(pact_loop_set_stack_pool(t_loop, 2), 0);
+    struct burst a;
+    burst_run(t_loop, &a);
+    ck_assert_int_eq(burst_mapped(&a), BURST);
+    pact_task_opts o = {.stack_size = (size_t)1 << 60};
+    pact_promise *p = pact_task_spawn(t_loop, nostack_body, NULL, &o);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_int_eq(pact_promise_state(p), PACT_REJECTED);
+    ck_assert_int_eq(pact_error_code(pact_promise_error(p)), PACT_ENOMEM);
+    int handled = 0;
+    ck_assert_int_eq(pact_promise_callback(p, nostack_seen, &handled), 0);
+    pact_promise_unref(p);
+    ck_assert_int_eq(burst_mapped(&a), 2);
+    ck_assert_int_eq(pact_loop_run(t_loop, PACT_RUN_DEFAULT), 0);
+    ck_assert_int_eq(handled, 1);
+}
+END_TEST
+
 START_TEST(stack_surplus_freed_with_loop)
 {
     /* a loop of its own, freed with a surplus and its trim timer pending:
@@ -2813,6 +2836,7 @@ Suite *suite_task(void)
     tcase_add_test(opt, stack_surplus_trimmed);
     tcase_add_test(opt, stack_surplus_none_without_pool);
     tcase_add_test(opt, stack_surplus_settings_changed);
+    tcase_add_test(opt, stack_surplus_released_on_map_failure);
     tcase_add_test(opt, stack_surplus_freed_with_loop);
     tcase_add_test(opt, rounding_mode_per_task);
     tcase_add_test(opt, no_stack_rejects_at_once);
