@@ -226,9 +226,13 @@ PACT_API size_t pact_loop_tasks(pact_loop *loop);
  *  rounded up to pages; at least 16 KiB). @return 0, PACT_EINVAL (NULL loop,
  *  0 bytes), PACT_ETHREAD or PACT_ENOMEM. */
 PACT_API int pact_loop_set_stack_size(pact_loop *loop, size_t bytes);
-/** How many finished tasks' stacks the loop keeps for reuse (default 64);
- *  the rest are unmapped. @return 0, PACT_EINVAL, PACT_ETHREAD or
- *  PACT_ENOMEM. */
+/** How many finished tasks' stacks (of the loop's default size) the loop
+ *  keeps indefinitely for reuse (default 64). Beyond them, stacks freed
+ *  while the pool is full are kept as a surplus (up to 4,096) and unmapped
+ *  once idle for about a second, by a timer that never keeps the loop
+ *  alive; 0 keeps nothing at all, surplus included (doc/await.md, "The
+ *  pool"). Setting it cuts what is kept to @p stacks at once.
+ *  @return 0, PACT_EINVAL, PACT_ETHREAD or PACT_ENOMEM. */
 PACT_API int pact_loop_set_stack_pool(pact_loop *loop, size_t stacks);
 /** Guard pages (the default) or not. Without them a stack is one mapping
  *  (no vm.max_map_count ceiling on live tasks), and an overflow is found
