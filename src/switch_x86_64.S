@@ -5,14 +5,19 @@
 
 /* The first switch to a new context jumps here with rsp at entry, then
  * arg (16-aligned: the call leaves the ABI's alignment at entry's start).
- * Entry never returns; if it did, trap rather than run off the stack. */
+ * Entry never returns; if it did, trap rather than run off the stack.
+ * The nop before it is never run: an unwinder that meets this address in
+ * a context's first frame, mid-switch, looks it up one byte back, as a
+ * return address, and must find this stub's rules there: rip undefined,
+ * the end of the stack. */
+	.p2align 4
+	.cfi_startproc
+	.cfi_undefined rip
+	nop
 	.globl	pact__asm_start
 	.hidden	pact__asm_start
 	.type	pact__asm_start, @function
-	.p2align 4
 pact__asm_start:
-	.cfi_startproc
-	.cfi_undefined rip
 #if defined(__CET__) && (__CET__ & 1)
 	endbr64		/* a jump target under indirect-branch tracking */
 #endif
