@@ -267,9 +267,12 @@ static void asm_make(union ctx *c, void *stack, size_t size, pact__entry_fn fn,
     pact__asm_make(&c->a, stack, size, fn, arg);
 }
 
+/* What tasks use: on x86-64 the inline switch, with pact__asm_swap (the
+ * same asm in a function) as the register helper's raw switch: the ring
+ * runs resume contexts that the other one suspended. */
 static void asm_swap(union ctx *from, const union ctx *to)
 {
-    pact__asm_swap(&from->a, &to->a);
+    pact__ctx_swap(&from->a, &to->a);
 }
 #endif
 
@@ -793,6 +796,239 @@ static void check_regs(void)
 #endif
 }
 
+/* ---- x86-64's inline switch: what the compiler keeps live -------------- */
+
+#if defined(HAVE_ASM) && defined(__x86_64__)
+#define LIVE_ROUNDS 200
+static struct fiber *live_peer;
+static bool live_quit;
+
+/* Every register the compiler may allocate, overwritten (not rbp: it may
+ * be the frame pointer). Run in the peer between switches: a register
+ * missing from the inline switch's clobbers that holds a value across it
+ * in main comes back changed. */
+static void scribble(void)
+{
+    __asm__ volatile(
+        "movq $-1, %%rax\n\tmovq $-1, %%rbx\n\tmovq $-1, %%rcx\n\t"
+        "movq $-1, %%rdx\n\tmovq $-1, %%rsi\n\tmovq $-1, %%rdi\n\t"
+        "movq $-1, %%r8\n\tmovq $-1, %%r9\n\tmovq $-1, %%r10\n\t"
+        "movq $-1, %%r11\n\tmovq $-1, %%r12\n\tmovq $-1, %%r13\n\t"
+        "movq $-1, %%r14\n\tmovq $-1, %%r15\n\t"
+        "pcmpeqd %%xmm0, %%xmm0\n\tpcmpeqd %%xmm1, %%xmm1\n\t"
+        "pcmpeqd %%xmm2, %%xmm2\n\tpcmpeqd %%xmm3, %%xmm3\n\t"
+        "pcmpeqd %%xmm4, %%xmm4\n\tpcmpeqd %%xmm5, %%xmm5\n\t"
+        "pcmpeqd %%xmm6, %%xmm6\n\tpcmpeqd %%xmm7, %%xmm7\n\t"
+        "pcmpeqd %%xmm8, %%xmm8\n\tpcmpeqd %%xmm9, %%xmm9\n\t"
+        "pcmpeqd %%xmm10, %%xmm10\n\tpcmpeqd %%xmm11, %%xmm11\n\t"
+        "pcmpeqd %%xmm12, %%xmm12\n\tpcmpeqd %%xmm13, %%xmm13\n\t"
+        "pcmpeqd %%xmm14, %%xmm14\n\tpcmpeqd %%xmm15, %%xmm15\n\t"
+#ifdef __AVX512F__
+        "vpternlogd $0xff, %%zmm16, %%zmm16, %%zmm16\n\t"
+        "vpternlogd $0xff, %%zmm23, %%zmm23, %%zmm23\n\t"
+        "vpternlogd $0xff, %%zmm31, %%zmm31, %%zmm31\n\t"
+        "kxnorw %%k1, %%k1, %%k1\n\tkxnorw %%k7, %%k7, %%k7\n\t"
+#endif
+        /* eight pushes fill the x87 stack: whatever main left there is
+         * overwritten, then popped */
+        "fldpi\n\tfldpi\n\tfldpi\n\tfldpi\n\tfldpi\n\tfldpi\n\tfldpi\n\t"
+        "fldpi\n\t"
+        "fstp %%st(0)\n\tfstp %%st(0)\n\tfstp %%st(0)\n\tfstp %%st(0)\n\t"
+        "fstp %%st(0)\n\tfstp %%st(0)\n\tfstp %%st(0)\n\tfstp %%st(0)\n\t"
+        "fnclex\n\t"
+        :
+        :
+        : "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11",
+          "r12", "r13", "r14", "r15", "cc", "memory", "xmm0", "xmm1", "xmm2",
+          "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10",
+          "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "st", "st(1)", "st(2)",
+          "st(3)", "st(4)", "st(5)", "st(6)", "st(7)" PACT__CLOBBER_AVX512_);
+}
+
+/* Straight to @p to with the inline switch: no call around it that would
+ * make the compiler save the values itself. */
+static inline __attribute__((always_inline)) void live_hop(struct fiber *to)
+{
+    struct fiber *self = cur;
+    san_leave(self, to, false);
+    prev = self;
+    cur = to;
+    pact__asm_switch(&self->ctx.a, &to->ctx.a);
+    san_arrive(self);
+}
+
+static void live_entry(void *arg)
+{
+    struct fiber *self = arg;
+    san_arrive(self);
+    while (!live_quit) {
+        scribble();
+        live_hop(&main_f);
+    }
+    leave(self);
+}
+
+/* Integers, doubles and long doubles, computed before the switch and
+ * compared after: the compiler keeps as many in registers as it can. */
+static NOINLINE unsigned live_round(uint64_t seed)
+{
+    volatile uint64_t vseed = seed;
+    uint64_t s = vseed;
+    uint64_t i0 = s * 3, i1 = s ^ 0x55, i2 = s + 7, i3 = s * 11, i4 = s ^ 99,
+             i5 = s + 1234, i6 = s * 17, i7 = ~s, i8 = s << 3, i9 = s >> 2,
+             i10 = s * 29, i11 = s ^ 0xABCDEF, i12 = s + 31, i13 = s * 37;
+    double d0 = (double)s * 0.5, d1 = (double)s + 0.25, d2 = (double)s * 3.5,
+           d3 = (double)s - 9.75, d4 = (double)s * 1.125, d5 = (double)s / 7,
+           d6 = (double)s + 1e9, d7 = (double)s * -2, d8 = (double)s / 3,
+           d9 = (double)s + 0.5, d10 = (double)s * 5, d11 = (double)s - 1,
+           d12 = (double)s * 0.75, d13 = (double)s + 42, d14 = (double)s / 9,
+           d15 = (double)s * 13;
+    long double l0 = (long double)s / 3, l1 = (long double)s * 1.5L;
+    live_hop(live_peer);
+    s = vseed;
+    unsigned bad = 0;
+    bad += i0 != s * 3, bad += i1 != (s ^ 0x55), bad += i2 != s + 7;
+    bad += i3 != s * 11, bad += i4 != (s ^ 99), bad += i5 != s + 1234;
+    bad += i6 != s * 17, bad += i7 != ~s, bad += i8 != s << 3;
+    bad += i9 != s >> 2, bad += i10 != s * 29, bad += i11 != (s ^ 0xABCDEF);
+    bad += i12 != s + 31, bad += i13 != s * 37;
+    bad += d0 != (double)s * 0.5, bad += d1 != (double)s + 0.25;
+    bad += d2 != (double)s * 3.5, bad += d3 != (double)s - 9.75;
+    bad += d4 != (double)s * 1.125, bad += d5 != (double)s / 7;
+    bad += d6 != (double)s + 1e9, bad += d7 != (double)s * -2;
+    bad += d8 != (double)s / 3, bad += d9 != (double)s + 0.5;
+    bad += d10 != (double)s * 5, bad += d11 != (double)s - 1;
+    bad += d12 != (double)s * 0.75, bad += d13 != (double)s + 42;
+    bad += d14 != (double)s / 9, bad += d15 != (double)s * 13;
+    bad += l0 != (long double)s / 3, bad += l1 != (long double)s * 1.5L;
+    return bad;
+}
+
+static void check_live(void)
+{
+    if (strcmp(im->name, "asm") != 0)
+        return;
+    begin("values live across the inline switch");
+    struct fiber f;
+    fiber_new(&f, 1, 0, live_entry, &f);
+    live_peer = &f;
+    live_quit = false;
+    unsigned long bad = 0;
+    for (uint64_t r = 0; r < LIVE_ROUNDS; r++)
+        bad += live_round(0x0123456789ABCDEFu * (r + 1));
+    live_quit = true;
+    hop(&f);
+    fiber_free(&f);
+    char why[64];
+    snprintf(why, sizeof why, "%lu values changed", bad);
+    result(!bad,
+           "integer, double and long double values live across the inline "
+           "switch survive a peer that overwrites every register",
+           why);
+}
+#else
+static void check_live(void)
+{
+}
+#endif
+
+/* ---- unwinding from a signal in the middle of a switch ------------------ */
+
+#if defined(HAVE_ASM) && defined(__x86_64__) && defined(HAVE_BACKTRACE) &&     \
+    !defined(CHECK_TSAN)
+#include <execinfo.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#define SIG_SWITCHES                                                           \
+    20000000ul /* rounds at most; fewer once SIG_SAMPLES are in */
+#define SIG_SAMPLES 20000ul
+#define SIG_DEPTH 64
+static struct fiber *sig_ring[3];
+static volatile sig_atomic_t sig_quit;
+static _Atomic unsigned long sig_samples, sig_runaway;
+static atomic_bool sig_stop;
+
+/* As the stall detector does: backtrace() on the interrupted thread. */
+static void sig_sample(int sig)
+{
+    (void)sig;
+    void *frames[SIG_DEPTH];
+    int n = backtrace(frames, SIG_DEPTH);
+    if (n >= SIG_DEPTH)
+        atomic_fetch_add(&sig_runaway, 1); /* a rule that loops */
+    atomic_fetch_add(&sig_samples, 1);
+}
+
+static void *sig_sender(void *arg)
+{
+    pthread_t to = *(pthread_t *)arg;
+    while (!atomic_load(&sig_stop))
+        pthread_kill(to, SIGURG); /* pending ones merge: as fast as it goes */
+    return NULL;
+}
+
+static void sig_entry(void *arg)
+{
+    struct fiber *self = arg;
+    san_arrive(self);
+    while (!sig_quit)
+        live_hop(sig_ring[self->id == 1 ? 2 : 0]);
+    leave(self);
+}
+
+static void check_signals(void)
+{
+    if (strcmp(im->name, "asm") != 0)
+        return;
+    begin("backtrace from a signal during switches");
+    void *warm[4];
+    backtrace(warm, 4); /* loads the unwinder outside the handler */
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = sig_sample;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGURG, &sa, &old);
+    struct fiber fs[2];
+    sig_ring[0] = &main_f;
+    for (int i = 0; i < 2; i++) {
+        fiber_new(&fs[i], i + 1, 0, sig_entry, &fs[i]);
+        sig_ring[i + 1] = &fs[i];
+    }
+    sig_quit = 0;
+    atomic_store(&sig_samples, 0);
+    atomic_store(&sig_runaway, 0);
+    atomic_store(&sig_stop, false);
+    pthread_t self = pthread_self(), sender;
+    bool threaded = pthread_create(&sender, NULL, sig_sender, &self) == 0;
+    unsigned long n = 0;
+    for (; n < SIG_SWITCHES && atomic_load(&sig_samples) < SIG_SAMPLES; n++)
+        live_hop(sig_ring[1]); /* main, 1, 2, main, ... */
+    atomic_store(&sig_stop, true);
+    if (threaded)
+        pthread_join(sender, NULL);
+    sig_quit = 1;
+    for (int i = 0; i < 2; i++) {
+        hop(&fs[i]);
+        fiber_free(&fs[i]);
+    }
+    sigaction(SIGURG, &old, NULL);
+    char what[120], why[64];
+    snprintf(what, sizeof what,
+             "backtrace() from %lu signals during %lu rounds of switches "
+             "ends, and never crashes",
+             atomic_load(&sig_samples), n);
+    snprintf(why, sizeof why, "%lu ran to %d frames", atomic_load(&sig_runaway),
+             SIG_DEPTH);
+    result(threaded && !atomic_load(&sig_runaway), what, why);
+}
+#else
+static void check_signals(void)
+{
+}
+#endif
+
 /* ---- main ---------------------------------------------------------------- */
 
 int main(void)
@@ -815,6 +1051,8 @@ int main(void)
         check_fp();
         check_stack();
         check_regs();
+        check_live();
+        check_signals();
     }
     printf("switch_check: %s\n", failures ? "FAILED" : "all passed");
     return failures ? 1 : 0;

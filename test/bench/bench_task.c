@@ -68,9 +68,14 @@ static void best_on_loop(bench_run_fn fn, pact_loop **loop, void *ctx,
 }
 
 /* ======================================================================
- * task.switch, task.switch_ucontext: a context on a stack of its own that
- * counts and switches back, switched to SWITCH_* times; each round trip is
- * two swaps (pact__asm_swap or pact__uctx_swap). Figure: wall ns per swap.
+ * task.switch, task.switch_call, task.switch_ucontext: a context on a stack
+ * of its own that counts and switches back, switched to SWITCH_* times;
+ * each round trip is two swaps. task.switch is the switch tasks use
+ * (pact__ctx_swap: on x86-64 the inline pact__asm_switch, no call and no
+ * ret; elsewhere pact__asm_swap); task.switch_call, x86-64 only, the same
+ * asm called as a function, pact__asm_swap, whose ret returns to the other
+ * context's call site and so mispredicts at every switch;
+ * task.switch_ucontext, pact__uctx_swap. Figure: wall ns per swap.
  * ====================================================================== */
 
 typedef struct switch_ctx {
@@ -83,12 +88,19 @@ typedef struct switch_ctx {
 } switch_ctx;
 
 #ifdef HAVE_ASM_SWITCH_
+#if defined(__x86_64__)
+#define ASM_SWITCH_ pact__asm_switch /* what tasks use (context.h) */
+#define HAVE_SWITCH_CALL_ 1
+#else
+#define ASM_SWITCH_ pact__asm_swap
+#endif
+
 static void asm_entry(void *arg)
 {
     switch_ctx *c = arg;
     for (;;) { /* abandoned, suspended, at the end of the run */
         c->count++;
-        pact__asm_swap(&c->asm_co, &c->asm_main);
+        ASM_SWITCH_(&c->asm_co, &c->asm_main);
     }
 }
 
@@ -99,10 +111,35 @@ static void asm_switch_run(void *ctx, double figs[BENCH_MAX_FIGS])
     pact__asm_make(&c->asm_co, c->stack, SWITCH_STACK, asm_entry, c);
     double t0 = bench_wall_ns();
     for (size_t i = 0; i < c->n; i++)
-        pact__asm_swap(&c->asm_main, &c->asm_co);
+        ASM_SWITCH_(&c->asm_main, &c->asm_co);
     double t1 = bench_wall_ns();
     if (c->count != c->n)
         bench_fail("task.switch: %zu of %zu switches ran", c->count, c->n);
+    figs[0] = (t1 - t0) / (2.0 * (double)c->n);
+}
+#endif
+
+#ifdef HAVE_SWITCH_CALL_
+static void call_entry(void *arg)
+{
+    switch_ctx *c = arg;
+    for (;;) {
+        c->count++;
+        pact__asm_swap(&c->asm_co, &c->asm_main);
+    }
+}
+
+static void call_switch_run(void *ctx, double figs[BENCH_MAX_FIGS])
+{
+    switch_ctx *c = ctx;
+    c->count = 0;
+    pact__asm_make(&c->asm_co, c->stack, SWITCH_STACK, call_entry, c);
+    double t0 = bench_wall_ns();
+    for (size_t i = 0; i < c->n; i++)
+        pact__asm_swap(&c->asm_main, &c->asm_co);
+    double t1 = bench_wall_ns();
+    if (c->count != c->n)
+        bench_fail("task.switch_call: %zu of %zu switches ran", c->count, c->n);
     figs[0] = (t1 - t0) / (2.0 * (double)c->n);
 }
 #endif
@@ -146,6 +183,10 @@ static void bench_switch(void)
     c->n = SWITCH_ASM;
     bench_best(asm_switch_run, c, asm_);
 #endif
+#ifdef HAVE_SWITCH_CALL_
+    double call[BENCH_MAX_FIGS];
+    bench_best(call_switch_run, c, call);
+#endif
     c->n = SWITCH_UCTX;
     bench_best(uctx_switch_run, c, uctx);
     munmap(c->stack, SWITCH_STACK);
@@ -155,6 +196,9 @@ static void bench_switch(void)
     bench_anchor a[] = {{"go", go}};
 #ifdef HAVE_ASM_SWITCH_
     bench_print("task.switch", "ns", asm_[0], a, 1);
+#endif
+#ifdef HAVE_SWITCH_CALL_
+    bench_print("task.switch_call", "ns", call[0], a, 1);
 #endif
     bench_print("task.switch_ucontext", "ns", uctx[0], a, 1);
 }
