@@ -425,10 +425,13 @@ static pact_task *next_woken(pact_task *t)
  * or, when the next microtask would only resume another task, switch to
  * that one at once: it returns to our resumer in our place (run() finds
  * it in `current`), one switch instead of two and the same order. */
-static void suspend(pact_task *t)
+#if !defined(PACT_ASAN) && !defined(PACT_TSAN)
+/* The context suspend() switches to: the next woken task's, made current
+ * (a hand-off), or the resumer's. Not under a sanitizer, which is told of
+ * every switch as to and from the resumer's stack (suspend() does it). */
+static PACT__ALWAYS_INLINE pact__ctx *suspend_to(pact_task *t)
 {
     t->state = T_SUSPENDED;
-#if !defined(PACT_ASAN) && !defined(PACT_TSAN)
     pact_task *u = next_woken(t);
     if (u) {
         u->back = t->back;
@@ -436,13 +439,22 @@ static void suspend(pact_task *t)
         current = u;
         (void)pact__ambient_enter(u->ts->loop, u->abort, u);
         pact__where_now = &u->where;
-        pact__ctx_swap(&t->ctx, &u->ctx);
-        return;
+        return &u->ctx;
     }
+    return t->back;
+}
 #endif
+
+static void suspend(pact_task *t)
+{
+#if !defined(PACT_ASAN) && !defined(PACT_TSAN)
+    pact__ctx_swap(&t->ctx, suspend_to(t));
+#else
+    t->state = T_SUSPENDED;
     san_from_task(t, false);
     pact__ctx_swap(&t->ctx, t->back);
     san_in_task(t);
+#endif
 }
 
 static void entry(void *arg)
@@ -744,13 +756,9 @@ static pact_error *not_in_task(const char *fn)
     return PACT_ERROR(PACT_ENOTASK, "%s outside a task", fn);
 }
 
-/* Suspend @p t until a wake-up; what it was woken with, as an await. */
-static pact_error *wait_woken(pact_task *t, pact_value *out, const char *file,
-                              int line)
+/* What @p t, back from an await's suspension, was woken with. */
+static PACT__ALWAYS_INLINE pact_error *woken(pact_task *t, pact_value *out)
 {
-    t->await_file = file;
-    t->await_line = line;
-    suspend(t);
     t->await_file = NULL;
     pact_promise *src = t->settled;
     t->settled = NULL;
@@ -760,6 +768,16 @@ static pact_error *wait_woken(pact_task *t, pact_value *out, const char *file,
         return err ? err : pact__enomem();
     }
     return pact__await_take(src, out);
+}
+
+/* Suspend @p t until a wake-up; what it was woken with, as an await. */
+static pact_error *wait_woken(pact_task *t, pact_value *out, const char *file,
+                              int line)
+{
+    t->await_file = file;
+    t->await_line = line;
+    suspend(t);
+    return woken(t, out);
 }
 
 /* Attach a wake-up for the current await to @p p. */
@@ -787,9 +805,13 @@ static pact_error *cancelled(const pact_task *t)
                                       "(pact_loop_close_all)");
 }
 
+/* An await up to its suspension: the outcome when there is none to wait
+ * for (*@p waiter NULL), else NULL with the task to suspend in *@p waiter
+ * (its wake-up attached or queued). */
 static PACT__ALWAYS_INLINE pact_error *
-await_impl(pact_promise *p, pact_value *out, const char *file, int line)
+await_start(pact_promise *p, pact_value *out, pact_task **waiter)
 {
+    *waiter = NULL;
     if (out)
         *out = pact_nothing();
     if (!p) {
@@ -831,7 +853,8 @@ await_impl(pact_promise *p, pact_value *out, const char *file, int line)
         t->settled = p; /* the await's reference */
         t->refs++;
         pact__micro_must(loop, resume_job, t);
-        return wait_woken(t, out, file, line);
+        *waiter = t;
+        return NULL;
     }
     bool ok = attach(t, p, 0);
     /* With nothing else holding @p p it can never settle: the drop then
@@ -839,7 +862,16 @@ await_impl(pact_promise *p, pact_value *out, const char *file, int line)
     pact__unref(p);
     if (!ok)
         return pact__enomem();
-    return wait_woken(t, out, file, line);
+    *waiter = t;
+    return NULL;
+}
+
+static PACT__ALWAYS_INLINE pact_error *
+await_impl(pact_promise *p, pact_value *out, const char *file, int line)
+{
+    pact_task *t;
+    pact_error *err = await_start(p, out, &t);
+    return t ? wait_woken(t, out, file, line) : err;
 }
 
 pact_error *pact_await_at(pact_promise *p, pact_value *out, const char *file,
@@ -848,17 +880,52 @@ pact_error *pact_await_at(pact_promise *p, pact_value *out, const char *file,
     return await_impl(p, out, file, line);
 }
 
+pact_value pact_await_throw_(pact_error *err)
+{
+    pact_task *t = current;
+    if (!t || !t->unwind)
+        return pact_throw(err);
+    t->thrown = err;
+    longjmp(*t->unwind, 1);
+}
+
 pact_value pact_await_value_at(pact_promise *p, const char *file, int line)
 {
     pact_value v;
     pact_error *err = await_impl(p, &v, file, line);
     if (!err)
         return v;
-    pact_task *t = current;
-    if (!t || !t->unwind)
-        return pact_throw(err);
-    t->thrown = err;
-    longjmp(*t->unwind, 1);
+    return pact_await_throw_(err);
+}
+
+/* PACT_AWAIT's halves around the switch it makes inline in the task's own
+ * function (pact/task_switch.h): no return then crosses from one task's
+ * stack into another's code. Under a sanitizer, which must hear of each
+ * switch, and with ucontext, the first half does the whole await. */
+int pact_await_enter_(pact_promise *p, pact_value *out, const char *file,
+                      int line, void *sw[2], pact_error **err)
+{
+#if PACT_CONTEXT_ASM && defined(__x86_64__) && !defined(PACT_ASAN) &&          \
+    !defined(PACT_TSAN)
+    pact_task *t;
+    *err = await_start(p, out, &t);
+    if (!t)
+        return 0;
+    t->await_file = file;
+    t->await_line = line;
+    sw[1] = &suspend_to(t)->sp;
+    sw[0] = &t->ctx.sp;
+    return 1;
+#else
+    (void)sw;
+    *err = await_impl(p, out, file, line);
+    return 0;
+#endif
+}
+
+pact_error *pact_await_leave_(pact_value *out)
+{
+    return woken(current, out);
 }
 
 pact_error *pact_await_any_at(pact_promise *const *ps, size_t n, size_t *index,

@@ -842,7 +842,7 @@ static void scribble(void)
           "r12", "r13", "r14", "r15", "cc", "memory", "xmm0", "xmm1", "xmm2",
           "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10",
           "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "st", "st(1)", "st(2)",
-          "st(3)", "st(4)", "st(5)", "st(6)", "st(7)" PACT__CLOBBER_AVX512_);
+          "st(3)", "st(4)", "st(5)", "st(6)", "st(7)" PACT_SWITCH_AVX512_);
 }
 
 /* Straight to @p to with the inline switch: no call around it that would

@@ -29,6 +29,7 @@
 #include "pact/chan.h"
 #include "pact/common.h"
 #include "pact/error.h"
+#include "pact/task_switch.h"
 #include "pact/value.h"
 
 #ifdef __cplusplus
@@ -121,21 +122,70 @@ pact_await_at(pact_promise *p, pact_value *out, const char *file, int line);
 PACT_API pact_value pact_await_value_at(pact_promise *p, const char *file,
                                         int line);
 
+/** PACT_AWAIT's first half, for the inline switch (pact/task_switch.h):
+ *  not to be called directly. As pact_await_at up to the point of
+ *  suspending: there it stores in @p sw the contexts to switch from and to,
+ *  and returns 1 (the caller switches, then calls pact_await_leave_);
+ *  else it returns 0 with the await's outcome in *@p err. */
+PACT_API int pact_await_enter_(pact_promise *p, pact_value *out,
+                               const char *file, int line, void *sw[2],
+                               pact_error **err);
+/** PACT_AWAIT's second half, once switched back to (see
+ *  pact_await_enter_): the outcome, as pact_await_at's. */
+PACT_NODISCARD PACT_API pact_error *pact_await_leave_(pact_value *out);
+/** The throwing form's rejection (see PACT_AWAIT): unwinds the task, or
+ *  outside one returns a PACT_ERROR value holding @p err. */
+PACT_API pact_value pact_await_throw_(pact_error *err);
+
+/** @cond PACT_INTERNAL */
+#if PACT_SWITCH_INLINE
+static inline __attribute__((always_inline)) pact_error *
+pact_await_inline_(pact_promise *p, pact_value *out, const char *file, int line)
+{
+    void *sw[2];
+    pact_error *err;
+    if (pact_await_enter_(p, out, file, line, sw, &err)) {
+        pact_switch_((void **)sw[0], (void *const *)sw[1]);
+        return pact_await_leave_(out);
+    }
+    return err;
+}
+static inline __attribute__((always_inline)) pact_value
+pact_await_value_inline_(pact_promise *p, const char *file, int line)
+{
+    pact_value v;
+    pact_error *err = pact_await_inline_(p, &v, file, line);
+    if (__builtin_expect(err == NULL, 1))
+        return v;
+    return pact_await_throw_(err);
+}
+#define PACT_AWAIT_AT_(p, out, file, line)                                     \
+    pact_await_inline_((p), (out), (file), (line))
+#define PACT_AWAIT_VALUE_AT_(p, file, line)                                    \
+    pact_await_value_inline_((p), (file), (line))
+#else
+#define PACT_AWAIT_AT_(p, out, file, line)                                     \
+    pact_await_at((p), (out), (file), (line))
+#define PACT_AWAIT_VALUE_AT_(p, file, line)                                    \
+    pact_await_value_at((p), (file), (line))
+#endif
+/** @endcond */
+
 /** In a task, await @p p (stolen): the value, the caller's own. A rejection
  *  "throws": the task unwinds at once to its body's caller, whose promise
  *  rejects with the error (frames between leak what they own: use the ERR
  *  or TRY forms there). Outside a task: a PACT_ERROR value (PACT_ENOTASK). */
-#define PACT_AWAIT(p) pact_await_value_at((p), __FILE__, __LINE__)
+#define PACT_AWAIT(p) PACT_AWAIT_VALUE_AT_((p), __FILE__, __LINE__)
 /** In a task, await @p p (stolen): NULL and the value in *@p out (may be
  *  NULL to drop it), or the rejection (a new reference, to handle or drop):
  *  PACT_ECANCELED after pact_loop_close_all, PACT_ENOTASK outside a task. */
-#define PACT_AWAIT_ERR(p, out) pact_await_at((p), (out), __FILE__, __LINE__)
+#define PACT_AWAIT_ERR(p, out) PACT_AWAIT_AT_((p), (out), __FILE__, __LINE__)
 /** A statement: on rejection, return the error from the enclosing function
  *  (which must return pact_error *), as Rust's `?`. */
 #define PACT_AWAIT_TRY(p, out)                                                 \
     do {                                                                       \
         pact_error *pact_await_err__ =                                         \
-            pact_await_at((p), (out), __FILE__, __LINE__);                     \
+            PACT_AWAIT_AT_((p), (out), __FILE__, __LINE__);                    \
         if (pact_await_err__)                                                  \
             return pact_await_err__;                                           \
     } while (0)
