@@ -915,6 +915,75 @@ static pact_error *ping_task(void *arg, pact_value *result)
     return NULL;
 }
 
+/* PACT_AWAIT's halves (pact/task_switch.h): where the switch is inline
+ * (x86-64's asm context, no sanitizer), the library names the contexts and
+ * the caller switches; elsewhere enter does the whole await. Either way a
+ * settled promise with nothing queued needs no switch. */
+#if PACT_SWITCH_INLINE && PACT_CONTEXT_ASM && !defined(PACT__ASAN_BUILD) &&    \
+    !defined(PACT__TSAN_BUILD)
+#define T_INLINE_SWITCH 1
+#else
+#define T_INLINE_SWITCH 0
+#endif
+
+struct halves {
+    pact_deferred *d;
+    int entered, settled_entered;
+    int64_t got, settled_got;
+};
+
+static pact_error *halves_task(void *arg, pact_value *result)
+{
+    struct halves *h = arg;
+    pact_promise *p;
+    h->d = pact_deferred_new(t_loop, &p);
+    pact_value v = pact_nothing();
+    void *sw[2] = {NULL, NULL};
+    pact_error *err = NULL;
+    h->entered = pact_await_enter_(p, &v, __FILE__, __LINE__, sw, &err);
+    if (h->entered) {
+#if PACT_SWITCH_INLINE
+        ck_assert_ptr_nonnull(sw[0]);
+        ck_assert_ptr_nonnull(sw[1]);
+        pact_switch_((void **)sw[0], (void *const *)sw[1]);
+        err = pact_await_leave_(&v);
+#endif
+    }
+    ck_assert_ptr_null(err);
+    h->got = v.u.i;
+    h->settled_entered = pact_await_enter_(pact_resolved(t_loop, pact_int(7)),
+                                           &v, __FILE__, __LINE__, sw, &err);
+    ck_assert_ptr_null(err);
+    h->settled_got = v.u.i;
+    *result = pact_nothing();
+    return NULL;
+}
+
+static void halves_resolve(pact_error *err, void *ud)
+{
+    ck_assert_ptr_null(err);
+    struct halves *h = ud;
+    ck_assert_int_eq(pact_deferred_resolve(h->d, pact_int(42)), 0);
+    pact_deferred_unref(h->d);
+    h->d = NULL;
+}
+
+START_TEST(await_halves)
+{
+    struct halves h = {0};
+    pact_promise *t = spawn(halves_task, &h);
+    /* after the task has suspended: it starts as a microtask */
+    ck_assert_int_eq(pact_immediate(t_loop, halves_resolve, &h, NULL), 0);
+    run_ok();
+    ck_assert_ptr_null(h.d);
+    ck_assert_int_eq(h.entered, T_INLINE_SWITCH);
+    ck_assert_int_eq(h.got, 42);
+    ck_assert_int_eq(h.settled_entered, 0);
+    ck_assert_int_eq(h.settled_got, 7);
+    pact_promise_unref(t);
+}
+END_TEST
+
 START_TEST(ping_pong)
 {
     struct pingpong pp = {0};
@@ -2768,6 +2837,7 @@ Suite *suite_task(void)
     tcase_add_test(many, ten_thousand_sleeping_tasks);
     tcase_add_test(many, many_sequential_tasks);
     tcase_add_test(many, ping_pong);
+    tcase_add_test(many, await_halves);
     tcase_add_test(many, handed_over_tasks_end);
     suite_add_tcase(s, many);
 
