@@ -425,6 +425,15 @@ static pact_task *next_woken(pact_task *t)
  * or, when the next microtask would only resume another task, switch to
  * that one at once: it returns to our resumer in our place (run() finds
  * it in `current`), one switch instead of two and the same order. */
+/* Whether a task's await may switch inline in its own function
+ * (pact/task_switch.h): the halves pact_await_enter_ and _leave_. */
+#if PACT_CONTEXT_ASM && defined(__x86_64__) && !defined(PACT_ASAN) &&          \
+    !defined(PACT_TSAN)
+#define PACT__AWAIT_INLINE 1
+#else
+#define PACT__AWAIT_INLINE 0
+#endif
+
 #if !defined(PACT_ASAN) && !defined(PACT_TSAN)
 /* The context suspend() switches to: the next woken task's, made current
  * (a hand-off), or the resumer's. Not under a sanitizer, which is told of
@@ -905,8 +914,7 @@ pact_value pact_await_value_at(pact_promise *p, const char *file, int line)
 int pact_await_enter_(pact_promise *p, pact_value *out, const char *file,
                       int line, void *sw[2], pact_error **err)
 {
-#if PACT_CONTEXT_ASM && defined(__x86_64__) && !defined(PACT_ASAN) &&          \
-    !defined(PACT_TSAN)
+#if PACT__AWAIT_INLINE
     pact_task *t;
     *err = await_start(p, out, &t);
     if (!t)
@@ -1012,16 +1020,9 @@ void pact__task_wake(void *ud, pact_error *err, pact_value *v)
     pact__micro_must(t->ts->loop, resume_job, t); /* the wake's ref moves */
 }
 
-pact_error *pact__task_park_wait(pact_task *t, pact_value *out,
-                                 const char *file, int line)
+/* What a parked await of @p t came to (after its suspension, if any). */
+static pact_error *park_outcome(pact_task *t, pact_value *out)
 {
-    t->parking = false;
-    if (!t->park_done) {
-        t->await_file = file;
-        t->await_line = line;
-        suspend(t);
-        t->await_file = NULL;
-    }
     if (!t->park_done) { /* cancelled: the wake comes later, stale */
         pact_error *err = t->fail;
         t->fail = NULL;
@@ -1036,6 +1037,46 @@ pact_error *pact__task_park_wait(pact_task *t, pact_value *out,
         pact_value_release(&t->park_v);
     t->park_v = pact_nothing();
     return err;
+}
+
+pact_error *pact__task_park_wait(pact_task *t, pact_value *out,
+                                 const char *file, int line)
+{
+    t->parking = false;
+    if (!t->park_done) {
+        t->await_file = file;
+        t->await_line = line;
+        suspend(t);
+        t->await_file = NULL;
+    }
+    return park_outcome(t, out);
+}
+
+int pact__task_park_enter(pact_task *t, pact_value *out, const char *file,
+                          int line, void *sw[2], pact_error **err)
+{
+#if PACT__AWAIT_INLINE
+    t->parking = false;
+    if (!t->park_done) {
+        t->await_file = file;
+        t->await_line = line;
+        sw[1] = &suspend_to(t)->sp;
+        sw[0] = &t->ctx.sp;
+        return 1;
+    }
+    *err = park_outcome(t, out);
+#else
+    (void)sw;
+    *err = pact__task_park_wait(t, out, file, line);
+#endif
+    return 0;
+}
+
+pact_error *pact_await_park_leave_(pact_value *out)
+{
+    pact_task *t = current;
+    t->await_file = NULL;
+    return park_outcome(t, out);
 }
 
 void pact__task_park_abandon(pact_task *t)

@@ -18,9 +18,11 @@ static void received(pact_error *err, pact_value *v, void *ud)
     pact__task_wake(ud, err, v);
 }
 
-pact_error *pact_await_recv_at(pact_chan *ch, pact_value *out, const char *file,
-                               int line)
+/* A receive up to its parking: the outcome when it need not park (*@p tp
+ * NULL), else NULL with the parked task in *@p tp. */
+static pact_error *recv_start(pact_chan *ch, pact_value *out, pact_task **tp)
 {
+    *tp = NULL;
     if (out)
         *out = pact_nothing();
     pact_error *err = pact__task_await_check("pact_await_recv");
@@ -47,12 +49,14 @@ pact_error *pact_await_recv_at(pact_chan *ch, pact_value *out, const char *file,
         pact__task_park_abandon(t);
         return PACT_ERROR(rc, "pact_await_recv: the channel refused");
     }
-    return pact__task_park_wait(t, out, file, line);
+    *tp = t;
+    return NULL;
 }
 
-pact_error *pact_await_send_at(pact_chan *ch, pact_value value,
-                               const char *file, int line)
+/* A send up to its parking, as recv_start. */
+static pact_error *send_start(pact_chan *ch, pact_value value, pact_task **tp)
 {
+    *tp = NULL;
     pact_error *err = pact__task_await_check("pact_await_send");
     int rc = err ? 0 : pact__chan_try_send(ch, &value);
     if (rc == 1)
@@ -75,5 +79,39 @@ pact_error *pact_await_send_at(pact_chan *ch, pact_value value,
         pact__task_park_abandon(t);
         return PACT_ERROR(rc, "pact_await_send: the channel refused");
     }
-    return pact__task_park_wait(t, NULL, file, line);
+    *tp = t;
+    return NULL;
+}
+
+pact_error *pact_await_recv_at(pact_chan *ch, pact_value *out, const char *file,
+                               int line)
+{
+    pact_task *t;
+    pact_error *err = recv_start(ch, out, &t);
+    return t ? pact__task_park_wait(t, out, file, line) : err;
+}
+
+pact_error *pact_await_send_at(pact_chan *ch, pact_value value,
+                               const char *file, int line)
+{
+    pact_task *t;
+    pact_error *err = send_start(ch, value, &t);
+    return t ? pact__task_park_wait(t, NULL, file, line) : err;
+}
+
+/* The inline switch's halves (see pact_await_enter_ in task.c). */
+int pact_await_recv_enter_(pact_chan *ch, pact_value *out, const char *file,
+                           int line, void *sw[2], pact_error **err)
+{
+    pact_task *t;
+    *err = recv_start(ch, out, &t);
+    return t ? pact__task_park_enter(t, out, file, line, sw, err) : 0;
+}
+
+int pact_await_send_enter_(pact_chan *ch, pact_value value, const char *file,
+                           int line, void *sw[2], pact_error **err)
+{
+    pact_task *t;
+    *err = send_start(ch, value, &t);
+    return t ? pact__task_park_enter(t, NULL, file, line, sw, err) : 0;
 }

@@ -76,6 +76,12 @@ pact_error *pact__task_await_check(const char *fn);
 void pact__task_wake(void *t, pact_error *err, pact_value *v);
 pact_error *pact__task_park_wait(pact_task *t, pact_value *out,
                                  const char *file, int line);
+/* pact__task_park_wait's first half for an await that switches inline
+ * (pact_await_recv_enter_ and send's): 1 with the contexts in @p sw when
+ * the task must suspend (pact_await_park_leave_ then gives the outcome),
+ * else 0 with the outcome in *@p err. */
+int pact__task_park_enter(pact_task *t, pact_value *out, const char *file,
+                          int line, void *sw[2], pact_error **err);
 void pact__task_park_abandon(pact_task *t);
 
 /* The task on the CPU, or NULL on a loop's own stack. */

@@ -984,6 +984,63 @@ START_TEST(await_halves)
 }
 END_TEST
 
+/* pact_await_recv's and pact_await_send's halves, as PACT_AWAIT's: a
+ * receive on an empty channel parks (the caller switches where it can),
+ * the sender finds it parked and hands over without parking. */
+struct chan_halves {
+    pact_chan *ch;
+    int recv_entered, send_entered;
+    int64_t got;
+};
+
+static pact_error *chan_halves_recv(void *arg, pact_value *result)
+{
+    struct chan_halves *h = arg;
+    pact_value v = pact_nothing();
+    void *sw[2] = {NULL, NULL};
+    pact_error *err = NULL;
+    h->recv_entered =
+        pact_await_recv_enter_(h->ch, &v, __FILE__, __LINE__, sw, &err);
+#if PACT_SWITCH_INLINE
+    if (h->recv_entered) {
+        pact_switch_((void **)sw[0], (void *const *)sw[1]);
+        err = pact_await_park_leave_(&v);
+    }
+#endif
+    ck_assert_ptr_null(err);
+    h->got = v.u.i;
+    *result = pact_nothing();
+    return NULL;
+}
+
+static pact_error *chan_halves_send(void *arg, pact_value *result)
+{
+    struct chan_halves *h = arg;
+    void *sw[2] = {NULL, NULL};
+    pact_error *err = NULL;
+    h->send_entered = pact_await_send_enter_(h->ch, pact_int(5), __FILE__,
+                                             __LINE__, sw, &err);
+    ck_assert_ptr_null(err);
+    *result = pact_nothing();
+    return NULL;
+}
+
+START_TEST(chan_await_halves)
+{
+    struct chan_halves h = {.ch = pact_chan_new(t_loop, 0)};
+    ck_assert_ptr_nonnull(h.ch);
+    pact_promise *r = spawn(chan_halves_recv, &h); /* parks first */
+    pact_promise *w = spawn(chan_halves_send, &h);
+    run_ok();
+    ck_assert_int_eq(h.recv_entered, T_INLINE_SWITCH);
+    ck_assert_int_eq(h.send_entered, 0); /* a hand-off to the parked one */
+    ck_assert_int_eq(h.got, 5);
+    pact_promise_unref(r);
+    pact_promise_unref(w);
+    pact_chan_free(h.ch);
+}
+END_TEST
+
 START_TEST(ping_pong)
 {
     struct pingpong pp = {0};
@@ -2838,6 +2895,7 @@ Suite *suite_task(void)
     tcase_add_test(many, many_sequential_tasks);
     tcase_add_test(many, ping_pong);
     tcase_add_test(many, await_halves);
+    tcase_add_test(many, chan_await_halves);
     tcase_add_test(many, handed_over_tasks_end);
     suite_add_tcase(s, many);
 

@@ -236,9 +236,6 @@ PACT_NODISCARD PACT_API pact_error *pact_yield_at(const char *file, int line);
  */
 PACT_NODISCARD PACT_API pact_error *
 pact_await_recv_at(pact_chan *ch, pact_value *out, const char *file, int line);
-/** pact_await_recv_at with the caller's file:line. */
-#define pact_await_recv(ch, out)                                               \
-    pact_await_recv_at((ch), (out), __FILE__, __LINE__)
 /**
  * In a task: send @p value (stolen, released on failure) on @p ch with no
  * promise in between (Go's `ch <- v`): at once when a receiver is parked
@@ -249,9 +246,66 @@ pact_await_recv_at(pact_chan *ch, pact_value *out, const char *file, int line);
  */
 PACT_NODISCARD PACT_API pact_error *
 pact_await_send_at(pact_chan *ch, pact_value value, const char *file, int line);
-/** pact_await_send_at with the caller's file:line. */
+/** pact_await_recv's first half for the inline switch (see
+ *  pact_await_enter_): not to be called directly. */
+PACT_API int pact_await_recv_enter_(pact_chan *ch, pact_value *out,
+                                    const char *file, int line, void *sw[2],
+                                    pact_error **err);
+/** pact_await_send's first half for the inline switch (see
+ *  pact_await_enter_): not to be called directly. */
+PACT_API int pact_await_send_enter_(pact_chan *ch, pact_value value,
+                                    const char *file, int line, void *sw[2],
+                                    pact_error **err);
+/** The second half of pact_await_recv_enter_ and pact_await_send_enter_,
+ *  once switched back to: the outcome, as pact_await_recv_at's. */
+PACT_NODISCARD PACT_API pact_error *pact_await_park_leave_(pact_value *out);
+
+/** @cond PACT_INTERNAL */
+#if PACT_SWITCH_INLINE
+static inline __attribute__((always_inline)) pact_error *
+pact_await_recv_inline_(pact_chan *ch, pact_value *out, const char *file,
+                        int line)
+{
+    void *sw[2];
+    pact_error *err;
+    if (pact_await_recv_enter_(ch, out, file, line, sw, &err)) {
+        pact_switch_((void **)sw[0], (void *const *)sw[1]);
+        return pact_await_park_leave_(out);
+    }
+    return err;
+}
+static inline __attribute__((always_inline)) pact_error *
+pact_await_send_inline_(pact_chan *ch, pact_value value, const char *file,
+                        int line)
+{
+    void *sw[2];
+    pact_error *err;
+    if (pact_await_send_enter_(ch, value, file, line, sw, &err)) {
+        pact_switch_((void **)sw[0], (void *const *)sw[1]);
+        return pact_await_park_leave_(NULL);
+    }
+    return err;
+}
+#define PACT_AWAIT_RECV_AT_(ch, out, file, line)                               \
+    pact_await_recv_inline_((ch), (out), (file), (line))
+#define PACT_AWAIT_SEND_AT_(ch, value, file, line)                             \
+    pact_await_send_inline_((ch), (value), (file), (line))
+#else
+#define PACT_AWAIT_RECV_AT_(ch, out, file, line)                               \
+    pact_await_recv_at((ch), (out), (file), (line))
+#define PACT_AWAIT_SEND_AT_(ch, value, file, line)                             \
+    pact_await_send_at((ch), (value), (file), (line))
+#endif
+/** @endcond */
+
+/** pact_await_recv_at with the caller's file:line (the switch inline where
+ *  it can be, as PACT_AWAIT's). */
+#define pact_await_recv(ch, out)                                               \
+    PACT_AWAIT_RECV_AT_((ch), (out), __FILE__, __LINE__)
+/** pact_await_send_at with the caller's file:line (the switch inline where
+ *  it can be, as PACT_AWAIT's). */
 #define pact_await_send(ch, value)                                             \
-    pact_await_send_at((ch), (value), __FILE__, __LINE__)
+    PACT_AWAIT_SEND_AT_((ch), (value), __FILE__, __LINE__)
 
 /* ---- introspection and settings ------------------------------------------ */
 
