@@ -454,6 +454,19 @@ static PACT__ALWAYS_INLINE pact__ctx *suspend_to(pact_task *t)
 }
 #endif
 
+#if PACT__AWAIT_INLINE
+/* suspend() up to its switch, which the caller makes inline (the first
+ * half of an await: see pact_await_enter_): the contexts in @p sw. */
+static PACT__ALWAYS_INLINE void switch_out(pact_task *t, const char *file,
+                                           int line, void *sw[2])
+{
+    t->await_file = file;
+    t->await_line = line;
+    sw[1] = &suspend_to(t)->sp;
+    sw[0] = &t->ctx.sp;
+}
+#endif
+
 static void suspend(pact_task *t)
 {
 #if !defined(PACT_ASAN) && !defined(PACT_TSAN)
@@ -919,10 +932,7 @@ int pact_await_enter_(pact_promise *p, pact_value *out, const char *file,
     *err = await_start(p, out, &t);
     if (!t)
         return 0;
-    t->await_file = file;
-    t->await_line = line;
-    sw[1] = &suspend_to(t)->sp;
-    sw[0] = &t->ctx.sp;
+    switch_out(t, file, line, sw);
     return 1;
 #else
     (void)sw;
@@ -1058,10 +1068,7 @@ int pact__task_park_enter(pact_task *t, pact_value *out, const char *file,
 #if PACT__AWAIT_INLINE
     t->parking = false;
     if (!t->park_done) {
-        t->await_file = file;
-        t->await_line = line;
-        sw[1] = &suspend_to(t)->sp;
-        sw[0] = &t->ctx.sp;
+        switch_out(t, file, line, sw);
         return 1;
     }
     *err = park_outcome(t, out);
