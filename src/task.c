@@ -421,10 +421,6 @@ static pact_task *next_woken(pact_task *t)
 }
 #endif
 
-/* Give the thread back to the resumer until a wake-up runs us again --
- * or, when the next microtask would only resume another task, switch to
- * that one at once: it returns to our resumer in our place (run() finds
- * it in `current`), one switch instead of two and the same order. */
 /* Whether a task's await may switch inline in its own function
  * (pact/task_switch.h): the halves pact_await_enter_ and _leave_. */
 #if PACT_CONTEXT_ASM && defined(__x86_64__) && !defined(PACT_ASAN) &&          \
@@ -467,6 +463,10 @@ static PACT__ALWAYS_INLINE void switch_out(pact_task *t, const char *file,
 }
 #endif
 
+/* Give the thread back to the resumer until a wake-up runs us again --
+ * or, when the next microtask would only resume another task, switch to
+ * that one at once: it returns to our resumer in our place (run() finds
+ * it in `current`), one switch instead of two and the same order. */
 static void suspend(pact_task *t)
 {
 #if !defined(PACT_ASAN) && !defined(PACT_TSAN)
